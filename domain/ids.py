@@ -1,0 +1,23 @@
+"""Deterministic aggregate ids: the same business key always maps to the
+same aggregate, which makes submission idempotent and lookups direct."""
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+_ROOT = uuid5(NAMESPACE_URL, "https://o2o-engine.dev/")
+
+
+def inventory_id(node_id: str) -> UUID:
+    return uuid5(_ROOT, f"inventory/{node_id}")
+
+
+def order_id(channel: str, external_id: str) -> UUID:
+    return uuid5(_ROOT, f"order/{channel}/{external_id}")
+
+
+def member_id(member: str) -> UUID:
+    return uuid5(_ROOT, f"member/{member}")
+
+
+def identity_id(kind: str, external_id: str) -> UUID:
+    return uuid5(_ROOT, f"identity/{kind}/{external_id}")

@@ -1,0 +1,152 @@
+"""One node's inventory, shared by online orders and over-the-counter sales.
+
+ATP (available to promise) = on hand - reserved - safety stock. Reservations
+are all-or-nothing per order and never take ATP below zero; nothing but a
+hand-over or a release touches reserved goods, so POS sales, adjustments and
+stocktakes may not take on-hand below what is reserved.
+"""
+from __future__ import annotations
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import ids
+from domain.errors import Conflict, InvalidInput
+
+POS_DEDUP_SECONDS = 2 * 86400
+
+
+def _check_lines(lines: dict[str, int], field: str = "lines") -> None:
+    if not lines:
+        raise InvalidInput(field, "at least one line is required")
+    for sku, qty in lines.items():
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
+            raise InvalidInput(f"{field}.{sku}.qty", f"must be a positive integer, got {qty!r}")
+
+
+class NodeInventory(Aggregate):
+    @staticmethod
+    def create_id(node_id: str, at: float) -> object:
+        return ids.inventory_id(node_id)
+
+    @event("Opened")
+    def __init__(self, node_id: str, at: float) -> None:
+        self.node_id = node_id
+        self.on_hand: dict[str, int] = {}
+        self.reserved: dict[str, int] = {}
+        self.safety: dict[str, int] = {}
+        self.reservations: dict[str, dict[str, int]] = {}  # order id -> lines
+        self.pos_sales: dict[str, float] = {}  # recent sale id -> at, for idempotence
+
+    # -- queries -------------------------------------------------------
+    def atp(self, sku: str) -> int:
+        return self.on_hand.get(sku, 0) - self.reserved.get(sku, 0) - self.safety.get(sku, 0)
+
+    def free(self, sku: str) -> int:
+        """Goods not set aside for an order (safety stock included)."""
+        return self.on_hand.get(sku, 0) - self.reserved.get(sku, 0)
+
+    # -- commands ------------------------------------------------------
+    def receive(self, lines: dict[str, int], ref: str, at: float) -> None:
+        _check_lines(lines)
+        self._received(lines=dict(lines), ref=ref, at=at)
+
+    def adjust(self, sku: str, delta: int, reason: str, at: float) -> None:
+        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+            raise InvalidInput("delta", f"must be a non-zero integer, got {delta!r}")
+        if not reason.strip():
+            raise InvalidInput("reason", "an adjustment needs a reason")
+        if delta < 0 and self.free(sku) + delta < 0:
+            raise Conflict("delta", f"{sku}: only {self.free(sku)} unreserved on hand, cannot remove {-delta}")
+        self._adjusted(sku=sku, delta=delta, reason=reason, at=at)
+
+    def count(self, sku: str, counted: int, at: float) -> None:
+        if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
+            raise InvalidInput("counted", f"must be an integer >= 0, got {counted!r}")
+        if counted < self.reserved.get(sku, 0):
+            raise Conflict("counted", f"{sku}: {self.reserved.get(sku, 0)} are reserved for orders; release or reroute them first")
+        self._counted(sku=sku, counted=counted, delta=counted - self.on_hand.get(sku, 0), at=at)
+
+    def set_safety_stock(self, sku: str, qty: int, at: float) -> None:
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
+            raise InvalidInput("qty", f"must be an integer >= 0, got {qty!r}")
+        self._safety_set(sku=sku, qty=qty, at=at)
+
+    def can_reserve(self, lines: dict[str, int]) -> str | None:
+        """None if the lines fit within ATP, else the first SKU short."""
+        for sku, qty in lines.items():
+            if self.atp(sku) < qty:
+                return sku
+        return None
+
+    def reserve(self, order_id: str, lines: dict[str, int], at: float) -> None:
+        _check_lines(lines)
+        if order_id in self.reservations:
+            raise Conflict("order_id", f"order {order_id} already holds a reservation at {self.node_id}")
+        short = self.can_reserve(lines)
+        if short is not None:
+            raise Conflict(f"lines.{short}", f"only {max(self.atp(short), 0)} available to promise at {self.node_id}")
+        self._reserved(order_id=order_id, lines=dict(lines), at=at)
+
+    def release(self, order_id: str, reason: str, at: float) -> None:
+        if order_id not in self.reservations:
+            raise Conflict("order_id", f"order {order_id} holds no reservation at {self.node_id}")
+        self._released(order_id=order_id, lines=dict(self.reservations[order_id]), reason=reason, at=at)
+
+    def consume(self, order_id: str, at: float) -> None:
+        if order_id not in self.reservations:
+            raise Conflict("order_id", f"order {order_id} holds no reservation at {self.node_id}")
+        self._consumed(order_id=order_id, lines=dict(self.reservations[order_id]), at=at)
+
+    def sell_over_counter(self, sale_id: str, lines: dict[str, int], at: float) -> None:
+        _check_lines(lines)
+        if sale_id in self.pos_sales:
+            raise Conflict("sale_id", f"POS sale {sale_id} is already recorded at {self.node_id}")
+        for sku, qty in lines.items():
+            if self.free(sku) < qty:
+                raise Conflict(f"lines.{sku}", f"only {max(self.free(sku), 0)} unreserved on hand at {self.node_id}")
+        self._sold(sale_id=sale_id, lines=dict(lines), at=at)
+
+    # -- events --------------------------------------------------------
+    @event("Received")
+    def _received(self, lines: dict[str, int], ref: str, at: float) -> None:
+        for sku, qty in lines.items():
+            self.on_hand[sku] = self.on_hand.get(sku, 0) + qty
+
+    @event("Adjusted")
+    def _adjusted(self, sku: str, delta: int, reason: str, at: float) -> None:
+        self.on_hand[sku] = self.on_hand.get(sku, 0) + delta
+
+    @event("Counted")
+    def _counted(self, sku: str, counted: int, delta: int, at: float) -> None:
+        self.on_hand[sku] = counted
+
+    @event("SafetyStockSet")
+    def _safety_set(self, sku: str, qty: int, at: float) -> None:
+        self.safety[sku] = qty
+
+    @event("Reserved")
+    def _reserved(self, order_id: str, lines: dict[str, int], at: float) -> None:
+        self.reservations[order_id] = lines
+        for sku, qty in lines.items():
+            self.reserved[sku] = self.reserved.get(sku, 0) + qty
+
+    @event("Released")
+    def _released(self, order_id: str, lines: dict[str, int], reason: str, at: float) -> None:
+        del self.reservations[order_id]
+        for sku, qty in lines.items():
+            self.reserved[sku] -= qty
+
+    @event("Consumed")
+    def _consumed(self, order_id: str, lines: dict[str, int], at: float) -> None:
+        del self.reservations[order_id]
+        for sku, qty in lines.items():
+            self.reserved[sku] -= qty
+            self.on_hand[sku] -= qty
+
+    @event("SoldOverCounter")
+    def _sold(self, sale_id: str, lines: dict[str, int], at: float) -> None:
+        # Redeliveries come within minutes; keeping two days bounds the state.
+        self.pos_sales = {k: t for k, t in self.pos_sales.items() if t > at - POS_DEDUP_SECONDS}
+        self.pos_sales[sale_id] = at
+        for sku, qty in lines.items():
+            self.on_hand[sku] -= qty
