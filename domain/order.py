@@ -1,0 +1,289 @@
+"""An online order and its way through the network.
+
+placed -> routed -> accepted -> picked -> ready (pickup) | dispatched (delivery)
+-> collected | delivered. An order may be split into parts, one per node; each
+part moves on its own and the order's status is that of its least advanced
+part. A declined or expired part's lines go back to `pending` and are routed
+again, never to the same node. Terminal states: completed, cancelled, rejected.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from eventsourcing.domain import Aggregate, event
+from msgspec import Struct
+
+from domain import ids
+from domain.errors import Conflict, InvalidInput
+
+Mode = Literal["delivery", "pickup"]
+
+# Part states in order of progress; a part that leaves (declined, expired,
+# released) is removed from the order rather than kept in a state.
+PROGRESS = ("routed", "accepted", "picked", "ready", "dispatched", "handed_over")
+TERMINAL = ("completed", "cancelled", "rejected")
+
+
+class RoutedPart(Struct, frozen=True):
+    node: str
+    lines: dict[str, int]
+    eta_at: float  # expected hand-over, epoch seconds
+    cost: dict[str, float]  # the cost terms that decided it
+
+
+class Loss(Struct, frozen=True):
+    node: str
+    reason: str
+
+
+class PartState(Struct):
+    node: str
+    lines: dict[str, int]
+    eta_at: float
+    status: str
+    routed_at: float
+
+
+def merge_lines(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for sku, qty in b.items():
+        out[sku] = out.get(sku, 0) + qty
+    return out
+
+
+class Order(Aggregate):
+    @staticmethod
+    def create_id(channel: str, external_id: str, **_: object) -> object:
+        return ids.order_id(channel, external_id)
+
+    @event("Placed")
+    def __init__(
+        self,
+        channel: str,
+        external_id: str,
+        lines: dict[str, int],
+        value: float,
+        mode: Mode,
+        lat: float,
+        lon: float,
+        promised_at: float,
+        at: float,
+        pickup_node: str | None = None,
+        member: str | None = None,
+    ) -> None:
+        self.channel = channel
+        self.external_id = external_id
+        self.lines = lines
+        self.value = value
+        self.mode = mode
+        self.lat = lat
+        self.lon = lon
+        self.promised_at = promised_at
+        self.placed_at = at
+        self.pickup_node = pickup_node
+        self.member = member
+        self.pending: dict[str, int] = dict(lines)
+        self.parts: dict[str, PartState] = {}  # node -> part
+        self.excluded: list[str] = []  # nodes that declined or let it expire
+        self.outcome: str | None = None  # terminal state, once reached
+        self.reason: str | None = None
+        self.reroutes = 0
+
+    @classmethod
+    def place(
+        cls,
+        channel: str,
+        external_id: str,
+        lines: dict[str, int],
+        value: float,
+        mode: Mode,
+        lat: float,
+        lon: float,
+        promised_at: float,
+        at: float,
+        pickup_node: str | None = None,
+        member: str | None = None,
+    ) -> "Order":
+        if not channel:
+            raise InvalidInput("channel", "must not be empty")
+        if not external_id:
+            raise InvalidInput("external_id", "must not be empty")
+        if not lines:
+            raise InvalidInput("lines", "an order needs at least one line")
+        for sku, qty in lines.items():
+            if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
+                raise InvalidInput(f"lines.{sku}.qty", f"must be a positive integer, got {qty!r}")
+        if mode == "pickup" and not pickup_node:
+            raise InvalidInput("pickup_node", "a pickup order names the store the customer chose")
+        if mode not in ("delivery", "pickup"):
+            raise InvalidInput("mode", f"must be delivery or pickup, got {mode!r}")
+        if promised_at <= at:
+            raise InvalidInput("promised_at", "must be after the time the order is placed")
+        return cls(
+            channel=channel, external_id=external_id, lines=dict(lines), value=value, mode=mode,
+            lat=lat, lon=lon, promised_at=promised_at, at=at, pickup_node=pickup_node, member=member,
+        )
+
+    # -- queries -------------------------------------------------------
+    @property
+    def status(self) -> str:
+        if self.outcome:
+            return self.outcome
+        if self.pending:
+            return "placed"
+        return min((p.status for p in self.parts.values()), key=PROGRESS.index)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.outcome is not None
+
+    def part(self, node: str | None) -> PartState:
+        if node is None:
+            if len(self.parts) != 1:
+                raise InvalidInput("node", f"order has {len(self.parts)} parts; name the node")
+            return next(iter(self.parts.values()))
+        if node not in self.parts:
+            raise Conflict("node", f"node {node} holds no part of this order")
+        return self.parts[node]
+
+    # -- routing -------------------------------------------------------
+    def route(self, parts: list[RoutedPart], lost: list[Loss], at: float) -> None:
+        self._check_open()
+        if not parts:
+            raise InvalidInput("parts", "a routing names at least one node")
+        routed: dict[str, int] = {}
+        for p in parts:
+            if p.node in self.parts or p.node in self.excluded:
+                raise Conflict("node", f"node {p.node} already served or declined this order")
+            routed = merge_lines(routed, p.lines)
+        if routed != self.pending:
+            raise Conflict("parts", f"routed lines {routed} differ from pending lines {self.pending}")
+        self._routed(parts=list(parts), lost=list(lost), at=at)
+
+    def reject(self, reason: str, lost: list[Loss], at: float) -> None:
+        self._check_open()
+        if any(p.status == "handed_over" for p in self.parts.values()):
+            raise Conflict("order", "part of the order was already handed over")
+        self._rejected(reason=reason, lost=list(lost), released=sorted(self.parts), at=at)
+
+    def accept(self, node: str | None, at: float) -> str:
+        part = self._advance(node, "routed")
+        self._accepted(node=part.node, at=at)
+        return part.node
+
+    def decline(self, node: str | None, reason: str, at: float) -> str:
+        part = self._advance(node, "routed")
+        self._declined(node=part.node, reason=reason, at=at)
+        return part.node
+
+    def expire(self, node: str, at: float) -> None:
+        self._advance(node, "routed")
+        self._expired(node=node, at=at)
+
+    # -- fulfilment ----------------------------------------------------
+    def pick(self, node: str | None, at: float) -> str:
+        part = self._advance(node, "accepted")
+        self._picked(node=part.node, at=at)
+        return part.node
+
+    def make_ready(self, node: str | None, at: float) -> str:
+        if self.mode != "pickup":
+            raise Conflict("mode", "only a pickup order is made ready for collection; dispatch a delivery")
+        part = self._advance(node, "picked")
+        self._ready(node=part.node, at=at)
+        return part.node
+
+    def dispatch(self, node: str | None, at: float) -> str:
+        if self.mode != "delivery":
+            raise Conflict("mode", "a pickup order is not dispatched; make it ready")
+        part = self._advance(node, "picked")
+        self._dispatched(node=part.node, at=at)
+        return part.node
+
+    def deliver(self, node: str | None, at: float) -> str:
+        part = self._advance(node, "dispatched")
+        self._handed_over(node=part.node, how="delivered", at=at)
+        return part.node
+
+    def collect(self, node: str | None, at: float) -> str:
+        part = self._advance(node, "ready")
+        self._handed_over(node=part.node, how="collected", at=at)
+        return part.node
+
+    def cancel(self, reason: str, at: float) -> list[str]:
+        """Returns the nodes whose reservations must be released."""
+        if self.outcome == "cancelled":
+            raise Conflict("order", "already cancelled")
+        if self.outcome:
+            raise Conflict("order", f"order is {self.outcome}; it can no longer be cancelled")
+        if any(p.status == "handed_over" for p in self.parts.values()):
+            raise Conflict("order", "goods were already handed over")
+        released = sorted(self.parts)
+        self._cancelled(reason=reason, released=released, at=at)
+        return released
+
+    def _check_open(self) -> None:
+        if self.outcome:
+            raise Conflict("order", f"order is already {self.outcome}")
+
+    def _advance(self, node: str | None, expected: str) -> PartState:
+        self._check_open()
+        part = self.part(node)
+        if part.status != expected:
+            raise Conflict("status", f"part at {part.node} is {part.status}, expected {expected}")
+        return part
+
+    # -- events --------------------------------------------------------
+    @event("Routed")
+    def _routed(self, parts: list[RoutedPart], lost: list[Loss], at: float) -> None:
+        for p in parts:
+            self.parts[p.node] = PartState(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, status="routed", routed_at=at)
+        self.pending = {}
+
+    @event("Rejected")
+    def _rejected(self, reason: str, lost: list[Loss], released: list[str], at: float) -> None:
+        self.outcome = "rejected"
+        self.reason = reason
+        self.parts = {}
+
+    @event("Accepted")
+    def _accepted(self, node: str, at: float) -> None:
+        self.parts[node].status = "accepted"
+
+    @event("Declined")
+    def _declined(self, node: str, reason: str, at: float) -> None:
+        self._give_back(node)
+
+    @event("Expired")
+    def _expired(self, node: str, at: float) -> None:
+        self._give_back(node)
+
+    def _give_back(self, node: str) -> None:
+        part = self.parts.pop(node)
+        self.pending = merge_lines(self.pending, part.lines)
+        self.excluded.append(node)
+        self.reroutes += 1
+
+    @event("Picked")
+    def _picked(self, node: str, at: float) -> None:
+        self.parts[node].status = "picked"
+
+    @event("ReadyForPickup")
+    def _ready(self, node: str, at: float) -> None:
+        self.parts[node].status = "ready"
+
+    @event("Dispatched")
+    def _dispatched(self, node: str, at: float) -> None:
+        self.parts[node].status = "dispatched"
+
+    @event("HandedOver")
+    def _handed_over(self, node: str, how: str, at: float) -> None:
+        self.parts[node].status = "handed_over"
+        if not self.pending and all(p.status == "handed_over" for p in self.parts.values()):
+            self.outcome = "completed"
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, released: list[str], at: float) -> None:
+        self.outcome = "cancelled"
+        self.reason = reason
+        self.parts = {}
