@@ -1,0 +1,118 @@
+"""Commands: what other systems ask the engine to do.
+
+They are the wire format too (msgspec decodes and validates them, naming the
+bad field), so their constraints are part of the public contract.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+Key = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+NodeId = Annotated[str, Meta(min_length=1, max_length=64)]
+Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+Qty = Annotated[int, Meta(ge=1, le=100_000)]
+Text = Annotated[str, Meta(max_length=500)]
+Channel = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+
+MAX_LINES = 200
+
+
+class Line(Struct, frozen=True, forbid_unknown_fields=True):
+    sku: Sku
+    qty: Qty
+
+
+Lines = Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
+
+
+class Command(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    pass
+
+
+# -- orders -------------------------------------------------------------
+class SubmitOrder(Command, tag="submit_order"):
+    channel: Channel  # app, mall, meituan, eleme, wechat_mini, alipay_mini, pos ...
+    external_id: Key  # the channel's own order id; (channel, external_id) is idempotent
+    lines: Lines
+    mode: Literal["delivery", "pickup"] = "delivery"
+    lat: Annotated[float, Meta(ge=-90, le=90)] | None = None  # delivery address
+    lon: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    pickup_node: NodeId | None = None  # pickup: the store the customer chose
+    promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # default per mode
+    member: Key | None = None
+
+
+class CancelOrder(Command, tag="cancel_order"):
+    order_id: Key
+    reason: Text = "cancelled by customer"
+
+
+class AcceptOrder(Command, tag="accept_order"):
+    order_id: Key
+    node: NodeId | None = None  # needed only when the order is split
+
+
+class DeclineOrder(Command, tag="decline_order"):
+    order_id: Key
+    node: NodeId | None = None
+    reason: Text = "declined by node"
+
+
+Progress = Literal["picked", "ready", "dispatched", "delivered", "collected"]
+
+
+class ReportProgress(Command, tag="report_progress"):
+    order_id: Key
+    step: Progress
+    node: NodeId | None = None
+
+
+# -- stock --------------------------------------------------------------
+class ReceiveStock(Command, tag="receive_stock"):
+    node: NodeId
+    lines: Lines
+    ref: Text = ""  # delivery note
+
+
+class AdjustStock(Command, tag="adjust_stock"):
+    node: NodeId
+    sku: Sku
+    delta: Annotated[int, Meta(ge=-100_000, le=100_000)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+class CountStock(Command, tag="count_stock"):
+    node: NodeId
+    sku: Sku
+    counted: Annotated[int, Meta(ge=0, le=10_000_000)]
+
+
+class SellOverCounter(Command, tag="sell_over_counter"):
+    node: NodeId
+    sale_id: Key
+    lines: Lines
+    member: Key | None = None
+
+
+# -- members ------------------------------------------------------------
+class SignUpMember(Command, tag="sign_up_member"):
+    member: Key
+    node: NodeId
+    via: Literal["clerk", "qr", "pos", "online"] = "qr"
+    clerk: Key | None = None
+    phone: Annotated[str, Meta(pattern=r"^\+?[0-9]{6,15}$")] | None = None  # hashed, never stored
+
+
+class BindIdentity(Command, tag="bind_identity"):
+    member: Key
+    kind: Literal["app", "wechat", "alipay", "mini_program", "platform"]
+    external_id: Key
+
+
+class RedeemPoints(Command, tag="redeem_points"):
+    member: Key
+    points: Annotated[int, Meta(ge=1)]
+    gift: Annotated[str, Meta(min_length=1, max_length=200)]
+    ref: Key  # the redemption's own id, for idempotence
