@@ -66,10 +66,12 @@ class NodeInventory(Aggregate):
             raise Conflict("counted", f"{sku}: {self.reserved.get(sku, 0)} are reserved for orders; release or reroute them first")
         self._counted(sku=sku, counted=counted, delta=counted - self.on_hand.get(sku, 0), at=at)
 
-    def set_safety_stock(self, sku: str, qty: int, at: float) -> None:
-        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
-            raise InvalidInput("qty", f"must be an integer >= 0, got {qty!r}")
-        self._safety_set(sku=sku, qty=qty, at=at)
+    def set_safety_stock(self, levels: dict[str, int], at: float) -> None:
+        for sku, qty in levels.items():
+            if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
+                raise InvalidInput(f"levels.{sku}", f"must be an integer >= 0, got {qty!r}")
+        if levels:
+            self._safety_set(levels=dict(levels), at=at)
 
     def can_reserve(self, lines: dict[str, int]) -> str | None:
         """None if the lines fit within ATP, else the first SKU short."""
@@ -121,8 +123,8 @@ class NodeInventory(Aggregate):
         self.on_hand[sku] = counted
 
     @event("SafetyStockSet")
-    def _safety_set(self, sku: str, qty: int, at: float) -> None:
-        self.safety[sku] = qty
+    def _safety_set(self, levels: dict[str, int], at: float) -> None:
+        self.safety.update(levels)
 
     @event("Reserved")
     def _reserved(self, order_id: str, lines: dict[str, int], at: float) -> None:

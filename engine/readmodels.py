@@ -1,0 +1,338 @@
+"""Read models: projections of the stored events, never queries over
+aggregates. The engine applies each committed event in commit order; a
+rebuild applies the same events from the store and must reach the same state.
+
+- AtpView: on hand / reserved / safety per node x SKU as numpy arrays (the
+  router's view of stock);
+- OrderView: status, parts and first answer of every order, the orders that
+  wait for routing and the parts that wait for the node's decision;
+- capacity used per node in its current slot;
+- KPIs, computed from the order records.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+import msgspec
+import numpy as np
+
+from domain.network import Network
+
+
+class AtpView:
+    def __init__(self, node_ids: list[str], sku_ids: list[str]):
+        self.node_ids = list(node_ids)
+        self.sku_ids = list(sku_ids)
+        self.node_index = {n: i for i, n in enumerate(self.node_ids)}
+        self.sku_index = {s: j for j, s in enumerate(self.sku_ids)}
+        shape = (len(self.node_ids), len(self.sku_ids))
+        self.on_hand = np.zeros(shape, dtype=np.int64)
+        self.reserved = np.zeros(shape, dtype=np.int64)
+        self.safety = np.zeros(shape, dtype=np.int64)
+        self.rows: dict[UUID, int] = {}  # inventory aggregate id -> node row
+
+    def atp(self) -> np.ndarray:
+        """Available to promise, never below zero (POS may eat safety stock)."""
+        return np.maximum(self.on_hand - self.reserved - self.safety, 0)
+
+    def row(self, node: str) -> int:
+        i = self.node_index.get(node)
+        if i is None:
+            i = len(self.node_ids)
+            self.node_ids.append(node)
+            self.node_index[node] = i
+            for name in ("on_hand", "reserved", "safety"):
+                a = getattr(self, name)
+                setattr(self, name, np.vstack([a, np.zeros((1, a.shape[1]), dtype=np.int64)]))
+        return i
+
+    def col(self, sku: str) -> int:
+        j = self.sku_index.get(sku)
+        if j is None:
+            j = len(self.sku_ids)
+            self.sku_ids.append(sku)
+            self.sku_index[sku] = j
+            for name in ("on_hand", "reserved", "safety"):
+                a = getattr(self, name)
+                setattr(self, name, np.hstack([a, np.zeros((a.shape[0], 1), dtype=np.int64)]))
+        return j
+
+    def add(self, array: np.ndarray, row: int, lines: dict[str, int], sign: int) -> None:
+        for sku, qty in lines.items():
+            array[row, self.col(sku)] += sign * qty
+
+    def state(self) -> dict[str, Any]:
+        """Comparable snapshot, keyed by names so index order does not matter."""
+        out: dict[str, Any] = {}
+        for n, i in self.node_index.items():
+            for s, j in self.sku_index.items():
+                v = (int(self.on_hand[i, j]), int(self.reserved[i, j]), int(self.safety[i, j]))
+                if v != (0, 0, 0):
+                    out[f"{n}/{s}"] = v
+        return out
+
+
+class PartRecord(msgspec.Struct):
+    node: str
+    lines: dict[str, int]
+    eta_at: float
+    status: str
+    routed_at: float
+
+
+class OrderRecord(msgspec.Struct):
+    order_id: str
+    channel: str
+    external_id: str
+    mode: str
+    value: float
+    lines: dict[str, int]
+    placed_at: float
+    promised_at: float
+    member: str | None
+    pickup_node: str | None
+    status: str = "placed"
+    parts: dict[str, PartRecord] = {}
+    pending: dict[str, int] = {}
+    reroutes: int = 0
+    max_parts: int = 0
+    reason: str | None = None
+    lost: list[dict[str, str]] = []  # the latest routing's losing candidates
+    cost: dict[str, dict[str, float]] = {}  # node -> cost terms of its routing
+    first_answer_at: float | None = None
+    first: dict[str, Any] | None = None  # the first routing answer, returned to repeats
+    handed_over_at: float | None = None
+    late: bool = False  # any part handed over after the promise
+    distance_km: float = 0.0
+    delivery_cost: float = 0.0
+
+
+PROGRESS = ("routed", "accepted", "picked", "ready", "dispatched", "handed_over")
+
+
+def _least(parts: dict[str, PartRecord]) -> str:
+    return min((p.status for p in parts.values()), key=PROGRESS.index)
+
+
+class Projections:
+    """All read models, fed one event at a time in commit order."""
+
+    def __init__(self, network: Network):
+        self.network = network
+        self.atp = AtpView([n.id for n in network.nodes], [s.id for s in network.skus])
+        self.orders: dict[str, OrderRecord] = {}
+        self.to_route: dict[str, None] = {}  # order ids waiting for a node, in arrival order
+        self.awaiting: dict[tuple[str, str], float] = {}  # (order, node) -> routed_at
+        self.slot_used: dict[str, tuple[int, int]] = {}  # node -> (slot, parts routed in it)
+        self.members: dict[str, dict[str, Any]] = {}  # member -> node, clerk, dealer, points
+        self.member_ids: dict[UUID, str] = {}
+        self.signups: Counter[str] = Counter()
+        self.pos = {"sales": 0, "units": 0}
+        self.last_notification_id = 0
+        self._slot_seconds = {n.id: n.slot_minutes * 60 for n in network.nodes}
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "NodeInventory.Opened": self._inventory_opened,
+            "NodeInventory.Received": lambda e: self._stock(e, "on_hand", e.lines, 1),
+            "NodeInventory.Adjusted": lambda e: self._stock(e, "on_hand", {e.sku: e.delta}, 1),
+            "NodeInventory.Counted": lambda e: self._stock(e, "on_hand", {e.sku: e.delta}, 1),
+            "NodeInventory.SafetyStockSet": self._safety_set,
+            "NodeInventory.Reserved": lambda e: self._stock(e, "reserved", e.lines, 1),
+            "NodeInventory.Released": lambda e: self._stock(e, "reserved", e.lines, -1),
+            "NodeInventory.Consumed": self._consumed,
+            "NodeInventory.SoldOverCounter": self._sold,
+            "Order.Placed": self._placed,
+            "Order.Routed": self._routed,
+            "Order.Rejected": self._rejected,
+            "Order.Accepted": lambda e: self._part_step(e, "accepted"),
+            "Order.Declined": self._given_back,
+            "Order.Expired": self._given_back,
+            "Order.Picked": lambda e: self._part_step(e, "picked"),
+            "Order.ReadyForPickup": lambda e: self._part_step(e, "ready"),
+            "Order.Dispatched": lambda e: self._part_step(e, "dispatched"),
+            "Order.HandedOver": self._handed_over,
+            "Order.Cancelled": self._cancelled,
+            "Member.SignedUp": self._signed_up,
+            "Member.IdentityBound": lambda e: None,
+            "Member.PointsEarned": lambda e: self._points(e, e.points),
+            "Member.PointsRedeemed": lambda e: self._points(e, -e.points),
+        }
+
+    # -- feeding -------------------------------------------------------
+    def apply(self, event: Any, notification_id: int | None = None) -> None:
+        handler = self._handlers.get(type(event).__qualname__)
+        if handler is not None:
+            handler(event)
+        if notification_id is not None:
+            self.last_notification_id = notification_id
+
+    def apply_all(self, events: Iterable[Any]) -> None:
+        for e in events:
+            self.apply(e)
+
+    # -- inventory -----------------------------------------------------
+    def _inventory_opened(self, e: Any) -> None:
+        self.atp.rows[e.originator_id] = self.atp.row(e.node_id)
+
+    def _stock(self, e: Any, name: str, lines: dict[str, int], sign: int) -> None:
+        self.atp.add(getattr(self.atp, name), self.atp.rows[e.originator_id], lines, sign)
+
+    def _safety_set(self, e: Any) -> None:
+        row = self.atp.rows[e.originator_id]
+        for sku, qty in e.levels.items():
+            self.atp.safety[row, self.atp.col(sku)] = qty
+
+    def _consumed(self, e: Any) -> None:
+        row = self.atp.rows[e.originator_id]
+        self.atp.add(self.atp.reserved, row, e.lines, -1)
+        self.atp.add(self.atp.on_hand, row, e.lines, -1)
+
+    def _sold(self, e: Any) -> None:
+        self.atp.add(self.atp.on_hand, self.atp.rows[e.originator_id], e.lines, -1)
+        self.pos["sales"] += 1
+        self.pos["units"] += sum(e.lines.values())
+
+    # -- orders --------------------------------------------------------
+    def _placed(self, e: Any) -> None:
+        oid = str(e.originator_id)
+        self.orders[oid] = OrderRecord(
+            order_id=oid, channel=e.channel, external_id=e.external_id, mode=e.mode, value=e.value,
+            lines=dict(e.lines), placed_at=e.at, promised_at=e.promised_at, member=e.member,
+            pickup_node=e.pickup_node, pending=dict(e.lines), parts={},
+        )
+        self.to_route[oid] = None
+
+    def _routed(self, e: Any) -> None:
+        r = self.orders[str(e.originator_id)]
+        for p in e.parts:
+            r.parts[p.node] = PartRecord(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, status="routed", routed_at=e.at)
+            r.cost[p.node] = dict(p.cost)
+            r.distance_km += p.cost.get("distance_km", 0.0)
+            r.delivery_cost += p.cost.get("delivery", 0.0)
+            self.awaiting[(r.order_id, p.node)] = e.at
+            self._use_slot(p.node, e.at)
+        r.pending = {}
+        r.lost = [{"node": x.node, "reason": x.reason} for x in e.lost]
+        r.max_parts = max(r.max_parts, len(r.parts))
+        r.status = _least(r.parts)
+        if r.first is None:
+            r.first_answer_at = e.at
+            r.first = {
+                "outcome": "routed",
+                "parts": [{"node": p.node, "lines": dict(p.lines), "eta_at": p.eta_at, "cost": dict(p.cost)} for p in e.parts],
+                "lost": list(r.lost),
+                "reason": None,
+            }
+        self.to_route.pop(r.order_id, None)
+
+    def _use_slot(self, node: str, at: float) -> None:
+        slot = int(at // self._slot_seconds.get(node, 1800))
+        current, used = self.slot_used.get(node, (slot, 0))
+        self.slot_used[node] = (slot, used + 1 if current == slot else 1)
+
+    def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
+        for node in r.parts:
+            self.awaiting.pop((r.order_id, node), None)
+        r.status = status
+        r.reason = reason
+        r.parts = {} if status != "completed" else r.parts
+        r.pending = {}
+        self.to_route.pop(r.order_id, None)
+        if r.first_answer_at is None:
+            r.first_answer_at = at
+
+    def _rejected(self, e: Any) -> None:
+        r = self.orders[str(e.originator_id)]
+        r.lost = [{"node": x.node, "reason": x.reason} for x in e.lost]
+        if r.first is None:
+            r.first = {"outcome": "rejected", "parts": [], "lost": list(r.lost), "reason": e.reason}
+        self._close(r, "rejected", e.reason, e.at)
+
+    def _cancelled(self, e: Any) -> None:
+        self._close(self.orders[str(e.originator_id)], "cancelled", e.reason, e.at)
+
+    def _part_step(self, e: Any, status: str) -> None:
+        r = self.orders[str(e.originator_id)]
+        r.parts[e.node].status = status
+        if status == "accepted":
+            self.awaiting.pop((r.order_id, e.node), None)
+        r.status = _least(r.parts) if not r.pending else "placed"
+
+    def _given_back(self, e: Any) -> None:
+        r = self.orders[str(e.originator_id)]
+        part = r.parts.pop(e.node)
+        self.awaiting.pop((r.order_id, e.node), None)
+        for sku, qty in part.lines.items():
+            r.pending[sku] = r.pending.get(sku, 0) + qty
+        r.reroutes += 1
+        r.status = "placed"
+        self.to_route[r.order_id] = None
+
+    def _handed_over(self, e: Any) -> None:
+        r = self.orders[str(e.originator_id)]
+        r.parts[e.node].status = "handed_over"
+        r.late = r.late or e.at > r.promised_at + 1e-9
+        r.handed_over_at = e.at if r.handed_over_at is None else max(r.handed_over_at, e.at)
+        if not r.pending and all(p.status == "handed_over" for p in r.parts.values()):
+            r.status = "completed"
+
+    # -- members -------------------------------------------------------
+    def _signed_up(self, e: Any) -> None:
+        self.members[e.member] = {"node": e.node, "clerk": e.clerk, "dealer": e.dealer, "points": 0}
+        self.member_ids[e.originator_id] = e.member
+        self.signups[e.node] += 1
+
+    def _points(self, e: Any, delta: int) -> None:
+        self.members[self.member_ids[e.originator_id]]["points"] += delta
+
+    # -- queries -------------------------------------------------------
+    def capacity_left(self, now: float) -> np.ndarray:
+        caps = np.array([n.capacity_per_slot for n in self.network.nodes], dtype=np.int64)
+        for i, n in enumerate(self.network.nodes):
+            slot, used = self.slot_used.get(n.id, (-1, 0))
+            if slot == int(now // self._slot_seconds[n.id]):
+                caps[i] = max(caps[i] - used, 0)
+        return caps
+
+    def kpis(self) -> dict[str, Any]:
+        by_status = Counter(r.status for r in self.orders.values())
+        decided = [r for r in self.orders.values() if r.max_parts > 0 or r.status == "rejected"]
+        routed = [r for r in self.orders.values() if r.max_parts > 0]
+        done = [r for r in self.orders.values() if r.status == "completed"]
+        served_by_kitchen = 0
+        kinds = {n.id: n.kind for n in self.network.nodes}
+        for r in done:
+            if any(kinds.get(node) == "kitchen" for node in r.parts):
+                served_by_kitchen += 1
+        n_decided = len(decided)
+        return {
+            "orders": len(self.orders),
+            "orders_by_status": dict(sorted(by_status.items())),
+            "fill_rate": _ratio(len(routed), n_decided),
+            "on_time_rate": _ratio(sum(1 for r in done if not r.late), len(done)),
+            "split_rate": _ratio(sum(1 for r in routed if r.max_parts > 1), len(routed)),
+            "average_order_value": round(sum(r.value for r in done) / len(done), 2) if done else None,
+            "reroutes": sum(r.reroutes for r in self.orders.values()),
+            "kitchen_share": _ratio(served_by_kitchen, len(done)),
+            "members_by_node": dict(sorted(self.signups.items())),
+            "pos_sales": self.pos["sales"],
+            "pos_units": self.pos["units"],
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything, in comparable form (used to prove a rebuild equals live)."""
+        return {
+            "atp": self.atp.state(),
+            "orders": {k: msgspec.to_builtins(v) for k, v in self.orders.items()},
+            "to_route": list(self.to_route),
+            "awaiting": sorted(f"{o}/{n}@{t}" for (o, n), t in self.awaiting.items()),
+            "slot_used": dict(sorted(self.slot_used.items())),
+            "members": self.members,
+            "kpis": self.kpis(),
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 6) if b else None
+

@@ -1,0 +1,112 @@
+"""Replies the engine gives, built from the read models."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+
+from engine.readmodels import OrderRecord
+
+
+class PartReply(msgspec.Struct, frozen=True):
+    node: str
+    lines: dict[str, int]
+    eta_at: datetime
+    status: str
+
+
+class LossReply(msgspec.Struct, frozen=True):
+    node: str
+    reason: str
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What the router decided the first time it saw the order."""
+
+    outcome: str  # routed | rejected
+    parts: list[PartReply]
+    lost: list[LossReply]
+    reason: str | None
+    explanation: str
+
+
+class OrderReply(msgspec.Struct, frozen=True):
+    order_id: str
+    channel: str
+    external_id: str
+    status: str
+    mode: str
+    promised_at: datetime
+    node: str | None  # the node serving it (the first one when split)
+    parts: list[PartReply]
+    explanation: str
+    cost: dict[str, dict[str, float]]
+    lost: list[LossReply]
+    reason: str | None = None
+    repeat: bool = False  # a resubmission: nothing new was stored
+    first_decision: Decision | None = None
+
+
+class StockReply(msgspec.Struct, frozen=True):
+    node: str
+    on_hand: dict[str, int]
+    available: dict[str, int]
+
+
+class MemberReply(msgspec.Struct, frozen=True):
+    member: str
+    node: str
+    points: int
+    identities: dict[str, str] = {}
+
+
+class ErrorReply(msgspec.Struct, frozen=True):
+    code: int
+    field: str
+    reason: str
+
+
+def ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reason: str | None) -> str:
+    if not parts:
+        text = f"not served: {reason}" if reason else "waiting for a node"
+    else:
+        text = "; ".join(
+            f"{node} ({c.get('distance_km', 0):.1f} km, ETA {c.get('eta_min', 0):.0f} min, cost {c.get('total', 0):.1f})"
+            for node, c in parts.items()
+        )
+        text = "routed to " + text
+    if lost:
+        shown = ", ".join(f"{x['node']}: {x['reason']}" for x in lost[:3])
+        more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        text += f"; passed over {shown}{more}"
+    return text
+
+
+def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
+    parts = [PartReply(node=p.node, lines=p.lines, eta_at=ts(p.eta_at), status=p.status) for p in r.parts.values()]
+    cost = {n: r.cost[n] for n in r.parts if n in r.cost}
+    return OrderReply(
+        order_id=r.order_id, channel=r.channel, external_id=r.external_id, status=r.status, mode=r.mode,
+        promised_at=ts(r.promised_at), node=parts[0].node if parts else None, parts=parts,
+        explanation=explain(cost, r.lost, r.reason), cost=cost,
+        lost=[LossReply(**x) for x in r.lost], reason=r.reason, repeat=repeat,
+        first_decision=first_decision(r),
+    )
+
+
+def first_decision(r: OrderRecord) -> Decision | None:
+    f = r.first
+    if f is None:
+        return None
+    cost = {p["node"]: p["cost"] for p in f["parts"]}
+    return Decision(
+        outcome=f["outcome"],
+        parts=[PartReply(node=p["node"], lines=p["lines"], eta_at=ts(p["eta_at"]), status="routed") for p in f["parts"]],
+        lost=[LossReply(**x) for x in f["lost"]],
+        reason=f["reason"],
+        explanation=explain(cost, f["lost"], f["reason"]),
+    )
