@@ -457,5 +457,4 @@ class Engine(Application):
         m = self.views.members.get(member)
         if m is None:
             raise NotFound("member", f"unknown member {member!r}")
-        agg: Member = self.repository.get(ids.member_id(member))
-        return MemberReply(member=member, node=m["node"], points=m["points"], identities=dict(agg.identities))
+        return MemberReply(member=member, node=m["node"], points=m["points"], identities=dict(m["identities"]))

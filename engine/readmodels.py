@@ -154,7 +154,7 @@ class Projections:
             "Order.HandedOver": self._handed_over,
             "Order.Cancelled": self._cancelled,
             "Member.SignedUp": self._signed_up,
-            "Member.IdentityBound": lambda e: None,
+            "Member.IdentityBound": self._identity_bound,
             "Member.PointsEarned": lambda e: self._points(e, e.points),
             "Member.PointsRedeemed": lambda e: self._points(e, -e.points),
         }
@@ -279,9 +279,12 @@ class Projections:
 
     # -- members -------------------------------------------------------
     def _signed_up(self, e: Any) -> None:
-        self.members[e.member] = {"node": e.node, "clerk": e.clerk, "dealer": e.dealer, "points": 0}
+        self.members[e.member] = {"node": e.node, "clerk": e.clerk, "dealer": e.dealer, "points": 0, "identities": {}}
         self.member_ids[e.originator_id] = e.member
         self.signups[e.node] += 1
+
+    def _identity_bound(self, e: Any) -> None:
+        self.members[self.member_ids[e.originator_id]]["identities"][e.kind] = e.external_id
 
     def _points(self, e: Any, delta: int) -> None:
         self.members[self.member_ids[e.originator_id]]["points"] += delta
