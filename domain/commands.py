@@ -116,3 +116,23 @@ class RedeemPoints(Command, tag="redeem_points"):
     points: Annotated[int, Meta(ge=1)]
     gift: Annotated[str, Meta(min_length=1, max_length=200)]
     ref: Key  # the redemption's own id, for idempotence
+
+
+# -- queries ------------------------------------------------------------
+class GetOrder(Command, tag="get_order"):
+    order_id: Key
+
+
+class FindStock(Command, tag="find_stock"):
+    """Which nodes that could serve this location have the SKU."""
+
+    sku: Sku
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+    qty: Qty = 1
+    mode: Literal["delivery", "pickup"] = "delivery"
+    within_km: Annotated[float, Meta(gt=0, le=50)] = 5.0  # pickup: how far the customer would go
+
+
+class GetMember(Command, tag="get_member"):
+    member: Key

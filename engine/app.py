@@ -10,12 +10,13 @@ from typing import Any, Callable, Iterator, TypeVar
 from uuid import UUID
 
 import msgspec
+import numpy as np
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CountStock, DeclineOrder, Line,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CountStock, DeclineOrder, FindStock, Line,
     ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -25,7 +26,8 @@ from domain.network import Network, validate
 from domain.order import Loss, Order, RoutedPart
 from engine.clock import Clock, SystemClock
 from engine.readmodels import Projections
-from engine.replies import MemberReply, OrderReply, StockReply, order_reply
+from engine.geo import haversine_km
+from engine.replies import MemberReply, NodeStock, OrderReply, StockNearby, StockReply, order_reply
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router, RouterSettings
 
 T = TypeVar("T")
@@ -423,6 +425,24 @@ class Engine(Application):
         on_hand = {view.sku_ids[j]: int(view.on_hand[i, j]) for j in cols if view.on_hand[i, j] or skus}
         available = {view.sku_ids[j]: int(atp[j]) for j in cols if atp[j] or skus}
         return StockReply(node=node, on_hand=on_hand, available=available)
+
+    def find_stock(self, q: FindStock) -> StockNearby:
+        """Nodes that could serve the location and hold the SKU ("which nearby stores have it")."""
+        view = self.views.atp
+        j = view.sku_index.get(self._sku(q.sku))
+        nodes = self.network.nodes
+        lat = np.array([n.lat for n in nodes])
+        lon = np.array([n.lon for n in nodes])
+        dist = haversine_km(q.lat, q.lon, lat, lon)
+        atp = view.atp()[[view.node_index[n.id] for n in nodes], j]
+        found = []
+        for i in np.argsort(dist, kind="stable"):
+            n = nodes[i]
+            reach = n.delivery_radius_km if q.mode == "delivery" else q.within_km
+            if q.mode in n.modes and dist[i] <= reach and atp[i] >= q.qty:
+                found.append(NodeStock(node=n.id, kind=n.kind, distance_km=round(float(dist[i]), 3),
+                                       available=int(atp[i]), modes=list(n.modes)))
+        return StockNearby(sku=q.sku, nodes=found)
 
     # -- members -------------------------------------------------------
     def sign_up(self, cmd: SignUpMember) -> MemberReply:

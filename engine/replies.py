@@ -110,3 +110,16 @@ def first_decision(r: OrderRecord) -> Decision | None:
         reason=f["reason"],
         explanation=explain(cost, f["lost"], f["reason"]),
     )
+
+
+class NodeStock(msgspec.Struct, frozen=True):
+    node: str
+    kind: str
+    distance_km: float
+    available: int
+    modes: list[str]
+
+
+class StockNearby(msgspec.Struct, frozen=True):
+    sku: str
+    nodes: list[NodeStock]  # nearest first

@@ -1,0 +1,108 @@
+"""Runs the engine on one thread (it is the single writer of its nodes) and
+gathers submitted orders into micro-batches of up to `max_batch` orders or
+`window_ms`, whichever comes first. The queue in front is bounded: when it
+is full, callers are told at once (503) instead of timing out."""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from domain.commands import SubmitOrder
+from engine.app import Engine
+
+
+class Overloaded(Exception):
+    pass
+
+
+class EngineWorker:
+    def __init__(self, engine: Engine, max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.window = window_ms / 1000.0
+        self.queue: asyncio.Queue[tuple[SubmitOrder, asyncio.Future] | None] = asyncio.Queue(max_queue)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self.accepting = True
+        self.committed = asyncio.Event()  # set after every engine call: new events may be stored
+        self.batches = 0
+        self._runner: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    def offer(self, cmd: SubmitOrder) -> asyncio.Future:
+        if not self.accepting:
+            raise Overloaded("shutting down")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait((cmd, fut))
+        except asyncio.QueueFull:
+            raise Overloaded(f"intake queue full ({self.queue.maxsize} orders waiting)") from None
+        return fut
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Runs one engine call on the engine thread, in arrival order."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        finally:
+            self.committed.set()
+
+    async def submit_many(self, cmds: list[SubmitOrder]) -> list[Any]:
+        """For callers that already hold a batch (JetStream intake)."""
+        return await self.call(self.engine.submit_batch, cmds)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = loop.time() + self.window
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), remaining)
+                    except asyncio.TimeoutError:
+                        break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            await self._route(batch)
+            if stop:
+                return
+
+    async def _route(self, batch: list[tuple[SubmitOrder, asyncio.Future]]) -> None:
+        self.batches += 1
+        try:
+            results = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
+        except Exception as e:  # nothing was stored: every caller hears of it
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for (_, fut), result in zip(batch, results):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def tick(self) -> None:
+        """Timers: expire reservations not accepted in time, route what waits."""
+        await self.call(self.engine.expire_due)
+        if self.engine.views.to_route:
+            await self.call(self.engine.route_pending)
+
+    async def stop(self) -> None:
+        """Stops taking orders, routes and stores what is queued, then stops."""
+        self.accepting = False
+        if self._runner is not None:
+            await self.queue.put(None)
+            await self._runner
+        self.pool.shutdown(wait=True)
