@@ -1,0 +1,108 @@
+"""Publishes every stored domain event, after commit and in commit order, to
+`o2o.events.<aggregate>.<event>` in a JetStream stream. It resumes after the
+last notification the stream holds, and each message carries its
+notification id as `Nats-Msg-Id`, so a republish after a crash is dropped by
+the server: no event is skipped or published twice."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
+
+log = logging.getLogger("o2o.events")
+
+STREAM = "O2O_EVENTS"
+SUBJECTS = ["o2o.events.>"]
+ID_HEADER = "O2o-Notification-Id"
+
+
+def subject_for(topic: str) -> str:
+    """'domain.order:Order.ReadyForPickup' -> 'o2o.events.order.ready_for_pickup'."""
+    qualname = topic.split(":", 1)[-1]
+    aggregate, _, event = qualname.rpartition(".")
+    return f"o2o.events.{_snake(aggregate)}.{_snake(event)}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def envelope(note: Any) -> bytes:
+    """The stored state is already JSON: wrap it without decoding it."""
+    head = (
+        f'{{"notification_id":{note.id},"topic":"{note.topic}",'
+        f'"originator_id":"{note.originator_id}","originator_version":{note.originator_version},"data":'
+    ).encode()
+    return head + note.state + b"}"
+
+
+async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **kw: Any) -> None:
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        await js.add_stream(StreamConfig(name=name, subjects=subjects, **kw))
+
+
+class EventPublisher:
+    def __init__(self, js: JetStreamContext, recorder: Any, committed: asyncio.Event, page: int = 1000):
+        self.js = js
+        self.recorder = recorder
+        self.committed = committed
+        self.page = page
+        self.last = 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="events")
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+
+    async def last_published(self) -> int:
+        info = await self.js.stream_info(STREAM)
+        if not info.state.last_seq:
+            return 0
+        msg = await self.js.get_msg(STREAM, info.state.last_seq)
+        return int((msg.headers or {}).get(ID_HEADER, 0))
+
+    async def start(self) -> None:
+        await ensure_stream(self.js, STREAM, SUBJECTS, duplicate_window=3600)
+        self.last = await self.last_published()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="event-publisher")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.committed.clear()  # before reading, so a commit after the read wakes us
+            notes = await loop.run_in_executor(self.pool, self.recorder.select_notifications, self.last + 1, self.page)
+            if notes:
+                try:
+                    await self._publish(notes)
+                except Exception as e:  # server away: keep position, try again
+                    log.warning("publishing events failed (%s); retrying", e)
+                    await asyncio.sleep(0.5)
+                continue
+            if self._stopping:
+                return
+            try:
+                await asyncio.wait_for(self.committed.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _publish(self, notes: list[Any]) -> None:
+        acks = []
+        for note in notes:
+            headers = {"Nats-Msg-Id": f"o2o-{note.id}", ID_HEADER: str(note.id)}
+            acks.append(await self.js.publish_async(subject_for(note.topic), envelope(note), headers=headers))
+        await asyncio.gather(*acks)
+        self.last = notes[-1].id
+
+    async def stop(self) -> None:
+        """Publishes what is stored, then stops."""
+        self._stopping = True
+        self.committed.set()
+        if self._task:
+            await self._task
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,157 @@
+"""The engine as a NATS micro service `o2o-engine`.
+
+Handlers never block: a request is decoded and checked, handed to the
+engine worker, and answered when its batch is stored. Errors found while
+decoding are raised from the handler so they count in `$SRV.STATS`; those
+found later are counted the same way (see `_count_error`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+from nats.aio.client import Client
+from nats.micro import ServiceConfig, add_service
+from nats.micro.request import Request, ServiceError
+
+from adapters.engine_worker import EngineWorker, Overloaded
+from adapters.event_publisher import EventPublisher
+from adapters.intake import Intake
+from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
+from domain import commands as c
+from engine.app import Engine
+
+log = logging.getLogger("o2o.service")
+
+NAME = "o2o-engine"
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    subject: str
+    request: type
+    call: Callable[[Engine], Callable[[Any], Any]] | None  # None: the micro-batched submit
+    doc: str
+
+
+ENDPOINTS = [
+    Endpoint("submit", "o2o.orders.submit", c.SubmitOrder, None, "Submit an online order; the reply carries the routing decision"),
+    Endpoint("cancel", "o2o.orders.cancel", c.CancelOrder, lambda e: e.cancel, "Cancel an order before hand-over; its stock is released"),
+    Endpoint("accept", "o2o.orders.accept", c.AcceptOrder, lambda e: e.accept, "A node accepts the order routed to it"),
+    Endpoint("decline", "o2o.orders.decline", c.DeclineOrder, lambda e: e.decline, "A node declines; the order is routed again elsewhere"),
+    Endpoint("progress", "o2o.orders.progress", c.ReportProgress, lambda e: e.progress, "Fulfilment progress: picked, ready, dispatched, delivered, collected"),
+    Endpoint("status", "o2o.orders.status", c.GetOrder, lambda e: lambda q: e.order_status(q.order_id), "Order status with its routing explanation"),
+    Endpoint("receive", "o2o.stock.receive", c.ReceiveStock, lambda e: e.receive, "Goods received at a node"),
+    Endpoint("adjust", "o2o.stock.adjust", c.AdjustStock, lambda e: e.adjust, "Stock adjustment with a reason"),
+    Endpoint("count", "o2o.stock.count", c.CountStock, lambda e: e.count, "Stocktake: sets on-hand"),
+    Endpoint("nearby", "o2o.stock.nearby", c.FindStock, lambda e: e.find_stock, "Which nodes that could serve a location have a SKU"),
+    Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, lambda e: e.sell, "Over-the-counter sale from the same stock"),
+    Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, lambda e: e.sign_up, "Sign a member up at a node"),
+    Endpoint("bind", "o2o.members.bind", c.BindIdentity, lambda e: e.bind, "Bind a channel identity to a member"),
+    Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, lambda e: e.redeem, "Redeem points for a gift"),
+    Endpoint("member", "o2o.members.get", c.GetMember, lambda e: lambda q: e.member(q.member), "A member's points and identities"),
+]
+
+
+class O2OService:
+    def __init__(self, engine: Engine, nc: Client, max_batch: int = 500, window_ms: float = 20.0,
+                 max_queue: int = 20_000, intake: bool = True, publish_events: bool = True, tick_s: float = 1.0):
+        self.engine = engine
+        self.nc = nc
+        self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue)
+        self.intake = Intake(nc, self.worker) if intake else None
+        self.publisher = EventPublisher(nc.jetstream(), engine.recorder, self.worker.committed) if publish_events else None
+        self.tick_s = tick_s
+        self.pending: set[asyncio.Task] = set()
+        self._ticker: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.worker.start()
+        if self.publisher:
+            await self.publisher.start()
+        self.svc = await add_service(self.nc, ServiceConfig(
+            name=NAME, version=VERSION, description="O2O order routing and inventory engine",
+            metadata={"schemas": "o2o.schema"},
+        ))
+        self._endpoints = {}
+        for ep in ENDPOINTS:
+            await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=self._handler(ep),
+                                        metadata={"description": ep.doc, "request": ep.request.__name__})
+        await self.svc.add_endpoint(name="schema", subject="o2o.schema", handler=self._schema,
+                                    metadata={"description": "JSON Schemas of every request, reply and event"})
+        if self.intake:
+            await self.intake.start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="ticker")
+
+    def _handler(self, ep: Endpoint) -> Callable[[Request], Any]:
+        async def handle(req: Request) -> None:
+            mp = wants_msgpack(req.headers)
+            try:
+                cmd = decode(req.data, ep.request, mp)
+                if ep.call is None:
+                    self.engine.check_order(cmd)  # static checks now, so they count in the stats
+                    fut = self.worker.offer(cmd)
+                else:
+                    fut = asyncio.ensure_future(self.worker.call(ep.call(self.engine), cmd))
+            except Overloaded as e:
+                raise ServiceError("503", f"overloaded: {e}") from None
+            except Exception as e:
+                w = from_exception(e)
+                raise ServiceError(str(w.code), w.description) from None
+            task = asyncio.ensure_future(self._reply(ep, req, fut, mp))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+        return handle
+
+    async def _reply(self, ep: Endpoint, req: Request, fut: asyncio.Future, mp: bool) -> None:
+        try:
+            result = await fut
+            if isinstance(result, Exception):
+                raise result
+            await req.respond(encode(result, mp), headers={"Content-Type": "application/msgpack"} if mp else None)
+        except Exception as e:
+            w = from_exception(e)
+            if w.code == 500:
+                log.exception("endpoint %s failed", ep.name)
+            self._count_error(ep.name, w)
+            await req.respond_error(str(w.code), w.description)
+
+    def _count_error(self, name: str, w: WireError) -> None:
+        # nats-py counts only exceptions raised by the handler itself; ours are
+        # found after the handler returned, so add them to its counters here.
+        for endpoint in self.svc._endpoints:
+            if endpoint._name == name:
+                endpoint._num_errors += 1
+                endpoint._last_error = f"{w.code}:{w.description}"
+
+    async def _schema(self, req: Request) -> None:
+        from adapters.schemas import all_schemas
+
+        await req.respond(msgspec.json.encode(all_schemas()))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.worker.tick()
+            except Exception:
+                log.exception("timer tick failed")
+
+    async def stop(self) -> None:
+        """Stop taking requests, finish the batch in flight, store it, reply, drain."""
+        if self._ticker:
+            self._ticker.cancel()
+        if self.intake:
+            await self.intake.stop()
+        await self.svc.stop()
+        await self.worker.stop()
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
+        if self.publisher:
+            await self.publisher.stop()

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def engine_env():
+    return None

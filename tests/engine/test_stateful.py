@@ -1,0 +1,178 @@
+"""Random sequences of every operation; after each step the invariants hold
+and replaying the stored events reproduces the aggregates and read models."""
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from domain import ids
+from domain.commands import (
+    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, Line, ReceiveStock, RedeemPoints,
+    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+)
+from domain.errors import DomainError
+from engine.app import Engine, EngineSettings
+from engine.clock import SimClock
+from engine.readmodels import Projections
+from tests.engine.network_fixture import at_km, small_network
+
+NODES = ["S1", "S2", "S3", "K1"]
+SKUS = ["A", "B", "C"]
+STATES = {"placed", "routed", "accepted", "picked", "ready", "dispatched", "completed", "cancelled", "rejected"}
+
+nodes = st.sampled_from(NODES)
+skus = st.sampled_from(SKUS)
+qty = st.integers(min_value=1, max_value=4)
+lines = st.dictionaries(skus, qty, min_size=1, max_size=3)
+
+
+class EngineMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.clock = SimClock(1_700_000_000.0)
+        self.network = small_network()
+        self.engine = Engine(self.network, EngineSettings(), clock=self.clock)
+        self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
+        for node, stock in self.network.stock.items():
+            for sku, q in stock.items():
+                self.flow[(node, sku)] += q
+        self.orders: list[str] = []
+        self.members: list[str] = []
+        self.n = 0
+
+    # -- helpers -------------------------------------------------------
+    def stored(self) -> int:
+        return self.engine.recorder.max_notification_id() or 0
+
+    def attempt(self, fn, *args):
+        """Runs a command; a refused one must store nothing."""
+        before = self.stored()
+        try:
+            return fn(*args)
+        except DomainError:
+            assert self.stored() == before
+            return None
+
+    def on_hand(self, node: str, sku: str) -> int:
+        v = self.engine.views.atp
+        return int(v.on_hand[v.node_index[node], v.sku_index[sku]])
+
+    # -- stock ---------------------------------------------------------
+    @rule(node=nodes, lines=lines)
+    def receive(self, node, lines):
+        if self.attempt(self.engine.receive, ReceiveStock(node=node, lines=[Line(s, q) for s, q in lines.items()])):
+            for s, q in lines.items():
+                self.flow[(node, s)] += q
+
+    @rule(node=nodes, sku=skus, delta=st.integers(-3, 3).filter(bool))
+    def adjust(self, node, sku, delta):
+        if self.attempt(self.engine.adjust, AdjustStock(node=node, sku=sku, delta=delta, reason="shrinkage")):
+            self.flow[(node, sku)] += delta
+
+    @rule(node=nodes, sku=skus, counted=st.integers(0, 8))
+    def count(self, node, sku, counted):
+        before = self.on_hand(node, sku)
+        if self.attempt(self.engine.count, CountStock(node=node, sku=sku, counted=counted)):
+            self.flow[(node, sku)] += counted - before
+
+    @rule(node=nodes, lines=lines, with_member=st.booleans())
+    def sell_over_counter(self, node, lines, with_member):
+        self.n += 1
+        member = self.members[0] if with_member and self.members else None
+        cmd = SellOverCounter(node=node, sale_id=f"p{self.n}", lines=[Line(s, q) for s, q in lines.items()], member=member)
+        if self.attempt(self.engine.sell, cmd):
+            for s, q in lines.items():
+                self.flow[(node, s)] -= q
+
+    # -- orders --------------------------------------------------------
+    @rule(km=st.floats(0, 6), lines=lines, pickup=st.booleans(), repeat=st.booleans())
+    def submit(self, km, lines, pickup, repeat):
+        if not repeat or not self.orders:
+            self.n += 1
+        lat, lon = at_km(km)
+        member = self.members[-1] if self.members else None
+        cmd = SubmitOrder(
+            channel="app", external_id=f"o{self.n}", lines=[Line(s, q) for s, q in lines.items()],
+            mode="pickup" if pickup else "delivery", lat=lat, lon=lon, pickup_node="S2" if pickup else None,
+            member=member,
+        )
+        reply = self.attempt(self.engine.submit, cmd)
+        if reply is not None and reply.order_id not in self.orders:
+            self.orders.append(reply.order_id)
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), step=st.sampled_from(["accept", "decline", "picked", "ready", "dispatched", "delivered", "collected", "cancel"]))
+    def order_step(self, data, step):
+        oid = data.draw(st.sampled_from(self.orders))
+        record = self.engine.views.orders[oid]
+        node = data.draw(st.sampled_from(sorted(record.parts))) if record.parts else None
+        if step == "accept":
+            self.attempt(self.engine.accept, AcceptOrder(order_id=oid, node=node))
+        elif step == "decline":
+            self.attempt(self.engine.decline, DeclineOrder(order_id=oid, node=node))
+        elif step == "cancel":
+            self.attempt(self.engine.cancel, CancelOrder(order_id=oid))
+        else:
+            part_lines = dict(record.parts[node].lines) if node else {}
+            if self.attempt(self.engine.progress, ReportProgress(order_id=oid, step=step, node=node)):
+                if step in ("delivered", "collected"):
+                    for s, q in part_lines.items():
+                        self.flow[(node, s)] -= q
+
+    @rule(minutes=st.integers(1, 10))
+    def time_passes(self, minutes):
+        self.clock.advance_to(self.clock.now() + minutes * 60)
+        self.engine.expire_due()
+        self.engine.route_pending()
+
+    # -- members -------------------------------------------------------
+    @rule(node=nodes)
+    def sign_up(self, node):
+        self.n += 1
+        if self.attempt(self.engine.sign_up, SignUpMember(member=f"m{self.n}", node=node, via="qr")):
+            self.members.append(f"m{self.n}")
+
+    @precondition(lambda self: self.members)
+    @rule(points=st.integers(1, 60))
+    def redeem(self, points):
+        self.n += 1
+        self.attempt(self.engine.redeem, RedeemPoints(member=self.members[0], points=points, gift="mug", ref=f"r{self.n}"))
+
+    # -- invariants ----------------------------------------------------
+    @invariant()
+    def stock_is_never_overcommitted_and_is_conserved(self):
+        v = self.engine.views.atp
+        assert (v.reserved >= 0).all()
+        assert (v.on_hand - v.reserved >= 0).all(), "reserved more than on hand"
+        for (node, sku), expected in self.flow.items():
+            assert self.on_hand(node, sku) == expected, (node, sku)
+
+    @invariant()
+    def each_order_is_in_exactly_one_known_state(self):
+        for oid in self.orders:
+            record = self.engine.views.orders[oid]
+            assert record.status in STATES
+            assert self.engine.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
+
+    @invariant()
+    def points_are_never_negative(self):
+        assert all(m["points"] >= 0 for m in self.engine.views.members.values())
+
+    @invariant()
+    def replay_reproduces_aggregates_and_read_models(self):
+        rebuilt = Projections(self.network)
+        for nid, event in self.engine.stored_events():
+            rebuilt.apply(event, nid)
+        assert rebuilt.state() == self.engine.views.state()
+        for node, live in self.engine._inventories.items():
+            replayed = self.engine.repository.get(ids.inventory_id(node))
+            assert (replayed.on_hand, replayed.reserved, replayed.reservations) == (live.on_hand, live.reserved, live.reservations)
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_engine_state_machine = EngineMachine.TestCase
