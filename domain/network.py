@@ -85,8 +85,6 @@ def validate(network: Network) -> Network:
         seen[node.id] = i
         if not node.modes:
             raise InvalidInput(f"$.nodes[{i}].modes", "a node must offer delivery or pickup")
-        if node.kind == "kitchen" and "pickup" in node.modes:
-            pass  # kitchens built inside a store may offer pickup
         for j, w in enumerate(node.hours):
             o, c = w.minutes()
             if o >= c or c > 1440:
