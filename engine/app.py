@@ -227,7 +227,10 @@ class Engine(Application):
             self._route(uow, batch, at)
         return results, answered
 
-    def _place(self, cmd: SubmitOrder, at: float) -> Order:
+    def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float]:
+        """What can be said of an order without routing it: raises a DomainError
+        naming the field, so a front end can answer bad input at once.
+        Returns the merged lines and the location."""
         lines: dict[str, int] = {}
         for k, line in enumerate(cmd.lines):
             if line.sku not in self.skus:
@@ -239,6 +242,8 @@ class Engine(Application):
             node = self.nodes.get(cmd.pickup_node)
             if node is None:
                 raise NotFound("pickup_node", f"unknown node {cmd.pickup_node!r}")
+            if "pickup" not in node.modes:
+                raise InvalidInput("pickup_node", f"node {cmd.pickup_node!r} does not offer pickup")
             lat, lon = (cmd.lat, cmd.lon) if cmd.lat is not None and cmd.lon is not None else (node.lat, node.lon)
         else:
             if cmd.lat is None or cmd.lon is None:
@@ -246,6 +251,10 @@ class Engine(Application):
             lat, lon = cmd.lat, cmd.lon
         if cmd.member is not None and cmd.member not in self.views.members:
             raise NotFound("member", f"unknown member {cmd.member!r}")
+        return lines, lat, lon
+
+    def _place(self, cmd: SubmitOrder, at: float) -> Order:
+        lines, lat, lon = self.check_order(cmd)
         minutes = cmd.promise_minutes or (
             self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
         )
