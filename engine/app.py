@@ -25,6 +25,7 @@ from domain.member import Member
 from domain.network import Network, validate
 from domain.order import Loss, Order, RoutedPart
 from engine.clock import Clock, SystemClock
+from engine.mapper import MsgspecMapper
 from engine.readmodels import Projections
 from engine.geo import haversine_km
 from engine.replies import MemberReply, NodeStock, OrderReply, StockNearby, StockReply, order_reply
@@ -112,6 +113,9 @@ class Engine(Application):
         self.open_network()
 
     # -- plumbing ------------------------------------------------------
+    def construct_mapper(self) -> MsgspecMapper:
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
+
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""
         n = 0

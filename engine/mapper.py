@@ -1,0 +1,90 @@
+"""Stores events as JSON with msgspec, decoded with each event class's own
+types, so UUIDs, datetimes and structs (routed parts, losses) come back as
+they went in. About 3x faster than the library's JSON transcoder.
+
+eventsourcing 9.5.6 has no msgspec mapper; the application plugs this one
+in through `construct_mapper` (see engine.app).
+"""
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+from eventsourcing.domain import CanSnapshotAggregate
+from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, find_id_convertor
+from eventsourcing.utils import get_topic, resolve_topic
+
+_encoder = msgspec.json.Encoder()
+_SKIP = {"originator_id", "originator_version"}
+# Attributes every aggregate carries in a snapshot besides its own.
+_SNAPSHOT_BASE = {"_created_on": datetime, "_modified_on": datetime | None}
+
+
+@lru_cache(maxsize=None)
+def _decoder(cls: type) -> msgspec.json.Decoder:
+    """A decoder for the stored state of one event class, typed from its hints."""
+    fields = []
+    for name, hint in typing.get_type_hints(cls).items():
+        if name in _SKIP or typing.get_origin(hint) is typing.ClassVar:
+            continue
+        fields.append((name, hint if name != "state" else dict[str, Any]))
+    fields.append(("class_version", int, 1))
+    return msgspec.json.Decoder(msgspec.defstruct(f"{cls.__name__}State", fields, kw_only=True))
+
+
+class MsgspecMapper(Mapper):
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = _encoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=originator_id, originator_version=originator_version,
+            topic=get_topic(type(domain_event)), state=data,
+        )
+
+    def to_domain_event(self, stored: StoredEvent) -> Any:
+        cls = resolve_topic(stored.topic)
+        data = stored.state
+        try:
+            if self.cipher:
+                data = self.cipher.decrypt(data)
+            if self.compressor:
+                data = self.compressor.decompress(data)
+            decoded = _decoder(cls).decode(data)
+            state = msgspec.structs.asdict(decoded)
+            if issubclass(cls, CanSnapshotAggregate):
+                state["state"] = _snapshot_state(state["state"])
+        except Exception as e:
+            raise MapperDeserialisationError(
+                f"cannot decode stored event {stored.topic} of {stored.originator_id} "
+                f"v{stored.originator_version}: {e}"
+            ) from e
+        state["originator_id"] = find_id_convertor(cls, type(stored.originator_id))(stored.originator_id)
+        state["originator_version"] = stored.originator_version
+        from_version = state.pop("class_version", 1)
+        class_version = getattr(cls, "class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+
+def _snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Snapshots hold plain JSON besides the base timestamps; retype those."""
+    for name, hint in _SNAPSHOT_BASE.items():
+        if name in state:
+            state[name] = msgspec.convert(state[name], hint)
+    return state

@@ -1,0 +1,53 @@
+"""Shared fixtures: event stores by URL.
+
+`store_url` runs a test on every store the engine supports. PostgreSQL is
+the local server (O2O_TEST_POSTGRES overrides the URL); each test gets a
+schema of its own, dropped afterwards. A missing server fails the test: to
+run without one, deselect with `-m "not postgres"`.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES_URL = os.environ.get("O2O_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server")
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL store URL on a fresh schema."""
+    import psycopg
+
+    from engine.persistence import store_env
+
+    env = store_env(POSTGRES_URL)
+    conninfo = dict(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5,
+    )
+    try:
+        conn = psycopg.connect(autocommit=True, **conninfo)
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is needed (set O2O_TEST_POSTGRES, or -m 'not postgres'): {e}")
+    schema = f"o2o_test_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    if request.param == "memory":
+        return "memory:"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/events.db"
+    return request.getfixturevalue("postgres_url")

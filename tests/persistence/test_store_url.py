@@ -1,0 +1,44 @@
+"""Store URLs name the persistence; a bad one is refused with the reason."""
+from __future__ import annotations
+
+import pytest
+
+from domain.errors import InvalidInput
+from engine.persistence import describe, sqlite_path, store_env
+
+
+def test_memory_sqlite_and_postgres_urls_select_the_library_recorders(tmp_path):
+    assert store_env("memory:")["PERSISTENCE_MODULE"] == "eventsourcing.popo"
+    env = store_env(f"sqlite:///{tmp_path}/a/events.db")
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite" and env["SQLITE_DBNAME"] == f"{tmp_path}/a/events.db"
+    assert (tmp_path / "a").is_dir()
+    pg = store_env("postgres://alice:s3cret@db.local:6543/orders?schema=o2o")
+    assert pg["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert (pg["POSTGRES_HOST"], pg["POSTGRES_PORT"], pg["POSTGRES_DBNAME"]) == ("db.local", "6543", "orders")
+    assert (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_SCHEMA"]) == ("alice", "s3cret", "o2o")
+
+
+def test_postgres_always_gets_a_lock_timeout():
+    assert int(store_env("postgres://u@h/db")["POSTGRES_LOCK_TIMEOUT"]) > 0
+    assert store_env("postgres://u@h/db?lock_timeout=2")["POSTGRES_LOCK_TIMEOUT"] == "2"
+
+
+def test_a_relative_sqlite_path_stays_relative():
+    assert str(sqlite_path("sqlite:///o2o-data/events.db")) == "o2o-data/events.db"
+    assert str(sqlite_path("sqlite:////var/lib/o2o.db")) == "/var/lib/o2o.db"
+
+
+@pytest.mark.parametrize("url, words", [
+    ("mysql://h/db", "unsupported store"),
+    ("postgres://u@h/", "no database name"),
+    ("postgres://u@h/db?colour=red", "unknown PostgreSQL option"),
+    ("sqlite://host/x.db", "not a SQLite URL"),
+])
+def test_a_bad_store_url_is_refused_naming_the_reason(url, words):
+    with pytest.raises(InvalidInput, match=words) as e:
+        store_env(url)
+    assert e.value.field == "store"
+
+
+def test_passwords_are_hidden_when_a_store_is_described():
+    assert describe("postgres://alice:s3cret@h/db") == "postgres://alice:***@h/db"
