@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 from uuid import UUID
 
 import msgspec
 import numpy as np
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain import ids
@@ -25,7 +25,7 @@ from domain.member import Member
 from domain.network import Network, validate
 from domain.order import Loss, Order, RoutedPart
 from engine.clock import Clock, SystemClock
-from engine.mapper import MsgspecMapper
+from engine.persistence import EventLog
 from engine.readmodels import Projections
 from engine.geo import haversine_km
 from engine.replies import MemberReply, NodeStock, OrderReply, StockNearby, StockReply, order_reply
@@ -86,7 +86,7 @@ def _uuid(value: str, field: str) -> UUID:
         raise InvalidInput(field, f"not an order id (a UUID): {value!r}") from None
 
 
-class Engine(Application):
+class Engine(EventLog):
     def __init__(
         self,
         network: Network,
@@ -113,9 +113,6 @@ class Engine(Application):
         self.open_network()
 
     # -- plumbing ------------------------------------------------------
-    def construct_mapper(self) -> MsgspecMapper:
-        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
-
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""
         n = 0
@@ -123,15 +120,6 @@ class Engine(Application):
             self.views.apply(event, notification_id)
             n += 1
         return n
-
-    def stored_events(self, start: int = 1, page: int = 2000) -> Iterator[tuple[int, Any]]:
-        while True:
-            notes = self.recorder.select_notifications(start, page)
-            if not notes:
-                return
-            for note in notes:
-                yield note.id, self.mapper.to_domain_event(note)
-            start = notes[-1].id + 1
 
     def _inventory(self, node: str) -> NodeInventory:
         inv = self._inventories.get(node)

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from eventsourcing.application import Application
+
 from domain.errors import InvalidInput
+from engine.mapper import MsgspecMapper
 
 DEFAULT_STORE = "sqlite:///o2o-data/events.db"
 POSTGRES_LOCK_TIMEOUT_S = 5
@@ -69,3 +73,26 @@ def describe(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
     return url
+
+
+class EventLog(Application):
+    """The engine's event store with our mapper; on its own, a read-only view
+    of it (for `o2o state`, rebuilds and reports). Shares the engine's tables."""
+
+    name = "Engine"
+
+    def construct_mapper(self) -> MsgspecMapper:
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
+
+    def stored_events(self, start: int = 1, page: int = 2000) -> Iterator[tuple[int, Any]]:
+        """(notification id, domain event) in commit order from `start`."""
+        while True:
+            notes = self.recorder.select_notifications(start, page)
+            if not notes:
+                return
+            for note in notes:
+                yield note.id, self.mapper.to_domain_event(note)
+            start = notes[-1].id + 1
+
+    def last_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
