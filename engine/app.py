@@ -87,6 +87,10 @@ def _uuid(value: str, field: str) -> UUID:
 
 
 class Engine(EventLog):
+    # class-level so the library enables its snapshot store; the instance
+    # sets the interval from the settings
+    snapshotting_intervals = {NodeInventory: EngineSettings().inventory_snapshot_interval}
+
     def __init__(
         self,
         network: Network,
@@ -295,7 +299,9 @@ class Engine(EventLog):
         for p in d.parts:
             uow.inventory(p.node).reserve(key, p.lines, at)
         order.route(
-            [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, cost=msgspec.structs.asdict(p.cost)) for p in d.parts],
+            # plain floats: a router may hand back numpy scalars, events must be JSON
+            [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=float(p.eta_at),
+                        cost={k: float(v) for k, v in msgspec.structs.asdict(p.cost).items()}) for p in d.parts],
             lost, at,
         )
 
