@@ -1,0 +1,84 @@
+"""The baseline: orders in arrival order, each to its cheapest node that
+still has the stock and the capacity (what rule-based systems do)."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.routing.problem import Problem, Solution, objective
+
+
+class Ledger:
+    """Stock and capacity left, read lazily from the arrays (only touched
+    cells become Python numbers: the stock matrix can be 600 x 2,000)."""
+
+    def __init__(self, problem: Problem):
+        self.stock = problem.stock
+        self.capacity = problem.capacity
+        self.left: dict[tuple[int, int], float] = {}
+        self.cap: dict[int, float] = {}
+
+    def stock_left(self, n: int, s: int) -> float:
+        v = self.left.get((n, s))
+        return float(self.stock[n, s]) if v is None else v
+
+    def cap_left(self, n: int) -> float:
+        v = self.cap.get(n)
+        return float(self.capacity[n]) if v is None else v
+
+    def fits(self, n: int, load: float, lines: list[tuple[int, int]]) -> bool:
+        return self.cap_left(n) >= load and all(self.stock_left(n, s) >= q for s, q in lines)
+
+    def take(self, n: int, load: float, lines: list[tuple[int, int]]) -> None:
+        self.cap[n] = self.cap_left(n) - load
+        for s, q in lines:
+            self.left[(n, s)] = self.stock_left(n, s) - q
+
+
+def solve_greedy(problem: Problem, orders: np.ndarray | None = None) -> Solution:
+    ledger = Ledger(problem)
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    nodes, costs, loads = problem.pair_node.tolist(), problem.pair_cost.tolist(), problem.pair_load.tolist()
+    ptr, lptr = problem.pair_ptr.tolist(), problem.line_ptr.tolist()
+    skus, qtys = problem.line_sku.tolist(), problem.line_qty.tolist()
+    penalty = problem.penalty.tolist()
+    for o in range(problem.n_orders) if orders is None else orders.tolist():
+        lines = list(zip(skus[lptr[o]:lptr[o + 1]], qtys[lptr[o]:lptr[o + 1]]))
+        for p in range(ptr[o], ptr[o + 1]):
+            if costs[p] > penalty[o]:
+                break  # pairs are cheapest first: leaving it unserved is cheaper
+            if ledger.fits(nodes[p], loads[p], lines):
+                ledger.take(nodes[p], loads[p], lines)
+                parts[o] = {nodes[p]: list(range(len(lines)))}
+                break
+        else:
+            if problem.split and len(lines) > 1:
+                parts[o] = _split(problem, ledger, o, lines, range(ptr[o], ptr[o + 1]), nodes, costs, loads)
+    status = "infeasible" if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)) else "feasible"
+    return Solution(parts, status, objective(problem, parts))
+
+
+def _split(problem, ledger, o, lines, pairs, nodes, costs, loads) -> dict[int, list[int]]:
+    """Each line to the cheapest node that has it, preferring nodes already
+    used; kept only if it beats leaving the order unserved."""
+    plan: dict[int, list[int]] = {}
+    trial = Ledger(problem)
+    trial.left, trial.cap = dict(ledger.left), dict(ledger.cap)
+    cost = 0.0
+    for i, line in enumerate(lines):
+        order = sorted(pairs, key=lambda p: (nodes[p] not in plan, costs[p]))
+        for p in order:
+            n = nodes[p]
+            load = 0.0 if n in plan else loads[p]
+            if trial.fits(n, load, [line]):
+                trial.take(n, load, [line])
+                if n not in plan:
+                    cost += costs[p]
+                plan.setdefault(n, []).append(i)
+                break
+        else:
+            return {}
+    cost += problem.split_penalty * (len(plan) - 1)
+    if cost > problem.penalty[o]:
+        return {}
+    ledger.left, ledger.cap = trial.left, trial.cap
+    return plan

@@ -1,0 +1,210 @@
+"""The assignment problem as a mixed-integer program, built from arrays
+(no Python loop per variable: model building would cost as much as solving)
+and solved by OR-Tools.
+
+Only stock and capacity rows that can bind are written: a (node, SKU) whose
+stock covers every candidate order's demand constrains nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.linear_solver.python import model_builder_helper as mbh
+
+from engine.routing.problem import Problem, Solution, objective
+
+# HiGHS reached proven optima fastest on these instances with 2 cores (see
+# ENGINEERING.md and benchmarks/README.md); SCIP is the fallback.
+SOLVERS = ("highs", "scip", "cbc")
+
+
+@dataclass
+class Rows:
+    """A sparse constraint matrix assembled from coordinate blocks."""
+
+    rows: list[np.ndarray]
+    cols: list[np.ndarray]
+    vals: list[np.ndarray]
+    lo: list[np.ndarray]
+    hi: list[np.ndarray]
+    n: int = 0
+
+    @classmethod
+    def empty(cls) -> "Rows":
+        return cls([], [], [], [], [])
+
+    def add(self, row: np.ndarray, col: np.ndarray, val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """row indices are local to this block, 0..len(lo)-1."""
+        self.rows.append(row + self.n)
+        self.cols.append(col)
+        self.vals.append(val.astype(float))
+        self.lo.append(np.asarray(lo, float))
+        self.hi.append(np.asarray(hi, float))
+        self.n += len(lo)
+
+    def resource(self, key: np.ndarray, col: np.ndarray, val: np.ndarray, supply: np.ndarray) -> None:
+        """sum val * x <= supply[key], for the keys whose demand can exceed supply."""
+        if len(key) == 0:
+            return
+        uniq, inv = np.unique(key, return_inverse=True)
+        demand = np.bincount(inv, weights=val)
+        cap = supply[uniq]
+        tight = demand > cap + 1e-9
+        if not tight.any():
+            return
+        row_of = np.cumsum(tight) - 1
+        keep = tight[inv]
+        self.add(row_of[inv[keep]], col[keep], val[keep], np.full(int(tight.sum()), -np.inf), cap[tight])
+
+    def matrix(self, n_cols: int) -> sp.csr_matrix:
+        if not self.rows:
+            return sp.csr_matrix((0, n_cols))
+        return sp.csr_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))), shape=(self.n, n_cols)
+        )
+
+
+def _pairs_of(problem: Problem, orders: np.ndarray) -> np.ndarray:
+    starts, ends = problem.pair_ptr[orders], problem.pair_ptr[orders + 1]
+    return _ranges(starts, ends)
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], ends[i])."""
+    lens = ends - starts
+    if lens.sum() == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return np.arange(lens.sum()) + offsets
+
+
+def solve_mip(
+    problem: Problem,
+    orders: np.ndarray | None = None,
+    stock: np.ndarray | None = None,
+    capacity: np.ndarray | None = None,
+    time_limit_s: float | None = None,
+    hint: list[dict[int, list[int]]] | None = None,
+    solver: str = "highs",
+) -> Solution:
+    """Solves the orders given (all by default) against the stock and
+    capacity given (the problem's by default). parts of other orders stay empty."""
+    orders = np.arange(problem.n_orders) if orders is None else np.asarray(orders, dtype=np.int64)
+    stock = problem.stock if stock is None else stock
+    capacity = problem.capacity if capacity is None else capacity
+    build = _build_split if problem.split else _build_whole
+    lb, ub, obj, integral, rows, decode, hint_values = build(problem, orders, stock, capacity, hint)
+    model = mbh.ModelBuilderHelper()
+    model.fill_model_from_sparse_data(lb, ub, obj, np.concatenate(rows.lo) if rows.lo else np.zeros(0),
+                                      np.concatenate(rows.hi) if rows.hi else np.zeros(0), rows.matrix(len(lb)))
+    for j in np.flatnonzero(integral):
+        model.set_var_integrality(int(j), True)
+    if hint_values is not None:
+        for j, v in enumerate(hint_values):
+            model.add_hint(j, float(v))
+    s = mbh.ModelSolverHelper(solver)
+    if time_limit_s is not None:
+        s.set_time_limit_in_seconds(time_limit_s)
+    if solver == "highs":
+        s.set_solver_specific_parameters("threads=1\nmip_rel_gap=1e-6\n")
+    s.solve(model)
+    status = s.status()
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
+        return Solution(parts, "infeasible", float("inf"))
+    decode(np.round(s.variable_values()).astype(int), parts)
+    bound = s.best_objective_bound() if status == mbh.SolveStatus.OPTIMAL else None
+    return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible", objective(problem, parts), bound)
+
+
+def _order_rows(problem: Problem, orders: np.ndarray, col: np.ndarray, owner: np.ndarray, rows: Rows) -> None:
+    """Each order served at most once (exactly once when it must be)."""
+    must = np.isinf(problem.penalty[orders])
+    local = np.searchsorted(orders, owner) if np.all(np.diff(orders) > 0) else _index_of(orders, owner)
+    rows.add(local, col, np.ones(len(col)), np.where(must, 1.0, -np.inf), np.ones(len(orders)))
+
+
+def _index_of(orders: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    pos = {int(o): i for i, o in enumerate(orders)}
+    return np.array([pos[int(o)] for o in owner], dtype=np.int64)
+
+
+def _build_whole(problem, orders, stock, capacity, hint):
+    pairs = _pairs_of(problem, orders)
+    owner = problem.pair_order[pairs]
+    node = problem.pair_node[pairs]
+    pen = problem.penalty[owner]
+    obj = problem.pair_cost[pairs] - np.where(np.isinf(pen), 0.0, pen)
+    n = len(pairs)
+    rows = Rows.empty()
+    cols = np.arange(n)
+    _order_rows(problem, orders, cols, owner, rows)
+    # stock: one entry per (pair, line of its order)
+    lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
+    line = _ranges(lstart, lend)
+    pcol = np.repeat(cols, lend - lstart)
+    n_skus = stock.shape[1]
+    rows.resource(node[pcol] * n_skus + problem.line_sku[line], pcol, problem.line_qty[line].astype(float), stock.ravel())
+    rows.resource(node, cols, problem.pair_load[pairs], capacity)
+    hint_values = None
+    if hint is not None:
+        hint_values = np.array([1 if int(nd) in hint[int(o)] else 0 for o, nd in zip(owner, node)])
+
+    def decode(x: np.ndarray, parts: list) -> None:
+        for p in np.flatnonzero(x > 0):
+            o = int(owner[p])
+            parts[o] = {int(node[p]): list(range(int(problem.line_ptr[o + 1] - problem.line_ptr[o])))}
+
+    return np.zeros(n), np.ones(n), obj, np.ones(n, bool), rows, decode, hint_values
+
+
+def _build_split(problem, orders, stock, capacity, hint):
+    """Variables: u (a part at the pair's node), z (a line served at that
+    node), s (the order is served). Lines of a served order are each served
+    once; a line only where its part is open."""
+    pairs = _pairs_of(problem, orders)
+    owner = problem.pair_order[pairs]
+    node = problem.pair_node[pairs]
+    n_u = len(pairs)
+    lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
+    zline = _ranges(lstart, lend)  # global line index per z
+    zpair = np.repeat(np.arange(n_u), lend - lstart)  # u index per z
+    n_z = len(zline)
+    n_s = len(orders)
+    u_cols, z_cols, s_cols = np.arange(n_u), n_u + np.arange(n_z), n_u + n_z + np.arange(n_s)
+    must = np.isinf(problem.penalty[orders])
+    pen = np.where(must, 0.0, problem.penalty[orders])
+    obj = np.concatenate([problem.pair_cost[pairs] + problem.split_penalty, np.zeros(n_z),
+                          -(problem.split_penalty + pen)])
+    rows = Rows.empty()
+    # each line of an order: sum_z z - s = 0
+    lines_of = _ranges(problem.line_ptr[orders], problem.line_ptr[orders + 1])
+    line_row = {int(l): i for i, l in enumerate(lines_of)}
+    zrow = np.array([line_row[int(l)] for l in zline], dtype=np.int64)
+    order_pos = _index_of(orders, np.repeat(orders, problem.line_ptr[orders + 1] - problem.line_ptr[orders]))
+    rows.add(np.concatenate([zrow, np.arange(len(lines_of))]), np.concatenate([z_cols, s_cols[order_pos]]),
+             np.concatenate([np.ones(n_z), -np.ones(len(lines_of))]), np.zeros(len(lines_of)), np.zeros(len(lines_of)))
+    # z <= u
+    rows.add(np.concatenate([np.arange(n_z)] * 2), np.concatenate([z_cols, u_cols[zpair]]),
+             np.concatenate([np.ones(n_z), -np.ones(n_z)]), np.full(n_z, -np.inf), np.zeros(n_z))
+    n_skus = stock.shape[1]
+    rows.resource(node[zpair] * n_skus + problem.line_sku[zline], z_cols, problem.line_qty[zline].astype(float), stock.ravel())
+    rows.resource(node, u_cols, problem.pair_load[pairs], capacity)
+    lb = np.concatenate([np.zeros(n_u + n_z), np.where(must, 1.0, 0.0)])
+    ub = np.ones(n_u + n_z + n_s)
+    hint_values = None
+    if hint is not None:
+        u = np.array([1 if int(nd) in hint[int(o)] else 0 for o, nd in zip(owner, node)])
+        z = np.array([1 if int(l - problem.line_ptr[owner[zp]]) in hint[int(owner[zp])].get(int(node[zp]), ()) else 0
+                      for l, zp in zip(zline, zpair)])
+        s_ = np.array([1 if hint[int(o)] else 0 for o in orders])
+        hint_values = np.concatenate([u, z, s_])
+
+    def decode(x: np.ndarray, parts: list) -> None:
+        for k in np.flatnonzero(x[z_cols] > 0):
+            o, nd = int(owner[zpair[k]]), int(node[zpair[k]])
+            parts[o].setdefault(nd, []).append(int(zline[k] - problem.line_ptr[o]))
+
+    return lb, ub, obj, np.ones(len(ub), bool), rows, decode, hint_values
