@@ -96,11 +96,33 @@ def solve_mip(
     capacity = problem.capacity if capacity is None else capacity
     build = _build_split if problem.split else _build_whole
     lb, ub, obj, integral, rows, decode, hint_values = build(problem, orders, stock, capacity, hint)
+    s, status = _run(lb, ub, obj, rows, integral, hint_values, time_limit_s, solver)
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
+        return Solution(parts, "infeasible", float("inf"))
+    decode(np.round(s.variable_values()).astype(int), parts)
+    bound = s.best_objective_bound() if status == mbh.SolveStatus.OPTIMAL else None
+    return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible", objective(problem, parts), bound)
+
+
+def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
+                     solver: str = "glop") -> tuple[np.ndarray, np.ndarray] | None:
+    """The LP relaxation of the whole-order model: (pairs, their x values),
+    or None if it has no solution. On these batches it is nearly integral."""
+    lb, ub, obj, _, rows, _, _ = _build_whole(problem, orders, stock, capacity, None)
+    s, status = _run(lb, ub, obj, rows, None, None, None, solver)
+    if status != mbh.SolveStatus.OPTIMAL:
+        return None
+    return _pairs_of(problem, orders), s.variable_values()
+
+
+def _run(lb, ub, obj, rows: Rows, integral, hint_values, time_limit_s, solver):
     model = mbh.ModelBuilderHelper()
     model.fill_model_from_sparse_data(lb, ub, obj, np.concatenate(rows.lo) if rows.lo else np.zeros(0),
                                       np.concatenate(rows.hi) if rows.hi else np.zeros(0), rows.matrix(len(lb)))
-    for j in np.flatnonzero(integral):
-        model.set_var_integrality(int(j), True)
+    if integral is not None:
+        for j in np.flatnonzero(integral):
+            model.set_var_integrality(int(j), True)
     if hint_values is not None:
         for j, v in enumerate(hint_values):
             model.add_hint(j, float(v))
@@ -108,15 +130,9 @@ def solve_mip(
     if time_limit_s is not None:
         s.set_time_limit_in_seconds(time_limit_s)
     if solver == "highs":
-        s.set_solver_specific_parameters("threads=1\nmip_rel_gap=1e-6\n")
+        s.set_solver_specific_parameters("threads=1\nmip_rel_gap=1e-6\noutput_flag=false\nlog_to_console=false\n")
     s.solve(model)
-    status = s.status()
-    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
-    if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
-        return Solution(parts, "infeasible", float("inf"))
-    decode(np.round(s.variable_values()).astype(int), parts)
-    bound = s.best_objective_bound() if status == mbh.SolveStatus.OPTIMAL else None
-    return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible", objective(problem, parts), bound)
+    return s, s.status()
 
 
 def _order_rows(problem: Problem, orders: np.ndarray, col: np.ndarray, owner: np.ndarray, rows: Rows) -> None:

@@ -41,6 +41,17 @@ class Problem:
     def n_orders(self) -> int:
         return len(self.penalty)
 
+    def pair_of(self, orders: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Pair index of each (order, node); -1 where the node is not a candidate."""
+        if not hasattr(self, "_keys"):
+            keys = self.pair_order.astype(np.int64) * self.n_nodes + self.pair_node
+            self._sort = np.argsort(keys, kind="stable")
+            self._keys = keys[self._sort]
+        want = np.asarray(orders, np.int64) * self.n_nodes + np.asarray(nodes, np.int64)
+        pos = np.minimum(np.searchsorted(self._keys, want), max(len(self._keys) - 1, 0))
+        found = (self._keys[pos] == want) if len(self._keys) else np.zeros(len(want), bool)
+        return np.where(found, self._sort[pos] if len(self._keys) else -1, -1)
+
     def lines(self, o: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.line_ptr[o], self.line_ptr[o + 1]
         return self.line_sku[a:b], self.line_qty[a:b]
@@ -69,22 +80,27 @@ def whole(problem: Problem, nodes: list[int]) -> list[dict[int, list[int]]]:
     return out
 
 
+def flat(parts: list[dict[int, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """(order, node) of every part."""
+    o = [k for k, p in enumerate(parts) for _ in p]
+    n = [node for p in parts for node in p]
+    return np.array(o, dtype=np.int64), np.array(n, dtype=np.int64)
+
+
 def objective(problem: Problem, parts: list[dict[int, list[int]]]) -> float:
-    cost = {(int(o), int(n)): float(c) for o, n, c in zip(problem.pair_order, problem.pair_node, problem.pair_cost)}
-    total = 0.0
-    for o, p in enumerate(parts):
-        if not p:
-            total += float(problem.penalty[o])
-            continue
-        total += sum(cost[(o, n)] for n in p) + problem.split_penalty * (len(p) - 1)
-    return total
+    orders, nodes = flat(parts)
+    pairs = problem.pair_of(orders, nodes)
+    if (pairs < 0).any():
+        return float("inf")  # a part at a node the order may not use
+    unserved = np.array([not p for p in parts], dtype=bool)
+    n_parts = np.bincount(orders, minlength=problem.n_orders)
+    return float(problem.pair_cost[pairs].sum() + problem.penalty[unserved].sum()
+                 + problem.split_penalty * np.maximum(n_parts - 1, 0).sum())
 
 
 def violations(problem: Problem, parts: list[dict[int, list[int]]]) -> list[str]:
     """Every broken constraint, in words; empty when the answer is feasible."""
     out: list[str] = []
-    allowed = set(zip(problem.pair_order.tolist(), problem.pair_node.tolist()))
-    load = {(int(o), int(n)): float(x) for o, n, x in zip(problem.pair_order, problem.pair_node, problem.pair_load)}
     used = np.zeros_like(problem.stock, dtype=float)
     cap = np.zeros(problem.n_nodes)
     for o, p in enumerate(parts):
@@ -99,10 +115,11 @@ def violations(problem: Problem, parts: list[dict[int, list[int]]]) -> list[str]
         if served != list(range(len(skus))):
             out.append(f"order {o} lines served {served}, expected each once")
         for n, idx in p.items():
-            if (o, n) not in allowed:
+            k = int(problem.pair_of(np.array([o]), np.array([n]))[0])
+            if k < 0:
                 out.append(f"order {o} at node {n}, which is not allowed")
                 continue
-            cap[n] += load[(o, n)]
+            cap[n] += problem.pair_load[k]
             for i in idx:
                 used[n, skus[i]] += qtys[i]
     over = np.argwhere(used > problem.stock + 1e-9)

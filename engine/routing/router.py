@@ -33,9 +33,16 @@ class NetworkRouter:
     def route(self, orders: list[OrderToRoute], state: NetworkState) -> list[Decision]:
         if not orders:
             return []
+        batch, solution = self.plan(orders, state)
+        return self.decide(batch, solution)
+
+    def plan(self, orders: list[OrderToRoute], state: NetworkState) -> tuple[Batch, Solution]:
+        """The batch's problem and its solution, before explanations."""
         batch = build(orders, state, self.settings, self.nodes(state))
-        solution = self.solve(batch.problem)
-        return [self._decide(batch, solution, i) for i in range(len(orders))]
+        return batch, self.solve(batch.problem)
+
+    def decide(self, batch: Batch, solution: Solution) -> list[Decision]:
+        return [self._decide(batch, solution, i) for i in range(len(batch.orders))]
 
     def nodes(self, state: NetworkState) -> NodeArrays:
         if self._nodes is None or self._nodes[0] != id(state.network):

@@ -1,0 +1,91 @@
+"""Realistic routing batches for the solver benchmark (see README.md).
+
+A city of 40 x 40 km with stores clustered in districts and a few central
+kitchens; orders come from around the stores (hot spots), baskets of 1-6
+lines drawn from a skewed (Zipf) popularity, a few scarce promotion SKUs
+in 10-30% of orders with supply = demand / 1.3; every node carries most of
+the assortment at shelf levels. Capacity per node is 3x the average demand
+per node off-peak and 1.2x at peak.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from domain.network import Network, Node, Sku, Window
+from engine.routing.types import NetworkState, OrderToRoute
+
+CENTER = (31.23, 121.47)
+KM_LAT = 1 / 110.57
+KM_LON = 1 / (111.32 * np.cos(np.radians(CENTER[0])))
+NOW = 1_767_225_600.0 + 11 * 3600  # a weekday, 19:00 in Shanghai
+REGIMES = {"off-peak": 3.0, "peak": 1.2}
+
+
+@dataclass
+class Instance:
+    name: str
+    orders: list[OrderToRoute]
+    state: NetworkState
+
+
+def make_network(rng: np.random.Generator, n_nodes: int = 600, n_skus: int = 2000, kitchens: int = 20) -> Network:
+    districts = rng.uniform(-15, 15, size=(12, 2))
+    where = districts[rng.integers(0, 12, n_nodes)] + rng.normal(0, 3.0, (n_nodes, 2))
+    nodes = []
+    for i, (x, y) in enumerate(where):
+        kitchen = i < kitchens
+        nodes.append(Node(
+            id=f"{'K' if kitchen else 'S'}{i:03d}", name=f"node {i}", kind="kitchen" if kitchen else "store",
+            lat=CENTER[0] + y * KM_LAT, lon=CENTER[1] + x * KM_LON,
+            modes=["delivery"] if kitchen else ["delivery", "pickup"],
+            delivery_radius_km=8.0 if kitchen else float(rng.uniform(3, 5)), hours=[Window("00:00", "24:00")],
+            capacity_per_slot=1, prep_minutes=float(rng.uniform(5, 12)), cost_per_km=2.0,
+            operating_cost=1.0 if kitchen else float(rng.uniform(2, 4)),
+        ))
+    skus = [Sku(id=f"SKU{j:04d}", name=f"item {j}", price=float(round(rng.uniform(3, 60), 1))) for j in range(n_skus)]
+    return Network(name="bench-city", nodes=nodes, skus=skus)
+
+
+def make_instance(n_orders: int, regime: str, seed: int = 0, network: Network | None = None,
+                  n_promo: int = 3) -> Instance:
+    rng = np.random.default_rng(seed)
+    network = network or make_network(np.random.default_rng(1000 + seed))
+    n_nodes, n_skus = len(network.nodes), len(network.skus)
+    node_xy = np.array([[(n.lon - CENTER[1]) / KM_LON, (n.lat - CENTER[0]) / KM_LAT] for n in network.nodes])
+    # orders around the stores: a few busy districts draw more
+    weight = rng.lognormal(0.0, 0.6, n_nodes)
+    origin = rng.choice(n_nodes, n_orders, p=weight / weight.sum())
+    xy = node_xy[origin] + rng.normal(0, 1.5, (n_orders, 2))
+    popularity = 1 / np.arange(1, n_skus + 1) ** 1.1
+    popularity /= popularity.sum()
+    promo = rng.choice(np.arange(50, n_skus), n_promo, replace=False)
+    promo_share = rng.uniform(0.04, 0.10, n_promo)  # 10-30% of orders hold one
+    orders, demand = [], np.zeros(n_skus)
+    prices = np.array([s.price for s in network.skus])
+    for i in range(n_orders):
+        size = int(rng.integers(1, 7))
+        chosen = set(rng.choice(n_skus, size, replace=False, p=popularity).tolist())
+        chosen.update(int(s) for s, share in zip(promo, promo_share) if rng.random() < share)
+        lines = {network.skus[j].id: (1 if j in promo else int(rng.integers(1, 3))) for j in sorted(chosen)}
+        for j in chosen:
+            demand[j] += lines[network.skus[j].id]
+        minutes = 45 if rng.random() < 0.8 else 30
+        orders.append(OrderToRoute(
+            key=f"o{i}", lines=lines, mode="delivery", lat=CENTER[0] + xy[i, 1] * KM_LAT,
+            lon=CENTER[1] + xy[i, 0] * KM_LON, placed_at=NOW, promised_at=NOW + minutes * 60,
+            value=float(sum(prices[j] * lines[network.skus[j].id] for j in chosen)),
+        ))
+    # shelf stock: most of the assortment everywhere, never the bottleneck
+    atp = np.where(rng.random((n_nodes, n_skus)) < 0.85, rng.integers(5, 30, (n_nodes, n_skus)), 0).astype(np.int64)
+    # scarce promotion SKUs: supply = demand / 1.3, placed where the orders come from
+    near = np.bincount(origin, minlength=n_nodes) + 0.2
+    for j in promo:
+        supply = int(demand[j] / 1.3)
+        atp[:, j] = rng.multinomial(supply, near / near.sum())
+    per_node = n_orders / n_nodes
+    capacity = np.full(n_nodes, max(1, int(round(REGIMES[regime] * per_node))), dtype=np.int64)
+    state = NetworkState(network=network, node_ids=[n.id for n in network.nodes], sku_ids=[s.id for s in network.skus],
+                         atp=atp, capacity_left=capacity, now=NOW)
+    return Instance(f"{regime} {n_orders}", orders, state)
