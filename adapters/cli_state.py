@@ -1,0 +1,78 @@
+"""`o2o state`: node stock and order counts, rebuilt from an event store.
+
+Read-only: it replays the stored events into the read models and prints
+them; it never opens nodes or writes anything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from domain.errors import DomainError
+from engine.network_file import SAMPLE_NETWORK, load_network
+from engine.persistence import DEFAULT_STORE, EventLog, describe, sqlite_path, store_env
+from engine.readmodels import Projections
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("state", help="print node stock and order counts from an event store",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
+    p.add_argument("--network", default=str(SAMPLE_NETWORK), help="network file the store was run with")
+    p.add_argument("--node", action="append", help="show this node's stock per SKU (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the full state as JSON")
+    p.set_defaults(func=run)
+
+
+def rebuild(store_url: str, network_path: str) -> tuple[Projections, int]:
+    """The read models as the stored events make them, and the event count."""
+    if store_url.startswith("sqlite:") and not sqlite_path(store_url).exists():
+        raise FileNotFoundError(f"no event store at {sqlite_path(store_url)} (run `o2o demo` or `o2o serve` first)")
+    log = EventLog(env=store_env(store_url))
+    try:
+        views = Projections(load_network(network_path))
+        events = 0
+        for nid, event in log.stored_events():
+            views.apply(event, nid)
+            events += 1
+        return views, events
+    finally:
+        log.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        views, events = rebuild(args.store, args.network)
+    except (DomainError, FileNotFoundError) as e:
+        print(f"o2o state: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(views.state())).decode() + "\n")
+        return 0
+    print(f"store   {describe(args.store)}  ({events} events)")
+    print(f"network {Path(args.network).name}")
+    kpis = views.kpis()
+    print(f"\norders  {kpis['orders']}")
+    for status, n in kpis["orders_by_status"].items():
+        print(f"  {status:<12} {n:>8}")
+    for key in ("fill_rate", "on_time_rate", "split_rate", "average_order_value", "reroutes", "pos_sales"):
+        print(f"  {key:<20} {kpis[key] if kpis[key] is not None else '-'}")
+    atp = views.atp
+    available = atp.atp()
+    print(f"\n{'node':<10} {'on hand':>9} {'reserved':>9} {'available':>10} {'SKUs out':>9}")
+    for i, node in enumerate(atp.node_ids):
+        print(f"{node:<10} {atp.on_hand[i].sum():>9} {atp.reserved[i].sum():>9} {available[i].sum():>10} "
+              f"{int((available[i] == 0).sum()):>9}")
+    for node in args.node or []:
+        if node not in atp.node_index:
+            print(f"o2o state: unknown node {node!r}", file=sys.stderr)
+            return 2
+        i = atp.node_index[node]
+        print(f"\n{node}: sku on_hand reserved safety available")
+        for j, sku in enumerate(atp.sku_ids):
+            if atp.on_hand[i, j] or atp.reserved[i, j]:
+                print(f"  {sku:<12} {atp.on_hand[i, j]:>6} {atp.reserved[i, j]:>6} {atp.safety[i, j]:>6} {available[i, j]:>6}")
+    return 0
