@@ -28,3 +28,13 @@ class SimClock:
         if t < self.t:
             raise ValueError(f"simulated time cannot go back from {self.t} to {t}")
         self.t = t
+
+
+class ShiftedClock:
+    """Wall-clock speed from a chosen start (a demo at lunch time, whenever it runs)."""
+
+    def __init__(self, start: float):
+        self.offset = start - time.time()
+
+    def now(self) -> float:
+        return time.time() + self.offset
