@@ -94,14 +94,20 @@ def solve_mip(
     orders = np.arange(problem.n_orders) if orders is None else np.asarray(orders, dtype=np.int64)
     stock = problem.stock if stock is None else stock
     capacity = problem.capacity if capacity is None else capacity
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    nowhere = problem.pair_ptr[orders + 1] == problem.pair_ptr[orders]
+    if np.isinf(problem.penalty[orders][nowhere]).any():
+        return Solution(parts, "infeasible", float("inf"))  # a must-assign order with no allowed node
     build = _build_split if problem.split else _build_whole
     lb, ub, obj, integral, rows, decode, hint_values = build(problem, orders, stock, capacity, hint)
     s, status = _run(lb, ub, obj, rows, integral, hint_values, time_limit_s, solver)
-    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
         return Solution(parts, "infeasible", float("inf"))
     decode(np.round(s.variable_values()).astype(int), parts)
-    bound = s.best_objective_bound() if status == mbh.SolveStatus.OPTIMAL else None
+    bound = None
+    if status == mbh.SolveStatus.OPTIMAL and len(orders) == problem.n_orders:
+        pen = problem.penalty[orders]  # the model leaves out the constant: every finite penalty
+        bound = float(s.best_objective_bound() + pen[np.isfinite(pen)].sum())
     return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible", objective(problem, parts), bound)
 
 
@@ -205,6 +211,19 @@ def _build_split(problem, orders, stock, capacity, hint):
     # z <= u
     rows.add(np.concatenate([np.arange(n_z)] * 2), np.concatenate([z_cols, u_cols[zpair]]),
              np.concatenate([np.ones(n_z), -np.ones(n_z)]), np.full(n_z, -np.inf), np.zeros(n_z))
+    # a part holds at least one line (else negative costs would open empty parts)
+    n_lines = (lend - lstart)
+    has = np.flatnonzero(n_lines > 0)
+    rank = np.cumsum(n_lines > 0) - 1
+    rows.add(np.concatenate([rank[has], rank[zpair]]), np.concatenate([u_cols[has], z_cols]),
+             np.concatenate([np.ones(len(has)), -np.ones(n_z)]), np.full(len(has), -np.inf), np.zeros(len(has)))
+    # an order without lines is served by exactly one part, or not at all
+    empty = np.flatnonzero(problem.line_ptr[orders + 1] == problem.line_ptr[orders])
+    if len(empty):
+        at = np.isin(owner, orders[empty])
+        local = _index_of(orders[empty], owner[at])
+        rows.add(np.concatenate([local, np.arange(len(empty))]), np.concatenate([u_cols[at], s_cols[empty]]),
+                 np.concatenate([np.ones(int(at.sum())), -np.ones(len(empty))]), np.zeros(len(empty)), np.zeros(len(empty)))
     n_skus = stock.shape[1]
     rows.resource(node[zpair] * n_skus + problem.line_sku[zline], z_cols, problem.line_qty[zline].astype(float), stock.ravel())
     rows.resource(node, u_cols, problem.pair_load[pairs], capacity)
@@ -219,6 +238,8 @@ def _build_split(problem, orders, stock, capacity, hint):
         hint_values = np.concatenate([u, z, s_])
 
     def decode(x: np.ndarray, parts: list) -> None:
+        for k in np.flatnonzero(x[u_cols] > 0):
+            parts[int(owner[k])][int(node[k])] = []
         for k in np.flatnonzero(x[z_cols] > 0):
             o, nd = int(owner[zpair[k]]), int(node[zpair[k]])
             parts[o].setdefault(nd, []).append(int(zline[k] - problem.line_ptr[o]))

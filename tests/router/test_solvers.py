@@ -1,0 +1,81 @@
+"""Greedy, optimal and exact on random small assignment problems: every
+answer is feasible, optimal is never worse than greedy, and optimal equals
+a proven optimum within 0.1%."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.routing.greedy import solve_greedy
+from engine.routing.mip import solve_mip
+from engine.routing.optimal import solve_optimal
+from engine.routing.problem import violations
+from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
+
+
+@st.composite
+def problems(draw, split: bool | None = None):
+    n_nodes = draw(st.integers(1, 6))
+    n_orders = draw(st.integers(1, 14))
+    skus = ["a", "b", "c", "d"][: draw(st.integers(1, 4))]
+    nodes = [NodeSpec(id=f"n{j}", capacity=draw(st.none() | st.integers(0, 5).map(float))) for j in range(n_nodes)]
+    orders = []
+    for i in range(n_orders):
+        chosen = draw(st.lists(st.sampled_from(skus), max_size=3, unique=True))
+        lines = [LineSpec(sku=s, qty=draw(st.integers(1, 3))) for s in chosen]
+        penalty = draw(st.none() | st.floats(0, 60, allow_nan=False))
+        orders.append(OrderSpec(id=f"o{i}", lines=lines, penalty=30.0 if penalty is None and i % 2 else penalty))
+    cost = [[draw(st.none() | st.floats(-5, 40, allow_nan=False)) for _ in range(n_nodes)] for _ in range(n_orders)]
+    load = [[float(draw(st.integers(1, 3))) for _ in range(n_nodes)] for _ in range(n_orders)]
+    stock = {f"n{j}": {s: draw(st.integers(0, 6)) for s in skus} for j in range(n_nodes)}
+    do_split = draw(st.booleans()) if split is None else split
+    return to_problem(ProblemFile(nodes=nodes, orders=orders, cost=cost, stock=stock, load=load, split=do_split,
+                                  split_penalty=draw(st.floats(0, 10))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_greedy_and_optimal_answers_never_break_stock_capacity_or_allowed_nodes(problem):
+    for solution in (solve_greedy(problem), solve_optimal(problem, time_limit_s=5)):
+        if solution.status != "infeasible":
+            assert violations(problem, solution.parts) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_optimal_is_never_worse_than_greedy_and_within_a_tenth_of_a_percent_of_exact(problem):
+    greedy = solve_greedy(problem)
+    optimal = solve_optimal(problem, time_limit_s=5)
+    exact = solve_mip(problem)
+    if greedy.status != "infeasible":
+        assert optimal.status != "infeasible"
+        assert optimal.objective <= greedy.objective + 1e-6
+    if exact.status == "optimal":
+        assert optimal.status != "infeasible"
+        assert optimal.objective <= exact.objective + 1e-3 * max(1.0, abs(exact.objective)) + 1e-6
+        assert exact.bound is not None and abs(exact.bound - exact.objective) <= 1e-6 * max(1.0, abs(exact.objective))
+    else:
+        assert optimal.status == "infeasible" or violations(problem, optimal.parts) == []
+
+
+def test_a_must_assign_order_that_fits_nowhere_makes_the_problem_infeasible():
+    problem = to_problem(ProblemFile(
+        nodes=[NodeSpec(id="n", capacity=1.0)], orders=[OrderSpec(id="a"), OrderSpec(id="b")],
+        cost=[[1.0], [1.0]],
+    ))
+    assert solve_greedy(problem).status == solve_optimal(problem).status == solve_mip(problem).status == "infeasible"
+
+
+def test_splitting_serves_an_order_no_single_node_can_and_pays_the_split_penalty():
+    spec = ProblemFile(
+        nodes=[NodeSpec(id="n1"), NodeSpec(id="n2")],
+        orders=[OrderSpec(id="o", lines=[LineSpec("a", 1), LineSpec("b", 1)], penalty=100.0)],
+        stock={"n1": {"a": 1}, "n2": {"b": 1}}, cost=[[3.0, 4.0]], split_penalty=5.0,
+    )
+    whole = to_problem(spec)
+    assert not solve_optimal(whole).parts[0]
+    split = to_problem(ProblemFile(**{**{f: getattr(spec, f) for f in spec.__struct_fields__}, "split": True}))
+    for solution in (solve_greedy(split), solve_optimal(split), solve_mip(split)):
+        assert solution.parts[0] == {0: [0], 1: [1]}
+        assert np.isclose(solution.objective, 3 + 4 + 5)
