@@ -1,7 +1,7 @@
 """Realistic routing batches for the solver benchmark (see README.md).
 
-A city of 40 x 40 km with stores clustered in districts and a few central
-kitchens; orders come from around the stores (hot spots), baskets of 1-6
+The simulations' city generator at 600 nodes (stores clustered in 12
+districts over 40 x 40 km, 20 central kitchens) and 2,000 SKUs; orders come from around the stores (hot spots), baskets of 1-6
 lines drawn from a skewed (Zipf) popularity, a few scarce promotion SKUs
 in 10-30% of orders with supply = demand / 1.3; every node carries most of
 the assortment at shelf levels. Capacity per node is 3x the average demand
@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from domain.network import Network, Node, Sku, Window
+from domain.network import Network
 from engine.routing.types import NetworkState, OrderToRoute
+from simulations.network_gen import CENTER, KM_LAT, KM_LON, CitySpec, generate
 
-CENTER = (31.23, 121.47)
-KM_LAT = 1 / 110.57
-KM_LON = 1 / (111.32 * np.cos(np.radians(CENTER[0])))
 NOW = 1_767_225_600.0 + 11 * 3600  # a weekday, 19:00 in Shanghai
 REGIMES = {"off-peak": 3.0, "peak": 1.2}
 
@@ -30,28 +28,17 @@ class Instance:
     state: NetworkState
 
 
-def make_network(rng: np.random.Generator, n_nodes: int = 600, n_skus: int = 2000, kitchens: int = 20) -> Network:
-    districts = rng.uniform(-15, 15, size=(12, 2))
-    where = districts[rng.integers(0, 12, n_nodes)] + rng.normal(0, 3.0, (n_nodes, 2))
-    nodes = []
-    for i, (x, y) in enumerate(where):
-        kitchen = i < kitchens
-        nodes.append(Node(
-            id=f"{'K' if kitchen else 'S'}{i:03d}", name=f"node {i}", kind="kitchen" if kitchen else "store",
-            lat=CENTER[0] + y * KM_LAT, lon=CENTER[1] + x * KM_LON,
-            modes=["delivery"] if kitchen else ["delivery", "pickup"],
-            delivery_radius_km=8.0 if kitchen else float(rng.uniform(3, 5)), hours=[Window("00:00", "24:00")],
-            capacity_per_slot=1, prep_minutes=float(rng.uniform(5, 12)), cost_per_km=2.0,
-            operating_cost=1.0 if kitchen else float(rng.uniform(2, 4)),
-        ))
-    skus = [Sku(id=f"SKU{j:04d}", name=f"item {j}", price=float(round(rng.uniform(3, 60), 1))) for j in range(n_skus)]
-    return Network(name="bench-city", nodes=nodes, skus=skus)
+def make_network(seed: int = 1000, n_nodes: int = 600, n_skus: int = 2000) -> Network:
+    """The simulations' city generator at benchmark size (its stock is replaced per instance)."""
+    kitchens = max(1, n_nodes // 30)
+    return generate(CitySpec(stores=n_nodes - kitchens, kitchens=kitchens, skus=n_skus, radius_km=20, districts=12,
+                             seed=seed, name="bench-city"))
 
 
 def make_instance(n_orders: int, regime: str, seed: int = 0, network: Network | None = None,
                   n_promo: int = 3) -> Instance:
     rng = np.random.default_rng(seed)
-    network = network or make_network(np.random.default_rng(1000 + seed))
+    network = network or make_network(1000 + seed)
     n_nodes, n_skus = len(network.nodes), len(network.skus)
     node_xy = np.array([[(n.lon - CENTER[1]) / KM_LON, (n.lat - CENTER[0]) / KM_LAT] for n in network.nodes])
     # orders around the stores: a few busy districts draw more

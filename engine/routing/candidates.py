@@ -1,8 +1,10 @@
-"""From a batch of orders and the network's state to the assignment problem:
-vectorised over orders x nodes (distance, ETA, radius, hours, promise,
-stock, capacity), keeping the K cheapest feasible nodes per order.
+"""From a batch of orders and the network's state to the assignment problem.
 
-The masks are kept so every decision can say why a cheaper node lost.
+Vectorised in two steps: distances over orders x nodes select the pairs in
+reach (delivery radius, or the chosen pickup store); ETA, hours, promise,
+stock and capacity are then checked on those pairs only, and the K cheapest
+feasible nodes per order are kept. Explanations recompute one order's row
+over all nodes when a decision is written (`Batch.row`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 from domain.network import Network
 from engine.geo import local_km
 from engine.routing.problem import Problem
-from engine.routing.types import NetworkState, OrderToRoute, RouterSettings
+from engine.routing.types import NetworkState, OrderToRoute, RouterSettings, Weights
 
 # Lateness risk rises from 0 to 1 as the slack to the promise falls below this.
 RISK_SLACK_MIN = 15.0
@@ -56,7 +58,7 @@ class NodeArrays:
         )
 
     def open_until(self, now: float) -> np.ndarray:
-        """Minutes from now until each node closes; <= 0 when closed now."""
+        """Minutes from now until each node closes; 0 when closed now."""
         t = datetime.fromtimestamp(now, self.tz)
         minute = t.hour * 60 + t.minute + t.second / 60
         out = np.zeros(len(self.ids))
@@ -69,29 +71,71 @@ class NodeArrays:
 
 @dataclass
 class Batch:
-    """The problem plus what explains it."""
+    """The problem and what is needed to explain its answer."""
 
     problem: Problem
     orders: list[OrderToRoute]
     nodes: NodeArrays
+    state: NetworkState
+    weights: Weights
+    dist: np.ndarray  # (O, N) km
+    open_for: np.ndarray  # (N,) minutes until closing
     sku_cols: list[np.ndarray]  # per order, the ATP columns of its lines
     qtys: list[np.ndarray]
-    cost: np.ndarray  # (O, N) full cost, as if every node could serve
-    dist: np.ndarray  # (O, N) km
-    eta: np.ndarray  # (O, N) minutes
-    reachable: np.ndarray  # (O, N) mode, radius, pickup node, not excluded
-    is_open: np.ndarray  # (O, N) open now and until the hand-over
-    on_time: np.ndarray  # (O, N)
-    stocked: np.ndarray  # (O, N) holds every line
-    has_room: np.ndarray  # (N,)
-    atp: np.ndarray
-    considered: np.ndarray  # (O, N) nodes worth explaining: offer the mode (the pickup store for pickup)
-    problem_now: float
+    pickup: np.ndarray  # (O,) bool
+    minutes_left: np.ndarray  # (O,) until the promise
+    home: np.ndarray  # (O,) the member's home node, -1 for none
+
+    @property
+    def now(self) -> float:
+        return self.state.now
+
+    def row(self, i: int) -> dict[str, np.ndarray]:
+        """Order i against every node: cost terms and each check."""
+        o, n = self.orders[i], self.nodes
+        nodes = np.arange(len(n.ids))
+        terms = _terms(self, np.full(len(nodes), i), nodes, self.dist[i])
+        return {
+            **terms,
+            "reachable": _reachable(o, n, self.dist[i]),
+            "excluded": np.isin(np.array(n.ids), list(o.excluded)),
+            "open": self.open_for >= terms["eta"],
+            "on_time": terms["slack"] >= 0,
+            "has_room": self.state.capacity_left > 0,
+            "considered": n.picks_up if o.mode == "pickup" else n.delivers,
+        }
 
     def short_sku(self, i: int, n: int) -> str | None:
         """The first of order i's SKUs node n cannot promise, if any."""
-        lacking = self.atp[n, self.sku_cols[i]] < self.qtys[i]
+        lacking = self.state.atp[n, self.sku_cols[i]] < self.qtys[i]
         return list(self.orders[i].lines)[int(np.argmax(lacking))] if lacking.any() else None
+
+
+def _reachable(o: OrderToRoute, n: NodeArrays, dist: np.ndarray) -> np.ndarray:
+    if o.mode == "pickup":
+        row = np.zeros(len(n.ids), bool)
+        k = n.index.get(o.pickup_node or "")
+        if k is not None:
+            row[k] = n.picks_up[k]
+        return row
+    return n.delivers & (dist <= n.radius)
+
+
+def _terms(b: Batch, oi: np.ndarray, ni: np.ndarray, dist: np.ndarray) -> dict[str, np.ndarray]:
+    """Cost terms of (order, node) pairs given as aligned arrays."""
+    w, n = b.weights, b.nodes
+    pickup = b.pickup[oi]
+    travel = np.where(pickup, 0.0, dist / n.speed_kmh * 60)
+    eta = n.prep[ni] + travel
+    slack = b.minutes_left[oi] - eta
+    delivery = np.where(pickup, 0.0, dist * n.cost_per_km[ni])
+    lateness = np.clip(1 - slack / RISK_SLACK_MIN, 0, 1) * w.lateness
+    operating = n.operating[ni] * w.operating
+    home = np.where(b.home[oi] == ni, -w.home_bonus, 0.0)
+    time = eta * w.per_minute
+    return {"distance_km": np.where(pickup, 0.0, dist), "eta": eta, "slack": slack, "delivery": delivery,
+            "time": time, "lateness": lateness, "operating": operating, "home": home,
+            "total": delivery + time + lateness + operating + home}
 
 
 def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> Batch:
@@ -100,86 +144,61 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     sku_index = {s: j for j, s in enumerate(state.sku_ids)}
     lat = np.array([o.lat for o in orders], dtype=float)
     lon = np.array([o.lon for o in orders], dtype=float)
-    pickup = np.array([o.mode == "pickup" for o in orders])
-    dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :]) if n_orders else np.zeros((0, n_nodes))
-    travel = np.where(pickup[:, None], 0.0, dist / nodes.speed_kmh * 60)
-    eta = nodes.prep[None, :] + travel
+    dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
+    sku_cols = [np.array([sku_index[s] for s in o.lines], dtype=np.int64) for o in orders]
+    qtys = [np.fromiter(o.lines.values(), dtype=np.int64, count=len(o.lines)) for o in orders]
+    b = Batch(problem=None, orders=orders, nodes=nodes, state=state, weights=w, dist=dist,  # type: ignore[arg-type]
+              open_for=nodes.open_until(state.now), sku_cols=sku_cols, qtys=qtys,
+              pickup=np.array([o.mode == "pickup" for o in orders], dtype=bool),
+              minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
+              home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64))
 
-    reachable = np.where(pickup[:, None], nodes.picks_up[None, :], nodes.delivers[None, :] & (dist <= nodes.radius[None, :]))
+    # pairs in reach: delivery within the radius, pickup at the chosen store, never an excluded node
+    reach = nodes.delivers[None, :] & (dist <= nodes.radius[None, :])
+    reach[b.pickup] = False
     for i, o in enumerate(orders):
         if o.mode == "pickup":
-            row = np.zeros(n_nodes, bool)
-            k = nodes.index.get(o.pickup_node or "")
-            if k is not None:
-                row[k] = nodes.picks_up[k]
-            reachable[i] = row
+            reach[i] = _reachable(o, nodes, dist[i])
         for x in o.excluded:
             k = nodes.index.get(x)
             if k is not None:
-                reachable[i, k] = False
-    is_open = nodes.open_until(state.now)[None, :] >= eta
-    slack = np.array([(o.promised_at - state.now) / 60 for o in orders])[:, None] - eta
-    on_time = slack >= 0
+                reach[i, k] = False
+    oi, ni = np.nonzero(reach)
+    t = _terms(b, oi, ni, dist[oi, ni])
+    ok = (b.open_for[ni] >= t["eta"]) & (t["slack"] >= 0) & (state.capacity_left[ni] > 0)
 
-    # stock: a node holds the order when every line is within its ATP
-    sku_cols, qtys = [], []
-    for o in orders:
-        sku_cols.append(np.array([sku_index[s] for s in o.lines], dtype=np.int64))
-        qtys.append(np.array(list(o.lines.values()), dtype=np.int64))
     line_ptr = np.concatenate([[0], np.cumsum([len(c) for c in sku_cols])]).astype(np.int64)
     line_sku = np.concatenate(sku_cols) if sku_cols else np.zeros(0, np.int64)
     line_qty = np.concatenate(qtys) if qtys else np.zeros(0, np.int64)
-    atp = state.atp
-    if len(line_sku):
-        enough = atp[:, line_sku] >= line_qty[None, :]  # (N, L)
-        holds_any = np.logical_or.reduceat(enough, line_ptr[:-1], axis=1).T if n_orders else np.zeros((0, n_nodes), bool)
-        stocked = np.logical_and.reduceat(enough, line_ptr[:-1], axis=1).T
-        empty = line_ptr[1:] == line_ptr[:-1]
-        stocked[empty] = True  # reduceat repeats a column for empty segments
-        holds_any[empty] = True
-    else:
-        stocked = holds_any = np.ones((n_orders, n_nodes), bool)
-    has_room = state.capacity_left > 0
+    ok &= _stocked(oi, ni, line_ptr, line_sku, line_qty, state.atp, any_line=settings.allow_split)
+    oi, ni, cost = oi[ok], ni[ok], t["total"][ok]
 
-    risk = np.clip(1 - slack / RISK_SLACK_MIN, 0, 1)
-    home = np.zeros((n_orders, n_nodes))
-    for i, o in enumerate(orders):
-        k = nodes.index.get(o.home_node or "")
-        if k is not None:
-            home[i, k] = -w.home_bonus
-    delivery = np.where(pickup[:, None], 0.0, dist * nodes.cost_per_km[None, :])
-    cost = delivery + eta * w.per_minute + risk * w.lateness + nodes.operating[None, :] * w.operating + home
-
-    usable = reachable & is_open & on_time & has_room[None, :] & (holds_any if settings.allow_split else stocked)
-    problem = _keep_cheapest(usable, cost, settings.candidates, line_ptr, line_sku, line_qty, atp, state, orders, w,
-                             settings.allow_split)
-    considered = np.where(pickup[:, None], reachable, nodes.delivers[None, :])
-    for i, o in enumerate(orders):  # a declined node is worth saying so
-        for x in o.excluded:
-            k = nodes.index.get(x)
-            if k is not None:
-                considered[i, k] = True
-    return Batch(problem, orders, nodes, sku_cols, qtys, cost, dist, eta, reachable, is_open, on_time, stocked,
-                 has_room, atp, considered, state.now)
-
-
-def _keep_cheapest(usable, cost, k, line_ptr, line_sku, line_qty, atp, state, orders, w, split) -> Problem:
-    n_orders, n_nodes = usable.shape
-    masked = np.where(usable, cost, np.inf)
-    k = min(k, n_nodes)
-    if n_orders and k < n_nodes:
-        top = np.argpartition(masked, k - 1, axis=1)[:, :k]
-    else:
-        top = np.tile(np.arange(n_nodes), (n_orders, 1))
-    top_cost = np.take_along_axis(masked, top, axis=1)
-    order = np.argsort(top_cost, axis=1, kind="stable")
-    top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
-    keep = np.isfinite(top_cost)
-    pair_order = np.repeat(np.arange(n_orders), k)[keep.ravel()]
-    return Problem(
-        n_nodes=n_nodes, pair_order=pair_order, pair_node=top[keep], pair_cost=top_cost[keep],
+    # the K cheapest per order, cheapest first
+    sort = np.lexsort((cost, oi))
+    oi, ni, cost = oi[sort], ni[sort], cost[sort]
+    starts = np.searchsorted(oi, np.arange(n_orders))
+    rank = np.arange(len(oi)) - starts[oi] if len(oi) else np.zeros(0, np.int64)
+    keep = rank < settings.candidates
+    b.problem = Problem(
+        n_nodes=n_nodes, pair_order=oi[keep], pair_node=ni[keep], pair_cost=cost[keep],
         pair_load=np.ones(int(keep.sum())), line_ptr=line_ptr, line_sku=line_sku, line_qty=line_qty,
-        stock=atp.astype(float), capacity=state.capacity_left.astype(float),
+        stock=state.atp, capacity=state.capacity_left,
         penalty=np.array([np.inf if o.must_assign else w.unserved_base + o.value for o in orders]),
-        split=split, split_penalty=w.split_penalty,
+        split=settings.allow_split, split_penalty=w.split_penalty,
     )
+    return b
+
+
+def _stocked(oi, ni, line_ptr, line_sku, line_qty, atp, any_line: bool) -> np.ndarray:
+    """Per pair: does the node hold every line (any line, when splitting)?"""
+    counts = line_ptr[oi + 1] - line_ptr[oi]
+    if len(oi) == 0:
+        return np.zeros(0, bool)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    line = np.repeat(line_ptr[oi] - starts, counts) + np.arange(counts.sum())
+    enough = atp[np.repeat(ni, counts), line_sku[line]] >= line_qty[line]
+    nonempty = counts > 0
+    out = np.ones(len(oi), bool)
+    reduce = np.logical_or if any_line else np.logical_and
+    out[nonempty] = reduce.reduceat(enough, starts[nonempty]) if nonempty.any() else out[nonempty]
+    return out

@@ -29,7 +29,6 @@ from engine.routing.problem import Problem, Solution, objective
 
 def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs") -> Solution:
     deadline = time.perf_counter() + time_limit_s
-    greedy = solve_greedy(problem)
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     stock = problem.stock.astype(float, copy=True)
     capacity = problem.capacity.astype(float, copy=True)
@@ -64,6 +63,9 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
         status = "infeasible"
     mine = Solution(parts, status, objective(problem, parts))
+    if status == "optimal":
+        return mine  # proven: greedy cannot be better
+    greedy = solve_greedy(problem)
     if greedy.status != "infeasible" and (mine.status == "infeasible" or greedy.objective < mine.objective - 1e-9):
         return Solution(greedy.parts, "feasible", greedy.objective)
     return mine

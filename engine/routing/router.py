@@ -55,51 +55,38 @@ class NetworkRouter:
     def _decide(self, b: Batch, sol: Solution, i: int) -> Decision:
         o = b.orders[i]
         chosen = sol.parts[i]
+        row = b.row(i)
         skus = list(o.lines)
         parts = [
             Part(node=b.nodes.ids[n], lines={skus[k]: o.lines[skus[k]] for k in idx},
-                 eta_at=b.problem_now + float(b.eta[i, n]) * 60, cost=self._terms(b, i, n))
+                 eta_at=b.now + float(row["eta"][n]) * 60, cost=_cost_terms(row, n))
             for n, idx in chosen.items()
         ]
-        limit = max((b.cost[i, n] for n in chosen), default=np.inf)
-        lost = self._losses(b, i, limit, set(chosen))
+        limit = max((row["total"][n] for n in chosen), default=np.inf)
+        lost = self._losses(b, row, i, limit, set(chosen))
         reason = None
         if not parts:
-            reason = lost[0].reason if len(lost) == 1 else self._why_unserved(b, i, lost)
+            reason = self._why_unserved(b, i, lost)
         return Decision(key=o.key, parts=parts, lost=lost, reason=reason)
 
-    def _terms(self, b: Batch, i: int, n: int) -> CostTerms:
-        w = self.settings.weights
-        o = b.orders[i]
-        dist = float(b.dist[i, n]) if o.mode == "delivery" else 0.0
-        eta = float(b.eta[i, n])
-        delivery = dist * float(b.nodes.cost_per_km[n])
-        slack = (o.promised_at - b.problem_now) / 60 - eta
-        lateness = float(np.clip(1 - slack / 15.0, 0, 1)) * w.lateness
-        operating = float(b.nodes.operating[n]) * w.operating
-        home = -w.home_bonus if o.home_node == b.nodes.ids[n] else 0.0
-        return CostTerms(distance_km=round(dist, 3), eta_min=round(eta, 1), delivery=round(delivery, 2),
-                         time=round(eta * w.per_minute, 2), lateness=round(lateness, 2), operating=round(operating, 2),
-                         home=home, total=round(float(b.cost[i, n]), 2))
-
-    def _losses(self, b: Batch, i: int, limit: float, chosen: set[int]) -> list[Loss]:
+    def _losses(self, b: Batch, row: dict, i: int, limit: float, chosen: set[int]) -> list[Loss]:
         """Why each node cheaper than the chosen one (any node, if none was chosen) lost."""
-        row = np.where(b.considered[i], b.cost[i], np.inf)
-        cheaper = np.flatnonzero(row < limit)
-        cheaper = cheaper[np.argsort(row[cheaper], kind="stable")][:MAX_LOSSES]
-        return [Loss(node=b.nodes.ids[n], reason=self._reason(b, i, int(n))) for n in cheaper if n not in chosen]
+        cost = np.where(row["considered"] | row["excluded"], row["total"], np.inf)
+        cheaper = np.flatnonzero(cost < limit)
+        cheaper = cheaper[np.argsort(cost[cheaper], kind="stable")][:MAX_LOSSES]
+        return [Loss(node=b.nodes.ids[n], reason=self._reason(b, row, i, int(n))) for n in cheaper if n not in chosen]
 
-    def _reason(self, b: Batch, i: int, n: int) -> str:
+    def _reason(self, b: Batch, row: dict, i: int, n: int) -> str:
         o = b.orders[i]
-        if b.nodes.ids[n] in o.excluded:
+        if row["excluded"][n]:
             return "declined or let the order expire before"
-        if not b.reachable[i, n]:
+        if not row["reachable"][n]:
             return "too far" if o.mode == "delivery" else "not the pickup store"
-        if not b.is_open[i, n]:
+        if not row["open"][n]:
             return "closed"
-        if not b.on_time[i, n]:
-            return f"too late (ready in {b.eta[i, n]:.0f} min)"
-        if not b.has_room[n]:
+        if not row["on_time"][n]:
+            return f"too late (ready in {row['eta'][n]:.0f} min)"
+        if not row["has_room"][n]:
             return "capacity full"
         short = b.short_sku(i, n)
         if short is not None:
@@ -109,7 +96,17 @@ class NetworkRouter:
     def _why_unserved(self, b: Batch, i: int, lost: list[Loss]) -> str:
         if not lost:
             return "no node reaches the location" if b.orders[i].mode == "delivery" else "the pickup store cannot serve it"
+        if len(lost) == 1:
+            return lost[0].reason
         return "no node can serve it: " + "; ".join(f"{x.node} {x.reason}" for x in lost[:3])
+
+
+def _cost_terms(row: dict, n: int) -> CostTerms:
+    def r(key: str, digits: int = 2) -> float:
+        return round(float(row[key][n]), digits)
+
+    return CostTerms(distance_km=r("distance_km", 3), eta_min=r("eta", 1), delivery=r("delivery"), time=r("time"),
+                     lateness=r("lateness"), operating=r("operating"), home=r("home"), total=r("total"))
 
 
 def make_router(settings: RouterSettings = RouterSettings()) -> NetworkRouter:

@@ -1,0 +1,15 @@
+"""`o2o bench <name>`: the benchmarks, one module each, named here so the
+CLI stays a table (a module exposes `register(subparsers)`)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHES = ["benchmarks.solver"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="load and solver benchmarks (figures, not tests)")
+    benches = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for name in BENCHES:
+        importlib.import_module(name).register(benches)
