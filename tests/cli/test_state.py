@@ -1,0 +1,51 @@
+"""`o2o state` rebuilds stock and order counts from a store, read-only."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.cli import main
+from domain.commands import Line, SubmitOrder
+from engine.app import Engine
+from engine.clock import SimClock
+from engine.network_file import load_sample
+from engine.persistence import store_env
+
+NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai
+
+
+def test_state_prints_stock_and_orders_of_a_sqlite_store_and_writes_nothing(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/events.db"
+    network = load_sample()
+    engine = Engine(network, clock=SimClock(NOON), env=store_env(url))
+    store = network.nodes[0]
+    reply = engine.submit(SubmitOrder(channel="app", external_id="1", lines=[Line(network.skus[0].id, 1)],
+                                      lat=store.lat, lon=store.lon))
+    events = engine.last_notification_id()
+    live = engine.views.state()
+    engine.close()
+
+    assert main(["state", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert f"({events} events)" in out and "orders  1" in out and store.id in out
+    assert main(["state", "--store", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["orders"][reply.order_id]["status"] == live["orders"][reply.order_id]["status"]
+    again = Engine(network, clock=SimClock(NOON), env=store_env(url))
+    assert again.last_notification_id() == events
+    again.close()
+
+
+def test_state_of_a_missing_store_says_so(tmp_path, capsys):
+    assert main(["state", "--store", f"sqlite:///{tmp_path}/none.db"]) == 2
+    assert "no event store" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "state", "network", "solve", "bench"):
+        assert command in out
