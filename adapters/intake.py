@@ -44,6 +44,7 @@ class Intake:
         self.consumed = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.sub: Any = None
 
     async def start(self) -> None:
         await ensure_stream(self.js, STREAM, SUBJECTS, duplicate_window=24 * 3600)
@@ -97,6 +98,9 @@ class Intake:
         self._stopping.set()
         if self._task:
             await self._task
+        if self.sub is not None:
+            # a pull subscription's queue is never marked done, so a later drain would wait on it forever
+            await self.sub.unsubscribe()
 
 
 def intake_message(cmd: SubmitOrder) -> tuple[str, bytes, dict[str, str]]:

