@@ -42,7 +42,10 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 10.0) -> "EmbeddedNats":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)]
+        # the server takes 8 MB so an oversized request reaches the service, which refuses it with a reason
+        conf = self.data_dir / "server.conf"
+        conf.write_text("max_payload: 8MB\n")
+        args = [server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, stdout=out, stderr=out)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,143 @@
+"""The engine as a NATS micro service, against a real nats-server."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import msgspec
+import nats
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from adapters.intake import intake_message
+from adapters.service import ENDPOINTS
+from domain.commands import Line, SubmitOrder
+from engine.network_file import load_sample
+from tests.integration.conftest import run, running_service
+
+NETWORK = load_sample()
+STORE = NETWORK.nodes[5]
+SKU = NETWORK.skus[0].id
+
+
+def order(ext: str, **kw) -> SubmitOrder:
+    return SubmitOrder(channel="app", external_id=ext, lines=[Line(SKU, 1)], lat=STORE.lat, lon=STORE.lon, **kw)
+
+
+async def request(nc, subject: str, payload, headers=None):
+    data = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
+    msg = await nc.request(subject, data, timeout=10, headers=headers)
+    error = (msg.headers or {}).get("Nats-Service-Error")
+    return (int(msg.headers["Nats-Service-Error-Code"]), error) if error else (200, json.loads(msg.data))
+
+
+def test_discovery_lists_every_endpoint_and_stats_count_requests_and_errors(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            info = json.loads((await nc.request("$SRV.INFO.o2o-engine", b"", timeout=5)).data)
+            subjects = {e["subject"] for e in info["endpoints"]}
+            assert {ep.subject for ep in ENDPOINTS} <= subjects and "o2o.schema" in subjects
+            ping = json.loads((await nc.request("$SRV.PING", b"", timeout=5)).data)
+            assert ping["name"] == "o2o-engine"
+            assert (await request(nc, "o2o.orders.submit", order("d1")))[0] == 200
+            assert (await request(nc, "o2o.orders.submit", b"not json"))[0] == 400
+            assert (await request(nc, "o2o.orders.status", {"order_id": "nope"}))[0] == 400
+            stats = json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)
+            by_name = {e["name"]: e for e in stats["endpoints"]}
+            assert by_name["submit"]["num_requests"] == 2 and by_name["submit"]["num_errors"] == 1
+            assert by_name["status"]["num_errors"] == 1
+            schemas = json.loads((await nc.request("o2o.schema", b"", timeout=5)).data)
+            assert "SubmitOrder" in schemas["requests"] and "OrderReply" in schemas["replies"]
+
+    run(go())
+
+
+def test_a_submitted_order_its_reply_its_stored_events_and_its_published_events_agree(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            code, reply = await request(nc, "o2o.orders.submit", order("agree-1"))
+            assert code == 200 and reply["status"] in ("routed", "rejected")
+            stored = [(nid, e) for nid, e in engine.stored_events() if str(e.originator_id) == reply["order_id"]]
+            kinds = [type(e).__name__ for _, e in stored]
+            assert kinds[0] == "Placed" and kinds[1] in ("Routed", "Rejected")
+            if reply["status"] == "routed":
+                assert stored[1][1].parts[0].node == reply["node"]
+            js = nc.jetstream()
+            sub = await js.subscribe("o2o.events.order.>", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                                     ordered_consumer=True)
+            published = {}
+            while len(published) < len(stored):
+                msg = await sub.next_msg(timeout=5)
+                body = json.loads(msg.data)
+                if body["originator_id"] == reply["order_id"]:
+                    published[body["notification_id"]] = msg.subject
+            assert sorted(published) == [nid for nid, _ in stored]
+            assert published[stored[1][0]] == f"o2o.events.order.{kinds[1].lower()}"
+
+    run(go())
+
+
+def test_malformed_input_gets_an_error_naming_the_field_stores_nothing_and_the_service_goes_on(nats_server):
+    good = msgspec.to_builtins(order("m-ok"))
+    cases = [
+        (b"{not json", 400, "not valid JSON"),
+        ({**good, "lines": "apple"}, 400, "$.lines"),
+        ({k: v for k, v in good.items() if k != "channel"}, 400, "$.channel"),
+        ({**good, "lines": [{"sku": SKU, "qty": 0}]}, 400, "$.lines[0].qty"),
+        ({**good, "lines": [{"sku": SKU, "qty": -3}]}, 400, "$.lines[0].qty"),
+        ({**good, "lines": [{"sku": "NO-SUCH", "qty": 1}]}, 404, "$.lines[0].sku"),
+        ({**good, "mode": "pickup", "pickup_node": "NOWHERE"}, 404, "$.pickup_node"),
+        ({**good, "lines": [{"sku": SKU, "qty": 1}] * 10_000}, 400, "$.lines"),
+        (b'{"x": "' + b"y" * 5_000_000 + b'"}', 400, "exceeds the limit"),
+    ]
+
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            before = engine.last_notification_id()
+            for payload, code, words in cases:
+                got, error = await request(nc, "o2o.orders.submit", payload)
+                assert (got, words in error) == (code, True), (payload if isinstance(payload, dict) else payload[:40], error)
+            assert engine.last_notification_id() == before
+            assert (await request(nc, "o2o.stock.receive", {"node": "NOWHERE", "lines": [{"sku": SKU, "qty": 1}]}))[0] == 404
+            assert (await request(nc, "o2o.orders.submit", order("m-ok")))[0] == 200
+
+    run(go())
+
+
+def test_the_same_order_over_request_reply_and_over_jetstream_is_routed_once(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            cmd = order("twice-1", )
+            code, first = await request(nc, "o2o.orders.submit", cmd)
+            assert code == 200 and not first["repeat"]
+            js = nc.jetstream()
+            subject, data, headers = intake_message(cmd)
+            await js.publish(subject, data, headers=headers)
+            ack = await js.publish(subject, data, headers=headers)
+            assert ack.duplicate  # JetStream itself drops the second within its window
+            for _ in range(100):
+                if engine.views.kpis()["orders"] >= 1 and not await _intake_pending(js):
+                    break
+                await asyncio.sleep(0.05)
+            code, again = await request(nc, "o2o.orders.submit", cmd)
+            assert again["repeat"] and again["order_id"] == first["order_id"]
+            placed = [e for _, e in engine.stored_events()
+                      if type(e).__name__ == "Placed" and str(e.originator_id) == first["order_id"]]
+            assert len(placed) == 1
+
+    run(go())
+
+
+async def _intake_pending(js) -> int:
+    info = await js.consumer_info("O2O_INTAKE", "o2o-engine")
+    return info.num_pending + info.num_ack_pending
+
+
+def test_a_full_queue_answers_503_at_once(nats_server):
+    async def go():
+        async with running_service(nats_server.url, max_queue=3, window_ms=1500, max_batch=1000) as (engine, nc):
+            results = await asyncio.gather(*(request(nc, "o2o.orders.submit", order(f"bp-{i}")) for i in range(12)))
+            codes = [c for c, _ in results]
+            assert codes.count(503) >= 1 and codes.count(200) >= 3
+            assert all("overloaded" in r for c, r in results if c == 503)
+
+    run(go())
