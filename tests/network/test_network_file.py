@@ -84,3 +84,14 @@ def test_o2o_network_check_accepts_the_sample_and_refuses_a_bad_file(tmp_path, c
     bad.write_text(json.dumps(data))
     assert main(["network", "check", str(bad)]) == 2
     assert "$.nodes[0].lat" in capsys.readouterr().err
+
+
+def test_the_committed_network_schema_is_generated_and_validates_the_sample():
+    import jsonschema
+
+    from adapters.cli_schemas import generated
+
+    root = SAMPLE_NETWORK.parents[2]
+    schema = json.loads((root / "docs/schemas/network.json").read_text())
+    assert schema == generated()["network"], "regenerate with: o2o schemas"
+    jsonschema.validate(sample_dict(), schema)

@@ -1,0 +1,63 @@
+"""Every sample request in docs/examples works against the sample network,
+and the README's few lines of Python submit an order."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+
+from adapters.schemas import all_schemas
+from tests.integration.conftest import run, running_service
+
+ROOT = Path(__file__).resolve().parents[2]
+# in the order a day would bring them
+EXAMPLES = [
+    ("order.json", "o2o.orders.submit"), ("order-status.json", "o2o.orders.status"),
+    ("order-accept.json", "o2o.orders.accept"), ("order-progress.json", "o2o.orders.progress"),
+    ("order-cancel.json", "o2o.orders.cancel"), ("order-pickup.json", "o2o.orders.submit"),
+    ("order-decline.json", "o2o.orders.decline"), ("stock-receive.json", "o2o.stock.receive"),
+    ("stock-adjust.json", "o2o.stock.adjust"), ("stock-count.json", "o2o.stock.count"),
+    ("stock-nearby.json", "o2o.stock.nearby"), ("member-signup.json", "o2o.members.signup"),
+    ("member-bind.json", "o2o.members.bind"), ("pos-sale.json", "o2o.pos.sale"),
+    ("member-redeem.json", "o2o.members.redeem"), ("member-get.json", "o2o.members.get"),
+]
+
+
+def test_every_example_request_succeeds_in_a_days_order(nats_server):
+    shipped = {p.name for p in (ROOT / "docs/examples").glob("*.json")}
+    assert shipped == {name for name, _ in EXAMPLES}
+
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            for name, subject in EXAMPLES:
+                msg = await nc.request(subject, (ROOT / "docs/examples" / name).read_bytes(), timeout=10)
+                assert not (msg.headers or {}).get("Nats-Service-Error"), (name, msg.headers)
+                reply = json.loads(msg.data)
+                if name == "order.json":
+                    assert reply["status"] == "routed", reply
+                if name == "member-get.json":
+                    assert reply["identities"] == {"wechat": "wx-oA1b2C3d"} and reply["points"] >= 0
+
+    run(go())
+
+
+def test_the_readme_python_snippet_submits_an_order_and_sees_it_routed(nats_server):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    code = code.replace("nats://127.0.0.1:4222", nats_server.url)
+
+    async def go():
+        async with running_service(nats_server.url):
+            scope: dict = {}
+            exec(compile(code.replace("asyncio.run(main())", ""), "README.md", "exec"), scope)
+            return await scope["main"]()
+
+    reply = run(go())
+    assert reply["status"] == "routed" and reply["node"]
+
+
+def test_the_committed_api_schemas_are_the_generated_ones():
+    committed = json.loads((ROOT / "docs/schemas/api.json").read_text())
+    assert committed == json.loads(msgspec.json.encode(all_schemas())), "regenerate with: o2o schemas"
