@@ -30,10 +30,12 @@ def free_port() -> int:
 
 
 class EmbeddedNats:
-    def __init__(self, data_dir: str | os.PathLike, port: int | None = None, log_file: str | None = None):
+    def __init__(self, data_dir: str | os.PathLike, port: int | None = None, log_file: str | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.log_file = log_file
+        self.extra_args = extra_args  # e.g. ("--user", "u", "--pass", "p")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -45,7 +47,7 @@ class EmbeddedNats:
         # the server takes 8 MB so an oversized request reaches the service, which refuses it with a reason
         conf = self.data_dir / "server.conf"
         conf.write_text("max_payload: 8MB\n")
-        args = [server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)]
+        args = [server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir), *self.extra_args]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
