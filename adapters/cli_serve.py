@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=500, help="orders per micro-batch at most")
     p.add_argument("--max-queue", type=int, default=20_000, help="orders waiting at most; beyond, 503 at once")
     p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--ack-wait", type=float, default=10.0,
+                   help="seconds before JetStream redelivers an intake order the engine has not acknowledged")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
 
@@ -97,7 +99,8 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})", flush=True)
     engine = Engine(network, EngineSettings(router=RouterSettings(solver=args.solver)), env=store_env(args.store))
     nc = await connect(args, args.nats)
-    service = O2OService(engine, nc, max_batch=args.max_batch, window_ms=args.window_ms, max_queue=args.max_queue)
+    service = O2OService(engine, nc, max_batch=args.max_batch, window_ms=args.window_ms, max_queue=args.max_queue,
+                         ack_wait=args.ack_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,8 +165,7 @@ async def events(args: argparse.Namespace) -> int:
             seen += 1
             if args.count and seen >= args.count:
                 break
-    except asyncio.CancelledError:
-        pass
     finally:
-        await nc.drain()
+        await sub.unsubscribe()
+        await nc.close()  # a reader has nothing to flush; draining an ordered consumer can hang
     return 0

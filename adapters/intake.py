@@ -35,7 +35,7 @@ def msg_id(channel: str, external_id: str) -> str:
 
 
 class Intake:
-    def __init__(self, nc: Client, worker: EngineWorker, batch: int = 500, ack_wait: float = 30.0):
+    def __init__(self, nc: Client, worker: EngineWorker, batch: int = 500, ack_wait: float = 10.0):
         self.nc = nc
         self.js = nc.jetstream()
         self.worker = worker

@@ -77,7 +77,7 @@ async def wait_intake_done(url: str, timeout: float = 90) -> None:
 def test_killed_while_consuming_intake_every_order_is_routed_once_and_the_stream_has_no_gap(nats_server, tmp_path):
     store = f"sqlite:///{tmp_path}/events.db"
     batch = orders(3000, "kill")
-    first = ServeProcess(nats_server.url, store, tmp_path / "serve1.log").start()
+    first = ServeProcess(nats_server.url, store, tmp_path / "serve1.log", extra=("--ack-wait", "2")).start()
 
     async def publish_and_kill():
         nc = await nats.connect(nats_server.url)
@@ -95,7 +95,8 @@ def test_killed_while_consuming_intake_every_order_is_routed_once_and_the_stream
     run(publish_and_kill())
     placed_after_kill, _, _ = outcomes(store)
     assert 0 < len(placed_after_kill) < len(batch), "the kill should land mid-intake"
-    second = ServeProcess(nats_server.url, store, tmp_path / "serve2.log").start()
+    # JetStream redelivers what the killed engine held unacknowledged after the ack wait
+    second = ServeProcess(nats_server.url, store, tmp_path / "serve2.log", extra=("--ack-wait", "2")).start()
     run(wait_intake_done(nats_server.url))
     assert second.terminate() == 0  # graceful: publishes what is stored, then exits
 
