@@ -24,15 +24,21 @@ _SNAPSHOT_BASE = {"_created_on": datetime, "_modified_on": datetime | None}
 
 
 @lru_cache(maxsize=None)
-def _decoder(cls: type) -> msgspec.json.Decoder:
-    """A decoder for the stored state of one event class, typed from its hints."""
-    fields = []
+def state_type(cls: type) -> type[msgspec.Struct]:
+    """The stored state of one event class as a Struct, typed from its hints
+    (also what the published events' JSON Schemas are made from)."""
+    fields: list[Any] = []
     for name, hint in typing.get_type_hints(cls).items():
         if name in _SKIP or typing.get_origin(hint) is typing.ClassVar:
             continue
         fields.append((name, hint if name != "state" else dict[str, Any]))
     fields.append(("class_version", int, 1))
-    return msgspec.json.Decoder(msgspec.defstruct(f"{cls.__name__}State", fields, kw_only=True))
+    return msgspec.defstruct(f"{cls.__qualname__.replace('.', '')}State", fields, kw_only=True)
+
+
+@lru_cache(maxsize=None)
+def _decoder(cls: type) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(state_type(cls))
 
 
 class MsgspecMapper(Mapper):

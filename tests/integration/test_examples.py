@@ -61,3 +61,27 @@ def test_the_readme_python_snippet_submits_an_order_and_sees_it_routed(nats_serv
 def test_the_committed_api_schemas_are_the_generated_ones():
     committed = json.loads((ROOT / "docs/schemas/api.json").read_text())
     assert committed == json.loads(msgspec.json.encode(all_schemas())), "regenerate with: o2o schemas"
+
+
+def test_every_published_event_validates_against_its_schema(nats_server):
+    import jsonschema
+
+    schemas = json.loads(msgspec.json.encode(all_schemas()))
+
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            for name, subject in EXAMPLES:
+                await nc.request(subject, (ROOT / "docs/examples" / name).read_bytes(), timeout=10)
+            js = nc.jetstream()
+            info = await js.stream_info("O2O_EVENTS")
+            sub = await js.subscribe("o2o.events.>", ordered_consumer=True)
+            seen = set()
+            for _ in range(info.state.messages):
+                msg = await sub.next_msg(timeout=10)
+                schema = {**schemas["events"][msg.subject], "$defs": schemas["$defs"]}
+                jsonschema.validate(json.loads(msg.data)["data"], schema)
+                seen.add(msg.subject)
+            return seen
+
+    seen = run(go())
+    assert {"o2o.events.order.placed", "o2o.events.order.routed", "o2o.events.member.signed_up"} <= seen

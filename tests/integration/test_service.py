@@ -47,6 +47,7 @@ def test_discovery_lists_every_endpoint_and_stats_count_requests_and_errors(nats
             assert by_name["status"]["num_errors"] == 1
             schemas = json.loads((await nc.request("o2o.schema", b"", timeout=5)).data)
             assert "SubmitOrder" in schemas["requests"] and "OrderReply" in schemas["replies"]
+            assert "o2o.events.order.routed" in schemas["events"]
 
     run(go())
 
