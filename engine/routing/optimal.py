@@ -38,11 +38,12 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     else:
         contested = _contested(problem, served, stock, capacity)
         free = np.setdiff1d(served, contested)
-        for o in free:
-            p = problem.pair_ptr[o]
-            if problem.pair_cost[p] <= problem.penalty[o]:
-                parts[o] = {int(problem.pair_node[p]): list(range(int(problem.line_ptr[o + 1] - problem.line_ptr[o])))}
-        _take(problem, parts, free, stock, capacity)
+        first = problem.pair_ptr[free]
+        first = first[problem.pair_cost[first] <= problem.penalty[free]]  # else unserved is cheaper
+        n_lines = problem.line_ptr[1:] - problem.line_ptr[:-1]
+        for o, n in zip(problem.pair_order[first].tolist(), problem.pair_node[first].tolist()):
+            parts[o] = {n: list(range(n_lines[o]))}
+        _take_pairs(problem, first, stock, capacity)
     status = "optimal"
     for component in _components(problem, contested, stock, capacity):
         if len(component) >= LP_FIRST and not problem.split:
@@ -84,10 +85,11 @@ def _fix_integral(problem: Problem, orders: np.ndarray, parts, stock: np.ndarray
     fractional = np.zeros(problem.n_orders, bool)
     fractional[owner[(x > 1e-6) & (x < 1 - 1e-6)]] = True
     fixed = orders[~fractional[orders]]
-    for p in pairs[(x >= 1 - 1e-6) & ~fractional[owner]]:
-        o = int(problem.pair_order[p])
-        parts[o] = {int(problem.pair_node[p]): list(range(int(problem.line_ptr[o + 1] - problem.line_ptr[o])))}
-    _take(problem, parts, fixed, stock, capacity)
+    chosen = pairs[(x >= 1 - 1e-6) & ~fractional[owner]]
+    n_lines = problem.line_ptr[1:] - problem.line_ptr[:-1]
+    for o, n in zip(problem.pair_order[chosen].tolist(), problem.pair_node[chosen].tolist()):
+        parts[o] = {n: list(range(n_lines[o]))}
+    _take_pairs(problem, chosen, stock, capacity)
     return orders[fractional[orders]]
 
 
@@ -152,6 +154,13 @@ def _take(problem: Problem, parts, orders, stock: np.ndarray, capacity: np.ndarr
     np.subtract.at(capacity, problem.pair_node[pairs], problem.pair_load[pairs])
     line = np.array(line, dtype=np.int64)
     np.subtract.at(stock, (np.array(line_n, dtype=np.int64), problem.line_sku[line]), problem.line_qty[line])
+
+
+def _take_pairs(problem: Problem, pairs: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> None:
+    """Subtracts what whole orders at the given pairs use."""
+    np.subtract.at(capacity, problem.pair_node[pairs], problem.pair_load[pairs])
+    key, qty, _ = _usage(problem, pairs, stock.shape[1])
+    np.subtract.at(stock.reshape(-1), key, qty)
 
 
 def _components(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> list[np.ndarray]:
