@@ -1,0 +1,60 @@
+"""Micro-batching: orders arriving within the window (or up to the batch
+size) are routed together; a full queue refuses at once."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.engine_worker import EngineWorker, Overloaded
+from domain.commands import Line, SubmitOrder
+from engine.app import Engine
+from engine.clock import SimClock
+from tests.engine.network_fixture import at_km, small_network
+
+
+def order(i: int) -> SubmitOrder:
+    lat, lon = at_km(0.1 * (i % 10))
+    return SubmitOrder(channel="app", external_id=f"w{i}", lines=[Line("A", 1)], lat=lat, lon=lon)
+
+
+def submit(n: int, **kw) -> tuple[list, int, Engine]:
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
+
+    async def go():
+        worker = EngineWorker(engine, **kw)
+        worker.start()
+        futures = [worker.offer(order(i)) for i in range(n)]
+        results = await asyncio.gather(*futures)
+        await worker.stop()
+        return results, worker.batches
+
+    results, batches = asyncio.run(go())
+    return results, batches, engine
+
+
+def test_orders_within_the_window_are_routed_as_one_batch():
+    results, batches, engine = submit(10, window_ms=200, max_batch=500)
+    assert batches == 1 and all(r.status in ("routed", "rejected") for r in results)
+    assert engine.views.kpis()["orders"] == 10
+
+
+def test_a_batch_closes_at_its_size():
+    _, batches, _ = submit(10, window_ms=200, max_batch=4)
+    assert batches == 3
+
+
+def test_a_full_queue_refuses_at_once_and_a_stopped_worker_takes_nothing():
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
+
+    async def go():
+        worker = EngineWorker(engine, max_queue=2)  # not started: nothing drains the queue
+        worker.offer(order(1))
+        worker.offer(order(2))
+        with pytest.raises(Overloaded, match="queue full"):
+            worker.offer(order(3))
+        worker.accepting = False
+        with pytest.raises(Overloaded, match="shutting down"):
+            worker.offer(order(4))
+
+    asyncio.run(go())
