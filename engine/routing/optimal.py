@@ -24,6 +24,7 @@ from engine.routing.greedy import solve_greedy
 from engine.routing.mip import _ranges, solve_mip, solve_relaxation
 
 LP_FIRST = 200  # components this large are first solved as an LP
+MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
 from engine.routing.problem import Problem, Solution, objective
 
 
@@ -46,12 +47,14 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         _take_pairs(problem, first, stock, capacity)
     status = "optimal"
     for component in _components(problem, contested, stock, capacity):
+        floor = 0.0
         if len(component) >= LP_FIRST and not problem.split:
             component = _fix_integral(problem, component, parts, stock, capacity)
             if len(component) == 0:
                 continue  # the LP came out integral: optimal
             status = "feasible"  # fixing by the LP is not a proof
-        left = deadline - time.perf_counter()
+            floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
+        left = max(deadline - time.perf_counter(), floor)
         sol = solve_mip(problem, component, stock, capacity, time_limit_s=left, solver=solver) if left > 0.005 else None
         if sol is None or sol.status == "infeasible":
             sol = _greedy_on(problem, component, stock, capacity)
