@@ -8,6 +8,7 @@ import sys
 
 import msgspec
 import nats
+import pytest
 
 from adapters.embedded_nats import EmbeddedNats
 from domain.commands import Line, SubmitOrder
@@ -58,14 +59,17 @@ def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats
     run(go())
 
 
-def test_serve_connects_with_a_user_and_password(tmp_path):
-    server = EmbeddedNats(tmp_path / "nats", extra_args=("--user", "o2o", "--pass", "s3cret")).start()
+@pytest.mark.parametrize("server_args, serve_args, client", [
+    (("--user", "o2o", "--pass", "s3cret"), ("--user", "o2o", "--password", "s3cret"), {"user": "o2o", "password": "s3cret"}),
+    (("--auth", "t0ken"), ("--token", "t0ken"), {"token": "t0ken"}),
+], ids=["user-password", "token"])
+def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_args, serve_args, client):
+    server = EmbeddedNats(tmp_path / "nats", extra_args=server_args).start()
     url = f"nats://127.0.0.1:{server.port}"
-    serve = ServeProcess(url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log",
-                         extra=("--user", "o2o", "--password", "s3cret")).start()
+    serve = ServeProcess(url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log", extra=serve_args).start()
 
     async def go():
-        nc = await nats.connect(url, user="o2o", password="s3cret")
+        nc = await nats.connect(url, **client)
         msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("auth-1")), timeout=10)
         await nc.close()
         return json.loads(msg.data)
@@ -83,3 +87,40 @@ def test_the_demo_runs_on_embedded_defaults(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "replies " in done.stdout and "events" in done.stdout
     assert (tmp_path / "data" / "events.db").exists()
+
+
+def _certificates(d) -> tuple[str, str, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl)."""
+    ca_key, ca, key, csr, cert = (str(d / n) for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = d / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    for cmd in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1",
+         "-subj", "/CN=o2o test CA"],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "1", "-extfile", str(ext)],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return ca, cert, key
+
+
+def test_serve_connects_over_tls(tmp_path):
+    ca, cert, key = _certificates(tmp_path)
+    server = EmbeddedNats(tmp_path / "nats", extra_args=("--tls", "--tlscert", cert, "--tlskey", key)).start()
+    url = f"tls://127.0.0.1:{server.port}"
+    serve = ServeProcess(url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log", extra=("--tls-ca", ca)).start()
+
+    async def go():
+        import ssl
+
+        nc = await nats.connect(url, tls=ssl.create_default_context(cafile=ca))
+        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("tls-1")), timeout=10)
+        await nc.close()
+        return json.loads(msg.data)
+
+    try:
+        assert run(go())["external_id"] == "tls-1"
+    finally:
+        assert serve.terminate() == 0
+        server.stop()
