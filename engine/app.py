@@ -316,18 +316,26 @@ class Engine(EventLog):
         return order_reply(self.views.orders[self._transaction(work)])
 
     def accept(self, cmd: AcceptOrder) -> OrderReply:
-        return self._order_step(cmd.order_id, lambda uow, o, at: o.accept(cmd.node, at))
+        return self._order_step(cmd.order_id, self._accept_step(cmd))
 
     def decline(self, cmd: DeclineOrder) -> OrderReply:
         """The part goes back to routing in the next batch, never to this node."""
+        return self._order_step(cmd.order_id, self._decline_step(cmd))
 
+    def progress(self, cmd: ReportProgress) -> OrderReply:
+        return self._order_step(cmd.order_id, self._progress_step(cmd))
+
+    def _accept_step(self, cmd: AcceptOrder) -> Callable[[UnitOfWork, Order, float], None]:
+        return lambda uow, order, at: order.accept(cmd.node, at)
+
+    def _decline_step(self, cmd: DeclineOrder) -> Callable[[UnitOfWork, Order, float], None]:
         def step(uow: UnitOfWork, order: Order, at: float) -> None:
             node = order.decline(cmd.node, cmd.reason, at)
             uow.inventory(node).release(str(order.id), reason=f"declined: {cmd.reason}", at=at)
 
-        return self._order_step(cmd.order_id, step)
+        return step
 
-    def progress(self, cmd: ReportProgress) -> OrderReply:
+    def _progress_step(self, cmd: ReportProgress) -> Callable[[UnitOfWork, Order, float], None]:
         def step(uow: UnitOfWork, order: Order, at: float) -> None:
             if cmd.step == "picked":
                 order.pick(cmd.node, at)
@@ -343,7 +351,27 @@ class Engine(EventLog):
                     if points > 0:
                         uow.member(order.member).earn(points, ref=f"order/{order.id}", at=at)
 
-        return self._order_step(cmd.order_id, step)
+        return step
+
+    def node_steps(self, cmds: list[AcceptOrder | DeclineOrder | ReportProgress]) -> list[DomainError | None]:
+        """Many node decisions and progress reports in one transaction (a
+        simulation's minute, a kitchen screen's backlog). Each command's
+        guards run before it changes anything, so a refused one is reported
+        in its slot and the rest are stored."""
+        steps = {AcceptOrder: self._accept_step, DeclineOrder: self._decline_step, ReportProgress: self._progress_step}
+
+        def work(uow: UnitOfWork) -> list[DomainError | None]:
+            out: list[DomainError | None] = []
+            at = self.clock.now()
+            for cmd in cmds:
+                try:
+                    steps[type(cmd)](cmd)(uow, uow.order(cmd.order_id), at)
+                    out.append(None)
+                except DomainError as e:
+                    out.append(e)
+            return out
+
+        return self._transaction(work)
 
     def _order_step(self, order_id: str, step: Callable[[UnitOfWork, Order, float], Any]) -> OrderReply:
         def work(uow: UnitOfWork) -> str:

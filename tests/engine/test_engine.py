@@ -183,3 +183,17 @@ def test_the_read_models_rebuilt_from_the_stored_events_equal_the_live_ones(engi
     for notification_id, event in engine.stored_events():
         rebuilt.apply(event, notification_id)
     assert rebuilt.state() == engine.views.state()
+
+
+def test_many_node_steps_are_stored_in_one_transaction_and_a_refused_one_is_reported_in_its_slot(engine):
+    a = engine.submit(order("o1", A=1))
+    b = engine.submit(order("o2", km=2, B=1))
+    results = engine.node_steps([
+        AcceptOrder(order_id=a.order_id), ReportProgress(order_id=a.order_id, step="picked"),
+        ReportProgress(order_id=b.order_id, step="delivered"),  # not accepted, not dispatched: refused
+        AcceptOrder(order_id=b.order_id),
+    ])
+    assert results[0] is None and results[1] is None and results[3] is None
+    assert isinstance(results[2], Conflict)
+    assert engine.order_status(a.order_id).status == "picked"
+    assert engine.order_status(b.order_id).status == "accepted"
