@@ -1,0 +1,127 @@
+"""KPIs of a simulated day, per variant, per node and per hour, from the
+engine's read models; and the conservation check."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from simulations.run import Outcome
+
+
+def kpis(o: Outcome) -> dict:
+    views = o.engine.views
+    base = views.kpis()
+    records = list(views.orders.values())
+    done = [r for r in records if r.status == "completed"]
+    hand = np.array([(r.handed_over_at - r.placed_at) / 60 for r in done]) if done else np.zeros(0)
+    rejected = [r for r in records if r.status == "rejected"]
+    n_slots = _slots(o)
+    parts = _parts_by_node(o)
+    capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in o.network.nodes)
+    return {
+        "orders": base["orders"],
+        "fill_rate": base["fill_rate"],
+        "on_time_rate": base["on_time_rate"],
+        "handover_min_mean": round(float(hand.mean()), 2) if len(hand) else None,
+        "handover_min_p95": round(float(np.percentile(hand, 95)), 2) if len(hand) else None,
+        "distance_km": round(sum(r.distance_km for r in records), 1),
+        "delivery_cost": round(sum(r.delivery_cost for r in records), 1),
+        "split_rate": base["split_rate"],
+        "stockouts_online": sum(1 for r in rejected if r.reason and "stock" in r.reason),
+        "stockouts_pos": o.pos_stockouts,
+        "reroutes": base["reroutes"],
+        "capacity_use": round(sum(parts.values()) / capacity, 4) if capacity else None,
+        "kitchen_share": base["kitchen_share"],
+        "average_order_value": base["average_order_value"],
+        "completed": len(done),
+        "rejected": len(rejected),
+        "pos_sales": o.pos_sales - o.pos_stockouts,
+        "events": o.engine.last_notification_id(),
+        "run_seconds": round(o.seconds, 2),
+    }
+
+
+def _slots(o: Outcome) -> dict[str, int]:
+    """Slots each node is open during the simulated day."""
+    out = {}
+    for n in o.network.nodes:
+        minutes = sum(w.minutes()[1] - w.minutes()[0] for w in n.hours)
+        out[n.id] = max(1, minutes // n.slot_minutes)
+    return out
+
+
+def _parts_by_node(o: Outcome) -> Counter:
+    routed = Counter()
+    for r in o.engine.views.orders.values():
+        for node in r.parts:
+            routed[node] += 1
+    return routed
+
+
+def nodes(o: Outcome) -> list[dict]:
+    parts = _parts_by_node(o)
+    slots = _slots(o)
+    view = o.engine.views.atp
+    available = view.atp()
+    rows = []
+    for n in o.network.nodes:
+        i = view.node_index[n.id]
+        cap = n.capacity_per_slot * slots[n.id]
+        rows.append({
+            "node": n.id, "kind": n.kind, "lat": n.lat, "lon": n.lon, "orders": parts[n.id],
+            "capacity_use": round(parts[n.id] / cap, 4) if cap else None,
+            "skus_out": int((available[i] == 0).sum()), "on_hand_end": int(view.on_hand[i].sum()),
+        })
+    return rows
+
+
+def hourly(o: Outcome) -> list[dict]:
+    tz = ZoneInfo(o.network.timezone)
+    placed, served = Counter(), Counter()
+    for r in o.engine.views.orders.values():
+        h = datetime.fromtimestamp(r.placed_at, tz).hour
+        placed[h] += 1
+        served[h] += r.max_parts > 0
+    return [{"hour": h, "orders": placed[h], "fill_rate": round(served[h] / placed[h], 4) if placed[h] else None}
+            for h in range(24)]
+
+
+def conservation(o: Outcome) -> list[str]:
+    """Per node and SKU: end = start + replenished - sold online - sold at POS. Returns the breaks."""
+    handed = Counter()
+    for r in o.engine.views.orders.values():
+        for node, part in r.parts.items():
+            if part.status == "handed_over" or r.status == "completed":
+                for sku, q in part.lines.items():
+                    handed[(node, sku)] += q
+    view = o.engine.views.atp
+    breaks = []
+    keys = {(n, k) for n, lines in o.opening.items() for k in lines} | set(handed) | set(o.pos_sold) | set(o.replenished)
+    for node, sku in sorted(keys):
+        expected = o.opening.get(node, {}).get(sku, 0) + o.replenished[(node, sku)] - handed[(node, sku)] - o.pos_sold[(node, sku)]
+        got = int(view.on_hand[view.node_index[node], view.sku_index[sku]])
+        if got != expected:
+            breaks.append(f"{node}/{sku}: on hand {got}, expected {expected}")
+    return breaks
+
+
+def compare(per_variant: dict[str, dict]) -> dict[str, dict]:
+    """Each variant's KPIs next to the base: absolute and change."""
+    base = per_variant["base"]
+    out = {}
+    for name, k in per_variant.items():
+        out[name] = {key: {"value": v, "vs_base": (round(v - base[key], 6) if isinstance(v, (int, float)) and
+                                                   isinstance(base.get(key), (int, float)) else None)}
+                     for key, v in k.items()}
+    return out
+
+
+def by_kind(per_variant_nodes: dict[str, list[dict]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, rows in per_variant_nodes.items():
+        for row in rows:
+            out[name][row["kind"]] = out[name].get(row["kind"], 0) + row["orders"]
+    return dict(out)

@@ -1,0 +1,229 @@
+"""Runs the real engine (aggregates, router, batching rule) over a simulated
+day on a simulated clock: no wall-clock waits. Orders are gathered into
+micro-batches exactly as the service does (a window from the first order, or
+a full batch); nodes accept, decline and report progress; stores sell over
+the counter from the same stock; deliveries top stock up on schedule."""
+from __future__ import annotations
+
+import heapq
+import time
+import zlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import msgspec
+import numpy as np
+
+from domain.commands import (
+    AcceptOrder, CancelOrder, DeclineOrder, Line, ReceiveStock, ReportProgress, SellOverCounter, SubmitOrder,
+)
+from domain.errors import DomainError
+from domain.network import Network, Node, Sku, Window
+from engine.app import Engine, EngineSettings
+from engine.clock import SimClock
+from engine.persistence import store_env
+from simulations.demand import Day, day_bounds, surge_orders
+from simulations.scenario import Scenario, Variant
+
+STEP_S = 30.0  # node actions due within the same 30 s are stored together
+TIMER_S = 60.0  # expiry and reroute timers
+
+
+@dataclass
+class Outcome:
+    variant: str
+    engine: Engine
+    network: Network
+    seconds: float
+    replenished: Counter = field(default_factory=Counter)  # (node, sku) -> units
+    pos_sold: Counter = field(default_factory=Counter)
+    pos_sales: int = 0
+    pos_stockouts: int = 0
+    opening: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
+    nodes = list(base.nodes)
+    skus = list(base.skus)
+    stock = {k: dict(lines) for k, lines in base.stock.items()}
+    if v is not None:
+        closed = set(v.close_stores)
+        unknown = closed - {n.id for n in nodes}
+        if unknown:
+            raise DomainError(f"variants[{v.name}].close_stores", f"unknown node(s) {sorted(unknown)}")
+        nodes = [n for n in nodes if n.id not in closed]
+        stock = {k: lines for k, lines in stock.items() if k not in closed}
+        template = next((n for n in base.nodes if n.kind == "kitchen"), None)
+        for k in v.add_kitchens:
+            nodes.append(Node(id=k.id, name=f"new kitchen {k.id}", kind="kitchen", lat=k.lat, lon=k.lon,
+                              modes=["delivery"], delivery_radius_km=k.radius_km, hours=[Window("06:00", "22:00")],
+                              capacity_per_slot=k.capacity_per_slot, prep_minutes=8.0, cost_per_km=2.0,
+                              operating_cost=1.5, region="new"))
+            stock[k.id] = dict(base.stock.get(template.id, {})) if template else {}
+        if v.capacity_factor:
+            nodes = [msgspec.structs.replace(n, capacity_per_slot=max(1, round(n.capacity_per_slot * v.capacity_factor)))
+                     for n in nodes]
+    add = v.safety_stock_add if v is not None and v.safety_stock_add is not None else s.stock.safety_stock_add
+    if add:
+        skus = [msgspec.structs.replace(k, safety_stock=k.safety_stock + add) for k in skus]
+    for p in s.demand.promotions:
+        if p.sku not in {k.id for k in skus}:
+            skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=9.9))
+        for n in nodes:
+            stock.setdefault(n.id, {})[p.sku] = p.stock_per_node
+    return msgspec.structs.replace(base, nodes=nodes, skus=skus, stock=stock)
+
+
+def _rng(seed: int, key: str) -> np.random.Generator:
+    """The same draws for the same order and node in every variant."""
+    return np.random.default_rng([seed, 3, zlib.crc32(key.encode())])
+
+
+def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str,
+             progress: Callable[[int], None] = lambda n: None) -> Outcome:
+    started = time.perf_counter()
+    name = v.name if v else "base"
+    network = variant_network(base, s, v)
+    router = (v.router if v and v.router else s.router)
+    batching = (v.batching if v and v.batching else s.batching)
+    t0, t1 = day_bounds(s, network)
+    clock = SimClock(t0)
+    engine = Engine(network, EngineSettings(router=router), clock=clock, env=store_env(store.format(variant=name)))
+    out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
+    open_ids = {n.id for n in network.nodes}
+    pickup_ids = [n for n in network.nodes if "pickup" in n.modes]
+
+    orders = list(day.orders)
+    for i, surge in enumerate(v.surges if v else []):
+        orders += surge_orders(s, base, surge, i)
+    orders.sort(key=lambda x: x[0])
+
+    heap: list[tuple[float, int, str, Any]] = []
+    seq = 0
+
+    def push(t: float, kind: str, item: Any = None) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(heap, (t, seq, kind, item))
+
+    for t, cmd in orders:
+        if cmd.mode == "pickup" and cmd.pickup_node not in open_ids:  # its store is closed: the nearest open one
+            store_node = next(n for n in base.nodes if n.id == cmd.pickup_node)
+            near = min(pickup_ids, key=lambda n: (n.lat - store_node.lat) ** 2 + (n.lon - store_node.lon) ** 2)
+            cmd = msgspec.structs.replace(cmd, pickup_node=near.id)
+        push(t, "order", cmd)
+    for sale in day.sales:
+        if sale.node in open_ids:
+            push(sale.at, "sale", sale)
+    for hhmm in s.stock.replenish_at:
+        t = day_bounds(Scenario(name="", date=s.date, start=hhmm), network)[0]
+        if t0 <= t < t1:
+            push(t, "replenish")
+    tick = t0 + TIMER_S
+    while tick < t1:
+        push(tick, "timer")
+        tick += TIMER_S
+
+    batch: list[SubmitOrder] = []
+    deadline: float | None = None
+    steps: dict[float, list] = defaultdict(list)
+    scheduled: set[tuple[str, str]] = set()
+    watching: set[str] = set()  # orders that may be routed again
+    behaviour = s.behaviour
+
+    def schedule(order_ids: list[str], now: float) -> None:
+        for oid in order_ids:
+            r = engine.views.orders.get(oid)
+            if r is None:
+                continue
+            if r.status == "placed":
+                watching.add(oid)
+            for node, part in r.parts.items():
+                if part.status != "routed" or (oid, node) in scheduled:
+                    continue
+                scheduled.add((oid, node))
+                rng = _rng(s.seed, f"{oid}/{node}")
+                at = now + rng.exponential(behaviour.accept_minutes * 60)
+                if rng.random() < behaviour.decline_share:
+                    add_step(at, DeclineOrder(order_id=oid, node=node, reason="too busy"))
+                    watching.add(oid)
+                    continue
+                add_step(at, AcceptOrder(order_id=oid, node=node))
+                if rng.random() < behaviour.cancel_share:
+                    push(at + 60, "cancel", CancelOrder(order_id=oid, reason="customer cancelled"))
+                    continue
+                hand = max(part.eta_at + rng.normal(0, behaviour.prep_spread_minutes) * 60, at + 180)
+                picked = at + (hand - at) / 2
+                add_step(picked, ReportProgress(order_id=oid, step="picked", node=node))
+                ready = "ready" if r.mode == "pickup" else "dispatched"
+                add_step(max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node))
+                done = "collected" if r.mode == "pickup" else "delivered"
+                add_step(hand, ReportProgress(order_id=oid, step=done, node=node))
+
+    def add_step(t: float, cmd: Any) -> None:
+        bucket = (t // STEP_S + 1) * STEP_S
+        if bucket not in steps:
+            push(bucket, "steps", bucket)
+        steps[bucket].append(cmd)
+
+    def flush(at: float) -> None:
+        nonlocal batch, deadline
+        clock.advance_to(max(at, clock.now()))
+        cmds, batch, deadline = batch, [], None
+        results = engine.submit_batch(cmds)
+        progress(len(cmds))
+        ids = [r.order_id for r in results if not isinstance(r, DomainError)]
+        schedule(ids + sorted(watching), clock.now())
+
+    while heap:
+        t, _, kind, item = heapq.heappop(heap)
+        if deadline is not None and deadline <= t:
+            flush(deadline)
+        if t >= t1:
+            break
+        clock.advance_to(max(t, clock.now()))
+        if kind == "order":
+            if not batch:
+                deadline = t + batching.window_ms / 1000
+            batch.append(item)
+            if len(batch) >= batching.max_batch:
+                flush(t)
+        elif kind == "steps":
+            engine.node_steps(steps.pop(item))
+        elif kind == "timer":
+            engine.expire_due()
+            if engine.views.to_route:
+                engine.route_pending()
+            schedule(sorted(watching), clock.now())
+            watching.intersection_update(k for k in watching if engine.views.orders[k].status == "placed")
+        elif kind == "sale":
+            out.pos_sales += 1
+            try:
+                engine.sell(SellOverCounter(node=item.node, sale_id=f"pos-{out.pos_sales}",
+                                            lines=[Line(k, q) for k, q in item.lines.items()]))
+                out.pos_sold.update({(item.node, k): q for k, q in item.lines.items()})
+            except DomainError:
+                out.pos_stockouts += 1
+        elif kind == "cancel":
+            try:
+                engine.cancel(item)
+            except DomainError:
+                pass  # already handed over: too late to cancel
+        elif kind == "replenish":
+            _replenish(engine, out)
+    if batch:
+        flush(clock.now())
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _replenish(engine: Engine, out: Outcome) -> None:
+    view = engine.views.atp
+    for node, lines in out.opening.items():
+        i = view.node_index[node]
+        top_up = {k: q - int(view.on_hand[i, view.sku_index[k]]) for k, q in lines.items()}
+        top_up = {k: q for k, q in top_up.items() if q > 0}
+        if top_up:
+            engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in top_up.items()], ref="replenishment"))
+            out.replenished.update({(node, k): q for k, q in top_up.items()})

@@ -1,0 +1,148 @@
+"""What-if scenario files (TOML, validated with msgspec; errors name the field).
+
+A scenario is a base day and a list of variants, each changing one or more
+things. Every variant sees the same random demand (common random numbers).
+See docs/simulations.md for every field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from domain.errors import InvalidInput
+from engine.routing.types import RouterSettings
+
+Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
+Share = Annotated[float, Meta(ge=0, le=1)]
+
+
+class Generated(Struct, frozen=True, forbid_unknown_fields=True):
+    stores: Annotated[int, Meta(ge=1)] = 60
+    kitchens: Annotated[int, Meta(ge=0)] = 2
+    skus: Annotated[int, Meta(ge=1)] = 200
+    radius_km: Annotated[float, Meta(gt=0)] = 12.0
+    districts: Annotated[int, Meta(ge=1)] = 6
+    seed: int = 7
+
+
+class NetworkSpec(Struct, frozen=True, forbid_unknown_fields=True):
+    file: str | None = None  # relative to the scenario file; "sample" for the shipped sample city
+    generate: Generated | None = None
+
+
+class Promotion(Struct, frozen=True, forbid_unknown_fields=True):
+    sku: str
+    share: Share  # of orders that add it
+    stock_per_node: Annotated[int, Meta(ge=0)]  # its whole supply, at every node
+
+
+class Demand(Struct, frozen=True, forbid_unknown_fields=True):
+    orders: Annotated[int, Meta(ge=0)] = 3000  # online orders per day
+    # relative order rate per hour of the day (24 values); default: lunch and dinner peaks
+    hourly: Annotated[list[Annotated[float, Meta(ge=0)]], Meta(min_length=24, max_length=24)] | None = None
+    hotspot_spread_km: Annotated[float, Meta(gt=0)] = 1.2
+    basket_max: Annotated[int, Meta(ge=1, le=20)] = 5
+    popularity_zipf: Annotated[float, Meta(ge=0)] = 1.1
+    channels: dict[str, Annotated[float, Meta(ge=0)]] = msgspec.field(
+        default_factory=lambda: {"app": 0.4, "meituan": 0.3, "eleme": 0.2, "wechat-mini": 0.1})
+    pickup_share: Share = 0.2
+    promise_minutes: list[Annotated[int, Meta(ge=5)]] = msgspec.field(default_factory=lambda: [45, 45, 45, 30])
+    promotions: list[Promotion] = []
+
+
+class Pos(Struct, frozen=True, forbid_unknown_fields=True):
+    sales_per_store_hour: Annotated[float, Meta(ge=0)] = 6.0
+    basket_max: Annotated[int, Meta(ge=1)] = 3
+
+
+class Behaviour(Struct, frozen=True, forbid_unknown_fields=True):
+    decline_share: Share = 0.03  # of routed parts a node declines
+    accept_minutes: Annotated[float, Meta(ge=0)] = 1.0  # mean delay before accepting
+    prep_spread_minutes: Annotated[float, Meta(ge=0)] = 4.0  # hand-over time spread around the ETA
+    cancel_share: Share = 0.01  # orders the customer cancels before hand-over
+
+
+class Stock(Struct, frozen=True, forbid_unknown_fields=True):
+    # deliveries top every node up to its starting stock
+    replenish_at: list[Clock] = msgspec.field(default_factory=lambda: ["06:00", "14:00"])
+    safety_stock_add: Annotated[int, Meta(ge=0)] = 0
+
+
+class Batching(Struct, frozen=True, forbid_unknown_fields=True):
+    window_ms: Annotated[float, Meta(gt=0)] = 20.0
+    max_batch: Annotated[int, Meta(ge=1)] = 500
+
+
+class AddKitchen(Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+    radius_km: Annotated[float, Meta(gt=0)] = 9.0
+    capacity_per_slot: Annotated[int, Meta(ge=0)] = 60
+
+
+class Surge(Struct, frozen=True, forbid_unknown_fields=True):
+    start: Clock  # local time
+    end: Clock
+    factor: Annotated[float, Meta(ge=1)]
+
+
+class Variant(Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    add_kitchens: list[AddKitchen] = []
+    close_stores: list[str] = []
+    surges: list[Surge] = []
+    router: RouterSettings | None = None
+    batching: Batching | None = None
+    safety_stock_add: Annotated[int, Meta(ge=0)] | None = None
+    capacity_factor: Annotated[float, Meta(gt=0)] | None = None
+
+
+class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    seed: int = 1
+    date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-12-01"
+    start: Clock = "06:00"
+    end: Clock = "23:30"
+    network: NetworkSpec = NetworkSpec(file="sample")
+    demand: Demand = Demand()
+    pos: Pos = Pos()
+    behaviour: Behaviour = Behaviour()
+    stock: Stock = Stock()
+    router: RouterSettings = RouterSettings()
+    batching: Batching = Batching()
+    store: str = "memory:"  # event store per variant; sqlite:///dir/{variant}.db keeps them
+    variants: list[Variant] = []
+    description: str = ""
+
+
+class ScenarioError(InvalidInput):
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
+    """The scenario and the folder its relative paths start from."""
+    path = Path(path)
+    try:
+        scenario = msgspec.toml.decode(path.read_bytes(), type=Scenario)
+    except OSError as e:
+        raise ScenarioError("$", f"cannot read {path} ({e.strerror})") from None
+    except msgspec.ValidationError as e:
+        text = str(e)
+        field = text.rsplit(" - at ", 1)[1].strip("`") if " - at " in text else "$"
+        raise ScenarioError(field, f"{path}: {text.split(' - at ')[0]}") from None
+    except msgspec.DecodeError as e:
+        raise ScenarioError("$", f"{path}: not valid TOML: {e}") from None
+    names = [v.name for v in scenario.variants]
+    for i, name in enumerate(names):
+        if name == "base" or names.index(name) != i:
+            raise ScenarioError(f"$.variants[{i}].name", f"{name!r} is taken (base, or another variant)")
+    if scenario.network.file is None and scenario.network.generate is None:
+        raise ScenarioError("$.network", "give a file or generate settings")
+    if sum(scenario.demand.channels.values()) <= 0:
+        raise ScenarioError("$.demand.channels", "the channel shares must add up to more than 0")
+    return scenario, path.parent
