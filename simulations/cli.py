@@ -37,13 +37,13 @@ def network_of(s: Scenario, folder: Path):
     return load_network(path)
 
 
-def run_scenario(path: str | Path, progress: bool = True) -> tuple[Scenario, dict, dict, dict, dict]:
+def run_scenario(path: str | Path, progress: bool = True) -> tuple[Scenario, dict, dict, dict, dict, dict]:
     s, folder = load_scenario(path)
     network = network_of(s, folder)
     day = base_day(s, network)
     variants = [None] + list(s.variants)
     total = sum(len(day.orders) for _ in variants)
-    kpis, nodes, hourly, breaks = {}, {}, {}, {}
+    kpis, nodes, hourly, breaks, seconds = {}, {}, {}, {}, {}
     with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
         for v in variants:
             name = v.name if v else "base"
@@ -53,18 +53,20 @@ def run_scenario(path: str | Path, progress: bool = True) -> tuple[Scenario, dic
             nodes[name] = results.nodes(outcome)
             hourly[name] = results.hourly(outcome)
             breaks[name] = results.conservation(outcome)
+            seconds[name] = round(outcome.seconds, 2)
             outcome.engine.close()
-    return s, kpis, nodes, hourly, breaks
+    return s, kpis, nodes, hourly, breaks, seconds
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        s, kpis, nodes, hourly, breaks = run_scenario(args.scenario)
+        s, kpis, nodes, hourly, breaks, seconds = run_scenario(args.scenario)
     except DomainError as e:
         print(f"o2o simulate: {e}", file=sys.stderr)
         return 2
     files = write(Path(args.out), Path(args.scenario).read_text(), kpis, nodes, hourly)
     _summary(kpis)
+    print(f"{'run seconds':<20}" + "".join(f"{seconds[n]:>15}" for n in kpis))
     broken = {k: v for k, v in breaks.items() if v}
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
     keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "kitchen_share", "stockouts_online",
-            "reroutes", "capacity_use", "run_seconds"]
+            "reroutes", "nodes_full_in_a_slot"]
     print("\n" + f"{'':<20}" + "".join(f"{n[:14]:>15}" for n in names))
     for key in keys:
         cells = "".join(f"{('-' if kpis[n][key] is None else format(kpis[n][key], '.4g')):>15}" for n in names)

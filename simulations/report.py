@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 SHOWN = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95", "delivery_cost",
-         "split_rate", "stockouts_online", "stockouts_pos", "reroutes", "capacity_use", "kitchen_share",
+         "split_rate", "stockouts_online", "stockouts_pos", "reroutes", "capacity_use", "nodes_full_in_a_slot",
+         "kitchen_share",
          "average_order_value"]
 
 
@@ -42,7 +43,7 @@ def _csv(path: Path, rows: list[dict]) -> None:
 
 def _kpi_plot(path: Path, kpis: dict[str, dict]) -> Path:
     names = list(kpis)
-    shown = ["fill_rate", "on_time_rate", "kitchen_share", "capacity_use", "handover_min_mean", "delivery_cost",
+    shown = ["fill_rate", "on_time_rate", "kitchen_share", "nodes_full_in_a_slot", "handover_min_mean", "delivery_cost",
              "stockouts_online", "reroutes"]
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
     for ax, key in zip(axes.ravel(), shown):
@@ -81,15 +82,16 @@ def _map_plot(path: Path, nodes: dict[str, list[dict]]) -> Path:
     fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 4.6 * rows_n), squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         rows = nodes[name]
-        use = [min(r["capacity_use"] or 0, 1.0) for r in rows]
+        use = [min(r["peak_slot_use"] or 0, 1.0) for r in rows]
         sc = ax.scatter([r["lon"] for r in rows], [r["lat"] for r in rows], c=use, cmap="RdYlGn_r", vmin=0, vmax=1,
                         s=[30 + r["orders"] / 3 for r in rows],
                         marker="o", edgecolors=["black" if r["kind"] == "kitchen" else "none" for r in rows])
-        ax.set_title(f"{name}: capacity use (size = orders)", fontsize=9)
+        ax.set_title(f"{name}: busiest slot (size = orders)", fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.locator_params(nbins=4)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.6, label="share of the day's capacity used")
+    fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.6, label="busiest slot's share of capacity")
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

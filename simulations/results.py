@@ -2,7 +2,7 @@
 engine's read models; and the conservation check."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ def kpis(o: Outcome) -> dict:
     rejected = [r for r in records if r.status == "rejected"]
     n_slots = _slots(o)
     parts = _parts_by_node(o)
+    peak = _peak_slot(o)
     capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in o.network.nodes)
     return {
         "orders": base["orders"],
@@ -34,13 +35,13 @@ def kpis(o: Outcome) -> dict:
         "stockouts_pos": o.pos_stockouts,
         "reroutes": base["reroutes"],
         "capacity_use": round(sum(parts.values()) / capacity, 4) if capacity else None,
+        "nodes_full_in_a_slot": sum(1 for n in o.network.nodes if n.capacity_per_slot and peak[n.id] >= n.capacity_per_slot),
         "kitchen_share": base["kitchen_share"],
         "average_order_value": base["average_order_value"],
         "completed": len(done),
         "rejected": len(rejected),
         "pos_sales": o.pos_sales - o.pos_stockouts,
         "events": o.engine.last_notification_id(),
-        "run_seconds": round(o.seconds, 2),
     }
 
 
@@ -61,8 +62,22 @@ def _parts_by_node(o: Outcome) -> Counter:
     return routed
 
 
+def _peak_slot(o: Outcome) -> Counter:
+    """Most parts a node was given in any one of its slots."""
+    per_slot = Counter()
+    slot_s = {n.id: n.slot_minutes * 60 for n in o.network.nodes}
+    for r in o.engine.views.orders.values():
+        for node, part in r.parts.items():
+            per_slot[(node, int(part.routed_at // slot_s[node]))] += 1
+    peak = Counter()
+    for (node, _), n in per_slot.items():
+        peak[node] = max(peak[node], n)
+    return peak
+
+
 def nodes(o: Outcome) -> list[dict]:
     parts = _parts_by_node(o)
+    peak = _peak_slot(o)
     slots = _slots(o)
     view = o.engine.views.atp
     available = view.atp()
@@ -73,6 +88,7 @@ def nodes(o: Outcome) -> list[dict]:
         rows.append({
             "node": n.id, "kind": n.kind, "lat": n.lat, "lon": n.lon, "orders": parts[n.id],
             "capacity_use": round(parts[n.id] / cap, 4) if cap else None,
+            "peak_slot_use": round(peak[n.id] / n.capacity_per_slot, 4) if n.capacity_per_slot else None,
             "skus_out": int((available[i] == 0).sum()), "on_hand_end": int(view.on_hand[i].sum()),
         })
     return rows
@@ -117,11 +133,3 @@ def compare(per_variant: dict[str, dict]) -> dict[str, dict]:
                                                    isinstance(base.get(key), (int, float)) else None)}
                      for key, v in k.items()}
     return out
-
-
-def by_kind(per_variant_nodes: dict[str, list[dict]]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    for name, rows in per_variant_nodes.items():
-        for row in rows:
-            out[name][row["kind"]] = out[name].get(row["kind"], 0) + row["orders"]
-    return dict(out)

@@ -1,0 +1,112 @@
+"""Simulations run the real engine: deterministic for a seed, a variant that
+changes nothing equals the base, stock is conserved, and the event store a
+simulation writes rebuilds to the same KPIs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters.cli import main
+from engine.network_file import load_sample
+from engine.persistence import EventLog, store_env
+from engine.readmodels import Projections
+from simulations import results
+from simulations.cli import network_of, run_scenario
+from simulations.demand import base_day
+from simulations.run import simulate
+from simulations.scenario import ScenarioError, load_scenario
+
+SCENARIO = """
+name = "tiny"
+seed = 3
+start = "10:00"
+end = "13:30"
+[network]
+file = "sample"
+[demand]
+orders = 150
+[pos]
+sales_per_store_hour = 0.5
+[[variants]]
+name = "nothing-changed"
+[[variants]]
+name = "new-kitchen"
+add_kitchens = [{id = "K99", lat = 31.23, lon = 121.47}]
+[[variants]]
+name = "close-two"
+close_stores = ["S001", "S002"]
+[[variants]]
+name = "surge"
+surges = [{start = "11:00", end = "12:30", factor = 1.5}]
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_the_same_scenario_and_seed_give_identical_kpi_files(scenario, tmp_path):
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "a")]) == 0
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "b")]) == 0
+    for name in ("kpis.json", "kpis.csv", "nodes.csv", "hourly.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    report = (tmp_path / "a" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3 and "tiny" in report
+
+
+def test_a_variant_that_changes_nothing_equals_the_base_and_changes_show(scenario):
+    _, kpis, nodes, hourly, breaks, _ = run_scenario(scenario, progress=False)
+    assert kpis["nothing-changed"] == kpis["base"]
+    assert nodes["nothing-changed"] == nodes["base"] and hourly["nothing-changed"] == hourly["base"]
+    assert kpis["surge"]["orders"] > kpis["base"]["orders"]
+    assert "K99" in {row["node"] for row in nodes["new-kitchen"]}
+    assert not {"S001", "S002"} & {row["node"] for row in nodes["close-two"]}
+    assert all(b == [] for b in breaks.values()), breaks  # stock conserved in every variant
+
+
+def test_the_event_store_of_a_simulation_rebuilds_to_the_same_read_models(scenario, tmp_path):
+    s, folder = load_scenario(scenario)
+    network = network_of(s, folder)
+    url = f"sqlite:///{tmp_path}/sim.db"
+    outcome = simulate(s, network, base_day(s, network), None, url)
+    live, live_kpis = outcome.engine.views.state(), results.kpis(outcome)
+    outcome.engine.close()
+    log = EventLog(env=store_env(url))
+    rebuilt = Projections(outcome.network)
+    for nid, event in log.stored_events():
+        rebuilt.apply(event, nid)
+    log.close()
+    assert rebuilt.state() == live
+    assert live_kpis["orders"] == s.demand.orders and live_kpis["completed"] > 0
+
+
+@pytest.mark.parametrize("text, field", [
+    ('name = "x"\n[demand]\norders = -5\n', "$.demand.orders"),
+    ('name = "x"\n[behaviour]\ndecline_share = 2.0\n', "$.behaviour.decline_share"),
+    ('name = "x"\ncolour = "red"\n', "$"),
+    ('name = "x"\n[[variants]]\nname = "base"\n', "$.variants[0].name"),
+    ('name = "x"\n[[variants]]\nname = "v"\nsurges = [{start = "25:00", end = "12:00", factor = 2}]\n',
+     "$.variants[0].surges[0].start"),
+])
+def test_a_bad_scenario_is_refused_naming_the_field(tmp_path, text, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path)
+    assert e.value.field == field
+    assert main(["simulate", str(path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_the_shipped_scenarios_are_valid():
+    shipped = sorted((Path(__file__).resolve().parents[2] / "simulations/scenarios").glob("*.toml"))
+    assert len(shipped) >= 5
+    sample_ids = {n.id for n in load_sample().nodes}
+    for path in shipped:
+        s, _ = load_scenario(path)
+        for v in s.variants:
+            assert set(v.close_stores) <= sample_ids, path.name
