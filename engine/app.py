@@ -64,6 +64,9 @@ class UnitOfWork:
         oid = _uuid(order_id, "order_id")
         if oid in self.touched:
             return self.touched[oid]
+        cached = self.engine._orders.get(oid)
+        if cached is not None:
+            return self.add(cached)
         try:
             return self.add(self.engine.repository.get(oid))
         except AggregateNotFoundError:
@@ -113,6 +116,7 @@ class Engine(EventLog):
         self.skus = {s.id: s for s in network.skus}
         self.views = Projections(network)
         self._inventories: dict[str, NodeInventory] = {}  # this process writes these nodes
+        self._orders: dict[UUID, Order] = {}  # open orders, as last saved
         self.catch_up()
         self.open_network()
 
@@ -149,15 +153,28 @@ class Engine(EventLog):
             except BaseException:
                 self._forget(uow)
                 raise
+            self._remember(uow)
             for rec in recordings:
                 self.views.apply(rec.domain_event, rec.notification.id)
             return result
         raise Conflict("store", f"gave up after {self.settings.max_retries} concurrent-write conflicts")
 
     def _forget(self, uow: UnitOfWork) -> None:
+        """Drops what a failed command touched: the next one reloads it from the store."""
         for agg in uow.touched.values():
             if isinstance(agg, NodeInventory):
                 self._inventories.pop(agg.node_id, None)
+            else:
+                self._orders.pop(agg.id, None)
+
+    def _remember(self, uow: UnitOfWork) -> None:
+        """Keeps open orders in memory (this process is their only writer); finished ones leave."""
+        for agg in uow.touched.values():
+            if isinstance(agg, Order):
+                if agg.outcome is None:
+                    self._orders[agg.id] = agg
+                else:
+                    self._orders.pop(agg.id, None)
 
     def open_network(self) -> int:
         """Opens an inventory for every node that has none, with its starting stock."""
@@ -415,24 +432,25 @@ class Engine(EventLog):
             raise NotFound(field, f"unknown SKU {sku!r}")
         return sku
 
-    def _stock_step(self, node: str, step: Callable[[NodeInventory, float], Any]) -> StockReply:
+    def _stock_step(self, node: str, skus: list[str], step: Callable[[NodeInventory, float], Any]) -> StockReply:
+        """The reply shows the SKUs the command touched."""
         def work(uow: UnitOfWork) -> None:
             step(uow.inventory(node), self.clock.now())
 
         self._transaction(work)
-        return self.stock(node)
+        return self.stock(node, skus)
 
     def receive(self, cmd: ReceiveStock) -> StockReply:
         lines = self._lines(cmd.lines)
-        return self._stock_step(cmd.node, lambda inv, at: inv.receive(lines, cmd.ref, at))
+        return self._stock_step(cmd.node, list(lines), lambda inv, at: inv.receive(lines, cmd.ref, at))
 
     def adjust(self, cmd: AdjustStock) -> StockReply:
         sku = self._sku(cmd.sku)
-        return self._stock_step(cmd.node, lambda inv, at: inv.adjust(sku, cmd.delta, cmd.reason, at))
+        return self._stock_step(cmd.node, [sku], lambda inv, at: inv.adjust(sku, cmd.delta, cmd.reason, at))
 
     def count(self, cmd: CountStock) -> StockReply:
         sku = self._sku(cmd.sku)
-        return self._stock_step(cmd.node, lambda inv, at: inv.count(sku, cmd.counted, at))
+        return self._stock_step(cmd.node, [sku], lambda inv, at: inv.count(sku, cmd.counted, at))
 
     def sell(self, cmd: SellOverCounter) -> StockReply:
         """A POS sale takes from the same stock as online orders."""
@@ -448,7 +466,7 @@ class Engine(EventLog):
                     uow.member(cmd.member).earn(points, ref=f"pos/{cmd.node}/{cmd.sale_id}", at=at)
 
         self._transaction(work)
-        return self.stock(cmd.node)
+        return self.stock(cmd.node, list(lines))
 
     def stock(self, node: str, skus: list[str] | None = None) -> StockReply:
         view = self.views.atp

@@ -32,10 +32,23 @@ class AtpView:
         self.reserved = np.zeros(shape, dtype=np.int64)
         self.safety = np.zeros(shape, dtype=np.int64)
         self.rows: dict[UUID, int] = {}  # inventory aggregate id -> node row
+        self._available: np.ndarray | None = None  # kept up to date row by row: the matrix can be 600 x 2,000
+        self._dirty: set[int] = set()
 
     def atp(self) -> np.ndarray:
-        """Available to promise, never below zero (POS may eat safety stock)."""
-        return np.maximum(self.on_hand - self.reserved - self.safety, 0)
+        """Available to promise, never below zero (POS may eat safety stock). Read-only."""
+        if self._available is None or self._available.shape != self.on_hand.shape:
+            self._available = np.maximum(self.on_hand - self.reserved - self.safety, 0)
+        elif self._dirty:
+            rows = sorted(self._dirty)
+            self._available[rows] = np.maximum(self.on_hand[rows] - self.reserved[rows] - self.safety[rows], 0)
+        self._dirty.clear()
+        view = self._available.view()
+        view.flags.writeable = False
+        return view
+
+    def touch(self, row: int) -> None:
+        self._dirty.add(row)
 
     def row(self, node: str) -> int:
         i = self.node_index.get(node)
@@ -62,6 +75,7 @@ class AtpView:
     def add(self, array: np.ndarray, row: int, lines: dict[str, int], sign: int) -> None:
         for sku, qty in lines.items():
             array[row, self.col(sku)] += sign * qty
+        self._dirty.add(row)
 
     def state(self) -> dict[str, Any]:
         """Comparable snapshot, keyed by names so index order does not matter."""
@@ -182,6 +196,7 @@ class Projections:
         row = self.atp.rows[e.originator_id]
         for sku, qty in e.levels.items():
             self.atp.safety[row, self.atp.col(sku)] = qty
+        self.atp.touch(row)
 
     def _consumed(self, e: Any) -> None:
         row = self.atp.rows[e.originator_id]
