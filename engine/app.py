@@ -147,11 +147,11 @@ class Engine(EventLog):
                 result = work(uow)
                 recordings = self.save(*uow.touched.values())
             except IntegrityError:
-                self._forget(uow)
+                self._forget(uow, stale=True)
                 self.catch_up()
                 continue
             except BaseException:
-                self._forget(uow)
+                self._forget(uow, stale=False)
                 raise
             self._remember(uow)
             for rec in recordings:
@@ -159,9 +159,13 @@ class Engine(EventLog):
             return result
         raise Conflict("store", f"gave up after {self.settings.max_retries} concurrent-write conflicts")
 
-    def _forget(self, uow: UnitOfWork) -> None:
-        """Drops what a failed command touched: the next one reloads it from the store."""
+    def _forget(self, uow: UnitOfWork, stale: bool) -> None:
+        """Drops what a failed command changed (or, after a version conflict,
+        everything it touched): the next command reloads it from the store.
+        Guards raise before any change, so a refused command usually drops nothing."""
         for agg in uow.touched.values():
+            if not stale and not agg.pending_events:
+                continue
             if isinstance(agg, NodeInventory):
                 self._inventories.pop(agg.node_id, None)
             else:

@@ -146,6 +146,8 @@ class Projections:
         self.pos = {"sales": 0, "units": 0}
         self.last_notification_id = 0
         self._slot_seconds = {n.id: n.slot_minutes * 60 for n in network.nodes}
+        self._capacity = np.array([n.capacity_per_slot for n in network.nodes], dtype=np.int64)
+        self._node_row = {n.id: i for i, n in enumerate(network.nodes)}
         self._handlers: dict[str, Callable[[Any], None]] = {
             "NodeInventory.Opened": self._inventory_opened,
             "NodeInventory.Received": lambda e: self._stock(e, "on_hand", e.lines, 1),
@@ -306,10 +308,10 @@ class Projections:
 
     # -- queries -------------------------------------------------------
     def capacity_left(self, now: float) -> np.ndarray:
-        caps = np.array([n.capacity_per_slot for n in self.network.nodes], dtype=np.int64)
-        for i, n in enumerate(self.network.nodes):
-            slot, used = self.slot_used.get(n.id, (-1, 0))
-            if slot == int(now // self._slot_seconds[n.id]):
+        caps = self._capacity.copy()
+        for node, (slot, used) in self.slot_used.items():
+            i = self._node_row.get(node)
+            if i is not None and slot == int(now // self._slot_seconds[node]):
                 caps[i] = max(caps[i] - used, 0)
         return caps
 

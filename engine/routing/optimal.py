@@ -31,20 +31,23 @@ from engine.routing.problem import Problem, Solution, objective
 def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs") -> Solution:
     deadline = time.perf_counter() + time_limit_s
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
-    stock = problem.stock.astype(float, copy=True)
-    capacity = problem.capacity.astype(float, copy=True)
     served = np.flatnonzero(problem.pair_ptr[1:] > problem.pair_ptr[:-1])
     if problem.split and (problem.pair_cost < 0).any():
         contested = served  # two negative-cost parts may beat one: no shortcut
     else:
-        contested = _contested(problem, served, stock, capacity)
+        contested = _contested(problem, served, problem.stock, problem.capacity)
+    # residual supply is only needed when something is contested (copying 600 x 2,000 per batch is not free)
+    stock = problem.stock.astype(float, copy=True) if len(contested) else problem.stock
+    capacity = problem.capacity.astype(float, copy=True)
+    if len(contested) < len(served):
         free = np.setdiff1d(served, contested)
         first = problem.pair_ptr[free]
         first = first[problem.pair_cost[first] <= problem.penalty[free]]  # else unserved is cheaper
         n_lines = problem.line_ptr[1:] - problem.line_ptr[:-1]
         for o, n in zip(problem.pair_order[first].tolist(), problem.pair_node[first].tolist()):
             parts[o] = {n: list(range(n_lines[o]))}
-        _take_pairs(problem, first, stock, capacity)
+        if len(contested):
+            _take_pairs(problem, first, stock, capacity)
     status = "optimal"
     for component in _components(problem, contested, stock, capacity):
         floor = 0.0
