@@ -148,6 +148,10 @@ class Projections:
         self._slot_seconds = {n.id: n.slot_minutes * 60 for n in network.nodes}
         self._capacity = np.array([n.capacity_per_slot for n in network.nodes], dtype=np.int64)
         self._node_row = {n.id: i for i, n in enumerate(network.nodes)}
+        # slot_used as arrays, for capacity_left per batch
+        self._slot_len = np.array([n.slot_minutes * 60 for n in network.nodes], dtype=float)
+        self._slot = np.full(len(network.nodes), -1, dtype=np.int64)
+        self._used = np.zeros(len(network.nodes), dtype=np.int64)
         self._handlers: dict[str, Callable[[Any], None]] = {
             "NodeInventory.Opened": self._inventory_opened,
             "NodeInventory.Received": lambda e: self._stock(e, "on_hand", e.lines, 1),
@@ -247,6 +251,9 @@ class Projections:
         slot = int(at // self._slot_seconds.get(node, 1800))
         current, used = self.slot_used.get(node, (slot, 0))
         self.slot_used[node] = (slot, used + 1 if current == slot else 1)
+        i = self._node_row.get(node)
+        if i is not None:
+            self._slot[i], self._used[i] = self.slot_used[node]
 
     def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
         for node in r.parts:
@@ -308,12 +315,8 @@ class Projections:
 
     # -- queries -------------------------------------------------------
     def capacity_left(self, now: float) -> np.ndarray:
-        caps = self._capacity.copy()
-        for node, (slot, used) in self.slot_used.items():
-            i = self._node_row.get(node)
-            if i is not None and slot == int(now // self._slot_seconds[node]):
-                caps[i] = max(caps[i] - used, 0)
-        return caps
+        current = self._slot == (now // self._slot_len).astype(np.int64)
+        return np.where(current, np.maximum(self._capacity - self._used, 0), self._capacity)
 
     def kpis(self) -> dict[str, Any]:
         by_status = Counter(r.status for r in self.orders.values())

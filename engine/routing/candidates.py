@@ -40,6 +40,7 @@ class NodeArrays:
     hours: list[list[tuple[int, int]]]
     tz: ZoneInfo
     speed_kmh: float
+    _opens: np.ndarray | None = None  # (windows, 3): node row, opens, closes in minutes
 
     @classmethod
     def of(cls, network: Network) -> "NodeArrays":
@@ -61,11 +62,13 @@ class NodeArrays:
         """Minutes from now until each node closes; 0 when closed now."""
         t = datetime.fromtimestamp(now, self.tz)
         minute = t.hour * 60 + t.minute + t.second / 60
+        if self._opens is None:
+            pairs = [(i, o, c) for i, windows in enumerate(self.hours) for o, c in windows]
+            self._opens = np.array([(i, o, c) for i, o, c in pairs], dtype=float).reshape(-1, 3)
+        row, opens, closes = self._opens.T
+        inside = (opens <= minute) & (minute < closes)
         out = np.zeros(len(self.ids))
-        for i, windows in enumerate(self.hours):
-            for opens, closes in windows:
-                if opens <= minute < closes:
-                    out[i] = max(out[i], closes - minute)
+        np.maximum.at(out, row[inside].astype(np.int64), closes[inside] - minute)
         return out
 
 
