@@ -68,6 +68,8 @@ def _hourly_plot(path: Path, hourly: dict[str, list[dict]]) -> Path:
                 label=name)
     a1.set(title="Orders placed per hour", xlabel="hour of day", ylabel="orders")
     a2.set(title="Fill rate by hour placed", xlabel="hour of day", ylabel="fill rate", ylim=(0, 1.02))
+    for ax in (a1, a2):
+        ax.set_xticks(range(0, 24, 2))
     a1.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
