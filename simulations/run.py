@@ -24,7 +24,7 @@ from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from engine.persistence import store_env
 from simulations.demand import Day, day_bounds, surge_orders
-from simulations.scenario import Scenario, Variant
+from simulations.scenario import Scenario, ScenarioError, Variant
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TIMER_S = 60.0  # expiry and reroute timers
@@ -40,6 +40,7 @@ class Outcome:
     pos_sold: Counter = field(default_factory=Counter)
     pos_sales: int = 0
     pos_stockouts: int = 0
+    late_cancels: int = 0
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -51,7 +52,7 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
         closed = set(v.close_stores)
         unknown = closed - {n.id for n in nodes}
         if unknown:
-            raise DomainError(f"variants[{v.name}].close_stores", f"unknown node(s) {sorted(unknown)}")
+            raise ScenarioError(f"$.variants[{s.variants.index(v)}].close_stores", f"unknown node(s) {sorted(unknown)}")
         nodes = [n for n in nodes if n.id not in closed]
         stock = {k: lines for k, lines in stock.items() if k not in closed}
         template = next((n for n in base.nodes if n.kind == "kitchen"), None)
@@ -209,7 +210,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             try:
                 engine.cancel(item)
             except DomainError:
-                pass  # already handed over: too late to cancel
+                out.late_cancels += 1  # handed over already: the customer was too late
         elif kind == "replenish":
             _replenish(engine, out)
     if batch:
