@@ -39,7 +39,7 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: valid")
     print(f"  name      {network.name} ({network.timezone})")
     print(f"  nodes     {len(network.nodes)}: " + ", ".join(f"{v} {k}s" for k, v in sorted(kinds.items())))
-    print(f"  regions   " + ", ".join(f"{r} {v}" for r, v in sorted(regions.items())))
+    print("  regions   " + ", ".join(f"{r} {v}" for r, v in sorted(regions.items())))
     print(f"  skus      {len(network.skus)}")
     print(f"  stock     {units} units at {len(network.stock)} nodes")
     return 0

@@ -122,14 +122,3 @@ def conservation(o: Outcome) -> list[str]:
         if got != expected:
             breaks.append(f"{node}/{sku}: on hand {got}, expected {expected}")
     return breaks
-
-
-def compare(per_variant: dict[str, dict]) -> dict[str, dict]:
-    """Each variant's KPIs next to the base: absolute and change."""
-    base = per_variant["base"]
-    out = {}
-    for name, k in per_variant.items():
-        out[name] = {key: {"value": v, "vs_base": (round(v - base[key], 6) if isinstance(v, (int, float)) and
-                                                   isinstance(base.get(key), (int, float)) else None)}
-                     for key, v in k.items()}
-    return out

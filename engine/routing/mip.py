@@ -86,7 +86,6 @@ def solve_mip(
     stock: np.ndarray | None = None,
     capacity: np.ndarray | None = None,
     time_limit_s: float | None = None,
-    hint: list[dict[int, list[int]]] | None = None,
     solver: str = "highs",
 ) -> Solution:
     """Solves the orders given (all by default) against the stock and
@@ -99,8 +98,8 @@ def solve_mip(
     if np.isinf(problem.penalty[orders][nowhere]).any():
         return Solution(parts, "infeasible", float("inf"))  # a must-assign order with no allowed node
     build = _build_split if problem.split else _build_whole
-    lb, ub, obj, integral, rows, decode, hint_values = build(problem, orders, stock, capacity, hint)
-    s, status = _run(lb, ub, obj, rows, integral, hint_values, time_limit_s, solver)
+    lb, ub, obj, integral, rows, decode = build(problem, orders, stock, capacity)
+    s, status = _run(lb, ub, obj, rows, integral, time_limit_s, solver)
     if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
         return Solution(parts, "infeasible", float("inf"))
     decode(np.round(s.variable_values()).astype(int), parts)
@@ -115,23 +114,20 @@ def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, ca
                      solver: str = "glop") -> tuple[np.ndarray, np.ndarray] | None:
     """The LP relaxation of the whole-order model: (pairs, their x values),
     or None if it has no solution. On these batches it is nearly integral."""
-    lb, ub, obj, _, rows, _, _ = _build_whole(problem, orders, stock, capacity, None)
-    s, status = _run(lb, ub, obj, rows, None, None, None, solver)
+    lb, ub, obj, _, rows, _ = _build_whole(problem, orders, stock, capacity)
+    s, status = _run(lb, ub, obj, rows, None, None, solver)
     if status != mbh.SolveStatus.OPTIMAL:
         return None
     return _pairs_of(problem, orders), s.variable_values()
 
 
-def _run(lb, ub, obj, rows: Rows, integral, hint_values, time_limit_s, solver):
+def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver):
     model = mbh.ModelBuilderHelper()
     model.fill_model_from_sparse_data(lb, ub, obj, np.concatenate(rows.lo) if rows.lo else np.zeros(0),
                                       np.concatenate(rows.hi) if rows.hi else np.zeros(0), rows.matrix(len(lb)))
     if integral is not None:
         for j in np.flatnonzero(integral):
             model.set_var_integrality(int(j), True)
-    if hint_values is not None:
-        for j, v in enumerate(hint_values):
-            model.add_hint(j, float(v))
     s = mbh.ModelSolverHelper(solver)
     if time_limit_s is not None:
         s.set_time_limit_in_seconds(time_limit_s)
@@ -155,7 +151,7 @@ def _index_of(orders: np.ndarray, owner: np.ndarray) -> np.ndarray:
     return np.array([pos[int(o)] for o in owner], dtype=np.int64)
 
 
-def _build_whole(problem, orders, stock, capacity, hint):
+def _build_whole(problem, orders, stock, capacity):
     pairs = _pairs_of(problem, orders)
     owner = problem.pair_order[pairs]
     node = problem.pair_node[pairs]
@@ -172,19 +168,16 @@ def _build_whole(problem, orders, stock, capacity, hint):
     n_skus = stock.shape[1]
     rows.resource(node[pcol] * n_skus + problem.line_sku[line], pcol, problem.line_qty[line].astype(float), stock.ravel())
     rows.resource(node, cols, problem.pair_load[pairs], capacity)
-    hint_values = None
-    if hint is not None:
-        hint_values = np.array([1 if int(nd) in hint[int(o)] else 0 for o, nd in zip(owner, node)])
 
     def decode(x: np.ndarray, parts: list) -> None:
         for p in np.flatnonzero(x > 0):
             o = int(owner[p])
             parts[o] = {int(node[p]): list(range(int(problem.line_ptr[o + 1] - problem.line_ptr[o])))}
 
-    return np.zeros(n), np.ones(n), obj, np.ones(n, bool), rows, decode, hint_values
+    return np.zeros(n), np.ones(n), obj, np.ones(n, bool), rows, decode
 
 
-def _build_split(problem, orders, stock, capacity, hint):
+def _build_split(problem, orders, stock, capacity):
     """Variables: u (a part at the pair's node), z (a line served at that
     node), s (the order is served). Lines of a served order are each served
     once; a line only where its part is open."""
@@ -231,13 +224,6 @@ def _build_split(problem, orders, stock, capacity, hint):
     rows.resource(node, u_cols, problem.pair_load[pairs], capacity)
     lb = np.concatenate([np.zeros(n_u + n_z), np.where(must, 1.0, 0.0)])
     ub = np.ones(n_u + n_z + n_s)
-    hint_values = None
-    if hint is not None:
-        u = np.array([1 if int(nd) in hint[int(o)] else 0 for o, nd in zip(owner, node)])
-        z = np.array([1 if int(l - problem.line_ptr[owner[zp]]) in hint[int(owner[zp])].get(int(node[zp]), ()) else 0
-                      for l, zp in zip(zline, zpair)])
-        s_ = np.array([1 if hint[int(o)] else 0 for o in orders])
-        hint_values = np.concatenate([u, z, s_])
 
     def decode(x: np.ndarray, parts: list) -> None:
         for k in np.flatnonzero(x[u_cols] > 0):
@@ -246,4 +232,4 @@ def _build_split(problem, orders, stock, capacity, hint):
             o, nd = int(owner[zpair[k]]), int(node[zpair[k]])
             parts[o].setdefault(nd, []).append(int(zline[k] - problem.line_ptr[o]))
 
-    return lb, ub, obj, np.ones(len(ub), bool), rows, decode, hint_values
+    return lb, ub, obj, np.ones(len(ub), bool), rows, decode

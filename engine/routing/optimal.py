@@ -90,7 +90,6 @@ def _fix_integral(problem: Problem, orders: np.ndarray, parts, stock: np.ndarray
     owner = problem.pair_order[pairs]
     fractional = np.zeros(problem.n_orders, bool)
     fractional[owner[(x > 1e-6) & (x < 1 - 1e-6)]] = True
-    fixed = orders[~fractional[orders]]
     chosen = pairs[(x >= 1 - 1e-6) & ~fractional[owner]]
     n_lines = problem.line_ptr[1:] - problem.line_ptr[:-1]
     for o, n in zip(problem.pair_order[chosen].tolist(), problem.pair_node[chosen].tolist()):

@@ -4,7 +4,6 @@ cannot start fails the test."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys

@@ -5,7 +5,6 @@ import asyncio
 import json
 
 import msgspec
-import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from adapters.intake import intake_message

@@ -3,7 +3,6 @@ changes nothing equals the base, stock is conserved, and the event store a
 simulation writes rebuilds to the same KPIs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
