@@ -80,5 +80,11 @@ def _summary(kpis: dict[str, dict]) -> None:
             "reroutes", "nodes_full_in_a_slot"]
     print("\n" + f"{'':<20}" + "".join(f"{n[:14]:>15}" for n in names))
     for key in keys:
-        cells = "".join(f"{('-' if kpis[n][key] is None else format(kpis[n][key], '.4g')):>15}" for n in names)
+        cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
         print(f"{key:<20}{cells}")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return str(v) if isinstance(v, int) else format(v, ".4g")
