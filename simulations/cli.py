@@ -11,14 +11,16 @@ from tqdm import tqdm
 
 from domain.errors import DomainError
 from engine.network_file import SAMPLE_NETWORK, load_network
-from simulations import results
+from engine.routing.types import RouterSettings
+from simulations import replay, results
 from simulations.demand import base_day
 from simulations.network_gen import CitySpec, generate
 from simulations.report import write
 from simulations.run import simulate
-from simulations.scenario import Scenario, load_scenario
+from simulations.scenario import Batching, Scenario, load_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+replay_doc = replay.__doc__
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenario", help=f"scenario file (TOML); shipped ones are in {SCENARIOS}")
     p.add_argument("--out", default="simulation-results")
     p.set_defaults(func=run)
+
+    r = sub.add_parser("replay", help="replay a recorded day against a changed network or router",
+                       description=replay_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--events", required=True, help="the event store URL (sqlite:///..., postgres://...)")
+    r.add_argument("--network", default=str(SAMPLE_NETWORK), help="the network to replay against")
+    r.add_argument("--recorded-network", help="the network the day was recorded with (default: --network)")
+    r.add_argument("--solver", choices=["greedy", "optimal", "exact"], help="replay with another solver")
+    r.add_argument("--window-ms", type=float, help="replay with another batch window")
+    r.add_argument("--out", default="replay-results")
+    r.set_defaults(func=run_replay)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    try:
+        network = load_network(args.network)
+        recorded_network = load_network(args.recorded_network) if args.recorded_network else network
+        rec, views, events = replay.read(args.events, recorded_network)
+    except (DomainError, FileNotFoundError) as e:
+        print(f"o2o replay: {e}", file=sys.stderr)
+        return 2
+    if not rec.day.orders:
+        print(f"o2o replay: no orders recorded in {args.events}", file=sys.stderr)
+        return 2
+    router = RouterSettings(solver=args.solver) if args.solver else None
+    batching = Batching(window_ms=args.window_ms) if args.window_ms else None
+    s = replay.replay_scenario(router, batching)
+    first = min([rec.first] + [x.at for x in rec.day.sales] + [d[0] for d in rec.deliveries])
+    with tqdm(total=len(rec.day.orders), desc="replay", unit="order") as bar:
+        outcome = simulate(s, network, rec.day, None, "memory:", progress=bar.update,
+                           parts=replay.plan_for(rec, s), deliveries=rec.deliveries, bounds=(first, rec.last + 1))
+    kpis = {"recorded": results.kpis_of(views, recorded_network, len(rec.day.sales), None, events),
+            "replayed": results.kpis(outcome)}
+    nodes = {"recorded": results.nodes_of(views, recorded_network), "replayed": results.nodes(outcome)}
+    hourly = {"recorded": results.hourly_of(views, recorded_network), "replayed": results.hourly(outcome)}
+    described = f"events: {args.events}\nnetwork: {args.network}\nrecorded network: {args.recorded_network or args.network}\n" \
+                f"solver: {args.solver or 'as configured'}\nwindow_ms: {args.window_ms or 'as configured'}\n"
+    files = write(Path(args.out), described, kpis, nodes, hourly)
+    _summary(kpis)
+    outcome.engine.close()
+    print(f"\nwrote {', '.join(str(f) for f in files)}")
+    return 0
 
 
 def network_of(s: Scenario, folder: Path):

@@ -52,7 +52,7 @@ def _kpi_plot(path: Path, kpis: dict[str, dict]) -> Path:
         ax.set_title(key.replace("_", " "))
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.bar_label(bars, fmt="%.3g", fontsize=7)
-    fig.suptitle("KPIs by variant (grey: base)")
+    fig.suptitle(f"KPIs by variant (grey: {names[0]})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -101,15 +101,16 @@ def _map_plot(path: Path, nodes: dict[str, list[dict]]) -> Path:
 
 def _html(path: Path, scenario_text: str, kpis: dict[str, dict], plots: list[Path]) -> None:
     names = list(kpis)
+    ref = names[0]  # the base (or the recorded day): changes are shown against it
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = ""
     for key in SHOWN:
         cells = ""
         for n in names:
             v = kpis[n].get(key)
-            b = kpis["base"].get(key)
+            b = kpis[ref].get(key)
             delta = ""
-            if n != "base" and isinstance(v, (int, float)) and isinstance(b, (int, float)) and v != b:
+            if n != ref and isinstance(v, (int, float)) and isinstance(b, (int, float)) and v != b:
                 delta = f' <span class="d">({v - b:+.3g})</span>'
             cells += f"<td>{'-' if v is None else f'{v:.4g}' if isinstance(v, float) else v}{delta}</td>"
         body += f"<tr><th>{key.replace('_', ' ')}</th>{cells}</tr>"

@@ -12,16 +12,21 @@ from simulations.run import Outcome
 
 
 def kpis(o: Outcome) -> dict:
-    views = o.engine.views
+    return kpis_of(o.engine.views, o.network, o.pos_sales - o.pos_stockouts, o.pos_stockouts,
+                   o.engine.last_notification_id())
+
+
+def kpis_of(views, network, pos_sales: int, pos_stockouts: int | None, events: int) -> dict:
+    """The day's KPIs from read models (a live run's, or rebuilt from a recorded store)."""
     base = views.kpis()
     records = list(views.orders.values())
     done = [r for r in records if r.status == "completed"]
     hand = np.array([(r.handed_over_at - r.placed_at) / 60 for r in done]) if done else np.zeros(0)
     rejected = [r for r in records if r.status == "rejected"]
-    n_slots = _slots(o)
-    parts = _parts_by_node(o)
-    peak = _peak_slot(o)
-    capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in o.network.nodes)
+    n_slots = _slots(network)
+    parts = _parts_by_node(views)
+    peak = _peak_slot(views, network)
+    capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in network.nodes)
     return {
         "orders": base["orders"],
         "fill_rate": base["fill_rate"],
@@ -32,41 +37,41 @@ def kpis(o: Outcome) -> dict:
         "delivery_cost": round(sum(r.delivery_cost for r in records), 1),
         "split_rate": base["split_rate"],
         "stockouts_online": sum(1 for r in rejected if r.reason and "stock" in r.reason),
-        "stockouts_pos": o.pos_stockouts,
+        "stockouts_pos": pos_stockouts,
         "reroutes": base["reroutes"],
         "capacity_use": round(sum(parts.values()) / capacity, 4) if capacity else None,
-        "nodes_full_in_a_slot": sum(1 for n in o.network.nodes if n.capacity_per_slot and peak[n.id] >= n.capacity_per_slot),
+        "nodes_full_in_a_slot": sum(1 for n in network.nodes if n.capacity_per_slot and peak[n.id] >= n.capacity_per_slot),
         "kitchen_share": base["kitchen_share"],
         "average_order_value": base["average_order_value"],
         "completed": len(done),
         "rejected": len(rejected),
-        "pos_sales": o.pos_sales - o.pos_stockouts,
-        "events": o.engine.last_notification_id(),
+        "pos_sales": pos_sales,
+        "events": events,
     }
 
 
-def _slots(o: Outcome) -> dict[str, int]:
+def _slots(network) -> dict[str, int]:
     """Slots each node is open during the simulated day."""
     out = {}
-    for n in o.network.nodes:
+    for n in network.nodes:
         minutes = sum(w.minutes()[1] - w.minutes()[0] for w in n.hours)
         out[n.id] = max(1, minutes // n.slot_minutes)
     return out
 
 
-def _parts_by_node(o: Outcome) -> Counter:
+def _parts_by_node(views) -> Counter:
     routed = Counter()
-    for r in o.engine.views.orders.values():
+    for r in views.orders.values():
         for node in r.parts:
             routed[node] += 1
     return routed
 
 
-def _peak_slot(o: Outcome) -> Counter:
+def _peak_slot(views, network) -> Counter:
     """Most parts a node was given in any one of its slots."""
     per_slot = Counter()
-    slot_s = {n.id: n.slot_minutes * 60 for n in o.network.nodes}
-    for r in o.engine.views.orders.values():
+    slot_s = {n.id: n.slot_minutes * 60 for n in network.nodes}
+    for r in views.orders.values():
         for node, part in r.parts.items():
             per_slot[(node, int(part.routed_at // slot_s[node]))] += 1
     peak = Counter()
@@ -76,13 +81,17 @@ def _peak_slot(o: Outcome) -> Counter:
 
 
 def nodes(o: Outcome) -> list[dict]:
-    parts = _parts_by_node(o)
-    peak = _peak_slot(o)
-    slots = _slots(o)
-    view = o.engine.views.atp
+    return nodes_of(o.engine.views, o.network)
+
+
+def nodes_of(views, network) -> list[dict]:
+    parts = _parts_by_node(views)
+    peak = _peak_slot(views, network)
+    slots = _slots(network)
+    view = views.atp
     available = view.atp()
     rows = []
-    for n in o.network.nodes:
+    for n in network.nodes:
         i = view.node_index[n.id]
         cap = n.capacity_per_slot * slots[n.id]
         rows.append({
@@ -95,9 +104,13 @@ def nodes(o: Outcome) -> list[dict]:
 
 
 def hourly(o: Outcome) -> list[dict]:
-    tz = ZoneInfo(o.network.timezone)
+    return hourly_of(o.engine.views, o.network)
+
+
+def hourly_of(views, network) -> list[dict]:
+    tz = ZoneInfo(network.timezone)
     placed, served = Counter(), Counter()
-    for r in o.engine.views.orders.values():
+    for r in views.orders.values():
         h = datetime.fromtimestamp(r.placed_at, tz).hour
         placed[h] += 1
         served[h] += r.max_parts > 0

@@ -81,14 +81,46 @@ def _rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, 3, zlib.crc32(key.encode())])
 
 
+PartPlan = Callable[[str, str, str, float, float], list[tuple[float, Any]]]
+
+
+def simulated_parts(s: Scenario) -> PartPlan:
+    """Node behaviour drawn from the scenario: for a part routed to a node,
+    the node's decision, its progress and maybe the customer's cancellation,
+    as (time, command). The same draws for the same order and node in every variant."""
+    b = s.behaviour
+
+    def plan(oid: str, node: str, mode: str, eta_at: float, now: float) -> list[tuple[float, Any]]:
+        rng = _rng(s.seed, f"{oid}/{node}")
+        at = now + rng.exponential(b.accept_minutes * 60)
+        if rng.random() < b.decline_share:
+            return [(at, DeclineOrder(order_id=oid, node=node, reason="too busy"))]
+        out: list[tuple[float, Any]] = [(at, AcceptOrder(order_id=oid, node=node))]
+        if rng.random() < b.cancel_share:
+            return out + [(at + 60, CancelOrder(order_id=oid, reason="customer cancelled"))]
+        hand = max(eta_at + rng.normal(0, b.prep_spread_minutes) * 60, at + 180)
+        picked = at + (hand - at) / 2
+        ready, done = ("ready", "collected") if mode == "pickup" else ("dispatched", "delivered")
+        return out + [(picked, ReportProgress(order_id=oid, step="picked", node=node)),
+                      (max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node)),
+                      (hand, ReportProgress(order_id=oid, step=done, node=node))]
+
+    return plan
+
+
 def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str,
-             progress: Callable[[int], None] = lambda n: None) -> Outcome:
+             progress: Callable[[int], None] = lambda n: None, parts: PartPlan | None = None,
+             deliveries: list[tuple[float, str, dict[str, int]]] | None = None,
+             bounds: tuple[float, float] | None = None) -> Outcome:
+    """One variant's day. A replay passes the recorded node behaviour (`parts`),
+    the recorded deliveries and the recorded day's bounds."""
     started = time.perf_counter()
     name = v.name if v else "base"
     network = variant_network(base, s, v)
     router = (v.router if v and v.router else s.router)
     batching = (v.batching if v and v.batching else s.batching)
-    t0, t1 = day_bounds(s, network)
+    plan = parts or simulated_parts(s)
+    t0, t1 = bounds or day_bounds(s, network)
     clock = SimClock(t0)
     engine = Engine(network, EngineSettings(router=router), clock=clock, env=store_env(store.format(variant=name)))
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
@@ -110,18 +142,27 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
 
     for t, cmd in orders:
         if cmd.mode == "pickup" and cmd.pickup_node not in open_ids:  # its store is closed: the nearest open one
-            store_node = next(n for n in base.nodes if n.id == cmd.pickup_node)
-            near = min(pickup_ids, key=lambda n: (n.lat - store_node.lat) ** 2 + (n.lon - store_node.lon) ** 2)
+            if cmd.lat is not None and cmd.lon is not None:  # a replayed order carries the store's location
+                lat, lon = cmd.lat, cmd.lon
+            else:
+                gone = next(n for n in base.nodes if n.id == cmd.pickup_node)
+                lat, lon = gone.lat, gone.lon
+            near = min(pickup_ids, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
             cmd = msgspec.structs.replace(cmd, pickup_node=near.id)
         push(t, "order", cmd)
     for sale in day.sales:
         if sale.node in open_ids:
             push(sale.at, "sale", sale)
-    for hhmm in s.stock.replenish_at:
-        t = day_bounds(Scenario(name="", date=s.date, start=hhmm), network)[0]
-        if t0 <= t < t1:
-            push(t, "replenish")
-    tick = t0 + TIMER_S
+    if deliveries is None:
+        for hhmm in s.stock.replenish_at:
+            t = day_bounds(Scenario(name="", date=s.date, start=hhmm), network)[0]
+            if t0 <= t < t1:
+                push(t, "replenish")
+    else:
+        for t, node, lines in deliveries:
+            if node in open_ids:
+                push(t, "delivery", (node, lines))
+    tick = (t0 // TIMER_S + 1) * TIMER_S  # on whole minutes, so a replay ticks when the recorded day did
     while tick < t1:
         push(tick, "timer")
         tick += TIMER_S
@@ -131,7 +172,6 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     steps: dict[float, list] = defaultdict(list)
     scheduled: set[tuple[str, str]] = set()
     watching: set[str] = set()  # orders that may be routed again
-    behaviour = s.behaviour
 
     def schedule(order_ids: list[str], now: float) -> None:
         for oid in order_ids:
@@ -144,26 +184,16 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 if part.status != "routed" or (oid, node) in scheduled:
                     continue
                 scheduled.add((oid, node))
-                rng = _rng(s.seed, f"{oid}/{node}")
-                at = now + rng.exponential(behaviour.accept_minutes * 60)
-                if rng.random() < behaviour.decline_share:
-                    add_step(at, DeclineOrder(order_id=oid, node=node, reason="too busy"))
-                    watching.add(oid)
-                    continue
-                add_step(at, AcceptOrder(order_id=oid, node=node))
-                if rng.random() < behaviour.cancel_share:
-                    push(at + 60, "cancel", CancelOrder(order_id=oid, reason="customer cancelled"))
-                    continue
-                hand = max(part.eta_at + rng.normal(0, behaviour.prep_spread_minutes) * 60, at + 180)
-                picked = at + (hand - at) / 2
-                add_step(picked, ReportProgress(order_id=oid, step="picked", node=node))
-                ready = "ready" if r.mode == "pickup" else "dispatched"
-                add_step(max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node))
-                done = "collected" if r.mode == "pickup" else "delivered"
-                add_step(hand, ReportProgress(order_id=oid, step=done, node=node))
+                for t, cmd in plan(oid, node, r.mode, part.eta_at, now):
+                    if isinstance(cmd, CancelOrder):
+                        push(t, "cancel", cmd)
+                    else:
+                        add_step(t, cmd)
+                        if isinstance(cmd, DeclineOrder):
+                            watching.add(oid)
 
     def add_step(t: float, cmd: Any) -> None:
-        bucket = (t // STEP_S + 1) * STEP_S
+        bucket = -(-(t - 1e-6) // STEP_S) * STEP_S  # the next whole 30 s (a recorded step time stays put)
         if bucket not in steps:
             push(bucket, "steps", bucket)
         steps[bucket].append(cmd)
@@ -172,6 +202,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         nonlocal batch, deadline
         clock.advance_to(max(at, clock.now()))
         cmds, batch, deadline = batch, [], None
+        watching.update(engine.views.to_route)  # declined or expired: routed again in this batch
         results = engine.submit_batch(cmds)
         progress(len(cmds))
         ids = [r.order_id for r in results if not isinstance(r, DomainError)]
@@ -179,7 +210,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
 
     while heap:
         t, _, kind, item = heapq.heappop(heap)
-        if deadline is not None and deadline <= t:
+        if deadline is not None and deadline < t:
             flush(deadline)
         if t >= t1:
             break
@@ -194,6 +225,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             engine.node_steps(steps.pop(item))
         elif kind == "timer":
             engine.expire_due()
+            watching.update(engine.views.to_route)
             if engine.views.to_route:
                 engine.route_pending()
             schedule(sorted(watching), clock.now())
@@ -213,6 +245,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 out.late_cancels += 1  # handed over already: the customer was too late
         elif kind == "replenish":
             _replenish(engine, out)
+        elif kind == "delivery":
+            node, lines = item
+            engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in lines.items()], ref="replayed delivery"))
+            out.replenished.update({(node, k): q for k, q in lines.items()})
     if batch:
         flush(clock.now())
     out.seconds = time.perf_counter() - started

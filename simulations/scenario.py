@@ -72,7 +72,7 @@ class Stock(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Batching(Struct, frozen=True, forbid_unknown_fields=True):
-    window_ms: Annotated[float, Meta(gt=0)] = 20.0
+    window_ms: Annotated[float, Meta(ge=0)] = 20.0  # 0: orders taken in at the same moment form a batch
     max_batch: Annotated[int, Meta(ge=1)] = 500
 
 
