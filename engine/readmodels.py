@@ -51,26 +51,23 @@ class AtpView:
         self._dirty.add(row)
 
     def row(self, node: str) -> int:
-        i = self.node_index.get(node)
-        if i is None:
-            i = len(self.node_ids)
-            self.node_ids.append(node)
-            self.node_index[node] = i
-            for name in ("on_hand", "reserved", "safety"):
-                a = getattr(self, name)
-                setattr(self, name, np.vstack([a, np.zeros((1, a.shape[1]), dtype=np.int64)]))
-        return i
+        return self._index(node, self.node_ids, self.node_index, axis=0)
 
     def col(self, sku: str) -> int:
-        j = self.sku_index.get(sku)
-        if j is None:
-            j = len(self.sku_ids)
-            self.sku_ids.append(sku)
-            self.sku_index[sku] = j
+        return self._index(sku, self.sku_ids, self.sku_index, axis=1)
+
+    def _index(self, key: str, keys: list[str], index: dict[str, int], axis: int) -> int:
+        """The row or column of a node or SKU, added (zeros) if the network did not list it."""
+        i = index.get(key)
+        if i is None:
+            i = len(keys)
+            keys.append(key)
+            index[key] = i
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (0, 1)
             for name in ("on_hand", "reserved", "safety"):
-                a = getattr(self, name)
-                setattr(self, name, np.hstack([a, np.zeros((a.shape[0], 1), dtype=np.int64)]))
-        return j
+                setattr(self, name, np.pad(getattr(self, name), pad))
+        return i
 
     def add(self, array: np.ndarray, row: int, lines: dict[str, int], sign: int) -> None:
         for sku, qty in lines.items():
