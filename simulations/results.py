@@ -120,18 +120,23 @@ def hourly_of(views, network) -> list[dict]:
 
 def conservation(o: Outcome) -> list[str]:
     """Per node and SKU: end = start + replenished - sold online - sold at POS. Returns the breaks."""
-    handed = Counter()
+    view = o.engine.views.atp
+    expected = np.zeros_like(view.on_hand)
+
+    def add(node: str, sku: str, qty: int) -> None:
+        expected[view.node_index[node], view.sku_index[sku]] += qty
+
+    for node, lines in o.opening.items():
+        for sku, q in lines.items():
+            add(node, sku, q)
+    for (node, sku), q in o.replenished.items():
+        add(node, sku, q)
+    for (node, sku), q in o.pos_sold.items():
+        add(node, sku, -q)
     for r in o.engine.views.orders.values():
         for node, part in r.parts.items():
             if part.status == "handed_over" or r.status == "completed":
                 for sku, q in part.lines.items():
-                    handed[(node, sku)] += q
-    view = o.engine.views.atp
-    breaks = []
-    keys = {(n, k) for n, lines in o.opening.items() for k in lines} | set(handed) | set(o.pos_sold) | set(o.replenished)
-    for node, sku in sorted(keys):
-        expected = o.opening.get(node, {}).get(sku, 0) + o.replenished[(node, sku)] - handed[(node, sku)] - o.pos_sold[(node, sku)]
-        got = int(view.on_hand[view.node_index[node], view.sku_index[sku]])
-        if got != expected:
-            breaks.append(f"{node}/{sku}: on hand {got}, expected {expected}")
-    return breaks
+                    add(node, sku, -q)
+    return [f"{view.node_ids[i]}/{view.sku_ids[j]}: on hand {view.on_hand[i, j]}, expected {expected[i, j]}"
+            for i, j in np.argwhere(view.on_hand != expected)]

@@ -144,7 +144,7 @@ def _terms(b: Batch, oi: np.ndarray, ni: np.ndarray, dist: np.ndarray) -> dict[s
 def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> Batch:
     w = settings.weights
     n_orders, n_nodes = len(orders), len(nodes.ids)
-    sku_index = {s: j for j, s in enumerate(state.sku_ids)}
+    sku_index = _sku_index(state.sku_ids)
     lat = np.array([o.lat for o in orders], dtype=float)
     lon = np.array([o.lon for o in orders], dtype=float)
     dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
@@ -190,6 +190,17 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
         split=settings.allow_split, split_penalty=w.split_penalty,
     )
     return b
+
+
+_sku_cache: tuple[int, int, dict[str, int]] | None = None
+
+
+def _sku_index(sku_ids: list[str]) -> dict[str, int]:
+    """SKU -> ATP column; the read model's list only grows, so it is rebuilt only when it does."""
+    global _sku_cache
+    if _sku_cache is None or _sku_cache[0] != id(sku_ids) or _sku_cache[1] != len(sku_ids):
+        _sku_cache = (id(sku_ids), len(sku_ids), {s: j for j, s in enumerate(sku_ids)})
+    return _sku_cache[2]
 
 
 def _stocked(oi, ni, line_ptr, line_sku, line_qty, atp, any_line: bool) -> np.ndarray:
