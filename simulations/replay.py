@@ -17,7 +17,7 @@ from domain.network import Network
 from engine.persistence import EventLog, store_env
 from engine.readmodels import Projections
 from simulations.demand import Day, Sale
-from simulations.run import PartPlan, simulated_parts
+from simulations.run import PartPlan, Routed, simulated_parts
 from simulations.scenario import Batching, Scenario
 
 STEPS = {"Picked": "picked", "ReadyForPickup": "ready", "Dispatched": "dispatched"}
@@ -85,11 +85,12 @@ def read(store: str, network: Network) -> tuple[Recorded, Projections, int]:
 def recorded_parts(rec: Recorded, fallback: PartPlan) -> PartPlan:
     """The recorded behaviour of a node for an order, shifted to when the replay routed it there."""
 
-    def plan(oid: str, node: str, mode: str, eta_at: float, now: float) -> list[tuple[float, Any]]:
-        if (oid, node) not in rec.routed_at:  # the record never sent it there: default behaviour
-            return fallback(oid, node, mode, eta_at, now)
-        recorded = rec.actions.get((oid, node), [])  # empty: the node let it expire
-        shift = now - rec.routed_at[(oid, node)]
+    def plan(p: Routed) -> list[tuple[float, Any]]:
+        oid = p.order
+        if (oid, p.node) not in rec.routed_at:  # the record never sent it there: default behaviour
+            return fallback(p)
+        recorded = rec.actions.get((oid, p.node), [])  # empty: the node let it expire
+        shift = p.at - rec.routed_at[(oid, p.node)]
         out = [(t + shift, cmd) for t, cmd in recorded]
         if oid in rec.cancels:
             out.append((rec.cancels[oid] + shift, CancelOrder(order_id=oid, reason="customer cancelled")))

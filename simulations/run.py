@@ -6,8 +6,9 @@ the counter from the same stock; deliveries top stock up on schedule."""
 from __future__ import annotations
 
 import heapq
+import math
+import random
 import time
-import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from domain.network import Network, Node, Sku, Window
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from engine.persistence import store_env
-from simulations.demand import Day, day_bounds, surge_orders
+from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
 from simulations.scenario import Scenario, ScenarioError, Variant
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
@@ -48,6 +49,8 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
     nodes = list(base.nodes)
     skus = list(base.skus)
     stock = {k: dict(lines) for k, lines in base.stock.items()}
+    if s.stock.depth == "popularity":
+        stock = _by_popularity(stock, *popularity(s, base))
     if v is not None:
         closed = set(v.close_stores)
         unknown = closed - {n.id for n in nodes}
@@ -73,34 +76,69 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
             skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=9.9))
         for n in nodes:
             stock.setdefault(n.id, {})[p.sku] = p.stock_per_node
+    for sku, units in (v.stock_per_node.items() if v is not None else ()):
+        if sku not in {k.id for k in skus}:
+            raise ScenarioError(f"$.variants[{s.variants.index(v)}].stock_per_node", f"unknown SKU {sku!r}")
+        for n in nodes:
+            stock.setdefault(n.id, {})[sku] = units
     return msgspec.structs.replace(base, nodes=nodes, skus=skus, stock=stock)
 
 
-def _rng(seed: int, key: str) -> np.random.Generator:
-    """The same draws for the same order and node in every variant."""
-    return np.random.default_rng([seed, 3, zlib.crc32(key.encode())])
+def _by_popularity(stock: dict[str, dict[str, int]], ranked: list[str], share: np.ndarray) -> dict[str, dict[str, int]]:
+    """Each node's units spread over the SKUs it carries in proportion to their popularity."""
+    rank = {k: j for j, k in enumerate(ranked)}
+    out = {}
+    for node, lines in stock.items():
+        carried = [k for k, q in lines.items() if q > 0 and k in rank]
+        w = share[[rank[k] for k in carried]]
+        units = np.maximum(2, np.floor(sum(lines[k] for k in carried) * w / w.sum())) if carried else []
+        out[node] = {**lines, **{k: int(u) for k, u in zip(carried, units)}}
+    return out
 
 
-PartPlan = Callable[[str, str, str, float, float], list[tuple[float, Any]]]
+@dataclass(frozen=True)
+class Routed:
+    """A part just routed to a node, as node behaviour sees it."""
+
+    order: str
+    node: str
+    mode: str
+    eta_at: float  # the router's expected hand-over
+    at: float  # when it was routed
+    fill: float  # share of the node's slot capacity taken, this part included
+    prep_minutes: float
+
+
+PartPlan = Callable[[Routed], list[tuple[float, Any]]]
 
 
 def simulated_parts(s: Scenario) -> PartPlan:
     """Node behaviour drawn from the scenario: for a part routed to a node,
     the node's decision, its progress and maybe the customer's cancellation,
-    as (time, command). The same draws for the same order and node in every variant."""
+    as (time, command). Work starts when the node accepts; a busy node runs
+    late; a delivery waits for its courier. The same draws for the same order
+    and node in every variant (a generator seeded by both)."""
     b = s.behaviour
 
-    def plan(oid: str, node: str, mode: str, eta_at: float, now: float) -> list[tuple[float, Any]]:
-        rng = _rng(s.seed, f"{oid}/{node}")
-        at = now + rng.exponential(b.accept_minutes * 60)
-        if rng.random() < b.decline_share:
+    def plan(p: Routed) -> list[tuple[float, Any]]:
+        rng = random.Random(f"{s.seed}/{p.order}/{p.node}")
+        # always the same five draws, so a change of parameters moves no other draw
+        u_accept, u_decline, u_cancel = rng.random(), rng.random(), rng.random()
+        z_prep, u_courier = rng.gauss(0.0, 1.0), rng.random()
+        oid, node = p.order, p.node
+        at = p.at - math.log1p(-u_accept) * b.accept_minutes * 60
+        if u_decline < b.decline_share:
             return [(at, DeclineOrder(order_id=oid, node=node, reason="too busy"))]
         out: list[tuple[float, Any]] = [(at, AcceptOrder(order_id=oid, node=node))]
-        if rng.random() < b.cancel_share:
+        if u_cancel < b.cancel_share:
             return out + [(at + 60, CancelOrder(order_id=oid, reason="customer cancelled"))]
-        hand = max(eta_at + rng.normal(0, b.prep_spread_minutes) * 60, at + 180)
+        late = (at - p.at) + b.busy_delay * p.prep_minutes * 60 * min(p.fill, 1.0) ** 2
+        late += z_prep * b.prep_spread_minutes * 60
+        if p.mode == "delivery":
+            late -= math.log1p(-u_courier) * b.courier_wait_minutes * 60
+        hand = max(p.eta_at + late, at + 180)
         picked = at + (hand - at) / 2
-        ready, done = ("ready", "collected") if mode == "pickup" else ("dispatched", "delivered")
+        ready, done = ("ready", "collected") if p.mode == "pickup" else ("dispatched", "delivered")
         return out + [(picked, ReportProgress(order_id=oid, step="picked", node=node)),
                       (max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node)),
                       (hand, ReportProgress(order_id=oid, step=done, node=node))]
@@ -124,7 +162,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     clock = SimClock(t0)
     engine = Engine(network, EngineSettings(router=router), clock=clock, env=store_env(store.format(variant=name)))
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
-    open_ids = {n.id for n in network.nodes}
+    target = _stock_matrix(engine, out.opening)
+    nodes = {n.id: n for n in network.nodes}
+    open_ids = set(nodes)
     pickup_ids = [n for n in network.nodes if "pickup" in n.modes]
 
     orders = list(day.orders)
@@ -155,7 +195,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             push(sale.at, "sale", sale)
     if deliveries is None:
         for hhmm in s.stock.replenish_at:
-            t = day_bounds(Scenario(name="", date=s.date, start=hhmm), network)[0]
+            t = clock_time(s, network, hhmm)
             if t0 <= t < t1:
                 push(t, "replenish")
     else:
@@ -184,7 +224,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 if part.status != "routed" or (oid, node) in scheduled:
                     continue
                 scheduled.add((oid, node))
-                for t, cmd in plan(oid, node, r.mode, part.eta_at, now):
+                n = nodes[node]
+                slot, used = engine.views.slot_used.get(node, (-1, 0))
+                fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
+                for t, cmd in plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes)):
                     if isinstance(cmd, CancelOrder):
                         push(t, "cancel", cmd)
                     else:
@@ -231,20 +274,14 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             schedule(sorted(watching), clock.now())
             watching.intersection_update(k for k in watching if engine.views.orders[k].status == "placed")
         elif kind == "sale":
-            out.pos_sales += 1
-            try:
-                engine.sell(SellOverCounter(node=item.node, sale_id=f"pos-{out.pos_sales}",
-                                            lines=[Line(k, q) for k, q in item.lines.items()]))
-                out.pos_sold.update({(item.node, k): q for k, q in item.lines.items()})
-            except DomainError:
-                out.pos_stockouts += 1
+            _sell(engine, out, item)
         elif kind == "cancel":
             try:
                 engine.cancel(item)
             except DomainError:
                 out.late_cancels += 1  # handed over already: the customer was too late
         elif kind == "replenish":
-            _replenish(engine, out)
+            _replenish(engine, out, target)
         elif kind == "delivery":
             node, lines = item
             engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in lines.items()], ref="replayed delivery"))
@@ -255,12 +292,34 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     return out
 
 
-def _replenish(engine: Engine, out: Outcome) -> None:
+def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
+    """A counter customer buys what is on the shelf (unreserved) and goes
+    without the rest: a sale missing an item counts as a counter stock-out."""
     view = engine.views.atp
-    for node, lines in out.opening.items():
-        i = view.node_index[node]
-        top_up = {k: q - int(view.on_hand[i, view.sku_index[k]]) for k, q in lines.items()}
-        top_up = {k: q for k, q in top_up.items() if q > 0}
-        if top_up:
-            engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in top_up.items()], ref="replenishment"))
-            out.replenished.update({(node, k): q for k, q in top_up.items()})
+    i = view.node_index[sale.node]
+    lines = {k: q for k, q in sale.lines.items() if view.on_hand[i, view.sku_index[k]] - view.reserved[i, view.sku_index[k]] >= q}
+    out.pos_sales += 1
+    out.pos_stockouts += len(lines) < len(sale.lines)
+    if lines:
+        engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_sales}", lines=[Line(k, q) for k, q in lines.items()]))
+        out.pos_sold.update({(sale.node, k): q for k, q in lines.items()})
+
+
+def _stock_matrix(engine: Engine, stock: dict[str, dict[str, int]]) -> np.ndarray:
+    view = engine.views.atp
+    m = np.zeros_like(view.on_hand)
+    for node, lines in stock.items():
+        for sku, q in lines.items():
+            m[view.node_index[node], view.sku_index[sku]] = q
+    return m
+
+
+def _replenish(engine: Engine, out: Outcome, target: np.ndarray) -> None:
+    """Tops every node up to its starting stock."""
+    view = engine.views.atp
+    gap = target - view.on_hand
+    for i in np.flatnonzero((gap > 0).any(axis=1)):
+        node = view.node_ids[i]
+        top_up = {view.sku_ids[j]: int(gap[i, j]) for j in np.flatnonzero(gap[i] > 0)}
+        engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in top_up.items()], ref="replenishment"))
+        out.replenished.update({(node, k): q for k, q in top_up.items()})

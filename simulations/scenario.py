@@ -7,7 +7,7 @@ See docs/simulations.md for every field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -60,14 +60,21 @@ class Pos(Struct, frozen=True, forbid_unknown_fields=True):
 
 class Behaviour(Struct, frozen=True, forbid_unknown_fields=True):
     decline_share: Share = 0.03  # of routed parts a node declines
-    accept_minutes: Annotated[float, Meta(ge=0)] = 1.0  # mean delay before accepting
+    accept_minutes: Annotated[float, Meta(ge=0)] = 1.0  # mean delay before accepting; work starts then
     prep_spread_minutes: Annotated[float, Meta(ge=0)] = 4.0  # hand-over time spread around the ETA
+    # a node given a full slot runs late by this x its preparation time (x the slot's fill, squared)
+    busy_delay: Annotated[float, Meta(ge=0)] = 1.0
+    courier_wait_minutes: Annotated[float, Meta(ge=0)] = 3.0  # mean wait for a courier (delivery; exponential)
     cancel_share: Share = 0.01  # orders the customer cancels before hand-over
 
 
 class Stock(Struct, frozen=True, forbid_unknown_fields=True):
+    # "network": starting stock as the network file has it; "popularity": each node keeps
+    # its assortment and its total units, spread over its SKUs in proportion to their
+    # popularity (at least 2 of each), as a chain stocks its best sellers deepest
+    depth: Literal["network", "popularity"] = "network"
     # deliveries top every node up to its starting stock
-    replenish_at: list[Clock] = msgspec.field(default_factory=lambda: ["06:00", "14:00"])
+    replenish_at: list[Clock] = msgspec.field(default_factory=lambda: ["11:00", "16:00"])
     safety_stock_add: Annotated[int, Meta(ge=0)] = 0
 
 
@@ -99,14 +106,15 @@ class Variant(Struct, frozen=True, forbid_unknown_fields=True):
     batching: Batching | None = None
     safety_stock_add: Annotated[int, Meta(ge=0)] | None = None
     capacity_factor: Annotated[float, Meta(gt=0)] | None = None
+    stock_per_node: dict[str, Annotated[int, Meta(ge=0)]] = {}  # SKU -> starting units at every node
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     seed: int = 1
     date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-12-01"
-    start: Clock = "06:00"
-    end: Clock = "23:30"
+    start: Clock = "07:00"  # the sample city's stores open 07:00-23:00, its kitchens 06:00-22:00
+    end: Clock = "22:30"
     network: NetworkSpec = NetworkSpec(file="sample")
     demand: Demand = Demand()
     pos: Pos = Pos()
