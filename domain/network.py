@@ -13,6 +13,7 @@ from msgspec import Meta, Struct
 from domain.errors import InvalidInput
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Name = Annotated[str, Meta(min_length=1)]
 Qty = Annotated[int, Meta(ge=0)]
 Latitude = Annotated[float, Meta(ge=-90, le=90)]
 Longitude = Annotated[float, Meta(ge=-180, le=180)]
@@ -33,31 +34,32 @@ class Window(Struct, frozen=True, forbid_unknown_fields=True):
 
 class Node(Struct, frozen=True, forbid_unknown_fields=True):
     id: Id
-    name: str
+    name: Name
     kind: NodeKind
     lat: Latitude
     lon: Longitude
-    modes: list[Mode]
+    modes: Annotated[list[Mode], Meta(min_length=1)]
     delivery_radius_km: Annotated[float, Meta(ge=0)]
-    hours: list[Window]
+    hours: Annotated[list[Window], Meta(min_length=1)]
     capacity_per_slot: Annotated[int, Meta(ge=0)]
     prep_minutes: Annotated[float, Meta(ge=0)]
     cost_per_km: Annotated[float, Meta(ge=0)]
     slot_minutes: Annotated[int, Meta(ge=1, le=1440)] = 30
     operating_cost: Annotated[float, Meta(ge=0)] = 0.0  # per order handled
-    region: str = "default"
-    dealer: str | None = None  # franchisee, credited in benefit sharing
+    region: Name = "default"
+    dealer: Name | None = None  # franchisee, credited in benefit sharing
 
 
 class Sku(Struct, frozen=True, forbid_unknown_fields=True):
     id: Id
-    name: str
+    name: Name
     price: Annotated[float, Meta(ge=0)]  # RMB
     safety_stock: Qty = 0
+    category: Name | None = None  # for reports only; routing ignores it
 
 
 class Network(Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
+    name: Name
     nodes: list[Node]
     skus: list[Sku]
     stock: dict[str, dict[str, Qty]] = {}  # starting on-hand, node -> sku -> qty
@@ -77,32 +79,51 @@ def _minutes(hhmm: str) -> int:
 
 
 def validate(network: Network) -> Network:
-    """Checks what types alone cannot; raises InvalidInput naming the field."""
+    """Checks what types alone cannot (and, for networks built in code rather
+    than decoded, the constraints decoding enforces on lists); raises
+    InvalidInput naming the field."""
     seen: dict[str, int] = {}
     for i, node in enumerate(network.nodes):
+        at = f"$.nodes[{i}]"
         if node.id in seen:
-            raise InvalidInput(f"$.nodes[{i}].id", f"duplicate node id {node.id!r}")
+            raise InvalidInput(f"{at}.id", f"duplicate node id {node.id!r} (also $.nodes[{seen[node.id]}])")
         seen[node.id] = i
         if not node.modes:
-            raise InvalidInput(f"$.nodes[{i}].modes", "a node must offer delivery or pickup")
-        for j, w in enumerate(node.hours):
-            o, c = w.minutes()
-            if o >= c or c > 1440:
-                raise InvalidInput(f"$.nodes[{i}].hours[{j}]", f"opens {w.opens} must be before closes {w.closes}")
+            raise InvalidInput(f"{at}.modes", "a node must offer delivery or pickup")
+        if len(set(node.modes)) < len(node.modes):
+            raise InvalidInput(f"{at}.modes", f"a mode is listed twice: {node.modes}")
+        if "delivery" in node.modes and node.delivery_radius_km <= 0:
+            raise InvalidInput(f"{at}.delivery_radius_km", "a node offering delivery needs a radius above 0")
+        _check_hours(node.hours, f"{at}.hours")
     skus: dict[str, int] = {}
     for i, sku in enumerate(network.skus):
         if sku.id in skus:
-            raise InvalidInput(f"$.skus[{i}].id", f"duplicate sku id {sku.id!r}")
+            raise InvalidInput(f"$.skus[{i}].id", f"duplicate sku id {sku.id!r} (also $.skus[{skus[sku.id]}])")
         skus[sku.id] = i
     for node_id, lines in network.stock.items():
         if node_id not in seen:
             raise InvalidInput(f"$.stock.{node_id}", f"unknown node {node_id!r}")
-        for sku_id in lines:
+        for sku_id, qty in lines.items():
             if sku_id not in skus:
                 raise InvalidInput(f"$.stock.{node_id}.{sku_id}", f"unknown sku {sku_id!r}")
+            if qty < 0:
+                raise InvalidInput(f"$.stock.{node_id}.{sku_id}", f"stock cannot be negative ({qty})")
     if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*", network.timezone):
         raise InvalidInput("$.timezone", f"not an IANA time zone name: {network.timezone!r}")
     return network
+
+
+def _check_hours(hours: list[Window], at: str) -> None:
+    if not hours:
+        raise InvalidInput(at, "a node needs at least one opening window")
+    spans = sorted((w.minutes(), j) for j, w in enumerate(hours))
+    for (o, c), j in spans:
+        if o >= c or c > 1440:
+            w = hours[j]
+            raise InvalidInput(f"{at}[{j}]", f"opens {w.opens} must be before closes {w.closes} (split a night shift at 24:00)")
+    for ((_, c0), j0), ((o1, _), j1) in zip(spans, spans[1:]):
+        if o1 < c0:  # touching windows (…-12:00, 12:00-…) are allowed
+            raise InvalidInput(f"{at}[{j1}]", f"overlaps {at}[{j0}] ({hours[j0].opens}-{hours[j0].closes})")
 
 
 # Re-exported so callers need only this module to read a network.
