@@ -1,32 +1,40 @@
-"""`o2o network check FILE` validates a network file and summarises it;
-`o2o network plot FILE --out map.png` draws the nodes and their delivery areas."""
+"""`o2o network check|show|plot [FILE]`: validate a network file and summarise
+it, list its nodes, or draw them on a map. FILE defaults to the sample city;
+the format is in docs/network.md."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections import Counter
 
+from domain.network import Network, Node
 from engine.network_file import SAMPLE_NETWORK, NetworkFileError, load_network
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("network", help="check or plot a network file (JSON or TOML)")
+    p = sub.add_parser("network", help="check, show or plot a network file (JSON or TOML)", description=__doc__)
     cmds = p.add_subparsers(dest="network_command", required=True, metavar="ACTION")
-    check = cmds.add_parser("check", help="validate a network file and print a summary")
-    check.add_argument("file", nargs="?", default=str(SAMPLE_NETWORK))
-    check.set_defaults(func=run_check)
-    plot = cmds.add_parser("plot", help="draw the nodes and their delivery radius on a map (PNG)")
-    plot.add_argument("file", nargs="?", default=str(SAMPLE_NETWORK))
-    plot.add_argument("--out", default="network.png")
-    plot.set_defaults(func=run_plot)
+    for name, func, text in [("check", run_check, "validate a network file and print a summary"),
+                             ("show", run_show, "a table of the nodes: kind, place, hours, capacity, stock"),
+                             ("plot", run_plot, "draw the nodes and their delivery radius on a map (PNG)")]:
+        c = cmds.add_parser(name, help=text)
+        c.add_argument("file", nargs="?", default=str(SAMPLE_NETWORK), help="a .json or .toml file (default: the sample city)")
+        c.set_defaults(func=func)
+        if name == "plot":
+            c.add_argument("--out", default="network.png", help="the PNG to write")
 
 
-def _load(path: str):
+def _load(path: str) -> Network | None:
     try:
         return load_network(path)
     except NetworkFileError as e:
         print(f"o2o network: {e}", file=sys.stderr)
         return None
+
+
+def _units(network: Network, node_id: str) -> int:
+    return sum(network.stock.get(node_id, {}).values())
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -35,13 +43,40 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     kinds = Counter(n.kind for n in network.nodes)
     regions = Counter(n.region for n in network.nodes)
-    units = sum(sum(lines.values()) for lines in network.stock.values())
+    units = sum(_units(network, n.id) for n in network.nodes)
+    price = {s.id: s.price for s in network.skus}
+    value = sum(q * price[sku] for lines in network.stock.values() for sku, q in lines.items())
     print(f"{args.file}: valid")
-    print(f"  name      {network.name} ({network.timezone})")
+    print(f"  name      {network.name} ({network.timezone}, couriers at {network.speed_kmh:g} km/h)")
     print(f"  nodes     {len(network.nodes)}: " + ", ".join(f"{v} {k}s" for k, v in sorted(kinds.items())))
-    print("  regions   " + ", ".join(f"{r} {v}" for r, v in sorted(regions.items())))
+    print(f"  delivery  {sum('delivery' in n.modes for n in network.nodes)} nodes, "
+          f"pickup {sum('pickup' in n.modes for n in network.nodes)}")
+    print(f"  regions   {len(regions)}: " + ", ".join(f"{r} {v}" for r, v in sorted(regions.items())))
     print(f"  skus      {len(network.skus)}")
-    print(f"  stock     {units} units at {len(network.stock)} nodes")
+    print(f"  stock     {units:,} units worth {value:,.0f} RMB at {len(network.stock)} nodes")
+    return 0
+
+
+def _hours(n: Node) -> str:
+    return ",".join("24h" if (w.opens, w.closes) == ("00:00", "24:00") else f"{w.opens}-{w.closes}" for w in n.hours)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    network = _load(args.file)
+    if network is None:
+        return 2
+    header = ("id", "kind", "name", "region", "lat", "lon", "modes", "radius", "hours", "cap/slot", "prep",
+              "RMB/km", "skus", "units", "dealer")
+    rows = [(n.id, n.kind, n.name, n.region, f"{n.lat:.4f}", f"{n.lon:.4f}",
+             "+".join(m[0].upper() for m in n.modes), f"{n.delivery_radius_km:.1f} km" if "delivery" in n.modes else "-",
+             _hours(n), f"{n.capacity_per_slot}/{n.slot_minutes}m", f"{n.prep_minutes:g}m", f"{n.cost_per_km:g}",
+             str(len(network.stock.get(n.id, {}))), str(_units(network, n.id)), n.dealer or "-")
+            for n in network.nodes]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    numeric = {4, 5, 9, 10, 11, 12, 13}
+    for r in [header, *rows]:
+        print("  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    print(f"{len(network.nodes)} nodes; modes D = delivery, P = pickup")
     return 0
 
 
@@ -53,24 +88,37 @@ def run_plot(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Ellipse
 
+    # Degrees per km differ along the two axes; the radius circles are ellipses in degrees.
+    lat0 = sum(n.lat for n in network.nodes) / max(len(network.nodes), 1)
+    km_lat, km_lon = 1 / 110.57, 1 / (111.32 * math.cos(math.radians(lat0)))
+    colour = {"store": "tab:blue", "kitchen": "tab:red"}
     fig, ax = plt.subplots(figsize=(9, 9))
-    km_lon = 1 / (111.32 * np.cos(np.radians(np.mean([n.lat for n in network.nodes]))))
     for n in network.nodes:
         kitchen = n.kind == "kitchen"
         if "delivery" in n.modes:
-            ax.add_patch(matplotlib.patches.Ellipse(
-                (n.lon, n.lat), 2 * n.delivery_radius_km * km_lon, 2 * n.delivery_radius_km / 110.57,
-                alpha=0.06 if not kitchen else 0.12, color="tab:red" if kitchen else "tab:blue"))
-        ax.plot(n.lon, n.lat, "s" if kitchen else "o", color="tab:red" if kitchen else "tab:blue",
+            ax.add_patch(Ellipse((n.lon, n.lat), 2 * n.delivery_radius_km * km_lon, 2 * n.delivery_radius_km * km_lat,
+                                 alpha=0.12 if kitchen else 0.05, color=colour[n.kind], lw=0))
+            ax.add_patch(Ellipse((n.lon, n.lat), 2 * n.delivery_radius_km * km_lon, 2 * n.delivery_radius_km * km_lat,
+                                 fill=False, color=colour[n.kind], alpha=0.5 if kitchen else 0.15, lw=1 if kitchen else 0.5))
+        ax.plot(n.lon, n.lat, "s" if kitchen else ("o" if "delivery" in n.modes else "^"), color=colour[n.kind],
                 markersize=9 if kitchen else 4)
-    ax.set_title(f"{network.name}: {sum(n.kind == 'store' for n in network.nodes)} stores (blue), "
-                 f"{sum(n.kind == 'kitchen' for n in network.nodes)} kitchens (red), delivery areas shaded")
+        if kitchen:
+            ax.annotate(n.id, (n.lon, n.lat), xytext=(6, 6), textcoords="offset points", fontsize=9, color="tab:red")
+    counts = Counter(n.kind for n in network.nodes)
+    ax.legend(handles=[Line2D([], [], marker="o", ls="", color="tab:blue", label=f"store ({counts['store']})"),
+                       Line2D([], [], marker="^", ls="", color="tab:blue", label="store, pickup only"),
+                       Line2D([], [], marker="s", ls="", color="tab:red", label=f"central kitchen ({counts['kitchen']})")],
+              loc="upper right")
+    ax.set_title(f"{network.name}: nodes and delivery areas")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    ax.set_aspect(km_lon * 110.57)
+    ax.set_aspect(km_lon / km_lat)
+    ax.autoscale_view()
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
+    plt.close(fig)
     print(f"wrote {args.out}")
     return 0
