@@ -48,7 +48,7 @@ def run_check(args: argparse.Namespace) -> int:
     value = sum(q * price[sku] for lines in network.stock.values() for sku, q in lines.items())
     print(f"{args.file}: valid")
     print(f"  name      {network.name} ({network.timezone}, couriers at {network.speed_kmh:g} km/h)")
-    print(f"  nodes     {len(network.nodes)}: " + ", ".join(f"{v} {k}s" for k, v in sorted(kinds.items())))
+    print(f"  nodes     {len(network.nodes)}: " + ", ".join(f"{v} {k}{'s' * (v != 1)}" for k, v in sorted(kinds.items())))
     print(f"  delivery  {sum('delivery' in n.modes for n in network.nodes)} nodes, "
           f"pickup {sum('pickup' in n.modes for n in network.nodes)}")
     print(f"  regions   {len(regions)}: " + ", ".join(f"{r} {v}" for r, v in sorted(regions.items())))
