@@ -59,17 +59,28 @@ class NodeArrays:
         )
 
     def open_until(self, now: float) -> np.ndarray:
-        """Minutes from now until each node closes; 0 when closed now."""
+        """Minutes from now until each node closes; 0 when closed now. Windows
+        that abut (a night shift split at 24:00) count as one."""
         t = datetime.fromtimestamp(now, self.tz)
         minute = t.hour * 60 + t.minute + t.second / 60
         if self._opens is None:
-            pairs = [(i, o, c) for i, windows in enumerate(self.hours) for o, c in windows]
-            self._opens = np.array([(i, o, c) for i, o, c in pairs], dtype=float).reshape(-1, 3)
-        row, opens, closes = self._opens.T
+            self._opens = np.array([(i, o, c, _run_end(windows, c)) for i, windows in enumerate(self.hours)
+                                    for o, c in windows], dtype=float).reshape(-1, 4)
+        row, opens, closes, run_end = self._opens.T
         inside = (opens <= minute) & (minute < closes)
         out = np.zeros(len(self.ids))
-        np.maximum.at(out, row[inside].astype(np.int64), closes[inside] - minute)
+        np.maximum.at(out, row[inside].astype(np.int64), run_end[inside] - minute)
         return out
+
+
+def _run_end(windows: list[tuple[int, int]], closes: int) -> int:
+    """Where the open run through a window closing at `closes` ends, in
+    minutes after today's midnight (past 1,440 when it runs on past midnight)."""
+    next_closes = dict(windows)  # opens -> closes
+    end = closes
+    while end < closes + 1440 and (after := next_closes.get(end % 1440)) is not None:
+        end += after - end % 1440
+    return min(end, closes + 1440)
 
 
 @dataclass
@@ -83,8 +94,6 @@ class Batch:
     weights: Weights
     dist: np.ndarray  # (O, N) km
     open_for: np.ndarray  # (N,) minutes until closing
-    sku_cols: list[np.ndarray]  # per order, the ATP columns of its lines
-    qtys: list[np.ndarray]
     pickup: np.ndarray  # (O,) bool
     minutes_left: np.ndarray  # (O,) until the promise
     home: np.ndarray  # (O,) the member's home node, -1 for none
@@ -110,7 +119,8 @@ class Batch:
 
     def short_sku(self, i: int, n: int) -> str | None:
         """The first of order i's SKUs node n cannot promise, if any."""
-        lacking = self.state.atp[n, self.sku_cols[i]] < self.qtys[i]
+        skus, qtys = self.problem.lines(i)
+        lacking = self.problem.stock[n, skus] < qtys
         return list(self.orders[i].lines)[int(np.argmax(lacking))] if lacking.any() else None
 
 
@@ -144,14 +154,12 @@ def _terms(b: Batch, oi: np.ndarray, ni: np.ndarray, dist: np.ndarray) -> dict[s
 def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> Batch:
     w = settings.weights
     n_orders, n_nodes = len(orders), len(nodes.ids)
-    sku_index = _sku_index(state.sku_ids)
-    lat = np.array([o.lat for o in orders], dtype=float)
-    lon = np.array([o.lon for o in orders], dtype=float)
+    line_ptr, line_sku, line_qty, stock = _lines(orders, state)
+    lat = np.fromiter((o.lat for o in orders), float, n_orders)
+    lon = np.fromiter((o.lon for o in orders), float, n_orders)
     dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
-    sku_cols = [np.array([sku_index[s] for s in o.lines], dtype=np.int64) for o in orders]
-    qtys = [np.fromiter(o.lines.values(), dtype=np.int64, count=len(o.lines)) for o in orders]
     b = Batch(problem=None, orders=orders, nodes=nodes, state=state, weights=w, dist=dist,  # type: ignore[arg-type]
-              open_for=nodes.open_until(state.now), sku_cols=sku_cols, qtys=qtys,
+              open_for=nodes.open_until(state.now),
               pickup=np.array([o.mode == "pickup" for o in orders], dtype=bool),
               minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
               home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64))
@@ -169,27 +177,48 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     oi, ni = np.nonzero(reach)
     t = _terms(b, oi, ni, dist[oi, ni])
     ok = (b.open_for[ni] >= t["eta"]) & (t["slack"] >= 0) & (state.capacity_left[ni] > 0)
-
-    line_ptr = np.concatenate([[0], np.cumsum([len(c) for c in sku_cols])]).astype(np.int64)
-    line_sku = np.concatenate(sku_cols) if sku_cols else np.zeros(0, np.int64)
-    line_qty = np.concatenate(qtys) if qtys else np.zeros(0, np.int64)
-    ok &= _stocked(oi, ni, line_ptr, line_sku, line_qty, state.atp, any_line=settings.allow_split)
     oi, ni, cost = oi[ok], ni[ok], t["total"][ok]
+    ok = _stocked(oi, ni, line_ptr, line_sku, line_qty, stock, any_line=settings.allow_split)
+    oi, ni, cost = oi[ok], ni[ok], cost[ok]
 
-    # the K cheapest per order, cheapest first
-    sort = np.lexsort((cost, oi))
-    oi, ni, cost = oi[sort], ni[sort], cost[sort]
+    # the K cheapest per order, cheapest first (oi is sorted: one stable sort on order + cost does it)
+    if len(cost):
+        span = float(cost.max() - cost.min()) + 1.0
+        sort = np.argsort(oi * span + (cost - cost.min()), kind="stable")
+        oi, ni, cost = oi[sort], ni[sort], cost[sort]
     starts = np.searchsorted(oi, np.arange(n_orders))
-    rank = np.arange(len(oi)) - starts[oi] if len(oi) else np.zeros(0, np.int64)
-    keep = rank < settings.candidates
+    keep = np.arange(len(oi)) - starts[oi] < settings.candidates
     b.problem = Problem(
         n_nodes=n_nodes, pair_order=oi[keep], pair_node=ni[keep], pair_cost=cost[keep],
         pair_load=np.ones(int(keep.sum())), line_ptr=line_ptr, line_sku=line_sku, line_qty=line_qty,
-        stock=state.atp, capacity=state.capacity_left,
+        stock=stock, capacity=state.capacity_left,
         penalty=np.array([np.inf if o.must_assign else w.unserved_base + o.value for o in orders]),
         split=settings.allow_split, split_penalty=w.split_penalty,
     )
     return b
+
+
+def _lines(orders: list[OrderToRoute], state: NetworkState):
+    """The orders' lines as flat arrays (line_ptr, ATP column, qty) and the
+    stock they are checked against: the ATP matrix, with a column of zeros
+    for each SKU no node has heard of."""
+    sku_index = _sku_index(state.sku_ids)
+    counts = np.fromiter((len(o.lines) for o in orders), np.int64, len(orders))
+    line_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(line_ptr[-1])
+    line_qty = np.fromiter((q for o in orders for q in o.lines.values()), np.int64, total)
+    unknown: dict[str, int] = {}
+    cols = []
+    for o in orders:
+        for sku in o.lines:
+            col = sku_index.get(sku)
+            if col is None:
+                col = unknown.setdefault(sku, len(sku_index) + len(unknown))
+            cols.append(col)
+    stock = state.atp
+    if unknown:
+        stock = np.hstack([stock, np.zeros((stock.shape[0], len(unknown)), stock.dtype)])
+    return line_ptr, np.array(cols, dtype=np.int64), line_qty, stock
 
 
 _sku_cache: tuple[int, int, dict[str, int]] | None = None

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from engine.routing.problem import Problem, Solution, objective
+from engine.routing.problem import Problem, Solution, objective, ranges
 
 # HiGHS reached proven optima fastest on these instances with 2 cores (see
 # ENGINEERING.md and benchmarks/README.md); SCIP is the fallback.
@@ -68,16 +68,7 @@ class Rows:
 
 def _pairs_of(problem: Problem, orders: np.ndarray) -> np.ndarray:
     starts, ends = problem.pair_ptr[orders], problem.pair_ptr[orders + 1]
-    return _ranges(starts, ends)
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [starts[i], ends[i])."""
-    lens = ends - starts
-    if lens.sum() == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return np.arange(lens.sum()) + offsets
+    return ranges(starts, ends)
 
 
 def solve_mip(
@@ -163,7 +154,7 @@ def _build_whole(problem, orders, stock, capacity):
     _order_rows(problem, orders, cols, owner, rows)
     # stock: one entry per (pair, line of its order)
     lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
-    line = _ranges(lstart, lend)
+    line = ranges(lstart, lend)
     pcol = np.repeat(cols, lend - lstart)
     n_skus = stock.shape[1]
     rows.resource(node[pcol] * n_skus + problem.line_sku[line], pcol, problem.line_qty[line].astype(float), stock.ravel())
@@ -186,7 +177,7 @@ def _build_split(problem, orders, stock, capacity):
     node = problem.pair_node[pairs]
     n_u = len(pairs)
     lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
-    zline = _ranges(lstart, lend)  # global line index per z
+    zline = ranges(lstart, lend)  # global line index per z
     zpair = np.repeat(np.arange(n_u), lend - lstart)  # u index per z
     n_z = len(zline)
     n_s = len(orders)
@@ -197,7 +188,7 @@ def _build_split(problem, orders, stock, capacity):
                           -(problem.split_penalty + pen)])
     rows = Rows.empty()
     # each line of an order: sum_z z - s = 0
-    lines_of = _ranges(problem.line_ptr[orders], problem.line_ptr[orders + 1])
+    lines_of = ranges(problem.line_ptr[orders], problem.line_ptr[orders + 1])
     line_row = {int(l): i for i, l in enumerate(lines_of)}
     zrow = np.array([line_row[int(l)] for l in zline], dtype=np.int64)
     order_pos = _index_of(orders, np.repeat(orders, problem.line_ptr[orders + 1] - problem.line_ptr[orders]))

@@ -9,7 +9,7 @@ extra part paying `split_penalty`); an unserved order pays its penalty
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,9 +52,23 @@ class Problem:
         found = (self._keys[pos] == want) if len(self._keys) else np.zeros(len(want), bool)
         return np.where(found, self._sort[pos] if len(self._keys) else -1, -1)
 
+    def restricted(self, keep: np.ndarray) -> "Problem":
+        """The same problem with only the pairs where keep is true."""
+        return replace(self, pair_order=self.pair_order[keep], pair_node=self.pair_node[keep],
+                       pair_cost=self.pair_cost[keep], pair_load=self.pair_load[keep])
+
     def lines(self, o: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.line_ptr[o], self.line_ptr[o + 1]
         return self.line_sku[a:b], self.line_qty[a:b]
+
+
+def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], ends[i])."""
+    lens = ends - starts
+    if lens.sum() == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return np.arange(lens.sum()) + offsets
 
 
 @dataclass
