@@ -88,6 +88,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Ellipse
 
@@ -100,9 +101,8 @@ def run_plot(args: argparse.Namespace) -> int:
         kitchen = n.kind == "kitchen"
         if "delivery" in n.modes:
             ax.add_patch(Ellipse((n.lon, n.lat), 2 * n.delivery_radius_km * km_lon, 2 * n.delivery_radius_km * km_lat,
-                                 alpha=0.12 if kitchen else 0.05, color=colour[n.kind], lw=0))
-            ax.add_patch(Ellipse((n.lon, n.lat), 2 * n.delivery_radius_km * km_lon, 2 * n.delivery_radius_km * km_lat,
-                                 fill=False, color=colour[n.kind], alpha=0.5 if kitchen else 0.15, lw=1 if kitchen else 0.5))
+                                 facecolor=to_rgba(colour[n.kind], 0.12 if kitchen else 0.05),
+                                 edgecolor=to_rgba(colour[n.kind], 0.5 if kitchen else 0.15), lw=1 if kitchen else 0.5))
         ax.plot(n.lon, n.lat, "s" if kitchen else ("o" if "delivery" in n.modes else "^"), color=colour[n.kind],
                 markersize=9 if kitchen else 4)
         if kitchen:
