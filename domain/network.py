@@ -4,8 +4,8 @@ Plain typed structs; files are decoded into them by `engine.network_file`.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import Meta, Struct
@@ -108,8 +108,10 @@ def validate(network: Network) -> Network:
                 raise InvalidInput(f"$.stock.{node_id}.{sku_id}", f"unknown sku {sku_id!r}")
             if qty < 0:
                 raise InvalidInput(f"$.stock.{node_id}.{sku_id}", f"stock cannot be negative ({qty})")
-    if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*", network.timezone):
-        raise InvalidInput("$.timezone", f"not an IANA time zone name: {network.timezone!r}")
+    try:
+        ZoneInfo(network.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidInput("$.timezone", f"not an IANA time zone name: {network.timezone!r}") from None
     return network
 
 

@@ -76,6 +76,7 @@ def refused(tmp_path: Path, text: str, suffix: str = ".json") -> NetworkFileErro
     (lambda d: d["stock"].update(S999={}), "$.stock.S999", "unknown node"),
     (lambda d: d["stock"]["S002"].update({"SAN-001": -4}), "$.stock.S002.SAN-001", ">= 0"),
     (lambda d: d.update(timezone="Shanghai time"), "$.timezone", "IANA"),
+    (lambda d: d.update(timezone="Mars/Olympus"), "$.timezone", "IANA"),
     (lambda d: d.update(speed_kmh=0), "$.speed_kmh", "> 0"),
 ])
 def test_a_bad_network_file_is_refused_naming_the_field(tmp_path, change, field, words):
