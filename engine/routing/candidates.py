@@ -98,57 +98,49 @@ class Batch:
     minutes_left: np.ndarray  # (O,) until the promise
     home: np.ndarray  # (O,) the member's home node, -1 for none
 
+    reach: np.ndarray  # (O, N) bool: in the radius (delivery) or the chosen store (pickup)
+    excluded: tuple[np.ndarray, np.ndarray]  # (order, node) pairs that declined or let the order expire
+
     @property
     def now(self) -> float:
         return self.state.now
 
-    def row(self, i: int) -> dict[str, np.ndarray]:
-        """Order i against every node: cost terms and each check."""
-        o, n = self.orders[i], self.nodes
-        nodes = np.arange(len(n.ids))
-        terms = _terms(self, np.full(len(nodes), i), nodes, self.dist[i])
-        return {
-            **terms,
-            "reachable": _reachable(o, n, self.dist[i]),
-            "excluded": np.isin(np.array(n.ids), list(o.excluded)),
-            "open": self.open_for >= terms["eta"],
-            "on_time": terms["slack"] >= 0,
-            "has_room": self.state.capacity_left > 0,
-            "considered": n.picks_up if o.mode == "pickup" else n.delivers,
-        }
+    def terms(self, oi: np.ndarray, ni: np.ndarray) -> dict[str, np.ndarray]:
+        """Cost terms of (order, node) pairs; oi and ni broadcast like numpy arrays."""
+        w, n = self.weights, self.nodes
+        dist = self.dist[oi, ni]
+        pickup = self.pickup[oi]
+        travel = np.where(pickup, 0.0, dist / n.speed_kmh * 60)
+        eta = n.prep[ni] + travel
+        slack = self.minutes_left[oi] - eta
+        delivery = np.where(pickup, 0.0, dist * n.cost_per_km[ni])
+        lateness = np.clip(1 - slack / RISK_SLACK_MIN, 0, 1) * w.lateness
+        operating = n.operating[ni] * w.operating
+        home = np.where(self.home[oi] == ni, -w.home_bonus, 0.0)
+        time = eta * w.per_minute
+        return {"distance_km": np.where(pickup, 0.0, dist), "eta": eta, "slack": slack, "delivery": delivery,
+                "time": time, "lateness": lateness, "operating": operating, "home": home,
+                "total": delivery + time + lateness + operating + home}
 
-    def short_sku(self, i: int, n: int) -> str | None:
-        """The first of order i's SKUs node n cannot promise, if any."""
-        skus, qtys = self.problem.lines(i)
-        lacking = self.problem.stock[n, skus] < qtys
-        return list(self.orders[i].lines)[int(np.argmax(lacking))] if lacking.any() else None
-
-
-def _reachable(o: OrderToRoute, n: NodeArrays, dist: np.ndarray) -> np.ndarray:
-    if o.mode == "pickup":
-        row = np.zeros(len(n.ids), bool)
-        k = n.index.get(o.pickup_node or "")
-        if k is not None:
-            row[k] = n.picks_up[k]
-        return row
-    return n.delivers & (dist <= n.radius)
-
-
-def _terms(b: Batch, oi: np.ndarray, ni: np.ndarray, dist: np.ndarray) -> dict[str, np.ndarray]:
-    """Cost terms of (order, node) pairs given as aligned arrays."""
-    w, n = b.weights, b.nodes
-    pickup = b.pickup[oi]
-    travel = np.where(pickup, 0.0, dist / n.speed_kmh * 60)
-    eta = n.prep[ni] + travel
-    slack = b.minutes_left[oi] - eta
-    delivery = np.where(pickup, 0.0, dist * n.cost_per_km[ni])
-    lateness = np.clip(1 - slack / RISK_SLACK_MIN, 0, 1) * w.lateness
-    operating = n.operating[ni] * w.operating
-    home = np.where(b.home[oi] == ni, -w.home_bonus, 0.0)
-    time = eta * w.per_minute
-    return {"distance_km": np.where(pickup, 0.0, dist), "eta": eta, "slack": slack, "delivery": delivery,
-            "time": time, "lateness": lateness, "operating": operating, "home": home,
-            "total": delivery + time + lateness + operating + home}
+    def total_all(self) -> np.ndarray:
+        """(O, N): every order's total cost at every node, as `terms` would
+        give it, computed in place (the dense matrix is what explanations rank)."""
+        w, n = self.weights, self.nodes
+        travel = self.dist * (60 / n.speed_kmh)
+        travel[self.pickup] = 0.0
+        eta = travel + n.prep
+        lateness = self.minutes_left[:, None] - eta  # slack
+        lateness *= -1 / RISK_SLACK_MIN
+        lateness += 1
+        np.clip(lateness, 0, 1, out=lateness)
+        total = self.dist * n.cost_per_km
+        total[self.pickup] = 0.0
+        total += eta * w.per_minute
+        total += lateness * w.lateness
+        total += n.operating * w.operating
+        home = np.flatnonzero(self.home >= 0)
+        total[home, self.home[home]] -= w.home_bonus
+        return total
 
 
 def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> Batch:
@@ -158,24 +150,32 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     lat = np.fromiter((o.lat for o in orders), float, n_orders)
     lon = np.fromiter((o.lon for o in orders), float, n_orders)
     dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
-    b = Batch(problem=None, orders=orders, nodes=nodes, state=state, weights=w, dist=dist,  # type: ignore[arg-type]
-              open_for=nodes.open_until(state.now),
-              pickup=np.array([o.mode == "pickup" for o in orders], dtype=bool),
-              minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
-              home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64))
+    pickup = np.array([o.mode == "pickup" for o in orders], dtype=bool)
 
-    # pairs in reach: delivery within the radius, pickup at the chosen store, never an excluded node
+    # in reach: delivery within the radius, pickup at the chosen store (if it offers pickup)
     reach = nodes.delivers[None, :] & (dist <= nodes.radius[None, :])
-    reach[b.pickup] = False
+    reach[pickup] = False
+    ex_o, ex_n = [], []
     for i, o in enumerate(orders):
-        if o.mode == "pickup":
-            reach[i] = _reachable(o, nodes, dist[i])
-        for x in o.excluded:
-            k = nodes.index.get(x)
+        if o.pickup_node is not None and o.mode == "pickup":
+            k = nodes.index.get(o.pickup_node)
             if k is not None:
-                reach[i, k] = False
-    oi, ni = np.nonzero(reach)
-    t = _terms(b, oi, ni, dist[oi, ni])
+                reach[i, k] = nodes.picks_up[k]
+        for x in o.excluded:
+            if (k := nodes.index.get(x)) is not None:
+                ex_o.append(i)
+                ex_n.append(k)
+    excluded = (np.array(ex_o, dtype=np.int64), np.array(ex_n, dtype=np.int64))
+    b = Batch(problem=None, orders=orders, nodes=nodes, state=state, weights=w, dist=dist,  # type: ignore[arg-type]
+              open_for=nodes.open_until(state.now), pickup=pickup,
+              minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
+              home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64),
+              reach=reach, excluded=excluded)
+
+    allowed = reach.copy()
+    allowed[excluded] = False  # never a node that declined the order or let it expire
+    oi, ni = np.nonzero(allowed)
+    t = b.terms(oi, ni)
     ok = (b.open_for[ni] >= t["eta"]) & (t["slack"] >= 0) & (state.capacity_left[ni] > 0)
     oi, ni, cost = oi[ok], ni[ok], t["total"][ok]
     ok = _stocked(oi, ni, line_ptr, line_sku, line_qty, stock, any_line=settings.allow_split)

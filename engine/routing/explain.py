@@ -1,0 +1,119 @@
+"""Decisions with their explanations: the chosen nodes' cost terms, and why
+each node cheaper than the chosen one lost (any node, when none was chosen).
+
+Vectorised over the batch: the cost of every order at every node it could
+be considered for is computed at once, the few cheapest that lost are
+picked per order, and only those get a reason.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.routing.candidates import Batch
+from engine.routing.problem import Solution, ranges
+from engine.routing.types import CostTerms, Decision, Loss, Part
+
+MAX_LOSSES = 5  # cheaper nodes explained per decision
+
+# reasons, in the order they are checked
+EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN = range(7)
+
+
+def decisions(b: Batch, sol: Solution) -> list[Decision]:
+    n_orders = len(b.orders)
+    part_o = np.array([o for o in range(n_orders) for _ in sol.parts[o]], dtype=np.int64)
+    part_n = np.array([n for o in range(n_orders) for n in sol.parts[o]], dtype=np.int64)
+    part_terms = b.terms(part_o, part_n)
+    limit = np.full(n_orders, np.inf)
+    np.minimum.at(limit, part_o, -np.inf)  # served: replaced by the dearest part's cost below
+    np.maximum.at(limit, part_o, part_terms["total"])
+    lost_o, lost_n, reason = _losses(b, limit, part_o, part_n)
+    losses: list[list[Loss]] = [[] for _ in range(n_orders)]
+    for o, n, r in zip(lost_o.tolist(), lost_n.tolist(), reason):
+        losses[o].append(Loss(node=b.nodes.ids[n], reason=r))
+    parts: list[list[Part]] = [[] for _ in range(n_orders)]
+    columns = {k: np.round(v, 3 if k == "distance_km" else 1 if k == "eta" else 2).tolist()
+               for k, v in part_terms.items() if k != "slack"}
+    eta_at = (b.now + part_terms["eta"] * 60).tolist()
+    for k, (o, n) in enumerate(zip(part_o.tolist(), part_n.tolist())):
+        lines = b.orders[o].lines
+        skus = list(lines)
+        parts[o].append(Part(
+            node=b.nodes.ids[n], lines={skus[i]: lines[skus[i]] for i in sol.parts[o][n]}, eta_at=eta_at[k],
+            cost=CostTerms(distance_km=columns["distance_km"][k], eta_min=columns["eta"][k],
+                           delivery=columns["delivery"][k], time=columns["time"][k],
+                           lateness=columns["lateness"][k], operating=columns["operating"][k],
+                           home=columns["home"][k], total=columns["total"][k]),
+        ))
+    return [Decision(key=o.key, parts=parts[i], lost=losses[i], reason=None if parts[i] else _why_unserved(o.mode, losses[i]))
+            for i, o in enumerate(b.orders)]
+
+
+def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray):
+    """Up to MAX_LOSSES nodes per order, cheapest first, that cost less than
+    its dearest chosen node and were not chosen: (order, node, reason)."""
+    n_orders, n_nodes = b.dist.shape
+    # considered: nodes offering the order's mode (for pickup, only the chosen store), and those excluded
+    considered = np.where(b.pickup[:, None], b.reach, b.nodes.delivers[None, :])
+    considered[b.excluded] = True
+    cost = b.total_all()
+    cost[~(considered & (cost < limit[:, None]))] = np.inf
+    cost[part_o, part_n] = np.inf
+    k = min(MAX_LOSSES, n_nodes)
+    top = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < n_nodes else np.tile(np.arange(n_nodes), (n_orders, 1))
+    top_cost = np.take_along_axis(cost, top, axis=1)
+    order = np.lexsort((top, top_cost), axis=1)  # cheapest first, ties by node
+    top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
+    rows, cols = np.nonzero(np.isfinite(top_cost))
+    lo, ln = rows.astype(np.int64), top[rows, cols].astype(np.int64)
+    return lo, ln, _reasons(b, lo, ln)
+
+
+def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray) -> list[str]:
+    """Why node ln[k] could not take order lo[k], the first check that fails."""
+    t = b.terms(lo, ln)
+    excluded = np.zeros(b.dist.shape, bool)
+    excluded[b.excluded] = True
+    short = _short_line(b, lo, ln)
+    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < t["eta"], t["slack"] < 0,
+              b.state.capacity_left[ln] <= 0, short >= 0]
+    code = np.select(checks, [EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK], TAKEN)
+    out = []
+    for k, (o, c) in enumerate(zip(lo.tolist(), code.tolist())):
+        order = b.orders[o]
+        if c == EXCLUDED:
+            out.append("declined or let the order expire before")
+        elif c == TOO_FAR:
+            out.append("too far" if order.mode == "delivery" else "not the pickup store")
+        elif c == CLOSED:
+            out.append("closed")
+        elif c == TOO_LATE:
+            out.append(f"too late (ready in {t['eta'][k]:.0f} min)")
+        elif c == FULL:
+            out.append("capacity full")
+        elif c == NO_STOCK:
+            out.append(f"no stock of SKU {list(order.lines)[short[k]]}")
+        else:
+            out.append("stock or capacity went to other orders in the batch")
+    return out
+
+
+def _short_line(b: Batch, lo: np.ndarray, ln: np.ndarray) -> np.ndarray:
+    """Per (order, node): the index of the order's first line the node cannot
+    promise, -1 if it can promise them all."""
+    p = b.problem
+    start, end = p.line_ptr[lo], p.line_ptr[lo + 1]
+    line = ranges(start, end)
+    owner = np.repeat(np.arange(len(lo)), end - start)
+    lacking = p.stock[ln[owner], p.line_sku[line]] < p.line_qty[line]
+    first = np.full(len(lo), np.iinfo(np.int64).max)
+    np.minimum.at(first, owner[lacking], (line - start[owner])[lacking])
+    return np.where(first == np.iinfo(np.int64).max, -1, first)
+
+
+def _why_unserved(mode: str, lost: list[Loss]) -> str:
+    if not lost:
+        return "no node reaches the location" if mode == "delivery" else "the pickup store cannot serve it"
+    if len(lost) == 1:
+        return lost[0].reason
+    return "no node can serve it: " + "; ".join(f"{x.node} {x.reason}" for x in lost[:3])
