@@ -1,0 +1,135 @@
+"""The router's decisions on hand-made networks: pickup, splitting, unknown
+SKUs, night shifts, and the reasons given when an order is not served."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.network import Network, Node, Sku, Window
+from engine.routing.candidates import build
+from engine.routing.router import make_router
+from engine.routing.types import NetworkState, OrderToRoute, RouterSettings
+
+LAT, LON = 31.23, 121.47
+NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai
+KM = 1 / 110.57  # degrees of latitude per km
+
+
+def node(id: str, km_north: float = 0.0, **fields) -> Node:
+    base = dict(id=id, name=id, kind="store", lat=LAT + km_north * KM, lon=LON, modes=["delivery", "pickup"],
+                delivery_radius_km=3.0, hours=[Window("00:00", "24:00")], capacity_per_slot=5, prep_minutes=5.0,
+                cost_per_km=2.0)
+    return Node(**{**base, **fields})
+
+
+def state(nodes: list[Node], stock: dict[str, dict[str, int]], now: float = NOON) -> NetworkState:
+    skus = sorted({s for row in stock.values() for s in row})
+    atp = np.array([[stock.get(n.id, {}).get(s, 0) for s in skus] for n in nodes], dtype=np.int64).reshape(len(nodes), -1)
+    return NetworkState(network=Network(name="t", nodes=nodes, skus=[Sku(s, s, 5.0) for s in skus]),
+                        node_ids=[n.id for n in nodes], sku_ids=skus, atp=atp,
+                        capacity_left=np.array([n.capacity_per_slot for n in nodes], dtype=np.int64), now=now)
+
+
+def order(key: str = "o", lines: dict[str, int] | None = None, km_north: float = 0.0, now: float = NOON,
+          promise_min: float = 60, **fields) -> OrderToRoute:
+    return OrderToRoute(key=key, lines=lines or {"a": 1}, mode=fields.pop("mode", "delivery"), lat=LAT + km_north * KM,
+                        lon=LON, placed_at=now, promised_at=now + promise_min * 60, **fields)
+
+
+def route(orders, st, **settings_):
+    return make_router(RouterSettings(**settings_)).route(orders, st)
+
+
+def test_a_pickup_order_goes_to_its_store_even_beyond_every_delivery_radius():
+    nodes = [node("NEAR"), node("FAR", km_north=20)]
+    d = route([order(km_north=0.1, mode="pickup", pickup_node="FAR")], state(nodes, {"NEAR": {"a": 5}, "FAR": {"a": 5}}))[0]
+    assert [p.node for p in d.parts] == ["FAR"]
+    assert d.parts[0].cost.distance_km == 0 and d.lost == []
+
+
+def test_a_pickup_order_its_store_cannot_serve_is_explained_by_that_store_alone():
+    nodes = [node("A"), node("B", km_north=0.5)]
+    d = route([order(mode="pickup", pickup_node="B")], state(nodes, {"A": {"a": 5}, "B": {"a": 0}}))[0]
+    assert d.parts == [] and d.reason == "no stock of SKU a"
+    assert [(x.node, x.reason) for x in d.lost] == [("B", "no stock of SKU a")]
+
+
+def test_a_pickup_store_that_does_not_offer_pickup_cannot_serve_it():
+    nodes = [node("A", modes=["delivery"])]
+    d = route([order(mode="pickup", pickup_node="A")], state(nodes, {"A": {"a": 5}}))[0]
+    assert d.parts == [] and d.reason == "the pickup store cannot serve it"
+
+
+def test_an_order_out_of_every_radius_is_unserved_because_no_node_reaches_it():
+    nodes = [node("A", modes=["pickup"]), node("B", km_north=10)]
+    d = route([order()], state(nodes, {"A": {"a": 5}, "B": {"a": 5}}))[0]
+    assert d.parts == [] and d.reason == "too far"
+    assert [(x.node, x.reason) for x in d.lost] == [("B", "too far")]
+
+
+def test_a_cheaper_node_that_cannot_make_the_promise_lost_as_too_late():
+    nodes = [node("SLOW", prep_minutes=40), node("FAR-FAST", km_north=2.5, prep_minutes=0, cost_per_km=12)]
+    st_ = state(nodes, {"SLOW": {"a": 5}, "FAR-FAST": {"a": 5}})
+    d = route([order(promise_min=30)], st_)[0]
+    assert [p.node for p in d.parts] == ["FAR-FAST"]
+    assert [(x.node, x.reason) for x in d.lost] == [("SLOW", "too late (ready in 40 min)")]
+    assert d.parts[0].eta_at <= NOON + 30 * 60
+
+
+def test_an_unserved_order_names_the_nodes_that_could_not_take_it():
+    nodes = [node("EMPTY"), node("FULL", km_north=0.5, capacity_per_slot=0), node("SHUT", km_north=1, hours=[Window("18:00", "22:00")])]
+    d = route([order()], state(nodes, {"EMPTY": {"a": 0}, "FULL": {"a": 5}, "SHUT": {"a": 5}}))[0]
+    assert d.parts == []
+    assert d.reason == "no node can serve it: EMPTY no stock of SKU a; FULL capacity full; SHUT closed"
+
+
+def test_a_sku_no_node_has_heard_of_is_out_of_stock_everywhere():
+    d = route([order(lines={"a": 1, "never-seen": 2})], state([node("A")], {"A": {"a": 5}}))[0]
+    assert d.parts == [] and d.reason == "no stock of SKU never-seen"
+
+
+def test_an_order_lost_to_another_in_the_batch_is_told_so():
+    nodes = [node("A", capacity_per_slot=1), node("B", km_north=1.5)]
+    st_ = state(nodes, {"A": {"a": 5}, "B": {"a": 5}})
+    first, second = route([order("o1"), order("o2", km_north=0.1)], st_, solver="greedy")
+    assert [p.node for p in first.parts] == ["A"] and [p.node for p in second.parts] == ["B"]
+    assert [(x.node, x.reason) for x in second.lost] == [("A", "stock or capacity went to other orders in the batch")]
+
+
+def test_a_night_shift_split_at_midnight_is_one_opening():
+    night = [Window("00:00", "02:00"), Window("22:00", "24:00")]
+    five_to_midnight = NOON + 11 * 3600 + 55 * 60
+    st_ = state([node("NIGHT", hours=night, prep_minutes=20)], {"NIGHT": {"a": 5}}, now=five_to_midnight)
+    d = route([order(now=five_to_midnight)], st_)[0]
+    assert [p.node for p in d.parts] == ["NIGHT"]
+
+
+def test_splitting_serves_an_order_no_single_node_can_and_each_part_gets_its_lines():
+    nodes = [node("A"), node("B", km_north=0.5)]
+    st_ = state(nodes, {"A": {"a": 1, "b": 0}, "B": {"a": 0, "b": 1}})
+    whole = route([order(lines={"a": 1, "b": 1})], st_)[0]
+    assert whole.parts == []
+    split = route([order(lines={"a": 1, "b": 1})], st_, allow_split=True)[0]
+    assert {p.node: p.lines for p in split.parts} == {"A": {"a": 1}, "B": {"b": 1}}
+
+
+def test_an_order_is_split_only_when_one_node_cannot_serve_it_cheaper():
+    nodes = [node("A"), node("B", km_north=0.5)]
+    d = route([order(lines={"a": 1, "b": 1})], state(nodes, {"A": {"a": 1, "b": 1}, "B": {"a": 1, "b": 1}}),
+              allow_split=True)[0]
+    assert [p.node for p in d.parts] == ["A"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(-4, 4), st.floats(0, 30), st.integers(-1, 2), st.booleans()), min_size=1, max_size=8))
+def test_the_dense_cost_matrix_explanations_rank_by_equals_the_cost_of_each_pair(rows):
+    nodes = [node("A"), node("B", km_north=1, cost_per_km=1, operating_cost=3), node("C", km_north=-2, prep_minutes=12)]
+    orders = [order(f"o{i}", km_north=km, promise_min=promise, home_node=None if home < 0 else nodes[home].id,
+                    mode="pickup" if pickup else "delivery", pickup_node="A" if pickup else None)
+              for i, (km, promise, home, pickup) in enumerate(rows)]
+    router = make_router()
+    st_ = state(nodes, {"A": {"a": 1}})
+    b = build(orders, st_, router.settings, router.nodes(st_))
+    pairwise = b.terms(np.arange(len(orders))[:, None], np.arange(len(nodes))[None, :])["total"]
+    assert np.allclose(b.total_all(), pairwise)
