@@ -12,10 +12,10 @@ from tqdm import tqdm
 from domain.errors import DomainError
 from engine.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import RouterSettings
-from simulations import replay, results
-from simulations.demand import base_day
+from simulations import plots, replay, results
+from simulations.demand import base_day, surge_size
 from simulations.network_gen import CitySpec, generate
-from simulations.report import write
+from simulations.report import html_report
 from simulations.run import simulate
 from simulations.scenario import Batching, Scenario, load_scenario
 
@@ -59,13 +59,14 @@ def run_replay(args: argparse.Namespace) -> int:
     with tqdm(total=len(rec.day.orders), desc="replay", unit="order") as bar:
         outcome = simulate(s, network, rec.day, None, "memory:", progress=bar.update,
                            parts=replay.plan_for(rec, s), deliveries=rec.deliveries, bounds=(first, rec.last + 1))
-    kpis = {"recorded": results.kpis_of(views, recorded_network, len(rec.day.sales), None, events),
-            "replayed": results.kpis(outcome)}
+    kpis = {"recorded": results.kpis_of(views, recorded_network, None, events), "replayed": results.kpis(outcome)}
     nodes = {"recorded": results.nodes_of(views, recorded_network), "replayed": results.nodes(outcome)}
     hourly = {"recorded": results.hourly_of(views, recorded_network), "replayed": results.hourly(outcome)}
     described = f"events: {args.events}\nnetwork: {args.network}\nrecorded network: {args.recorded_network or args.network}\n" \
                 f"solver: {args.solver or 'as configured'}\nwindow_ms: {args.window_ms or 'as configured'}\n"
-    files = write(Path(args.out), described, kpis, nodes, hourly)
+    files = write_all(Path(args.out), f"Replay of {args.events}",
+                      "The recorded day, and the same orders, counter sales and deliveries replayed at their "
+                      "recorded times against the network and router given.", described, kpis, nodes, hourly)
     _summary(kpis)
     outcome.engine.close()
     print(f"\nwrote {', '.join(str(f) for f in files)}")
@@ -85,7 +86,7 @@ def run_scenario(path: str | Path, progress: bool = True) -> tuple[Scenario, dic
     network = network_of(s, folder)
     day = base_day(s, network)
     variants = [None] + list(s.variants)
-    total = sum(len(day.orders) for _ in variants)
+    total = sum(len(day.orders) + sum(surge_size(s, network, x) for x in (v.surges if v else [])) for v in variants)
     kpis, nodes, hourly, breaks, seconds = {}, {}, {}, {}, {}
     with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
         for v in variants:
@@ -107,24 +108,33 @@ def run(args: argparse.Namespace) -> int:
     except DomainError as e:
         print(f"o2o simulate: {e}", file=sys.stderr)
         return 2
-    files = write(Path(args.out), Path(args.scenario).read_text(), kpis, nodes, hourly)
+    files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
+                      kpis, nodes, hourly)
     _summary(kpis)
-    print(f"{'run seconds':<20}" + "".join(f"{seconds[n]:>15}" for n in kpis))
+    print(f"{'run seconds':<22}" + "".join(f"{seconds[n]:>15}" for n in kpis))
     broken = {k: v for k, v in breaks.items() if v}
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)
+    if not broken:
+        print("stock conserved in every variant (end = start + replenished - sold online - sold at the counter)")
     print(f"\nwrote {', '.join(str(f) for f in files)}")
     return 1 if broken else 0
 
 
+def write_all(out: Path, title: str, description: str, text: str, kpis: dict, nodes: dict, hourly: dict) -> list[Path]:
+    tables = results.write(out, kpis, nodes, hourly)
+    pngs = plots.draw(out, kpis, nodes, hourly)
+    return tables + pngs + [html_report(out / "report.html", title, description, text, kpis, nodes, pngs)]
+
+
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
-    keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "kitchen_share", "stockouts_online",
-            "reroutes", "nodes_full_in_a_slot"]
-    print("\n" + f"{'':<20}" + "".join(f"{n[:14]:>15}" for n in names))
+    keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95", "delivery_cost",
+            "kitchen_share", "stockouts_online", "stockouts_pos", "reroutes", "nodes_full_in_a_slot"]
+    print("\n" + f"{'':<22}" + "".join(f"{n[:14]:>15}" for n in names))
     for key in keys:
         cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
-        print(f"{key:<20}{cells}")
+        print(f"{key:<22}{cells}")
 
 
 def _fmt(v) -> str:

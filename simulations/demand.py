@@ -176,13 +176,19 @@ def base_day(s: Scenario, network: Network) -> Day:
     return Day(orders, _sales(s, network, hourly, t0, t1, midnight))
 
 
-def surge_orders(s: Scenario, network: Network, surge: Surge, index: int) -> list[tuple[float, SubmitOrder]]:
-    """Extra orders for a surge: (factor - 1) x the base orders in its window."""
-    rng = np.random.default_rng([s.seed, 100 + index])
-    midnight = clock_time(s, network, "00:00")
+def surge_size(s: Scenario, network: Network, surge: Surge) -> int:
+    """(factor - 1) x the base orders in the surge's window."""
     t0, t1 = clock_time(s, network, surge.start), clock_time(s, network, surge.end)
-    hourly = s.demand.hourly or DEFAULT_HOURLY
     day0, day1 = day_bounds(s, network)
-    whole = _times(np.random.default_rng([s.seed, 1]), s.demand.orders, hourly, day0, day1, midnight)
-    extra = int(round((surge.factor - 1) * int(((whole >= t0) & (whole < t1)).sum())))
-    return _orders(rng, s, network, _times(rng, extra, hourly, t0, t1, midnight), f"surge{index}")
+    whole = _times(np.random.default_rng([s.seed, 1]), s.demand.orders, s.demand.hourly or DEFAULT_HOURLY, day0, day1,
+                   clock_time(s, network, "00:00"))
+    return int(round((surge.factor - 1) * int(((whole >= t0) & (whole < t1)).sum())))
+
+
+def surge_orders(s: Scenario, network: Network, surge: Surge, index: int) -> list[tuple[float, SubmitOrder]]:
+    """Extra orders for a surge, from a random stream of its own."""
+    rng = np.random.default_rng([s.seed, 100 + index])
+    t0, t1 = clock_time(s, network, surge.start), clock_time(s, network, surge.end)
+    times = _times(rng, surge_size(s, network, surge), s.demand.hourly or DEFAULT_HOURLY, t0, t1,
+                   clock_time(s, network, "00:00"))
+    return _orders(rng, s, network, times, f"surge{index}")

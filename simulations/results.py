@@ -1,28 +1,36 @@
 """KPIs of a simulated day, per variant, per node and per hour, from the
-engine's read models; and the conservation check."""
+engine's read models; the conservation check; the KPI files (JSON, CSV)."""
 from __future__ import annotations
 
-from collections import Counter
+import csv
+import json
+from collections import Counter, defaultdict
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from simulations.run import Outcome
 
+# why a rejected order found no node, from the router's explanations, most binding first
+CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "closed"),
+          ("late", "too late"), ("out_of_reach", "too far"))
+
 
 def kpis(o: Outcome) -> dict:
-    return kpis_of(o.engine.views, o.network, o.pos_sales - o.pos_stockouts, o.pos_stockouts,
-                   o.engine.last_notification_id())
+    return kpis_of(o.engine.views, o.network, o.pos_short, o.engine.last_notification_id())
 
 
-def kpis_of(views, network, pos_sales: int, pos_stockouts: int | None, events: int) -> dict:
-    """The day's KPIs from read models (a live run's, or rebuilt from a recorded store)."""
+def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
+    """The day's KPIs from read models (a live run's, or rebuilt from a recorded
+    store, which does not know of counter customers who went without)."""
     base = views.kpis()
     records = list(views.orders.values())
     done = [r for r in records if r.status == "completed"]
     hand = np.array([(r.handed_over_at - r.placed_at) / 60 for r in done]) if done else np.zeros(0)
     rejected = [r for r in records if r.status == "rejected"]
+    causes = Counter(_cause(r) for r in rejected)
     n_slots = _slots(network)
     parts = _parts_by_node(views)
     peak = _peak_slot(views, network)
@@ -36,22 +44,33 @@ def kpis_of(views, network, pos_sales: int, pos_stockouts: int | None, events: i
         "distance_km": round(sum(r.distance_km for r in records), 1),
         "delivery_cost": round(sum(r.delivery_cost for r in records), 1),
         "split_rate": base["split_rate"],
-        "stockouts_online": sum(1 for r in rejected if r.reason and "stock" in r.reason),
-        "stockouts_pos": pos_stockouts,
+        "stockouts_online": causes["no_stock"],
+        "stockouts_pos": pos_short,
         "reroutes": base["reroutes"],
         "capacity_use": round(sum(parts.values()) / capacity, 4) if capacity else None,
         "nodes_full_in_a_slot": sum(1 for n in network.nodes if n.capacity_per_slot and peak[n.id] >= n.capacity_per_slot),
         "kitchen_share": base["kitchen_share"],
         "average_order_value": base["average_order_value"],
         "completed": len(done),
+        "cancelled": sum(1 for r in records if r.status == "cancelled"),
         "rejected": len(rejected),
-        "pos_sales": pos_sales,
+        **{f"rejected_{name}": causes[name] for name in [c for c, _ in CAUSES] + ["unexplained"] if name != "no_stock"},
+        "pos_sales": base["pos_sales"],
+        "pos_units": base["pos_units"],
         "events": events,
     }
 
 
+def _cause(r) -> str:
+    reasons = [x["reason"] for x in r.lost] + [r.reason or ""]
+    for name, text in CAUSES:
+        if any(text in reason for reason in reasons):
+            return name
+    return "unexplained"
+
+
 def _slots(network) -> dict[str, int]:
-    """Slots each node is open during the simulated day."""
+    """Slots each node is open in a day."""
     out = {}
     for n in network.nodes:
         minutes = sum(w.minutes()[1] - w.minutes()[0] for w in n.hours)
@@ -88,14 +107,27 @@ def nodes_of(views, network) -> list[dict]:
     parts = _parts_by_node(views)
     peak = _peak_slot(views, network)
     slots = _slots(network)
+    handed: dict[str, list[float]] = defaultdict(list)  # minutes from order to hand-over, per node
+    late, cost = Counter(), Counter()
+    for r in views.orders.values():
+        for node in r.parts:
+            cost[node] += r.cost.get(node, {}).get("delivery", 0.0)
+        if r.status == "completed":
+            for node in r.parts:
+                handed[node].append((r.handed_over_at - r.placed_at) / 60)
+                late[node] += r.late
     view = views.atp
     available = view.atp()
     rows = []
     for n in network.nodes:
         i = view.node_index[n.id]
         cap = n.capacity_per_slot * slots[n.id]
+        done = len(handed[n.id])
         rows.append({
-            "node": n.id, "kind": n.kind, "lat": n.lat, "lon": n.lon, "orders": parts[n.id],
+            "node": n.id, "kind": n.kind, "lat": n.lat, "lon": n.lon, "orders": parts[n.id], "completed": done,
+            "on_time_rate": round(1 - late[n.id] / done, 4) if done else None,
+            "handover_min_mean": round(float(np.mean(handed[n.id])), 2) if done else None,
+            "delivery_cost": round(cost[n.id], 1),
             "capacity_use": round(parts[n.id] / cap, 4) if cap else None,
             "peak_slot_use": round(peak[n.id] / n.capacity_per_slot, 4) if n.capacity_per_slot else None,
             "skus_out": int((available[i] == 0).sum()), "on_hand_end": int(view.on_hand[i].sum()),
@@ -108,18 +140,26 @@ def hourly(o: Outcome) -> list[dict]:
 
 
 def hourly_of(views, network) -> list[dict]:
+    """Per hour an order was placed: orders, fill rate, on-time rate."""
     tz = ZoneInfo(network.timezone)
-    placed, served = Counter(), Counter()
+    placed, decided, served, done, late = Counter(), Counter(), Counter(), Counter(), Counter()
     for r in views.orders.values():
         h = datetime.fromtimestamp(r.placed_at, tz).hour
         placed[h] += 1
+        decided[h] += r.max_parts > 0 or r.status == "rejected"
         served[h] += r.max_parts > 0
-    return [{"hour": h, "orders": placed[h], "fill_rate": round(served[h] / placed[h], 4) if placed[h] else None}
+        done[h] += r.status == "completed"
+        late[h] += r.status == "completed" and r.late
+    return [{"hour": h, "orders": placed[h],
+             "fill_rate": round(served[h] / decided[h], 4) if decided[h] else None,
+             "on_time_rate": round(1 - late[h] / done[h], 4) if done[h] else None}
             for h in range(24)]
 
 
 def conservation(o: Outcome) -> list[str]:
-    """Per node and SKU: end = start + replenished - sold online - sold at POS. Returns the breaks."""
+    """Per node and SKU: end = start + replenished - sold online - sold at POS.
+    Start, deliveries and counter sales are the simulator's own books; online
+    sales are the parts handed over. Returns the breaks."""
     view = o.engine.views.atp
     expected = np.zeros_like(view.on_hand)
 
@@ -140,3 +180,24 @@ def conservation(o: Outcome) -> list[str]:
                     add(node, sku, -q)
     return [f"{view.node_ids[i]}/{view.sku_ids[j]}: on hand {view.on_hand[i, j]}, expected {expected[i, j]}"
             for i, j in np.argwhere(view.on_hand != expected)]
+
+
+def write(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]]) -> list[Path]:
+    """kpis.json (everything), kpis.csv, nodes.csv, hourly.csv. Free of run
+    times, so the same scenario and seed give identical files."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kpis.json").write_text(json.dumps({"variants": kpis, "nodes": nodes, "hourly": hourly}, indent=1))
+    _csv(out / "kpis.csv", [{"variant": v, **k} for v, k in kpis.items()])
+    _csv(out / "nodes.csv", [{"variant": v, **row} for v, rows in nodes.items() for row in rows])
+    _csv(out / "hourly.csv", [{"variant": v, **row} for v, rows in hourly.items() for row in rows])
+    return [out / name for name in ("kpis.json", "kpis.csv", "nodes.csv", "hourly.csv")]
+
+
+def _csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

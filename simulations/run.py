@@ -39,8 +39,8 @@ class Outcome:
     seconds: float
     replenished: Counter = field(default_factory=Counter)  # (node, sku) -> units
     pos_sold: Counter = field(default_factory=Counter)
-    pos_sales: int = 0
-    pos_stockouts: int = 0
+    pos_customers: int = 0
+    pos_short: int = 0  # counter customers who found an item missing
     late_cancels: int = 0
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -298,10 +298,10 @@ def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
     view = engine.views.atp
     i = view.node_index[sale.node]
     lines = {k: q for k, q in sale.lines.items() if view.on_hand[i, view.sku_index[k]] - view.reserved[i, view.sku_index[k]] >= q}
-    out.pos_sales += 1
-    out.pos_stockouts += len(lines) < len(sale.lines)
+    out.pos_customers += 1
+    out.pos_short += len(lines) < len(sale.lines)
     if lines:
-        engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_sales}", lines=[Line(k, q) for k, q in lines.items()]))
+        engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_customers}", lines=[Line(k, q) for k, q in lines.items()]))
         out.pos_sold.update({(sale.node, k): q for k, q in lines.items()})
 
 
