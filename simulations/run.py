@@ -28,7 +28,7 @@ from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, su
 from simulations.scenario import Scenario, ScenarioError, Variant
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
-TIMER_S = 60.0  # expiry and reroute timers
+TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
 
 
 @dataclass
@@ -202,10 +202,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         for t, node, lines in deliveries:
             if node in open_ids:
                 push(t, "delivery", (node, lines))
-    tick = (t0 // TIMER_S + 1) * TIMER_S  # on whole minutes, so a replay ticks when the recorded day did
-    while tick < t1:
-        push(tick, "timer")
-        tick += TIMER_S
+    timeout = engine.settings.accept_timeout_s
+
+    def tick_after(t: float) -> None:
+        """The service's timer ticks every second; the simulation ticks only when one would find work."""
+        push((t // TICK_S + 1) * TICK_S, "timer")
 
     batch: list[SubmitOrder] = []
     deadline: float | None = None
@@ -227,7 +228,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 n = nodes[node]
                 slot, used = engine.views.slot_used.get(node, (-1, 0))
                 fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
-                for t, cmd in plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes)):
+                cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes))
+                answer = min((_bucket(t) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))), default=math.inf)
+                if answer > now + timeout:  # the part expires before the engine hears of the node's answer
+                    tick_after(now + timeout)
+                for t, cmd in cmds:
                     if isinstance(cmd, CancelOrder):
                         push(t, "cancel", cmd)
                     else:
@@ -236,7 +241,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                             watching.add(oid)
 
     def add_step(t: float, cmd: Any) -> None:
-        bucket = -(-(t - 1e-6) // STEP_S) * STEP_S  # the next whole 30 s (a recorded step time stays put)
+        bucket = _bucket(t)
         if bucket not in steps:
             push(bucket, "steps", bucket)
         steps[bucket].append(cmd)
@@ -265,7 +270,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             if len(batch) >= batching.max_batch:
                 flush(t)
         elif kind == "steps":
-            engine.node_steps(steps.pop(item))
+            cmds = steps.pop(item)
+            refused = engine.node_steps(cmds)
+            if any(isinstance(c, DeclineOrder) and e is None for c, e in zip(cmds, refused)):
+                tick_after(t)
         elif kind == "timer":
             engine.expire_due()
             watching.update(engine.views.to_route)
@@ -290,6 +298,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         flush(clock.now())
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _bucket(t: float) -> float:
+    """When a node action due at t is stored: the next whole 30 s (a recorded step time stays put)."""
+    return -(-(t - 1e-6) // STEP_S) * STEP_S
 
 
 def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
