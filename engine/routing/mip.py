@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from engine.routing.problem import Problem, Solution, objective, ranges
+from engine.routing.problem import Problem, Solution, flat, objective, ranges
 
 # HiGHS reached proven optima fastest on these instances with 2 cores (see
 # ENGINEERING.md and benchmarks/README.md); SCIP is the fallback.
@@ -78,9 +78,12 @@ def solve_mip(
     capacity: np.ndarray | None = None,
     time_limit_s: float | None = None,
     solver: str = "highs",
+    hint: list[dict[int, list[int]]] | None = None,
 ) -> Solution:
     """Solves the orders given (all by default) against the stock and
-    capacity given (the problem's by default). parts of other orders stay empty."""
+    capacity given (the problem's by default); parts of other orders stay
+    empty, and the objective and bound are over the orders given. A hint
+    (whole orders only) is a starting answer for solvers that take one."""
     orders = np.arange(problem.n_orders) if orders is None else np.asarray(orders, dtype=np.int64)
     stock = problem.stock if stock is None else stock
     capacity = problem.capacity if capacity is None else capacity
@@ -90,15 +93,20 @@ def solve_mip(
         return Solution(parts, "infeasible", float("inf"))  # a must-assign order with no allowed node
     build = _build_split if problem.split else _build_whole
     lb, ub, obj, integral, rows, decode = build(problem, orders, stock, capacity)
-    s, status = _run(lb, ub, obj, rows, integral, time_limit_s, solver)
+    start = None
+    if hint is not None and not problem.split:
+        col = np.full(len(problem.pair_order), -1)
+        col[_pairs_of(problem, orders)] = np.arange(len(lb))
+        start = np.zeros(len(lb))
+        start[col[problem.pair_of(*flat(hint, orders))]] = 1.0
+    s, status = _run(lb, ub, obj, rows, integral, time_limit_s, solver, start)
     if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
-        return Solution(parts, "infeasible", float("inf"))
+        return Solution(parts, "infeasible", float("inf"))  # also: no answer found in the time
     decode(np.round(s.variable_values()).astype(int), parts)
-    bound = None
-    if status == mbh.SolveStatus.OPTIMAL and len(orders) == problem.n_orders:
-        pen = problem.penalty[orders]  # the model leaves out the constant: every finite penalty
-        bound = float(s.best_objective_bound() + pen[np.isfinite(pen)].sum())
-    return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible", objective(problem, parts), bound)
+    pen = problem.penalty[orders]  # the model leaves out the constant: every finite penalty
+    bound = float(s.best_objective_bound() + pen[np.isfinite(pen)].sum())
+    return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible",
+                    objective(problem, parts, orders), bound if np.isfinite(bound) else None)
 
 
 def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
@@ -112,13 +120,16 @@ def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, ca
     return _pairs_of(problem, orders), s.variable_values()
 
 
-def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver):
+def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver, start=None):
     model = mbh.ModelBuilderHelper()
     model.fill_model_from_sparse_data(lb, ub, obj, np.concatenate(rows.lo) if rows.lo else np.zeros(0),
                                       np.concatenate(rows.hi) if rows.hi else np.zeros(0), rows.matrix(len(lb)))
     if integral is not None:
         for j in np.flatnonzero(integral):
             model.set_var_integrality(int(j), True)
+    if start is not None and solver != "highs":  # HiGHS through model_builder crashes on hints (OR-Tools 9.15)
+        for j, v in enumerate(start.tolist()):
+            model.add_hint(j, v)
     s = mbh.ModelSolverHelper(solver)
     if time_limit_s is not None:
         s.set_time_limit_in_seconds(time_limit_s)

@@ -2,11 +2,18 @@
 contested rest into independent components and solve each with OR-Tools
 under the batch's time budget. Never worse than greedy, always feasible
 when greedy is. The exact reductions that make this safe are in reduce.py.
+
+A large component is first solved as an LP (on these batches it comes out
+nearly integral): the orders it answers whole are fixed and a MIP takes the
+fractional rest. Fixing by the LP is not a proof, but the LP's value is a
+lower bound; if the answer is further from it than GOOD_ENOUGH and budget
+is left, a MIP over the whole component, started from the answer, uses the
+rest of the budget.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,6 +24,24 @@ from engine.routing.reduce import components, contested, prune_dominated, usage
 
 LP_FIRST = 200  # components this large are first solved as an LP
 MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
+GOOD_ENOUGH = 1e-4  # relative distance to the bound under which an answer is not worked on further
+MIN_IMPROVE_S = 0.05  # a whole-component MIP is not worth starting with less time than this
+IMPROVER = "scip"  # takes a starting answer (HiGHS through model_builder cannot)
+
+
+@dataclass
+class Answer:
+    """One component's answer: its orders' objective and a lower bound on it."""
+
+    orders: np.ndarray
+    objective: float
+    bound: float
+    proven: bool
+
+    def gap(self) -> float:
+        if not np.isfinite(self.objective):
+            return np.inf  # a must-assign order left out: worth any time left
+        return (self.objective - self.bound) / max(1.0, abs(self.objective))
 
 
 def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs") -> Solution:
@@ -38,33 +63,62 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         _assign(work, first, parts)
         if len(open_orders):
             _take_pairs(work, first, stock, capacity)
-    status = "optimal"
-    for component in components(work, open_orders, stock, capacity):
-        floor = 0.0
-        if len(component) >= LP_FIRST and not work.split:
-            component = _fix_integral(work, component, parts, stock, capacity)
-            if len(component) == 0:
-                continue  # the LP came out integral: optimal
-            status = "feasible"  # fixing by the LP is not a proof
-            floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
-        left = max(deadline - time.perf_counter(), floor)
-        sol = solve_mip(work, component, stock, capacity, time_limit_s=left, solver=solver) if left > 0.005 else None
-        if sol is None or sol.status == "infeasible":
-            sol = _greedy_on(work, component, stock, capacity)
-            status = "feasible"
-        elif sol.status != "optimal":
-            status = "feasible"
-        for o in component:
-            parts[o] = sol.parts[o]
-        _take(work, parts, component, stock, capacity)
+    answers = [_solve_component(work, c, parts, stock, capacity, deadline, solver)
+               for c in components(work, open_orders, stock, capacity)]
+    for a in sorted(answers, key=Answer.gap, reverse=True):
+        if a.gap() > GOOD_ENOUGH and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
+            _improve(work, a, parts, stock, capacity, deadline)
+    proven = all(a.proven for a in answers)
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
-        status = "infeasible"
-    mine = Solution(parts, status, objective(problem, parts))
-    if status == "optimal":
-        return mine  # proven: greedy cannot be better
+        return _no_worse_than_greedy(problem, Solution(parts, "infeasible", float("inf")))
+    value = objective(problem, parts)
+    # the bound: what is decided outright costs what it costs; the rest is bounded per component
+    bound = value + sum(a.bound - a.objective for a in answers)
+    mine = Solution(parts, "optimal" if proven else "feasible", value, bound if np.isfinite(bound) else None)
+    return mine if proven else _no_worse_than_greedy(problem, mine)
+
+
+def _solve_component(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
+    """Solves one component in place (parts, stock and capacity are updated)."""
+    rest, bound, floor = orders, -np.inf, 0.0
+    if len(orders) >= LP_FIRST and not work.split:
+        rest, bound = _fix_integral(work, orders, parts, stock, capacity)
+        floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
+    proven = False
+    if len(rest):
+        left = max(deadline - time.perf_counter(), floor)
+        sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > 0.005 else None
+        if sol is None or sol.status == "infeasible":
+            sol = _greedy_on(work, rest, stock, capacity)
+        elif rest is orders:  # the MIP saw the whole component: its bound holds for it
+            proven, bound = sol.status == "optimal", max(bound, sol.bound if sol.bound is not None else -np.inf)
+        for o in rest:
+            parts[o] = sol.parts[o]
+        _take(work, parts, rest, stock, capacity)
+    value = objective(work, parts, orders)
+    return Answer(orders, value, bound, proven or (len(rest) == 0 and value <= bound + 1e-9 * max(1.0, abs(bound))))
+
+
+def _improve(work: Problem, a: Answer, parts, stock, capacity, deadline: float) -> None:
+    """A MIP over the whole component, started from its answer, for the rest of the budget."""
+    _take(work, parts, a.orders, stock, capacity, sign=-1)  # the component's own use back
+    sol = solve_mip(work, a.orders, stock, capacity, time_limit_s=deadline - time.perf_counter(),
+                    solver=IMPROVER, hint=parts)
+    if sol.status != "infeasible":
+        if sol.objective < a.objective - 1e-9:
+            for o in a.orders:
+                parts[o] = sol.parts[o]
+            a.objective = sol.objective
+        if sol.bound is not None:
+            a.bound = max(a.bound, sol.bound)
+        a.proven = sol.status == "optimal"
+    _take(work, parts, a.orders, stock, capacity)
+
+
+def _no_worse_than_greedy(problem: Problem, mine: Solution) -> Solution:
     greedy = solve_greedy(problem)
     if greedy.status != "infeasible" and (mine.status == "infeasible" or greedy.objective < mine.objective - 1e-9):
-        return Solution(greedy.parts, "feasible", greedy.objective)
+        return Solution(greedy.parts, "feasible", greedy.objective, mine.bound)
     return mine
 
 
@@ -75,26 +129,29 @@ def _assign(problem: Problem, pairs: np.ndarray, parts: list[dict[int, list[int]
         parts[o] = {n: list(range(n_lines[o]))}
 
 
-def _fix_integral(problem: Problem, orders: np.ndarray, parts, stock: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def _fix_integral(problem: Problem, orders: np.ndarray, parts, stock: np.ndarray, capacity: np.ndarray):
     """Solves the LP relaxation and keeps the orders it answers whole (x = 0
-    or 1 everywhere); returns the orders left fractional, for the MIP. The
-    fixed ones are what the LP optimum does; on these batches only a few
-    percent of orders come out fractional."""
+    or 1 everywhere); returns the orders left fractional, for the MIP, and
+    the LP's value (a lower bound for these orders). On these batches only
+    a few percent of orders come out fractional."""
     relaxed = solve_relaxation(problem, orders, stock, capacity)
     if relaxed is None:
-        return orders
+        return orders, -np.inf
     pairs, x = relaxed
     owner = problem.pair_order[pairs]
+    pen = problem.penalty[orders]
+    served = np.bincount(owner, x, problem.n_orders)[orders]
+    bound = float(problem.pair_cost[pairs] @ x + pen[np.isfinite(pen)] @ (1 - served[np.isfinite(pen)]))
     fractional = np.zeros(problem.n_orders, bool)
     fractional[owner[(x > 1e-6) & (x < 1 - 1e-6)]] = True
     chosen = pairs[(x >= 1 - 1e-6) & ~fractional[owner]]
     _assign(problem, chosen, parts)
     _take_pairs(problem, chosen, stock, capacity)
-    return orders[fractional[orders]]
+    return orders[fractional[orders]], bound
 
 
-def _take(problem: Problem, parts, orders, stock: np.ndarray, capacity: np.ndarray) -> None:
-    """Subtracts what the given orders' parts use."""
+def _take(problem: Problem, parts, orders, stock: np.ndarray, capacity: np.ndarray, sign: float = 1.0) -> None:
+    """Subtracts what the given orders' parts use (adds it back with sign=-1)."""
     part_o, part_n, line_n, line = [], [], [], []
     for o in orders:
         base = int(problem.line_ptr[o])
@@ -106,9 +163,9 @@ def _take(problem: Problem, parts, orders, stock: np.ndarray, capacity: np.ndarr
     if not part_o:
         return
     pairs = problem.pair_of(np.array(part_o), np.array(part_n))
-    np.subtract.at(capacity, problem.pair_node[pairs], problem.pair_load[pairs])
+    np.subtract.at(capacity, problem.pair_node[pairs], sign * problem.pair_load[pairs])
     line = np.array(line, dtype=np.int64)
-    np.subtract.at(stock, (np.array(line_n, dtype=np.int64), problem.line_sku[line]), problem.line_qty[line])
+    np.subtract.at(stock, (np.array(line_n, dtype=np.int64), problem.line_sku[line]), sign * problem.line_qty[line])
 
 
 def _take_pairs(problem: Problem, pairs: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> None:

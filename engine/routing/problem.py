@@ -94,21 +94,23 @@ def whole(problem: Problem, nodes: list[int]) -> list[dict[int, list[int]]]:
     return out
 
 
-def flat(parts: list[dict[int, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
-    """(order, node) of every part."""
-    o = [k for k, p in enumerate(parts) for _ in p]
-    n = [node for p in parts for node in p]
+def flat(parts: list[dict[int, list[int]]], orders: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, node) of every part (of the given orders only, if given)."""
+    which = range(len(parts)) if orders is None else orders.tolist()
+    o = [k for k in which for _ in parts[k]]
+    n = [node for k in which for node in parts[k]]
     return np.array(o, dtype=np.int64), np.array(n, dtype=np.int64)
 
 
-def objective(problem: Problem, parts: list[dict[int, list[int]]]) -> float:
-    orders, nodes = flat(parts)
-    pairs = problem.pair_of(orders, nodes)
+def objective(problem: Problem, parts: list[dict[int, list[int]]], orders: np.ndarray | None = None) -> float:
+    """What the parts cost: allowed pairs, penalties of the unserved, extra parts (over the given orders only, if given)."""
+    which = np.arange(problem.n_orders) if orders is None else np.asarray(orders, dtype=np.int64)
+    part_o, part_n = flat(parts, which)
+    pairs = problem.pair_of(part_o, part_n)
     if (pairs < 0).any():
         return float("inf")  # a part at a node the order may not use
-    unserved = np.array([not p for p in parts], dtype=bool)
-    n_parts = np.bincount(orders, minlength=problem.n_orders)
-    return float(problem.pair_cost[pairs].sum() + problem.penalty[unserved].sum()
+    n_parts = np.bincount(part_o, minlength=problem.n_orders)[which]
+    return float(problem.pair_cost[pairs].sum() + problem.penalty[which][n_parts == 0].sum()
                  + problem.split_penalty * np.maximum(n_parts - 1, 0).sum())
 
 

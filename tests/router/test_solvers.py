@@ -44,7 +44,7 @@ def test_greedy_and_optimal_answers_never_break_stock_capacity_or_allowed_nodes(
 
 @settings(max_examples=150, deadline=None)
 @given(problems())
-def test_optimal_is_never_worse_than_greedy_and_within_a_tenth_of_a_percent_of_exact(problem):
+def test_optimal_is_never_worse_than_greedy_within_a_tenth_of_a_percent_of_exact_and_its_bound_holds(problem):
     greedy = solve_greedy(problem)
     optimal = solve_optimal(problem, time_limit_s=5)
     exact = solve_mip(problem)
@@ -52,9 +52,13 @@ def test_optimal_is_never_worse_than_greedy_and_within_a_tenth_of_a_percent_of_e
         assert optimal.status != "infeasible"
         assert optimal.objective <= greedy.objective + 1e-6
     if exact.status == "optimal":
+        tol = 1e-6 * max(1.0, abs(exact.objective))
         assert optimal.status != "infeasible"
         assert optimal.objective <= exact.objective + 1e-3 * max(1.0, abs(exact.objective)) + 1e-6
-        assert exact.bound is not None and abs(exact.bound - exact.objective) <= 1e-6 * max(1.0, abs(exact.objective))
+        assert exact.bound is not None and abs(exact.bound - exact.objective) <= tol
+        assert optimal.bound is None or optimal.bound <= exact.objective + tol, "a lower bound above the optimum"
+        if optimal.status == "optimal":
+            assert abs(optimal.objective - exact.objective) <= tol
     else:
         assert optimal.status == "infeasible" or violations(problem, optimal.parts) == []
 
