@@ -63,8 +63,9 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         _assign(work, first, parts)
         if len(open_orders):
             _take_pairs(work, first, stock, capacity)
+    # small components first: each is a quick exact MIP; the large one gets what is left
     answers = [_solve_component(work, c, parts, stock, capacity, deadline, solver)
-               for c in components(work, open_orders, stock, capacity)]
+               for c in sorted(components(work, open_orders, stock, capacity), key=len)]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > GOOD_ENOUGH and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
