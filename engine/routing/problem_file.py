@@ -51,8 +51,10 @@ class Assignment(Struct, omit_defaults=True):
 
 
 class SolutionFile(Struct):
+    # optimal: proven; feasible: not proven (bound, if given, is a lower bound on the optimum);
+    # infeasible: no answer that assigns every must-assign order (proven only by exact)
     status: Literal["optimal", "feasible", "infeasible"]
-    objective: float | None
+    objective: float | None  # null when infeasible
     assignments: list[Assignment]
     unassigned: list[str]
     solve_ms: float
@@ -126,10 +128,11 @@ def to_answer(f: ProblemFile, solution: Solution, started: float, solver: str) -
         for n, idx in sorted(parts.items()):
             lines = [spec.lines[i].sku for i in idx] if len(parts) > 1 else None
             assignments.append(Assignment(order=spec.id, node=f.nodes[n].id, lines=lines))
+    # infeasible: what was placed is still shown; the must-assign orders left out are among the unassigned
     infeasible = solution.status == "infeasible"
     return SolutionFile(
         status=solution.status, objective=None if infeasible else round(solution.objective, 6),
-        assignments=[] if infeasible else assignments, unassigned=[] if infeasible else unassigned,
+        assignments=assignments, unassigned=unassigned,
         solve_ms=round((time.perf_counter() - started) * 1000, 3), solver=solver, bound=solution.bound,
     )
 

@@ -32,7 +32,7 @@ def test_the_shipped_problem_files_validate_against_the_schema(path):
 def test_a_20_node_200_order_generalised_assignment_is_answered_feasibly(capsys):
     path = ROOT / "docs/examples/problems/gap-20x200.json"
     problem = json.loads(path.read_text())
-    answer = solve(capsys, path, "--solver", "optimal", "--time-limit", "5")
+    answer = solve(capsys, path, "--solver", "optimal", "--time-limit", "1")
     jsonschema.validate(answer, schemas()["solution"])
     assert answer["status"] in ("optimal", "feasible") and answer["unassigned"] == []
     nodes = [n["id"] for n in problem["nodes"]]
@@ -48,10 +48,20 @@ def test_a_20_node_200_order_generalised_assignment_is_answered_feasibly(capsys)
     assert answer["objective"] == pytest.approx(total)
 
 
+def test_greedy_that_cannot_place_every_must_assign_order_says_infeasible_and_shows_what_it_placed(capsys):
+    answer = solve(capsys, ROOT / "docs/examples/problems/gap-20x200.json", "--solver", "greedy")
+    jsonschema.validate(answer, schemas()["solution"])
+    assert answer["status"] == "infeasible" and answer["objective"] is None
+    assert answer["unassigned"] and len(answer["assignments"]) + len(answer["unassigned"]) == 200
+
+
 def test_the_small_example_is_solved_to_its_known_optimum(capsys):
     answer = solve(capsys, ROOT / "docs/examples/problems/small.json", "--solver", "exact")
     assert answer["status"] == "optimal" and answer["objective"] == pytest.approx(20.5)
     assert answer["unassigned"] == ["o4"]  # its penalty (5) is below every allowed cost
+    optimal = solve(capsys, ROOT / "docs/examples/problems/small.json", "--solver", "optimal")
+    assert optimal["status"] == "optimal" and optimal["objective"] == pytest.approx(20.5)
+    assert optimal["bound"] == pytest.approx(20.5)
     greedy = solve(capsys, ROOT / "docs/examples/problems/small.json", "--solver", "greedy")
     assert greedy["objective"] >= answer["objective"]
 
