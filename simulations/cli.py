@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
                       kpis, nodes, hourly)
     _summary(kpis)
-    print(f"{'run seconds':<22}" + "".join(f"{seconds[n]:>15}" for n in kpis))
+    print(f"{'run seconds':<25}" + "".join(f"{seconds[n]:>15}" for n in kpis))
     broken = {k: v for k, v in breaks.items() if v}
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)
@@ -129,12 +129,12 @@ def write_all(out: Path, title: str, description: str, text: str, kpis: dict, no
 
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
-    keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95", "delivery_cost",
+    keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95", "delivery_cost_per_order",
             "kitchen_share", "stockouts_online", "stockouts_pos", "reroutes", "nodes_full_in_a_slot"]
-    print("\n" + f"{'':<22}" + "".join(f"{n[:14]:>15}" for n in names))
+    print("\n" + f"{'':<25}" + "".join(f"{n[:14]:>15}" for n in names))
     for key in keys:
         cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
-        print(f"{key:<22}{cells}")
+        print(f"{key:<25}{cells}")
 
 
 def _fmt(v) -> str:

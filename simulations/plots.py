@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 BARS = [("fill_rate", "fill rate", "{:.1%}"), ("on_time_rate", "on-time rate", "{:.1%}"),
         ("handover_min_mean", "minutes to hand-over (mean)", "{:.1f}"),
         ("handover_min_p95", "minutes to hand-over (p95)", "{:.1f}"),
-        ("delivery_cost", "delivery cost (RMB)", "{:,.0f}"), ("kitchen_share", "served by kitchens", "{:.1%}"),
+        ("delivery_cost_per_order", "delivery cost per order (RMB)", "{:.2f}"), ("kitchen_share", "served by kitchens", "{:.1%}"),
         ("stockouts_online", "orders lost to stock-outs", "{:,.0f}"), ("reroutes", "reroutes", "{:,.0f}"),
         ("nodes_full_in_a_slot", "nodes full in some slot", "{:,.0f}"),
         ("stockouts_pos", "counter customers short", "{:,.0f}")]

@@ -10,8 +10,9 @@ from pathlib import Path
 ROWS = [
     ("orders", "orders", "{:,}", 0), ("fill_rate", "fill rate", "{:.2%}", 1),
     ("on_time_rate", "on-time rate", "{:.2%}", 1), ("handover_min_mean", "minutes to hand-over, mean", "{:.1f}", -1),
-    ("handover_min_p95", "minutes to hand-over, p95", "{:.1f}", -1), ("distance_km", "delivery distance (km)", "{:,.0f}", -1),
-    ("delivery_cost", "delivery cost (RMB)", "{:,.0f}", -1), ("split_rate", "split rate", "{:.2%}", 0),
+    ("handover_min_p95", "minutes to hand-over, p95", "{:.1f}", -1), ("distance_km", "delivery distance (km)", "{:,.0f}", 0),
+    ("delivery_cost", "delivery cost (RMB)", "{:,.0f}", 0),
+    ("delivery_cost_per_order", "delivery cost per order routed (RMB)", "{:.2f}", -1), ("split_rate", "split rate", "{:.2%}", 0),
     ("stockouts_online", "orders lost to stock-outs", "{:,}", -1), ("rejected", "orders rejected, all causes", "{:,}", -1),
     ("stockouts_pos", "counter customers short of an item", "{:,}", -1), ("reroutes", "reroutes", "{:,}", -1),
     ("capacity_use", "capacity use over the day", "{:.1%}", 0), ("nodes_full_in_a_slot", "nodes full in some slot", "{:,}", -1),
@@ -21,7 +22,7 @@ ROWS = [
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}
 th{background:#f4f4f4}th:first-child{text-align:left}.d{font-size:85%;color:#666}.good{color:#1a7f37}.bad{color:#c62828}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}pre{background:#f8f8f8;padding:1em;overflow:auto}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}pre{background:#f8f8f8;padding:1em;white-space:pre-wrap}
 .note{color:#555;max-width:60em}"""
 
 

@@ -35,6 +35,8 @@ def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
     parts = _parts_by_node(views)
     peak = _peak_slot(views, network)
     capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in network.nodes)
+    cost = sum(r.delivery_cost for r in records)
+    served = sum(1 for r in records if r.max_parts > 0)
     return {
         "orders": base["orders"],
         "fill_rate": base["fill_rate"],
@@ -42,7 +44,8 @@ def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
         "handover_min_mean": round(float(hand.mean()), 2) if len(hand) else None,
         "handover_min_p95": round(float(np.percentile(hand, 95)), 2) if len(hand) else None,
         "distance_km": round(sum(r.distance_km for r in records), 1),
-        "delivery_cost": round(sum(r.delivery_cost for r in records), 1),
+        "delivery_cost": round(cost, 1),
+        "delivery_cost_per_order": round(cost / served, 2) if served else None,  # per order routed
         "split_rate": base["split_rate"],
         "stockouts_online": causes["no_stock"],
         "stockouts_pos": pos_short,

@@ -17,7 +17,7 @@ from engine.readmodels import Projections
 from simulations import results
 from simulations.cli import network_of, run_scenario
 from simulations.demand import base_day
-from simulations.run import simulate
+from simulations.run import simulate, variant_network
 from simulations.scenario import ScenarioError, load_scenario
 
 SCENARIO = """
@@ -104,14 +104,26 @@ def test_a_bad_scenario_is_refused_naming_the_field(tmp_path, text, field):
     assert main(["simulate", str(path), "--out", str(tmp_path / "out")]) == 2
 
 
+@pytest.mark.parametrize("variant, field", [
+    ('close_stores = ["S999"]', "$.variants[0].close_stores"),
+    ("stock_per_node = {NOPE-1 = 3}", "$.variants[0].stock_per_node"),
+])
+def test_a_variant_naming_what_the_network_lacks_is_refused_naming_the_field(tmp_path, capsys, variant, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'name = "x"\n[demand]\norders = 5\n[[variants]]\nname = "v"\n{variant}\n')
+    assert main(["simulate", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert field in capsys.readouterr().err
+
+
 def test_the_shipped_scenarios_are_valid():
     shipped = sorted((Path(__file__).resolve().parents[2] / "simulations/scenarios").glob("*.toml"))
-    assert len(shipped) >= 5
-    sample_ids = {n.id for n in load_sample().nodes}
+    assert len(shipped) >= 6
+    sample = load_sample()
     for path in shipped:
         s, _ = load_scenario(path)
-        for v in s.variants:
-            assert set(v.close_stores) <= sample_ids, path.name
+        if s.network.file == "sample":
+            for v in s.variants:
+                variant_network(sample, s, v)  # raises a ScenarioError naming the field
 
 
 def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis(scenario, tmp_path):
