@@ -3,10 +3,10 @@ contested rest into independent components and solve each with OR-Tools
 under the batch's time budget. Never worse than greedy, always feasible
 when greedy is. The exact reductions that make this safe are in reduce.py.
 
-A large component is first solved as an LP (on these batches it comes out
-nearly integral): the orders it answers whole are fixed and a MIP takes the
-fractional rest. Fixing by the LP is not a proof, but the LP's value is a
-lower bound; if the answer is further from it than GOOD_ENOUGH and budget
+Each component is first solved as an LP (on these batches it comes out
+integral or nearly so). In a large component the orders the LP answers
+whole are fixed and a MIP takes the fractional rest. Fixing by the LP is
+not a proof, but the LP's value is a lower bound; if the answer is further from it than GOOD_ENOUGH and budget
 is left, a MIP over the whole component, started from the answer, uses the
 rest of the budget.
 """
@@ -22,7 +22,7 @@ from engine.routing.mip import solve_mip, solve_relaxation
 from engine.routing.problem import Problem, Solution, objective
 from engine.routing.reduce import components, contested, prune_dominated, usage
 
-LP_FIRST = 200  # components this large are first solved as an LP
+LP_FIRST = 200  # from this size a fractional LP answer is kept where whole; below, the MIP takes the component
 MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
 GOOD_ENOUGH = 1e-4  # relative distance to the bound under which an answer is not worked on further
 MIN_IMPROVE_S = 0.05  # a whole-component MIP is not worth starting with less time than this
@@ -63,9 +63,11 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         _assign(work, first, parts)
         if len(open_orders):
             _take_pairs(work, first, stock, capacity)
-    # small components first: each is a quick exact MIP; the large one gets what is left
-    answers = [_solve_component(work, c, parts, stock, capacity, deadline, solver)
-               for c in sorted(components(work, open_orders, stock, capacity), key=len)]
+    # the small components together in one quick MIP (one solver call, not one each), then each large one
+    groups = components(work, open_orders, stock, capacity)
+    small = [c for c in groups if len(c) < LP_FIRST]
+    groups = ([np.sort(np.concatenate(small))] if small else []) + [c for c in groups if len(c) >= LP_FIRST]
+    answers = [_solve_component(work, c, parts, stock, capacity, deadline, solver) for c in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > GOOD_ENOUGH and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
@@ -80,11 +82,18 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
 
 
 def _solve_component(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
-    """Solves one component in place (parts, stock and capacity are updated)."""
+    """Solves one component in place (parts, stock and capacity are updated).
+    The LP first: when it comes out integral that is the proven optimum; a
+    large component keeps what the LP answers whole and a MIP takes the
+    fractional rest; a small one goes to a MIP whole (a proof is cheap there)."""
     rest, bound, floor = orders, -np.inf, 0.0
-    if len(orders) >= LP_FIRST and not work.split:
-        rest, bound = _fix_integral(work, orders, parts, stock, capacity)
-        floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
+    relaxed = None if work.split else _relax(work, orders, stock, capacity)
+    if relaxed is not None:
+        pairs, x, bound = relaxed
+        fractional = _fractional(work, pairs, x)
+        if not fractional[orders].any() or len(orders) >= LP_FIRST:
+            rest = _fix(work, orders, pairs, x, fractional, parts, stock, capacity)
+            floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
     proven = False
     if len(rest):
         left = max(deadline - time.perf_counter(), floor)
@@ -130,25 +139,32 @@ def _assign(problem: Problem, pairs: np.ndarray, parts: list[dict[int, list[int]
         parts[o] = {n: list(range(n_lines[o]))}
 
 
-def _fix_integral(problem: Problem, orders: np.ndarray, parts, stock: np.ndarray, capacity: np.ndarray):
-    """Solves the LP relaxation and keeps the orders it answers whole (x = 0
-    or 1 everywhere); returns the orders left fractional, for the MIP, and
-    the LP's value (a lower bound for these orders). On these batches only
-    a few percent of orders come out fractional."""
+def _relax(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray):
+    """The LP relaxation: (pairs, x, the LP's value — a lower bound for these orders), or None."""
     relaxed = solve_relaxation(problem, orders, stock, capacity)
     if relaxed is None:
-        return orders, -np.inf
+        return None
     pairs, x = relaxed
-    owner = problem.pair_order[pairs]
     pen = problem.penalty[orders]
-    served = np.bincount(owner, x, problem.n_orders)[orders]
-    bound = float(problem.pair_cost[pairs] @ x + pen[np.isfinite(pen)] @ (1 - served[np.isfinite(pen)]))
-    fractional = np.zeros(problem.n_orders, bool)
-    fractional[owner[(x > 1e-6) & (x < 1 - 1e-6)]] = True
-    chosen = pairs[(x >= 1 - 1e-6) & ~fractional[owner]]
+    served = np.bincount(problem.pair_order[pairs], x, problem.n_orders)[orders]
+    finite = np.isfinite(pen)
+    return pairs, x, float(problem.pair_cost[pairs] @ x + pen[finite] @ (1 - served[finite]))
+
+
+def _fractional(problem: Problem, pairs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(O,) bool: orders the LP splits between nodes or serves in part."""
+    out = np.zeros(problem.n_orders, bool)
+    out[problem.pair_order[pairs][(x > 1e-6) & (x < 1 - 1e-6)]] = True
+    return out
+
+
+def _fix(problem: Problem, orders, pairs, x, fractional, parts, stock, capacity) -> np.ndarray:
+    """Keeps what the LP answers whole (x = 0 or 1 everywhere); returns the
+    orders left fractional. On these batches only a few percent are."""
+    chosen = pairs[(x >= 1 - 1e-6) & ~fractional[problem.pair_order[pairs]]]
     _assign(problem, chosen, parts)
     _take_pairs(problem, chosen, stock, capacity)
-    return orders[fractional[orders]], bound
+    return orders[fractional[orders]]
 
 
 def _take(problem: Problem, parts, orders, stock: np.ndarray, capacity: np.ndarray, sign: float = 1.0) -> None:

@@ -67,17 +67,9 @@ def to_problem(f: ProblemFile) -> Problem:
     n_orders, n_nodes = len(f.orders), len(f.nodes)
     _unique([n.id for n in f.nodes], "nodes")
     _unique([o.id for o in f.orders], "orders")
-    if len(f.cost) != n_orders:
-        raise InvalidInput("$.cost", f"has {len(f.cost)} rows, expected one per order ({n_orders})")
-    for i, row in enumerate(f.cost):
-        if len(row) != n_nodes:
-            raise InvalidInput(f"$.cost[{i}]", f"has {len(row)} entries, expected one per node ({n_nodes})")
+    _orders_x_nodes(f.cost, "cost", n_orders, n_nodes)
     if f.load is not None:
-        if len(f.load) != n_orders:
-            raise InvalidInput("$.load", f"has {len(f.load)} rows, expected one per order ({n_orders})")
-        for i, row in enumerate(f.load):
-            if len(row) != n_nodes:
-                raise InvalidInput(f"$.load[{i}]", f"has {len(row)} entries, expected one per node ({n_nodes})")
+        _orders_x_nodes(f.load, "load", n_orders, n_nodes)
     node_index = {n.id: j for j, n in enumerate(f.nodes)}
     skus = sorted({line.sku for o in f.orders for line in o.lines})
     sku_index = {s: k for k, s in enumerate(skus)}
@@ -109,6 +101,14 @@ def to_problem(f: ProblemFile) -> Problem:
         penalty=np.array([np.inf if o.penalty is None else o.penalty for o in f.orders], dtype=float),
         split=f.split, split_penalty=f.split_penalty,
     )
+
+
+def _orders_x_nodes(matrix: list[list], field: str, n_orders: int, n_nodes: int) -> None:
+    if len(matrix) != n_orders:
+        raise InvalidInput(f"$.{field}", f"has {len(matrix)} rows, expected one per order ({n_orders})")
+    for i, row in enumerate(matrix):
+        if len(row) != n_nodes:
+            raise InvalidInput(f"$.{field}[{i}]", f"has {len(row)} entries, expected one per node ({n_nodes})")
 
 
 def _unique(ids: list[str], field: str) -> None:
