@@ -13,7 +13,7 @@ import msgspec
 
 from domain.errors import InvalidInput
 from engine.routing.greedy import solve_greedy
-from engine.routing.mip import solve_mip
+from engine.routing.mip import solve_mip, solver_output_to_stderr
 from engine.routing.optimal import solve_optimal
 from engine.routing.problem_file import ProblemFile, to_answer, to_problem
 
@@ -43,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"o2o solve: {args.problem}: {e}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    if args.solver == "greedy":
-        solution = solve_greedy(problem)
-    elif args.solver == "exact":
-        solution = solve_mip(problem)
-    else:
-        solution = solve_optimal(problem, args.time_limit)
+    with solver_output_to_stderr():
+        if args.solver == "greedy":
+            solution = solve_greedy(problem)
+        elif args.solver == "exact":
+            solution = solve_mip(problem)
+        else:
+            solution = solve_optimal(problem, args.time_limit)
     answer = to_answer(spec, solution, started, args.solver)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(answer)).decode() + "\n")
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.instances import REGIMES, make_instance, make_network
+from engine.routing.mip import solver_output_to_stderr
 from engine.routing.router import NetworkRouter
 from engine.routing.types import RouterSettings
 
@@ -57,40 +58,9 @@ def run(args: argparse.Namespace) -> int:
     for router in routers.values():
         router.route(warm.orders, warm.state)  # first calls load solvers and build the node arrays: not timed
     cases = [(n, regime) for n in sizes for regime in REGIMES]
-    results = []
     load_before = os.getloadavg()
-    bar = tqdm(total=len(cases) * n_inst, desc="solver bench", unit="instance")
-    for n, regime in cases:
-        times = {s: ([], [], []) for s in routers}
-        gaps, filled, objective = [], {s: [] for s in routers}, {s: [] for s in routers}
-        proven = []
-        for seed in range(n_inst):
-            inst = make_instance(n, regime, seed=seed, network=network)
-            for name, router in routers.items():
-                batch, solution, *runs = _timed(router, inst, 1 if name == "exact" else repeat)
-                for kept, measured in zip(times[name], runs):
-                    kept.extend(measured)
-                filled[name].append(sum(1 for p in solution.parts if p))
-                objective[name].append(solution.objective)
-                if name == "optimal":
-                    proven.append(solution.status == "optimal")
-            exact = objective["exact"][-1]
-            gaps.append((objective["optimal"][-1] - exact) / abs(exact) if exact else 0.0)
-            bar.update()
-        exact_gain = np.mean(filled["exact"]) - np.mean(filled["greedy"])
-        results.append({
-            "orders": n, "regime": regime, "instances": n_inst,
-            "route_ms": {s: _stats(times[s][0]) for s in routers},
-            "route_cpu_ms": {s: _stats(times[s][1]) for s in routers},
-            "solve_ms": {s: _stats(times[s][2]) for s in routers},
-            "optimal_proven": float(np.mean(proven)),
-            "gap_to_exact": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps))},
-            "filled": {s: float(np.mean(filled[s])) for s in routers},
-            "share_of_exact_fill_gain": float((np.mean(filled["optimal"]) - np.mean(filled["greedy"])) / exact_gain)
-            if exact_gain > 0 else None,
-            "greedy_gap_to_exact": float(np.mean([(g - e) / abs(e) for g, e in zip(objective["greedy"], objective["exact"])])),
-        })
-    bar.close()
+    with tqdm(total=len(cases) * n_inst, desc="solver bench", unit="instance") as bar, solver_output_to_stderr():
+        results = [_case(n, regime, n_inst, repeat, network, routers, bar) for n, regime in cases]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
@@ -100,6 +70,39 @@ def run(args: argparse.Namespace) -> int:
     _plot(results, out / "solver.png")
     print(f"\nwrote {out / 'solver.json'} and {out / 'solver.png'}")
     return 0
+
+
+def _case(n: int, regime: str, n_inst: int, repeat: int, network, routers: dict[str, NetworkRouter], bar) -> dict:
+    """One batch size and regime: every solver on n_inst generated instances."""
+    times = {s: ([], [], []) for s in routers}
+    gaps, filled, objective = [], {s: [] for s in routers}, {s: [] for s in routers}
+    proven = []
+    for seed in range(n_inst):
+        inst = make_instance(n, regime, seed=seed, network=network)
+        for name, router in routers.items():
+            batch, solution, *runs = _timed(router, inst, 1 if name == "exact" else repeat)
+            for kept, measured in zip(times[name], runs):
+                kept.extend(measured)
+            filled[name].append(sum(1 for p in solution.parts if p))
+            objective[name].append(solution.objective)
+            if name == "optimal":
+                proven.append(solution.status == "optimal")
+        exact = objective["exact"][-1]
+        gaps.append((objective["optimal"][-1] - exact) / abs(exact) if exact else 0.0)
+        bar.update()
+    exact_gain = np.mean(filled["exact"]) - np.mean(filled["greedy"])
+    return {
+        "orders": n, "regime": regime, "instances": n_inst,
+        "route_ms": {s: _stats(times[s][0]) for s in routers},
+        "route_cpu_ms": {s: _stats(times[s][1]) for s in routers},
+        "solve_ms": {s: _stats(times[s][2]) for s in routers},
+        "optimal_proven": float(np.mean(proven)),
+        "gap_to_exact": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps))},
+        "filled": {s: float(np.mean(filled[s])) for s in routers},
+        "share_of_exact_fill_gain": float((np.mean(filled["optimal"]) - np.mean(filled["greedy"])) / exact_gain)
+        if exact_gain > 0 else None,
+        "greedy_gap_to_exact": float(np.mean([(g - e) / abs(e) for g, e in zip(objective["greedy"], objective["exact"])])),
+    }
 
 
 def _stats(xs: list[float]) -> dict[str, float]:

@@ -7,6 +7,10 @@ stock covers every candidate order's demand constrains nothing.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,3 +239,19 @@ def _build_split(problem, orders, stock, capacity):
             parts[o].setdefault(nd, []).append(int(zline[k] - problem.line_ptr[o]))
 
     return lb, ub, obj, np.ones(len(ub), bool), rows, decode
+
+
+@contextmanager
+def solver_output_to_stderr():
+    """Sends what the solvers print to stdout to stderr instead, for callers
+    whose stdout is their answer (o2o solve, the benchmark's table): HiGHS
+    prints some development lines whatever its output options (OR-Tools 9.15)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # what C code buffered goes where it was meant to, before the swap back
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -1,6 +1,7 @@
 """`o2o solve` end to end, and the documented schemas."""
 from __future__ import annotations
 
+import ctypes
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import jsonschema
 import pytest
 
 from adapters.cli import main
+from engine.routing.mip import solver_output_to_stderr
 from engine.routing.problem_file import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +81,10 @@ def test_a_bad_problem_file_is_refused_naming_the_field(tmp_path, capsys, change
     path.write_text(json.dumps(problem))
     assert main(["solve", str(path)]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_what_a_solver_prints_to_stdout_goes_to_stderr_so_the_answer_stays_json(capfd):
+    with solver_output_to_stderr():
+        ctypes.CDLL(None).printf(b"HighsMipSolverData chatter\n")
+    out, err = capfd.readouterr()
+    assert "chatter" in err and "chatter" not in out
