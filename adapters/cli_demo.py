@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import random
 import shutil
+import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -26,7 +27,7 @@ import nats
 from tqdm import tqdm
 
 from adapters.embedded_nats import EmbeddedNats
-from adapters.event_publisher import STREAM as EVENTS_STREAM
+from adapters.event_publisher import STREAM as EVENTS_STREAM, ForeignStream
 from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
 from adapters.service import O2OService
 from domain import ids
@@ -164,7 +165,11 @@ async def _run(args: argparse.Namespace) -> int:
     nc = await nats.connect(server.url, error_cb=_quiet)
     service = O2OService(engine, nc)
     try:
-        await service.start()
+        try:
+            await service.start()
+        except ForeignStream as e:
+            print(f"o2o demo: {e}; or run o2o demo --fresh", file=sys.stderr)
+            return 2
         print(f"service      o2o-engine on {server.url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
               f"the store holds {engine.last_notification_id()} events")
         print(f"clock        lunch time on {day} ({network.timezone})\n")

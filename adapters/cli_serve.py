@@ -20,6 +20,7 @@ import msgspec
 import nats
 
 from adapters.embedded_nats import EmbeddedNats
+from adapters.event_publisher import ForeignStream
 from adapters.wire import decode
 from domain.commands import SubmitOrder
 from engine.network_file import SAMPLE_NETWORK, load_network
@@ -106,7 +107,11 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await service.start()
+        try:
+            await service.start()
+        except ForeignStream as e:
+            print(f"o2o serve: {e}", file=sys.stderr)
+            return 2
         print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
               f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored", flush=True)
         await stop.wait()

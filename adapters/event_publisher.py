@@ -1,8 +1,11 @@
 """Publishes every stored domain event, after commit and in commit order, to
 `o2o.events.<aggregate>.<event>` in a JetStream stream. It resumes after the
-last notification the stream holds, and each message carries its
-notification id as `Nats-Msg-Id`, so a republish after a crash is dropped by
-the server: no event is skipped or published twice."""
+last notification the stream holds. Each message names the one before it
+(`Nats-Expected-Last-Msg-Id`), so the server refuses anything that would
+land after a lost message, and carries its own `Nats-Msg-Id`, so a repeat is
+dropped: the stream is always the store's events in order, none skipped,
+none twice. After any failure (a lost ack, a server restart) the publisher
+reads where the stream ends and goes on from there."""
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +23,14 @@ log = logging.getLogger("o2o.events")
 STREAM = "O2O_EVENTS"
 SUBJECTS = ["o2o.events.>"]
 ID_HEADER = "O2o-Notification-Id"
+
+
+class ForeignStream(Exception):
+    """The stream holds events this store never stored."""
+
+
+def msg_id(notification_id: int) -> str:
+    return f"o2o-{notification_id}"
 
 
 def subject_for(topic: str) -> str:
@@ -50,8 +61,10 @@ async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **
 
 
 class EventPublisher:
-    def __init__(self, js: JetStreamContext, recorder: Any, committed: asyncio.Event, page: int = 1000):
+    def __init__(self, js: JetStreamContext, recorder: Any, committed: asyncio.Event, page: int = 1000,
+                 ack_timeout: float = 5.0):
         self.js = js
+        self.ack_timeout = ack_timeout  # publish_async's acks never time out by themselves
         self.recorder = recorder
         self.committed = committed
         self.page = page
@@ -70,19 +83,36 @@ class EventPublisher:
     async def start(self) -> None:
         await ensure_stream(self.js, STREAM, SUBJECTS, duplicate_window=3600)
         self.last = await self.last_published()
+        stored = self.recorder.max_notification_id() or 0
+        if self.last > stored:
+            raise ForeignStream(
+                f"stream {STREAM} already holds event {self.last} but the event store's last is {stored}: it was "
+                f"filled from another store; delete the stream (or the embedded server's data folder) or use "
+                f"another NATS server")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="event-publisher")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        resync = False
         while True:
+            if resync:  # where does the stream end now?
+                try:
+                    self.last = await self.last_published()
+                    resync = False
+                except Exception as e:
+                    log.warning("event stream not reachable (%s); retrying", e)
+                    await asyncio.sleep(0.5)
+                    continue
             self.committed.clear()  # before reading, so a commit after the read wakes us
             notes = await loop.run_in_executor(self.pool, self.recorder.select_notifications, self.last + 1, self.page)
             if notes:
                 try:
                     await self._publish(notes)
-                except Exception as e:  # server away: keep position, try again
-                    log.warning("publishing events failed (%s); retrying", e)
-                    await asyncio.sleep(0.5)
+                except Exception as e:  # server away or an ack lost
+                    log.warning("publishing events after %d failed (%r); resuming where the stream ends",
+                                self.last, e)
+                    await asyncio.sleep(0.2)
+                    resync = True
                 continue
             if self._stopping:
                 return
@@ -92,17 +122,30 @@ class EventPublisher:
                 pass
 
     async def _publish(self, notes: list[Any]) -> None:
-        acks = []
-        for note in notes:
-            headers = {"Nats-Msg-Id": f"o2o-{note.id}", ID_HEADER: str(note.id)}
-            acks.append(await self.js.publish_async(subject_for(note.topic), envelope(note), headers=headers))
-        await asyncio.gather(*acks)
+        acks: list[asyncio.Future] = []
+        previous = self.last
+        try:
+            for note in notes:
+                headers = {"Nats-Msg-Id": msg_id(note.id), ID_HEADER: str(note.id)}
+                if previous:
+                    headers["Nats-Expected-Last-Msg-Id"] = msg_id(previous)
+                acks.append(await self.js.publish_async(subject_for(note.topic), envelope(note), headers=headers))
+                previous = note.id
+            await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()  # frees publish_async's pending slots
+            raise
         self.last = notes[-1].id
 
-    async def stop(self) -> None:
-        """Publishes what is stored, then stops."""
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Publishes what is stored, then stops; gives up after `timeout`
+        seconds without a server (the next start resumes where the stream ends)."""
         self._stopping = True
         self.committed.set()
         if self._task:
-            await self._task
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except asyncio.TimeoutError:
+                log.warning("events after %d not published before the stop; the next start publishes them", self.last)
         self.pool.shutdown(wait=True)

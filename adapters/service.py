@@ -70,6 +70,7 @@ class O2OService:
         self.tick_s = tick_s
         self.pending: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
+        self.svc: Any = None
 
     async def start(self) -> None:
         self.worker.start()
@@ -150,7 +151,8 @@ class O2OService:
             self._ticker.cancel()
         if self.intake:
             await self.intake.stop()
-        await self.svc.stop()
+        if self.svc is not None:
+            await self.svc.stop()
         await self.worker.stop()
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)
