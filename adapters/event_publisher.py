@@ -5,15 +5,22 @@ last notification the stream holds. Each message names the one before it
 land after a lost message, and carries its own `Nats-Msg-Id`, so a repeat is
 dropped: the stream is always the store's events in order, none skipped,
 none twice. After any failure (a lost ack, a server restart) the publisher
-reads where the stream ends and goes on from there."""
+reads where the stream ends and goes on from there.
+
+Acks come back on one inbox subscription of our own, counted per page:
+nats-py's publish_async costs a semaphore, a random token and a future per
+message, which was most of the service's own CPU under load."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
@@ -29,10 +36,15 @@ class ForeignStream(Exception):
     """The stream holds events this store never stored."""
 
 
+class NotStored(Exception):
+    """JetStream refused a message of the page (or nobody answered for the stream)."""
+
+
 def msg_id(notification_id: int) -> str:
     return f"o2o-{notification_id}"
 
 
+@lru_cache(maxsize=None)
 def subject_for(topic: str) -> str:
     """'domain.order:Order.ReadyForPickup' -> 'o2o.events.order.ready_for_pickup'."""
     qualname = topic.split(":", 1)[-1]
@@ -61,17 +73,25 @@ async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **
 
 
 class EventPublisher:
-    def __init__(self, js: JetStreamContext, recorder: Any, committed: asyncio.Event, page: int = 1000,
+    def __init__(self, nc: Client, recorder: Any, committed: asyncio.Event, page: int = 1000,
                  ack_timeout: float = 5.0):
-        self.js = js
-        self.ack_timeout = ack_timeout  # publish_async's acks never time out by themselves
+        self.nc = nc
+        self.js = nc.jetstream()
         self.recorder = recorder
         self.committed = committed
         self.page = page
+        self.ack_timeout = ack_timeout  # a lost ack must not stall the stream for ever
         self.last = 0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="events")
         self._stopping = False
         self._task: asyncio.Task | None = None
+        self._inbox = ""
+        self._sub: Any = None
+        self._page_no = 0  # acks of an abandoned page are ignored
+        self._expected = 0
+        self._acked = 0
+        self._refused: str | None = None
+        self._page_done = asyncio.Event()
 
     async def last_published(self) -> int:
         info = await self.js.stream_info(STREAM)
@@ -82,6 +102,8 @@ class EventPublisher:
 
     async def start(self) -> None:
         await ensure_stream(self.js, STREAM, SUBJECTS, duplicate_window=3600)
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
         self.last = await self.last_published()
         stored = self.recorder.max_notification_id() or 0
         if self.last > stored:
@@ -122,21 +144,33 @@ class EventPublisher:
                 pass
 
     async def _publish(self, notes: list[Any]) -> None:
-        acks: list[asyncio.Future] = []
+        self._page_no += 1
+        reply = f"{self._inbox}.{self._page_no}"
+        self._expected, self._acked, self._refused = len(notes), 0, None
+        self._page_done.clear()
         previous = self.last
-        try:
-            for note in notes:
-                headers = {"Nats-Msg-Id": msg_id(note.id), ID_HEADER: str(note.id)}
-                if previous:
-                    headers["Nats-Expected-Last-Msg-Id"] = msg_id(previous)
-                acks.append(await self.js.publish_async(subject_for(note.topic), envelope(note), headers=headers))
-                previous = note.id
-            await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout)
-        except BaseException:
-            for ack in acks:
-                ack.cancel()  # frees publish_async's pending slots
-            raise
+        for note in notes:
+            headers = {"Nats-Msg-Id": msg_id(note.id), ID_HEADER: str(note.id)}
+            if previous:
+                headers["Nats-Expected-Last-Msg-Id"] = msg_id(previous)
+            await self.nc.publish(subject_for(note.topic), envelope(note), reply=reply, headers=headers)
+            previous = note.id
+        await asyncio.wait_for(self._page_done.wait(), self.ack_timeout)
+        if self._refused is not None:
+            raise NotStored(self._refused)
         self.last = notes[-1].id
+
+    async def _on_ack(self, msg: Msg) -> None:
+        if msg.subject.rpartition(".")[2] != str(self._page_no) or self._page_done.is_set():
+            return
+        status = (msg.headers or {}).get("Status")
+        if status or b'"error"' in msg.data:  # 503: no stream answered; else JetStream's reason
+            self._refused = f"status {status}" if status else msg.data.decode(errors="replace")
+            self._page_done.set()
+            return
+        self._acked += 1
+        if self._acked == self._expected:
+            self._page_done.set()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Publishes what is stored, then stops; gives up after `timeout`
@@ -148,4 +182,6 @@ class EventPublisher:
                 await asyncio.wait_for(self._task, timeout)
             except asyncio.TimeoutError:
                 log.warning("events after %d not published before the stop; the next start publishes them", self.last)
+        if self._sub is not None:
+            await self._sub.unsubscribe()
         self.pool.shutdown(wait=True)

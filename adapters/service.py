@@ -66,7 +66,7 @@ class O2OService:
         self.nc = nc
         self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue)
         self.intake = Intake(nc, self.worker, ack_wait=ack_wait) if intake else None
-        self.publisher = EventPublisher(nc.jetstream(), engine.recorder, self.worker.committed) if publish_events else None
+        self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         self.tick_s = tick_s
         self.pending: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None

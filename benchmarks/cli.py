@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["benchmarks.solver"]
+BENCHES = ["benchmarks.solver", "benchmarks.service"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -38,7 +38,7 @@ def test_a_nats_server_killed_while_events_are_published_leaves_no_gap_no_repeat
 
     async def go():
         nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
-        publisher = EventPublisher(nc.jetstream(), engine.recorder, asyncio.Event(), page=500, ack_timeout=1.0)
+        publisher = EventPublisher(nc, engine.recorder, asyncio.Event(), page=500, ack_timeout=1.0)
         await publisher.start()
         while publisher.last < 1000:  # well into the burst
             await asyncio.sleep(0.001)
@@ -64,13 +64,13 @@ def test_a_stream_filled_from_another_store_is_refused_instead_of_skipping_this_
 
     async def go():
         nc = await nats.connect(nats_server.url)
-        first = EventPublisher(nc.jetstream(), busy.recorder, asyncio.Event())
+        first = EventPublisher(nc, busy.recorder, asyncio.Event())
         await first.start()
         while first.last < busy.last_notification_id():
             await asyncio.sleep(0.01)
         await first.stop()
         with pytest.raises(ForeignStream, match="another store"):
-            await EventPublisher(nc.jetstream(), empty.recorder, asyncio.Event()).start()
+            await EventPublisher(nc, empty.recorder, asyncio.Event()).start()
         await nc.close()
 
     try:
