@@ -221,14 +221,16 @@ def _lines(orders: list[OrderToRoute], state: NetworkState):
     return line_ptr, np.array(cols, dtype=np.int64), line_qty, stock
 
 
-_sku_cache: tuple[int, int, dict[str, int]] | None = None
+_sku_cache: tuple[list[str], int, dict[str, int]] | None = None
 
 
 def _sku_index(sku_ids: list[str]) -> dict[str, int]:
-    """SKU -> ATP column; the read model's list only grows, so it is rebuilt only when it does."""
+    """SKU -> ATP column; the read model's list only grows, so it is rebuilt
+    only when it does. The cache holds the list itself: compared by identity,
+    another list can never pass for it (an id can be reused once freed)."""
     global _sku_cache
-    if _sku_cache is None or _sku_cache[0] != id(sku_ids) or _sku_cache[1] != len(sku_ids):
-        _sku_cache = (id(sku_ids), len(sku_ids), {s: j for j, s in enumerate(sku_ids)})
+    if _sku_cache is None or _sku_cache[0] is not sku_ids or _sku_cache[1] != len(sku_ids):
+        _sku_cache = (sku_ids, len(sku_ids), {s: j for j, s in enumerate(sku_ids)})
     return _sku_cache[2]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from domain.network import Network
+
 from engine.routing.candidates import Batch, NodeArrays, build
 from engine.routing.explain import decisions
 from engine.routing.greedy import solve_greedy
@@ -25,7 +27,7 @@ class NetworkRouter:
     def __init__(self, settings: RouterSettings):
         self.settings = settings
         self.solve = solver_for(settings)
-        self._nodes: tuple[int, NodeArrays] | None = None
+        self._nodes: tuple[Network, NodeArrays] | None = None  # the network itself: an id can be reused once freed
 
     def route(self, orders: list[OrderToRoute], state: NetworkState) -> list[Decision]:
         if not orders:
@@ -38,11 +40,11 @@ class NetworkRouter:
         return batch, self.solve(batch.problem)
 
     def nodes(self, state: NetworkState) -> NodeArrays:
-        if self._nodes is None or self._nodes[0] != id(state.network):
+        if self._nodes is None or self._nodes[0] is not state.network:
             arrays = NodeArrays.of(state.network)
             if arrays.ids != list(state.node_ids):
                 raise ValueError("network state rows must follow the network's node order")
-            self._nodes = (id(state.network), arrays)
+            self._nodes = (state.network, arrays)
         return self._nodes[1]
 
 

@@ -133,3 +133,13 @@ def test_the_dense_cost_matrix_explanations_rank_by_equals_the_cost_of_each_pair
     b = build(orders, st_, router.settings, router.nodes(st_))
     pairwise = b.terms(np.arange(len(orders))[:, None], np.arange(len(nodes))[None, :])["total"]
     assert np.allclose(b.total_all(), pairwise)
+
+
+def test_a_new_read_model_with_as_many_skus_in_another_order_is_read_by_its_own_columns():
+    router = make_router()
+    nodes = [node("A")]
+    for skus, atp in ((["a", "b"], [[5, 0]]), (["b", "a"], [[5, 0]])):
+        st_ = NetworkState(network=Network(name="t", nodes=nodes, skus=[Sku(s, s, 5.0) for s in skus]),
+                           node_ids=["A"], sku_ids=list(skus), atp=np.array(atp), capacity_left=np.array([5]), now=NOON)
+        d = router.route([order(lines={skus[0]: 1}), order("o2", lines={skus[1]: 1})], st_)
+        assert [bool(x.parts) for x in d] == [True, False]
