@@ -22,7 +22,7 @@ from engine.routing.mip import solve_mip, solve_relaxation
 from engine.routing.problem import Problem, Solution, objective
 from engine.routing.reduce import components, contested, prune_dominated, usage
 
-LP_FIRST = 200  # from this size a fractional LP answer is kept where whole; below, the MIP takes the component
+LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
 GOOD_ENOUGH = 1e-4  # relative distance to the bound under which an answer is not worked on further
 MIN_IMPROVE_S = 0.05  # a whole-component MIP is not worth starting with less time than this
@@ -66,8 +66,10 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     # the small components together in one quick MIP (one solver call, not one each), then each large one
     groups = components(work, open_orders, stock, capacity)
     small = [c for c in groups if len(c) < LP_FIRST]
-    groups = ([np.sort(np.concatenate(small))] if small else []) + [c for c in groups if len(c) >= LP_FIRST]
-    answers = [_solve_component(work, c, parts, stock, capacity, deadline, solver) for c in groups]
+    groups = [(c, True) for c in groups if len(c) >= LP_FIRST]
+    if small:
+        groups.insert(0, (np.sort(np.concatenate(small)), False))
+    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > GOOD_ENOUGH and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
@@ -81,7 +83,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     return mine if proven else _no_worse_than_greedy(problem, mine)
 
 
-def _solve_component(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
+def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stock, capacity, deadline: float,
+                     solver: str) -> Answer:
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
@@ -91,7 +94,7 @@ def _solve_component(work: Problem, orders: np.ndarray, parts, stock, capacity, 
     if relaxed is not None:
         pairs, x, bound = relaxed
         fractional = _fractional(work, pairs, x)
-        if not fractional[orders].any() or len(orders) >= LP_FIRST:
+        if large or not fractional[orders].any():
             rest = _fix(work, orders, pairs, x, fractional, parts, stock, capacity)
             floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
     proven = False
