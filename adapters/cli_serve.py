@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window-ms", type=float, default=20.0, help="micro-batch window")
     p.add_argument("--max-batch", type=int, default=500, help="orders per micro-batch at most")
     p.add_argument("--max-queue", type=int, default=20_000, help="orders waiting at most; beyond, 503 at once")
+    p.add_argument("--max-wait-ms", type=float, default=2000.0,
+                   help="refuse a submit (503 at once) when the orders ahead would take longer to route")
     p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
     p.add_argument("--ack-wait", type=float, default=10.0,
                    help="seconds before JetStream redelivers an intake order the engine has not acknowledged")
@@ -101,7 +103,7 @@ async def serve(args: argparse.Namespace) -> int:
     engine = Engine(network, EngineSettings(router=RouterSettings(solver=args.solver)), env=store_env(args.store))
     nc = await connect(args, args.nats)
     service = O2OService(engine, nc, max_batch=args.max_batch, window_ms=args.window_ms, max_queue=args.max_queue,
-                         ack_wait=args.ack_wait)
+                         max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,10 +1,14 @@
 """Runs the engine on one thread (it is the single writer of its nodes) and
 gathers submitted orders into micro-batches of up to `max_batch` orders or
-`window_ms`, whichever comes first. The queue in front is bounded: when it
-is full, callers are told at once (503) instead of timing out."""
+`window_ms`, whichever comes first. The queue in front is bounded twice:
+by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would
+take longer than that to route, judged by the recent batches' speed). Past
+either bound callers are told at once (503), instead of waiting in a queue
+longer than their own timeout and never hearing of the order."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -17,10 +21,13 @@ class Overloaded(Exception):
 
 
 class EngineWorker:
-    def __init__(self, engine: Engine, max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000):
+    def __init__(self, engine: Engine, max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000,
+                 max_wait_ms: float = 2000.0):
         self.engine = engine
         self.max_batch = max_batch
         self.window = window_ms / 1000.0
+        self.max_wait = max_wait_ms / 1000.0
+        self.seconds_per_order = 0.0  # moving average over recent batches
         self.queue: asyncio.Queue[tuple[SubmitOrder, asyncio.Future] | None] = asyncio.Queue(max_queue)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.accepting = True
@@ -34,6 +41,9 @@ class EngineWorker:
     def offer(self, cmd: SubmitOrder) -> asyncio.Future:
         if not self.accepting:
             raise Overloaded("shutting down")
+        ahead = self.queue.qsize() * self.seconds_per_order
+        if ahead > self.max_wait:
+            raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait((cmd, fut))
@@ -82,8 +92,13 @@ class EngineWorker:
 
     async def _route(self, batch: list[tuple[SubmitOrder, asyncio.Future]]) -> None:
         self.batches += 1
+        started = time.perf_counter()
         try:
             results = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
+            if len(batch) >= 50:  # a small batch's fixed costs say little of a queue's speed
+                per_order = (time.perf_counter() - started) / len(batch)
+                self.seconds_per_order = per_order if not self.seconds_per_order else \
+                    0.7 * self.seconds_per_order + 0.3 * per_order
         except Exception as e:  # nothing was stored: every caller hears of it
             for _, fut in batch:
                 if not fut.done():

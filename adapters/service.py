@@ -60,11 +60,12 @@ ENDPOINTS = [
 
 class O2OService:
     def __init__(self, engine: Engine, nc: Client, max_batch: int = 500, window_ms: float = 20.0,
-                 max_queue: int = 20_000, intake: bool = True, publish_events: bool = True, tick_s: float = 1.0,
-                 ack_wait: float = 10.0):
+                 max_queue: int = 20_000, max_wait_ms: float = 2000.0, intake: bool = True,
+                 publish_events: bool = True, tick_s: float = 1.0, ack_wait: float = 10.0):
         self.engine = engine
         self.nc = nc
-        self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue)
+        self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
+                                   max_wait_ms=max_wait_ms)
         self.intake = Intake(nc, self.worker, ack_wait=ack_wait) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         self.tick_s = tick_s

@@ -32,9 +32,9 @@ def nats_server(tmp_path):
 
 
 @asynccontextmanager
-async def running_service(url: str, store: str = "memory:", **kw):
+async def running_service(url: str, store: str = "memory:", router=None, **kw):
     """The engine service in this event loop; yields (engine, client connection)."""
-    engine = Engine(load_sample(), clock=ShiftedClock(NOON), env=store_env(store))
+    engine = Engine(load_sample(), clock=ShiftedClock(NOON), env=store_env(store), router=router)
     svc_conn = await nats.connect(url)
     service = O2OService(engine, svc_conn, **kw)
     await service.start()

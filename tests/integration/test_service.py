@@ -141,3 +141,37 @@ def test_a_full_queue_answers_503_at_once(nats_server):
             assert all("overloaded" in r for c, r in results if c == 503)
 
     run(go())
+
+
+class SlowRouter:
+    """The real router, a fixed 0.2 s slower per batch: a busy engine."""
+
+    def __init__(self):
+        from engine.routing.router import make_router
+        from engine.routing.types import RouterSettings
+
+        self.inner = make_router(RouterSettings())
+
+    def route(self, *args, **kw):
+        import time
+
+        time.sleep(0.2)
+        return self.inner.route(*args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_when_the_orders_ahead_would_take_too_long_a_submit_gets_503_instead_of_waiting(nats_server):
+    async def go():
+        async with running_service(nats_server.url, router=SlowRouter(), window_ms=5, max_batch=60,
+                                   max_wait_ms=500) as (engine, nc):
+            warm = await asyncio.gather(*(request(nc, "o2o.orders.submit", order(f"w-{i}")) for i in range(60)))
+            assert {c for c, _ in warm} == {200}  # one full batch teaches the service its speed
+            results = await asyncio.gather(*(request(nc, "o2o.orders.submit", order(f"burst-{i}")) for i in range(600)))
+            refused = [r for c, r in results if c == 503]
+            assert refused and all("s of orders waiting" in r for r in refused)
+            assert {c for c, _ in results} == {200, 503}  # every request answered: none timed out
+            assert engine.views.kpis()["orders"] == 60 + len(results) - len(refused)
+
+    run(go())
