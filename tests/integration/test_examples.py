@@ -58,6 +58,21 @@ def test_the_readme_python_snippet_submits_an_order_and_sees_it_routed(nats_serv
     assert reply["status"] == "routed" and reply["node"]
 
 
+def test_the_api_docs_python_submits_by_request_reply_and_by_intake_and_hears_both_decisions(nats_server):
+    doc = (ROOT / "docs/api.md").read_text()
+    code = re.search(r"## From Python.*?```python\n(.*?)```", doc, re.S).group(1)
+
+    async def go():
+        async with running_service(nats_server.url):
+            scope: dict = {"__name__": "api_md"}
+            exec(compile(code, "docs/api.md", "exec"), scope)
+            return await scope["main"](nats_server.url)
+
+    decision, event = run(go())
+    assert decision["status"] == "routed" and decision["node"]
+    assert event["topic"].endswith(".Routed") and event["data"]["parts"]
+
+
 def test_the_committed_api_schemas_are_the_generated_ones():
     committed = json.loads((ROOT / "docs/schemas/api.json").read_text())
     assert committed == json.loads(msgspec.json.encode(all_schemas())), "regenerate with: o2o schemas"
