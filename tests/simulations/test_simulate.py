@@ -126,13 +126,17 @@ def test_the_shipped_scenarios_are_valid():
                 variant_network(sample, s, v)  # raises a ScenarioError naming the field
 
 
-def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis(scenario, tmp_path):
-    text = scenario.read_text().replace('end = "13:30"', f'end = "13:30"\nstore = "sqlite:///{tmp_path}/{{variant}}.db"')
-    scenario.write_text(text)
-    _, kpis, _, _, _, _ = run_scenario(scenario, progress=False)
-    assert main(["replay", "--events", f"sqlite:///{tmp_path}/base.db", "--out", str(tmp_path / "replay")]) == 0
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis(scenario, tmp_path, request, kind):
+    url = f"sqlite:///{tmp_path}/base.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    s, folder = load_scenario(scenario)
+    network = network_of(s, folder)
+    outcome = simulate(s, network, base_day(s, network), None, url)
+    day = results.kpis(outcome)
+    outcome.engine.close()
+    assert main(["replay", "--events", url, "--out", str(tmp_path / "replay")]) == 0
     both = json.loads((tmp_path / "replay" / "kpis.json").read_text())["variants"]
-    same = {k: v for k, v in kpis["base"].items() if k not in ("stockouts_pos", "events")}
+    same = {k: v for k, v in day.items() if k not in ("stockouts_pos", "events")}
     assert {k: both["recorded"][k] for k in same} == same  # the record rebuilds to what the day reported
     assert {k: both["replayed"][k] for k in same} == same  # and replays to it
 
