@@ -3,6 +3,8 @@ answer is feasible, optimal is never worse than greedy, and optimal equals
 a proven optimum within 0.1%."""
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,6 +63,21 @@ def test_optimal_is_never_worse_than_greedy_within_a_tenth_of_a_percent_of_exact
             assert abs(optimal.objective - exact.objective) <= tol
     else:
         assert optimal.status == "infeasible" or violations(problem, optimal.parts) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(split=False))
+def test_the_large_component_path_keeps_the_lp_whole_answers_feasibly_never_worse_than_greedy_and_bounded(problem):
+    # batches of this size never reach LP_FIRST: every component takes the large path here
+    with patch("engine.routing.optimal.LP_FIRST", 0):
+        optimal = solve_optimal(problem, time_limit_s=5)
+    greedy, exact = solve_greedy(problem), solve_mip(problem)
+    if optimal.status != "infeasible":
+        assert violations(problem, optimal.parts) == []
+    if greedy.status != "infeasible":
+        assert optimal.status != "infeasible" and optimal.objective <= greedy.objective + 1e-6
+    if exact.status == "optimal" and optimal.bound is not None:
+        assert optimal.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
 
 
 def test_a_must_assign_order_that_fits_nowhere_makes_the_problem_infeasible():
