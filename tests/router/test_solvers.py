@@ -14,6 +14,7 @@ from engine.routing.mip import solve_mip
 from engine.routing.optimal import solve_optimal
 from engine.routing.problem import violations
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
+from engine.routing.reduce import prune_dominated
 
 
 @st.composite
@@ -78,6 +79,17 @@ def test_the_large_component_path_keeps_the_lp_whole_answers_feasibly_never_wors
         assert optimal.status != "infeasible" and optimal.objective <= greedy.objective + 1e-6
     if exact.status == "optimal" and optimal.bound is not None:
         assert optimal.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(split=False))
+def test_dropping_dominated_pairs_keeps_the_optimum(problem):
+    pruned = prune_dominated(problem)
+    assert len(pruned.pair_order) <= len(problem.pair_order)
+    before, after = solve_mip(problem), solve_mip(pruned)
+    assert before.status == after.status
+    if before.status == "optimal":
+        assert abs(before.objective - after.objective) <= 1e-6 * max(1.0, abs(before.objective))
 
 
 def test_a_must_assign_order_that_fits_nowhere_makes_the_problem_infeasible():
