@@ -2,7 +2,8 @@
 gathers submitted orders into micro-batches of up to `max_batch` orders or
 `window_ms`, whichever comes first. The queue in front is bounded twice:
 by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would
-take longer than that to route, judged by the recent batches' speed). Past
+take longer than that to route, judged by how fast full batches drained
+the queue lately). Past
 either bound callers are told at once (503), instead of waiting in a queue
 longer than their own timeout and never hearing of the order."""
 from __future__ import annotations
@@ -27,7 +28,7 @@ class EngineWorker:
         self.max_batch = max_batch
         self.window = window_ms / 1000.0
         self.max_wait = max_wait_ms / 1000.0
-        self.seconds_per_order = 0.0  # moving average over recent batches
+        self.seconds_per_order = 0.0  # what draining one order costs when busy, averaged over recent batches
         self.queue: asyncio.Queue[tuple[SubmitOrder, asyncio.Future] | None] = asyncio.Queue(max_queue)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.accepting = True
@@ -64,6 +65,7 @@ class EngineWorker:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        last_start, last_size = 0.0, 0
         while True:
             first = await self.queue.get()
             if first is None:
@@ -86,19 +88,24 @@ class EngineWorker:
                     stop = True
                     break
                 batch.append(item)
+            now = time.perf_counter()
+            if last_size == self.max_batch:
+                # a full batch means a backed-up queue: from its start to this one is what
+                # draining that many orders costs, replies and the rest of the process included
+                self._learn((now - last_start) / last_size)
+            last_start, last_size = now, len(batch)
             await self._route(batch)
             if stop:
                 return
 
+    def _learn(self, seconds_per_order: float) -> None:
+        old = self.seconds_per_order
+        self.seconds_per_order = seconds_per_order if not old else 0.7 * old + 0.3 * seconds_per_order
+
     async def _route(self, batch: list[tuple[SubmitOrder, asyncio.Future]]) -> None:
         self.batches += 1
-        started = time.perf_counter()
         try:
             results = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
-            if len(batch) >= 50:  # a small batch's fixed costs say little of a queue's speed
-                per_order = (time.perf_counter() - started) / len(batch)
-                self.seconds_per_order = per_order if not self.seconds_per_order else \
-                    0.7 * self.seconds_per_order + 0.3 * per_order
         except Exception as e:  # nothing was stored: every caller hears of it
             for _, fut in batch:
                 if not fut.done():
