@@ -95,6 +95,9 @@ def solve_mip(
     nowhere = problem.pair_ptr[orders + 1] == problem.pair_ptr[orders]
     if np.isinf(problem.penalty[orders][nowhere]).any():
         return Solution(parts, "infeasible", float("inf"))  # a must-assign order with no allowed node
+    if nowhere.all():  # nothing to decide (solvers answer an empty model with no status)
+        value = objective(problem, parts, orders)
+        return Solution(parts, "optimal", value, value)
     build = _build_split if problem.split else _build_whole
     lb, ub, obj, integral, rows, decode = build(problem, orders, stock, capacity)
     start = None
