@@ -76,6 +76,11 @@ async def _quiet(e: Exception) -> None:
 
 
 async def connect(args: argparse.Namespace, url: str, **extra: Any) -> nats.NATS:
+    if args.creds or args.nkey:
+        try:
+            import nkeys  # noqa: F401  nats-py signs the server's nonce with it
+        except ModuleNotFoundError:
+            raise SystemExit("o2o: --creds and --nkey need the nkeys package: pip install 'nats-py[nkeys]'") from None
     tls = None
     if args.tls_ca or args.tls_cert:
         tls = ssl.create_default_context(cafile=args.tls_ca)

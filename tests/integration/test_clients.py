@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -77,6 +78,31 @@ def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_a
 
     try:
         assert run(go())["external_id"] == "auth-1"
+    finally:
+        assert serve.terminate() == 0
+        server.stop()
+
+
+def test_serve_connects_with_an_nkey(tmp_path):
+    nkeys = pytest.importorskip("nkeys", reason="--nkey needs the nkeys package (nats-py[nkeys])")
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    (tmp_path / "user.nk").write_bytes(seed)
+    (tmp_path / "auth.conf").write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    server = EmbeddedNats(tmp_path / "nats", extra_args=("-c", str(tmp_path / "auth.conf"))).start()
+    serve = ServeProcess(server.url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log",
+                         extra=("--nkey", str(tmp_path / "user.nk"))).start()
+
+    async def go():
+        with pytest.raises(Exception):  # the server does require the key
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
+        nc = await nats.connect(server.url, nkeys_seed=str(tmp_path / "user.nk"))
+        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("nkey-1")), timeout=10)
+        await nc.close()
+        return json.loads(msg.data)
+
+    try:
+        assert run(go())["external_id"] == "nkey-1"
     finally:
         assert serve.terminate() == 0
         server.stop()
