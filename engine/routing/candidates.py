@@ -122,24 +122,25 @@ class Batch:
                 "time": time, "lateness": lateness, "operating": operating, "home": home,
                 "total": delivery + time + lateness + operating + home}
 
-    def total_all(self) -> np.ndarray:
-        """(O, N): every order's total cost at every node, as `terms` would
-        give it, computed in place (the dense matrix is what explanations rank)."""
+    def total_all(self, rows: slice = slice(None)) -> np.ndarray:
+        """(orders in rows, N): those orders' total cost at every node, as
+        `terms` would give it, computed in place (explanations rank it)."""
         w, n = self.weights, self.nodes
-        travel = self.dist * (60 / n.speed_kmh)
-        travel[self.pickup] = 0.0
-        eta = travel + n.prep
-        lateness = self.minutes_left[:, None] - eta  # slack
+        dist, pickup, home = self.dist[rows], self.pickup[rows], self.home[rows]
+        eta = dist * (60 / n.speed_kmh)
+        eta[pickup] = 0.0
+        eta += n.prep
+        lateness = self.minutes_left[rows, None] - eta  # the slack, then the risk
         lateness *= -1 / RISK_SLACK_MIN
         lateness += 1
         np.clip(lateness, 0, 1, out=lateness)
-        total = self.dist * n.cost_per_km
-        total[self.pickup] = 0.0
+        total = dist * n.cost_per_km
+        total[pickup] = 0.0
         total += eta * w.per_minute
         total += lateness * w.lateness
         total += n.operating * w.operating
-        home = np.flatnonzero(self.home >= 0)
-        total[home, self.home[home]] -= w.home_bonus
+        member = np.flatnonzero(home >= 0)
+        total[member, home[member]] -= w.home_bonus
         return total
 
 

@@ -14,6 +14,7 @@ from engine.routing.problem import Solution, ranges
 from engine.routing.types import CostTerms, Decision, Loss, Part
 
 MAX_LOSSES = 5  # cheaper nodes explained per decision
+BLOCK = 1000  # orders per block of the dense cost matrix: about 5 MB per matrix at 600 nodes
 
 # reasons, in the order they are checked
 EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN = range(7)
@@ -51,29 +52,35 @@ def decisions(b: Batch, sol: Solution) -> list[Decision]:
 
 def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray):
     """Up to MAX_LOSSES nodes per order, cheapest first, that cost less than
-    its dearest chosen node and were not chosen: (order, node, reason)."""
+    its dearest chosen node and were not chosen: (order, node, reason).
+    Orders x nodes matrices are made a block of orders at a time (memory)."""
     n_orders, n_nodes = b.dist.shape
-    # considered: nodes offering the order's mode (for pickup, only the chosen store), and those excluded
-    considered = np.where(b.pickup[:, None], b.reach, b.nodes.delivers[None, :])
-    considered[b.excluded] = True
-    cost = b.total_all()
-    cost[~(considered & (cost < limit[:, None]))] = np.inf
-    cost[part_o, part_n] = np.inf
-    k = min(MAX_LOSSES, n_nodes)
-    top = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < n_nodes else np.tile(np.arange(n_nodes), (n_orders, 1))
-    top_cost = np.take_along_axis(cost, top, axis=1)
-    order = np.lexsort((top, top_cost), axis=1)  # cheapest first, ties by node
-    top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
-    rows, cols = np.nonzero(np.isfinite(top_cost))
-    lo, ln = rows.astype(np.int64), top[rows, cols].astype(np.int64)
-    return lo, ln, _reasons(b, lo, ln)
-
-
-def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray) -> list[str]:
-    """Why node ln[k] could not take order lo[k], the first check that fails."""
-    t = b.terms(lo, ln)
     excluded = np.zeros(b.dist.shape, bool)
     excluded[b.excluded] = True
+    chosen = np.zeros(b.dist.shape, bool)
+    chosen[part_o, part_n] = True
+    k = min(MAX_LOSSES, n_nodes)
+    found_o, found_n = [], []
+    for start in range(0, n_orders, BLOCK):
+        rows = slice(start, start + BLOCK)
+        # considered: nodes offering the order's mode (for pickup, only the chosen store), and those excluded
+        considered = np.where(b.pickup[rows, None], b.reach[rows], b.nodes.delivers[None, :]) | excluded[rows]
+        cost = b.total_all(rows)
+        cost[~considered | chosen[rows] | (cost >= limit[rows, None])] = np.inf
+        top = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < n_nodes else np.tile(np.arange(n_nodes), (len(cost), 1))
+        top_cost = np.take_along_axis(cost, top, axis=1)
+        order = np.lexsort((top, top_cost), axis=1)  # cheapest first, ties by node
+        top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
+        r, c = np.nonzero(np.isfinite(top_cost))
+        found_o.append(start + r)
+        found_n.append(top[r, c])
+    lo, ln = np.concatenate(found_o).astype(np.int64), np.concatenate(found_n).astype(np.int64)
+    return lo, ln, _reasons(b, lo, ln, excluded)
+
+
+def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> list[str]:
+    """Why node ln[k] could not take order lo[k], the first check that fails."""
+    t = b.terms(lo, ln)
     short = _short_line(b, lo, ln)
     checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < t["eta"], t["slack"] < 0,
               b.state.capacity_left[ln] <= 0, short >= 0]
