@@ -9,18 +9,15 @@ import msgspec
 
 from eventsourcing.domain import Aggregate
 
+from adapters.endpoints import ENDPOINTS
 from adapters.event_publisher import subject_for
-from domain import commands as c
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
-from engine import replies as r
 from engine.mapper import state_type
 
-REQUESTS = [c.SubmitOrder, c.CancelOrder, c.AcceptOrder, c.DeclineOrder, c.ReportProgress, c.GetOrder, c.ReceiveStock,
-            c.AdjustStock, c.CountStock, c.FindStock, c.SellOverCounter, c.SignUpMember, c.BindIdentity,
-            c.RedeemPoints, c.GetMember]
-REPLIES = [r.OrderReply, r.StockReply, r.StockNearby, r.MemberReply]
+REQUESTS = list(dict.fromkeys(ep.request for ep in ENDPOINTS))
+REPLIES = list(dict.fromkeys(ep.reply for ep in ENDPOINTS))
 AGGREGATES = [NodeInventory, Order, Member]
 
 

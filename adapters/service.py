@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgspec
@@ -17,45 +16,18 @@ from nats.aio.client import Client
 from nats.micro import ServiceConfig, add_service
 from nats.micro.request import Request, ServiceError
 
+from adapters.endpoints import ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher
 from adapters.intake import Intake
+from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
-from domain import commands as c
 from engine.app import Engine
 
 log = logging.getLogger("o2o.service")
 
 NAME = "o2o-engine"
 VERSION = "0.1.0"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    subject: str
-    request: type
-    call: Callable[[Engine], Callable[[Any], Any]] | None  # None: the micro-batched submit
-    doc: str
-
-
-ENDPOINTS = [
-    Endpoint("submit", "o2o.orders.submit", c.SubmitOrder, None, "Submit an online order; the reply carries the routing decision"),
-    Endpoint("cancel", "o2o.orders.cancel", c.CancelOrder, lambda e: e.cancel, "Cancel an order before hand-over; its stock is released"),
-    Endpoint("accept", "o2o.orders.accept", c.AcceptOrder, lambda e: e.accept, "A node accepts the order routed to it"),
-    Endpoint("decline", "o2o.orders.decline", c.DeclineOrder, lambda e: e.decline, "A node declines; the order is routed again elsewhere"),
-    Endpoint("progress", "o2o.orders.progress", c.ReportProgress, lambda e: e.progress, "Fulfilment progress: picked, ready, dispatched, delivered, collected"),
-    Endpoint("status", "o2o.orders.status", c.GetOrder, lambda e: lambda q: e.order_status(q.order_id), "Order status with its routing explanation"),
-    Endpoint("receive", "o2o.stock.receive", c.ReceiveStock, lambda e: e.receive, "Goods received at a node"),
-    Endpoint("adjust", "o2o.stock.adjust", c.AdjustStock, lambda e: e.adjust, "Stock adjustment with a reason"),
-    Endpoint("count", "o2o.stock.count", c.CountStock, lambda e: e.count, "Stocktake: sets on-hand"),
-    Endpoint("nearby", "o2o.stock.nearby", c.FindStock, lambda e: e.find_stock, "Which nodes that could serve a location have a SKU"),
-    Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, lambda e: e.sell, "Over-the-counter sale from the same stock"),
-    Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, lambda e: e.sign_up, "Sign a member up at a node"),
-    Endpoint("bind", "o2o.members.bind", c.BindIdentity, lambda e: e.bind, "Bind a channel identity to a member"),
-    Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, lambda e: e.redeem, "Redeem points for a gift"),
-    Endpoint("member", "o2o.members.get", c.GetMember, lambda e: lambda q: e.member(q.member), "A member's points and identities"),
-]
 
 
 class O2OService:
@@ -72,6 +44,7 @@ class O2OService:
         self.pending: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
         self.svc: Any = None
+        self._schemas: bytes | None = None
 
     async def start(self) -> None:
         self.worker.start()
@@ -84,7 +57,8 @@ class O2OService:
         self._endpoints = {}
         for ep in ENDPOINTS:
             await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=self._handler(ep),
-                                        metadata={"description": ep.doc, "request": ep.request.__name__})
+                                        metadata={"description": ep.doc, "request": ep.request.__name__,
+                                                  "reply": ep.reply.__name__})
         await self.svc.add_endpoint(name="schema", subject="o2o.schema", handler=self._schema,
                                     metadata={"description": "JSON Schemas of every request, reply and event"})
         if self.intake:
@@ -134,9 +108,9 @@ class O2OService:
                 endpoint._last_error = f"{w.code}:{w.description}"
 
     async def _schema(self, req: Request) -> None:
-        from adapters.schemas import all_schemas
-
-        await req.respond(msgspec.json.encode(all_schemas()))
+        if self._schemas is None:
+            self._schemas = msgspec.json.encode(all_schemas())
+        await req.respond(self._schemas)
 
     async def _tick(self) -> None:
         while True:

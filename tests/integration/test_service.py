@@ -8,7 +8,7 @@ import msgspec
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from adapters.intake import intake_message
-from adapters.service import ENDPOINTS
+from adapters.endpoints import ENDPOINTS
 from domain.commands import Line, SubmitOrder
 from engine.network_file import load_sample
 from tests.integration.conftest import run, running_service
@@ -35,6 +35,11 @@ def test_discovery_lists_every_endpoint_and_stats_count_requests_and_errors(nats
             info = json.loads((await nc.request("$SRV.INFO.o2o-engine", b"", timeout=5)).data)
             subjects = {e["subject"] for e in info["endpoints"]}
             assert {ep.subject for ep in ENDPOINTS} <= subjects and "o2o.schema" in subjects
+            schemas = json.loads((await nc.request("o2o.schema", b"", timeout=5)).data)
+            for e in info["endpoints"]:  # every request and reply named in discovery has its schema
+                if e["subject"] != "o2o.schema":
+                    assert e["metadata"]["request"] in schemas["requests"]
+                    assert e["metadata"]["reply"] in schemas["replies"]
             ping = json.loads((await nc.request("$SRV.PING", b"", timeout=5)).data)
             assert ping["name"] == "o2o-engine"
             assert (await request(nc, "o2o.orders.submit", order("d1")))[0] == 200
@@ -44,7 +49,6 @@ def test_discovery_lists_every_endpoint_and_stats_count_requests_and_errors(nats
             by_name = {e["name"]: e for e in stats["endpoints"]}
             assert by_name["submit"]["num_requests"] == 2 and by_name["submit"]["num_errors"] == 1
             assert by_name["status"]["num_errors"] == 1
-            schemas = json.loads((await nc.request("o2o.schema", b"", timeout=5)).data)
             assert "SubmitOrder" in schemas["requests"] and "OrderReply" in schemas["replies"]
             assert "o2o.events.order.routed" in schemas["events"]
 
