@@ -99,9 +99,10 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
     lats = [r["lat"] for r in everywhere.values()]
     mid = math.cos(math.radians(sum(lats) / len(lats))) if lats else 1.0
     most = max((r["orders"] for r in everywhere.values()), default=1) or 1
+    scale = 260 * min(1.0, (60 / max(len(nodes[names[0]]), 1)) ** 0.5)  # smaller markers in a crowded city
     cols = min(3, len(names))
     rows_n = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(5.6 * cols, 5.2 * rows_n + 0.8), squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(5.6 * cols, 10), 5.2 * rows_n + 0.8), squeeze=False)
     sc = None
     for ax, name in zip(axes.ravel(), names):
         rows = nodes[name]
@@ -112,7 +113,7 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
                 continue
             sc = ax.scatter([r["lon"] for r in part], [r["lat"] for r in part],
                             c=[min(r["peak_slot_use"] or 0, 1.0) for r in part], cmap="RdYlGn_r", vmin=0, vmax=1,
-                            s=[12 + 260 * r["orders"] / most for r in part], marker=marker,
+                            s=[8 + scale * r["orders"] / most for r in part], marker=marker,
                             edgecolors="black" if kind == "kitchen" else "none", linewidths=0.8, zorder=3)
         added = [r for r in rows if r["node"] not in base_ids]
         ax.scatter([r["lon"] for r in added], [r["lat"] for r in added], s=420, facecolors="none",
