@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -27,9 +26,9 @@ import nats
 from tqdm import tqdm
 
 from adapters.embedded_nats import EmbeddedNats
-from adapters.event_publisher import STREAM as EVENTS_STREAM, ForeignStream
+from adapters.event_publisher import STREAM as EVENTS_STREAM
 from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
-from adapters.service import O2OService
+from adapters.service import O2OService, serving
 from domain import ids
 from domain.commands import (
     MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, Line, ReceiveStock, RedeemPoints, ReportProgress,
@@ -163,24 +162,17 @@ async def _run(args: argparse.Namespace) -> int:
     engine = Engine(network, clock=clock, env=store_env(store))
     day = _next_lunch(engine, clock)
     nc = await nats.connect(server.url, error_cb=_quiet)
-    service = O2OService(engine, nc)
     try:
-        try:
-            await service.start()
-        except ForeignStream as e:
-            print(f"o2o demo: {e}; or run o2o demo --fresh", file=sys.stderr)
-            return 2
-        print(f"service      o2o-engine on {server.url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
-              f"the store holds {engine.last_notification_id()} events")
-        print(f"clock        lunch time on {day} ({network.timezone})\n")
-        world = World(nc)
-        await _morning_delivery(world, engine)
-        report = await _play(world, network, args)
-        await _published(nc, engine)
-        _summary(engine, report, service)
+        async with serving(engine, nc, "o2o demo (o2o demo --fresh starts over)") as service:
+            print(f"service      o2o-engine on {server.url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
+                  f"the store holds {engine.last_notification_id()} events")
+            print(f"clock        lunch time on {day} ({network.timezone})\n")
+            world = World(nc)
+            await _morning_delivery(world, engine)
+            report = await _play(world, network, args)
+            await _published(nc, engine)
+            _summary(engine, report, service)
     finally:
-        await service.stop()
-        await nc.close()  # the service drained its own subscriptions
         engine.close()
         server.stop()
     print(f"\nevent store  {store}")

@@ -20,7 +20,6 @@ import msgspec
 import nats
 
 from adapters.embedded_nats import EmbeddedNats
-from adapters.event_publisher import ForeignStream
 from adapters.wire import decode
 from domain.commands import SubmitOrder
 from engine.network_file import SAMPLE_NETWORK, load_network
@@ -94,7 +93,7 @@ async def connect(args: argparse.Namespace, url: str, **extra: Any) -> nats.NATS
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from adapters.service import O2OService  # the service pulls in the engine; clients need not
+    from adapters.service import serving  # the service pulls in the engine; clients need not
     from engine.app import Engine, EngineSettings
     from engine.routing.types import RouterSettings
 
@@ -107,25 +106,18 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})", flush=True)
     engine = Engine(network, EngineSettings(router=RouterSettings(solver=args.solver)), env=store_env(args.store))
     nc = await connect(args, args.nats)
-    service = O2OService(engine, nc, max_batch=args.max_batch, window_ms=args.window_ms, max_queue=args.max_queue,
-                         max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        try:
-            await service.start()
-        except ForeignStream as e:
-            print(f"o2o serve: {e}", file=sys.stderr)
-            return 2
-        print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
-              f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored", flush=True)
-        await stop.wait()
-        print("shutting down: finishing the batch in flight", flush=True)
+        async with serving(engine, nc, "o2o serve", max_batch=args.max_batch, window_ms=args.window_ms,
+                           max_queue=args.max_queue, max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait):
+            print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
+                  f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored", flush=True)
+            await stop.wait()
+            print("shutting down: finishing the batch in flight", flush=True)
     finally:
-        await service.stop()
-        await nc.drain()
         engine.close()
         if server:
             server.stop()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
 
 import msgspec
 from nats.aio.client import Client
@@ -18,7 +19,7 @@ from nats.micro.request import Request, ServiceError
 
 from adapters.endpoints import ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
-from adapters.event_publisher import EventPublisher
+from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
 from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
@@ -133,3 +134,20 @@ class O2OService:
             await asyncio.gather(*self.pending, return_exceptions=True)
         if self.publisher:
             await self.publisher.stop()
+
+
+@asynccontextmanager
+async def serving(engine: Engine, nc: Client, command: str, **kw: Any) -> AsyncIterator[O2OService]:
+    """The service started on `nc` (an event stream filled from another store
+    ends the command, naming it); on the way out it stops taking requests,
+    finishes the batch in flight, stores it, replies, publishes and drains."""
+    service = O2OService(engine, nc, **kw)
+    try:
+        try:
+            await service.start()
+        except ForeignStream as e:
+            raise SystemExit(f"{command}: {e}") from None
+        yield service
+    finally:
+        await service.stop()
+        await nc.drain()

@@ -67,17 +67,23 @@ def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats
 ], ids=["user-password", "token"])
 def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_args, serve_args, client):
     server = EmbeddedNats(tmp_path / "nats", extra_args=server_args).start()
-    url = f"nats://127.0.0.1:{server.port}"
+    reply = serve_and_submit(server, f"nats://127.0.0.1:{server.port}", tmp_path, serve_args, "auth-1", **client)
+    assert reply["external_id"] == "auth-1"
+
+
+def serve_and_submit(server: EmbeddedNats, url: str, tmp_path, serve_args: tuple[str, ...], ext: str, **client) -> dict:
+    """`o2o serve` with these connection options, one order from a client
+    with those; both shut down after."""
     serve = ServeProcess(url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log", extra=serve_args).start()
 
     async def go():
         nc = await nats.connect(url, **client)
-        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("auth-1")), timeout=10)
+        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order(ext)), timeout=10)
         await nc.close()
         return json.loads(msg.data)
 
     try:
-        assert run(go())["external_id"] == "auth-1"
+        return run(go())
     finally:
         assert serve.terminate() == 0
         server.stop()
@@ -90,22 +96,15 @@ def test_serve_connects_with_an_nkey(tmp_path):
     (tmp_path / "user.nk").write_bytes(seed)
     (tmp_path / "auth.conf").write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
     server = EmbeddedNats(tmp_path / "nats", extra_args=("-c", str(tmp_path / "auth.conf"))).start()
-    serve = ServeProcess(server.url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log",
-                         extra=("--nkey", str(tmp_path / "user.nk"))).start()
 
-    async def go():
-        with pytest.raises(Exception):  # the server does require the key
-            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
-        nc = await nats.connect(server.url, nkeys_seed=str(tmp_path / "user.nk"))
-        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("nkey-1")), timeout=10)
-        await nc.close()
-        return json.loads(msg.data)
+    async def refused():
+        await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
 
-    try:
-        assert run(go())["external_id"] == "nkey-1"
-    finally:
-        assert serve.terminate() == 0
-        server.stop()
+    with pytest.raises(Exception):  # the server does require the key
+        run(refused())
+    reply = serve_and_submit(server, server.url, tmp_path, ("--nkey", str(tmp_path / "user.nk")), "nkey-1",
+                             nkeys_seed=str(tmp_path / "user.nk"))
+    assert reply["external_id"] == "nkey-1"
 
 
 def test_the_demo_runs_on_embedded_defaults_and_a_rerun_plays_the_next_day(tmp_path):
@@ -143,21 +142,10 @@ def _certificates(d) -> tuple[str, str, str]:
 
 
 def test_serve_connects_over_tls(tmp_path):
+    import ssl
+
     ca, cert, key = _certificates(tmp_path)
     server = EmbeddedNats(tmp_path / "nats", extra_args=("--tls", "--tlscert", cert, "--tlskey", key)).start()
-    url = f"tls://127.0.0.1:{server.port}"
-    serve = ServeProcess(url, f"sqlite:///{tmp_path}/events.db", tmp_path / "serve.log", extra=("--tls-ca", ca)).start()
-
-    async def go():
-        import ssl
-
-        nc = await nats.connect(url, tls=ssl.create_default_context(cafile=ca))
-        msg = await nc.request("o2o.orders.submit", msgspec.json.encode(order("tls-1")), timeout=10)
-        await nc.close()
-        return json.loads(msg.data)
-
-    try:
-        assert run(go())["external_id"] == "tls-1"
-    finally:
-        assert serve.terminate() == 0
-        server.stop()
+    reply = serve_and_submit(server, f"tls://127.0.0.1:{server.port}", tmp_path, ("--tls-ca", ca), "tls-1",
+                             tls=ssl.create_default_context(cafile=ca))
+    assert reply["external_id"] == "tls-1"
