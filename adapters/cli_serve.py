@@ -20,7 +20,7 @@ import msgspec
 import nats
 
 from adapters.embedded_nats import EmbeddedNats
-from adapters.wire import decode
+from adapters.wire import WireError, decode
 from domain.commands import SubmitOrder
 from engine.network_file import SAMPLE_NETWORK, load_network
 from engine.persistence import DEFAULT_STORE, describe, sqlite_path, store_env
@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("submit", help="send orders (JSON lines, FILE or -) and print the replies")
     s.add_argument("file", help="JSON lines of SubmitOrder, or - for stdin")
     s.add_argument("--in-flight", type=int, default=100, help="requests in flight at once")
-    s.add_argument("--timeout", type=float, default=10.0)
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply")
+    s.add_argument("--retries", type=int, default=5,
+                   help="times to send an order again after a 503, a timeout or no service (idempotent)")
     connection_options(s, required=True)
     s.set_defaults(func=lambda a: asyncio.run(submit(a)))
 
@@ -126,31 +128,53 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def submit(args: argparse.Namespace) -> int:
-    lines = (sys.stdin if args.file == "-" else open(args.file)).read().splitlines()
+    source = sys.stdin if args.file == "-" else open(args.file)
     nc = await connect(args, args.nats)
     gate = asyncio.Semaphore(args.in_flight)
     failures = 0
 
-    async def one(n: int, line: str) -> str:
+    def failed(n: int, code: str, error: str) -> str:
         nonlocal failures
+        failures += 1
+        return msgspec.json.encode({"line": n, "code": code, "error": error}).decode()
+
+    async def one(n: int, line: str) -> str:
         try:
             decode(line.encode(), SubmitOrder)  # refuse locally what the service would refuse
-        except Exception as e:
-            failures += 1
-            return msgspec.json.encode({"line": n, "error": str(e), "code": "400"}).decode()
-        async with gate:
-            msg = await nc.request("o2o.orders.submit", line.encode(), timeout=args.timeout)
-        error = (msg.headers or {}).get("Nats-Service-Error")
-        if error:
-            failures += 1
-            return msgspec.json.encode({"line": n, "error": error, "code": msg.headers.get("Nats-Service-Error-Code")}).decode()
-        return msg.data.decode()
+        except WireError as e:
+            return failed(n, "400", e.description)
+        for attempt in range(args.retries + 1):
+            # a 503, a timeout or no service yet stored nothing (or stored it once): sending again is safe
+            pause = min(0.2 * 2 ** attempt, 5.0)
+            try:
+                async with gate:
+                    msg = await nc.request("o2o.orders.submit", line.encode(), timeout=args.timeout)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+                if attempt == args.retries:
+                    return failed(n, "timeout", f"no answer: {type(e).__name__}")
+                await asyncio.sleep(pause)
+                continue
+            code = (msg.headers or {}).get("Nats-Service-Error-Code")
+            if code == "503" and attempt < args.retries:
+                await asyncio.sleep(pause)
+                continue
+            return failed(n, code, msg.headers["Nats-Service-Error"]) if code else msg.data.decode()
+        raise AssertionError("unreachable")
 
     try:
-        for out in await asyncio.gather(*(one(n, line) for n, line in enumerate(lines, 1) if line.strip())):
-            print(out)
+        window: list = []
+        for n, line in enumerate(source, 1):
+            if line.strip():
+                window.append(one(n, line.strip()))
+            if len(window) >= 10 * args.in_flight:  # print as we go, in input order
+                print("\n".join(await asyncio.gather(*window)), flush=True)
+                window = []
+        if window:
+            print("\n".join(await asyncio.gather(*window)), flush=True)
     finally:
         await nc.drain()
+        if source is not sys.stdin:
+            source.close()
     return 1 if failures else 0
 
 
