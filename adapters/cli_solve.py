@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
     p.add_argument("--time-limit", type=float, default=10.0,
                    help="seconds for the optimal solver (default 10); exact has none")
+    p.add_argument("--gap", type=float, default=1e-4,
+                   help="optimal stops improving an answer this close to its lower bound (relative, default 0.0001)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.solver == "exact":
             solution = solve_mip(problem)
         else:
-            solution = solve_optimal(problem, args.time_limit)
+            solution = solve_optimal(problem, args.time_limit, rel_gap=args.gap)
     answer = to_answer(spec, solution, started, args.solver)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(answer)).decode() + "\n")
     return 0

@@ -6,9 +6,9 @@ when greedy is. The exact reductions that make this safe are in reduce.py.
 Each component is first solved as an LP (on these batches it comes out
 integral or nearly so). In a large component the orders the LP answers
 whole are fixed and a MIP takes the fractional rest. Fixing by the LP is
-not a proof, but the LP's value is a lower bound; if the answer is further from it than GOOD_ENOUGH and budget
-is left, a MIP over the whole component, started from the answer, uses the
-rest of the budget.
+not a proof, but the LP's value is a lower bound; if the answer is further
+from it than `rel_gap` and budget is left, a MIP over the whole component,
+started from the answer, uses the rest of the budget.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from engine.routing.reduce import components, contested, prune_dominated, usage
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
-GOOD_ENOUGH = 1e-4  # relative distance to the bound under which an answer is not worked on further
 MIN_IMPROVE_S = 0.05  # a whole-component MIP is not worth starting with less time than this
 IMPROVER = "scip"  # takes a starting answer (HiGHS through model_builder cannot)
 
@@ -44,7 +43,10 @@ class Answer:
         return (self.objective - self.bound) / max(1.0, abs(self.objective))
 
 
-def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs") -> Solution:
+def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs", rel_gap: float = 1e-3) -> Solution:
+    """rel_gap: an answer this close to its lower bound (relative) is not
+    worked on further; the default keeps batch latency down (measured: 0.005%
+    better for 170 ms more on a 1,000-order batch), o2o solve asks for less."""
     deadline = time.perf_counter() + time_limit_s
     work = prune_dominated(problem)  # same optimum, fewer pairs
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
@@ -71,7 +73,7 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         groups.insert(0, (np.sort(np.concatenate(small)), False))
     answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
-        if a.gap() > GOOD_ENOUGH and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
+        if a.gap() > rel_gap and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
     proven = all(a.proven for a in answers)
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
