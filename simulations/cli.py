@@ -13,11 +13,10 @@ from domain.errors import DomainError
 from engine.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import RouterSettings
 from simulations import plots, replay, results
-from simulations.demand import base_day, surge_size
-from simulations.network_gen import CitySpec, generate
 from simulations.report import html_report
 from simulations.run import simulate
-from simulations.scenario import Batching, Scenario, load_scenario
+from simulations.runner import run_scenario
+from simulations.scenario import Batching
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 replay_doc = replay.__doc__
@@ -28,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", help=f"scenario file (TOML); shipped ones are in {SCENARIOS}")
     p.add_argument("--out", default="simulation-results")
+    p.add_argument("--jobs", type=int, default=1, help="variants run at once, each in a process of its own "
+                   "(the results are the same; use the machine's cores)")
     p.set_defaults(func=run)
 
     r = sub.add_parser("replay", help="replay a recorded day against a changed network or router",
@@ -73,41 +74,14 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_of(s: Scenario, folder: Path):
-    if s.network.generate is not None:
-        g = s.network.generate
-        return generate(CitySpec(g.stores, g.kitchens, g.skus, g.radius_km, g.districts, g.seed, s.name))
-    path = SAMPLE_NETWORK if s.network.file == "sample" else folder / s.network.file
-    return load_network(path)
-
-
-def run_scenario(path: str | Path, progress: bool = True) -> tuple[Scenario, dict, dict, dict, dict, dict]:
-    s, folder = load_scenario(path)
-    network = network_of(s, folder)
-    day = base_day(s, network)
-    variants = [None] + list(s.variants)
-    total = sum(len(day.orders) + sum(surge_size(s, network, x) for x in (v.surges if v else [])) for v in variants)
-    kpis, nodes, hourly, breaks, seconds = {}, {}, {}, {}, {}
-    with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
-        for v in variants:
-            name = v.name if v else "base"
-            bar.set_postfix_str(name)
-            outcome = simulate(s, network, day, v, s.store, progress=bar.update)
-            kpis[name] = results.kpis(outcome)
-            nodes[name] = results.nodes(outcome)
-            hourly[name] = results.hourly(outcome)
-            breaks[name] = results.conservation(outcome)
-            seconds[name] = round(outcome.seconds, 2)
-            outcome.engine.close()
-    return s, kpis, nodes, hourly, breaks, seconds
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        s, kpis, nodes, hourly, breaks, seconds = run_scenario(args.scenario)
+        s, variants = run_scenario(args.scenario, jobs=args.jobs)
     except DomainError as e:
         print(f"o2o simulate: {e}", file=sys.stderr)
         return 2
+    kpis, nodes, hourly = ({v.name: getattr(v, key) for v in variants} for key in ("kpis", "nodes", "hourly"))
+    breaks, seconds = {v.name: v.breaks for v in variants}, {v.name: v.seconds for v in variants}
     files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
                       kpis, nodes, hourly)
     _summary(kpis)

@@ -15,7 +15,7 @@ from engine.network_file import load_sample
 from engine.persistence import EventLog, store_env
 from engine.readmodels import Projections
 from simulations import results
-from simulations.cli import network_of, run_scenario
+from simulations.runner import network_of, run_scenario
 from simulations.demand import base_day
 from simulations.run import simulate, variant_network
 from simulations.scenario import ScenarioError, load_scenario
@@ -52,9 +52,9 @@ def scenario(tmp_path) -> Path:
     return path
 
 
-def test_the_same_scenario_and_seed_give_identical_kpi_files(scenario, tmp_path):
+def test_the_same_scenario_and_seed_give_identical_kpi_files_one_variant_at_a_time_or_in_workers(scenario, tmp_path):
     assert main(["simulate", str(scenario), "--out", str(tmp_path / "a")]) == 0
-    assert main(["simulate", str(scenario), "--out", str(tmp_path / "b")]) == 0
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "b"), "--jobs", "2"]) == 0
     for name in ("kpis.json", "kpis.csv", "nodes.csv", "hourly.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     report = (tmp_path / "a" / "report.html").read_text()
@@ -62,7 +62,9 @@ def test_the_same_scenario_and_seed_give_identical_kpi_files(scenario, tmp_path)
 
 
 def test_a_variant_that_changes_nothing_equals_the_base_and_changes_show(scenario):
-    _, kpis, nodes, hourly, breaks, _ = run_scenario(scenario, progress=False)
+    _, variants = run_scenario(scenario, progress=False)
+    kpis, nodes, hourly = ({v.name: getattr(v, key) for v in variants} for key in ("kpis", "nodes", "hourly"))
+    breaks = {v.name: v.breaks for v in variants}
     assert kpis["nothing-changed"] == kpis["base"]
     assert nodes["nothing-changed"] == nodes["base"] and hourly["nothing-changed"] == hourly["base"]
     assert kpis["surge"]["orders"] > kpis["base"]["orders"]
@@ -142,10 +144,9 @@ def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis
 
 
 def test_a_replay_against_a_changed_network_differs_where_it_should(scenario, tmp_path):
-    text = scenario.read_text().replace('end = "13:30"', f'end = "13:30"\nstore = "sqlite:///{tmp_path}/{{variant}}.db"')
-    scenario.write_text(text)
-    run_scenario(scenario, progress=False)
-    network = load_sample()
+    s, folder = load_scenario(scenario)
+    network = network_of(s, folder)
+    simulate(s, network, base_day(s, network), None, f"sqlite:///{tmp_path}/base.db").engine.close()
     smaller = msgspec.structs.replace(network, nodes=[n for n in network.nodes if n.id not in ("S001", "S002", "S003")])
     path = tmp_path / "smaller.json"
     path.write_bytes(msgspec.json.encode(msgspec.structs.replace(

@@ -1,0 +1,103 @@
+"""Runs a scenario: its base day and every variant, one after another or in
+worker processes (each variant is independent: the same results either
+way), with one progress bar counting orders."""
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from concurrent.futures import ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from domain.network import Network
+from engine.network_file import SAMPLE_NETWORK, load_network
+from simulations import results
+from simulations.demand import Day, base_day, surge_size
+from simulations.network_gen import CitySpec, generate
+from simulations.run import simulate, variant_network
+from simulations.scenario import Scenario, Variant, load_scenario
+
+PROGRESS_EVERY = 50  # orders a worker reports at a time
+
+
+@dataclass
+class VariantResult:
+    name: str
+    kpis: dict
+    nodes: list[dict]
+    hourly: list[dict]
+    breaks: list[str]  # conservation breaks: none, unless there is a bug
+    seconds: float
+
+
+def network_of(s: Scenario, folder: Path) -> Network:
+    if s.network.generate is not None:
+        g = s.network.generate
+        return generate(CitySpec(g.stores, g.kitchens, g.skus, g.radius_km, g.districts, g.seed, s.name))
+    path = SAMPLE_NETWORK if s.network.file == "sample" else folder / s.network.file
+    return load_network(path)
+
+
+def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
+                progress: Callable[[int], None] = lambda n: None) -> VariantResult:
+    outcome = simulate(s, network, day, v, s.store, progress=progress)
+    try:
+        return VariantResult(outcome.variant, results.kpis(outcome), results.nodes(outcome), results.hourly(outcome),
+                             results.conservation(outcome), round(outcome.seconds, 2))
+    finally:
+        outcome.engine.close()
+
+
+def run_scenario(path: str | Path, progress: bool = True, jobs: int = 1) -> tuple[Scenario, list[VariantResult]]:
+    """Raises a ScenarioError naming the field before anything runs."""
+    s, folder = load_scenario(path)
+    network = network_of(s, folder)
+    variants: list[Variant | None] = [None, *s.variants]
+    for v in variants:
+        variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
+    total = sum(s.demand.orders + sum(surge_size(s, network, x) for x in (v.surges if v else [])) for v in variants)
+    with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
+        if jobs <= 1 or len(variants) == 1:
+            day = base_day(s, network)
+            out = []
+            for v in variants:
+                bar.set_postfix_str(v.name if v else "base")
+                out.append(run_variant(s, network, day, v, bar.update))
+            return s, out
+        return s, _in_workers(Path(path), len(variants), jobs, bar)
+
+
+def _in_workers(path: Path, n: int, jobs: int, bar: tqdm) -> list[VariantResult]:
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no solver threads or locks inherited
+    with ctx.Manager() as manager, ProcessPoolExecutor(min(jobs, n), mp_context=ctx) as pool:
+        ticks = manager.Queue()
+        futures = [pool.submit(_worker, str(path), i, ticks) for i in range(n)]
+        while True:
+            done, _ = wait(futures, timeout=0.2)
+            try:
+                while True:
+                    bar.update(ticks.get_nowait())
+            except queue.Empty:
+                pass
+            if len(done) == n:
+                return [f.result() for f in futures]
+
+
+def _worker(path: str, index: int, ticks) -> VariantResult:
+    s, folder = load_scenario(path)
+    network = network_of(s, folder)
+    pending = 0
+
+    def report(k: int) -> None:
+        nonlocal pending
+        pending += k
+        if pending >= PROGRESS_EVERY:
+            ticks.put(pending)
+            pending = 0
+
+    result = run_variant(s, network, base_day(s, network), None if index == 0 else s.variants[index - 1], report)
+    ticks.put(pending)
+    return result
