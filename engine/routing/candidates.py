@@ -105,14 +105,17 @@ class Batch:
     def now(self) -> float:
         return self.state.now
 
+    def timing(self, oi: np.ndarray, ni: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Distance, pickup, minutes to hand-over (eta) and slack to the promise of (order, node) pairs."""
+        dist = self.dist[oi, ni]
+        pickup = self.pickup[oi]
+        eta = self.nodes.prep[ni] + np.where(pickup, 0.0, dist * (60 / self.nodes.speed_kmh))
+        return dist, pickup, eta, self.minutes_left[oi] - eta
+
     def terms(self, oi: np.ndarray, ni: np.ndarray) -> dict[str, np.ndarray]:
         """Cost terms of (order, node) pairs; oi and ni broadcast like numpy arrays."""
         w, n = self.weights, self.nodes
-        dist = self.dist[oi, ni]
-        pickup = self.pickup[oi]
-        travel = np.where(pickup, 0.0, dist / n.speed_kmh * 60)
-        eta = n.prep[ni] + travel
-        slack = self.minutes_left[oi] - eta
+        dist, pickup, eta, slack = self.timing(oi, ni)
         delivery = np.where(pickup, 0.0, dist * n.cost_per_km[ni])
         lateness = np.clip(1 - slack / RISK_SLACK_MIN, 0, 1) * w.lateness
         operating = n.operating[ni] * w.operating

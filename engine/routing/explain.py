@@ -33,8 +33,10 @@ def decisions(b: Batch, sol: Solution) -> list[Decision]:
     for o, n, r in zip(lost_o.tolist(), lost_n.tolist(), reason):
         losses[o].append(Loss(node=b.nodes.ids[n], reason=r))
     parts: list[list[Part]] = [[] for _ in range(n_orders)]
-    columns = {k: np.round(v, 3 if k == "distance_km" else 1 if k == "eta" else 2).tolist()
-               for k, v in part_terms.items() if k != "slack"}
+    names = [k for k in part_terms if k != "slack"]
+    scale = np.array([[1000.0 if k == "distance_km" else 10.0 if k == "eta" else 100.0] for k in names])
+    # one rounding for all columns (np.round(x, d) is rint(x * 10**d) / 10**d): a small batch pays per numpy call
+    columns = dict(zip(names, (np.rint(np.stack([part_terms[k] for k in names]) * scale) / scale).tolist()))
     eta_at = (b.now + part_terms["eta"] * 60).tolist()
     for k, (o, n) in enumerate(zip(part_o.tolist(), part_n.tolist())):
         lines = b.orders[o].lines
@@ -80,9 +82,9 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
 
 def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> list[str]:
     """Why node ln[k] could not take order lo[k], the first check that fails."""
-    t = b.terms(lo, ln)
+    _, _, eta, slack = b.timing(lo, ln)
     short = _short_line(b, lo, ln)
-    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < t["eta"], t["slack"] < 0,
+    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < eta, slack < 0,
               b.state.capacity_left[ln] <= 0, short >= 0]
     code = np.select(checks, [EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK], TAKEN)
     out = []
@@ -95,7 +97,7 @@ def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> 
         elif c == CLOSED:
             out.append("closed")
         elif c == TOO_LATE:
-            out.append(f"too late (ready in {t['eta'][k]:.0f} min)")
+            out.append(f"too late (ready in {eta[k]:.0f} min)")
         elif c == FULL:
             out.append("capacity full")
         elif c == NO_STOCK:

@@ -3,6 +3,7 @@ writers on one store (optimistic concurrency)."""
 from __future__ import annotations
 
 import pytest
+from eventsourcing.application import project_aggregate
 
 from domain import ids
 from domain.commands import Line, ReceiveStock, SubmitOrder
@@ -56,7 +57,12 @@ def test_inventories_are_snapshotted_and_load_from_the_snapshot(durable_url):
         for i in range(12):
             engine.receive(ReceiveStock(node="S1", lines=[Line("A", 1)], ref=f"po-{i}"))
         inv_id = ids.inventory_id("S1")
-        assert list(engine.snapshots.get(inv_id)), "no snapshot taken"
+        snapshots = list(engine.snapshots.get(inv_id))
+        version = engine._inventories["S1"].version
+        assert [s.originator_version for s in snapshots] == list(range(5, version + 1, 5)), "one per interval crossed"
+        for snap in snapshots:  # taken from memory: each equals the events replayed up to its version
+            replayed = project_aggregate(None, engine.events.get(inv_id, lte=snap.originator_version))
+            assert snap.mutate(None).on_hand == replayed.on_hand and replayed.version == snap.originator_version
         loaded = engine.repository.get(inv_id)
         assert loaded.on_hand == engine._inventories["S1"].on_hand
         assert loaded.on_hand["A"] == 5 + 12
