@@ -496,11 +496,13 @@ class Engine(EventLog):
         if node not in view.node_index:
             raise NotFound("node", f"unknown node {node!r}")
         i = view.node_index[node]
-        atp = view.atp()[i]
-        cols = [view.sku_index[self._sku(s)] for s in skus] if skus else range(len(view.sku_ids))
-        on_hand = {view.sku_ids[j]: int(view.on_hand[i, j]) for j in cols if view.on_hand[i, j] or skus}
-        available = {view.sku_ids[j]: int(atp[j]) for j in cols if atp[j] or skus}
-        return StockReply(node=node, on_hand=on_hand, available=available)
+        cols = [view.sku_index[self._sku(s)] for s in skus] if skus else list(range(len(view.sku_ids)))
+        # this row's columns only: the whole ATP matrix is brought up to date once per batch, not per reply
+        on_hand = view.on_hand[i, cols]
+        atp = np.maximum(on_hand - view.reserved[i, cols] - view.safety[i, cols], 0).tolist()
+        ids = [view.sku_ids[j] for j in cols]
+        return StockReply(node=node, on_hand={k: q for k, q in zip(ids, on_hand.tolist()) if q or skus},
+                          available={k: q for k, q in zip(ids, atp) if q or skus})
 
     def find_stock(self, q: FindStock) -> StockNearby:
         """Nodes that could serve the location and hold the SKU ("which nearby stores have it")."""
