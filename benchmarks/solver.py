@@ -111,10 +111,27 @@ def _stats(xs: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, object]:
+    from importlib.metadata import version
+
     import ortools
 
-    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "ortools": ortools.__version__, "numpy": np.__version__}
+    libraries = {name: version(name) for name in ("eventsourcing", "msgspec", "nats-py", "psycopg")}
+    return {"cores": os.cpu_count(), "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "ortools": ortools.__version__, "numpy": np.__version__, **libraries, "git_commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    """The commit measured, marked dirty when the tree has changes."""
+    import subprocess
+
+    here = Path(__file__).parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _table(results: list[dict]) -> None:

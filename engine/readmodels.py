@@ -21,6 +21,9 @@ import numpy as np
 from domain.network import Network
 
 
+_MANY = 16  # lines from which one numpy call beats a Python loop
+
+
 class AtpView:
     def __init__(self, node_ids: list[str], sku_ids: list[str]):
         self.node_ids = list(node_ids)
@@ -70,9 +73,18 @@ class AtpView:
         return i
 
     def add(self, array: np.ndarray, row: int, lines: dict[str, int], sign: int) -> None:
-        for sku, qty in lines.items():
-            array[row, self.col(sku)] += sign * qty
+        if len(lines) > _MANY:  # a delivery of the whole assortment: one numpy call, not one per line
+            array[row, self.cols(lines)] += sign * np.fromiter(lines.values(), np.int64, len(lines))
+        else:
+            index = self.sku_index
+            for sku, qty in lines.items():
+                j = index.get(sku)
+                array[row, self.col(sku) if j is None else j] += sign * qty
         self._dirty.add(row)
+
+    def cols(self, skus: Iterable[str]) -> list[int]:
+        index = self.sku_index
+        return [self.col(s) if (j := index.get(s)) is None else j for s in skus]
 
     def state(self) -> dict[str, Any]:
         """Comparable snapshot, keyed by names so index order does not matter."""
@@ -197,8 +209,8 @@ class Projections:
 
     def _safety_set(self, e: Any) -> None:
         row = self.atp.rows[e.originator_id]
-        for sku, qty in e.levels.items():
-            self.atp.safety[row, self.atp.col(sku)] = qty
+        cols = self.atp.cols(e.levels)
+        self.atp.safety[row, cols] = np.fromiter(e.levels.values(), np.int64, len(cols))
         self.atp.touch(row)
 
     def _consumed(self, e: Any) -> None:

@@ -1,0 +1,479 @@
+"""`o2o bench store`: the event store under the engine's own events.
+
+1. Build: the simulations' big day (600 nodes x 2,000 SKUs, orders in
+   micro-batches, nodes accepting and reporting progress, counter sales,
+   replenishment) runs the real engine on a SQLite store; every save's size
+   is recorded. The store is kept and reused by later runs (--rebuild).
+2. Writes: the stored events are saved again into an empty store on each
+   backend, in the engine's own saves (events/s per save size, the snapshots
+   the library takes after them timed apart) and at fixed batch sizes.
+3. Replay: a fresh process opens the engine over each store as on a restart
+   (the read models rebuilt from every stored event), then loads every node
+   inventory with snapshots and without; its peak memory is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+import numpy as np
+from tqdm import tqdm
+
+from eventsourcing.application import ProcessingEvent
+
+from domain.errors import InvalidInput
+from domain.inventory import NodeInventory
+from engine.app import Engine, EngineSettings
+from engine.network_file import dump_network, load_network
+from engine.persistence import EventLog, store_env
+
+SCENARIO = Path(__file__).parent.parent / "simulations" / "scenarios" / "big-day.toml"
+ORDERS = 130_000  # the big day's online orders: 125,000 stored 973,646 events, this passes 1,000,000
+QUICK_ORDERS = 2_000
+POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
+BATCH_SIZES = (1, 10, 100, 1000)
+SIZE_CLASSES = ((1, 1), (2, 9), (10, 99), (100, 999), (1000, None))
+SNAPSHOT_INTERVAL = EngineSettings().inventory_snapshot_interval
+REPLAY_TARGET = 100_000  # events/s
+MEMORY_TARGET = 1 << 30  # bytes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("store", help="event-store writes and replay on SQLite and PostgreSQL",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, help=f"online orders in the simulated day (default {ORDERS:,}; "
+                                              f"--quick {QUICK_ORDERS:,})")
+    p.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    p.add_argument("--postgres", default=POSTGRES, help="server and database; the benchmark makes (and drops) "
+                                                        "schemas of its own")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES),
+                   help="fixed batch sizes for writes (events per save)")
+    p.add_argument("--write-sample", type=int, default=100_000,
+                   help="events written at each fixed batch size (fewer for small batches)")
+    p.add_argument("--nodes", type=int, help="nodes in the generated city (default 600; --quick 60)")
+    p.add_argument("--skus", type=int, help="SKUs in the generated city (default 2,000; --quick 200)")
+    p.add_argument("--quick", action="store_true", help="a city of 60 nodes x 200 SKUs, 2,000 orders")
+    p.add_argument("--rebuild", action="store_true", help="build the SQLite store again even if one is kept")
+    p.add_argument("--keep", action="store_true", help="keep the PostgreSQL schemas written (they are dropped)")
+    p.add_argument("--store-dir", default=str(Path(tempfile.gettempdir()) / "o2o-bench-store"),
+                   help="where the built store is kept for later runs (about 1 GB at full size)")
+    p.add_argument("--out", default="bench-results", help="folder for store.json and store.png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        orders, nodes, skus = _check(args)
+    except InvalidInput as e:
+        print(f"o2o bench store: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    folder = Path(args.store_dir) / f"{nodes}x{skus}-{orders}"
+    load_before = os.getloadavg()
+    built = build(folder, orders, nodes, skus, args.rebuild)
+    report: dict[str, Any] = {
+        "parameters": {"orders": orders, "nodes": nodes, "skus": skus, "quick": args.quick, "backends": args.backends,
+                       "batch_sizes": args.batch_sizes, "write_sample": args.write_sample,
+                       "snapshot_interval": SNAPSHOT_INTERVAL, "page": 2000},
+        "store": built, "writes": {}, "replay": {},
+    }
+    schemas: list[str] = []
+    try:
+        fixed = sum(_fixed_count(built["events"], args.write_sample, b) for b in args.batch_sizes)
+        # per backend: the engine's saves, the fixed batches, then 4 passes over the store (fetch, decode, 2 restarts)
+        with tqdm(total=len(args.backends) * (built["events"] * 5 + fixed), desc="store bench", unit="event",
+                  unit_scale=True) as bar:
+            source = f"sqlite:///{folder / 'events.db'}"
+            for backend in args.backends:
+                new = _new_store(backend, folder, args.postgres, schemas)
+                report["writes"][backend] = writes(source, new, built["saves"], args.batch_sizes, args.write_sample,
+                                                   lambda: _new_store(backend, folder, args.postgres, schemas), bar)
+                # SQLite replays the engine's own store; PostgreSQL the copy the writes made
+                replayed = source if backend == "sqlite" else new
+                report["replay"][backend] = replay(replayed, folder / "network.json", bar)
+    finally:
+        if not args.keep:
+            _drop_schemas(args.postgres, schemas)
+        for f in folder.glob("written-*.db*"):
+            f.unlink()
+    from benchmarks.solver import machine  # OR-Tools: not in the replay processes, which import this module
+
+    report["machine"] = {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    report["targets"] = targets(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "store.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    _table(report)
+    _plot(report, out / "store.png")
+    print(f"\nwrote {out / 'store.json'} and {out / 'store.png'}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> tuple[int, int, int]:
+    """Orders, nodes and SKUs, once the options are known to be usable."""
+    orders = args.orders if args.orders is not None else (QUICK_ORDERS if args.quick else ORDERS)
+    nodes = args.nodes if args.nodes is not None else (60 if args.quick else 600)
+    skus = args.skus if args.skus is not None else (200 if args.quick else 2000)
+    for name, value, least in (("--orders", orders, 1), ("--nodes", nodes, 2), ("--skus", skus, 1),
+                               ("--batch-sizes", min(args.batch_sizes), 1), ("--write-sample", args.write_sample, 1)):
+        if value < least:
+            raise InvalidInput(name, f"must be at least {least}, got {value}")
+    if "postgres" in args.backends:
+        _check_postgres(args.postgres)
+    return orders, nodes, skus
+
+
+# -- build ---------------------------------------------------------------
+def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> dict[str, Any]:
+    """Runs the simulated day on a SQLite store in `folder`, or reuses the one
+    a previous run built there. Returns its description (kept beside it)."""
+    meta = folder / "store.json"
+    if meta.exists() and (folder / "events.db").exists() and not rebuild:
+        return {**json.loads(meta.read_text()), "reused": True}
+    from simulations.demand import base_day
+    from simulations.run import simulate, variant_network
+    from simulations.runner import network_of
+    from simulations.scenario import Generated, NetworkSpec, load_scenario
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("events.db*"):
+        f.unlink()
+    s, where = load_scenario(SCENARIO)
+    kitchens = max(1, nodes // 20)  # the big day's 30 in 600
+    # the big day's city (600 nodes over 40 x 40 km, 12 districts), as dense at any size
+    city = Generated(stores=nodes - kitchens, kitchens=kitchens, skus=skus, radius_km=20 * (nodes / 600) ** 0.5,
+                     districts=max(1, min(12, nodes // 50)), seed=1000)
+    s = msgspec.structs.replace(s, network=NetworkSpec(generate=city),
+                                demand=msgspec.structs.replace(s.demand, orders=orders))
+    network = network_of(s, where)
+    dump_network(variant_network(network, s, None), folder / "network.json")
+    day = base_day(s, network)
+    saves: list[int] = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    with _counting_saves(saves), tqdm(total=orders, desc="building the store (simulated day)", unit="order",
+                                      unit_scale=True) as bar:
+        outcome = simulate(s, network, day, None, f"sqlite:///{folder / 'events.db'}", progress=bar.update)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    events = outcome.engine.last_notification_id()
+    outcome.engine.close()
+    info = {
+        "scenario": SCENARIO.name, "nodes": len(network.nodes), "skus": len(network.skus), "orders": orders,
+        "counter_sales": len(day.sales), "events": events, "snapshots": _count_snapshots(folder / "events.db"),
+        "bytes": sum(f.stat().st_size for f in folder.glob("events.db*")),
+        "build_seconds": round(seconds, 1), "build_cpu_seconds": round(cpu, 1),
+        "saves": saves, "save_sizes": _size_summary(saves),
+    }
+    assert sum(saves) == events, f"recorded saves hold {sum(saves)} events, the store {events}"
+    meta.write_text(json.dumps(info))
+    return {**info, "reused": False}
+
+
+@contextmanager
+def _counting_saves(saves: list[int]):
+    """Records the events of every save the engine makes: each goes through
+    the library's Application._record once (one transaction)."""
+    original = Engine._record
+
+    def counted(self, processing):
+        recordings = original(self, processing)
+        if recordings:
+            saves.append(len(recordings))
+        return recordings
+
+    Engine._record = counted
+    try:
+        yield
+    finally:
+        del Engine._record  # the library's method shows through again
+
+
+def _count_snapshots(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM stored_snapshots").fetchone()[0]
+
+
+def _size_summary(saves: list[int]) -> dict[str, Any]:
+    a = np.array(saves)
+    return {"saves": len(a), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
+            "max": int(a.max()), "by_class": {_label(c): {"saves": int(m.sum()), "events": int(a[m].sum())}
+                                               for c in SIZE_CLASSES for m in [_in(a, c)]}}
+
+
+def _label(c: tuple[int, int | None]) -> str:
+    lo, hi = c
+    return f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"
+
+
+def _in(a: np.ndarray, c: tuple[int, int | None]) -> np.ndarray:
+    lo, hi = c
+    return (a >= lo) & (a <= (hi if hi is not None else a.max()))
+
+
+# -- stores --------------------------------------------------------------
+def _check_postgres(url: str) -> None:
+    env = store_env(url)
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        raise InvalidInput("--postgres", f"not a PostgreSQL URL: {url!r}")
+    if "POSTGRES_SCHEMA" in env:
+        raise InvalidInput("--postgres", "name no schema: the benchmark makes schemas of its own and drops them")
+    try:
+        _pg(url).close()
+    except Exception as e:
+        raise InvalidInput("--postgres", f"cannot connect to {url}: {e}") from None
+
+
+def _pg(url: str):
+    import psycopg
+
+    env = store_env(url)
+    return psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+                           user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+                           autocommit=True, connect_timeout=5)
+
+
+def _new_store(backend: str, folder: Path, postgres: str, schemas: list[str]) -> str:
+    """An empty store: a new SQLite file, or a new PostgreSQL schema (dropped at the end)."""
+    name = uuid.uuid4().hex[:10]
+    if backend == "sqlite":
+        return f"sqlite:///{folder / f'written-{name}.db'}"
+    schema = f"o2o_bench_{name}"
+    with _pg(postgres) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    schemas.append(schema)
+    return f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
+
+
+def _drop_schemas(postgres: str, schemas: list[str]) -> None:
+    if schemas:
+        with _pg(postgres) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+class _Writer(EventLog):
+    """Saves already-made events into a store, taking snapshots as the engine would."""
+
+    name = "Engine"  # the engine's tables
+    is_snapshotting_enabled = True
+
+
+# -- writes --------------------------------------------------------------
+def writes(source: str, target: str, saves: list[int], sizes: list[int], sample: int, fresh, bar) -> dict[str, Any]:
+    """The stored events saved again into `target` in the engine's own saves,
+    then the first `sample` events at each fixed batch size into fresh stores."""
+    log = EventLog(env=store_env(source))
+    events = (e for _, e in log.stored_events())
+    writer = _Writer(env=store_env(target))
+    per_save, snap_s, n_snap = [], 0.0, 0
+    try:
+        for size in saves:
+            batch = [next(events) for _ in range(size)]
+            t0 = time.perf_counter()
+            _save(writer, batch)
+            t1 = time.perf_counter()
+            # what Application.save does next for the aggregates it saved
+            for e in batch:
+                if isinstance(e, NodeInventory.Event) and e.originator_version % SNAPSHOT_INTERVAL == 0:
+                    writer.take_snapshot(e.originator_id, e.originator_version)
+                    n_snap += 1
+            snap_s += time.perf_counter() - t1
+            per_save.append(t1 - t0)
+            bar.update(size)
+    finally:
+        writer.close()
+    head = [e for _, e in zip(range(sample), (e for _, e in log.stored_events()))]
+    log.close()
+    a, t = np.array(saves), np.array(per_save)
+    engine_saves = {
+        "events": int(a.sum()), "seconds": round(float(t.sum()), 2),
+        "events_per_s": round(a.sum() / t.sum()),
+        "snapshots": n_snap, "snapshot_seconds": round(snap_s, 2),
+        "events_per_s_with_snapshots": round(a.sum() / (t.sum() + snap_s)),
+        "by_class": {_label(c): {"saves": int(m.sum()), "events": int(a[m].sum()),
+                                 "events_per_s": round(a[m].sum() / t[m].sum()) if m.any() else None,
+                                 "save_ms_median": round(float(np.median(t[m])) * 1000, 3) if m.any() else None}
+                     for c in SIZE_CLASSES for m in [_in(a, c)]},
+    }
+    fixed = {}
+    for size in sizes:
+        n = _fixed_count(len(head), sample, size)
+        fixed[str(size)] = _write_fixed(fresh(), head[:n], size)
+        bar.update(n)
+    return {"engine_saves": engine_saves, "fixed": fixed}
+
+
+def _save(app: EventLog, events: list[Any]) -> None:
+    """One save as the engine makes it (Engine._save), of events already made."""
+    processing = ProcessingEvent()
+    processing.events.extend(events)
+    app._record(processing)
+
+
+def _fixed_count(events: int, sample: int, size: int) -> int:
+    """Events written at a fixed batch size: small batches are slow, so fewer of them."""
+    return min(events, sample, max(2_000, 200 * size))
+
+
+def _write_fixed(target: str, events: list[Any], size: int) -> dict[str, Any]:
+    writer = EventLog(env=store_env(target))
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(events), size):
+            _save(writer, events[i:i + size])
+        seconds = time.perf_counter() - t0
+    finally:
+        writer.close()
+    return {"events": len(events), "seconds": round(seconds, 3), "events_per_s": round(len(events) / seconds)}
+
+
+# -- replay --------------------------------------------------------------
+def replay(url: str, network: Path, bar) -> dict[str, Any]:
+    """Fetch and decode rates in this process (where replay time goes), then
+    the engine's restart in fresh processes, with snapshots and without."""
+    log = EventLog(env=store_env(url))
+    try:
+        out = {"fetch": _rate(_fetched(log))}
+        bar.update(out["fetch"]["events"])
+        out["fetch_and_decode"] = _rate(log.stored_events())
+        bar.update(out["fetch"]["events"])
+    finally:
+        log.close()
+    for snapshots in (True, False):
+        cmd = [sys.executable, "-m", "benchmarks.store", str(network), url, "yes" if snapshots else "no"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"replay process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        key = "with_snapshots" if snapshots else "without_snapshots"
+        out[key] = json.loads(done.stdout.splitlines()[-1])
+        bar.update(out[key]["events"])
+    return out
+
+
+def _fetched(log: EventLog, page: int = 2000) -> Iterator[Any]:
+    start = 1
+    while notes := log.recorder.select_notifications(start, page):
+        yield from notes
+        start = notes[-1].id + 1
+
+
+def _rate(items: Iterator[Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    n = sum(1 for _ in items)
+    seconds = time.perf_counter() - t0
+    return {"events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds) if seconds else None}
+
+
+class _TimedEngine(Engine):
+    name = "Engine"  # the engine's tables
+    def catch_up(self) -> int:
+        t0 = time.perf_counter()
+        n = super().catch_up()
+        self.catch_up_seconds = time.perf_counter() - t0
+        return n
+
+
+def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
+    """In a fresh process: the engine opened over the store (read models
+    rebuilt from every event), then every node inventory loaded."""
+    network = load_network(network_file)
+    rss_before = _peak_rss()
+    env = {**store_env(url), "IS_SNAPSHOTTING_ENABLED": "y" if snapshots else "n"}
+    t0 = time.perf_counter()
+    engine = _TimedEngine(network, env=env)
+    opened = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    versions = [engine._inventory(n.id).version for n in network.nodes]
+    loaded = time.perf_counter() - t1
+    events = engine.views.last_notification_id
+    engine.close()
+    return {
+        "events": events, "open_seconds": round(opened, 2), "catch_up_seconds": round(engine.catch_up_seconds, 2),
+        "catch_up_events_per_s": round(events / engine.catch_up_seconds),
+        "inventories": len(versions), "inventory_events": int(sum(versions)),
+        "inventories_seconds": round(loaded, 2), "startup_seconds": round(opened + loaded, 2),
+        "peak_rss_bytes_before_open": rss_before, "peak_rss_bytes": _peak_rss(),
+    }
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+# -- results -------------------------------------------------------------
+def targets(report: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for backend, r in report["replay"].items():
+        rate = r["with_snapshots"]["catch_up_events_per_s"]
+        rss = max(r["with_snapshots"]["peak_rss_bytes"], r["without_snapshots"]["peak_rss_bytes"])
+        out[backend] = {"replay_events_per_s": rate, "replay_target": REPLAY_TARGET,
+                        "replay_met": rate >= REPLAY_TARGET, "peak_rss_bytes": rss,
+                        "memory_target_bytes": MEMORY_TARGET, "memory_met": rss < MEMORY_TARGET}
+    return out
+
+
+def _table(report: dict[str, Any]) -> None:
+    s = report["store"]
+    print(f"\nstore: {s['events']:,} events ({s['nodes']} nodes x {s['skus']} SKUs, {s['orders']:,} orders, "
+          f"{s['snapshots']:,} snapshots), built in {s['build_seconds']:,} s"
+          f"{' (reused)' if s['reused'] else ''}")
+    for backend, w in report["writes"].items():
+        e = w["engine_saves"]
+        classes = ", ".join(f"{k}: {v['events_per_s']:,}" for k, v in e["by_class"].items() if v["events_per_s"])
+        fixed = ", ".join(f"{k}: {v['events_per_s']:,}" for k, v in w["fixed"].items())
+        print(f"{backend:<9} writes, engine's saves: {e['events_per_s']:,} events/s "
+              f"({e['events_per_s_with_snapshots']:,} with {e['snapshots']:,} snapshots); by save size {classes}")
+        print(f"{'':<9} writes, fixed batch sizes: {fixed} events/s")
+    for backend, r in report["replay"].items():
+        for key in ("with_snapshots", "without_snapshots"):
+            x = r[key]
+            print(f"{backend:<9} restart {key.replace('_', ' '):<17}: read models {x['catch_up_events_per_s']:,} "
+                  f"events/s ({x['catch_up_seconds']} s), {x['inventories']} inventories from "
+                  f"{x['inventory_events']:,} versions in {x['inventories_seconds']} s, peak RSS "
+                  f"{x['peak_rss_bytes'] / 2**20:,.0f} MiB")
+        print(f"{'':<9} fetch only {r['fetch']['events_per_s']:,} events/s; fetch + decode "
+              f"{r['fetch_and_decode']['events_per_s']:,} events/s")
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for backend, w in report["writes"].items():
+        sizes = [int(k) for k in w["fixed"]]
+        ax1.plot(sizes, [v["events_per_s"] for v in w["fixed"].values()], marker="o", label=f"{backend}, fixed batches")
+        e = w["engine_saves"]
+        ax1.axhline(e["events_per_s"], linestyle="--", color=ax1.lines[-1].get_color(),
+                    label=f"{backend}, the engine's saves")
+    ax1.set(xscale="log", yscale="log", xlabel="events per save", ylabel="events/s", title="Writes")
+    ax1.legend(fontsize=8)
+    labels, rates = [], []
+    for backend, r in report["replay"].items():
+        for key, short in (("with_snapshots", "snapshots"), ("without_snapshots", "no snapshots")):
+            x = r[key]
+            labels.append(f"{backend}\n{short}")
+            rates.append(x["events"] / x["startup_seconds"])
+    ax2.bar(labels, rates, color="tab:blue", label="restart: read models + inventories")
+    ax2.axhline(REPLAY_TARGET, color="black", linestyle=":", label="target 100,000 events/s")
+    ax2.set(ylabel="stored events / startup second", title="Replay on restart")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":  # the replay process: network file, store URL, snapshots yes/no
+    print(json.dumps(restart(sys.argv[1], sys.argv[2], sys.argv[3] == "yes")))

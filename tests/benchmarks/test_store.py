@@ -1,0 +1,64 @@
+"""`o2o bench store` end to end on a tiny simulated day: the figures it
+reports must describe the store it built (not their speed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.cli import main
+
+TINY = ["--nodes", "6", "--skus", "20", "--orders", "20", "--batch-sizes", "10", "100", "--write-sample", "300"]
+
+
+@pytest.mark.postgres
+def test_a_tiny_run_reports_writes_and_replay_of_the_store_it_built_on_sqlite_and_postgres(tmp_path, capsys):
+    from tests.conftest import POSTGRES_URL
+
+    out = tmp_path / "out"
+    assert main(["bench", "store", *TINY, "--postgres", POSTGRES_URL, "--store-dir", str(tmp_path / "stores"),
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "store.json").read_text())
+    assert (out / "store.png").stat().st_size > 0
+    store = report["store"]
+    events, nodes = store["events"], store["nodes"]
+    assert events > 0 and sum(store["saves"]) == events
+    assert store["save_sizes"]["saves"] == len(store["saves"])
+    for backend in ("sqlite", "postgres"):
+        writes = report["writes"][backend]
+        assert writes["engine_saves"]["events"] == events
+        assert writes["engine_saves"]["events_per_s"] > 0
+        assert sum(c["events"] for c in writes["engine_saves"]["by_class"].values()) == events
+        assert {k: v["events"] for k, v in writes["fixed"].items()} == {"10": min(events, 300), "100": min(events, 300)}
+        replay = report["replay"][backend]
+        assert replay["fetch"]["events"] == replay["fetch_and_decode"]["events"] == events
+        for key in ("with_snapshots", "without_snapshots"):
+            restart = replay[key]
+            # the restarted engine found every event and every node's inventory: it opened nothing new
+            assert restart["events"] == events
+            assert restart["inventories"] == nodes
+            assert restart["peak_rss_bytes"] >= restart["peak_rss_bytes_before_open"] > 0
+        assert report["targets"][backend]["replay_events_per_s"] == replay["with_snapshots"]["catch_up_events_per_s"]
+    assert report["machine"]["cores"] >= 1 and report["machine"]["git_commit"]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_a_second_run_reuses_the_built_store(tmp_path):
+    args = ["bench", "store", *TINY, "--backends", "sqlite", "--store-dir", str(tmp_path / "stores")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    first, second = (json.loads((tmp_path / x / "store.json").read_text())["store"] for x in "ab")
+    assert not first["reused"] and second["reused"]
+    assert second["events"] == first["events"]
+
+
+@pytest.mark.parametrize("bad, words", [
+    (["--orders", "0"], "--orders"),
+    (["--batch-sizes", "0"], "--batch-sizes"),
+    (["--postgres", "postgres://127.0.0.1:5432/test?schema=mine"], "schema"),
+    (["--postgres", "sqlite:///x.db"], "not a PostgreSQL URL"),
+])
+def test_bad_options_are_refused_naming_the_option(tmp_path, capsys, bad, words):
+    assert main(["bench", "store", "--quick", *bad, "--store-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "store.json").exists()
