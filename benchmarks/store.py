@@ -408,7 +408,13 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
 
 
 def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak resident memory. Not ru_maxrss: Linux keeps the
+    parent's peak in it across fork and exec."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
 
 
 # -- results -------------------------------------------------------------

@@ -60,32 +60,44 @@ class MsgspecMapper(Mapper):
         )
 
     def to_domain_event(self, stored: StoredEvent) -> Any:
-        cls = resolve_topic(stored.topic)
-        data = stored.state
+        return self.decode(stored.topic, stored.state, stored.originator_id, stored.originator_version)
+
+    def decode(self, topic: str, data: bytes, originator_id: Any, originator_version: int) -> Any:
+        """A stored event's fields to its domain event (a replay reads rows, not StoredEvents)."""
+        cls, decoder, snapshot, class_version = _plan(topic)
         try:
             if self.cipher:
                 data = self.cipher.decrypt(data)
             if self.compressor:
                 data = self.compressor.decompress(data)
-            decoded = _decoder(cls).decode(data)
-            state = msgspec.structs.asdict(decoded)
-            if issubclass(cls, CanSnapshotAggregate):
+            state = msgspec.structs.asdict(decoder.decode(data))
+            if snapshot:
                 state["state"] = _snapshot_state(state["state"])
         except Exception as e:
             raise MapperDeserialisationError(
-                f"cannot decode stored event {stored.topic} of {stored.originator_id} "
-                f"v{stored.originator_version}: {e}"
+                f"cannot decode stored event {topic} of {originator_id} v{originator_version}: {e}"
             ) from e
-        state["originator_id"] = find_id_convertor(cls, type(stored.originator_id))(stored.originator_id)
-        state["originator_version"] = stored.originator_version
+        state["originator_id"] = _id_convertor(cls, type(originator_id))(originator_id)
+        state["originator_version"] = originator_version
         from_version = state.pop("class_version", 1)
-        class_version = getattr(cls, "class_version", 1)
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return event
+
+
+@lru_cache(maxsize=None)
+def _plan(topic: str) -> tuple[type, msgspec.json.Decoder, bool, int]:
+    """What decoding an event of this topic needs, worked out once per topic."""
+    cls = resolve_topic(topic)
+    return cls, _decoder(cls), issubclass(cls, CanSnapshotAggregate), getattr(cls, "class_version", 1)
+
+
+@lru_cache(maxsize=None)
+def _id_convertor(cls: type, id_type: type) -> Any:
+    return find_id_convertor(cls, id_type)
 
 
 def _snapshot_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -11,14 +11,20 @@ timeout (the library's default is to wait forever on its table lock).
 """
 from __future__ import annotations
 
+import gc
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
+from uuid import UUID
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 from eventsourcing.utils import get_topic, retry
 
 from domain.errors import InvalidInput
@@ -30,6 +36,7 @@ POSTGRES_LOCK_TIMEOUT_S = 5
 # mode (measured: 1,800 events of 5 KB hang, 800 do not); above this many
 # bytes a save is sent without the pipeline
 PIPELINE_MAX_BYTES = 1 << 20
+ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an hour or more
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -40,7 +47,8 @@ def store_env(url: str) -> dict[str, str]:
     elif parts.scheme == "sqlite":
         path = sqlite_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path), SQLITE_LOCK_TIMEOUT="10")
+        env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path), SQLITE_LOCK_TIMEOUT="10",
+                   APPLICATION_RECORDER_TOPIC=get_topic(SQLiteEventRecorder))
     elif parts.scheme in ("postgres", "postgresql"):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"schema", "lock_timeout", "pool_size"}
@@ -83,6 +91,37 @@ def describe(url: str) -> str:
     return url
 
 
+class SQLiteEventRecorder(SQLiteApplicationRecorder):
+    """The library's recorder, parsing each originator id once: an order has
+    about 8 events, an inventory hundreds, and UUID(str) was a fifth of a replay."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._ids: dict[str, UUID] = {}
+
+    def convert_originator_id(self, originator_id: str) -> UUID | str:
+        if self.datastore.originator_id_type != "uuid":
+            return originator_id
+        parsed = self._ids.get(originator_id)
+        if parsed is None:
+            if len(self._ids) >= ID_CACHE_SIZE:
+                self._ids.clear()
+            parsed = self._ids[originator_id] = UUID(originator_id)
+        return parsed
+
+    def notification_rows(self, start: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """(notification id, originator id, version, topic, state) from `start`:
+        what select_notifications returns, without a Notification object per
+        row (they were most of a replay's reading)."""
+        statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
+                     "WHERE rowid>=? ORDER BY rowid LIMIT ?")
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: sqlite3.Row costs more than it helps here
+            c.execute(statement, (start, limit))
+            convert = self.convert_originator_id
+            return [(r[0], convert(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+
+
 class PostgresEventRecorder(PostgresApplicationRecorder):
     """The library's recorder; a big save (a 600-node network's opening stock
     is about 5 MB) runs the same statements in one transaction without the
@@ -92,6 +131,16 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         if sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES:
             return super().insert_events(stored_events, **kwargs)
         return self._insert_without_pipeline(stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's select_notifications
+    def notification_rows(self, start: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """As SQLiteEventRecorder.notification_rows."""
+        statement = SQL("SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
+                        "WHERE notification_id>=%s ORDER BY notification_id LIMIT %s").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (start, limit), prepare=True)
+            return curs.fetchall()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
     def _insert_without_pipeline(self, stored_events: list[StoredEvent], **kwargs: Any) -> Any:
@@ -110,15 +159,36 @@ class EventLog(Application):
     def construct_mapper(self) -> MsgspecMapper:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
 
-    def stored_events(self, start: int = 1, page: int = 2000) -> Iterator[tuple[int, Any]]:
-        """(notification id, domain event) in commit order from `start`."""
-        while True:
-            notes = self.recorder.select_notifications(start, page)
-            if not notes:
-                return
-            for note in notes:
-                yield note.id, self.mapper.to_domain_event(note)
-            start = notes[-1].id + 1
+    def stored_events(self, start: int = 1, page: int = 2000, stop: int | None = None) -> Iterator[tuple[int, Any]]:
+        """(notification id, domain event) in commit order from `start` (to
+        `stop`, included). The cyclic garbage collector is paused until the
+        events are read: a replay makes no cycles, and full collections over
+        the growing read models took a fifth of it."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            yield from self._stored_events(start, page, stop)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _stored_events(self, start: int, page: int, stop: int | None) -> Iterator[tuple[int, Any]]:
+        rows = getattr(self.recorder, "notification_rows", None)
+        if rows is None:  # in memory: the library's notifications
+            while notes := self.recorder.select_notifications(start, page, stop=stop):
+                for note in notes:
+                    yield note.id, self.mapper.to_domain_event(note)
+                start = notes[-1].id + 1
+            return
+        def read(start: int) -> list[tuple[int, Any, int, str, bytes]]:
+            limit = page if stop is None else min(page, stop - start + 1)
+            return rows(start, limit) if limit > 0 else []
+
+        decode = self.mapper.decode
+        while batch := read(start):
+            for notification_id, originator_id, version, topic, state in batch:
+                yield notification_id, decode(topic, state, originator_id, version)
+            start = batch[-1][0] + 1
 
     def last_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0

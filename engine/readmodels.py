@@ -97,7 +97,7 @@ class AtpView:
         return out
 
 
-class PartRecord(msgspec.Struct):
+class PartRecord(msgspec.Struct, gc=False):
     node: str
     lines: dict[str, int]
     eta_at: float
@@ -105,7 +105,7 @@ class PartRecord(msgspec.Struct):
     routed_at: float
 
 
-class OrderRecord(msgspec.Struct):
+class OrderRecord(msgspec.Struct, gc=False):
     order_id: str
     channel: str
     external_id: str
@@ -135,8 +135,26 @@ class OrderRecord(msgspec.Struct):
 PROGRESS = ("routed", "accepted", "picked", "ready", "dispatched", "handed_over")
 
 
+_RANK = {status: i for i, status in enumerate(PROGRESS)}
+
+
 def _least(parts: dict[str, PartRecord]) -> str:
-    return min((p.status for p in parts.values()), key=PROGRESS.index)
+    if len(parts) == 1:  # most orders: one part
+        return next(iter(parts.values())).status
+    return min((p.status for p in parts.values()), key=_RANK.__getitem__)
+
+
+_KEYS: dict[UUID, str] = {}  # order id -> its key in the views, for the order's next events
+
+
+def _key(order_id: UUID) -> str:
+    """str(order_id), made once per order: it was a twentieth of a replay."""
+    key = _KEYS.get(order_id)
+    if key is None:
+        if len(_KEYS) >= 50_000:  # bounded: an order's events come within hours
+            _KEYS.clear()
+        key = _KEYS[order_id] = str(order_id)
+    return key
 
 
 class Projections:
@@ -225,7 +243,7 @@ class Projections:
 
     # -- orders --------------------------------------------------------
     def _placed(self, e: Any) -> None:
-        oid = str(e.originator_id)
+        oid = _key(e.originator_id)
         self.orders[oid] = OrderRecord(
             order_id=oid, channel=e.channel, external_id=e.external_id, mode=e.mode, value=e.value,
             lines=dict(e.lines), placed_at=e.at, promised_at=e.promised_at, member=e.member,
@@ -234,7 +252,7 @@ class Projections:
         self.to_route[oid] = None
 
     def _routed(self, e: Any) -> None:
-        r = self.orders[str(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         for p in e.parts:
             r.parts[p.node] = PartRecord(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, status="routed", routed_at=e.at)
             r.cost[p.node] = dict(p.cost)
@@ -276,24 +294,24 @@ class Projections:
             r.first_answer_at = at
 
     def _rejected(self, e: Any) -> None:
-        r = self.orders[str(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         r.lost = [{"node": x.node, "reason": x.reason} for x in e.lost]
         if r.first is None:
             r.first = {"outcome": "rejected", "parts": [], "lost": list(r.lost), "reason": e.reason}
         self._close(r, "rejected", e.reason, e.at)
 
     def _cancelled(self, e: Any) -> None:
-        self._close(self.orders[str(e.originator_id)], "cancelled", e.reason, e.at)
+        self._close(self.orders[_key(e.originator_id)], "cancelled", e.reason, e.at)
 
     def _part_step(self, e: Any, status: str) -> None:
-        r = self.orders[str(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         r.parts[e.node].status = status
         if status == "accepted":
             self.awaiting.pop((r.order_id, e.node), None)
         r.status = _least(r.parts) if not r.pending else "placed"
 
     def _given_back(self, e: Any) -> None:
-        r = self.orders[str(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         part = r.parts.pop(e.node)
         self.awaiting.pop((r.order_id, e.node), None)
         for sku, qty in part.lines.items():
@@ -303,7 +321,7 @@ class Projections:
         self.to_route[r.order_id] = None
 
     def _handed_over(self, e: Any) -> None:
-        r = self.orders[str(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         r.parts[e.node].status = "handed_over"
         r.late = r.late or e.at > r.promised_at + 1e-9
         r.handed_over_at = e.at if r.handed_over_at is None else max(r.handed_over_at, e.at)
