@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fixed batch sizes for writes (events per save)")
     p.add_argument("--write-sample", type=int, default=100_000,
                    help="events written at each fixed batch size (fewer for small batches)")
+    p.add_argument("--repeat", type=int, help="engine restarts per store and snapshot setting "
+                                                          "(the median is reported; --quick 1)")
     p.add_argument("--nodes", type=int, help="nodes in the generated city (default 600; --quick 60)")
     p.add_argument("--skus", type=int, help="SKUs in the generated city (default 2,000; --quick 200)")
     p.add_argument("--quick", action="store_true", help="a city of 60 nodes x 200 SKUs, 2,000 orders")
@@ -74,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        orders, nodes, skus = _check(args)
+        orders, nodes, skus, repeat = _check(args)
     except InvalidInput as e:
         print(f"o2o bench store: {e}", file=sys.stderr)
         return 2
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     built = build(folder, orders, nodes, skus, args.rebuild)
     report: dict[str, Any] = {
-        "parameters": {"orders": orders, "nodes": nodes, "skus": skus, "quick": args.quick, "backends": args.backends,
+        "parameters": {"orders": orders, "nodes": nodes, "skus": skus, "quick": args.quick, "repeat": repeat,
+                       "backends": args.backends,
                        "batch_sizes": args.batch_sizes, "write_sample": args.write_sample,
                        "snapshot_interval": SNAPSHOT_INTERVAL, "page": 2000},
         "store": built, "writes": {}, "replay": {},
@@ -91,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
     schemas: list[str] = []
     try:
         fixed = sum(_fixed_count(built["events"], args.write_sample, b) for b in args.batch_sizes)
-        # per backend: the engine's saves, the fixed batches, then 4 passes over the store (fetch, decode, 2 restarts)
-        with tqdm(total=len(args.backends) * (built["events"] * 5 + fixed), desc="store bench", unit="event",
-                  unit_scale=True) as bar:
+        # per backend: the engine's saves, the fixed batches, then passes over the store (fetch, decode, restarts)
+        total = len(args.backends) * (built["events"] * (3 + 2 * repeat) + fixed)
+        with tqdm(total=total, desc="store bench", unit="event", unit_scale=True) as bar:
             source = f"sqlite:///{folder / 'events.db'}"
             for backend in args.backends:
                 new = _new_store(backend, folder, args.postgres, schemas)
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                                                    lambda: _new_store(backend, folder, args.postgres, schemas), bar)
                 # SQLite replays the engine's own store; PostgreSQL the copy the writes made
                 replayed = source if backend == "sqlite" else new
-                report["replay"][backend] = replay(replayed, folder / "network.json", bar)
+                report["replay"][backend] = replay(replayed, folder / "network.json", repeat, bar)
     finally:
         if not args.keep:
             _drop_schemas(args.postgres, schemas)
@@ -119,18 +122,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> tuple[int, int, int]:
-    """Orders, nodes and SKUs, once the options are known to be usable."""
+def _check(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """Orders, nodes, SKUs and restarts, once the options are known to be usable."""
     orders = args.orders if args.orders is not None else (QUICK_ORDERS if args.quick else ORDERS)
     nodes = args.nodes if args.nodes is not None else (60 if args.quick else 600)
     skus = args.skus if args.skus is not None else (200 if args.quick else 2000)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     for name, value, least in (("--orders", orders, 1), ("--nodes", nodes, 2), ("--skus", skus, 1),
-                               ("--batch-sizes", min(args.batch_sizes), 1), ("--write-sample", args.write_sample, 1)):
+                               ("--repeat", repeat, 1), ("--batch-sizes", min(args.batch_sizes), 1),
+                               ("--write-sample", args.write_sample, 1)):
         if value < least:
             raise InvalidInput(name, f"must be at least {least}, got {value}")
     if "postgres" in args.backends:
         _check_postgres(args.postgres)
-    return orders, nodes, skus
+    return orders, nodes, skus, repeat
 
 
 # -- build ---------------------------------------------------------------
@@ -339,9 +344,11 @@ def _write_fixed(target: str, events: list[Any], size: int) -> dict[str, Any]:
 
 
 # -- replay --------------------------------------------------------------
-def replay(url: str, network: Path, bar) -> dict[str, Any]:
+def replay(url: str, network: Path, repeat: int, bar) -> dict[str, Any]:
     """Fetch and decode rates in this process (where replay time goes), then
-    the engine's restart in fresh processes, with snapshots and without."""
+    the engine's restart in fresh processes, with snapshots and without,
+    `repeat` times each (alternating): the median run by catch-up time is
+    reported, with every run's rate."""
     log = EventLog(env=store_env(url))
     try:
         out = {"fetch": _rate(_fetched(log))}
@@ -350,22 +357,30 @@ def replay(url: str, network: Path, bar) -> dict[str, Any]:
         bar.update(out["fetch"]["events"])
     finally:
         log.close()
-    for snapshots in (True, False):
-        cmd = [sys.executable, "-m", "benchmarks.store", str(network), url, "yes" if snapshots else "no"]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"replay process failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        key = "with_snapshots" if snapshots else "without_snapshots"
-        out[key] = json.loads(done.stdout.splitlines()[-1])
-        bar.update(out[key]["events"])
+    runs: dict[str, list[dict[str, Any]]] = {"with_snapshots": [], "without_snapshots": []}
+    for _ in range(repeat):
+        for key in runs:
+            snapshots = "yes" if key == "with_snapshots" else "no"
+            cmd = [sys.executable, "-m", "benchmarks.store", str(network), url, snapshots]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"replay process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            runs[key].append(json.loads(done.stdout.splitlines()[-1]))
+            bar.update(runs[key][-1]["events"])
+    for key, xs in runs.items():
+        median = sorted(xs, key=lambda x: x["catch_up_seconds"])[len(xs) // 2]
+        out[key] = {**median, "runs": len(xs), "catch_up_events_per_s_runs": [x["catch_up_events_per_s"] for x in xs],
+                    "startup_seconds_runs": [x["startup_seconds"] for x in xs],
+                    "peak_rss_bytes_max": max(x["peak_rss_bytes"] for x in xs)}
     return out
 
 
 def _fetched(log: EventLog, page: int = 2000) -> Iterator[Any]:
+    """The rows a replay reads, undecoded."""
     start = 1
-    while notes := log.recorder.select_notifications(start, page):
-        yield from notes
-        start = notes[-1].id + 1
+    while rows := log.recorder.notification_rows(start, page):
+        yield from rows
+        start = rows[-1][0] + 1
 
 
 def _rate(items: Iterator[Any]) -> dict[str, Any]:
@@ -388,11 +403,12 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
     """In a fresh process: the engine opened over the store (read models
     rebuilt from every event), then every node inventory loaded."""
     network = load_network(network_file)
-    rss_before = _peak_rss()
+    rss_before = _peak_rss()  # the interpreter and the modules
     env = {**store_env(url), "IS_SNAPSHOTTING_ENABLED": "y" if snapshots else "n"}
     t0 = time.perf_counter()
     engine = _TimedEngine(network, env=env)
     opened = time.perf_counter() - t0
+    rss_open = _rss("VmRSS")
     t1 = time.perf_counter()
     versions = [engine._inventory(n.id).version for n in network.nodes]
     loaded = time.perf_counter() - t1
@@ -403,18 +419,24 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
         "catch_up_events_per_s": round(events / engine.catch_up_seconds),
         "inventories": len(versions), "inventory_events": int(sum(versions)),
         "inventories_seconds": round(loaded, 2), "startup_seconds": round(opened + loaded, 2),
-        "peak_rss_bytes_before_open": rss_before, "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes_before_open": rss_before, "rss_bytes_after_catch_up": rss_open,
+        "rss_bytes_with_inventories": _rss("VmRSS"), "peak_rss_bytes": _peak_rss(),
     }
 
 
 def _peak_rss() -> int:
     """This process's peak resident memory. Not ru_maxrss: Linux keeps the
     parent's peak in it across fork and exec."""
+    return _rss("VmHWM")
+
+
+def _rss(field: str) -> int:
+    """VmHWM (peak) or VmRSS (now) of this process, in bytes."""
     try:
         status = Path("/proc/self/status").read_text()
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
+    except OSError:  # not Linux: the peak is all there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))) * 1024
 
 
 # -- results -------------------------------------------------------------
@@ -422,7 +444,7 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for backend, r in report["replay"].items():
         rate = r["with_snapshots"]["catch_up_events_per_s"]
-        rss = max(r["with_snapshots"]["peak_rss_bytes"], r["without_snapshots"]["peak_rss_bytes"])
+        rss = max(r["with_snapshots"]["peak_rss_bytes_max"], r["without_snapshots"]["peak_rss_bytes_max"])
         out[backend] = {"replay_events_per_s": rate, "replay_target": REPLAY_TARGET,
                         "replay_met": rate >= REPLAY_TARGET, "peak_rss_bytes": rss,
                         "memory_target_bytes": MEMORY_TARGET, "memory_met": rss < MEMORY_TARGET}

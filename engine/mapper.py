@@ -14,7 +14,9 @@ from typing import Any
 
 import msgspec
 from eventsourcing.domain import CanSnapshotAggregate
-from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, find_id_convertor
+from eventsourcing.persistence import (
+    Mapper, MapperDeserialisationError, StoredEvent, find_id_convertor, pass_through_convertor,
+)
 from eventsourcing.utils import get_topic, resolve_topic
 
 _encoder = msgspec.json.Encoder()
@@ -64,7 +66,7 @@ class MsgspecMapper(Mapper):
 
     def decode(self, topic: str, data: bytes, originator_id: Any, originator_version: int) -> Any:
         """A stored event's fields to its domain event (a replay reads rows, not StoredEvents)."""
-        cls, decoder, snapshot, class_version = _plan(topic)
+        cls, decoder, snapshot, class_version, convert = _plan(topic, type(originator_id))
         try:
             if self.cipher:
                 data = self.cipher.decrypt(data)
@@ -77,7 +79,7 @@ class MsgspecMapper(Mapper):
             raise MapperDeserialisationError(
                 f"cannot decode stored event {topic} of {originator_id} v{originator_version}: {e}"
             ) from e
-        state["originator_id"] = _id_convertor(cls, type(originator_id))(originator_id)
+        state["originator_id"] = originator_id if convert is None else convert(originator_id)
         state["originator_version"] = originator_version
         from_version = state.pop("class_version", 1)
         while from_version < class_version:
@@ -89,15 +91,13 @@ class MsgspecMapper(Mapper):
 
 
 @lru_cache(maxsize=None)
-def _plan(topic: str) -> tuple[type, msgspec.json.Decoder, bool, int]:
-    """What decoding an event of this topic needs, worked out once per topic."""
+def _plan(topic: str, id_type: type) -> tuple[type, msgspec.json.Decoder, bool, int, Any]:
+    """What decoding an event of this topic needs, worked out once per topic
+    (and type of originator id: None when the id is kept as it is)."""
     cls = resolve_topic(topic)
-    return cls, _decoder(cls), issubclass(cls, CanSnapshotAggregate), getattr(cls, "class_version", 1)
-
-
-@lru_cache(maxsize=None)
-def _id_convertor(cls: type, id_type: type) -> Any:
-    return find_id_convertor(cls, id_type)
+    convert = find_id_convertor(cls, id_type)
+    return (cls, _decoder(cls), issubclass(cls, CanSnapshotAggregate), getattr(cls, "class_version", 1),
+            None if convert is pass_through_convertor else convert)
 
 
 def _snapshot_state(state: dict[str, Any]) -> dict[str, Any]:

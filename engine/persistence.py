@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 from uuid import UUID
@@ -118,8 +119,11 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None  # plain tuples: sqlite3.Row costs more than it helps here
             c.execute(statement, (start, limit))
-            convert = self.convert_originator_id
-            return [(r[0], convert(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+            rows = c.fetchall()
+        if self.datastore.originator_id_type != "uuid":
+            return rows
+        ids, convert = self._ids, self.convert_originator_id
+        return [(r[0], ids.get(r[1]) or convert(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
@@ -164,31 +168,31 @@ class EventLog(Application):
         `stop`, included). The cyclic garbage collector is paused until the
         events are read: a replay makes no cycles, and full collections over
         the growing read models took a fifth of it."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            yield from self._stored_events(start, page, stop)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _stored_events(self, start: int, page: int, stop: int | None) -> Iterator[tuple[int, Any]]:
         rows = getattr(self.recorder, "notification_rows", None)
-        if rows is None:  # in memory: the library's notifications
-            while notes := self.recorder.select_notifications(start, page, stop=stop):
-                for note in notes:
-                    yield note.id, self.mapper.to_domain_event(note)
-                start = notes[-1].id + 1
-            return
+
         def read(start: int) -> list[tuple[int, Any, int, str, bytes]]:
             limit = page if stop is None else min(page, stop - start + 1)
             return rows(start, limit) if limit > 0 else []
 
-        decode = self.mapper.decode
-        while batch := read(start):
-            for notification_id, originator_id, version, topic, state in batch:
-                yield notification_id, decode(topic, state, originator_id, version)
-            start = batch[-1][0] + 1
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            if rows is None:  # in memory: the library's notifications
+                while notes := self.recorder.select_notifications(start, page, stop=stop):
+                    for note in notes:
+                        yield note.id, self.mapper.to_domain_event(note)
+                    start = notes[-1].id + 1
+                return
+            decode = self.mapper.decode
+            with ThreadPoolExecutor(1, thread_name_prefix="o2o-replay") as reader:
+                ahead = reader.submit(read, start)
+                while batch := ahead.result():
+                    ahead = reader.submit(read, batch[-1][0] + 1)  # read while this page is decoded and applied
+                    for notification_id, originator_id, version, topic, state in batch:
+                        yield notification_id, decode(topic, state, originator_id, version)
+        finally:
+            if paused:
+                gc.enable()
 
     def last_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -8,7 +8,7 @@ import pytest
 
 from adapters.cli import main
 
-TINY = ["--nodes", "6", "--skus", "20", "--orders", "20", "--batch-sizes", "10", "100", "--write-sample", "300"]
+TINY = ["--nodes", "6", "--skus", "20", "--orders", "20", "--repeat", "1", "--batch-sizes", "10", "100", "--write-sample", "300"]
 
 
 @pytest.mark.postgres
@@ -37,24 +37,28 @@ def test_a_tiny_run_reports_writes_and_replay_of_the_store_it_built_on_sqlite_an
             # the restarted engine found every event and every node's inventory: it opened nothing new
             assert restart["events"] == events
             assert restart["inventories"] == nodes
+            assert restart["peak_rss_bytes"] >= restart["rss_bytes_with_inventories"] > 0
             assert restart["peak_rss_bytes"] >= restart["peak_rss_bytes_before_open"] > 0
+            assert restart["runs"] == len(restart["catch_up_events_per_s_runs"]) == 1
         assert report["targets"][backend]["replay_events_per_s"] == replay["with_snapshots"]["catch_up_events_per_s"]
     assert report["machine"]["cores"] >= 1 and report["machine"]["git_commit"]
     assert "wrote" in capsys.readouterr().out
 
 
-def test_a_second_run_reuses_the_built_store(tmp_path):
-    args = ["bench", "store", *TINY, "--backends", "sqlite", "--store-dir", str(tmp_path / "stores")]
-    assert main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert main([*args, "--out", str(tmp_path / "b")]) == 0
-    first, second = (json.loads((tmp_path / x / "store.json").read_text())["store"] for x in "ab")
-    assert not first["reused"] and second["reused"]
-    assert second["events"] == first["events"]
+def test_a_built_store_is_reused_until_a_rebuild_is_asked_for(tmp_path):
+    from benchmarks.store import build
+
+    first = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)
+    again = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)
+    assert not first["reused"] and again["reused"]
+    assert again["events"] == first["events"] and again["saves"] == first["saves"]
+    assert not build(tmp_path, orders=20, nodes=6, skus=20, rebuild=True)["reused"]
 
 
 @pytest.mark.parametrize("bad, words", [
     (["--orders", "0"], "--orders"),
     (["--batch-sizes", "0"], "--batch-sizes"),
+    (["--repeat", "0"], "--repeat"),
     (["--postgres", "postgres://127.0.0.1:5432/test?schema=mine"], "schema"),
     (["--postgres", "sqlite:///x.db"], "not a PostgreSQL URL"),
 ])
