@@ -277,7 +277,8 @@ class _Writer(EventLog):
 # -- writes --------------------------------------------------------------
 def writes(source: str, target: str, saves: list[int], sizes: list[int], sample: int, fresh, bar) -> dict[str, Any]:
     """The stored events saved again into `target` in the engine's own saves,
-    then the first `sample` events at each fixed batch size into fresh stores."""
+    then `sample` events from the middle of the store at each fixed batch size
+    into fresh stores."""
     log = EventLog(env=store_env(source))
     events = (e for _, e in log.stored_events())
     writer = _Writer(env=store_env(target))
@@ -298,7 +299,10 @@ def writes(source: str, target: str, saves: list[int], sizes: list[int], sample:
             bar.update(size)
     finally:
         writer.close()
-    head = [e for _, e in zip(range(sample), (e for _, e in log.stored_events()))]
+    # from the middle of the day: the store opens with every node's whole assortment (5 KB events)
+    total = sum(saves)
+    first = max(0, min(total // 2, total - sample)) + 1
+    head = [e for _, e in log.stored_events(first, stop=first + sample - 1)]
     log.close()
     a, t = np.array(saves), np.array(per_save)
     engine_saves = {
