@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-wait-ms", type=float, default=2000.0,
                    help="refuse a submit (503 at once) when the orders ahead would take longer to route")
     p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--accept-timeout-s", type=float,
+                   help="seconds a node has to accept or decline a routed part before it is routed elsewhere "
+                        "(default: the engine's, 300)")
     p.add_argument("--ack-wait", type=float, default=10.0,
                    help="seconds before JetStream redelivers an intake order the engine has not acknowledged")
     connection_options(p)
@@ -106,7 +109,10 @@ async def serve(args: argparse.Namespace) -> int:
         server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
         args.nats = server.url
         print(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})", flush=True)
-    engine = Engine(network, EngineSettings(router=RouterSettings(solver=args.solver)), env=store_env(args.store))
+    settings = EngineSettings(router=RouterSettings(solver=args.solver))
+    if args.accept_timeout_s is not None:
+        settings = msgspec.structs.replace(settings, accept_timeout_s=args.accept_timeout_s)
+    engine = Engine(network, settings, env=store_env(args.store))
     nc = await connect(args, args.nats)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
