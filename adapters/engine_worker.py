@@ -1,19 +1,20 @@
 """Runs the engine on one thread (it is the single writer of its nodes) and
 gathers submitted orders into micro-batches of up to `max_batch` orders or
-`window_ms`, whichever comes first. The queue in front is bounded twice:
-by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would
-take longer than that to route, judged by how fast full batches drained
-the queue lately). Past
-either bound callers are told at once (503), instead of waiting in a queue
-longer than their own timeout and never hearing of the order."""
+`window_ms` after the first of them arrived, whichever comes first. The
+queue in front is bounded twice: by count (`max_queue`) and by time
+(`max_wait_ms`: the orders ahead would take longer than that to route,
+judged by how fast full batches drained the queue lately). Past either
+bound callers are told at once (503), instead of waiting in a queue longer
+than their own timeout and never hearing of the order."""
 from __future__ import annotations
 
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from domain.commands import SubmitOrder
+from domain.errors import DomainError
 from engine.app import Engine
 
 
@@ -23,13 +24,15 @@ class Overloaded(Exception):
 
 class EngineWorker:
     def __init__(self, engine: Engine, max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000,
-                 max_wait_ms: float = 2000.0):
+                 max_wait_ms: float = 2000.0, answer: Callable[[list[tuple[Any, Any]]], Awaitable[None]] | None = None):
         self.engine = engine
+        self.answer = answer  # takes a batch's (to, result) pairs at once: no task or future per order
         self.max_batch = max_batch
         self.window = window_ms / 1000.0
         self.max_wait = max_wait_ms / 1000.0
         self.seconds_per_order = 0.0  # what draining one order costs when busy, averaged over recent batches
-        self.queue: asyncio.Queue[tuple[SubmitOrder, asyncio.Future] | None] = asyncio.Queue(max_queue)
+        self.queue: asyncio.Queue[tuple[SubmitOrder, Any, float] | None] = asyncio.Queue(max_queue)  # (cmd, to, arrived)
+        self._enough = asyncio.Event()  # a full batch is queued: no need to wait out the window
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.accepting = True
         self.committed = asyncio.Event()  # set after every engine call: new events may be stored
@@ -39,17 +42,23 @@ class EngineWorker:
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
-    def offer(self, cmd: SubmitOrder) -> asyncio.Future:
+    def offer(self, cmd: SubmitOrder, to: Any = None) -> asyncio.Future | None:
+        """Queues an order. Its result (a reply or a DomainError) goes, with the
+        rest of its batch, to `answer(...)` as `(to, result)` when `to` is given;
+        else the returned future gets it."""
         if not self.accepting:
             raise Overloaded("shutting down")
         ahead = self.queue.qsize() * self.seconds_per_order
         if ahead > self.max_wait:
             raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future() if to is None else None
         try:
-            self.queue.put_nowait((cmd, fut))
+            self.queue.put_nowait((cmd, fut if to is None else to, loop.time()))
         except asyncio.QueueFull:
             raise Overloaded(f"intake queue full ({self.queue.maxsize} orders waiting)") from None
+        if self.queue.qsize() >= self.max_batch:
+            self._enough.set()
         return fut
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -70,24 +79,26 @@ class EngineWorker:
             first = await self.queue.get()
             if first is None:
                 return
-            batch = [first]
-            deadline = loop.time() + self.window
+            batch = [first[:2]]
+            # the window runs from the first order's arrival: under load it waited while
+            # the engine was busy, and what queued meanwhile goes at once
+            remaining = first[2] + self.window - loop.time()
+            if remaining > 0 and self.queue.qsize() < self.max_batch - 1:
+                self._enough.clear()
+                try:
+                    await asyncio.wait_for(self._enough.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
             stop = False
             while len(batch) < self.max_batch:
                 try:
                     item = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self.queue.get(), remaining)
-                    except asyncio.TimeoutError:
-                        break
+                    break
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
+                batch.append(item[:2])
             now = time.perf_counter()
             if last_size == self.max_batch:
                 # a full batch means a backed-up queue: from its start to this one is what
@@ -102,18 +113,24 @@ class EngineWorker:
         old = self.seconds_per_order
         self.seconds_per_order = seconds_per_order if not old else 0.7 * old + 0.3 * seconds_per_order
 
-    async def _route(self, batch: list[tuple[SubmitOrder, asyncio.Future]]) -> None:
+    async def _route(self, batch: list[tuple[SubmitOrder, Any]]) -> None:
         self.batches += 1
         try:
-            results = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
+            results: list[Any] = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
         except Exception as e:  # nothing was stored: every caller hears of it
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e)
-            return
-        for (_, fut), result in zip(batch, results):
-            if not fut.done():
-                fut.set_result(result)
+            results = [e] * len(batch)
+        answers = []
+        for (_, to), result in zip(batch, results):
+            if not isinstance(to, asyncio.Future):
+                answers.append((to, result))
+            elif to.done():
+                continue
+            elif isinstance(result, Exception) and not isinstance(result, DomainError):
+                to.set_exception(result)
+            else:
+                to.set_result(result)
+        if answers:
+            await self.answer(answers)
 
     async def tick(self) -> None:
         """Timers: expire reservations not accepted in time, route what waits."""

@@ -7,14 +7,19 @@ dropped: the stream is always the store's events in order, none skipped,
 none twice. After any failure (a lost ack, a server restart) the publisher
 reads where the stream ends and goes on from there.
 
-Acks come back on one inbox subscription of our own, counted per page:
-nats-py's publish_async costs a semaphore, a random token and a future per
-message, which was most of the service's own CPU under load."""
+The engine hands its committed events over (`feed`), so under load they are
+published from memory; the store is read only for what was not handed over
+(at start, after a failure, across a gap). Only the last message of a page
+asks for an ack: each message names the one before it, so the last one
+stored means the whole page is (nats-py's publish_async costs a semaphore,
+a random token and a future per message, and an ack per event was most of
+the service's own CPU under load)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -30,6 +35,7 @@ log = logging.getLogger("o2o.events")
 STREAM = "O2O_EVENTS"
 SUBJECTS = ["o2o.events.>"]
 ID_HEADER = "O2o-Notification-Id"
+MAX_FED = 200_000  # events held in memory for publishing; beyond, the store is read instead
 
 
 class ForeignStream(Exception):
@@ -88,10 +94,9 @@ class EventPublisher:
         self._inbox = ""
         self._sub: Any = None
         self._page_no = 0  # acks of an abandoned page are ignored
-        self._expected = 0
-        self._acked = 0
         self._refused: str | None = None
         self._page_done = asyncio.Event()
+        self._fed: deque = deque()  # committed notifications handed over by the engine, in commit order
 
     async def last_published(self) -> int:
         info = await self.js.stream_info(STREAM)
@@ -126,7 +131,10 @@ class EventPublisher:
                     await asyncio.sleep(0.5)
                     continue
             self.committed.clear()  # before reading, so a commit after the read wakes us
-            notes = await loop.run_in_executor(self.pool, self.recorder.select_notifications, self.last + 1, self.page)
+            notes = self._take()
+            if notes is None:
+                notes = await loop.run_in_executor(self.pool, self.recorder.select_notifications, self.last + 1,
+                                                   self.page)
             if notes:
                 try:
                     await self._publish(notes)
@@ -143,17 +151,40 @@ class EventPublisher:
             except asyncio.TimeoutError:
                 pass
 
+    def feed(self, notes: list[Any]) -> None:
+        """Committed notifications, in commit order; called from the engine's thread."""
+        if len(self._fed) > MAX_FED:  # the stream is away: stop holding, read the store when it is back
+            self._fed.clear()
+        self._fed.extend(notes)
+
+    def _take(self) -> list[Any] | None:
+        """The next page from what was fed, if it follows on from the last published
+        without a gap (another writer's events, or ids the store skipped): else None."""
+        fed = self._fed
+        while fed and fed[0].id <= self.last:
+            fed.popleft()
+        if not fed or fed[0].id != self.last + 1:
+            return None
+        notes = [fed.popleft()]
+        while fed and len(notes) < self.page and fed[0].id == notes[-1].id + 1:
+            notes.append(fed.popleft())
+        return notes
+
     async def _publish(self, notes: list[Any]) -> None:
         self._page_no += 1
         reply = f"{self._inbox}.{self._page_no}"
-        self._expected, self._acked, self._refused = len(notes), 0, None
+        self._refused = None
         self._page_done.clear()
         previous = self.last
+        last = notes[-1]
+        publish = self.nc.publish
         for note in notes:
             headers = {"Nats-Msg-Id": msg_id(note.id), ID_HEADER: str(note.id)}
             if previous:
                 headers["Nats-Expected-Last-Msg-Id"] = msg_id(previous)
-            await self.nc.publish(subject_for(note.topic), envelope(note), reply=reply, headers=headers)
+            # the chain makes the last ack answer for the page: a lost or refused message refuses all after it
+            await publish(subject_for(note.topic), envelope(note), reply=reply if note is last else "",
+                          headers=headers)
             previous = note.id
         await asyncio.wait_for(self._page_done.wait(), self.ack_timeout)
         if self._refused is not None:
@@ -166,11 +197,7 @@ class EventPublisher:
         status = (msg.headers or {}).get("Status")
         if status or b'"error"' in msg.data:  # 503: no stream answered; else JetStream's reason
             self._refused = f"status {status}" if status else msg.data.decode(errors="replace")
-            self._page_done.set()
-            return
-        self._acked += 1
-        if self._acked == self._expected:
-            self._page_done.set()
+        self._page_done.set()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Publishes what is stored, then stops; gives up after `timeout`

@@ -38,9 +38,11 @@ class O2OService:
         self.engine = engine
         self.nc = nc
         self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
-                                   max_wait_ms=max_wait_ms)
+                                   max_wait_ms=max_wait_ms, answer=self._answer)
         self.intake = Intake(nc, self.worker, ack_wait=ack_wait) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
+        if self.publisher:
+            engine.on_commit.append(self.publisher.feed)
         self.tick_s = tick_s
         self.pending: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
@@ -73,9 +75,9 @@ class O2OService:
                 cmd = decode(req.data, ep.request, mp)
                 if ep.call is None:
                     self.engine.check_order(cmd)  # static checks now, so they count in the stats
-                    fut = self.worker.offer(cmd)
-                else:
-                    fut = asyncio.ensure_future(self.worker.call(ep.call(self.engine), cmd))
+                    self.worker.offer(cmd, (ep, req, mp))  # answered with its batch, by _answer
+                    return
+                fut = asyncio.ensure_future(self.worker.call(ep.call(self.engine), cmd))
             except Overloaded as e:
                 raise ServiceError("503", f"overloaded: {e}") from None
             except Exception as e:
@@ -90,13 +92,24 @@ class O2OService:
     async def _reply(self, ep: Endpoint, req: Request, fut: asyncio.Future, mp: bool) -> None:
         try:
             result = await fut
+        except Exception as e:
+            result = e
+        await self._respond(ep, req, mp, result)
+
+    async def _answer(self, answers: list[tuple[tuple[Endpoint, Request, bool], Any]]) -> None:
+        """A batch of orders' replies, sent in one go."""
+        for (ep, req, mp), result in answers:
+            await self._respond(ep, req, mp, result)
+
+    async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
+        try:
             if isinstance(result, Exception):
                 raise result
             await req.respond(encode(result, mp), headers={"Content-Type": "application/msgpack"} if mp else None)
         except Exception as e:
             w = from_exception(e)
             if w.code == 500:
-                log.exception("endpoint %s failed", ep.name)
+                log.exception("endpoint %s failed", ep.name, exc_info=e)
             self._count_error(ep.name, w)
             await req.respond_error(str(w.code), w.description)
 
@@ -134,6 +147,7 @@ class O2OService:
             await asyncio.gather(*self.pending, return_exceptions=True)
         if self.publisher:
             await self.publisher.stop()
+            self.engine.on_commit.remove(self.publisher.feed)
 
 
 @asynccontextmanager

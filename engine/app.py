@@ -117,6 +117,8 @@ class Engine(EventLog):
         self.views = Projections(network)
         self._inventories: dict[str, NodeInventory] = {}  # this process writes these nodes
         self._orders: dict[UUID, Order] = {}  # open orders, as last saved
+        # called with each commit's notifications, in commit order, after the read models saw them
+        self.on_commit: list[Callable[[list[Any]], None]] = []
         self.catch_up()
         self.open_network()
 
@@ -156,6 +158,10 @@ class Engine(EventLog):
             self._remember(uow)
             for rec in recordings:
                 self.views.apply(rec.domain_event, rec.notification.id)
+            if self.on_commit and recordings:
+                notes = [rec.notification for rec in recordings]
+                for hook in self.on_commit:
+                    hook(notes)
             return result
         raise Conflict("store", f"gave up after {self.settings.max_retries} concurrent-write conflicts")
 
