@@ -24,6 +24,19 @@ def _check_lines(lines: dict[str, int], field: str = "lines") -> None:
 
 
 class NodeInventory(Aggregate):
+    class Reserved(Aggregate.Event):
+        """Triggered directly, as Order.Routed: one per routed part."""
+
+        order_id: str
+        lines: dict[str, int]
+        at: float
+
+        def apply(self, inv: "NodeInventory") -> None:
+            inv.reservations[self.order_id] = self.lines
+            reserved = inv.reserved
+            for sku, qty in self.lines.items():
+                reserved[sku] = reserved.get(sku, 0) + qty
+
     @staticmethod
     def create_id(node_id: str, at: float) -> object:
         return ids.inventory_id(node_id)
@@ -87,7 +100,7 @@ class NodeInventory(Aggregate):
         short = self.can_reserve(lines)
         if short is not None:
             raise Conflict(f"lines.{short}", f"only {max(self.atp(short), 0)} available to promise at {self.node_id}")
-        self._reserved(order_id=order_id, lines=dict(lines), at=at)
+        self.trigger_event(self.Reserved, order_id=order_id, lines=dict(lines), at=at)
 
     def release(self, order_id: str, reason: str, at: float) -> None:
         if order_id not in self.reservations:
@@ -125,12 +138,6 @@ class NodeInventory(Aggregate):
     @event("SafetyStockSet")
     def _safety_set(self, levels: dict[str, int], at: float) -> None:
         self.safety.update(levels)
-
-    @event("Reserved")
-    def _reserved(self, order_id: str, lines: dict[str, int], at: float) -> None:
-        self.reservations[order_id] = lines
-        for sku, qty in lines.items():
-            self.reserved[sku] = self.reserved.get(sku, 0) + qty
 
     @event("Released")
     def _released(self, order_id: str, lines: dict[str, int], reason: str, at: float) -> None:
