@@ -17,7 +17,7 @@ from engine.network_file import SAMPLE_NETWORK, load_network
 from simulations import results
 from simulations.demand import Day, base_day, surge_size
 from simulations.network_gen import CitySpec, generate
-from simulations.run import simulate, variant_network
+from simulations.run import simulate, variant_network, young_collections_only
 from simulations.scenario import Scenario, Variant, load_scenario
 
 PROGRESS_EVERY = 50  # orders a worker reports at a time
@@ -51,6 +51,7 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
         outcome.engine.close()
 
 
+@young_collections_only()
 def run_scenario(path: str | Path, progress: bool = True, jobs: int = 1) -> tuple[Scenario, list[VariantResult]]:
     """Raises a ScenarioError naming the field before anything runs."""
     s, folder = load_scenario(path)
@@ -86,6 +87,7 @@ def _in_workers(path: Path, n: int, jobs: int, bar: tqdm) -> list[VariantResult]
                 return [f.result() for f in futures]
 
 
+@young_collections_only()
 def _worker(path: str, index: int, ticks) -> VariantResult:
     s, folder = load_scenario(path)
     network = network_of(s, folder)

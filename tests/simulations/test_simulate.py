@@ -3,7 +3,9 @@ changes nothing equals the base, stock is conserved, and the event store a
 simulation writes rebuilds to the same KPIs."""
 from __future__ import annotations
 
+import gc
 import json
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -155,3 +157,25 @@ def test_a_replay_against_a_changed_network_differs_where_it_should(scenario, tm
                  "--recorded-network", "engine/data/sample-city.json", "--out", str(tmp_path / "r2")]) == 0
     nodes = json.loads((tmp_path / "r2" / "kpis.json").read_text())["nodes"]
     assert "S001" in {r["node"] for r in nodes["recorded"]} and "S001" not in {r["node"] for r in nodes["replayed"]}
+
+
+def test_a_simulated_day_leaves_no_cycles_of_refused_commands_behind(scenario):
+    """Full collections are paused while a day runs, so garbage must not need them."""
+    s, folder = load_scenario(scenario)
+    network = network_of(s, folder)
+    day = base_day(s, network)
+    gc.collect()
+    gc.disable()
+    try:
+        outcome = simulate(s, network, day, None, "memory:")
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = Counter(type(x).__name__ for x in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    outcome.engine.close()
+    assert outcome.engine.views.kpis()["reroutes"] > 0  # nodes declined: some of their steps were refused
+    assert left["traceback"] == left["frame"] == 0, left
+    assert gc.get_threshold()[2] < 1 << 30  # and full collections are back on
