@@ -100,6 +100,7 @@ async def connect(args: argparse.Namespace, url: str, **extra: Any) -> nats.NATS
 async def serve(args: argparse.Namespace) -> int:
     from adapters.service import serving  # the service pulls in the engine; clients need not
     from engine.app import Engine, EngineSettings
+    from engine.memory import keep_long_lived
     from engine.routing.types import RouterSettings
 
     network = load_network(args.network)
@@ -113,6 +114,7 @@ async def serve(args: argparse.Namespace) -> int:
     if args.accept_timeout_s is not None:
         settings = msgspec.structs.replace(settings, accept_timeout_s=args.accept_timeout_s)
     engine = Engine(network, settings, env=store_env(args.store))
+    keep_long_lived()
     nc = await connect(args, args.nats)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -290,7 +290,22 @@ def summary(plan: Plan, r: loadgen.Result, usage: dict[str, float]) -> dict[str,
         "service_cpu_us_per_request": round(1e6 * usage["service_cpu_s"] / r.sent, 1),
         "nats_server_cpu_s": None if usage["nats_server_cpu_s"] is None else round(usage["nats_server_cpu_s"], 2),
         "service_rss_bytes": usage["service_rss_bytes"],
+        "per_second": per_second(plan.rate, np.where(code == 0, latency, np.nan)),
     }
+
+
+def per_second(rate: float, latency_s: np.ndarray) -> list[dict[str, float]]:
+    """p50 / p99 / max of the orders due in each second of the run: stalls show as spikes."""
+    due = np.arange(len(latency_s)) / rate
+    out = []
+    for t in range(int(np.ceil(due[-1] + 1e-9)) if len(due) else 0):
+        xs = latency_s[(due >= t) & (due < t + 1)]
+        xs = xs[~np.isnan(xs)] * 1000
+        if len(xs):
+            q = np.percentile(xs, [50, 99])
+            out.append({"second": t, "p50": round(float(q[0]), 1), "p99": round(float(q[1]), 1),
+                        "max": round(float(xs.max()), 1)})
+    return out
 
 
 def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:

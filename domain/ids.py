@@ -2,6 +2,7 @@
 same aggregate, which makes submission idempotent and lookups direct."""
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 _ROOT = uuid5(NAMESPACE_URL, "https://o2o-engine.dev/")
@@ -11,6 +12,7 @@ def inventory_id(node_id: str) -> UUID:
     return uuid5(_ROOT, f"inventory/{node_id}")
 
 
+@lru_cache(maxsize=65_536)  # asked for several times per order as it is placed and routed
 def order_id(channel: str, external_id: str) -> UUID:
     return uuid5(_ROOT, f"order/{channel}/{external_id}")
 

@@ -89,12 +89,16 @@ def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reas
 def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
     parts = [PartReply(node=p.node, lines=p.lines, eta_at=ts(p.eta_at), status=p.status) for p in r.parts.values()]
     cost = {n: r.cost[n] for n in r.parts if n in r.cost}
+    lost = [LossReply(node=x["node"], reason=x["reason"]) for x in r.lost]
+    explanation = explain(cost, r.lost, r.reason)
+    if r.reroutes == 0 and r.status in ("routed", "rejected"):  # still as first decided (a fresh order's reply)
+        first = Decision(outcome=r.status, parts=parts, lost=lost, reason=r.reason, explanation=explanation)
+    else:
+        first = first_decision(r)
     return OrderReply(
         order_id=r.order_id, channel=r.channel, external_id=r.external_id, status=r.status, mode=r.mode,
         promised_at=ts(r.promised_at), node=parts[0].node if parts else None, parts=parts,
-        explanation=explain(cost, r.lost, r.reason), cost=cost,
-        lost=[LossReply(**x) for x in r.lost], reason=r.reason, repeat=repeat,
-        first_decision=first_decision(r),
+        explanation=explanation, cost=cost, lost=lost, reason=r.reason, repeat=repeat, first_decision=first,
     )
 
 
