@@ -10,52 +10,75 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-# (key, title, format) of the KPIs drawn as bars
-BARS = [("fill_rate", "fill rate", "{:.1%}"), ("on_time_rate", "on-time rate", "{:.1%}"),
-        ("handover_min_mean", "minutes to hand-over (mean)", "{:.1f}"),
-        ("handover_min_p95", "minutes to hand-over (p95)", "{:.1f}"),
-        ("delivery_cost_per_order", "delivery cost per order (RMB)", "{:.2f}"), ("kitchen_share", "served by kitchens", "{:.1%}"),
-        ("stockouts_online", "orders lost to stock-outs", "{:,.0f}"), ("reroutes", "reroutes", "{:,.0f}"),
-        ("nodes_full_in_a_slot", "nodes full in some slot", "{:,.0f}"),
-        ("stockouts_pos", "counter customers short", "{:,.0f}")]
-BASE, OTHER = "#9e9e9e", "#1f77b4"
+from simulations.labels import KPIS, change, value, verdict  # noqa: E402
+
+BASE = "#9e9e9e"
+TONE = {"good": "#2e7d32", "bad": "#c62828", "": "#607d8b"}  # better, worse, neither
 
 
 def draw(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    return [kpi_bars(out / "kpis.png", kpis), by_hour(out / "hourly.png", hourly), node_map(out / "map.png", nodes)]
+    return [kpi_changes(out / "kpis.png", kpis), by_hour(out / "hourly.png", hourly),
+            node_map(out / "map.png", nodes)]
 
 
-def kpi_bars(path: Path, kpis: dict[str, dict]) -> Path:
-    """One panel per KPI, a bar per variant; the first (the base) in grey and
-    each variant labelled with its change against it."""
+def kpi_changes(path: Path, kpis: dict[str, dict]) -> Path:
+    """One panel per KPI: each variant's change against the first (the base),
+    green where better, red where worse, labelled with its value. Bars of
+    near-equal values from zero would hide the changes a planner looks for.
+    A run without variants gets the day's figures as tiles."""
     names = list(kpis)
-    shown = [b for b in BARS if any(kpis[n].get(b[0]) is not None for n in names)]
-    cols = 5
+    shown = [k for k in KPIS if k.plotted and any(kpis[n].get(k.key) is not None for n in names)]
+    if len(names) == 1:
+        return _tiles(path, names[0], kpis[names[0]], shown)
+    base, others = names[0], names[1:]
+    cols = min(3, len(shown))  # the report shows a plot about 1,300 px wide: at 100 dpi, 13 inches
     rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows + 0.6), squeeze=False)
-    for ax, (key, title, fmt) in zip(axes.ravel(), shown):
-        values = [kpis[n].get(key) for n in names]
-        heights = [v or 0 for v in values]
-        bars = ax.bar(range(len(names)), heights, color=[BASE] + [OTHER] * (len(names) - 1))
-        ref = values[0]
-        labels = []
-        for i, v in enumerate(values):
-            text = "-" if v is None else fmt.format(v)
-            if i and v is not None and ref is not None and v != ref:
-                delta = v - ref
-                text += "\n(" + ("+" if delta > 0 else "−") + fmt.format(abs(delta)) + ")"
-            labels.append(text)
-        ax.bar_label(bars, labels, fontsize=7, padding=2)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
-        ax.set_ylim(0, max(heights) * 1.3 if max(heights) > 0 else 1)
-        ax.tick_params(axis="y", labelsize=7)
+    height = 0.42 * len(others) + 1.4
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols + 1.4, height * rows + 0.7), squeeze=False, sharey=True)
+    for ax, k in zip(axes.ravel(), shown):
+        ref = kpis[base].get(k.key)
+        values = [kpis[n].get(k.key) for n in others]
+        deltas = [(v - ref) * (100 if "%" in k.fmt else 1) if v is not None and ref is not None else 0 for v in values]
+        y = range(len(others))
+        bars = ax.barh(y, deltas, color=[TONE[verdict(k, v, ref)] for v in values], height=0.6)
+        ax.bar_label(bars, [f"{value(k, v)}  ({change(k, v, ref) or 'same'})" for v in values], fontsize=8,
+                     padding=3)
+        reach = max((abs(d) for d in deltas), default=0) or 1
+        ax.set_xlim(-reach * 3.4, reach * 3.4)  # room for the labels either side
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{k.label}\n{base}: {value(k, ref)}", fontsize=9)
+        ax.set_xlabel("change, percentage points" if "%" in k.fmt else "change", fontsize=7.5)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_yticks(list(y), others, fontsize=8.5)
         ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="x", alpha=0.25)
+    axes[0][0].invert_yaxis()  # variants top to bottom in the scenario's order (the axes share y)
     for ax in axes.ravel()[len(shown):]:
         ax.axis("off")
-    fig.suptitle(f"KPIs by variant (grey: {names[0]}; changes against it in brackets)", fontsize=12)
+    fig.suptitle(f"Change of each KPI against {base} (green: better, red: worse, grey: neither is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _tiles(path: Path, name: str, kpis: dict, shown: list) -> Path:
+    cols = 5
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.4 * rows + 0.5), squeeze=False)
+    for ax, k in zip(axes.ravel(), shown):
+        ax.text(0.5, 0.58, value(k, kpis.get(k.key)), ha="center", va="center", fontsize=20, weight="bold")
+        ax.text(0.5, 0.18, k.label, ha="center", va="center", fontsize=8.5, color="#444")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_color("#dddddd")
+    for ax in axes.ravel()[len(shown):]:
+        ax.axis("off")
+    fig.suptitle(f"The day's KPIs: {name}", fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -63,27 +86,34 @@ def kpi_bars(path: Path, kpis: dict[str, dict]) -> Path:
 
 
 def by_hour(path: Path, hourly: dict[str, list[dict]]) -> Path:
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    """The base as a wide grey band, each variant a thin line over it: a
+    variant equal to the base still shows, and so does the base."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.2, 4.4))
     panels = [("orders", "Orders placed per hour", "orders"), ("fill_rate", "Fill rate by hour placed", "fill rate"),
-              ("on_time_rate", "On-time rate by hour placed", "on-time rate")]
+              ("on_time_rate", "On-time rate by hour placed", "on-time rate (of completed)")]
     busy = [h for rows in hourly.values() for h, r in enumerate(rows) if r["orders"]]
     first, last = (min(busy), max(busy)) if busy else (0, 23)
     for i, (name, rows) in enumerate(hourly.items()):
-        hours = [r["hour"] for r in rows]
-        style = dict(marker=".", label=name, color=BASE if i == 0 else None, lw=2.5 if i == 0 else 1.5,
-                     zorder=1 if i == 0 else 2)
+        rows = [r for r in rows if first <= r["hour"] <= last]
+        style = (dict(color=BASE, lw=6, alpha=0.6, solid_capstyle="round", zorder=1) if i == 0
+                 else dict(marker=".", lw=1.6, zorder=2))
         for ax, (key, _, _) in zip(axes, panels):
-            ax.plot(hours, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], **style)
+            ax.plot([r["hour"] for r in rows], [r[key] if r.get(key) is not None else float("nan") for r in rows],
+                    label=name, **style)
     for ax, (key, title, label) in zip(axes, panels):
         ax.set(title=title, xlabel="hour of day", ylabel=label, xlim=(first - 0.5, last + 0.5))
         ax.set_xticks(range(first, last + 1, 2 if last - first > 12 else 1))
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        if key != "orders":
+        if key == "orders":
+            ax.set_ylim(bottom=0)
+        else:
             low = min((r[key] for rows in hourly.values() for r in rows if r.get(key) is not None), default=0)
-            ax.set_ylim(max(0, min(low, 0.9) - 0.05), 1.01)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+            ax.set_ylim(max(0, min(low, 0.9) - 0.02), 1.005)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -102,7 +132,8 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
     scale = 260 * min(1.0, (60 / max(len(nodes[names[0]]), 1)) ** 0.5)  # smaller markers in a crowded city
     cols = min(3, len(names))
     rows_n = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(max(5.6 * cols, 10), 5.2 * rows_n + 0.8), squeeze=False)
+    side = 4.3 if len(names) > 1 else 8.5  # one map alone gets the room a crowded city needs
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max((side + 0.4) * cols, 10), side * rows_n + 0.8), squeeze=False)
     sc = None
     for ax, name in zip(axes.ravel(), names):
         rows = nodes[name]
@@ -120,7 +151,8 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
                    edgecolors="#1f77b4", linewidths=2, zorder=4)
         closed = [everywhere[k] for k in base_ids - here]
         ax.scatter([r["lon"] for r in closed], [r["lat"] for r in closed], marker="x", s=70, c="black", zorder=4)
-        ax.set_title(name, fontsize=10)
+        full = sum(1 for r in rows if (r["peak_slot_use"] or 0) >= 1)
+        ax.set_title(f"{name}: {full} of {len(rows)} nodes full in some slot", fontsize=10)
         ax.set_aspect(1 / mid)  # a degree of longitude is shorter than one of latitude
         ax.tick_params(labelsize=7)
         ax.locator_params(nbins=4)
@@ -129,10 +161,12 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     legend = [Line2D([], [], marker="o", ls="", color="grey", label="store"),
-              Line2D([], [], marker="s", ls="", color="grey", markeredgecolor="black", label="kitchen"),
-              Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="#1f77b4", markersize=12,
-                     markeredgewidth=2, label="added by the variant"),
-              Line2D([], [], marker="x", ls="", color="black", label="closed by the variant")]
+              Line2D([], [], marker="s", ls="", color="grey", markeredgecolor="black", label="kitchen")]
+    if len(everywhere) > len(base_ids):
+        legend.append(Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="#1f77b4",
+                             markersize=12, markeredgewidth=2, label="added by the variant"))
+    if any(base_ids - {r["node"] for r in rows} for rows in nodes.values()):
+        legend.append(Line2D([], [], marker="x", ls="", color="black", label="closed by the variant"))
     fig.legend(handles=legend, loc="lower center", ncol=4, fontsize=9, frameon=False)
     fig.suptitle("Node utilisation: colour = busiest slot's share of capacity, size = orders given", fontsize=12)
     fig.tight_layout(rect=(0, 0.05, 0.9, 0.97))
