@@ -39,8 +39,12 @@ def state_type(cls: type) -> type[msgspec.Struct]:
 
 
 @lru_cache(maxsize=None)
-def _decoder(cls: type) -> msgspec.json.Decoder:
-    return msgspec.json.Decoder(state_type(cls))
+def state_dict_type(cls: type) -> type:
+    """The same stored state as a TypedDict: msgspec decodes it straight into
+    the dict that becomes the event's __dict__ (no Struct copied out by asdict)."""
+    fields = {f.name: f.type for f in msgspec.structs.fields(state_type(cls)) if f.name != "class_version"}
+    fields["class_version"] = typing.NotRequired[int]  # written only above 1
+    return typing.TypedDict(f"{state_type(cls).__name__}Dict", fields)  # type: ignore[operator]
 
 
 class MsgspecMapper(Mapper):
@@ -66,38 +70,63 @@ class MsgspecMapper(Mapper):
 
     def decode(self, topic: str, data: bytes, originator_id: Any, originator_version: int) -> Any:
         """A stored event's fields to its domain event (a replay reads rows, not StoredEvents)."""
-        cls, decoder, snapshot, class_version, convert = _plan(topic, type(originator_id))
+        plan = _PLANS.get(topic)
+        if plan is None or plan.id_type is not type(originator_id):
+            plan = _PLANS[topic] = _Plan(topic, type(originator_id))
         try:
-            if self.cipher:
-                data = self.cipher.decrypt(data)
-            if self.compressor:
-                data = self.compressor.decompress(data)
-            state = msgspec.structs.asdict(decoder.decode(data))
-            if snapshot:
+            if self.cipher or self.compressor:
+                data = self._unwrap(data)
+            state = plan.decode(data)
+            if plan.snapshot:
                 state["state"] = _snapshot_state(state["state"])
         except Exception as e:
             raise MapperDeserialisationError(
                 f"cannot decode stored event {topic} of {originator_id} v{originator_version}: {e}"
             ) from e
-        state["originator_id"] = originator_id if convert is None else convert(originator_id)
+        state["originator_id"] = originator_id if plan.convert is None else plan.convert(originator_id)
         state["originator_version"] = originator_version
-        from_version = state.pop("class_version", 1)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
-            from_version += 1
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", state)
+        if plan.upcast or "class_version" in state:
+            _upcast(plan.cls, state, plan.class_version)
+        event = _new(plan.cls)
+        _setattr(event, "__dict__", state)
         return event
 
+    def _unwrap(self, data: bytes) -> bytes:
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        return data
 
-@lru_cache(maxsize=None)
-def _plan(topic: str, id_type: type) -> tuple[type, msgspec.json.Decoder, bool, int, Any]:
-    """What decoding an event of this topic needs, worked out once per topic
-    (and type of originator id: None when the id is kept as it is)."""
-    cls = resolve_topic(topic)
-    convert = find_id_convertor(cls, id_type)
-    return (cls, _decoder(cls), issubclass(cls, CanSnapshotAggregate), getattr(cls, "class_version", 1),
-            None if convert is pass_through_convertor else convert)
+
+_new, _setattr = object.__new__, object.__setattr__
+
+
+class _Plan:
+    """What decoding an event of one topic needs, worked out once per topic
+    (and type of originator id: convert is None when the id is kept as it is)."""
+
+    __slots__ = ("cls", "id_type", "decode", "snapshot", "class_version", "upcast", "convert")
+
+    def __init__(self, topic: str, id_type: type):
+        cls = resolve_topic(topic)
+        convert = find_id_convertor(cls, id_type)
+        self.cls, self.id_type = cls, id_type
+        self.decode = msgspec.json.Decoder(state_dict_type(cls)).decode
+        self.snapshot = issubclass(cls, CanSnapshotAggregate)
+        self.class_version = getattr(cls, "class_version", 1)
+        self.upcast = self.class_version > 1
+        self.convert = None if convert is pass_through_convertor else convert
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _upcast(cls: type, state: dict[str, Any], class_version: int) -> None:
+    from_version = state.pop("class_version", 1)
+    while from_version < class_version:
+        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+        from_version += 1
 
 
 def _snapshot_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,13 @@ class AtpView:
         self.rows: dict[UUID, int] = {}  # inventory aggregate id -> node row
         self._available: np.ndarray | None = None  # kept up to date row by row: the matrix can be 600 x 2,000
         self._dirty: set[int] = set()
+        self._cells: dict[str, memoryview] = {}
+        self._view_cells()
+
+    def _view_cells(self) -> None:
+        """Memoryviews over the arrays: a single cell read and written through
+        one costs half of numpy's scalar indexing (most events move 1-5 lines)."""
+        self._cells = {name: memoryview(getattr(self, name)) for name in ("on_hand", "reserved", "safety")}
 
     def atp(self) -> np.ndarray:
         """Available to promise, never below zero (POS may eat safety stock). Read-only."""
@@ -70,16 +77,22 @@ class AtpView:
             pad[axis] = (0, 1)
             for name in ("on_hand", "reserved", "safety"):
                 setattr(self, name, np.pad(getattr(self, name), pad))
+            self._view_cells()
         return i
 
-    def add(self, array: np.ndarray, row: int, lines: dict[str, int], sign: int) -> None:
+    def add(self, name: str, row: int, lines: dict[str, int], sign: int) -> None:
+        """Adds sign x lines to one node's row of on_hand, reserved or safety."""
         if len(lines) > _MANY:  # a delivery of the whole assortment: one numpy call, not one per line
-            array[row, self.cols(lines)] += sign * np.fromiter(lines.values(), np.int64, len(lines))
+            cols = self.cols(lines)
+            getattr(self, name)[row, cols] += sign * np.fromiter(lines.values(), np.int64, len(lines))
         else:
-            index = self.sku_index
+            index, cells = self.sku_index, self._cells[name]
             for sku, qty in lines.items():
                 j = index.get(sku)
-                array[row, self.col(sku) if j is None else j] += sign * qty
+                if j is None:
+                    j = self.col(sku)
+                    cells = self._cells[name]  # the arrays grew: new ones
+                cells[row, j] += sign * qty
         self._dirty.add(row)
 
     def cols(self, skus: Iterable[str]) -> list[int]:
@@ -157,8 +170,31 @@ def _key(order_id: UUID) -> str:
     return key
 
 
+_LOSSES: dict[Any, dict[str, str]] = {}  # Loss -> its record, shared: a few thousand (node, reason) pairs
+
+
+def _losses(lost: Iterable[Any]) -> list[dict[str, str]]:
+    """The losing candidates as records. One dict per (node, reason) is shared
+    by every order that lost there: nothing changes them, and three per order
+    were a tenth of the read models' memory."""
+    out = []
+    for x in lost:
+        d = _LOSSES.get(x)
+        if d is None:
+            if len(_LOSSES) >= 100_000:
+                _LOSSES.clear()
+            d = _LOSSES[x] = {"node": x.node, "reason": x.reason}
+        out.append(d)
+    return out
+
+
+_UNSEEN = object()
+
+
 class Projections:
-    """All read models, fed one event at a time in commit order."""
+    """All read models, fed one event at a time in commit order. Records keep
+    the event's own dicts where neither side changes them (a routed part's
+    lines and cost terms: made for the event, never changed by the order)."""
 
     def __init__(self, network: Network):
         self.network = network
@@ -175,29 +211,30 @@ class Projections:
         self._slot_seconds = {n.id: n.slot_minutes * 60 for n in network.nodes}
         self._capacity = np.array([n.capacity_per_slot for n in network.nodes], dtype=np.int64)
         self._node_row = {n.id: i for i, n in enumerate(network.nodes)}
-        # slot_used as arrays, for capacity_left per batch
+        # slot_used as arrays, for capacity_left per batch; brought up to date there
         self._slot_len = np.array([n.slot_minutes * 60 for n in network.nodes], dtype=float)
         self._slot = np.full(len(network.nodes), -1, dtype=np.int64)
         self._used = np.zeros(len(network.nodes), dtype=np.int64)
+        self._slot_dirty: set[str] = set()
         self._handlers: dict[str, Callable[[Any], None]] = {
             "NodeInventory.Opened": self._inventory_opened,
-            "NodeInventory.Received": lambda e: self._stock(e, "on_hand", e.lines, 1),
-            "NodeInventory.Adjusted": lambda e: self._stock(e, "on_hand", {e.sku: e.delta}, 1),
-            "NodeInventory.Counted": lambda e: self._stock(e, "on_hand", {e.sku: e.delta}, 1),
+            "NodeInventory.Received": self._received,
+            "NodeInventory.Adjusted": self._adjusted,
+            "NodeInventory.Counted": self._adjusted,
             "NodeInventory.SafetyStockSet": self._safety_set,
-            "NodeInventory.Reserved": lambda e: self._stock(e, "reserved", e.lines, 1),
-            "NodeInventory.Released": lambda e: self._stock(e, "reserved", e.lines, -1),
+            "NodeInventory.Reserved": self._reserved,
+            "NodeInventory.Released": self._released,
             "NodeInventory.Consumed": self._consumed,
             "NodeInventory.SoldOverCounter": self._sold,
             "Order.Placed": self._placed,
             "Order.Routed": self._routed,
             "Order.Rejected": self._rejected,
-            "Order.Accepted": lambda e: self._part_step(e, "accepted"),
+            "Order.Accepted": self._part_step("accepted"),
             "Order.Declined": self._given_back,
             "Order.Expired": self._given_back,
-            "Order.Picked": lambda e: self._part_step(e, "picked"),
-            "Order.ReadyForPickup": lambda e: self._part_step(e, "ready"),
-            "Order.Dispatched": lambda e: self._part_step(e, "dispatched"),
+            "Order.Picked": self._part_step("picked"),
+            "Order.ReadyForPickup": self._part_step("ready"),
+            "Order.Dispatched": self._part_step("dispatched"),
             "Order.HandedOver": self._handed_over,
             "Order.Cancelled": self._cancelled,
             "Member.SignedUp": self._signed_up,
@@ -205,10 +242,13 @@ class Projections:
             "Member.PointsEarned": lambda e: self._points(e, e.points),
             "Member.PointsRedeemed": lambda e: self._points(e, -e.points),
         }
+        self._by_class: dict[type, Callable[[Any], None] | None] = {}
 
     # -- feeding -------------------------------------------------------
     def apply(self, event: Any, notification_id: int | None = None) -> None:
-        handler = self._handlers.get(type(event).__qualname__)
+        handler = self._by_class.get(event.__class__, _UNSEEN)
+        if handler is _UNSEEN:
+            handler = self._by_class[event.__class__] = self._handlers.get(event.__class__.__qualname__)
         if handler is not None:
             handler(event)
         if notification_id is not None:
@@ -222,8 +262,17 @@ class Projections:
     def _inventory_opened(self, e: Any) -> None:
         self.atp.rows[e.originator_id] = self.atp.row(e.node_id)
 
-    def _stock(self, e: Any, name: str, lines: dict[str, int], sign: int) -> None:
-        self.atp.add(getattr(self.atp, name), self.atp.rows[e.originator_id], lines, sign)
+    def _received(self, e: Any) -> None:
+        self.atp.add("on_hand", self.atp.rows[e.originator_id], e.lines, 1)
+
+    def _adjusted(self, e: Any) -> None:
+        self.atp.add("on_hand", self.atp.rows[e.originator_id], {e.sku: e.delta}, 1)
+
+    def _reserved(self, e: Any) -> None:
+        self.atp.add("reserved", self.atp.rows[e.originator_id], e.lines, 1)
+
+    def _released(self, e: Any) -> None:
+        self.atp.add("reserved", self.atp.rows[e.originator_id], e.lines, -1)
 
     def _safety_set(self, e: Any) -> None:
         row = self.atp.rows[e.originator_id]
@@ -232,55 +281,57 @@ class Projections:
         self.atp.touch(row)
 
     def _consumed(self, e: Any) -> None:
-        row = self.atp.rows[e.originator_id]
-        self.atp.add(self.atp.reserved, row, e.lines, -1)
-        self.atp.add(self.atp.on_hand, row, e.lines, -1)
+        atp = self.atp
+        row = atp.rows[e.originator_id]
+        atp.add("reserved", row, e.lines, -1)
+        atp.add("on_hand", row, e.lines, -1)
 
     def _sold(self, e: Any) -> None:
-        self.atp.add(self.atp.on_hand, self.atp.rows[e.originator_id], e.lines, -1)
+        self.atp.add("on_hand", self.atp.rows[e.originator_id], e.lines, -1)
         self.pos["sales"] += 1
         self.pos["units"] += sum(e.lines.values())
 
     # -- orders --------------------------------------------------------
     def _placed(self, e: Any) -> None:
         oid = _key(e.originator_id)
+        lines = e.lines
         self.orders[oid] = OrderRecord(
-            order_id=oid, channel=e.channel, external_id=e.external_id, mode=e.mode, value=e.value,
-            lines=dict(e.lines), placed_at=e.at, promised_at=e.promised_at, member=e.member,
-            pickup_node=e.pickup_node, pending=dict(e.lines), parts={},
+            oid, e.channel, e.external_id, e.mode, e.value, dict(lines), e.at, e.promised_at, e.member,
+            e.pickup_node, pending=dict(lines),
         )
         self.to_route[oid] = None
 
     def _routed(self, e: Any) -> None:
-        r = self.orders[_key(e.originator_id)]
+        key = _KEYS.get(e.originator_id) or _key(e.originator_id)
+        r = self.orders[key]
+        at = e.at
+        parts, costs, awaiting, slot_used = r.parts, r.cost, self.awaiting, self.slot_used
         for p in e.parts:
-            r.parts[p.node] = PartRecord(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, status="routed", routed_at=e.at)
-            r.cost[p.node] = dict(p.cost)
-            r.distance_km += p.cost.get("distance_km", 0.0)
-            r.delivery_cost += p.cost.get("delivery", 0.0)
-            self.awaiting[(r.order_id, p.node)] = e.at
-            self._use_slot(p.node, e.at)
+            node, cost = p.node, p.cost
+            parts[node] = PartRecord(node, p.lines, p.eta_at, "routed", at)
+            costs[node] = cost
+            r.distance_km += cost.get("distance_km", 0.0)
+            r.delivery_cost += cost.get("delivery", 0.0)
+            awaiting[(key, node)] = at
+            # the node's capacity in its current slot
+            slot = int(at // self._slot_seconds.get(node, 1800))
+            current, used = slot_used.get(node, (slot, 0))
+            slot_used[node] = (slot, used + 1 if current == slot else 1)
+            self._slot_dirty.add(node)
         r.pending = {}
-        r.lost = [{"node": x.node, "reason": x.reason} for x in e.lost]
-        r.max_parts = max(r.max_parts, len(r.parts))
-        r.status = _least(r.parts)
+        r.lost = lost = _losses(e.lost)
+        if len(parts) > r.max_parts:
+            r.max_parts = len(parts)
+        r.status = _least(parts)
         if r.first is None:
-            r.first_answer_at = e.at
+            r.first_answer_at = at
             r.first = {
                 "outcome": "routed",
-                "parts": [{"node": p.node, "lines": dict(p.lines), "eta_at": p.eta_at, "cost": dict(p.cost)} for p in e.parts],
-                "lost": list(r.lost),
+                "parts": [{"node": p.node, "lines": p.lines, "eta_at": p.eta_at, "cost": p.cost} for p in e.parts],
+                "lost": lost,
                 "reason": None,
             }
-        self.to_route.pop(r.order_id, None)
-
-    def _use_slot(self, node: str, at: float) -> None:
-        slot = int(at // self._slot_seconds.get(node, 1800))
-        current, used = self.slot_used.get(node, (slot, 0))
-        self.slot_used[node] = (slot, used + 1 if current == slot else 1)
-        i = self._node_row.get(node)
-        if i is not None:
-            self._slot[i], self._used[i] = self.slot_used[node]
+        self.to_route.pop(key, None)
 
     def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
         for node in r.parts:
@@ -295,20 +346,31 @@ class Projections:
 
     def _rejected(self, e: Any) -> None:
         r = self.orders[_key(e.originator_id)]
-        r.lost = [{"node": x.node, "reason": x.reason} for x in e.lost]
+        r.lost = _losses(e.lost)
         if r.first is None:
-            r.first = {"outcome": "rejected", "parts": [], "lost": list(r.lost), "reason": e.reason}
+            r.first = {"outcome": "rejected", "parts": [], "lost": r.lost, "reason": e.reason}
         self._close(r, "rejected", e.reason, e.at)
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[_key(e.originator_id)], "cancelled", e.reason, e.at)
 
-    def _part_step(self, e: Any, status: str) -> None:
-        r = self.orders[_key(e.originator_id)]
-        r.parts[e.node].status = status
-        if status == "accepted":
-            self.awaiting.pop((r.order_id, e.node), None)
-        r.status = _least(r.parts) if not r.pending else "placed"
+    def _part_step(self, status: str) -> Callable[[Any], None]:
+        """The handler of a part's step to `status` (accepted, picked, ...)."""
+        accepted = status == "accepted"
+
+        def step(e: Any) -> None:
+            key = _KEYS.get(e.originator_id) or _key(e.originator_id)
+            r = self.orders[key]
+            parts = r.parts
+            parts[e.node].status = status
+            if accepted:
+                self.awaiting.pop((key, e.node), None)
+            if r.pending:
+                r.status = "placed"
+            else:
+                r.status = status if len(parts) == 1 else _least(parts)
+
+        return step
 
     def _given_back(self, e: Any) -> None:
         r = self.orders[_key(e.originator_id)]
@@ -321,11 +383,15 @@ class Projections:
         self.to_route[r.order_id] = None
 
     def _handed_over(self, e: Any) -> None:
-        r = self.orders[_key(e.originator_id)]
-        r.parts[e.node].status = "handed_over"
-        r.late = r.late or e.at > r.promised_at + 1e-9
-        r.handed_over_at = e.at if r.handed_over_at is None else max(r.handed_over_at, e.at)
-        if not r.pending and all(p.status == "handed_over" for p in r.parts.values()):
+        r = self.orders[_KEYS.get(e.originator_id) or _key(e.originator_id)]
+        parts = r.parts
+        parts[e.node].status = "handed_over"
+        at = e.at
+        if at > r.promised_at + 1e-9:
+            r.late = True
+        if r.handed_over_at is None or at > r.handed_over_at:
+            r.handed_over_at = at
+        if not r.pending and (len(parts) == 1 or all(p.status == "handed_over" for p in parts.values())):
             r.status = "completed"
 
     # -- members -------------------------------------------------------
@@ -342,6 +408,12 @@ class Projections:
 
     # -- queries -------------------------------------------------------
     def capacity_left(self, now: float) -> np.ndarray:
+        if self._slot_dirty:
+            for node in self._slot_dirty:
+                i = self._node_row.get(node)
+                if i is not None:
+                    self._slot[i], self._used[i] = self.slot_used[node]
+            self._slot_dirty.clear()
         current = self._slot == (now // self._slot_len).astype(np.int64)
         return np.where(current, np.maximum(self._capacity - self._used, 0), self._capacity)
 
