@@ -16,6 +16,7 @@ COMMANDS = [
     "adapters.cli_demo",
     "adapters.cli_solve",
     "adapters.cli_serve",
+    "adapters.event_relay",
     "adapters.cli_schemas",
     "simulations.cli",
     "benchmarks.cli",

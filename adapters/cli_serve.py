@@ -20,6 +20,7 @@ import msgspec
 import nats
 
 from adapters.embedded_nats import EmbeddedNats
+from adapters.event_relay import Relay
 from adapters.wire import WireError, decode
 from domain.commands import SubmitOrder
 from engine.network_file import SAMPLE_NETWORK, load_network
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-timeout-s", type=float,
                    help="seconds a node has to accept or decline a routed part before it is routed elsewhere "
                         "(default: the engine's, 300)")
+    p.add_argument("--events", choices=["relay", "inline"], default="relay",
+                   help="publish events from a relay process of its own (default; a memory store publishes inline) "
+                        "or from the engine's process")
     p.add_argument("--ack-wait", type=float, default=10.0,
                    help="seconds before JetStream redelivers an intake order the engine has not acknowledged")
     connection_options(p)
@@ -115,19 +119,33 @@ async def serve(args: argparse.Namespace) -> int:
         settings = msgspec.structs.replace(settings, accept_timeout_s=args.accept_timeout_s)
     engine = Engine(network, settings, env=store_env(args.store))
     keep_long_lived()
+    relay = Relay(args, args.store) if args.events == "relay" and not args.store.startswith("memory:") else None
     nc = await connect(args, args.nats)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if relay:
+            await relay.start()  # a stream filled from another store ends the command here
         async with serving(engine, nc, "o2o serve", max_batch=args.max_batch, window_ms=args.window_ms,
-                           max_queue=args.max_queue, max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait):
+                           max_queue=args.max_queue, max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait,
+                           publish_events=relay is None):
             print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
-                  f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored", flush=True)
-            await stop.wait()
+                  f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored, events published "
+                  f"{'by a relay process' if relay else 'in-process'}", flush=True)
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    if relay and not relay.running():  # it resumes where the stream ends
+                        print(f"event relay exited ({relay.proc.returncode}); starting it again", file=sys.stderr,
+                              flush=True)
+                        await relay.start()
             print("shutting down: finishing the batch in flight", flush=True)
     finally:
+        if relay:
+            await relay.stop()  # after the engine stored its last batch: published too
         engine.close()
         if server:
             server.stop()

@@ -80,13 +80,14 @@ async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **
 
 class EventPublisher:
     def __init__(self, nc: Client, recorder: Any, committed: asyncio.Event, page: int = 1000,
-                 ack_timeout: float = 5.0):
+                 ack_timeout: float = 5.0, poll_s: float = 0.5):
         self.nc = nc
         self.js = nc.jetstream()
         self.recorder = recorder
         self.committed = committed
         self.page = page
         self.ack_timeout = ack_timeout  # a lost ack must not stall the stream for ever
+        self.poll_s = poll_s  # the store is read this often when no commit is signalled (another process writes)
         self.last = 0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="events")
         self._stopping = False
@@ -147,7 +148,7 @@ class EventPublisher:
             if self._stopping:
                 return
             try:
-                await asyncio.wait_for(self.committed.wait(), 0.5)
+                await asyncio.wait_for(self.committed.wait(), self.poll_s)
             except asyncio.TimeoutError:
                 pass
 
