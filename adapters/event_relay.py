@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
     p.add_argument("--poll-ms", type=float, default=10.0, help="how often the store is read for new events")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop (after publishing what is stored) when the process that started it is gone")
     connection_options(p, required=True)
     p.set_defaults(func=lambda a: asyncio.run(relay(a)))
 
@@ -56,6 +59,8 @@ async def relay(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if args.exit_with_parent:
+            loop.create_task(_watch_parent(os.getppid(), stop))
         await stop.wait()
         await publisher.stop()
         print(f"relay stopped after event {publisher.last}", flush=True)
@@ -65,11 +70,18 @@ async def relay(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """An engine killed outright leaves its relay behind: it notices being handed to another parent."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
 class Relay:
     """A relay child process, for `o2o serve`."""
 
     def __init__(self, args: argparse.Namespace, store: str):
-        argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store]
+        argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--exit-with-parent"]
         for name in CONNECTION_FLAGS:
             value = getattr(args, name, None)
             if value:
