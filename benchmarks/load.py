@@ -15,7 +15,9 @@ the offered rate). The same generator measures a bare NATS echo responder
 (benchmarks/echo.py) in the same run: the engine's figures are also given
 as a share of that ceiling.
 
-After the load the zero-loss check runs: the engine is killed (SIGKILL:
+Then --intake N orders are published at once to the JetStream intake and
+timed until the engine has stored and acknowledged them all. After the load
+the zero-loss check runs: the engine is killed (SIGKILL:
 what was answered must already be stored), and the event store must hold,
 for every order answered, exactly one order and exactly one routing
 outcome; every order was answered exactly once.
@@ -69,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--echo-rates", type=int, nargs="+", default=list(ECHO_SWEEP),
                    help="offered requests/s of the echo baseline's sweep")
     p.add_argument("--no-echo", action="store_true", help="skip the bare echo baseline")
+    p.add_argument("--intake", type=int, default=20_000,
+                   help="orders published at once to the JetStream intake after the runs, timed until all are stored "
+                        "(0: none)")
     p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and demand are used")
     p.add_argument("--store", help="event store URL (default: a fresh SQLite file in a temporary folder)")
     p.add_argument("--nats", help="NATS server URL (default: an embedded nats-server)")
@@ -116,7 +121,7 @@ class Plan(msgspec.Struct):
 def plans(args: argparse.Namespace) -> list[Plan]:
     if args.quick:
         args.rate, args.seconds, args.rates, args.sweep_seconds = 1000, 5.0, [500, 1000, 2000], 3.0
-        args.echo_rates, args.sweep = [2000, 4000], True
+        args.echo_rates, args.sweep, args.intake = [2000, 4000], True, 2000
     out = [Plan("warm-up", SUBMIT, 500, 2.0)]  # first batches load aggregates and warm caches
     if args.sweep:
         out += [Plan("sweep", SUBMIT, r, args.sweep_seconds) for r in args.rates]
@@ -128,7 +133,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
 
 def run(args: argparse.Namespace) -> int:
     todo = plans(args)
-    n_orders = sum(p.count for p in todo if p.subject == SUBMIT)
+    n_orders = sum(p.count for p in todo if p.subject == SUBMIT) + args.intake
     with tempfile.TemporaryDirectory(prefix="o2o-bench-load-") as tmp:
         folder = Path(tmp)
         print(f"drawing {n_orders:,} orders from {Path(args.scenario).name}", flush=True)
@@ -169,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
                         sent.append((batch, result))
                     if plan.name == "sweep" and not r["sustained"]:
                         stop_sweep = True  # higher rates would only fail the same way
+            intake = None
+            if args.intake:
+                batch = orders[offset:offset + args.intake]
+                intake = _intake_burst(url, batch)
+                sent.append((batch, None))
             events = _events_caught_up(url, store)
             engine_peak = _proc_kb(engine.pid, "VmHWM") * 1024
             engine.send_signal(signal.SIGKILL)  # what was answered must be stored already
@@ -189,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
                            "p99_target_ms": P99_TARGET_MS, "sqlite_synchronous": _sqlite_synchronous(store)},
             "runs": runs,
             "sustained": sustained(runs),
+            "intake": intake,
             "engine_peak_rss_bytes": engine_peak,
             "events": events,
             "zero_loss": loss,
@@ -316,7 +327,7 @@ def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"engine_per_s": best["engine"], "echo_per_s": best["echo"], "engine_share_of_echo": ratio}
 
 
-def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result]]) -> dict[str, Any]:
+def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result | None]]) -> dict[str, Any]:
     """Every order answered once; every order answered ok stored once with one routing outcome;
     every order refused (an error reply) stored not at all."""
     placed: Counter = Counter()
@@ -334,7 +345,10 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result]]) -> dict[
     answered = refused = unanswered = doubled = 0
     missing = twice = stored_refused = 0
     for orders, r in sent:
-        _, code, replies = loadgen.arrays(r)
+        if r is None:  # the JetStream intake: acknowledged means stored, every one was
+            code, replies = np.zeros(len(orders), np.int32), np.ones(len(orders), np.int16)
+        else:
+            _, code, replies = loadgen.arrays(r)
         doubled += int((replies > 1).sum())
         for cmd, c in zip(orders, code.tolist()):
             oid = ids.order_id(cmd.channel, cmd.external_id)
@@ -354,6 +368,42 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result]]) -> dict[
     return {"ok": ok, "orders_sent": answered + refused + unanswered, "answered": answered, "refused": refused,
             "unanswered": unanswered, "doubled_replies": doubled, "answered_but_not_stored": missing,
             "stored_twice": twice, "refused_but_stored": stored_refused}
+
+
+def _intake_burst(url: str, batch: list[Any], timeout: float = 300) -> dict[str, Any]:
+    """The orders published at once to the JetStream intake; timed until the engine acknowledged them all."""
+    import asyncio
+
+    import nats
+
+    from adapters.intake import DURABLE, STREAM, intake_message
+
+    async def burst() -> dict[str, Any]:
+        nc = await nats.connect(url, pending_size=256 * 1024 * 1024)
+        js = nc.jetstream()
+        try:
+            before = (await js.consumer_info(STREAM, DURABLE)).ack_floor.stream_seq
+            start = time.perf_counter()
+            acks = []
+            for cmd in batch:
+                subject, payload, headers = intake_message(cmd)
+                acks.append(await js.publish_async(subject, payload, headers=headers))
+            await asyncio.gather(*acks)
+            published = time.perf_counter() - start
+            while True:
+                info = await js.consumer_info(STREAM, DURABLE)
+                if info.ack_floor.stream_seq - before >= len(batch) and info.num_ack_pending == 0:
+                    break
+                if time.perf_counter() - start > timeout:
+                    raise RuntimeError(f"intake not consumed after {timeout:g} s")
+                await asyncio.sleep(0.02)
+            stored = time.perf_counter() - start
+            return {"orders": len(batch), "published_s": round(published, 2), "stored_s": round(stored, 2),
+                    "stored_per_s": round(len(batch) / stored, 1)}
+        finally:
+            await nc.close()
+
+    return asyncio.run(burst())
 
 
 def _events_caught_up(url: str, store: str, timeout: float = 60) -> dict[str, Any]:
@@ -409,6 +459,10 @@ def _table(report: dict[str, Any]) -> None:
     s = report["sustained"]
     print(f"\nsustained with p99 <= {P99_TARGET_MS:g} ms: engine {s['engine_per_s'] or '-'} orders/s, "
           f"echo {s['echo_per_s'] or '-'} requests/s, engine/echo {s['engine_share_of_echo'] or '-'}")
+    if report["intake"]:
+        i = report["intake"]
+        print(f"JetStream intake: {i['orders']:,} orders published in {i['published_s']} s, all stored and "
+              f"acknowledged after {i['stored_s']} s ({i['stored_per_s']:,.0f} orders/s)")
     print(f"engine peak RSS {report['engine_peak_rss_bytes'] / 2**20:,.0f} MiB; events: {report['events']['stored']:,} "
           f"stored, {report['events']['published']:,} published")
     z = report["zero_loss"]
@@ -424,7 +478,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 5.2))
     styles = {"engine": "-", "echo": "--"}
     for target in ("engine", "echo"):
         rs = sorted((r for r in report["runs"] if r["target"] == target and r["name"] != "warm-up" and r["latency_ms"]),
@@ -435,21 +489,31 @@ def _plot(report: dict[str, Any], path: Path) -> None:
         for q, colour in (("p50", "tab:green"), ("p90", "tab:blue"), ("p99", "tab:red"), ("p99.9", "tab:purple")):
             left.plot(x, [r["latency_ms"][q] for r in rs], styles[target], marker="o", color=colour,
                       label=f"{target} {q}")
-        right.plot(x, [r["achieved_per_s"] for r in rs], styles[target], marker="o", label=target)
+        middle.plot(x, [r["achieved_per_s"] for r in rs], styles[target], marker="o", label=target)
     left.axhline(P99_TARGET_MS, color="grey", lw=0.8, ls=":")
     left.text(left.get_xlim()[0], P99_TARGET_MS, f" p99 target {P99_TARGET_MS:g} ms", va="bottom", color="grey")
     left.set(xlabel="offered rate (requests/s)", ylabel="latency from due time (ms, log)", yscale="log",
              title="Latency percentiles against offered rate")
     left.legend(fontsize=8, ncol=2)
     top = max([r["offered_per_s"] for r in report["runs"]] or [1])
-    right.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="achieved = offered")
-    right.set(xlabel="offered rate (requests/s)", ylabel="achieved (answered ok per s)",
-              title="Throughput against offered rate")
-    right.legend(fontsize=8)
-    s = report["sustained"]
-    fig.suptitle(f"o2o bench load: {report['parameters']['nodes']} nodes, {report['parameters']['skus']} SKUs, "
-                 f"{report['parameters']['store']}; sustained: engine {s['engine_per_s'] or '-'}/s, "
-                 f"echo {s['echo_per_s'] or '-'}/s", fontsize=10)
+    middle.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="achieved = offered")
+    middle.set(xlabel="offered rate (requests/s)", ylabel="achieved (answered ok per s)",
+               title="Throughput against offered rate")
+    middle.legend(fontsize=8)
+    main = next((r for r in report["runs"] if r["name"] == "main"), None)
+    if main and main["per_second"]:
+        t = [x["second"] for x in main["per_second"]]
+        for q, colour in (("p50", "tab:green"), ("p99", "tab:red"), ("max", "tab:grey")):
+            right.plot(t, [x[q] for x in main["per_second"]], color=colour, label=q, lw=1.2)
+        right.axhline(P99_TARGET_MS, color="grey", lw=0.8, ls=":")
+        right.set(xlabel="second of the run", ylabel="latency (ms)", ylim=(0, None),
+                  title=f"Main run over time: {main['offered_per_s']:,} orders/s for {main['seconds']:g} s")
+        right.legend(fontsize=8)
+    p, s = report["parameters"], report["sustained"]
+    store = p["store"].split(":", 1)[0].replace("postgresql", "postgres")
+    fig.suptitle(f"o2o bench load: {p['nodes']} nodes x {p['skus']} SKUs, {store} store, {p['solver']} router; "
+                 f"sustained at p99 <= {P99_TARGET_MS:g} ms: engine {s['engine_per_s'] or '-'} orders/s, "
+                 f"echo {s['echo_per_s'] or '-'} requests/s", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

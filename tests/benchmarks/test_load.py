@@ -1,0 +1,65 @@
+"""`o2o bench load` end to end at a tiny rate, and its zero-loss check: the
+figures must describe what was sent and stored (not their speed), and the
+check must catch an answered order the store lacks, a refused one it holds and a
+reply that came twice."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from adapters.cli import main
+from benchmarks import loadgen
+from benchmarks.load import demand, zero_loss
+from domain.commands import SubmitOrder
+from engine.app import Engine
+from engine.persistence import store_env
+from engine.clock import ShiftedClock
+from tests.integration.conftest import NOON
+
+TINY = ["--rate", "300", "--seconds", "2", "--sweep", "--rates", "200", "400", "--sweep-seconds", "1",
+        "--echo-rates", "500", "--intake", "150"]
+
+
+def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "load", *TINY, "--out", str(out)]) == 0
+    report = json.loads((out / "load.json").read_text())
+    assert (out / "load.png").stat().st_size > 0
+    runs = {(r["name"], r["offered_per_s"]): r for r in report["runs"]}
+    assert set(runs) == {("warm-up", 500), ("sweep", 200), ("sweep", 400), ("main", 300), ("echo", 500)}
+    for r in report["runs"]:
+        assert r["sent"] == int(r["offered_per_s"] * r["seconds"]) or r["name"] == "warm-up"
+        assert r["answered"] + sum(r["errors"].values()) + r["timeouts"] == r["sent"]
+        lat = r["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+        assert r["service_cpu_s"] > 0 and r["per_second"]
+    sent = sum(r["sent"] for r in report["runs"] if r["target"] == "engine") + 150
+    z = report["zero_loss"]
+    assert z["ok"] and z["orders_sent"] == z["answered"] == sent
+    assert report["events"]["stored"] == report["events"]["published"] > 2 * sent
+    assert report["intake"]["orders"] == 150
+    assert report["engine_peak_rss_bytes"] > 0 and report["parameters"]["sqlite_synchronous"] == "FULL"
+    assert report["machine"]["cores"] >= 1
+    assert "zero-loss check: passed" in capsys.readouterr().out
+
+
+def _result(codes: list[int], replies: list[int]) -> loadgen.Result:
+    return loadgen.Result(rate=1.0, sent=len(codes), seconds=1.0, latency_s=np.zeros(len(codes)).tobytes(),
+                          code=np.array(codes, np.int32).tobytes(), replies=np.array(replies, np.int16).tobytes(),
+                          max_send_lag_s=0.0, cpu_s=0.0)
+
+
+def test_the_zero_loss_check_catches_an_order_answered_but_not_stored_answered_twice_or_refused_yet_stored(tmp_path):
+    store = f"sqlite:///{tmp_path}/events.db"
+    network, orders = demand("simulations/scenarios/ordinary-day.toml", 6)
+    engine = Engine(network, clock=ShiftedClock(NOON), env=store_env(store))
+    engine.submit_batch(orders[:4])
+    engine.close()
+    assert zero_loss(store, [(orders[:4], _result([0, 0, 0, 0], [1, 1, 1, 1]))])["ok"]
+    never_stored: list[SubmitOrder] = orders[4:6]
+    z = zero_loss(store, [(orders[:4] + never_stored, _result([0, 0, 0, 0, 0, 503], [1, 2, 1, 1, 1, 1]))])
+    assert not z["ok"]
+    assert (z["answered_but_not_stored"], z["doubled_replies"], z["refused"], z["refused_but_stored"]) == (1, 1, 1, 0)
+    z = zero_loss(store, [(orders[:1], _result([503], [1]))])  # refused, yet stored
+    assert not z["ok"] and z["refused_but_stored"] == 1
