@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
                       kpis, nodes, hourly)
     _summary(kpis)
-    print(f"{'run seconds':<25}" + "".join(f"{seconds[n]:>15}" for n in kpis))
+    cpu = {v.name: v.cpu_seconds for v in variants}
+    print(f"{'run seconds (CPU)':<25}" + "".join(f"{f'{seconds[n]} ({cpu[n]})':>15}" for n in kpis))
     broken = {k: v for k, v in breaks.items() if v}
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)

@@ -31,6 +31,7 @@ class VariantResult:
     hourly: list[dict]
     breaks: list[str]  # conservation breaks: none, unless there is a bug
     seconds: float
+    cpu_seconds: float
 
 
 def network_of(s: Scenario, folder: Path) -> Network:
@@ -46,7 +47,8 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
     outcome = simulate(s, network, day, v, s.store, progress=progress)
     try:
         return VariantResult(outcome.variant, results.kpis(outcome), results.nodes(outcome), results.hourly(outcome),
-                             results.conservation(outcome), round(outcome.seconds, 2))
+                             results.conservation(outcome), round(outcome.seconds, 2),
+                             round(outcome.cpu_seconds, 2))
     finally:
         outcome.engine.close()
 
