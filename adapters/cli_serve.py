@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-timeout-s", type=float,
                    help="seconds a node has to accept or decline a routed part before it is routed elsewhere "
                         "(default: the engine's, 300)")
+    p.add_argument("--snapshot-every", type=int,
+                   help="events of a node's inventory between two snapshots of it (default: the engine's, 200)")
     p.add_argument("--events", choices=["relay", "inline"], default="relay",
                    help="publish events from a relay process of its own (default; a memory store publishes inline) "
                         "or from the engine's process")
@@ -117,6 +119,8 @@ async def serve(args: argparse.Namespace) -> int:
     settings = EngineSettings(router=RouterSettings(solver=args.solver))
     if args.accept_timeout_s is not None:
         settings = msgspec.structs.replace(settings, accept_timeout_s=args.accept_timeout_s)
+    if args.snapshot_every is not None:
+        settings = msgspec.structs.replace(settings, inventory_snapshot_interval=args.snapshot_every)
     engine = Engine(network, settings, env=store_env(args.store))
     keep_long_lived()
     relay = Relay(args, args.store) if args.events == "relay" and not args.store.startswith("memory:") else None

@@ -80,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window-ms", type=float, default=20.0)
     p.add_argument("--max-batch", type=int, default=500)
     p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--serve-args", default="", help="more options for o2o serve, e.g. '--snapshot-every 1000'")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds an order may wait for its reply")
     p.add_argument("--quick", action="store_true", help="1,000/s for 5 s, a 3-step sweep of 3 s, echo at 2 rates")
     p.add_argument("--out", default="bench-results", help="folder for load.json and load.png")
@@ -229,7 +230,7 @@ def _start_engine(args: argparse.Namespace, url: str, store: str, network: Path,
     # nodes never accept in this benchmark: no part may expire and be routed again mid-run
     return _start(["-m", "adapters.cli", "serve", "--nats", url, "--store", store, "--network", str(network),
                    "--window-ms", str(args.window_ms), "--max-batch", str(args.max_batch), "--solver", args.solver,
-                   "--accept-timeout-s", "86400"], log, "serving on")
+                   "--accept-timeout-s", "86400", *args.serve_args.split()], log, "serving on")
 
 
 def _cpu_s(pid: int) -> float:

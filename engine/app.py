@@ -117,6 +117,7 @@ class Engine(EventLog):
         self.views = Projections(network)
         self._inventories: dict[str, NodeInventory] = {}  # this process writes these nodes
         self._orders: dict[UUID, Order] = {}  # open orders, as last saved
+        self._snapshot_at: dict[UUID, int] = {}  # version of the last snapshot taken (or of the aggregate loaded)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
         self.catch_up()
@@ -138,6 +139,7 @@ class Engine(EventLog):
                 raise NotFound("node", f"unknown node {node!r}")
             inv = self.repository.get(ids.inventory_id(node))
             self._inventories[node] = inv
+            self._snapshot_at.setdefault(inv.id, inv.version)  # or earlier: the next one comes no later
         return inv
 
     def _transaction(self, work: Callable[[UnitOfWork], T]) -> T:
@@ -171,18 +173,31 @@ class Engine(EventLog):
         batch's save), and snapshots taken of the aggregate in memory: the
         library reloads it from the store first (a tenth of a large batch)."""
         processing = ProcessingEvent()
-        due = []  # aggregates whose versions crossed a snapshot interval
+        due = []  # aggregates due a snapshot
         for agg in aggregates:
             new = agg.collect_events()
             processing.events.extend(new)
             processing.aggregates[agg.id] = agg
-            interval = self.snapshotting_intervals.get(type(agg)) if self.snapshots is not None else None
-            if new and interval and new[-1].originator_version // interval > (new[0].originator_version - 1) // interval:
+            if new and self.snapshots is not None and self._snapshot_due(agg):
                 due.append(agg)
         recordings = self._record(processing)
         if due:
             self.snapshots.put([getattr(type(agg), "Snapshot", self.snapshot_class).take(agg) for agg in due])
+            for agg in due:
+                self._snapshot_at[agg.id] = agg.version
         return recordings
+
+    def _snapshot_due(self, agg: Any) -> bool:
+        """Every `interval` events, or, once the open reservations and recent
+        counter sales outnumber that, every as many events as they are: a
+        snapshot's size grows with them (100 KB at 1,600 open orders), and
+        snapshotting that every 200 events made each order dearer the more
+        were open (81 -> 116 us over 100,000 unaccepted orders)."""
+        interval = self.snapshotting_intervals.get(type(agg))
+        if not interval:
+            return False
+        size = len(agg.reservations) + len(agg.pos_sales) if isinstance(agg, NodeInventory) else 0
+        return agg.version - self._snapshot_at.get(agg.id, 0) >= max(interval, size)
 
     def _forget(self, uow: UnitOfWork, stale: bool) -> None:
         """Drops what a failed command changed (or, after a version conflict,

@@ -2,6 +2,7 @@
 writers on one store (optimistic concurrency)."""
 from __future__ import annotations
 
+import msgspec
 import pytest
 from eventsourcing.application import project_aggregate
 
@@ -66,6 +67,30 @@ def test_inventories_are_snapshotted_and_load_from_the_snapshot(durable_url):
         loaded = engine.repository.get(inv_id)
         assert loaded.on_hand == engine._inventories["S1"].on_hand
         assert loaded.on_hand["A"] == 5 + 12
+    finally:
+        engine.close()
+
+
+@durable
+def test_an_inventory_holding_many_open_reservations_is_snapshotted_less_often(durable_url):
+    """Snapshots every `interval` events, or every as many events as the node holds open reservations."""
+    network = small_network(stock={"S1": {"A": 1000}})
+    network = msgspec.structs.replace(network, nodes=[msgspec.structs.replace(n, capacity_per_slot=1000)
+                                                      for n in network.nodes])
+    engine = Engine(network, EngineSettings(inventory_snapshot_interval=5), clock=SimClock(T0), env=store_env(durable_url))
+    try:
+        for i in range(40):
+            assert engine.submit(order(f"r{i}", A=1)).node == "S1"  # one reservation (one event) at S1 each
+        inv_id = ids.inventory_id("S1")
+        versions = [s.originator_version for s in engine.snapshots.get(inv_id)]
+        gaps = [b - a for a, b in zip([0, *versions], versions)]
+        open_at = [v - 3 for v in versions]  # the opening events come first: reservations held at each snapshot
+        assert all(gap >= max(5, held) for gap, held in zip(gaps, open_at)), (versions, gaps)
+        assert len(versions) < 43 // 5  # fewer than one per interval
+        for v in versions:
+            snap = next(s for s in engine.snapshots.get(inv_id) if s.originator_version == v)
+            replayed = project_aggregate(None, engine.events.get(inv_id, lte=v))
+            assert snap.mutate(None).reservations == replayed.reservations
     finally:
         engine.close()
 
