@@ -46,8 +46,7 @@ def kpi_changes(path: Path, kpis: dict[str, dict]) -> Path:
         deltas = [(v - ref) * (100 if "%" in k.fmt else 1) if v is not None and ref is not None else 0 for v in values]
         y = range(len(others))
         bars = ax.barh(y, deltas, color=[TONE[verdict(k, v, ref)] for v in values], height=0.6)
-        ax.bar_label(bars, [f"{value(k, v)}  ({change(k, v, ref) or 'same'})" for v in values], fontsize=8,
-                     padding=3)
+        ax.bar_label(bars, [_bar_text(k, v, ref) for v in values], fontsize=8, padding=3)
         reach = max((abs(d) for d in deltas), default=0) or 1
         ax.set_xlim(-reach * 3.4, reach * 3.4)  # room for the labels either side
         ax.axvline(0, color="black", lw=0.8)
@@ -65,6 +64,14 @@ def kpi_changes(path: Path, kpis: dict[str, dict]) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _bar_text(k, v, ref) -> str:
+    if v == ref:
+        return f"{value(k, v)}  (same)"
+    if v is None or ref is None:  # e.g. a recorded day does not know its counter customers who went short
+        return f"{value(k, v)}  (no comparison)"
+    return f"{value(k, v)}  ({change(k, v, ref)})"
 
 
 def _tiles(path: Path, name: str, kpis: dict, shown: list) -> Path:
