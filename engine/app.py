@@ -444,8 +444,12 @@ class Engine(EventLog):
 
     def expire_due(self) -> int:
         """Parts the node neither accepted nor declined in time go back to routing."""
-        now = self.clock.now()
-        due = [(o, n) for (o, n), t in self.views.awaiting.items() if t + self.settings.accept_timeout_s <= now]
+        now, timeout = self.clock.now(), self.settings.accept_timeout_s
+        due = []
+        for key, routed_at in self.views.awaiting.items():  # oldest first: parts are kept in the order routed
+            if routed_at + timeout > now:
+                break  # the rest are younger (a clock stepped back only delays them by the step)
+            due.append(key)
         if not due:
             return 0
 

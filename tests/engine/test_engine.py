@@ -128,6 +128,22 @@ def test_a_reservation_not_accepted_in_time_expires_and_the_order_is_routed_agai
     assert engine.order_status(first.order_id).node != "S1"
 
 
+def test_parts_expire_oldest_first_and_only_once_their_own_time_is_up(engine, clock):
+    timeout = EngineSettings().accept_timeout_s
+    early = engine.submit(order("o1", km=0.0, A=1))
+    clock.advance_to(T0 + 100)
+    late = engine.submit(order("o2", km=0.0, A=1))
+    accepted = engine.submit(order("o3", km=0.0, A=1))
+    engine.accept(AcceptOrder(order_id=accepted.order_id))
+    clock.advance_to(T0 + timeout + 50)
+    assert engine.expire_due() == 1
+    assert engine.views.orders[early.order_id].reroutes == 1 and engine.views.orders[late.order_id].reroutes == 0
+    clock.advance_to(T0 + 100 + timeout)
+    assert engine.expire_due() == 1
+    assert engine.views.orders[late.order_id].reroutes == 1
+    assert engine.order_status(accepted.order_id).status == "accepted"
+
+
 def test_cancel_releases_the_stock_and_cancel_after_hand_over_is_refused(engine):
     a = engine.submit(order("o1", A=2))
     engine.cancel(CancelOrder(order_id=a.order_id))
