@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
@@ -31,8 +32,11 @@ class EngineWorker:
         self.window = window_ms / 1000.0
         self.max_wait = max_wait_ms / 1000.0
         self.seconds_per_order = 0.0  # what draining one order costs when busy, averaged over recent batches
-        self.queue: asyncio.Queue[tuple[SubmitOrder, Any, float] | None] = asyncio.Queue(max_queue)  # (cmd, to, arrived)
+        self.max_queue = max_queue
+        self.waiting: deque[tuple[SubmitOrder, Any, float]] = deque()  # (cmd, to, arrived), oldest first
+        self._wake = asyncio.Event()  # an order arrived to an empty queue, or the worker stops
         self._enough = asyncio.Event()  # a full batch is queued: no need to wait out the window
+        self._stopping = False
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.accepting = True
         self.committed = asyncio.Event()  # set after every engine call: new events may be stored
@@ -48,16 +52,18 @@ class EngineWorker:
         else the returned future gets it."""
         if not self.accepting:
             raise Overloaded("shutting down")
-        ahead = self.queue.qsize() * self.seconds_per_order
+        queued = len(self.waiting)
+        ahead = queued * self.seconds_per_order
         if ahead > self.max_wait:
             raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
+        if queued >= self.max_queue:
+            raise Overloaded(f"intake queue full ({self.max_queue} orders waiting)")
         loop = asyncio.get_running_loop()
         fut = loop.create_future() if to is None else None
-        try:
-            self.queue.put_nowait((cmd, fut if to is None else to, loop.time()))
-        except asyncio.QueueFull:
-            raise Overloaded(f"intake queue full ({self.queue.maxsize} orders waiting)") from None
-        if self.queue.qsize() >= self.max_batch:
+        self.waiting.append((cmd, fut if to is None else to, loop.time()))
+        if not queued:
+            self._wake.set()
+        if queued + 1 >= self.max_batch:
             self._enough.set()
         return fut
 
@@ -75,30 +81,23 @@ class EngineWorker:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         last_start, last_size = 0.0, 0
+        waiting = self.waiting
         while True:
-            first = await self.queue.get()
-            if first is None:
-                return
-            batch = [first[:2]]
+            while not waiting:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
             # the window runs from the first order's arrival: under load it waited while
             # the engine was busy, and what queued meanwhile goes at once
-            remaining = first[2] + self.window - loop.time()
-            if remaining > 0 and self.queue.qsize() < self.max_batch - 1:
+            remaining = waiting[0][2] + self.window - loop.time()
+            if remaining > 0 and len(waiting) < self.max_batch and not self._stopping:
                 self._enough.clear()
                 try:
                     await asyncio.wait_for(self._enough.wait(), remaining)
                 except asyncio.TimeoutError:
                     pass
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    item = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item[:2])
+            batch = [waiting.popleft()[:2] for _ in range(min(self.max_batch, len(waiting)))]
             now = time.perf_counter()
             if last_size == self.max_batch:
                 # a full batch means a backed-up queue: from its start to this one is what
@@ -106,8 +105,6 @@ class EngineWorker:
                 self._learn((now - last_start) / last_size)
             last_start, last_size = now, len(batch)
             await self._route(batch)
-            if stop:
-                return
 
     def _learn(self, seconds_per_order: float) -> None:
         old = self.seconds_per_order
@@ -141,7 +138,9 @@ class EngineWorker:
     async def stop(self) -> None:
         """Stops taking orders, routes and stores what is queued, then stops."""
         self.accepting = False
+        self._stopping = True
+        self._wake.set()
+        self._enough.set()
         if self._runner is not None:
-            await self.queue.put(None)
             await self._runner
         self.pool.shutdown(wait=True)
