@@ -24,6 +24,7 @@ from adapters.intake import Intake
 from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
+from engine.memory import untraced
 
 log = logging.getLogger("o2o.service")
 
@@ -102,16 +103,18 @@ class O2OService:
             await self._respond(ep, req, mp, result)
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
-        try:
-            if isinstance(result, Exception):
-                raise result
-            await req.respond(encode(result, mp), headers={"Content-Type": "application/msgpack"} if mp else None)
-        except Exception as e:
-            w = from_exception(e)
-            if w.code == 500:
-                log.exception("endpoint %s failed", ep.name, exc_info=e)
-            self._count_error(ep.name, w)
-            await req.respond_error(str(w.code), w.description)
+        if not isinstance(result, Exception):  # not raised: a raised error's traceback would hold this frame
+            try:
+                await req.respond(encode(result, mp), headers={"Content-Type": "application/msgpack"} if mp else None)
+                return
+            except Exception as e:
+                result = e
+        w = from_exception(result)
+        if w.code == 500:
+            log.error("endpoint %s failed", ep.name, exc_info=result)
+        untraced(result)  # logged: its frames may go
+        self._count_error(ep.name, w)
+        await req.respond_error(str(w.code), w.description)
 
     def _count_error(self, name: str, w: WireError) -> None:
         # nats-py counts only exceptions raised by the handler itself; ours are

@@ -25,6 +25,7 @@ from domain.member import Member
 from domain.network import Network, validate
 from domain.order import Loss, Order, RoutedPart
 from engine.clock import Clock, SystemClock
+from engine.memory import untraced
 from engine.persistence import EventLog
 from engine.readmodels import Projections
 from engine.geo import haversine_km
@@ -275,7 +276,7 @@ class Engine(EventLog):
                 try:
                     fresh[oid] = uow.add(self._place(cmd, at))
                 except DomainError as e:
-                    results[i] = e
+                    results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
             answered.append((i, str(oid), repeat))
         waiting = [uow.order(k) for k in self.views.to_route if UUID(k) not in fresh]
@@ -344,7 +345,7 @@ class Engine(EventLog):
             self._apply_decision(uow, order, decision, at)
 
     def _apply_decision(self, uow: UnitOfWork, order: Order, d: Decision, at: float) -> None:
-        lost = [Loss(node=x.node, reason=x.reason) for x in d.lost]
+        lost = d.lost
         if not d.parts:
             released = sorted(order.parts)
             order.reject(d.reason or "no node can serve it", lost, at)
@@ -429,7 +430,7 @@ class Engine(EventLog):
                     steps[type(cmd)](cmd)(uow, uow.order(cmd.order_id), at)
                     out.append(None)
                 except DomainError as e:
-                    out.append(e)
+                    out.append(untraced(e))
             return out
 
         return self._transaction(work)

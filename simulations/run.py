@@ -5,13 +5,11 @@ a full batch); nodes accept, decline and report progress; stores sell over
 the counter from the same stock; deliveries top stock up on schedule."""
 from __future__ import annotations
 
-import gc
 import heapq
 import math
 import random
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +23,7 @@ from domain.errors import DomainError
 from domain.network import Network, Node, Sku, Window
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
+from engine.memory import young_collections_only
 from engine.persistence import store_env
 from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
 from simulations.scenario import Scenario, ScenarioError, Variant
@@ -149,29 +148,6 @@ def simulated_parts(s: Scenario) -> PartPlan:
     return plan
 
 
-@contextmanager
-def young_collections_only():
-    """The cyclic GC's full collections paused (also as a decorator): a day's
-    read models and open orders only grow, and each full collection walked
-    all of them (big day: 20 of them, 7 s of 71). Young collections go on;
-    refused commands leave no cycles behind (_untraced)."""
-    young, middle, full = gc.get_threshold()
-    gc.set_threshold(young, middle, 1 << 30)
-    try:
-        yield
-    finally:
-        gc.set_threshold(young, middle, full)
-
-
-def _untraced(results: list) -> list:
-    """Drops the traceback of each refused command's error: it holds the
-    engine's frames, which hold the error, a cycle only a full collection frees."""
-    for r in results:
-        if isinstance(r, BaseException):
-            r.__traceback__ = None
-    return results
-
-
 @young_collections_only()
 def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str,
              progress: Callable[[int], None] = lambda n: None, parts: PartPlan | None = None,
@@ -278,7 +254,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         clock.advance_to(max(at, clock.now()))
         cmds, batch, deadline = batch, [], None
         watching.update(engine.views.to_route)  # declined or expired: routed again in this batch
-        results = _untraced(engine.submit_batch(cmds))
+        results = engine.submit_batch(cmds)
         progress(len(cmds))
         ids = [r.order_id for r in results if not isinstance(r, DomainError)]
         schedule(ids + sorted(watching), clock.now())
@@ -298,7 +274,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 flush(t)
         elif kind == "steps":
             cmds = steps.pop(item)
-            refused = _untraced(engine.node_steps(cmds))
+            refused = engine.node_steps(cmds)
             if any(isinstance(c, DeclineOrder) and e is None for c, e in zip(cmds, refused)):
                 tick_after(t)
         elif kind == "timer":

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np
 
 from domain.network import Network
+from domain.order import Loss  # why a cheaper candidate lost ("no stock of SKU A12", "too far"): stored as it is
 
 SolverName = Literal["greedy", "optimal", "exact"]
 
@@ -53,13 +54,6 @@ class CostTerms(msgspec.Struct, frozen=True):
     operating: float
     home: float  # negative: bonus for the member's home store
     total: float
-
-
-class Loss(msgspec.Struct, frozen=True):
-    """Why a candidate that would have been cheaper (or nearer) lost."""
-
-    node: str
-    reason: str  # e.g. "no stock of SKU A12", "capacity full", "too far", "closed", "too late"
 
 
 class Part(msgspec.Struct, frozen=True):
