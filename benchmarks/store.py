@@ -492,9 +492,9 @@ def _table(report: dict[str, Any]) -> None:
         for key in ("with_snapshots", "without_snapshots"):
             x = r[key]
             print(f"{backend:<9} restart {key.replace('_', ' '):<17}: read models {x['catch_up_events_per_s']:,} "
-                  f"events/s ({x['catch_up_seconds']} s; {x['catch_up_events_per_cpu_s']:,} per CPU second), "
+                  f"events/s ({x['catch_up_seconds']:.2f} s; {x['catch_up_events_per_cpu_s']:,} per CPU second), "
                   f"{x['inventories']} inventories from {x['inventory_events']:,} versions in "
-                  f"{x['inventories_seconds']} s, peak RSS {x['peak_rss_bytes'] / 2**20:,.0f} MiB "
+                  f"{x['inventories_seconds']:.2f} s, peak RSS {x['peak_rss_bytes'] / 2**20:,.0f} MiB "
                   f"(load {x['load_average']})")
         print(f"{'':<9} fetch only {r['fetch']['events_per_s']:,} events/s; fetch + decode "
               f"{r['fetch_and_decode']['events_per_s']:,} events/s")
