@@ -43,6 +43,8 @@ def state_dict_type(cls: type) -> type:
     """The same stored state as a TypedDict: msgspec decodes it straight into
     the dict that becomes the event's __dict__ (no Struct copied out by asdict)."""
     fields = {f.name: f.type for f in msgspec.structs.fields(state_type(cls)) if f.name != "class_version"}
+    if getattr(cls, "class_version", 1) > 1:  # an older version may lack fields: its upcasts add them
+        fields = {name: typing.NotRequired[hint] for name, hint in fields.items()}
     fields["class_version"] = typing.NotRequired[int]  # written only above 1
     return typing.TypedDict(f"{state_type(cls).__name__}Dict", fields)  # type: ignore[operator]
 
@@ -72,7 +74,7 @@ class MsgspecMapper(Mapper):
         """A stored event's fields to its domain event (a replay reads rows, not StoredEvents)."""
         plan = _PLANS.get(topic)
         if plan is None or plan.id_type is not type(originator_id):
-            plan = _PLANS[topic] = _Plan(topic, type(originator_id))
+            plan = _PLANS[topic] = _plan(topic, type(originator_id))
         try:
             if self.cipher or self.compressor:
                 data = self._unwrap(data)
@@ -119,7 +121,12 @@ class _Plan:
         self.convert = None if convert is pass_through_convertor else convert
 
 
-_PLANS: dict[str, _Plan] = {}
+_PLANS: dict[str, _Plan] = {}  # topic -> the plan last used for it: one lookup per event
+
+
+@lru_cache(maxsize=None)
+def _plan(topic: str, id_type: type) -> _Plan:
+    return _Plan(topic, id_type)
 
 
 def _upcast(cls: type, state: dict[str, Any], class_version: int) -> None:

@@ -1,11 +1,13 @@
 """The msgspec mapper gives back exactly the events (and snapshots) it stored."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from uuid import UUID
 
 import pytest
 from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError
 
@@ -90,3 +92,29 @@ def test_snapshots_round_trip_through_an_application_store():
     assert app.snapshots is not None and list(app.snapshots.get(inv.id))
     again = app.repository.get(inv.id)
     assert vars(again) == vars(inv)
+
+
+class Thing(Aggregate):
+    class Made(Aggregate.Created):
+        name: str
+        colour: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["colour"] = "grey"  # version 1 had no colour
+
+    @event(Made)
+    def __init__(self, name: str, colour: str) -> None:
+        self.name, self.colour = name, colour
+
+
+def test_an_event_stored_by_an_older_class_version_is_upcast_and_a_current_one_kept():
+    m = mapper()
+    stored = m.to_stored_event(Thing(name="box", colour="red").collect_events()[0])
+    assert json.loads(stored.state)["class_version"] == 2
+    assert m.to_domain_event(stored).colour == "red"
+    old = {k: v for k, v in json.loads(stored.state).items() if k not in ("colour", "class_version")}
+    back = m.to_domain_event(type(stored)(stored.originator_id, 1, stored.topic, json.dumps(old).encode()))
+    assert (back.name, back.colour) == ("box", "grey")
+    assert "class_version" not in vars(back)
