@@ -87,6 +87,9 @@ class AtpView:
             getattr(self, name)[row, cols] += sign * np.fromiter(lines.values(), np.int64, len(lines))
         else:
             index, cells = self.sku_index, self._cells[name]
+            if cells.obj is not getattr(self, name):  # an array set from outside: view the new one
+                self._view_cells()
+                cells = self._cells[name]
             for sku, qty in lines.items():
                 j = index.get(sku)
                 if j is None:

@@ -37,3 +37,15 @@ def test_orders_that_lost_at_the_same_node_for_the_same_reason_both_report_it():
     assert first.first["lost"] == first.lost
     assert first.parts["S1"].lines == {"A": 1} and first.cost == {"S1": {"total": 2.0}}
     assert views.capacity_left(T)[views._node_row["S1"]] == small_network().nodes[0].capacity_per_slot - 2
+
+
+def test_stock_moves_reach_an_array_set_in_place_of_the_view_s_own():
+    views = Projections(small_network())
+    inv = NodeInventory(node_id="S2", at=T)
+    views.apply_all(inv.collect_events())
+    views.atp.reserved = views.atp.reserved.copy()
+    inv.receive({"A": 3}, ref="po-1", at=T)
+    inv.reserve("o1", {"A": 2}, T)
+    views.apply_all(inv.collect_events())
+    row, a = views.atp.row("S2"), views.atp.col("A")
+    assert (views.atp.reserved[row, a], views.atp.atp()[row, a]) == (2, 1)
