@@ -15,9 +15,11 @@ the offered rate). The same generator measures a bare NATS echo responder
 (benchmarks/echo.py) in the same run: the engine's figures are also given
 as a share of that ceiling.
 
-Then --intake N orders are published at once to the JetStream intake and
-timed until the engine has stored and acknowledged them all. After the load
-the zero-loss check runs: the engine is killed (SIGKILL:
+After the main run --intake N orders are published at once to the
+JetStream intake and timed until the engine has stored and acknowledged
+them all. The main run and the sweep each get a fresh engine (its own
+SQLite store and nats-server), so the sweep's orders do not slow the main
+run. After each engine's runs the zero-loss check runs: the engine is killed (SIGKILL:
 what was answered must already be stored), and the event store must hold,
 for every order answered, exactly one order and exactly one routing
 outcome; every order was answered exactly once.
@@ -119,22 +121,36 @@ class Plan(msgspec.Struct):
         return max(1, int(self.rate * self.seconds))
 
 
-def plans(args: argparse.Namespace) -> list[Plan]:
+def sessions(args: argparse.Namespace) -> list[list[Plan]]:
+    """The runs, in sessions: each engine session starts a fresh engine (its own
+    store and nats-server), so the sweep's orders do not slow the main run."""
     if args.quick:
         args.rate, args.seconds, args.rates, args.sweep_seconds = 1000, 5.0, [500, 1000, 2000], 3.0
         args.echo_rates, args.sweep, args.intake = [2000, 4000], True, 2000
-    out = [Plan("warm-up", SUBMIT, 500, 2.0)]  # first batches load aggregates and warm caches
+    warm = Plan("warm-up", SUBMIT, 500, 2.0)  # first batches load aggregates and warm caches
+    out = [[warm, Plan("main", SUBMIT, args.rate, args.seconds)]]
     if args.sweep:
-        out += [Plan("sweep", SUBMIT, r, args.sweep_seconds) for r in args.rates]
-    out.append(Plan("main", SUBMIT, args.rate, args.seconds))
+        out.append([warm] + [Plan("sweep", SUBMIT, r, args.sweep_seconds) for r in args.rates])
     if not args.no_echo:
-        out += [Plan("echo", ECHO, r, args.sweep_seconds) for r in args.echo_rates]
+        out.append([Plan("echo", ECHO, r, args.sweep_seconds) for r in args.echo_rates])
     return out
 
 
+class Session(msgspec.Struct):
+    runs: list[dict[str, Any]]
+    store: str
+    intake: dict[str, Any] | None = None
+    events: dict[str, Any] | None = None
+    engine_peak_rss_bytes: int | None = None
+    zero_loss: dict[str, Any] | None = None
+
+
 def run(args: argparse.Namespace) -> int:
-    todo = plans(args)
-    n_orders = sum(p.count for p in todo if p.subject == SUBMIT) + args.intake
+    todo = sessions(args)
+    if (args.store or args.nats) and sum(1 for plans in todo if plans[0].subject == SUBMIT) > 1:
+        raise SystemExit("o2o bench load: --store and --nats run one engine: leave out --sweep, or measure the "
+                         "sweep and the main run one at a time")
+    n_orders = sum(p.count for plans in todo for p in plans if p.subject == SUBMIT) + args.intake
     with tempfile.TemporaryDirectory(prefix="o2o-bench-load-") as tmp:
         folder = Path(tmp)
         print(f"drawing {n_orders:,} orders from {Path(args.scenario).name}", flush=True)
@@ -142,68 +158,39 @@ def run(args: argparse.Namespace) -> int:
         network = roomy(base)
         network_file = folder / "network.json"
         dump_network(network, network_file)
-        store = args.store or f"sqlite:///{folder}/events.db"
-        server = None if args.nats else EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
-        url = args.nats or server.url
-        engine = _start_engine(args, url, store, network_file, folder / "serve.log")
-        echo = None if args.no_echo else _start(["-m", "benchmarks.echo", "--url", url, "--subject", ECHO],
-                                                 folder / "echo.log", "echo ready")
         load_before = os.getloadavg()
-        runs: list[dict[str, Any]] = []
-        sent: list[tuple[Any, loadgen.Result]] = []  # orders of each engine run and what they heard
-        try:
-            with tqdm(total=sum(p.seconds for p in todo), desc="bench load", unit="s",
-                      bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s load [{elapsed}<{remaining}] {postfix}") as bar:
-                offset = 0
-                stop_sweep = False
-                for plan in todo:
-                    if plan.name == "sweep" and stop_sweep:
-                        bar.update(plan.seconds)
-                        continue
-                    bar.set_postfix_str(f"{plan.name} {plan.rate:,}/s")
-                    if plan.subject == SUBMIT:
-                        batch = orders[offset:offset + plan.count]
-                        offset += plan.count
-                        payloads = [msgspec.json.encode(o) for o in batch]
-                    else:
-                        payloads = [msgspec.json.encode(o) for o in orders[:plan.count]]  # echoed, same sizes
-                    pid = engine.pid if plan.subject == SUBMIT else echo.pid
-                    result, usage = _drive(url, plan, payloads, args.timeout, pid, server, folder, bar)
-                    r = summary(plan, result, usage)
-                    runs.append(r)
-                    if plan.subject == SUBMIT:
-                        sent.append((batch, result))
-                    if plan.name == "sweep" and not r["sustained"]:
-                        stop_sweep = True  # higher rates would only fail the same way
-            intake = None
-            if args.intake:
-                batch = orders[offset:offset + args.intake]
-                intake = _intake_burst(url, batch)
-                sent.append((batch, None))
-            events = _events_caught_up(url, store)
-            engine_peak = _proc_kb(engine.pid, "VmHWM") * 1024
-            engine.send_signal(signal.SIGKILL)  # what was answered must be stored already
-            engine.wait()
-            loss = zero_loss(store, sent)
-        finally:
-            for proc in (engine, echo):
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(60)
-            if server:
-                server.stop()
+        done: list[Session] = []
+        with tqdm(total=sum(p.seconds for plans in todo for p in plans), desc="bench load", unit="s",
+                  mininterval=1.0,
+                  bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s load [{elapsed}<{remaining}] {postfix}") as bar:
+            offset = 0
+            for k, plans in enumerate(todo):
+                here = folder / f"session-{k}"
+                here.mkdir()
+                intake = args.intake if k == 0 else 0
+                mine = orders[offset:] if plans[0].subject == SUBMIT else orders  # echoed: any orders, same sizes
+                done.append(_session(args, plans, mine, intake, network_file, here, bar))
+                offset += sum(p.count for p in plans if p.subject == SUBMIT) + intake
+        engine_sessions = [x for x in done if x.zero_loss is not None]
+        main = engine_sessions[0]
+        runs = [r for x in done for r in x.runs]
         report = {
             "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
             "parameters": {"scenario": Path(args.scenario).name, "nodes": len(network.nodes),
-                           "skus": len(network.skus), "store": describe(store), "window_ms": args.window_ms,
+                           "skus": len(network.skus), "store": describe(main.store), "window_ms": args.window_ms,
                            "max_batch": args.max_batch, "solver": args.solver, "timeout_s": args.timeout,
-                           "p99_target_ms": P99_TARGET_MS, "sqlite_synchronous": _sqlite_synchronous(store)},
+                           "p99_target_ms": P99_TARGET_MS, "sqlite_synchronous": _sqlite_synchronous(main.store),
+                           "serve_args": args.serve_args},
             "runs": runs,
             "sustained": sustained(runs),
-            "intake": intake,
-            "engine_peak_rss_bytes": engine_peak,
-            "events": events,
-            "zero_loss": loss,
+            "intake": main.intake,
+            "engine_peak_rss_bytes": max(x.engine_peak_rss_bytes for x in engine_sessions),
+            "events": {"stored": sum(x.events["stored"] for x in engine_sessions),
+                       "published": sum(x.events["published"] for x in engine_sessions)},
+            "zero_loss": _all_ok([x.zero_loss for x in engine_sessions]),
+            "sessions": [{"runs": [r["name"] + " " + str(r["offered_per_s"]) for r in x.runs],
+                          "engine_peak_rss_bytes": x.engine_peak_rss_bytes, "events": x.events,
+                          "zero_loss": x.zero_loss} for x in engine_sessions],
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +198,70 @@ def run(args: argparse.Namespace) -> int:
     _table(report)
     _plot(report, out / "load.png")
     print(f"\nwrote {out / 'load.json'} and {out / 'load.png'}")
-    return 0 if loss["ok"] else 1
+    return 0 if report["zero_loss"]["ok"] else 1
+
+
+def _all_ok(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sessions' zero-loss checks added up."""
+    out: dict[str, Any] = {"ok": all(c["ok"] for c in checks)}
+    for key in checks[0]:
+        if key != "ok":
+            out[key] = sum(c[key] for c in checks)
+    return out
+
+
+def _session(args: argparse.Namespace, plans: list[Plan], orders: list[Any], n_intake: int, network_file: Path,
+             folder: Path, bar: tqdm) -> Session:
+    """One engine (or the echo responder) and the runs against it; for an engine, the zero-loss check after."""
+    is_engine = plans[0].subject == SUBMIT
+    store = args.store or f"sqlite:///{folder}/events.db"
+    server = None if args.nats else EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
+    url = args.nats or server.url
+    proc = None
+    try:
+        proc = (_start_engine(args, url, store, network_file, folder / "serve.log") if is_engine else
+                _start(["-m", "benchmarks.echo", "--url", url, "--subject", ECHO], folder / "echo.log", "echo ready"))
+        runs: list[dict[str, Any]] = []
+        sent: list[tuple[Any, loadgen.Result | None]] = []  # orders of each engine run and what they heard
+        offset = 0
+        stop_sweep = False
+        for plan in plans:
+            if plan.name == "sweep" and stop_sweep:
+                bar.update(plan.seconds)
+                continue
+            bar.set_postfix_str(f"{plan.name} {plan.rate:,}/s")
+            if is_engine:
+                batch = orders[offset:offset + plan.count]
+                offset += plan.count
+            else:
+                batch = [orders[i % len(orders)] for i in range(plan.count)]
+            result, usage = _drive(url, plan, [msgspec.json.encode(o) for o in batch], args.timeout, proc.pid,
+                                   server, folder, bar)
+            r = summary(plan, result, usage)
+            runs.append(r)
+            if is_engine:
+                sent.append((batch, result))
+            if plan.name == "sweep" and not r["sustained"]:
+                stop_sweep = True  # higher rates would only fail the same way
+        if not is_engine:
+            return Session(runs=runs, store=store)
+        intake = None
+        if n_intake:
+            batch = orders[offset:offset + n_intake]
+            intake = _intake_burst(url, batch)
+            sent.append((batch, None))
+        events = _events_caught_up(url, store)
+        peak = _proc_kb(proc.pid, "VmHWM") * 1024
+        proc.send_signal(signal.SIGKILL)  # what was answered must be stored already
+        proc.wait()
+        return Session(runs=runs, store=store, intake=intake, events=events, engine_peak_rss_bytes=peak,
+                       zero_loss=zero_loss(store, sent))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        if server:
+            server.stop()
 
 
 # -- processes -----------------------------------------------------------

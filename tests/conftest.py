@@ -7,8 +7,11 @@ run without one, deselect with `-m "not postgres"`.
 """
 from __future__ import annotations
 
+import gc
 import os
 import uuid
+from collections import Counter
+from typing import Any, Callable
 
 import pytest
 
@@ -51,3 +54,19 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/events.db"
     return request.getfixturevalue("postgres_url")
+
+
+def garbage_left(run: Callable[[], Any]) -> tuple[Any, Counter]:
+    """Runs `run` with the collector off, then counts by type what only a
+    cyclic collection would free (reference cycles it left behind)."""
+    gc.collect()
+    gc.disable()
+    try:
+        result = run()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        return result, Counter(type(x).__name__ for x in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

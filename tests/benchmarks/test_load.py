@@ -40,6 +40,9 @@ def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path
     assert report["events"]["stored"] == report["events"]["published"] > 2 * sent
     assert report["intake"]["orders"] == 150
     assert report["engine_peak_rss_bytes"] > 0 and report["parameters"]["sqlite_synchronous"] == "FULL"
+    main_engine, sweep_engine = report["sessions"]  # each a fresh engine: its own orders only
+    assert main_engine["runs"] == ["warm-up 500", "main 300"] and sweep_engine["runs"][0] == "warm-up 500"
+    assert main_engine["zero_loss"]["answered"] == 1000 + 600 + 150
     assert report["machine"]["cores"] >= 1
     assert "zero-loss check: passed" in capsys.readouterr().out
 

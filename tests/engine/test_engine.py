@@ -1,9 +1,7 @@
 """Engine behaviour, run against every event store (memory, SQLite, PostgreSQL)."""
 from __future__ import annotations
 
-import gc
 import uuid
-from collections import Counter
 
 import pytest
 
@@ -15,6 +13,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from engine.readmodels import Projections
+from tests.conftest import garbage_left
 from tests.engine.network_fixture import at_km, small_network
 
 T0 = 1_700_000_000.0
@@ -221,21 +220,13 @@ def test_many_node_steps_are_stored_in_one_transaction_and_a_refused_one_is_repo
 
 def test_refused_commands_leave_no_reference_cycles_behind(engine):
     """Long runs make no full collections (engine.memory): garbage must not need them."""
-    gc.collect()
-    gc.disable()
-    try:
+    def refusals() -> None:
         results = engine.submit_batch([order("fine", A=1), order("bad", Z=1)])
         assert isinstance(results[1], NotFound)
         steps = engine.node_steps([AcceptOrder(order_id=str(uuid.uuid4()))])
         assert isinstance(steps[0], NotFound)
         with pytest.raises(NotFound):
             engine.receive(ReceiveStock(node="S9", lines=[Line("A", 1)]))
-        del results, steps
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = Counter(type(x).__name__ for x in gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+
+    _, left = garbage_left(refusals)
     assert left["traceback"] == left["frame"] == 0, left

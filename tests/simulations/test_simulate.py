@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -21,6 +20,7 @@ from simulations.runner import network_of, run_scenario
 from simulations.demand import base_day
 from simulations.run import simulate, variant_network
 from simulations.scenario import ScenarioError, load_scenario
+from tests.conftest import garbage_left
 
 SCENARIO = """
 name = "tiny"
@@ -164,17 +164,7 @@ def test_a_simulated_day_leaves_no_cycles_of_refused_commands_behind(scenario):
     s, folder = load_scenario(scenario)
     network = network_of(s, folder)
     day = base_day(s, network)
-    gc.collect()
-    gc.disable()
-    try:
-        outcome = simulate(s, network, day, None, "memory:")
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = Counter(type(x).__name__ for x in gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    outcome, left = garbage_left(lambda: simulate(s, network, day, None, "memory:"))
     outcome.engine.close()
     assert outcome.engine.views.kpis()["reroutes"] > 0  # nodes declined: some of their steps were refused
     assert left["traceback"] == left["frame"] == 0, left
