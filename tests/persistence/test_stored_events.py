@@ -50,3 +50,18 @@ def test_the_garbage_collector_runs_again_once_the_events_are_read_or_left(store
         assert not gc.isenabled()  # a caller's own pause is left alone
     finally:
         gc.enable()
+
+
+def test_each_saved_event_is_told_the_notification_id_the_store_gave_it(store_url):
+    """A batch's save hands its notifications to the read models and the publisher: their ids must be the store's."""
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0), env=store_env(store_url))
+    told: list = []
+    engine.on_commit.append(told.extend)
+    lat, lon = at_km(0.5)
+    engine.submit_batch([SubmitOrder(channel="app", external_id=f"n{i}", lines=[Line("A", 1)], lat=lat, lon=lon)
+                         for i in range(4)])
+    engine.submit_batch([SubmitOrder(channel="app", external_id="single", lines=[Line("B", 1)], lat=lat, lon=lon)])
+    stored = {n.id: (n.originator_id, n.originator_version) for n in engine.recorder.select_notifications(1, 10_000)}
+    assert len(told) > 8 and [n.id for n in told] == sorted(stored)[-len(told):]
+    assert all(stored[n.id] == (n.originator_id, n.originator_version) for n in told)
+    assert engine.views.last_notification_id == max(stored)
