@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
+from domain.trigger import trigger
 
 POS_DEDUP_SECONDS = 2 * 86400
 
@@ -100,7 +101,7 @@ class NodeInventory(Aggregate):
         short = self.can_reserve(lines)
         if short is not None:
             raise Conflict(f"lines.{short}", f"only {max(self.atp(short), 0)} available to promise at {self.node_id}")
-        self.trigger_event(self.Reserved, order_id=order_id, lines=dict(lines), at=at)
+        trigger(self, self.Reserved, order_id=order_id, lines=dict(lines), at=at)
 
     def release(self, order_id: str, reason: str, at: float) -> None:
         if order_id not in self.reservations:
