@@ -54,7 +54,7 @@ from engine.persistence import EventLog, describe, store_env
 
 SCENARIO = Path(__file__).resolve().parent.parent / "simulations" / "scenarios" / "ordinary-day.toml"
 SWEEP = (1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000)
-ECHO_SWEEP = (5000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000)
+ECHO_SWEEP = (5000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000)
 P99_TARGET_MS = 250.0
 SUBMIT = "o2o.orders.submit"
 ECHO = "bench.echo"
@@ -226,7 +226,7 @@ def _session(args: argparse.Namespace, plans: list[Plan], orders: list[Any], n_i
         offset = 0
         stop_sweep = False
         for plan in plans:
-            if plan.name == "sweep" and stop_sweep:
+            if plan.name in ("sweep", "echo") and stop_sweep:
                 bar.update(plan.seconds)
                 continue
             bar.set_postfix_str(f"{plan.name} {plan.rate:,}/s")
@@ -241,7 +241,7 @@ def _session(args: argparse.Namespace, plans: list[Plan], orders: list[Any], n_i
             runs.append(r)
             if is_engine:
                 sent.append((batch, result))
-            if plan.name == "sweep" and not r["sustained"]:
+            if plan.name in ("sweep", "echo") and not r["sustained"]:
                 stop_sweep = True  # higher rates would only fail the same way
         if not is_engine:
             return Session(runs=runs, store=store)
