@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     folder = Path(args.store_dir) / f"{nodes}x{skus}-{orders}"
     load_before = os.getloadavg()
+    t_run, c_run = time.perf_counter(), time.process_time()
     built = build(folder, orders, nodes, skus, args.rebuild)
     report: dict[str, Any] = {
         "parameters": {"orders": orders, "nodes": nodes, "skus": skus, "quick": args.quick, "repeat": repeat,
@@ -115,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.solver import machine  # OR-Tools: not in the replay processes, which import this module
 
     report["machine"] = {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    # this process: the build (when not reused), the writes and the fetches; the restarts run in their own
+    report["bench_process"] = {"seconds": round(time.perf_counter() - t_run, 1),
+                               "cpu_seconds": round(time.process_time() - c_run, 1), "peak_rss_bytes": _peak_rss()}
     report["targets"] = targets(report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "store.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
@@ -178,6 +182,7 @@ def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> di
         "counter_sales": len(day.sales), "events": events, "snapshots": _count_snapshots(folder / "events.db"),
         "bytes": sum(f.stat().st_size for f in folder.glob("events.db*")),
         "build_seconds": round(seconds, 1), "build_cpu_seconds": round(cpu, 1),
+        "build_peak_rss_bytes": _peak_rss(),  # the process's peak so far: the simulated day's
         "saves": saves, "save_sizes": _size_summary(saves),
     }
     assert sum(saves) == events, f"recorded saves hold {sum(saves)} events, the store {events}"
@@ -498,6 +503,8 @@ def _table(report: dict[str, Any]) -> None:
                   f"(load {x['load_average']})")
         print(f"{'':<9} fetch only {r['fetch']['events_per_s']:,} events/s; fetch + decode "
               f"{r['fetch_and_decode']['events_per_s']:,} events/s")
+    b = report["bench_process"]
+    print(f"bench process: {b['seconds']:,} s, {b['cpu_seconds']:,} s CPU, peak RSS {b['peak_rss_bytes'] / 2**20:,.0f} MiB")
     for backend, t in report["targets"].items():
         size = "" if t["full_size"] else " (the targets are set for 1,000,000 events at 600 x 2,000: not this run)"
         print(f"{backend:<9} replay {t['replay_events_per_s']:,} events/s (target {t['replay_target']:,}: "

@@ -24,6 +24,9 @@ def test_a_tiny_run_reports_writes_and_replay_of_the_store_it_built_on_sqlite_an
     events, nodes = store["events"], store["nodes"]
     assert events > 0 and sum(store["saves"]) == events
     assert store["save_sizes"]["saves"] == len(store["saves"])
+    assert store["build_peak_rss_bytes"] > 0 and not store["reused"]
+    assert report["bench_process"]["peak_rss_bytes"] >= store["build_peak_rss_bytes"]
+    assert report["bench_process"]["seconds"] > 0
     for backend in ("sqlite", "postgres"):
         writes = report["writes"][backend]
         assert writes["engine_saves"]["events"] == events
