@@ -54,7 +54,7 @@ from engine.persistence import EventLog, describe, store_env
 
 SCENARIO = Path(__file__).resolve().parent.parent / "simulations" / "scenarios" / "ordinary-day.toml"
 SWEEP = (1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000)
-ECHO_SWEEP = (5000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000)
+ECHO_SWEEP = (5000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000)
 P99_TARGET_MS = 250.0
 SUBMIT = "o2o.orders.submit"
 ECHO = "bench.echo"
