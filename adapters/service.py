@@ -100,7 +100,10 @@ class O2OService:
     async def _answer(self, answers: list[tuple[tuple[Endpoint, Request, bool], Any]]) -> None:
         """A batch of orders' replies, sent in one go."""
         for (ep, req, mp), result in answers:
-            await self._respond(ep, req, mp, result)
+            try:
+                await self._respond(ep, req, mp, result)
+            except Exception as e:  # the connection is gone: the rest of the batch still gets its answers
+                log.warning("could not answer %s: %s", ep.name, untraced(e))
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
         if not isinstance(result, Exception):  # not raised: a raised error's traceback would hold this frame
