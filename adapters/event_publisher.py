@@ -162,13 +162,16 @@ class EventPublisher:
         """The next page from what was fed, if it follows on from the last published
         without a gap (another writer's events, or ids the store skipped): else None."""
         fed = self._fed
-        while fed and fed[0].id <= self.last:
-            fed.popleft()
-        if not fed or fed[0].id != self.last + 1:
+        try:
+            while fed and fed[0].id <= self.last:
+                fed.popleft()
+            if not fed or fed[0].id != self.last + 1:
+                return None
+            notes = [fed.popleft()]
+            while fed and len(notes) < self.page and fed[0].id == notes[-1].id + 1:
+                notes.append(fed.popleft())
+        except IndexError:  # feed() cleared it meanwhile, from the engine's thread: read the store
             return None
-        notes = [fed.popleft()]
-        while fed and len(notes) < self.page and fed[0].id == notes[-1].id + 1:
-            notes.append(fed.popleft())
         return notes
 
     async def _publish(self, notes: list[Any]) -> None:
