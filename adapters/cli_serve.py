@@ -68,17 +68,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=lambda a: asyncio.run(events(a)))
 
 
+# the connection flags besides --nats, with their help
+CONNECTION = [("creds", "NATS credentials file (JWT + NKey)"), ("nkey", "NKey seed file"), ("user", None),
+              ("password", None), ("token", None), ("tls-ca", "CA certificate to verify the server"),
+              ("tls-cert", "client certificate (mutual TLS)"), ("tls-key", "client key (mutual TLS)")]
+
+
 def connection_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--nats", required=required, help="server URL(s), comma-separated" +
                    ("" if required else " (default: start an embedded nats-server)"))
-    p.add_argument("--creds", help="NATS credentials file (JWT + NKey)")
-    p.add_argument("--nkey", help="NKey seed file")
-    p.add_argument("--user")
-    p.add_argument("--password")
-    p.add_argument("--token")
-    p.add_argument("--tls-ca", help="CA certificate to verify the server")
-    p.add_argument("--tls-cert", help="client certificate (mutual TLS)")
-    p.add_argument("--tls-key", help="client key (mutual TLS)")
+    for flag, text in CONNECTION:
+        p.add_argument(f"--{flag}", help=text)
+
+
+def connection_argv(args: argparse.Namespace) -> list[str]:
+    """The connection flags given, as a child process is passed them."""
+    argv = ["--nats", args.nats]
+    for flag, _ in CONNECTION:
+        value = getattr(args, flag.replace("-", "_"), None)
+        if value:
+            argv += [f"--{flag}", str(value)]
+    return argv
 
 
 async def _quiet(e: Exception) -> None:

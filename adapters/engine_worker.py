@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
 from domain.commands import SubmitOrder
-from domain.errors import DomainError
 from engine.app import Engine
 
 
@@ -24,8 +23,8 @@ class Overloaded(Exception):
 
 
 class EngineWorker:
-    def __init__(self, engine: Engine, max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000,
-                 max_wait_ms: float = 2000.0, answer: Callable[[list[tuple[Any, Any]]], Awaitable[None]] | None = None):
+    def __init__(self, engine: Engine, answer: Callable[[list[tuple[Any, Any]]], Awaitable[None]],
+                 max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000, max_wait_ms: float = 2000.0):
         self.engine = engine
         self.answer = answer  # takes a batch's (to, result) pairs at once: no task or future per order
         self.max_batch = max_batch
@@ -46,10 +45,9 @@ class EngineWorker:
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
-    def offer(self, cmd: SubmitOrder, to: Any = None) -> asyncio.Future | None:
+    def offer(self, cmd: SubmitOrder, to: Any) -> None:
         """Queues an order. Its result (a reply or a DomainError) goes, with the
-        rest of its batch, to `answer(...)` as `(to, result)` when `to` is given;
-        else the returned future gets it."""
+        rest of its batch, to `answer(...)` as `(to, result)`."""
         if not self.accepting:
             raise Overloaded("shutting down")
         queued = len(self.waiting)
@@ -58,14 +56,11 @@ class EngineWorker:
             raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
         if queued >= self.max_queue:
             raise Overloaded(f"intake queue full ({self.max_queue} orders waiting)")
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future() if to is None else None
-        self.waiting.append((cmd, fut if to is None else to, loop.time()))
+        self.waiting.append((cmd, to, asyncio.get_running_loop().time()))
         if not queued:
             self._wake.set()
         if queued + 1 >= self.max_batch:
             self._enough.set()
-        return fut
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Runs one engine call on the engine thread, in arrival order."""
@@ -116,18 +111,7 @@ class EngineWorker:
             results: list[Any] = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
         except Exception as e:  # nothing was stored: every caller hears of it
             results = [e] * len(batch)
-        answers = []
-        for (_, to), result in zip(batch, results):
-            if not isinstance(to, asyncio.Future):
-                answers.append((to, result))
-            elif to.done():
-                continue
-            elif isinstance(result, Exception) and not isinstance(result, DomainError):
-                to.set_exception(result)
-            else:
-                to.set_result(result)
-        if answers:
-            await self.answer(answers)
+        await self.answer([(to, result) for (_, to), result in zip(batch, results)])
 
     async def tick(self) -> None:
         """Timers: expire reservations not accepted in time, route what waits."""

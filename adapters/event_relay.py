@@ -24,7 +24,6 @@ from typing import Any
 from adapters.event_publisher import EventPublisher, ForeignStream
 
 READY = "relay publishing"
-CONNECTION_FLAGS = ("nats", "creds", "nkey", "user", "password", "token", "tls_ca", "tls_cert", "tls_key")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,12 +80,10 @@ class Relay:
     """A relay child process, for `o2o serve`."""
 
     def __init__(self, args: argparse.Namespace, store: str):
-        argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--exit-with-parent"]
-        for name in CONNECTION_FLAGS:
-            value = getattr(args, name, None)
-            if value:
-                argv += [f"--{name.replace('_', '-')}", str(value)]
-        self.argv = argv
+        from adapters.cli_serve import connection_argv
+
+        self.argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--exit-with-parent",
+                     *connection_argv(args)]
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 60.0) -> None:

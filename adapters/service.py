@@ -38,8 +38,8 @@ class O2OService:
                  publish_events: bool = True, tick_s: float = 1.0, ack_wait: float = 10.0):
         self.engine = engine
         self.nc = nc
-        self.worker = EngineWorker(engine, max_batch=max_batch, window_ms=window_ms, max_queue=max_queue,
-                                   max_wait_ms=max_wait_ms, answer=self._answer)
+        self.worker = EngineWorker(engine, self._answer, max_batch=max_batch, window_ms=window_ms,
+                                   max_queue=max_queue, max_wait_ms=max_wait_ms)
         self.intake = Intake(nc, self.worker, ack_wait=ack_wait) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         if self.publisher:

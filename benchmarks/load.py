@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
+from benchmarks.procstat import cpu_seconds, memory_bytes
 from benchmarks.solver import machine
 from domain import ids
 from domain.network import Network, Window
@@ -58,8 +59,6 @@ ECHO_SWEEP = (5000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000)
 P99_TARGET_MS = 250.0
 SUBMIT = "o2o.orders.submit"
 ECHO = "bench.echo"
-OUTCOMES = {"domain.order:Order.Routed", "domain.order:Order.Rejected"}
-PLACED = "domain.order:Order.Placed"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -251,7 +250,7 @@ def _session(args: argparse.Namespace, plans: list[Plan], orders: list[Any], n_i
             intake = _intake_burst(url, batch)
             sent.append((batch, None))
         events = _events_caught_up(url, store)
-        peak = _proc_kb(proc.pid, "VmHWM") * 1024
+        peak = memory_bytes("VmHWM", proc.pid)
         proc.send_signal(signal.SIGKILL)  # what was answered must be stored already
         proc.wait()
         return Session(runs=runs, store=store, intake=intake, events=events, engine_peak_rss_bytes=peak,
@@ -283,18 +282,6 @@ def _start_engine(args: argparse.Namespace, url: str, store: str, network: Path,
                    "--accept-timeout-s", "86400", *args.serve_args.split()], log, "serving on")
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def _drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int, server: EmbeddedNats | None,
            folder: Path, bar: tqdm) -> tuple[loadgen.Result, dict[str, float]]:
     """One run: the generator in its own process; the service's and the server's CPU measured around it."""
@@ -302,8 +289,8 @@ def _drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int
     loadgen.write_payloads(str(pfile), payloads)
     rfile.unlink(missing_ok=True)
     nats_pid = server.proc.pid if server and server.proc else None
-    cpu0 = _cpu_s(pid)
-    nats0 = _cpu_s(nats_pid) if nats_pid else 0.0
+    cpu0 = cpu_seconds(pid)
+    nats0 = cpu_seconds(nats_pid) if nats_pid else 0.0
     t0 = time.perf_counter()
     gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--subject", plan.subject,
                             "--payloads", str(pfile), "--rate", str(plan.rate), "--timeout", str(timeout),
@@ -318,8 +305,8 @@ def _drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int
     if gen.returncode != 0:
         raise RuntimeError(f"load generator failed: {(folder / 'loadgen.log').read_text()[-2000:]}")
     wall = time.perf_counter() - t0
-    usage = {"service_cpu_s": _cpu_s(pid) - cpu0, "nats_server_cpu_s": (_cpu_s(nats_pid) - nats0) if nats_pid else None,
-             "wall_s": wall, "service_rss_bytes": _proc_kb(pid, "VmRSS") * 1024}
+    usage = {"service_cpu_s": cpu_seconds(pid) - cpu0, "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
+             "wall_s": wall, "service_rss_bytes": memory_bytes("VmRSS", pid)}
     return msgspec.msgpack.decode(rfile.read_bytes(), type=loadgen.Result), usage
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from eventsourcing.application import ProcessingEvent
 
+from benchmarks.procstat import memory_bytes
 from domain.errors import InvalidInput
 from domain.inventory import NodeInventory
 from engine.app import Engine, EngineSettings
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     report["machine"] = {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()}
     # this process: the build (when not reused), the writes and the fetches; the restarts run in their own
     report["bench_process"] = {"seconds": round(time.perf_counter() - t_run, 1),
-                               "cpu_seconds": round(time.process_time() - c_run, 1), "peak_rss_bytes": _peak_rss()}
+                               "cpu_seconds": round(time.process_time() - c_run, 1), "peak_rss_bytes": memory_bytes("VmHWM")}
     report["targets"] = targets(report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "store.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
@@ -182,7 +182,7 @@ def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> di
         "counter_sales": len(day.sales), "events": events, "snapshots": _count_snapshots(folder / "events.db"),
         "bytes": sum(f.stat().st_size for f in folder.glob("events.db*")),
         "build_seconds": round(seconds, 1), "build_cpu_seconds": round(cpu, 1),
-        "build_peak_rss_bytes": _peak_rss(),  # the process's peak so far: the simulated day's
+        "build_peak_rss_bytes": memory_bytes("VmHWM"),  # the process's peak so far: the simulated day's
         "saves": saves, "save_sizes": _size_summary(saves),
     }
     assert sum(saves) == events, f"recorded saves hold {sum(saves)} events, the store {events}"
@@ -424,13 +424,13 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
     """In a fresh process: the engine opened over the store (read models
     rebuilt from every event), then every node inventory loaded."""
     network = load_network(network_file)
-    rss_before = _peak_rss()  # the interpreter and the modules
+    rss_before = memory_bytes("VmHWM")  # the interpreter and the modules
     env = {**store_env(url), "IS_SNAPSHOTTING_ENABLED": "y" if snapshots else "n"}
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     engine = _TimedEngine(network, env=env)
     opened = time.perf_counter() - t0
-    rss_open = _rss("VmRSS")
+    rss_open = memory_bytes("VmRSS")
     t1, c1 = time.perf_counter(), time.process_time()
     versions = [engine._inventory(n.id).version for n in network.nodes]
     loaded, loaded_cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -446,23 +446,8 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
         "inventories_seconds": round(loaded, 4), "inventories_cpu_seconds": round(loaded_cpu, 4),
         "startup_seconds": round(opened + loaded, 4),
         "peak_rss_bytes_before_open": rss_before, "rss_bytes_after_catch_up": rss_open,
-        "rss_bytes_with_inventories": _rss("VmRSS"), "peak_rss_bytes": _peak_rss(),
+        "rss_bytes_with_inventories": memory_bytes("VmRSS"), "peak_rss_bytes": memory_bytes("VmHWM"),
     }
-
-
-def _peak_rss() -> int:
-    """This process's peak resident memory. Not ru_maxrss: Linux keeps the
-    parent's peak in it across fork and exec."""
-    return _rss("VmHWM")
-
-
-def _rss(field: str) -> int:
-    """VmHWM (peak) or VmRSS (now) of this process, in bytes."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:  # not Linux: the peak is all there is
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))) * 1024
 
 
 # -- results -------------------------------------------------------------

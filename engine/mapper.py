@@ -74,7 +74,7 @@ class MsgspecMapper(Mapper):
         """A stored event's fields to its domain event (a replay reads rows, not StoredEvents)."""
         plan = _PLANS.get(topic)
         if plan is None or plan.id_type is not type(originator_id):
-            plan = _PLANS[topic] = _plan(topic, type(originator_id))
+            plan = _PLANS[topic] = _Plan(topic, type(originator_id))
         try:
             if self.cipher or self.compressor:
                 data = self._unwrap(data)
@@ -121,12 +121,7 @@ class _Plan:
         self.convert = None if convert is pass_through_convertor else convert
 
 
-_PLANS: dict[str, _Plan] = {}  # topic -> the plan last used for it: one lookup per event
-
-
-@lru_cache(maxsize=None)
-def _plan(topic: str, id_type: type) -> _Plan:
-    return _Plan(topic, id_type)
+_PLANS: dict[str, _Plan] = {}  # topic -> its plan: one lookup per event (a store keeps one type of id)
 
 
 def _upcast(cls: type, state: dict[str, Any], class_version: int) -> None:

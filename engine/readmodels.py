@@ -22,6 +22,7 @@ from domain.network import Network
 
 
 _MANY = 16  # lines from which one numpy call beats a Python loop
+_ARRAYS = ("on_hand", "reserved", "safety")
 
 
 class AtpView:
@@ -31,19 +32,21 @@ class AtpView:
         self.node_index = {n: i for i, n in enumerate(self.node_ids)}
         self.sku_index = {s: j for j, s in enumerate(self.sku_ids)}
         shape = (len(self.node_ids), len(self.sku_ids))
+        self._cells: dict[str, memoryview] = {}
         self.on_hand = np.zeros(shape, dtype=np.int64)
         self.reserved = np.zeros(shape, dtype=np.int64)
         self.safety = np.zeros(shape, dtype=np.int64)
         self.rows: dict[UUID, int] = {}  # inventory aggregate id -> node row
         self._available: np.ndarray | None = None  # kept up to date row by row: the matrix can be 600 x 2,000
         self._dirty: set[int] = set()
-        self._cells: dict[str, memoryview] = {}
-        self._view_cells()
 
-    def _view_cells(self) -> None:
-        """Memoryviews over the arrays: a single cell read and written through
-        one costs half of numpy's scalar indexing (most events move 1-5 lines)."""
-        self._cells = {name: memoryview(getattr(self, name)) for name in ("on_hand", "reserved", "safety")}
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A memoryview over each array, made whenever one is set (grown, or set from
+        outside): a single cell read and written through one costs half of numpy's
+        scalar indexing (most events move 1-5 lines)."""
+        super().__setattr__(name, value)
+        if name in _ARRAYS:
+            self._cells[name] = memoryview(value)
 
     def atp(self) -> np.ndarray:
         """Available to promise, never below zero (POS may eat safety stock). Read-only."""
@@ -75,9 +78,8 @@ class AtpView:
             index[key] = i
             pad = [(0, 0), (0, 0)]
             pad[axis] = (0, 1)
-            for name in ("on_hand", "reserved", "safety"):
+            for name in _ARRAYS:
                 setattr(self, name, np.pad(getattr(self, name), pad))
-            self._view_cells()
         return i
 
     def add(self, name: str, row: int, lines: dict[str, int], sign: int) -> None:
@@ -87,9 +89,6 @@ class AtpView:
             getattr(self, name)[row, cols] += sign * np.fromiter(lines.values(), np.int64, len(lines))
         else:
             index, cells = self.sku_index, self._cells[name]
-            if cells.obj is not getattr(self, name):  # an array set from outside: view the new one
-                self._view_cells()
-                cells = self._cells[name]
             for sku, qty in lines.items():
                 j = index.get(sku)
                 if j is None:
@@ -305,7 +304,7 @@ class Projections:
         self.to_route[oid] = None
 
     def _routed(self, e: Any) -> None:
-        key = _KEYS.get(e.originator_id) or _key(e.originator_id)
+        key = _key(e.originator_id)
         r = self.orders[key]
         at = e.at
         parts, costs, awaiting, slot_used = r.parts, r.cost, self.awaiting, self.slot_used
@@ -362,16 +361,13 @@ class Projections:
         accepted = status == "accepted"
 
         def step(e: Any) -> None:
-            key = _KEYS.get(e.originator_id) or _key(e.originator_id)
+            key = _key(e.originator_id)
             r = self.orders[key]
             parts = r.parts
             parts[e.node].status = status
             if accepted:
                 self.awaiting.pop((key, e.node), None)
-            if r.pending:
-                r.status = "placed"
-            else:
-                r.status = status if len(parts) == 1 else _least(parts)
+            r.status = "placed" if r.pending else _least(parts)
 
         return step
 
@@ -386,7 +382,7 @@ class Projections:
         self.to_route[r.order_id] = None
 
     def _handed_over(self, e: Any) -> None:
-        r = self.orders[_KEYS.get(e.originator_id) or _key(e.originator_id)]
+        r = self.orders[_key(e.originator_id)]
         parts = r.parts
         parts[e.node].status = "handed_over"
         at = e.at
@@ -394,7 +390,7 @@ class Projections:
             r.late = True
         if r.handed_over_at is None or at > r.handed_over_at:
             r.handed_over_at = at
-        if not r.pending and (len(parts) == 1 or all(p.status == "handed_over" for p in parts.values())):
+        if not r.pending and all(p.status == "handed_over" for p in parts.values()):
             r.status = "completed"
 
     # -- members -------------------------------------------------------

@@ -22,12 +22,21 @@ def submit(n: int, **kw) -> tuple[list, int, Engine]:
     engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
 
     async def go():
-        worker = EngineWorker(engine, **kw)
+        answered: dict[int, object] = {}
+        all_in = asyncio.Event()
+
+        async def answer(batch):
+            answered.update(batch)
+            if len(answered) == n:
+                all_in.set()
+
+        worker = EngineWorker(engine, answer, **kw)
         worker.start()
-        futures = [worker.offer(order(i)) for i in range(n)]
-        results = await asyncio.gather(*futures)
+        for i in range(n):
+            worker.offer(order(i), i)
+        await all_in.wait()
         await worker.stop()
-        return results, worker.batches
+        return [answered[i] for i in range(n)], worker.batches
 
     results, batches = asyncio.run(go())
     return results, batches, engine
@@ -48,13 +57,16 @@ def test_a_full_queue_refuses_at_once_and_a_stopped_worker_takes_nothing():
     engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
 
     async def go():
-        worker = EngineWorker(engine, max_queue=2)  # not started: nothing drains the queue
-        worker.offer(order(1))
-        worker.offer(order(2))
+        async def answer(batch):
+            pass
+
+        worker = EngineWorker(engine, answer, max_queue=2)  # not started: nothing drains the queue
+        worker.offer(order(1), 1)
+        worker.offer(order(2), 2)
         with pytest.raises(Overloaded, match="queue full"):
-            worker.offer(order(3))
+            worker.offer(order(3), 3)
         worker.accepting = False
         with pytest.raises(Overloaded, match="shutting down"):
-            worker.offer(order(4))
+            worker.offer(order(4), 4)
 
     asyncio.run(go())

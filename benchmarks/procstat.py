@@ -1,0 +1,23 @@
+"""A process's memory and CPU as Linux reports them in /proc, for the
+benchmarks' figures (this process, or a child being measured)."""
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+
+def memory_bytes(field: str, pid: int | str = "self") -> int:
+    """VmHWM (peak) or VmRSS (now), in bytes. Not ru_maxrss: Linux keeps the
+    parent's peak in it across fork and exec."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # not Linux: this process's peak is all there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:"))) * 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
