@@ -25,10 +25,10 @@ import msgspec
 import nats
 from tqdm import tqdm
 
-from adapters.embedded_nats import EmbeddedNats
+from adapters.bootstrap import running
 from adapters.event_publisher import STREAM as EVENTS_STREAM
 from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
-from adapters.service import O2OService, serving
+from adapters.service import O2OService
 from domain import ids
 from domain.commands import (
     MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, Line, ReceiveStock, RedeemPoints, ReportProgress,
@@ -37,8 +37,8 @@ from domain.commands import (
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import ShiftedClock
-from engine.network_file import SAMPLE_NETWORK, load_network
-from engine.persistence import store_env
+from engine.config import Config
+from engine.store.network_file import SAMPLE_NETWORK, load_network
 
 CHANNELS = ["app", "mall", "wechat-mini", "alipay-mini"]  # wait for the answer
 PLATFORMS = ["meituan", "eleme"]  # fire and forget through the durable intake
@@ -155,26 +155,26 @@ async def _run(args: argparse.Namespace) -> int:
         shutil.rmtree(data)
     network = load_network(args.network)
     store = f"sqlite:///{data / 'events.db'}"
-    server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
-    print(f"nats-server  {server.url} (embedded, JetStream data in {data / 'nats'})")
+    config = Config().with_overrides({"store": {"url": store}, "network": {"file": args.network},
+                                      "nats": {"events": "inline"}})
     print(f"event store  {store}")
     clock = ShiftedClock(lunch_time(network.timezone))
-    engine = Engine(network, clock=clock, env=store_env(store))
-    day = _next_lunch(engine, clock)
-    nc = await nats.connect(server.url, error_cb=_quiet)
-    try:
-        async with serving(engine, nc, "o2o demo (o2o demo --fresh starts over)") as service:
-            print(f"service      o2o-engine on {server.url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
-                  f"the store holds {engine.last_notification_id()} events")
-            print(f"clock        lunch time on {day} ({network.timezone})\n")
+    async with running(config, "o2o demo (o2o demo --fresh starts over)", clock=clock,
+                       say=lambda text: print(f"nats         {text}")) as up:
+        engine, service, url = up.engine, up.service, up.config.nats.url
+        day = _next_lunch(engine, clock)
+        print(f"service      o2o-engine on {url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
+              f"the store holds {engine.last_notification_id()} events")
+        print(f"clock        lunch time on {day} ({network.timezone})\n")
+        nc = await nats.connect(url, error_cb=_quiet)
+        try:
             world = World(nc)
             await _morning_delivery(world, engine)
             report = await _play(world, network, args)
             await _published(nc, engine)
             _summary(engine, report, service)
-    finally:
-        engine.close()
-        server.stop()
+        finally:
+            await nc.close()
     print(f"\nevent store  {store}")
     print(f"inspect      o2o state --store {store}")
     print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
@@ -362,7 +362,7 @@ def _summary(engine: Engine, report: dict, service: O2OService) -> None:
     print("  served by    " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
     if lat:
         print(f"  reply time   p50 {_pct(lat, 0.5):.0f} ms, p99 {_pct(lat, 0.99):.0f} ms "
-              f"({len(lat)} submits, {IN_FLIGHT} in flight, micro-batches of {service.worker.window * 1000:.0f} ms)")
+              f"({len(lat)} submits, {IN_FLIGHT} in flight, micro-batches of {service.worker.batching.window_ms:.0f} ms)")
     print(f"  store work   accepted {work['accepted']}, declined {work['declined']} "
           f"(parts routed again to another node: {work['routed_again']})")
     print(f"  counter      {report['pos_sales']} POS sales from the same stock")

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 from domain.network import Network, Node
-from engine.network_file import SAMPLE_NETWORK, NetworkFileError, load_network
+from engine.store.network_file import SAMPLE_NETWORK, NetworkFileError, load_network
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,43 +11,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import ssl
 import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import nats
 
-from adapters.embedded_nats import EmbeddedNats
-from adapters.event_relay import Relay
+from adapters.nats_connection import CONNECTION, connect, connection_options
 from adapters.wire import WireError, decode
 from domain.commands import SubmitOrder
-from engine.network_file import SAMPLE_NETWORK, load_network
-from engine.persistence import DEFAULT_STORE, describe, sqlite_path, store_env
+from domain.errors import DomainError
+from engine.config import Backpressure, Batching, Config, EngineSettings, load_config
+from engine.routing.types import SOLVERS, RouterSettings
+from engine.store.urls import DEFAULT_STORE, describe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the engine as the NATS micro service o2o-engine", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
-    p.add_argument("--network", default=str(SAMPLE_NETWORK), help="network file (JSON or TOML)")
-    p.add_argument("--window-ms", type=float, default=20.0, help="micro-batch window")
-    p.add_argument("--max-batch", type=int, default=500, help="orders per micro-batch at most")
-    p.add_argument("--max-queue", type=int, default=20_000, help="orders waiting at most; beyond, 503 at once")
-    p.add_argument("--max-wait-ms", type=float, default=2000.0,
-                   help="refuse a submit (503 at once) when the orders ahead would take longer to route")
-    p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--config", help="configuration file (TOML; sample: docs/examples/o2o.toml); flags override it")
+    p.add_argument("--store", help=f"event store URL (default {DEFAULT_STORE}; env O2O_STORE)")
+    p.add_argument("--network", help="network file, JSON or TOML (default: the sample city)")
+    p.add_argument("--window-ms", type=float, help=f"micro-batch window (default {Batching().window_ms:g})")
+    p.add_argument("--max-batch", type=int, help=f"orders per micro-batch at most (default {Batching().max_batch})")
+    p.add_argument("--max-queue", type=int,
+                   help=f"orders waiting at most; beyond, 503 at once (default {Backpressure().max_queue})")
+    p.add_argument("--max-wait-ms", type=float,
+                   help="refuse a submit (503 at once) when the orders ahead would take longer to route "
+                        f"(default {Backpressure().max_wait_ms:g})")
+    p.add_argument("--solver", choices=SOLVERS, help=f"default {RouterSettings().solver}")
     p.add_argument("--accept-timeout-s", type=float,
                    help="seconds a node has to accept or decline a routed part before it is routed elsewhere "
-                        "(default: the engine's, 300)")
+                        f"(default {EngineSettings().accept_timeout_s:g})")
     p.add_argument("--snapshot-every", type=int,
-                   help="events of a node's inventory between two snapshots of it (default: the engine's, 200)")
-    p.add_argument("--events", choices=["relay", "inline"], default="relay",
+                   help="events of a node's inventory between two snapshots of it "
+                        f"(default {EngineSettings().inventory_snapshot_interval})")
+    p.add_argument("--events", choices=["relay", "inline"],
                    help="publish events from a relay process of its own (default; a memory store publishes inline) "
                         "or from the engine's process")
-    p.add_argument("--ack-wait", type=float, default=10.0,
-                   help="seconds before JetStream redelivers an intake order the engine has not acknowledged")
+    p.add_argument("--ack-wait", type=float,
+                   help="seconds before JetStream redelivers an intake order the engine has not acknowledged "
+                        f"(default {Backpressure().ack_wait_s:g})")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
 
@@ -68,86 +72,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=lambda a: asyncio.run(events(a)))
 
 
-# the connection flags besides --nats, with their help
-CONNECTION = [("creds", "NATS credentials file (JWT + NKey)"), ("nkey", "NKey seed file"), ("user", None),
-              ("password", None), ("token", None), ("tls-ca", "CA certificate to verify the server"),
-              ("tls-cert", "client certificate (mutual TLS)"), ("tls-key", "client key (mutual TLS)")]
-
-
-def connection_options(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--nats", required=required, help="server URL(s), comma-separated" +
-                   ("" if required else " (default: start an embedded nats-server)"))
-    for flag, text in CONNECTION:
-        p.add_argument(f"--{flag}", help=text)
-
-
-def connection_argv(args: argparse.Namespace) -> list[str]:
-    """The connection flags given, as a child process is passed them."""
-    argv = ["--nats", args.nats]
-    for flag, _ in CONNECTION:
-        value = getattr(args, flag.replace("-", "_"), None)
-        if value:
-            argv += [f"--{flag}", str(value)]
-    return argv
-
-
-async def _quiet(e: Exception) -> None:
-    print(f"nats: {e}", file=sys.stderr)
-
-
-async def connect(args: argparse.Namespace, url: str, **extra: Any) -> nats.NATS:
-    if args.creds or args.nkey:
-        try:
-            import nkeys  # noqa: F401  nats-py signs the server's nonce with it
-        except ModuleNotFoundError:
-            raise SystemExit("o2o: --creds and --nkey need the nkeys package: pip install 'nats-py[nkeys]'") from None
-    tls = None
-    if args.tls_ca or args.tls_cert:
-        tls = ssl.create_default_context(cafile=args.tls_ca)
-        if args.tls_cert:
-            tls.load_cert_chain(args.tls_cert, args.tls_key)
-    return await nats.connect(
-        servers=url.split(","), user=args.user, password=args.password, token=args.token,
-        user_credentials=args.creds, nkeys_seed=args.nkey, tls=tls, name="o2o",
-        max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet, **extra,
-    )
+def serve_config(args: argparse.Namespace) -> Config:
+    """The configuration file, the environment, then the flags given."""
+    flags = {
+        "engine": {"accept_timeout_s": args.accept_timeout_s, "inventory_snapshot_interval": args.snapshot_every,
+                   "router": {"solver": args.solver}},
+        "batching": {"window_ms": args.window_ms, "max_batch": args.max_batch},
+        "backpressure": {"max_queue": args.max_queue, "max_wait_ms": args.max_wait_ms, "ack_wait_s": args.ack_wait},
+        "nats": {"url": args.nats, "events": args.events,
+                 **{flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag, _ in CONNECTION}},
+        "store": {"url": args.store},
+        "network": {"file": args.network},
+    }
+    return load_config(args.config, overrides=flags)
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from adapters.service import serving  # the service pulls in the engine; clients need not
-    from engine.app import Engine, EngineSettings
-    from engine.memory import keep_long_lived
-    from engine.routing.types import RouterSettings
+    from adapters.bootstrap import running  # the service pulls in the engine; clients need not
 
-    network = load_network(args.network)
-    server = None
-    if not args.nats:
-        data = sqlite_path(args.store).parent if args.store.startswith("sqlite:") else Path("o2o-data")
-        server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
-        args.nats = server.url
-        print(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})", flush=True)
-    settings = EngineSettings(router=RouterSettings(solver=args.solver))
-    if args.accept_timeout_s is not None:
-        settings = msgspec.structs.replace(settings, accept_timeout_s=args.accept_timeout_s)
-    if args.snapshot_every is not None:
-        settings = msgspec.structs.replace(settings, inventory_snapshot_interval=args.snapshot_every)
-    engine = Engine(network, settings, env=store_env(args.store))
-    keep_long_lived()
-    relay = Relay(args, args.store) if args.events == "relay" and not args.store.startswith("memory:") else None
-    nc = await connect(args, args.nats)
+    try:
+        config = serve_config(args)
+    except DomainError as e:
+        raise SystemExit(f"o2o serve: {e}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        if relay:
-            await relay.start()  # a stream filled from another store ends the command here
-        async with serving(engine, nc, "o2o serve", max_batch=args.max_batch, window_ms=args.window_ms,
-                           max_queue=args.max_queue, max_wait_ms=args.max_wait_ms, ack_wait=args.ack_wait,
-                           publish_events=relay is None):
-            print(f"o2o-engine serving on {args.nats}, store {describe(args.store)}, "
-                  f"{len(network.nodes)} nodes, {engine.last_notification_id()} events stored, events published "
-                  f"{'by a relay process' if relay else 'in-process'}", flush=True)
+        async with running(config, "o2o serve", long_lived=True) as run:
+            engine, relay = run.engine, run.relay
+            print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
+                  f"{len(engine.network.nodes)} nodes, {engine.last_notification_id()} events stored, events "
+                  f"published {'by a relay process' if relay else 'in-process'}", flush=True)
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
@@ -157,12 +113,8 @@ async def serve(args: argparse.Namespace) -> int:
                               flush=True)
                         await relay.start()
             print("shutting down: finishing the batch in flight", flush=True)
-    finally:
-        if relay:
-            await relay.stop()  # after the engine stored its last batch: published too
-        engine.close()
-        if server:
-            server.stop()
+    except DomainError as e:  # a store or network that cannot be opened: one line, nothing left running
+        raise SystemExit(f"o2o serve: {e}") from None
     print("stopped", flush=True)
     return 0
 

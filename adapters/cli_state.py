@@ -12,8 +12,9 @@ from pathlib import Path
 import msgspec
 
 from domain.errors import DomainError
-from engine.network_file import SAMPLE_NETWORK, load_network
-from engine.persistence import DEFAULT_STORE, EventLog, describe, sqlite_path, store_env
+from engine.store.network_file import SAMPLE_NETWORK, load_network
+from engine.store.eventlog import EventLog
+from engine.store.urls import DEFAULT_STORE, describe, sqlite_path
 from engine.readmodels import Projections
 
 
@@ -31,7 +32,7 @@ def rebuild(store_url: str, network_path: str) -> tuple[Projections, int]:
     """The read models as the stored events make them, and the event count."""
     if store_url.startswith("sqlite:") and not sqlite_path(store_url).exists():
         raise FileNotFoundError(f"no event store at {sqlite_path(store_url)} (run `o2o demo` or `o2o serve` first)")
-    log = EventLog(env=store_env(store_url))
+    log = EventLog(store_url)
     try:
         views = Projections(load_network(network_path))
         events = 0

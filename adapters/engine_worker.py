@@ -1,8 +1,7 @@
 """Runs the engine on one thread (it is the single writer of its nodes) and
-gathers submitted orders into micro-batches of up to `max_batch` orders or
-`window_ms` after the first of them arrived, whichever comes first. The
-queue in front is bounded twice: by count (`max_queue`) and by time
-(`max_wait_ms`: the orders ahead would take longer than that to route,
+gathers submitted orders into micro-batches by the batching rule
+(engine.config.Batching, the simulations' too). The queue in front is
+bounded twice: by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would take longer than that to route,
 judged by how fast full batches drained the queue lately). Past either
 bound callers are told at once (503), instead of waiting in a queue longer
 than their own timeout and never hearing of the order."""
@@ -16,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from domain.commands import SubmitOrder
 from engine.app import Engine
+from engine.config import Backpressure, Batching
 
 
 class Overloaded(Exception):
@@ -24,14 +24,14 @@ class Overloaded(Exception):
 
 class EngineWorker:
     def __init__(self, engine: Engine, answer: Callable[[list[tuple[Any, Any]]], Awaitable[None]],
-                 max_batch: int = 500, window_ms: float = 20.0, max_queue: int = 20_000, max_wait_ms: float = 2000.0):
+                 batching: Batching = Batching(), backpressure: Backpressure = Backpressure()):
         self.engine = engine
         self.answer = answer  # takes a batch's (to, result) pairs at once: no task or future per order
-        self.max_batch = max_batch
-        self.window = window_ms / 1000.0
-        self.max_wait = max_wait_ms / 1000.0
+        self.batching = batching
+        self.max_batch = batching.max_batch
+        self.max_wait = backpressure.max_wait_ms / 1000.0
         self.seconds_per_order = 0.0  # what draining one order costs when busy, averaged over recent batches
-        self.max_queue = max_queue
+        self.max_queue = backpressure.max_queue
         self.waiting: deque[tuple[SubmitOrder, Any, float]] = deque()  # (cmd, to, arrived), oldest first
         self._wake = asyncio.Event()  # an order arrived to an empty queue, or the worker stops
         self._enough = asyncio.Event()  # a full batch is queued: no need to wait out the window
@@ -59,7 +59,7 @@ class EngineWorker:
         self.waiting.append((cmd, to, asyncio.get_running_loop().time()))
         if not queued:
             self._wake.set()
-        if queued + 1 >= self.max_batch:
+        if self.batching.full(queued + 1):
             self._enough.set()
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -85,8 +85,8 @@ class EngineWorker:
                 await self._wake.wait()
             # the window runs from the first order's arrival: under load it waited while
             # the engine was busy, and what queued meanwhile goes at once
-            remaining = waiting[0][2] + self.window - loop.time()
-            if remaining > 0 and len(waiting) < self.max_batch and not self._stopping:
+            remaining = self.batching.closes_at(waiting[0][2]) - loop.time()
+            if remaining > 0 and not self.batching.full(len(waiting)) and not self._stopping:
                 self._enough.clear()
                 try:
                     await asyncio.wait_for(self._enough.wait(), remaining)

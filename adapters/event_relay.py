@@ -27,8 +27,8 @@ READY = "relay publishing"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from adapters.cli_serve import connection_options
-    from engine.persistence import DEFAULT_STORE
+    from adapters.nats_connection import connection_options
+    from engine.store.urls import DEFAULT_STORE
 
     p = sub.add_parser("relay", help="publish the event store's events to JetStream (run by o2o serve)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,10 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def relay(args: argparse.Namespace) -> int:
-    from adapters.cli_serve import connect
-    from engine.persistence import EventLog, describe, store_env
+    from adapters.nats_connection import connect
+    from engine.store.eventlog import EventLog
+    from engine.store.urls import describe
 
-    log = EventLog(env=store_env(args.store))
+    log = EventLog(args.store)
     nc = await connect(args, args.nats)
     publisher = EventPublisher(nc, log.recorder, asyncio.Event(), poll_s=args.poll_ms / 1000)
     try:
@@ -79,11 +80,9 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
 class Relay:
     """A relay child process, for `o2o serve`."""
 
-    def __init__(self, args: argparse.Namespace, store: str):
-        from adapters.cli_serve import connection_argv
-
+    def __init__(self, connection_flags: list[str], store: str):
         self.argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--exit-with-parent",
-                     *connection_argv(args)]
+                     *connection_flags]
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 60.0) -> None:

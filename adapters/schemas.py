@@ -14,7 +14,7 @@ from adapters.event_publisher import subject_for
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
-from engine.mapper import state_type
+from engine.store.mapper import state_type
 
 REQUESTS = list(dict.fromkeys(ep.request for ep in ENDPOINTS))
 REPLIES = list(dict.fromkeys(ep.reply for ep in ENDPOINTS))

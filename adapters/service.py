@@ -24,6 +24,8 @@ from adapters.intake import Intake
 from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
+from engine.config import Backpressure, Batching
+from engine.handlers import COMMANDS, Batched
 from engine.memory import untraced
 
 log = logging.getLogger("o2o.service")
@@ -33,14 +35,13 @@ VERSION = "0.1.0"
 
 
 class O2OService:
-    def __init__(self, engine: Engine, nc: Client, max_batch: int = 500, window_ms: float = 20.0,
-                 max_queue: int = 20_000, max_wait_ms: float = 2000.0, intake: bool = True,
-                 publish_events: bool = True, tick_s: float = 1.0, ack_wait: float = 10.0):
+    def __init__(self, engine: Engine, nc: Client, batching: Batching = Batching(),
+                 backpressure: Backpressure = Backpressure(), intake: bool = True, publish_events: bool = True,
+                 tick_s: float = 1.0):
         self.engine = engine
         self.nc = nc
-        self.worker = EngineWorker(engine, self._answer, max_batch=max_batch, window_ms=window_ms,
-                                   max_queue=max_queue, max_wait_ms=max_wait_ms)
-        self.intake = Intake(nc, self.worker, ack_wait=ack_wait) if intake else None
+        self.worker = EngineWorker(engine, self._answer, batching, backpressure)
+        self.intake = Intake(nc, self.worker, ack_wait=backpressure.ack_wait_s) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         if self.publisher:
             engine.on_commit.append(self.publisher.feed)
@@ -70,15 +71,17 @@ class O2OService:
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="ticker")
 
     def _handler(self, ep: Endpoint) -> Callable[[Request], Any]:
+        batched = isinstance(COMMANDS[ep.request], Batched)  # orders go through the micro-batches
+
         async def handle(req: Request) -> None:
             mp = wants_msgpack(req.headers)
             try:
                 cmd = decode(req.data, ep.request, mp)
-                if ep.call is None:
+                if batched:
                     self.engine.check_order(cmd)  # static checks now, so they count in the stats
                     self.worker.offer(cmd, (ep, req, mp))  # answered with its batch, by _answer
                     return
-                fut = asyncio.ensure_future(self.worker.call(ep.call(self.engine), cmd))
+                fut = asyncio.ensure_future(self.worker.call(self.engine.handle, cmd))
             except Overloaded as e:
                 raise ServiceError("503", f"overloaded: {e}") from None
             except Exception as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store"]
+BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

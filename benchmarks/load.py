@@ -50,8 +50,10 @@ from benchmarks.procstat import cpu_seconds, memory_bytes
 from benchmarks.solver import machine
 from domain import ids
 from domain.network import Network, Window
-from engine.network_file import dump_network
-from engine.persistence import EventLog, describe, store_env
+from engine.routing.types import SOLVERS
+from engine.store.network_file import dump_network
+from engine.store.eventlog import EventLog
+from engine.store.urls import describe
 
 SCENARIO = Path(__file__).resolve().parent.parent / "simulations" / "scenarios" / "ordinary-day.toml"
 SWEEP = (1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000)
@@ -80,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nats", help="NATS server URL (default: an embedded nats-server)")
     p.add_argument("--window-ms", type=float, default=20.0)
     p.add_argument("--max-batch", type=int, default=500)
-    p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--solver", choices=SOLVERS, default="optimal")
     p.add_argument("--serve-args", default="", help="more options for o2o serve, e.g. '--snapshot-every 1000'")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds an order may wait for its reply")
     p.add_argument("--quick", action="store_true", help="1,000/s for 5 s, a 3-step sweep of 3 s, echo at 2 rates")
@@ -370,7 +372,7 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result | None]]) -
     every order refused (an error reply) stored not at all."""
     placed: Counter = Counter()
     outcomes: Counter = Counter()
-    log = EventLog(env=store_env(store))
+    log = EventLog(store)
     try:
         for _, event in log.stored_events():
             topic = type(event).__qualname__
@@ -454,7 +456,7 @@ def _events_caught_up(url: str, store: str, timeout: float = 60) -> dict[str, An
 
     async def wait() -> dict[str, Any]:
         nc = await nats.connect(url)
-        log = EventLog(env=store_env(store))
+        log = EventLog(store)
         start = time.perf_counter()
         try:
             js = nc.jetstream()
@@ -476,7 +478,7 @@ def _sqlite_synchronous(store: str) -> str | None:
     """SQLite's durability setting as the engine's connections use it (2 = FULL: the WAL is synced at every commit)."""
     if not store.startswith("sqlite:"):
         return None
-    log = EventLog(env=store_env(store))
+    log = EventLog(store)
     try:
         with log.recorder.datastore.transaction(commit=False) as c:
             c.execute("PRAGMA synchronous")

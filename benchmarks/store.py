@@ -29,14 +29,15 @@ import msgspec
 import numpy as np
 from tqdm import tqdm
 
-from eventsourcing.application import ProcessingEvent
-
 from benchmarks.procstat import memory_bytes
+from domain import ids
 from domain.errors import InvalidInput
 from domain.inventory import NodeInventory
 from engine.app import Engine, EngineSettings
-from engine.network_file import dump_network, load_network
-from engine.persistence import EventLog, store_env
+from engine.store.network_file import dump_network, load_network
+from engine.store.aggregates import record_events
+from engine.store.eventlog import EventLog
+from engine.store.urls import store_env
 
 SCENARIO = Path(__file__).parent.parent / "simulations" / "scenarios" / "big-day.toml"
 ORDERS = 130_000  # the big day's online orders: 125,000 stored 973,646 events, this passes 1,000,000
@@ -274,28 +275,21 @@ def _drop_schemas(postgres: str, schemas: list[str]) -> None:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-class _Writer(EventLog):
-    """Saves already-made events into a store, taking snapshots as the engine would."""
-
-    name = "Engine"  # the engine's tables
-    is_snapshotting_enabled = True
-
-
 # -- writes --------------------------------------------------------------
 def writes(source: str, target: str, saves: list[int], sizes: list[int], sample: int, fresh, bar) -> dict[str, Any]:
     """The stored events saved again into `target` in the engine's own saves,
     then `sample` events from the middle of the store at each fixed batch size
     into fresh stores."""
-    log = EventLog(env=store_env(source))
+    log = EventLog(source)
     events = (e for _, e in log.stored_events())
-    writer = _Writer(env=store_env(target))
+    writer = EventLog(target, snapshots=True)
     per_save, snap_s, n_snap = [], 0.0, 0
     c0 = time.process_time()
     try:
         for size in saves:
             batch = [next(events) for _ in range(size)]
             t0 = time.perf_counter()
-            _save(writer, batch)
+            record_events(writer, batch)
             t1 = time.perf_counter()
             # what Application.save does next for the aggregates it saved
             for e in batch:
@@ -332,24 +326,17 @@ def writes(source: str, target: str, saves: list[int], sizes: list[int], sample:
     return {"engine_saves": engine_saves, "fixed": fixed}
 
 
-def _save(app: EventLog, events: list[Any]) -> None:
-    """One save as the engine makes it (Engine._save), of events already made."""
-    processing = ProcessingEvent()
-    processing.events.extend(events)
-    app._record(processing)
-
-
 def _fixed_count(events: int, sample: int, size: int) -> int:
     """Events written at a fixed batch size: small batches are slow, so fewer of them."""
     return min(events, sample, max(2_000, 200 * size))
 
 
 def _write_fixed(target: str, events: list[Any], size: int) -> dict[str, Any]:
-    writer = EventLog(env=store_env(target))
+    writer = EventLog(target)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(events), size):
-            _save(writer, events[i:i + size])
+            record_events(writer, events[i:i + size])
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         writer.close()
@@ -364,7 +351,7 @@ def replay(url: str, network: Path, repeat: int, bar) -> dict[str, Any]:
     the engine's restart in fresh processes, with snapshots and without,
     `repeat` times each (alternating): the median run by catch-up time is
     reported, with every run's rate."""
-    log = EventLog(env=store_env(url))
+    log = EventLog(url)
     try:
         out = {"fetch": _rate(_fetched(log))}
         bar.update(out["fetch"]["events"])
@@ -410,38 +397,31 @@ def _rate(items: Iterator[Any]) -> dict[str, Any]:
             "events_per_cpu_s": round(n / cpu) if cpu else None}
 
 
-class _TimedEngine(Engine):
-    name = "Engine"  # the engine's tables
-
-    def catch_up(self) -> int:
-        t0, c0 = time.perf_counter(), time.process_time()
-        n = super().catch_up()
-        self.catch_up_seconds, self.catch_up_cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-        return n
-
-
 def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
     """In a fresh process: the engine opened over the store (read models
     rebuilt from every event), then every node inventory loaded."""
     network = load_network(network_file)
     rss_before = memory_bytes("VmHWM")  # the interpreter and the modules
-    env = {**store_env(url), "IS_SNAPSHOTTING_ENABLED": "y" if snapshots else "n"}
+    settings = EngineSettings(inventory_snapshot_interval=EngineSettings().inventory_snapshot_interval if snapshots else 0)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    engine = _TimedEngine(network, env=env)
+    engine = Engine(network, settings, store=url)
+    tc, c0 = time.perf_counter(), time.process_time()
+    engine.start()
+    catch_up_seconds, catch_up_cpu_seconds = time.perf_counter() - tc, time.process_time() - c0
     opened = time.perf_counter() - t0
     rss_open = memory_bytes("VmRSS")
     t1, c1 = time.perf_counter(), time.process_time()
-    versions = [engine._inventory(n.id).version for n in network.nodes]
+    versions = [engine.store.get(ids.inventory_id(n.id)).version for n in network.nodes]
     loaded, loaded_cpu = time.perf_counter() - t1, time.process_time() - c1
     events = engine.views.last_notification_id
     engine.close()
     return {
         "events": events, "load_average": round(load, 2), "open_seconds": round(opened, 4),
-        "catch_up_seconds": round(engine.catch_up_seconds, 4),
-        "catch_up_cpu_seconds": round(engine.catch_up_cpu_seconds, 4),
-        "catch_up_events_per_s": round(events / engine.catch_up_seconds),
-        "catch_up_events_per_cpu_s": round(events / engine.catch_up_cpu_seconds),
+        "catch_up_seconds": round(catch_up_seconds, 4),
+        "catch_up_cpu_seconds": round(catch_up_cpu_seconds, 4),
+        "catch_up_events_per_s": round(events / catch_up_seconds),
+        "catch_up_events_per_cpu_s": round(events / catch_up_cpu_seconds),
         "inventories": len(versions), "inventory_events": int(sum(versions)),
         "inventories_seconds": round(loaded, 4), "inventories_cpu_seconds": round(loaded_cpu, 4),
         "startup_seconds": round(opened + loaded, 4),

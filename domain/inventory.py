@@ -11,17 +11,10 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
+from domain.quantities import available, check_lines
 from domain.trigger import trigger
 
 POS_DEDUP_SECONDS = 2 * 86400
-
-
-def _check_lines(lines: dict[str, int], field: str = "lines") -> None:
-    if not lines:
-        raise InvalidInput(field, "at least one line is required")
-    for sku, qty in lines.items():
-        if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
-            raise InvalidInput(f"{field}.{sku}.qty", f"must be a positive integer, got {qty!r}")
 
 
 class NodeInventory(Aggregate):
@@ -53,7 +46,7 @@ class NodeInventory(Aggregate):
 
     # -- queries -------------------------------------------------------
     def atp(self, sku: str) -> int:
-        return self.on_hand.get(sku, 0) - self.reserved.get(sku, 0) - self.safety.get(sku, 0)
+        return available(self.on_hand.get(sku, 0), self.reserved.get(sku, 0), self.safety.get(sku, 0))
 
     def free(self, sku: str) -> int:
         """Goods not set aside for an order (safety stock included)."""
@@ -61,7 +54,7 @@ class NodeInventory(Aggregate):
 
     # -- commands ------------------------------------------------------
     def receive(self, lines: dict[str, int], ref: str, at: float) -> None:
-        _check_lines(lines)
+        check_lines(lines)
         self._received(lines=dict(lines), ref=ref, at=at)
 
     def adjust(self, sku: str, delta: int, reason: str, at: float) -> None:
@@ -95,7 +88,7 @@ class NodeInventory(Aggregate):
         return None
 
     def reserve(self, order_id: str, lines: dict[str, int], at: float) -> None:
-        _check_lines(lines)
+        check_lines(lines)
         if order_id in self.reservations:
             raise Conflict("order_id", f"order {order_id} already holds a reservation at {self.node_id}")
         short = self.can_reserve(lines)
@@ -114,7 +107,7 @@ class NodeInventory(Aggregate):
         self._consumed(order_id=order_id, lines=dict(self.reservations[order_id]), at=at)
 
     def sell_over_counter(self, sale_id: str, lines: dict[str, int], at: float) -> None:
-        _check_lines(lines)
+        check_lines(lines)
         if sale_id in self.pos_sales:
             raise Conflict("sale_id", f"POS sale {sale_id} is already recorded at {self.node_id}")
         for sku, qty in lines.items():

@@ -5,20 +5,22 @@ Personal data is minimal: a phone number arrives here only as a salted hash.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
+from domain.quantities import require_positive
 
 SignUpVia = Literal["clerk", "qr", "pos", "online"]
 IdentityKind = Literal["app", "wechat", "alipay", "mini_program", "platform"]
 
 
-def _check_points(points: int, field: str = "points") -> None:
-    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
-        raise InvalidInput(field, f"must be a positive integer, got {points!r}")
+def points_earned(value: float, points_per_rmb: float) -> int:
+    """Points a purchase of this value earns: whole points, rounded down."""
+    return math.floor(value * points_per_rmb)
 
 
 class Member(Aggregate):
@@ -71,14 +73,14 @@ class Member(Aggregate):
 
     def earn(self, points: int, ref: str, at: float) -> bool:
         """Credits points once per ref (an order or a POS sale)."""
-        _check_points(points)
+        require_positive(points, "points")
         if ref in self.credited:
             return False
         self._earned(points=points, ref=ref, at=at)
         return True
 
     def redeem(self, points: int, gift: str, ref: str, at: float) -> None:
-        _check_points(points)
+        require_positive(points, "points")
         if ref in self.redemptions:
             raise Conflict("ref", f"redemption {ref} already recorded")
         if points > self.points:

@@ -1,6 +1,6 @@
 """The network: nodes (stores and central kitchens) and the SKU catalogue.
 
-Plain typed structs; files are decoded into them by `engine.network_file`.
+Plain typed structs; files are decoded into them by `engine.store.network_file`.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from msgspec import Struct
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
+from domain.quantities import check_lines, merge_lines
 from domain.trigger import create, trigger
 
 Mode = Literal["delivery", "pickup"]
@@ -45,11 +46,10 @@ class PartState(Struct):
     routed_at: float
 
 
-def merge_lines(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    out = dict(a)
-    for sku, qty in b.items():
-        out[sku] = out.get(sku, 0) + qty
-    return out
+def check_pickup(mode: str, pickup_node: str | None) -> None:
+    """The pickup rule: a pickup order names the store the customer chose."""
+    if mode == "pickup" and not pickup_node:
+        raise InvalidInput("pickup_node", "a pickup order names the store the customer chose")
 
 
 class Order(Aggregate):
@@ -131,13 +131,8 @@ class Order(Aggregate):
             raise InvalidInput("channel", "must not be empty")
         if not external_id:
             raise InvalidInput("external_id", "must not be empty")
-        if not lines:
-            raise InvalidInput("lines", "an order needs at least one line")
-        for sku, qty in lines.items():
-            if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
-                raise InvalidInput(f"lines.{sku}.qty", f"must be a positive integer, got {qty!r}")
-        if mode == "pickup" and not pickup_node:
-            raise InvalidInput("pickup_node", "a pickup order names the store the customer chose")
+        check_lines(lines, empty="an order needs at least one line")
+        check_pickup(mode, pickup_node)
         if mode not in ("delivery", "pickup"):
             raise InvalidInput("mode", f"must be delivery or pickup, got {mode!r}")
         if promised_at <= at:

@@ -10,13 +10,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from domain.errors import DomainError
-from engine.network_file import SAMPLE_NETWORK, load_network
-from engine.routing.types import RouterSettings
+from engine.store.network_file import SAMPLE_NETWORK, load_network
+from engine.routing.types import SOLVERS, RouterSettings
 from simulations import plots, replay, results
 from simulations.report import html_report
 from simulations.run import simulate
 from simulations.runner import run_scenario
-from simulations.scenario import Batching
+from engine.config import Batching
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 replay_doc = replay.__doc__
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--events", required=True, help="the event store URL (sqlite:///..., postgres://...)")
     r.add_argument("--network", default=str(SAMPLE_NETWORK), help="the network to replay against")
     r.add_argument("--recorded-network", help="the network the day was recorded with (default: --network)")
-    r.add_argument("--solver", choices=["greedy", "optimal", "exact"], help="replay with another solver")
+    r.add_argument("--solver", choices=SOLVERS, help="replay with another solver")
     r.add_argument("--window-ms", type=float, help="replay with another batch window")
     r.add_argument("--out", default="replay-results")
     r.set_defaults(func=run_replay)

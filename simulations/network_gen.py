@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from domain.network import Network, Node, Sku, Window
-from engine.network_file import dump_network
+from engine.store.network_file import dump_network
 
 CENTER = (31.23, 121.47)  # Shanghai, People's Square
 KM_LAT = 1 / 110.57

@@ -14,11 +14,12 @@ import msgspec
 from domain import ids
 from domain.commands import AcceptOrder, CancelOrder, DeclineOrder, Line, ReportProgress, SubmitOrder
 from domain.network import Network
-from engine.persistence import EventLog, store_env
+from engine.store.eventlog import EventLog
 from engine.readmodels import Projections
 from simulations.demand import Day, Sale
 from simulations.run import PartPlan, Routed, simulated_parts
-from simulations.scenario import Batching, Scenario
+from engine.config import Batching
+from simulations.scenario import Scenario
 
 STEPS = {"Picked": "picked", "ReadyForPickup": "ready", "Dispatched": "dispatched"}
 
@@ -41,7 +42,7 @@ def read(store: str, network: Network) -> tuple[Recorded, Projections, int]:
     routed_at: dict[tuple[str, str], float] = {}
     rec = Recorded(Day(orders, sales), deliveries, routed_at)
     views = Projections(network)
-    log = EventLog(env=store_env(store))
+    log = EventLog(store)
     events = 0
     try:
         for nid, e in log.stored_events():

@@ -21,10 +21,11 @@ from domain.commands import (
 )
 from domain.errors import DomainError
 from domain.network import Network, Node, Sku, Window
-from engine.app import Engine, EngineSettings
+from adapters.bootstrap import build_engine
+from engine.app import Engine
+from engine.config import Config, EngineSettings, StoreSettings
 from engine.clock import SimClock
 from engine.memory import young_collections_only
-from engine.persistence import store_env
 from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
 from simulations.scenario import Scenario, ScenarioError, Variant
 
@@ -163,7 +164,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     plan = parts or simulated_parts(s)
     t0, t1 = bounds or day_bounds(s, network)
     clock = SimClock(t0)
-    engine = Engine(network, EngineSettings(router=router), clock=clock, env=store_env(store.format(variant=name)))
+    config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
+    engine = build_engine(config, network=network, clock=clock)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
     target = _stock_matrix(engine, out.opening)
     nodes = {n.id: n for n in network.nodes}
@@ -268,9 +270,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         clock.advance_to(max(t, clock.now()))
         if kind == "order":
             if not batch:
-                deadline = t + batching.window_ms / 1000
+                deadline = batching.closes_at(t)
             batch.append(item)
-            if len(batch) >= batching.max_batch:
+            if batching.full(len(batch)):
                 flush(t)
         elif kind == "steps":
             cmds = steps.pop(item)

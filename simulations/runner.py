@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from domain.network import Network
 from engine.memory import young_collections_only
-from engine.network_file import SAMPLE_NETWORK, load_network
+from engine.store.network_file import SAMPLE_NETWORK, load_network
 from simulations import results
 from simulations.demand import Day, base_day, surge_size
 from simulations.network_gen import CitySpec, generate

@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from domain.errors import InvalidInput
+from engine.config import Batching
 from engine.routing.types import RouterSettings
 
 Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
@@ -76,11 +77,6 @@ class Stock(Struct, frozen=True, forbid_unknown_fields=True):
     # deliveries top every node up to its starting stock
     replenish_at: list[Clock] = msgspec.field(default_factory=lambda: ["11:00", "16:00"])
     safety_stock_add: Annotated[int, Meta(ge=0)] = 0
-
-
-class Batching(Struct, frozen=True, forbid_unknown_fields=True):
-    window_ms: Annotated[float, Meta(ge=0)] = 20.0  # 0: orders taken in at the same moment form a batch
-    max_batch: Annotated[int, Meta(ge=1)] = 500
 
 
 class AddKitchen(Struct, frozen=True, forbid_unknown_fields=True):

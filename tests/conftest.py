@@ -27,7 +27,7 @@ def postgres_url():
     """A PostgreSQL store URL on a fresh schema."""
     import psycopg
 
-    from engine.persistence import store_env
+    from engine.store.urls import store_env
 
     env = store_env(POSTGRES_URL)
     conninfo = dict(

@@ -6,6 +6,7 @@ The engine hands the router a batch of `OrderToRoute` and a `NetworkState`
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -16,6 +17,7 @@ from domain.network import Network
 from domain.order import Loss  # why a cheaper candidate lost ("no stock of SKU A12", "too far"): stored as it is
 
 SolverName = Literal["greedy", "optimal", "exact"]
+SOLVERS: tuple[str, ...] = typing.get_args(SolverName)  # for command-line choices
 
 
 class OrderToRoute(msgspec.Struct, frozen=True):

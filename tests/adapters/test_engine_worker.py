@@ -9,6 +9,7 @@ import pytest
 from adapters.engine_worker import EngineWorker, Overloaded
 from domain.commands import Line, SubmitOrder
 from engine.app import Engine
+from engine.config import Backpressure, Batching
 from engine.clock import SimClock
 from tests.engine.network_fixture import at_km, small_network
 
@@ -19,7 +20,7 @@ def order(i: int) -> SubmitOrder:
 
 
 def submit(n: int, **kw) -> tuple[list, int, Engine]:
-    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
 
     async def go():
         answered: dict[int, object] = {}
@@ -30,7 +31,7 @@ def submit(n: int, **kw) -> tuple[list, int, Engine]:
             if len(answered) == n:
                 all_in.set()
 
-        worker = EngineWorker(engine, answer, **kw)
+        worker = EngineWorker(engine, answer, Batching(**kw))
         worker.start()
         for i in range(n):
             worker.offer(order(i), i)
@@ -54,13 +55,13 @@ def test_a_batch_closes_at_its_size():
 
 
 def test_a_full_queue_refuses_at_once_and_a_stopped_worker_takes_nothing():
-    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0))
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
 
     async def go():
         async def answer(batch):
             pass
 
-        worker = EngineWorker(engine, answer, max_queue=2)  # not started: nothing drains the queue
+        worker = EngineWorker(engine, answer, backpressure=Backpressure(max_queue=2))  # not started: nothing drains the queue
         worker.offer(order(1), 1)
         worker.offer(order(2), 2)
         with pytest.raises(Overloaded, match="queue full"):

@@ -13,7 +13,6 @@ from benchmarks import loadgen
 from benchmarks.load import demand, zero_loss
 from domain.commands import SubmitOrder
 from engine.app import Engine
-from engine.persistence import store_env
 from engine.clock import ShiftedClock
 from tests.integration.conftest import NOON
 
@@ -56,7 +55,7 @@ def _result(codes: list[int], replies: list[int]) -> loadgen.Result:
 def test_the_zero_loss_check_catches_an_order_answered_but_not_stored_answered_twice_or_refused_yet_stored(tmp_path):
     store = f"sqlite:///{tmp_path}/events.db"
     network, orders = demand("simulations/scenarios/ordinary-day.toml", 6)
-    engine = Engine(network, clock=ShiftedClock(NOON), env=store_env(store))
+    engine = Engine(network, clock=ShiftedClock(NOON), store=store).start()
     engine.submit_batch(orders[:4])
     engine.close()
     assert zero_loss(store, [(orders[:4], _result([0, 0, 0, 0], [1, 1, 1, 1]))])["ok"]

@@ -9,8 +9,7 @@ from adapters.cli import main
 from domain.commands import Line, SubmitOrder
 from engine.app import Engine
 from engine.clock import SimClock
-from engine.network_file import load_sample
-from engine.persistence import store_env
+from engine.store.network_file import load_sample
 
 NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai
 
@@ -18,7 +17,7 @@ NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai
 def test_state_prints_stock_and_orders_of_a_sqlite_store_and_writes_nothing(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/events.db"
     network = load_sample()
-    engine = Engine(network, clock=SimClock(NOON), env=store_env(url))
+    engine = Engine(network, clock=SimClock(NOON), store=url).start()
     store = network.nodes[0]
     reply = engine.submit(SubmitOrder(channel="app", external_id="1", lines=[Line(network.skus[0].id, 1)],
                                       lat=store.lat, lon=store.lon))
@@ -31,7 +30,7 @@ def test_state_prints_stock_and_orders_of_a_sqlite_store_and_writes_nothing(tmp_
     assert f"({events} events)" in out and "orders  1" in out and store.id in out
     assert main(["state", "--store", url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["orders"][reply.order_id]["status"] == live["orders"][reply.order_id]["status"]
-    again = Engine(network, clock=SimClock(NOON), env=store_env(url))
+    again = Engine(network, clock=SimClock(NOON), store=url).start()
     assert again.last_notification_id() == events
     again.close()
 

@@ -7,7 +7,7 @@ from domain import ids
 from domain.inventory import NodeInventory
 from domain.order import Loss, Order, RoutedPart
 from domain.trigger import create, trigger
-from engine.persistence import EventLog
+from engine.store.eventlog import EventLog
 
 PLACED = dict(channel="app", external_id="t1", lines={"A": 2}, value=10.0, mode="delivery", lat=31.2, lon=121.5,
               promised_at=2000.0, at=1000.0, pickup_node=None, member="m1")
@@ -25,7 +25,7 @@ def _same(a, b, mapper) -> None:
 
 
 def test_triggered_events_equal_the_librarys_and_build_the_same_aggregates():
-    mapper = EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    mapper = EventLog("memory:").mapper
     oid = ids.order_id("app", "t1")
     ours = create(Order, Order.Placed, id=oid, **PLACED)
     theirs = Order._create(Order.Placed, id=oid, **PLACED)

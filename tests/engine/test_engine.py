@@ -1,4 +1,4 @@
-"""Engine behaviour, run against every event store (memory, SQLite, PostgreSQL)."""
+"""Engine behaviour, on the memory store (tests/persistence and tests/engine/test_restart.py cover the stores)."""
 from __future__ import annotations
 
 import uuid
@@ -25,8 +25,8 @@ def clock():
 
 
 @pytest.fixture
-def engine(engine_env, clock):
-    e = Engine(small_network(), EngineSettings(), clock=clock, env=engine_env)
+def engine(clock):
+    e = Engine(small_network(), EngineSettings(), clock=clock, store="memory:").start()
     yield e
     e.close()
 

@@ -10,7 +10,6 @@ from domain import ids
 from domain.commands import Line, ReceiveStock, SubmitOrder
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
-from engine.persistence import store_env
 from tests.engine.network_fixture import at_km, small_network
 
 T0 = 1_700_000_000.0
@@ -34,12 +33,12 @@ durable = pytest.mark.parametrize("durable_url", ["sqlite", pytest.param("postgr
 @durable
 def test_a_restarted_engine_sees_what_it_stored_and_opens_no_node_twice(durable_url):
     clock = SimClock(T0)
-    first = Engine(small_network(), clock=clock, env=store_env(durable_url))
+    first = Engine(small_network(), clock=clock, store=durable_url).start()
     reply = first.submit(order("o1", A=2))
     state, events = first.views.state(), first.last_notification_id()
     first.close()
 
-    again = Engine(small_network(), clock=clock, env=store_env(durable_url))
+    again = Engine(small_network(), clock=clock, store=durable_url).start()
     try:
         assert again.last_notification_id() == events  # nothing opened again
         assert again.views.state() == state
@@ -53,19 +52,19 @@ def test_a_restarted_engine_sees_what_it_stored_and_opens_no_node_twice(durable_
 @durable
 def test_inventories_are_snapshotted_and_load_from_the_snapshot(durable_url):
     settings = EngineSettings(inventory_snapshot_interval=5)
-    engine = Engine(small_network(), settings, clock=SimClock(T0), env=store_env(durable_url))
+    engine = Engine(small_network(), settings, clock=SimClock(T0), store=durable_url).start()
     try:
         for i in range(12):
             engine.receive(ReceiveStock(node="S1", lines=[Line("A", 1)], ref=f"po-{i}"))
         inv_id = ids.inventory_id("S1")
-        snapshots = list(engine.snapshots.get(inv_id))
-        version = engine._inventories["S1"].version
+        snapshots = list(engine.log.snapshots.get(inv_id))
+        version = engine.inventories()["S1"].version
         assert [s.originator_version for s in snapshots] == list(range(5, version + 1, 5)), "one per interval crossed"
         for snap in snapshots:  # taken from memory: each equals the events replayed up to its version
-            replayed = project_aggregate(None, engine.events.get(inv_id, lte=snap.originator_version))
+            replayed = project_aggregate(None, engine.log.events.get(inv_id, lte=snap.originator_version))
             assert snap.mutate(None).on_hand == replayed.on_hand and replayed.version == snap.originator_version
-        loaded = engine.repository.get(inv_id)
-        assert loaded.on_hand == engine._inventories["S1"].on_hand
+        loaded = engine.log.repository.get(inv_id)
+        assert loaded.on_hand == engine.inventories()["S1"].on_hand
         assert loaded.on_hand["A"] == 5 + 12
     finally:
         engine.close()
@@ -77,19 +76,19 @@ def test_an_inventory_holding_many_open_reservations_is_snapshotted_less_often(d
     network = small_network(stock={"S1": {"A": 1000}})
     network = msgspec.structs.replace(network, nodes=[msgspec.structs.replace(n, capacity_per_slot=1000)
                                                       for n in network.nodes])
-    engine = Engine(network, EngineSettings(inventory_snapshot_interval=5), clock=SimClock(T0), env=store_env(durable_url))
+    engine = Engine(network, EngineSettings(inventory_snapshot_interval=5), clock=SimClock(T0), store=durable_url).start()
     try:
         for i in range(40):
             assert engine.submit(order(f"r{i}", A=1)).node == "S1"  # one reservation (one event) at S1 each
         inv_id = ids.inventory_id("S1")
-        versions = [s.originator_version for s in engine.snapshots.get(inv_id)]
+        versions = [s.originator_version for s in engine.log.snapshots.get(inv_id)]
         gaps = [b - a for a, b in zip([0, *versions], versions)]
         open_at = [v - 3 for v in versions]  # the opening events come first: reservations held at each snapshot
         assert all(gap >= max(5, held) for gap, held in zip(gaps, open_at)), (versions, gaps)
         assert len(versions) < 43 // 5  # fewer than one per interval
         for v in versions:
-            snap = next(s for s in engine.snapshots.get(inv_id) if s.originator_version == v)
-            replayed = project_aggregate(None, engine.events.get(inv_id, lte=v))
+            snap = next(s for s in engine.log.snapshots.get(inv_id) if s.originator_version == v)
+            replayed = project_aggregate(None, engine.log.events.get(inv_id, lte=v))
             assert snap.mutate(None).reservations == replayed.reservations
     finally:
         engine.close()
@@ -98,10 +97,10 @@ def test_an_inventory_holding_many_open_reservations_is_snapshotted_less_often(d
 @durable
 def test_two_engines_writing_one_store_retry_a_version_conflict_and_lose_nothing(durable_url):
     clock = SimClock(T0)
-    a = Engine(small_network(), clock=clock, env=store_env(durable_url))
-    b = Engine(small_network(), clock=clock, env=store_env(durable_url))
+    a = Engine(small_network(), clock=clock, store=durable_url).start()
+    b = Engine(small_network(), clock=clock, store=durable_url).start()
     try:
-        assert "S1" in a._inventories  # a opened the nodes and holds S1 in memory
+        assert "S1" in a.inventories()  # a opened the nodes and holds S1 in memory
         b.receive(ReceiveStock(node="S1", lines=[Line("C", 3)], ref="po-b"))
         # a's cached S1 is now one version behind: its save conflicts, it reloads and retries
         reply = a.receive(ReceiveStock(node="S1", lines=[Line("C", 2)], ref="po-a"))

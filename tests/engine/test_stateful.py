@@ -34,7 +34,7 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = SimClock(1_700_000_000.0)
         self.network = small_network()
-        self.engine = Engine(self.network, EngineSettings(), clock=self.clock)
+        self.engine = Engine(self.network, EngineSettings(), clock=self.clock).start()
         self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
         for node, stock in self.network.stock.items():
             for sku, q in stock.items():
@@ -155,7 +155,7 @@ class EngineMachine(RuleBasedStateMachine):
         for oid in self.orders:
             record = self.engine.views.orders[oid]
             assert record.status in STATES
-            assert self.engine.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
+            assert self.engine.log.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
 
     @invariant()
     def points_are_never_negative(self):
@@ -167,8 +167,8 @@ class EngineMachine(RuleBasedStateMachine):
         for nid, event in self.engine.stored_events():
             rebuilt.apply(event, nid)
         assert rebuilt.state() == self.engine.views.state()
-        for node, live in self.engine._inventories.items():
-            replayed = self.engine.repository.get(ids.inventory_id(node))
+        for node, live in self.engine.inventories().items():
+            replayed = self.engine.log.repository.get(ids.inventory_id(node))
             assert (replayed.on_hand, replayed.reserved, replayed.reservations) == (live.on_hand, live.reserved, live.reservations)
 
 

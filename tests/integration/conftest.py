@@ -14,12 +14,11 @@ from pathlib import Path
 import nats
 import pytest
 
+from adapters.bootstrap import running
 from adapters.embedded_nats import EmbeddedNats
-from adapters.service import O2OService
-from engine.app import Engine
 from engine.clock import ShiftedClock
-from engine.network_file import SAMPLE_NETWORK, load_sample
-from engine.persistence import store_env
+from engine.config import Config
+from engine.store.network_file import SAMPLE_NETWORK
 
 NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai: every node is open
 
@@ -31,21 +30,25 @@ def nats_server(tmp_path):
     server.stop()
 
 
+BATCHING = {"window_ms", "max_batch"}
+BACKPRESSURE = {"max_queue", "max_wait_ms", "ack_wait_s"}
+
+
 @asynccontextmanager
-async def running_service(url: str, store: str = "memory:", router=None, **kw):
-    """The engine service in this event loop; yields (engine, client connection)."""
-    engine = Engine(load_sample(), clock=ShiftedClock(NOON), env=store_env(store), router=router)
-    svc_conn = await nats.connect(url)
-    service = O2OService(engine, svc_conn, **kw)
-    await service.start()
-    client = await nats.connect(url)
-    try:
-        yield engine, client
-    finally:
-        await client.close()
-        await service.stop()
-        await svc_conn.drain()
-        engine.close()
+async def running_service(url: str, store: str = "memory:", router=None, events: str = "inline", **kw):
+    """The engine service in this event loop, started by the composition root
+    on the sample city at noon; yields (engine, client connection)."""
+    config = Config().with_overrides({
+        "nats": {"url": url, "events": events}, "store": {"url": store},
+        "batching": {k: v for k, v in kw.items() if k in BATCHING},
+        "backpressure": {k: v for k, v in kw.items() if k in BACKPRESSURE},
+    })
+    async with running(config, "test", clock=ShiftedClock(NOON), router=router, say=lambda text: None) as up:
+        client = await nats.connect(url)
+        try:
+            yield up.engine, client
+        finally:
+            await client.close()
 
 
 def run(coro):

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.embedded_nats import EmbeddedNats
 from domain.commands import Line, SubmitOrder
-from engine.network_file import load_sample
+from engine.store.network_file import load_sample
 from tests.integration.conftest import ServeProcess, run, running_service
 
 NETWORK = load_sample()

@@ -13,15 +13,14 @@ from adapters.event_publisher import EventPublisher, ForeignStream
 from domain.commands import Line, SubmitOrder
 from engine.app import Engine
 from engine.clock import ShiftedClock
-from engine.network_file import load_sample
-from engine.persistence import store_env
+from engine.store.network_file import load_sample
 from tests.integration.conftest import NOON, run
 from tests.integration.test_process import published_ids
 
 
 def _busy_store(n_orders: int) -> Engine:
     network = load_sample()
-    engine = Engine(network, clock=ShiftedClock(NOON), env=store_env("memory:"))
+    engine = Engine(network, clock=ShiftedClock(NOON), store="memory:").start()
     stores = [s for s in network.nodes if s.kind == "store"]
     engine.submit_batch([
         SubmitOrder(channel="app", external_id=f"ev-{i}", lines=[Line(network.skus[i % 50].id, 1)],
@@ -60,7 +59,7 @@ def test_a_nats_server_killed_while_events_are_published_leaves_no_gap_no_repeat
 
 
 def test_a_stream_filled_from_another_store_is_refused_instead_of_skipping_this_stores_events(nats_server):
-    busy, empty = _busy_store(50), Engine(load_sample(), clock=ShiftedClock(NOON), env=store_env("memory:"))
+    busy, empty = _busy_store(50), Engine(load_sample(), clock=ShiftedClock(NOON), store="memory:").start()
 
     async def go():
         nc = await nats.connect(nats_server.url)

@@ -15,8 +15,8 @@ from adapters.event_publisher import ID_HEADER, STREAM
 from adapters.intake import intake_message
 from domain import ids
 from domain.commands import Line, SubmitOrder
-from engine.network_file import load_sample
-from engine.persistence import EventLog, store_env
+from engine.store.network_file import load_sample
+from engine.store.eventlog import EventLog
 from tests.integration.conftest import ServeProcess, run
 
 NETWORK = load_sample()
@@ -30,7 +30,7 @@ def orders(n: int, tag: str) -> list[SubmitOrder]:
 
 def outcomes(store: str) -> tuple[Counter, Counter, int]:
     """Per order: how many Placed events and how many first decisions; the last notification id."""
-    log = EventLog(env=store_env(store))
+    log = EventLog(store)
     try:
         placed, decided, seen = Counter(), Counter(), set()
         for _, e in log.stored_events():

@@ -10,7 +10,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from adapters.intake import intake_message
 from adapters.endpoints import ENDPOINTS
 from domain.commands import Line, SubmitOrder
-from engine.network_file import load_sample
+from engine.store.network_file import load_sample
 from tests.integration.conftest import run, running_service
 
 NETWORK = load_sample()

@@ -11,7 +11,7 @@ import pytest
 from adapters.cli import main
 from domain.errors import InvalidInput
 from domain.network import Network
-from engine.network_file import SAMPLE_NETWORK, NetworkFileError, dump_network, load_network, load_sample
+from engine.store.network_file import SAMPLE_NETWORK, NetworkFileError, dump_network, load_network, load_sample
 from simulations.network_gen import CitySpec, generate
 
 ROOT = Path(__file__).parents[2]

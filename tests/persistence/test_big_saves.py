@@ -8,7 +8,8 @@ import uuid
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from engine.persistence import PIPELINE_MAX_BYTES, EventLog, store_env
+from engine.store.eventlog import EventLog
+from engine.store.recorders import PIPELINE_MAX_BYTES
 
 pytestmark = pytest.mark.postgres
 
@@ -37,7 +38,7 @@ def _insert(log: EventLog, events: list[StoredEvent], timeout: float = 30) -> li
 
 
 def test_a_save_of_several_megabytes_is_stored_in_one_piece_with_its_notification_ids(postgres_url):
-    log = EventLog(env=store_env(postgres_url))
+    log = EventLog(postgres_url)
     small = _insert(log, _events(3, 100))
     big = _events(1200, 5000)
     assert sum(len(e.state) for e in big) > PIPELINE_MAX_BYTES
@@ -47,7 +48,7 @@ def test_a_save_of_several_megabytes_is_stored_in_one_piece_with_its_notificatio
 
 
 def test_a_big_save_that_conflicts_stores_nothing(postgres_url):
-    log = EventLog(env=store_env(postgres_url))
+    log = EventLog(postgres_url)
     first = _insert(log, _events(1, 100))
     clash = _events(1200, 5000)
     clash[-1] = StoredEvent(log.recorder.select_notifications(first[0], 1)[0].originator_id, 1, "x:Y", b"{}")

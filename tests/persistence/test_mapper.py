@@ -14,7 +14,7 @@ from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Loss, Order, RoutedPart
-from engine.mapper import MsgspecMapper
+from engine.store.mapper import MsgspecMapper
 
 T = 1_700_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import InvalidInput
-from engine.persistence import describe, sqlite_path, store_env
+from engine.store.urls import describe, sqlite_path, store_env
 
 
 def test_memory_sqlite_and_postgres_urls_select_the_library_recorders(tmp_path):

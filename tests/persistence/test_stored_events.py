@@ -7,17 +7,17 @@ import gc
 from domain.commands import CancelOrder, Line, SubmitOrder
 from engine.app import Engine
 from engine.clock import SimClock
-from engine.persistence import EventLog, store_env
+from engine.store.eventlog import EventLog
 from tests.engine.network_fixture import at_km, small_network
 
 
 def _filled(url: str) -> EventLog:
-    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0), env=store_env(url))
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0), store=url).start()
     lat, lon = at_km(0.5)
     replies = engine.submit_batch([SubmitOrder(channel="app", external_id=f"o{i}", lines=[Line("A", 1)], lat=lat, lon=lon)
                                    for i in range(5)])
     engine.cancel(CancelOrder(order_id=replies[0].order_id, reason="changed my mind"))
-    return engine
+    return engine.log
 
 
 def _library(log: EventLog) -> list[tuple]:
@@ -54,7 +54,7 @@ def test_the_garbage_collector_runs_again_once_the_events_are_read_or_left(store
 
 def test_each_saved_event_is_told_the_notification_id_the_store_gave_it(store_url):
     """A batch's save hands its notifications to the read models and the publisher: their ids must be the store's."""
-    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0), env=store_env(store_url))
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0), store=store_url).start()
     told: list = []
     engine.on_commit.append(told.extend)
     lat, lon = at_km(0.5)

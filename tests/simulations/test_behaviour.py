@@ -4,7 +4,7 @@ conservation check catches a unit that went missing."""
 from __future__ import annotations
 
 from domain.commands import AcceptOrder, DeclineOrder, ReportProgress
-from engine.network_file import load_sample
+from engine.store.network_file import load_sample
 from simulations.demand import base_day
 from simulations.results import conservation
 from simulations.run import Routed, simulate, simulated_parts

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from engine.network_file import load_sample
+from engine.store.network_file import load_sample
 from simulations.demand import base_day, surge_orders, surge_size
 from simulations.scenario import Demand, Scenario, Surge
 

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 from adapters.cli import main
-from engine.network_file import load_sample
-from engine.persistence import EventLog, store_env
+from engine.store.network_file import load_sample
+from engine.store.eventlog import EventLog
 from engine.readmodels import Projections
 from simulations import results
 from simulations.runner import network_of, run_scenario
@@ -82,7 +82,7 @@ def test_the_event_store_of_a_simulation_rebuilds_to_the_same_read_models(scenar
     outcome = simulate(s, network, base_day(s, network), None, url)
     live, live_kpis = outcome.engine.views.state(), results.kpis(outcome)
     outcome.engine.close()
-    log = EventLog(env=store_env(url))
+    log = EventLog(url)
     rebuilt = Projections(outcome.network)
     for nid, event in log.stored_events():
         rebuilt.apply(event, nid)

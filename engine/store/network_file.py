@@ -11,7 +11,7 @@ import msgspec
 from domain.errors import InvalidInput
 from domain.network import Network, validate
 
-SAMPLE_NETWORK = Path(__file__).parent / "data" / "sample-city.json"
+SAMPLE_NETWORK = Path(__file__).parent.parent / "data" / "sample-city.json"
 
 _JSON = msgspec.json.Decoder(Network)
 

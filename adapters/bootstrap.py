@@ -1,0 +1,110 @@
+"""The composition root: the one place that builds the engine from the
+configuration (network, store, router, settings, clock) and starts the
+service's parts around it (a nats-server when none is named, the NATS
+connection, the engine worker, the JetStream intake, and the event
+publisher or its relay process). `o2o serve`, `o2o demo`, the integration
+tests, the simulations and the benchmarks all start here.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from domain.network import Network
+from engine.app import Engine
+from engine.clock import Clock
+from engine.config import Config, NatsSettings
+from engine.routing.types import Router
+from engine.store.network_file import load_network
+from engine.store.urls import sqlite_path
+
+
+def build_engine(config: Config, network: Network | None = None, clock: Clock | None = None,
+                 router: Router | None = None) -> Engine:
+    """The engine the configuration describes, started: its read models
+    rebuilt from the store and every node's inventory open."""
+    if network is None:
+        network = load_network(config.network.file)
+    return Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
+
+
+def connection_flags(nats: NatsSettings) -> list[str]:
+    """The connection settings as a child process (the relay) is passed them."""
+    argv = ["--nats", nats.url or ""]
+    for name in ("creds", "nkey", "user", "password", "token", "tls_ca", "tls_cert", "tls_key"):
+        value = getattr(nats, name)
+        if value:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def data_folder(config: Config) -> Path:
+    """Where an embedded nats-server keeps its data: beside a SQLite store."""
+    url = config.store.url
+    return sqlite_path(url).parent if url.startswith("sqlite:") else Path("o2o-data")
+
+
+@dataclass
+class Running:
+    config: Config  # with the URL of the nats-server started, if one was
+    engine: Engine
+    service: Any  # adapters.service.O2OService
+    relay: Any | None  # adapters.event_relay.Relay
+    nats_server: Any | None  # adapters.embedded_nats.EmbeddedNats
+
+
+@asynccontextmanager
+async def running(config: Config, command: str = "o2o serve", engine: Engine | None = None,
+                  clock: Clock | None = None, router: Router | None = None, intake: bool = True,
+                  long_lived: bool = False, say: Any = None) -> AsyncIterator[Running]:
+    """Everything `config` asks for, started in order, and stopped in the
+    reverse order on the way out, also when a later part fails to start: no
+    nats-server or relay is left behind. On the way out the service stops
+    taking requests, finishes the batch in flight, stores it, replies,
+    publishes and drains; the relay publishes what was stored, then exits.
+    `long_lived`: a process serving until it stops (engine.memory)."""
+    from adapters.nats_connection import connect
+    from adapters.embedded_nats import EmbeddedNats
+    from adapters.event_relay import Relay
+    from adapters.service import serving
+    from engine.memory import keep_long_lived
+
+    say = say or (lambda text: print(text, flush=True))
+    async with AsyncExitStack() as stack:
+        server = None
+        if not config.nats.url:
+            data = data_folder(config)
+            server = EmbeddedNats(data / "nats", log_file=str(data / "nats-server.log")).start()
+            stack.callback(server.stop)
+            config = config.with_overrides({"nats": {"url": server.url}})
+            say(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})")
+        if engine is None:
+            engine = build_engine(config, clock=clock, router=router)
+            stack.callback(engine.close)
+        if long_lived:
+            keep_long_lived()
+        relay = None
+        if config.nats.events == "relay" and not config.store.url.startswith("memory:"):
+            relay = Relay(connection_flags(config.nats), config.store.url)
+            stack.push_async_callback(relay.stop)  # after the engine stored its last batch: published too
+        nc = await connect(config.nats, config.nats.url)
+        stack.push_async_callback(_close_quietly, nc)
+        if relay:
+            await relay.start()  # a stream filled from another store ends the command here
+        service = await stack.enter_async_context(serving(
+            engine, nc, command, batching=config.batching, backpressure=config.backpressure, intake=intake,
+            publish_events=relay is None))
+        yield Running(config, engine, service, relay, server)
+
+
+async def _close_quietly(nc: Any) -> None:
+    """The service drains its connection on the way out; one that never got that far is closed."""
+    if not nc.is_closed:
+        try:
+            await asyncio.wait_for(nc.close(), 5)
+        except Exception as e:  # noqa: BLE001 - shutting down: say it and go on
+            print(f"nats: {e}", file=sys.stderr)

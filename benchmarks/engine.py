@@ -1,0 +1,70 @@
+"""`o2o bench engine`: what an order costs the engine alone, in process.
+
+The same orders as `o2o bench load` (the simulations' demand generator on
+the scenario's roomy network), submitted straight to `Engine.submit_batch`
+in fixed batches on a fresh SQLite store: no NATS, no event loop, no
+threads. CPU microseconds per order (this process's CPU time), the median
+of --repeat runs, each on a fresh engine and store. The figure to compare
+before and after a change on the order path; bench load gives the
+process's whole cost."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load import SCENARIO, demand, roomy
+from benchmarks.solver import machine
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("engine", help="CPU per order of the engine alone (no NATS), in fixed batches",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=20_000, help="orders per run (default 20,000)")
+    p.add_argument("--batch", type=int, default=200, help="orders per submit_batch (default 200)")
+    p.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh engine (default 3)")
+    p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and demand are used")
+    p.add_argument("--out", default="bench-results", help="folder for engine.json")
+    p.set_defaults(func=run)
+
+
+def one_run(network: Any, orders: list[Any], batch: int, store: str) -> dict[str, float]:
+    from adapters.bootstrap import build_engine
+    from engine.config import Config
+
+    config = Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0}, "store": {"url": store}})
+    engine = build_engine(config, network=network)
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(0, len(orders), batch):
+            engine.submit_batch(orders[i:i + batch])
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        engine.close()
+    return {"cpu_us_per_order": round(cpu / len(orders) * 1e6, 1), "wall_us_per_order": round(wall / len(orders) * 1e6, 1)}
+
+
+def run(args: argparse.Namespace) -> int:
+    network, orders = demand(args.scenario, args.orders)
+    network = roomy(network)
+    runs = []
+    for k in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="o2o-bench-engine-") as tmp:
+            load = Path("/proc/loadavg").read_text().split()[0]
+            r = one_run(network, orders, args.batch, f"sqlite:///{tmp}/events.db")
+            r["load_before"] = float(load)
+            runs.append(r)
+            print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall "
+                  f"(load {load})", flush=True)
+    report = {"machine": machine(), "orders": args.orders, "batch": args.batch, "scenario": args.scenario,
+              "runs": runs, "median_cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in runs)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "engine.json").write_text(json.dumps(report, indent=2))
+    print(f"engine alone: median {report['median_cpu_us_per_order']} us CPU per order over {args.repeat} runs "
+          f"of {args.orders} orders in batches of {args.batch}; wrote {out / 'engine.json'}")
+    return 0

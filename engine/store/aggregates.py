@@ -1,0 +1,137 @@
+"""The aggregate store: what the engine keeps of its aggregates between
+commands (the identity map), the transaction that saves what one command
+touched or nothing, with its retry on a version conflict, the save itself
+and the snapshot policy. The library's private API is used here and nowhere
+else; tests/persistence/test_aggregate_store.py checks that this save
+stores what the library's own `Application.save` stores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import Conflict
+from engine.store.eventlog import EventLog
+
+T = TypeVar("T")
+
+
+class Touched(Protocol):
+    """What a transaction's work hands back to the store: the aggregates it touched."""
+
+    touched: dict[UUID, Any]
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    """Every `every[type]` events of an aggregate of that type, or, once its
+    `size` (open entries a snapshot carries) outnumbers that, every as many
+    events as that: a snapshot's size grows with them, and taking a large
+    one at a fixed interval made each order dearer the more were open
+    (benchmarks/README.md, bench store)."""
+
+    every: dict[type, int] = field(default_factory=dict)
+    size: Callable[[Any], int] = lambda aggregate: 0
+
+
+class AggregateStore:
+    """Aggregates this process writes, kept in memory as last saved (it is
+    their only writer) while `keep(aggregate)` says so; the rest are loaded
+    from the event log when a command needs them."""
+
+    def __init__(self, log: EventLog, keep: Callable[[Any], bool] = lambda aggregate: True,
+                 snapshots: SnapshotPolicy = SnapshotPolicy(), max_retries: int = 5):
+        self.log = log
+        self.keep = keep
+        self.snapshots = snapshots
+        self.max_retries = max_retries
+        self.cached: dict[UUID, Any] = {}
+        self._snapshot_at: dict[UUID, int] = {}  # version of the last snapshot taken (or of the aggregate loaded)
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        """The aggregate as last saved, or None if it has no events."""
+        agg = self.cached.get(aggregate_id)
+        if agg is not None:
+            return agg
+        try:
+            agg = self.log.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if type(agg) in self.snapshots.every:
+            self._snapshot_at.setdefault(agg.id, agg.version)  # or earlier: the next one comes no later
+        if self.keep(agg):
+            self.cached[agg.id] = agg
+        return agg
+
+    def transaction(self, begin: Callable[[], Touched], work: Callable[[Any], T],
+                    on_conflict: Callable[[], Any]) -> tuple[T, list[Any]]:
+        """Runs `work` on a fresh unit of work (`begin()`) and saves what it
+        touched in one save; on a version conflict forgets what it touched,
+        calls `on_conflict` (to catch up) and runs it again. Any other error
+        discards what it did. Returns the result and the save's recordings."""
+        for _ in range(self.max_retries + 1):
+            uow = begin()
+            try:
+                result = work(uow)
+                recordings = self.save(uow.touched.values())
+            except IntegrityError:
+                self._forget(uow.touched.values(), stale=True)
+                on_conflict()
+                continue
+            except BaseException:
+                self._forget(uow.touched.values(), stale=False)
+                raise
+            self._remember(uow.touched.values())
+            return result, recordings
+        raise Conflict("store", f"gave up after {self.max_retries} concurrent-write conflicts")
+
+    def save(self, aggregates: Iterable[Any]) -> list[Any]:
+        """Application.save (eventsourcing is pinned) without its runtime
+        Protocol isinstance checks per object, and snapshots taken of the
+        aggregate in memory (the library reloads it from the store first)."""
+        processing = ProcessingEvent()
+        due = []
+        every = self.snapshots.every
+        for agg in aggregates:
+            new = agg.collect_events()
+            processing.events.extend(new)
+            processing.aggregates[agg.id] = agg
+            if new and type(agg) in every and self.log.snapshots is not None and self._snapshot_due(agg):
+                due.append(agg)
+        recordings = self.log._record(processing)
+        if due:
+            snapshot_class = self.log.snapshot_class
+            self.log.snapshots.put([getattr(type(agg), "Snapshot", snapshot_class).take(agg) for agg in due])
+            for agg in due:
+                self._snapshot_at[agg.id] = agg.version
+        return recordings
+
+    def _snapshot_due(self, agg: Any) -> bool:
+        interval = self.snapshots.every[type(agg)]
+        return agg.version - self._snapshot_at.get(agg.id, 0) >= max(interval, self.snapshots.size(agg))
+
+    def _forget(self, touched: Iterable[Any], stale: bool) -> None:
+        """Drops what a failed command changed (or, after a version conflict,
+        everything it touched): the next command reloads it from the store.
+        Guards raise before any change, so a refused command usually drops nothing."""
+        for agg in touched:
+            if stale or agg.pending_events:
+                self.cached.pop(agg.id, None)
+
+    def _remember(self, touched: Iterable[Any]) -> None:
+        for agg in touched:
+            if self.keep(agg):
+                self.cached[agg.id] = agg
+            else:
+                self.cached.pop(agg.id, None)
+
+
+def record_events(log: EventLog, events: list[Any]) -> list[Any]:
+    """Events already made, stored in one save as the engine stores a batch (benchmarks rewrite stores with it)."""
+    processing = ProcessingEvent()
+    processing.events.extend(events)
+    return log._record(processing)

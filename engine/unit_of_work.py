@@ -1,0 +1,62 @@
+"""The unit of work: the aggregates one command touches, found by what the
+command names (a node, an order id, a member) and saved together or not at
+all by the aggregate store."""
+from __future__ import annotations
+
+from typing import Any, Mapping, TypeVar
+from uuid import UUID
+
+from domain import ids
+from domain.errors import InvalidInput, NotFound
+from domain.inventory import NodeInventory
+from domain.member import Member
+from domain.order import Order
+from engine.store.aggregates import AggregateStore
+
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any]):
+        self.store = store
+        self.nodes = nodes
+        self.touched: dict[UUID, Any] = {}
+
+    def add(self, aggregate: T) -> T:
+        self.touched[aggregate.id] = aggregate  # type: ignore[attr-defined]
+        return aggregate
+
+    def _get(self, aggregate_id: UUID) -> Any | None:
+        agg = self.touched.get(aggregate_id)
+        if agg is None:
+            agg = self.store.get(aggregate_id)
+            if agg is not None:
+                self.touched[aggregate_id] = agg
+        return agg
+
+    def inventory(self, node: str) -> NodeInventory:
+        if node not in self.nodes:
+            raise NotFound("node", f"unknown node {node!r}")
+        agg = self._get(ids.inventory_id(node))
+        if agg is None:
+            raise NotFound("node", f"node {node!r} has no inventory yet")
+        return agg
+
+    def order(self, order_id: str) -> Order:
+        agg = self._get(order_uuid(order_id))
+        if agg is None:
+            raise NotFound("order_id", f"unknown order {order_id}")
+        return agg
+
+    def member(self, member: str) -> Member:
+        agg = self._get(ids.member_id(member))
+        if agg is None:
+            raise NotFound("member", f"unknown member {member}")
+        return agg
+
+
+def order_uuid(value: str, field: str = "order_id") -> UUID:
+    try:
+        return UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(field, f"not an order id (a UUID): {value!r}") from None

@@ -1,0 +1,67 @@
+"""The configuration: defaults in one place, a TOML file over them, the
+environment over that, flags on top; bad values named by their field."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from adapters.bootstrap import build_engine
+from domain import ids
+from domain.commands import SignUpMember
+from domain.errors import InvalidInput
+from engine.clock import SimClock
+from engine.config import Config, load_config
+
+SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "o2o.toml"
+
+
+def test_the_shipped_sample_says_exactly_the_defaults():
+    assert load_config(SAMPLE, environ={}) == Config()
+
+
+def test_the_file_then_the_environment_then_the_flags_each_win_over_the_one_before(tmp_path):
+    f = tmp_path / "o2o.toml"
+    f.write_text('[store]\nurl = "sqlite:///from-file.db"\n[batching]\nmax_batch = 100\nwindow_ms = 5.0\n'
+                 '[engine.router]\nsolver = "greedy"\n')
+    env = {"O2O_STORE": "memory:", "O2O_PHONE_SALT": "pepper"}
+    config = load_config(f, environ=env, overrides={"batching": {"max_batch": 50, "window_ms": None}})
+    assert config.store.url == "memory:"  # the environment over the file
+    assert config.batching.max_batch == 50 and config.batching.window_ms == 5.0  # a flag not given leaves the file's
+    assert config.engine.router.solver == "greedy" and config.engine.router.candidates == 8
+    assert config.engine.phone_salt == "pepper"
+
+
+@pytest.mark.parametrize("text, field", [
+    ("[batching]\nmax_batch = 0\n", "config.batching.max_batch"),
+    ("[engine.router]\nsolver = \"fastest\"\n", "config.engine.router.solver"),
+    ("[engine]\naccept_timeout = 3\n", "config.engine"),
+    ("[store]\nurl = 5\n", "config.store.url"),
+])
+def test_a_bad_value_is_refused_naming_its_field(tmp_path, text, field):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(InvalidInput) as e:
+        load_config(f, environ={})
+    assert e.value.field == field and str(f) in e.value.reason
+
+
+def test_a_missing_or_broken_file_is_one_clear_error(tmp_path):
+    with pytest.raises(InvalidInput, match="no such file"):
+        load_config(tmp_path / "nope.toml", environ={})
+    (tmp_path / "broken.toml").write_text("[store\n")
+    with pytest.raises(InvalidInput, match="not valid TOML"):
+        load_config(tmp_path / "broken.toml", environ={})
+
+
+def test_the_phone_salt_from_the_environment_is_the_one_the_engine_hashes_with():
+    config = load_config(environ={"O2O_PHONE_SALT": "s3cret-salt", "O2O_STORE": "memory:"})
+    engine = build_engine(config, clock=SimClock(1_767_240_000.0))
+    try:
+        engine.sign_up(SignUpMember(member="m-1", node=engine.network.nodes[0].id, phone="13800000000"))
+        member = engine.log.repository.get(ids.member_id("m-1"))
+        assert member.phone_hash == hashlib.sha256(b"s3cret-salt13800000000").hexdigest()
+        assert member.phone_hash != hashlib.sha256(("o2o-engine-dev-salt" + "13800000000").encode()).hexdigest()
+    finally:
+        engine.close()

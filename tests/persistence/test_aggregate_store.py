@@ -1,0 +1,67 @@
+"""The aggregate store's save (engine/store/aggregates.py, on the library's
+private API) stores exactly what the library's own Application.save stores
+for the same aggregates: the same events, versions, topics and bytes, and
+the same snapshots."""
+from __future__ import annotations
+
+import copy
+from typing import Iterator
+
+from domain.inventory import NodeInventory
+from domain.member import Member
+from domain.order import Order, RoutedPart
+from engine.store.aggregates import AggregateStore, SnapshotPolicy
+from engine.store.eventlog import EventLog
+
+T0 = 1_700_000_000.0
+
+
+def _commands() -> Iterator[list]:
+    """Three commands' worth of aggregates with their new events."""
+    inv = NodeInventory(node_id="S1", at=T0)
+    inv.receive({"A": 10, "B": 4}, ref="opening", at=T0)
+    order = Order.place(channel="app", external_id="o-1", lines={"A": 2}, value=9.5, mode="delivery", lat=31.2,
+                        lon=121.5, promised_at=T0 + 2700, at=T0)
+    yield [inv, order, Member.sign_up(member="m-1", node="S1", via="qr", at=T0)]
+    inv.reserve(str(order.id), {"A": 2}, T0 + 1)
+    order.route([RoutedPart(node="S1", lines={"A": 2}, eta_at=T0 + 900, cost={"total": 3.5})], [], T0 + 1)
+    yield [inv, order]
+    for i in range(3):
+        inv.receive({"B": 1}, ref=f"po-{i}", at=T0 + 2 + i)
+    yield [inv]
+
+
+def _rows(log: EventLog) -> list[tuple]:
+    return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            for n in log.recorder.select_notifications(1, 1000)]
+
+
+def _snapshots(log: EventLog, aggregate_id) -> list[tuple]:
+    return [(s.originator_version, type(s).__qualname__, s.state) for s in log.snapshots.get(aggregate_id)]
+
+
+class _LibraryApp(EventLog):
+    snapshotting_intervals = {NodeInventory: 3}
+
+
+def test_the_store_saves_what_the_library_saves():
+    ours, theirs = EventLog("memory:", snapshots=True), _LibraryApp("memory:", snapshots=True)
+    store = AggregateStore(ours, snapshots=SnapshotPolicy({NodeInventory: 3}))
+    for aggregates in _commands():
+        twins = copy.deepcopy(aggregates)  # the same events, timestamps included
+        store.save(aggregates)
+        theirs.save(*twins)
+    assert _rows(ours) == _rows(theirs) and len(_rows(ours)) == 9
+    inv_id = NodeInventory.create_id("S1", T0)
+    assert _snapshots(ours, inv_id) and _snapshots(ours, inv_id) == _snapshots(theirs, inv_id)
+
+
+def test_a_failed_command_leaves_nothing_cached_that_it_changed():
+    log = EventLog("memory:")
+    store = AggregateStore(log)
+    inv = NodeInventory(node_id="S1", at=T0)
+    store.save([inv])
+    store._remember([inv])
+    inv.receive({"A": 1}, ref="not saved", at=T0 + 1)
+    store._forget([inv], stale=False)
+    assert store.get(inv.id).on_hand == {}  # reloaded as stored, without the unsaved receipt
