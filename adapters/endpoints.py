@@ -29,6 +29,7 @@ ENDPOINTS = [
     Endpoint("receive", "o2o.stock.receive", c.ReceiveStock, r.StockReply, "Goods received at a node"),
     Endpoint("adjust", "o2o.stock.adjust", c.AdjustStock, r.StockReply, "Stock adjustment with a reason"),
     Endpoint("count", "o2o.stock.count", c.CountStock, r.StockReply, "Stocktake: sets on-hand"),
+    Endpoint("stock", "o2o.stock.get", c.GetStock, r.StockReply, "A node's stock: on hand and available to promise"),
     Endpoint("nearby", "o2o.stock.nearby", c.FindStock, r.StockNearby, "Which nodes that could serve a location have a SKU"),
     Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, r.StockReply, "Over-the-counter sale from the same stock"),
     Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, r.MemberReply, "Sign a member up at a node"),

@@ -123,6 +123,13 @@ class GetOrder(Command, tag="get_order"):
     order_id: Key
 
 
+class GetStock(Command, tag="get_stock"):
+    """One node's stock: on hand and available to promise, of the SKUs named (none: every SKU it holds)."""
+
+    node: NodeId
+    skus: Annotated[list[Sku], Meta(max_length=MAX_LINES)] = []
+
+
 class FindStock(Command, tag="find_stock"):
     """Which nodes that could serve this location have the SKU."""
 

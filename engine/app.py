@@ -383,7 +383,7 @@ class Engine:
         if node not in view.node_index:
             raise NotFound("node", f"unknown node {node!r}")
         i = view.node_index[node]
-        cols = [view.sku_index[self.sku(s)] for s in skus] if skus else list(range(len(view.sku_ids)))
+        cols = [view.sku_index[self.sku(s, f"skus[{k}]")] for k, s in enumerate(skus)] if skus else list(range(len(view.sku_ids)))
         # this row's columns only: the whole ATP matrix is brought up to date once per batch, not per reply
         on_hand = view.on_hand[i, cols]
         atp = np.maximum(available(on_hand, view.reserved[i, cols], view.safety[i, cols]), 0).tolist()

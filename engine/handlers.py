@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, GetMember,
-    GetOrder, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    GetOrder, GetStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, NotFound
 from domain.member import Member, points_earned
@@ -130,6 +130,10 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
     return cmd.node, list(lines)
 
 
+def get_stock(e: "Engine", q: GetStock) -> StockReply:
+    return e.stock(q.node, q.skus or None)
+
+
 def find_stock(e: "Engine", q: FindStock) -> StockNearby:
     return e.find_stock(q)
 
@@ -178,6 +182,7 @@ COMMANDS: dict[type[Command], Handler] = {
     AdjustStock: Write(adjust, stock_answer),
     CountStock: Write(count, stock_answer),
     SellOverCounter: Write(sell, stock_answer),
+    GetStock: Query(get_stock),
     FindStock: Query(find_stock),
     SignUpMember: Write(sign_up, member_answer),
     BindIdentity: Write(bind, member_answer),

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from domain.commands import (
-    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, Line, ReceiveStock, RedeemPoints,
+    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, GetStock, Line, ReceiveStock, RedeemPoints,
     ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -230,3 +230,12 @@ def test_refused_commands_leave_no_reference_cycles_behind(engine):
 
     _, left = garbage_left(refusals)
     assert left["traceback"] == left["frame"] == 0, left
+
+
+def test_a_nodes_stock_is_read_through_the_command_table_and_an_unknown_sku_is_named(engine):
+    engine.receive(ReceiveStock(node="S1", lines=[Line("A", 3)], ref="po-1"))
+    reply = engine.handle(GetStock(node="S1", skus=["A"]))
+    assert reply.on_hand["A"] == engine.stock("S1", ["A"]).on_hand["A"] and set(reply.on_hand) == {"A"}
+    with pytest.raises(NotFound) as e:
+        engine.handle(GetStock(node="S1", skus=["nope"]))
+    assert e.value.field == "skus[0]"

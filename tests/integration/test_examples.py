@@ -19,7 +19,8 @@ EXAMPLES = [
     ("order-cancel.json", "o2o.orders.cancel"), ("order-pickup.json", "o2o.orders.submit"),
     ("order-decline.json", "o2o.orders.decline"), ("stock-receive.json", "o2o.stock.receive"),
     ("stock-adjust.json", "o2o.stock.adjust"), ("stock-count.json", "o2o.stock.count"),
-    ("stock-nearby.json", "o2o.stock.nearby"), ("member-signup.json", "o2o.members.signup"),
+    ("stock-get.json", "o2o.stock.get"), ("stock-nearby.json", "o2o.stock.nearby"),
+    ("member-signup.json", "o2o.members.signup"),
     ("member-bind.json", "o2o.members.bind"), ("pos-sale.json", "o2o.pos.sale"),
     ("member-redeem.json", "o2o.members.redeem"), ("member-get.json", "o2o.members.get"),
 ]
