@@ -13,7 +13,6 @@ import sys
 COMMANDS = [
     "adapters.cli_network",
     "adapters.cli_state",
-    "adapters.cli_demo",
     "adapters.cli_solve",
     "adapters.cli_serve",
     "adapters.event_relay",

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
 
 import msgspec
 import nats

