@@ -10,7 +10,8 @@ import numpy as np
 
 from adapters.cli import main
 from benchmarks import loadgen
-from benchmarks.load import demand, zero_loss
+from benchmarks.load.check import zero_loss
+from benchmarks.load.plan import demand
 from domain.commands import SubmitOrder
 from engine.app import Engine
 from engine.persistence import store_env
