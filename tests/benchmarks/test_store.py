@@ -72,7 +72,7 @@ def _positive(figures: dict, *names: str) -> None:
 
 
 def test_a_built_store_is_reused_until_a_rebuild_is_asked_for(tmp_path):
-    from benchmarks.store import build
+    from benchmarks.store.build import build
 
     first = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)
     again = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)
