@@ -4,7 +4,8 @@ JetStream, with the same guarantees as in-process publishing (commit
 order, none skipped, none twice; see adapters/event_publisher.py).
 
 `o2o serve` starts one for a SQLite or PostgreSQL store, so publishing
-(a quarter of the engine process's CPU under load) runs on another core;
+(a good share of the engine process's CPU under load: benchmarks/README.md)
+runs on another core;
 `o2o relay` runs one on its own, e.g. beside several engine processes
 sharing one PostgreSQL store. A memory store cannot be read from another
 process: there the service publishes in-process.
