@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from adapters.cli import main
 from benchmarks import loadgen
@@ -22,6 +23,8 @@ TINY = ["--rate", "300", "--seconds", "2", "--sweep", "--rates", "200", "400", "
         "--echo-rates", "500", "--intake", "150"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["bench", "load", *TINY, "--out", str(out)]) == 0

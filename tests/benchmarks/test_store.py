@@ -11,6 +11,8 @@ from adapters.cli import main
 TINY = ["--nodes", "6", "--skus", "20", "--orders", "20", "--repeat", "1", "--batch-sizes", "10", "100", "--write-sample", "300"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_tiny_run_reports_writes_and_replay_of_the_store_it_built_on_sqlite_and_postgres(tmp_path, capsys):
     from tests.conftest import POSTGRES_URL

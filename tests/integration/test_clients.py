@@ -44,6 +44,8 @@ def test_messagepack_in_gets_messagepack_out(nats_server):
     run(go())
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats_server):
     lines = "\n".join(msgspec.json.encode(order(f"cli-{i}")).decode() for i in range(3)) + "\n{\"channel\": 1}\n"
 
@@ -65,6 +67,8 @@ def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats
     (("--user", "o2o", "--pass", "s3cret"), ("--user", "o2o", "--password", "s3cret"), {"user": "o2o", "password": "s3cret"}),
     (("--auth", "t0ken"), ("--token", "t0ken"), {"token": "t0ken"}),
 ], ids=["user-password", "token"])
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_args, serve_args, client):
     server = EmbeddedNats(tmp_path / "nats", extra_args=server_args).start()
     reply = serve_and_submit(server, f"nats://127.0.0.1:{server.port}", tmp_path, serve_args, "auth-1", **client)
@@ -89,6 +93,8 @@ def serve_and_submit(server: EmbeddedNats, url: str, tmp_path, serve_args: tuple
         server.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_with_an_nkey(tmp_path):
     nkeys = pytest.importorskip("nkeys", reason="--nkey needs the nkeys package (nats-py[nkeys])")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
@@ -107,6 +113,8 @@ def test_serve_connects_with_an_nkey(tmp_path):
     assert reply["external_id"] == "nkey-1"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_demo_runs_on_embedded_defaults_and_a_rerun_plays_the_next_day(tmp_path):
     runs = []
     for _ in range(2):
@@ -141,6 +149,8 @@ def _certificates(d) -> tuple[str, str, str]:
     return ca, cert, key
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_over_tls(tmp_path):
     import ssl
 
