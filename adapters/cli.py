@@ -16,6 +16,8 @@ COMMANDS = [
     "adapters.cli_demo",
     "adapters.cli_solve",
     "adapters.cli_serve",
+    "adapters.cli_submit",
+    "adapters.cli_events",
     "adapters.event_relay",
     "adapters.cli_schemas",
     "simulations.cli",

@@ -23,12 +23,12 @@ import sys
 from typing import Any
 
 from adapters.event_publisher import EventPublisher, ForeignStream
+from adapters.nats_connection import connect, connection_argv, connection_options
 
 READY = "relay publishing"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from adapters.cli_serve import connection_options
     from engine.persistence import DEFAULT_STORE
 
     p = sub.add_parser("relay", help="publish the event store's events to JetStream (run by o2o serve)",
@@ -42,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def relay(args: argparse.Namespace) -> int:
-    from adapters.cli_serve import connect
     from engine.persistence import EventLog, describe, store_env
 
     log = EventLog(env=store_env(args.store))
@@ -81,8 +80,6 @@ class Relay:
     """A relay child process, for `o2o serve`."""
 
     def __init__(self, args: argparse.Namespace, store: str):
-        from adapters.cli_serve import connection_argv
-
         self.argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--exit-with-parent",
                      *connection_argv(args)]
         self.proc: asyncio.subprocess.Process | None = None

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import nats
@@ -20,6 +21,7 @@ from tests.integration.conftest import ServeProcess, run, running_service
 NETWORK = load_sample()
 STORE = NETWORK.nodes[7]
 O2O = [sys.executable, "-m", "adapters.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "order.json"
 
 
 def order(ext: str) -> SubmitOrder:
@@ -59,6 +61,25 @@ def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats
             await asyncio.sleep(0.5)
             code, out, _ = await cli("events", "--nats", nats_server.url, "--from", "1", "--count", "5")
             assert code == 0 and out.splitlines()[0].startswith("o2o.events.node_inventory.opened ")
+
+    run(go())
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_o2o_submit_sends_the_shipped_pretty_printed_example_and_a_json_array_of_orders(nats_server, tmp_path):
+    example = json.loads(EXAMPLE.read_text())
+    array = tmp_path / "orders.json"
+    array.write_text(json.dumps([msgspec.to_builtins(order(f"arr-{i}")) for i in range(2)], indent=2))
+
+    async def go():
+        async with running_service(nats_server.url):
+            code, out, err = await cli("submit", str(EXAMPLE), "--nats", nats_server.url)
+            assert code == 0, out + err
+            assert [json.loads(x)["external_id"] for x in out.splitlines()] == [example["external_id"]]
+            code, out, err = await cli("submit", str(array), "--nats", nats_server.url)
+            assert code == 0, out + err
+            assert [json.loads(x)["external_id"] for x in out.splitlines()] == ["arr-0", "arr-1"]
 
     run(go())
 
