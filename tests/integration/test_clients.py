@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import nats
+import nkeys
 import pytest
 
 from adapters.embedded_nats import EmbeddedNats
@@ -117,7 +118,6 @@ def serve_and_submit(server: EmbeddedNats, url: str, tmp_path, serve_args: tuple
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_serve_connects_with_an_nkey(tmp_path):
-    nkeys = pytest.importorskip("nkeys", reason="--nkey needs the nkeys package (nats-py[nkeys])")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
     (tmp_path / "user.nk").write_bytes(seed)
