@@ -85,6 +85,7 @@ def test_the_large_component_path_keeps_the_lp_whole_answers_feasibly_never_wors
         assert optimal.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(problems(split=False))
 def test_dropping_dominated_pairs_keeps_the_optimum(problem):
