@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import Clock
-from engine.config import Config, NatsSettings
+from engine.config import Config
 from engine.routing.types import Router
 from engine.store.network_file import load_network
 from engine.store.urls import sqlite_path
@@ -30,16 +30,6 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
     if network is None:
         network = load_network(config.network.file)
     return Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
-
-
-def connection_flags(nats: NatsSettings) -> list[str]:
-    """The connection settings as a child process (the relay) is passed them."""
-    argv = ["--nats", nats.url or ""]
-    for name in ("creds", "nkey", "user", "password", "token", "tls_ca", "tls_cert", "tls_key"):
-        value = getattr(nats, name)
-        if value:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    return argv
 
 
 def data_folder(config: Config) -> Path:
@@ -67,7 +57,7 @@ async def running(config: Config, command: str = "o2o serve", engine: Engine | N
     taking requests, finishes the batch in flight, stores it, replies,
     publishes and drains; the relay publishes what was stored, then exits.
     `long_lived`: a process serving until it stops (engine.memory)."""
-    from adapters.nats_connection import connect
+    from adapters.nats_connection import connect, connection_argv
     from adapters.embedded_nats import EmbeddedNats
     from adapters.event_relay import Relay
     from adapters.service import serving
@@ -89,7 +79,7 @@ async def running(config: Config, command: str = "o2o serve", engine: Engine | N
             keep_long_lived()
         relay = None
         if config.nats.events == "relay" and not config.store.url.startswith("memory:"):
-            relay = Relay(connection_flags(config.nats), config.store.url)
+            relay = Relay(connection_argv(config.nats), config.store.url)
             stack.push_async_callback(relay.stop)  # after the engine stored its last batch: published too
         nc = await connect(config.nats, config.nats.url)
         stack.push_async_callback(_close_quietly, nc)

@@ -15,6 +15,8 @@ COMMANDS = [
     "adapters.cli_state",
     "adapters.cli_solve",
     "adapters.cli_serve",
+    "adapters.cli_submit",
+    "adapters.cli_events",
     "adapters.event_relay",
     "adapters.cli_schemas",
     "simulations.cli",

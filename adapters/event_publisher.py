@@ -12,8 +12,8 @@ published from memory; the store is read only for what was not handed over
 (at start, after a failure, across a gap). Only the last message of a page
 asks for an ack: each message names the one before it, so the last one
 stored means the whole page is (nats-py's publish_async costs a semaphore,
-a random token and a future per message, and an ack per event was most of
-the service's own CPU under load)."""
+a random token and a future per message: an ack per event was the costly
+part of publishing; benchmarks/README.md)."""
 from __future__ import annotations
 
 import asyncio

@@ -4,7 +4,8 @@ JetStream, with the same guarantees as in-process publishing (commit
 order, none skipped, none twice; see adapters/event_publisher.py).
 
 `o2o serve` starts one for a SQLite or PostgreSQL store, so publishing
-(a quarter of the engine process's CPU under load) runs on another core;
+(a good share of the engine process's CPU under load: benchmarks/README.md)
+runs on another core;
 `o2o relay` runs one on its own, e.g. beside several engine processes
 sharing one PostgreSQL store. A memory store cannot be read from another
 process: there the service publishes in-process.
@@ -22,12 +23,12 @@ import sys
 from typing import Any
 
 from adapters.event_publisher import EventPublisher, ForeignStream
+from adapters.nats_connection import connect, connection_options
 
 READY = "relay publishing"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from adapters.nats_connection import connection_options
     from engine.store.urls import DEFAULT_STORE
 
     p = sub.add_parser("relay", help="publish the event store's events to JetStream (run by o2o serve)",
@@ -41,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def relay(args: argparse.Namespace) -> int:
-    from adapters.nats_connection import connect
     from engine.store.eventlog import EventLog
     from engine.store.urls import describe
 

@@ -1,5 +1,7 @@
-"""The NATS connection every command makes: its flags (the same for
-`serve`, `relay`, `submit` and `events`) and the connect call."""
+"""The NATS connection every command that talks to a server opens: the
+flags that choose the server and authenticate (`connection_options`), the
+connection they make (`connect`), and the same flags handed on to a child
+process (`connection_argv`, for the relay `o2o serve` starts)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,6 @@ import sys
 from typing import Any
 
 import nats
-
 
 # the connection flags besides --nats, with their help
 CONNECTION = [("creds", "NATS credentials file (JWT + NKey)"), ("nkey", "NKey seed file"), ("user", None),
@@ -21,6 +22,16 @@ def connection_options(p: argparse.ArgumentParser, required: bool = False) -> No
                    ("" if required else " (default: start an embedded nats-server)"))
     for flag, text in CONNECTION:
         p.add_argument(f"--{flag}", help=text)
+
+
+def connection_argv(settings: Any) -> list[str]:
+    """The connection settings (the configuration's NatsSettings), as a child process is passed them."""
+    argv = ["--nats", settings.url or ""]
+    for flag, _ in CONNECTION:
+        value = getattr(settings, flag.replace("-", "_"), None)
+        if value:
+            argv += [f"--{flag}", str(value)]
+    return argv
 
 
 async def _quiet(e: Exception) -> None:

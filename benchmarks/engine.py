@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import SCENARIO, demand, roomy
+from benchmarks.load.plan import SCENARIO, demand, roomy
 from benchmarks.solver import machine
 
 

@@ -55,7 +55,7 @@ def check_pickup(mode: str, pickup_node: str | None) -> None:
 class Order(Aggregate):
     # The events every order has (placed, routed) are classes of their own,
     # triggered directly (domain/trigger.py): the @event decorator's argument
-    # handling was a quarter of the engine's time per order. The rest use @event.
+    # handling is costly on the hot path (benchmarks/README.md). The rest use @event.
     class Placed(Aggregate.Created):
         channel: str
         external_id: str

@@ -1,6 +1,7 @@
 """Triggering the hot events (every order's Placed, Routed, Reserved)
 without the frozen dataclass's `__init__`, which sets each field through
-`object.__setattr__` and was the largest single cost of an event.
+`object.__setattr__`, the costliest step of making an event (figures in
+benchmarks/README.md).
 
 The event is made as the library's mapper remakes a stored one (a new
 object given its attribute dict), with the same attributes in the same

@@ -4,10 +4,10 @@ simulated day).
 The read models and the open orders are millions of long-lived objects and
 the engine leaves no reference cycles behind (a refused command's error is
 handed back without its traceback, which held the engine's frames), yet
-CPython's full collections walk all of them: 70 ms at 2,000 orders, 450 ms
-at 55,000, a stall of every order in flight; 20 of them were 7 s of a
-simulated big day. So full collections are left out: young objects are
-still collected (cycles from the event loop die young)."""
+CPython's full collections walk all of them, each a stall of every order
+in flight that grows with the open orders (figures in benchmarks/README.md).
+So full collections are left out: young objects are still collected (cycles
+from the event loop die young)."""
 from __future__ import annotations
 
 import gc

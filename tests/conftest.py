@@ -3,7 +3,8 @@
 `store_url` runs a test on every store the engine supports. PostgreSQL is
 the local server (O2O_TEST_POSTGRES overrides the URL); each test gets a
 schema of its own, dropped afterwards. A missing server fails the test: to
-run without one, deselect with `-m "not postgres"`.
+run without one, deselect with `-m "not postgres"` (the markers are declared
+in pyproject.toml).
 """
 from __future__ import annotations
 
@@ -16,10 +17,6 @@ from typing import Any, Callable
 import pytest
 
 POSTGRES_URL = os.environ.get("O2O_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server")
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver, start=None):
     if solver == "highs":
         s.set_solver_specific_parameters("threads=1\nmip_rel_gap=1e-6\noutput_flag=false\nlog_to_console=false\n")
     elif solver == "glop":
-        s.set_solver_specific_parameters("use_preprocessing:false")  # halves the time on these LPs (measured)
+        s.set_solver_specific_parameters("use_preprocessing:false")  # costs more than it saves on these LPs (benchmarks/README.md)
     s.solve(model)
     return s, s.status()
 

@@ -46,8 +46,9 @@ class Answer:
 
 def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "highs", rel_gap: float = 1e-3) -> Solution:
     """rel_gap: an answer this close to its lower bound (relative) is not
-    worked on further; the default keeps batch latency down (measured: 0.005%
-    better for 170 ms more on a 1,000-order batch), o2o solve asks for less."""
+    worked on further; the default keeps batch latency down (closing the
+    last of the gap costs far more time than it saves: figures in
+    benchmarks/README.md), o2o solve asks for less."""
     deadline = time.perf_counter() + time_limit_s
     if (quick := each_at_cheapest(problem)) is not None:
         return quick

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from adapters.cli import main
 from benchmarks import loadgen
-from benchmarks.load import demand, zero_loss
+from benchmarks.load.check import zero_loss
+from benchmarks.load.plan import demand
 from domain.commands import SubmitOrder
 from engine.app import Engine
 from engine.clock import ShiftedClock
@@ -20,6 +22,8 @@ TINY = ["--rate", "300", "--seconds", "2", "--sweep", "--rates", "200", "400", "
         "--echo-rates", "500", "--intake", "150"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["bench", "load", *TINY, "--out", str(out)]) == 0

@@ -11,6 +11,8 @@ from adapters.cli import main
 TINY = ["--nodes", "6", "--skus", "20", "--orders", "20", "--repeat", "1", "--batch-sizes", "10", "100", "--write-sample", "300"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_tiny_run_reports_writes_and_replay_of_the_store_it_built_on_sqlite_and_postgres(tmp_path, capsys):
     from tests.conftest import POSTGRES_URL
@@ -72,7 +74,7 @@ def _positive(figures: dict, *names: str) -> None:
 
 
 def test_a_built_store_is_reused_until_a_rebuild_is_asked_for(tmp_path):
-    from benchmarks.store import build
+    from benchmarks.store.build import build
 
     first = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)
     again = build(tmp_path, orders=20, nodes=6, skus=20, rebuild=False)

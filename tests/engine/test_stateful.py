@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -18,6 +19,8 @@ from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from engine.readmodels import Projections
 from tests.engine.network_fixture import at_km, small_network
+
+pytestmark = pytest.mark.slow  # 40 random sequences of 25 steps, each replayed
 
 NODES = ["S1", "S2", "S3", "K1"]
 SKUS = ["A", "B", "C"]

@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import nats
+import nkeys
 import pytest
 
 from adapters.embedded_nats import EmbeddedNats
@@ -20,6 +22,7 @@ from tests.integration.conftest import ServeProcess, run, running_service
 NETWORK = load_sample()
 STORE = NETWORK.nodes[7]
 O2O = [sys.executable, "-m", "adapters.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "order.json"
 
 
 def order(ext: str) -> SubmitOrder:
@@ -44,6 +47,8 @@ def test_messagepack_in_gets_messagepack_out(nats_server):
     run(go())
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats_server):
     lines = "\n".join(msgspec.json.encode(order(f"cli-{i}")).decode() for i in range(3)) + "\n{\"channel\": 1}\n"
 
@@ -61,10 +66,31 @@ def test_o2o_submit_prints_a_reply_per_line_and_o2o_events_tails_the_stream(nats
     run(go())
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_o2o_submit_sends_the_shipped_pretty_printed_example_and_a_json_array_of_orders(nats_server, tmp_path):
+    example = json.loads(EXAMPLE.read_text())
+    array = tmp_path / "orders.json"
+    array.write_text(json.dumps([msgspec.to_builtins(order(f"arr-{i}")) for i in range(2)], indent=2))
+
+    async def go():
+        async with running_service(nats_server.url):
+            code, out, err = await cli("submit", str(EXAMPLE), "--nats", nats_server.url)
+            assert code == 0, out + err
+            assert [json.loads(x)["external_id"] for x in out.splitlines()] == [example["external_id"]]
+            code, out, err = await cli("submit", str(array), "--nats", nats_server.url)
+            assert code == 0, out + err
+            assert [json.loads(x)["external_id"] for x in out.splitlines()] == ["arr-0", "arr-1"]
+
+    run(go())
+
+
 @pytest.mark.parametrize("server_args, serve_args, client", [
     (("--user", "o2o", "--pass", "s3cret"), ("--user", "o2o", "--password", "s3cret"), {"user": "o2o", "password": "s3cret"}),
     (("--auth", "t0ken"), ("--token", "t0ken"), {"token": "t0ken"}),
 ], ids=["user-password", "token"])
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_to_a_server_that_requires_credentials(tmp_path, server_args, serve_args, client):
     server = EmbeddedNats(tmp_path / "nats", extra_args=server_args).start()
     reply = serve_and_submit(server, f"nats://127.0.0.1:{server.port}", tmp_path, serve_args, "auth-1", **client)
@@ -89,8 +115,9 @@ def serve_and_submit(server: EmbeddedNats, url: str, tmp_path, serve_args: tuple
         server.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_with_an_nkey(tmp_path):
-    nkeys = pytest.importorskip("nkeys", reason="--nkey needs the nkeys package (nats-py[nkeys])")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
     (tmp_path / "user.nk").write_bytes(seed)
@@ -107,6 +134,8 @@ def test_serve_connects_with_an_nkey(tmp_path):
     assert reply["external_id"] == "nkey-1"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_demo_runs_on_embedded_defaults_and_a_rerun_plays_the_next_day(tmp_path):
     runs = []
     for _ in range(2):
@@ -141,6 +170,8 @@ def _certificates(d) -> tuple[str, str, str]:
     return ca, cert, key
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_connects_over_tls(tmp_path):
     import ssl
 

@@ -30,6 +30,7 @@ def _busy_store(n_orders: int) -> Engine:
     return engine
 
 
+@pytest.mark.slow
 def test_a_nats_server_killed_while_events_are_published_leaves_no_gap_no_repeat_and_commit_order(tmp_path):
     engine = _busy_store(3000)
     last = engine.last_notification_id()

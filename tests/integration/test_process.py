@@ -8,6 +8,7 @@ from collections import Counter
 
 import msgspec
 import nats
+import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from adapters.embedded_nats import EmbeddedNats
@@ -20,6 +21,8 @@ from engine.store.eventlog import EventLog
 from tests.integration.conftest import ServeProcess, run
 
 NETWORK = load_sample()
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # `o2o serve` as a child process
 
 
 def orders(n: int, tag: str) -> list[SubmitOrder]:

@@ -11,9 +11,12 @@ import time
 
 import msgspec
 import nats
+import pytest
 
 from tests.integration.conftest import ServeProcess, run
 from tests.integration.test_process import orders, outcomes, published_ids
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # `o2o serve` as a child process
 
 
 def relay_pids(serve_pid: int) -> list[int]:

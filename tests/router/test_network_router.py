@@ -4,6 +4,7 @@ optimal is never worse than greedy; every cheaper node that lost is explained.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,7 @@ def total(decisions, orders, weights):
     return cost
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None)
 @given(batches())
 def test_greedy_and_optimal_decisions_respect_every_constraint_and_optimal_costs_no_more(batch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def problems(draw, split: bool | None = None):
                                   split_penalty=draw(st.floats(0, 10))))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(problems())
 def test_greedy_and_optimal_answers_never_break_stock_capacity_or_allowed_nodes(problem):
@@ -45,6 +47,7 @@ def test_greedy_and_optimal_answers_never_break_stock_capacity_or_allowed_nodes(
             assert violations(problem, solution.parts) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(problems())
 def test_optimal_is_never_worse_than_greedy_within_a_tenth_of_a_percent_of_exact_and_its_bound_holds(problem):
@@ -66,6 +69,7 @@ def test_optimal_is_never_worse_than_greedy_within_a_tenth_of_a_percent_of_exact
         assert optimal.status == "infeasible" or violations(problem, optimal.parts) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(problems(split=False))
 def test_the_large_component_path_keeps_the_lp_whole_answers_feasibly_never_worse_than_greedy_and_bounded(problem):
@@ -81,6 +85,7 @@ def test_the_large_component_path_keeps_the_lp_whole_answers_feasibly_never_wors
         assert optimal.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(problems(split=False))
 def test_dropping_dominated_pairs_keeps_the_optimum(problem):

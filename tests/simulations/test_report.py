@@ -3,6 +3,7 @@ variant shows red and a better one green, and every plot fits the page."""
 from __future__ import annotations
 
 import matplotlib.image
+import pytest
 
 from simulations import plots
 from simulations.labels import KPIS, change
@@ -44,6 +45,7 @@ def test_the_report_shows_a_worse_variant_red_and_a_better_one_green(tmp_path):
     assert '<span class="d bad">(−9.97 pt)</span>' in page
 
 
+@pytest.mark.slow
 def test_every_plot_fits_the_report_page_with_variants_or_without(tmp_path):
     for names in (["base"], ["base", "a-rather-long-variant-name", "b", "c", "d"]):
         kpis = {n: day(fill_rate=0.94 + i / 100) for i, n in enumerate(names)}

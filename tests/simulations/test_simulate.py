@@ -54,6 +54,8 @@ def scenario(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_same_scenario_and_seed_give_identical_kpi_files_one_variant_at_a_time_or_in_workers(scenario, tmp_path):
     assert main(["simulate", str(scenario), "--out", str(tmp_path / "a")]) == 0
     assert main(["simulate", str(scenario), "--out", str(tmp_path / "b"), "--jobs", "2"]) == 0
@@ -63,6 +65,7 @@ def test_the_same_scenario_and_seed_give_identical_kpi_files_one_variant_at_a_ti
     assert report.count("data:image/png;base64,") == 3 and "tiny" in report
 
 
+@pytest.mark.slow
 def test_a_variant_that_changes_nothing_equals_the_base_and_changes_show(scenario):
     _, variants = run_scenario(scenario, progress=False)
     kpis, nodes, hourly = ({v.name: getattr(v, key) for v in variants} for key in ("kpis", "nodes", "hourly"))
@@ -130,6 +133,7 @@ def test_the_shipped_scenarios_are_valid():
                 variant_network(sample, s, v)  # raises a ScenarioError naming the field
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis(scenario, tmp_path, request, kind):
     url = f"sqlite:///{tmp_path}/base.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
@@ -145,6 +149,7 @@ def test_replaying_a_simulated_day_with_an_unchanged_network_reproduces_its_kpis
     assert {k: both["replayed"][k] for k in same} == same  # and replays to it
 
 
+@pytest.mark.slow
 def test_a_replay_against_a_changed_network_differs_where_it_should(scenario, tmp_path):
     s, folder = load_scenario(scenario)
     network = network_of(s, folder)

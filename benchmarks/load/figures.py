@@ -1,0 +1,66 @@
+"""A run's figures: latency percentiles (overall and per second), throughput,
+whether the rate was sustained, and the highest rate sustained."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks import loadgen
+from benchmarks.load.plan import ECHO, Plan
+
+P99_TARGET_MS = 250.0
+
+
+def percentiles(latency_s: np.ndarray) -> dict[str, float]:
+    xs = latency_s[~np.isnan(latency_s)] * 1000
+    if not len(xs):
+        return {}
+    q = np.percentile(xs, [50, 90, 99, 99.9])
+    return {"p50": round(float(q[0]), 1), "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1),
+            "p99.9": round(float(q[3]), 1), "max": round(float(xs.max()), 1)}
+
+
+def summary(plan: Plan, r: loadgen.Result, usage: dict[str, float]) -> dict[str, Any]:
+    latency, code, replies = loadgen.arrays(r)
+    ok = int((code == 0).sum())
+    errors = {str(c): int(k) for c, k in zip(*np.unique(code[(code != 0) & (code != loadgen.TIMEOUT)],
+                                                         return_counts=True))}
+    timeouts = int((code == loadgen.TIMEOUT).sum())
+    achieved = ok / r.seconds if r.seconds > 0 else 0.0
+    lat = percentiles(np.where(code == 0, latency, np.nan))
+    good = (not errors and not timeouts and bool(lat) and lat["p99"] <= P99_TARGET_MS
+            and achieved >= 0.98 * plan.rate * min(1.0, plan.seconds / r.seconds if r.seconds else 1.0))
+    return {
+        "name": plan.name, "target": "echo" if plan.subject == ECHO else "engine", "offered_per_s": plan.rate,
+        "seconds": plan.seconds, "sent": r.sent, "answered": ok, "errors": errors, "timeouts": timeouts,
+        "doubled_replies": int((replies > 1).sum()), "achieved_per_s": round(achieved, 1), "latency_ms": lat,
+        "sustained": good, "generator_max_send_lag_ms": round(r.max_send_lag_s * 1000, 1),
+        "generator_cpu_s": round(r.cpu_s, 2), "service_cpu_s": round(usage["service_cpu_s"], 2),
+        "service_cpu_us_per_request": round(1e6 * usage["service_cpu_s"] / r.sent, 1),
+        "nats_server_cpu_s": None if usage["nats_server_cpu_s"] is None else round(usage["nats_server_cpu_s"], 2),
+        "service_rss_bytes": usage["service_rss_bytes"],
+        "per_second": per_second(plan.rate, np.where(code == 0, latency, np.nan)),
+    }
+
+
+def per_second(rate: float, latency_s: np.ndarray) -> list[dict[str, float]]:
+    """p50 / p99 / max of the orders due in each second of the run: stalls show as spikes."""
+    due = np.arange(len(latency_s)) / rate
+    out = []
+    for t in range(int(np.ceil(due[-1] + 1e-9)) if len(due) else 0):
+        xs = latency_s[(due >= t) & (due < t + 1)]
+        xs = xs[~np.isnan(xs)] * 1000
+        if len(xs):
+            q = np.percentile(xs, [50, 99])
+            out.append({"second": t, "p50": round(float(q[0]), 1), "p99": round(float(q[1]), 1),
+                        "max": round(float(xs.max()), 1)})
+    return out
+
+
+def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Highest offered rate sustained, per target, and the engine's share of the echo ceiling."""
+    best = {t: max((r["offered_per_s"] for r in runs if r["target"] == t and r["sustained"] and r["name"] != "warm-up"),
+                   default=None) for t in ("engine", "echo")}
+    ratio = round(best["engine"] / best["echo"], 3) if best["engine"] and best["echo"] else None
+    return {"engine_per_s": best["engine"], "echo_per_s": best["echo"], "engine_share_of_echo": ratio}

@@ -1,0 +1,63 @@
+"""The child processes of `o2o bench load`: the engine (`o2o serve`) or the
+echo responder started and waited for, and the load generator driven."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+from tqdm import tqdm
+
+from adapters.embedded_nats import EmbeddedNats
+from benchmarks import loadgen
+from benchmarks.load.plan import Plan
+from benchmarks.procstat import cpu_seconds, memory_bytes
+
+
+def start(args: list[str], log: Path, ready: str, timeout: float = 120) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while ready not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{args[1]} did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, log: Path) -> subprocess.Popen:
+    # nodes never accept in this benchmark: no part may expire and be routed again mid-run
+    return start(["-m", "adapters.cli", "serve", "--nats", url, "--store", store, "--network", str(network),
+                   "--window-ms", str(args.window_ms), "--max-batch", str(args.max_batch), "--solver", args.solver,
+                   "--accept-timeout-s", "86400", *args.serve_args.split()], log, "serving on")
+
+
+def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int, server: EmbeddedNats | None,
+           folder: Path, bar: tqdm) -> tuple[loadgen.Result, dict[str, float]]:
+    """One run: the generator in its own process; the service's and the server's CPU measured around it."""
+    pfile, rfile = folder / "payloads.bin", folder / "result.bin"
+    loadgen.write_payloads(str(pfile), payloads)
+    rfile.unlink(missing_ok=True)
+    nats_pid = server.proc.pid if server and server.proc else None
+    cpu0 = cpu_seconds(pid)
+    nats0 = cpu_seconds(nats_pid) if nats_pid else 0.0
+    t0 = time.perf_counter()
+    gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--subject", plan.subject,
+                            "--payloads", str(pfile), "--rate", str(plan.rate), "--timeout", str(timeout),
+                            "--out", str(rfile)], stderr=(folder / "loadgen.log").open("ab"))
+    shown = 0.0
+    while gen.poll() is None:
+        time.sleep(0.25)
+        now = min(plan.seconds, max(0.0, time.perf_counter() - t0 - 1.0))  # about a second to load and connect
+        bar.update(now - shown)
+        shown = now
+    bar.update(plan.seconds - shown)
+    if gen.returncode != 0:
+        raise RuntimeError(f"load generator failed: {(folder / 'loadgen.log').read_text()[-2000:]}")
+    wall = time.perf_counter() - t0
+    usage = {"service_cpu_s": cpu_seconds(pid) - cpu0, "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
+             "wall_s": wall, "service_rss_bytes": memory_bytes("VmRSS", pid)}
+    return msgspec.msgpack.decode(rfile.read_bytes(), type=loadgen.Result), usage
