@@ -36,7 +36,7 @@ class EventLog(Application):
         """(notification id, domain event) in commit order from `start` (to
         `stop`, included). The cyclic garbage collector is paused until the
         events are read: a replay makes no cycles, and full collections over
-        the growing read models took a fifth of it."""
+        the growing read models were a large part of it."""
         rows = getattr(self.recorder, "notification_rows", None)
 
         def read(start: int) -> list[tuple[int, Any, int, str, bytes]]:

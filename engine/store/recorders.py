@@ -14,8 +14,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 # psycopg 3.3.9 hangs for ever sending one query of several MB in pipeline
-# mode (measured: 1,800 events of 5 KB hang, 800 do not); above this many
-# bytes a save is sent without the pipeline
+# mode (benchmarks/README.md); above this many bytes a save is sent without
+# the pipeline
 PIPELINE_MAX_BYTES = 1 << 20
 ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an hour or more
 
@@ -23,7 +23,7 @@ ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
     """The library's recorder, parsing each originator id once: an order has
-    about 8 events, an inventory hundreds, and UUID(str) was a fifth of a replay."""
+    about 8 events, an inventory hundreds, and UUID(str) was costly in a replay."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -55,7 +55,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
     def notification_rows(self, start: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
         """(notification id, originator id, version, topic, state) from `start`:
         what select_notifications returns, without a Notification object per
-        row (they were most of a replay's reading)."""
+        row (they were the costly part of a replay's reading)."""
         statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
                      "WHERE rowid>=? ORDER BY rowid LIMIT ?")
         with self.datastore.transaction(commit=False) as c:
