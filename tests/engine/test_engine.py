@@ -12,7 +12,7 @@ from domain.commands import (
 from domain.errors import Conflict, InvalidInput, NotFound
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from tests.conftest import garbage_left
 from tests.engine.network_fixture import at_km, small_network
 
@@ -198,7 +198,7 @@ def test_the_read_models_rebuilt_from_the_stored_events_equal_the_live_ones(engi
     engine.submit_batch([order("o2", km=2, B=2), order("o3", km=4, A=3, C=1)])
     engine.decline(DeclineOrder(order_id=a.order_id))
     engine.sell(SellOverCounter(node="S3", sale_id="p1", lines=[Line("B", 1)]))
-    rebuilt = Projections(small_network())
+    rebuilt = ReadModels(small_network())
     for notification_id, event in engine.stored_events():
         rebuilt.apply(event, notification_id)
     assert rebuilt.state() == engine.views.state()

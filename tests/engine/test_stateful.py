@@ -16,7 +16,7 @@ from domain.commands import (
 from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from tests.engine.network_fixture import at_km, small_network
 
 NODES = ["S1", "S2", "S3", "K1"]
@@ -163,7 +163,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
-        rebuilt = Projections(self.network)
+        rebuilt = ReadModels(self.network)
         for nid, event in self.engine.stored_events():
             rebuilt.apply(event, nid)
         assert rebuilt.state() == self.engine.views.state()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from domain.inventory import NodeInventory
 from domain.order import Loss, Order, RoutedPart
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from tests.engine.network_fixture import small_network
 
 T = 1_700_000_000.0
 
 
 def test_stock_of_a_sku_the_network_does_not_list_gets_its_own_column_and_keeps_counting():
-    views = Projections(small_network())
+    views = ReadModels(small_network())
     inv = NodeInventory(node_id="S1", at=T)
     inv.receive({"A": 3, "NEW": 4}, ref="po-1", at=T)
     inv.reserve("o1", {"NEW": 1, "A": 1}, T)
@@ -25,7 +25,7 @@ def test_stock_of_a_sku_the_network_does_not_list_gets_its_own_column_and_keeps_
 
 
 def test_orders_that_lost_at_the_same_node_for_the_same_reason_both_report_it():
-    views = Projections(small_network())
+    views = ReadModels(small_network())
     for external_id in ("x1", "x2"):
         order = Order.place(channel="app", external_id=external_id, lines={"A": 1}, value=5.0, mode="delivery",
                             lat=31.2, lon=121.4, promised_at=T + 2700, at=T)
@@ -36,11 +36,13 @@ def test_orders_that_lost_at_the_same_node_for_the_same_reason_both_report_it():
     assert first.lost == second.lost == [{"node": "S2", "reason": "no stock of A"}, {"node": "K1", "reason": "too far"}]
     assert first.first["lost"] == first.lost
     assert first.parts["S1"].lines == {"A": 1} and first.cost == {"S1": {"total": 2.0}}
-    assert views.capacity_left(T)[views._node_row["S1"]] == small_network().nodes[0].capacity_per_slot - 2
+    network = small_network()
+    s1 = [n.id for n in network.nodes].index("S1")
+    assert views.capacity_left(T)[s1] == network.nodes[s1].capacity_per_slot - 2
 
 
 def test_stock_moves_reach_an_array_set_in_place_of_the_view_s_own():
-    views = Projections(small_network())
+    views = ReadModels(small_network())
     inv = NodeInventory(node_id="S2", at=T)
     views.apply_all(inv.collect_events())
     views.atp.reserved = views.atp.reserved.copy()

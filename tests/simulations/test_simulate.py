@@ -14,7 +14,7 @@ import pytest
 from adapters.cli import main
 from engine.network_file import load_sample
 from engine.persistence import EventLog, store_env
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from simulations import results
 from simulations.runner import network_of, run_scenario
 from simulations.demand import base_day
@@ -83,7 +83,7 @@ def test_the_event_store_of_a_simulation_rebuilds_to_the_same_read_models(scenar
     live, live_kpis = outcome.engine.views.state(), results.kpis(outcome)
     outcome.engine.close()
     log = EventLog(env=store_env(url))
-    rebuilt = Projections(outcome.network)
+    rebuilt = ReadModels(outcome.network)
     for nid, event in log.stored_events():
         rebuilt.apply(event, nid)
     log.close()
