@@ -105,6 +105,10 @@ class ReadModels:
         for e in events:
             self.apply(e)
 
+    def handles(self, event_class: type) -> bool:
+        handler = self._handlers.get(event_class)
+        return handler is not None and handler is not _ignore
+
     def _unknown(self, cls: type) -> Handler:
         """Raises for an event of a known aggregate; remembers to ignore the
         events of an aggregate no read model follows."""

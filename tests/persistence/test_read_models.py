@@ -2,9 +2,17 @@
 own events seldom reaches."""
 from __future__ import annotations
 
+from uuid import uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import JSONTranscoder
+
 from domain.inventory import NodeInventory
+from domain.member import Member
 from domain.order import Loss, Order, RoutedPart
-from engine.readmodels import ReadModels
+from engine.mapper import MsgspecMapper
+from engine.readmodels import AGGREGATES, ReadModels, UnhandledEvent
 from tests.engine.network_fixture import small_network
 
 T = 1_700_000_000.0
@@ -51,3 +59,61 @@ def test_stock_moves_reach_an_array_set_in_place_of_the_view_s_own():
     views.apply_all(inv.collect_events())
     row, a = views.atp.row("S2"), views.atp.col("A")
     assert (views.atp.reserved[row, a], views.atp.atp()[row, a]) == (2, 1)
+
+
+def _event_classes(aggregate: type) -> list[type]:
+    """The events an aggregate can record: its nested event classes, less the
+    library's bases (`Event`, and `Created` where the aggregate names its own)."""
+    classes = [v for v in vars(aggregate).values() if isinstance(v, type) and issubclass(v, aggregate.Event)]
+    own_created = any(issubclass(c, Aggregate.Created) and c is not aggregate.Created for c in classes)
+    return [c for c in classes if c is not aggregate.Event and not (own_created and c is aggregate.Created)]
+
+
+def test_every_event_of_the_inventory_order_and_member_aggregates_has_a_read_model_handler():
+    views = ReadModels(small_network())
+    assert AGGREGATES == (NodeInventory, Order, Member)
+    unhandled = [c.__qualname__ for a in AGGREGATES for c in _event_classes(a) if not views.handles(c)]
+    assert unhandled == []
+    assert all(_event_classes(a) for a in AGGREGATES)
+
+
+def test_an_event_of_a_known_aggregate_that_no_read_model_handles_raises_naming_its_class():
+    class Misrouted(Order.Event):  # as if its handler were keyed by a mistyped class
+        at: float
+
+    views = ReadModels(small_network())
+    event = Misrouted(originator_id=uuid4(), originator_version=2, timestamp=Misrouted.create_timestamp(), at=T)
+    with pytest.raises(UnhandledEvent, match=r"Misrouted, an event of Order"):
+        views.apply(event, 7)
+    assert views.last_notification_id == 0
+
+
+def test_events_of_an_aggregate_no_read_model_follows_are_ignored():
+    class Courier(Aggregate):
+        @event("Hired")
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    views = ReadModels(small_network())
+    before = views.state()
+    views.apply(Courier(name="Li").collect_events()[0], 3)
+    assert views.state() == before and views.last_notification_id == 3
+
+
+def test_the_hot_events_as_triggered_and_as_decoded_from_the_store_are_the_classes_handled():
+    views = ReadModels(small_network())
+    mapper = MsgspecMapper(transcoder=JSONTranscoder())
+    inv = NodeInventory(node_id="S1", at=T)
+    inv.receive({"A": 3}, ref="po-1", at=T)
+    inv.reserve("o1", {"A": 1}, T)
+    order = Order.place(channel="app", external_id="x1", lines={"A": 1}, value=5.0, mode="delivery",
+                        lat=31.2, lon=121.4, promised_at=T + 2700, at=T)
+    order.route([RoutedPart(node="S1", lines={"A": 1}, eta_at=T + 900, cost={"total": 2.0})], [], T)
+    triggered = inv.collect_events() + order.collect_events()
+    decoded = [mapper.to_domain_event(mapper.to_stored_event(e)) for e in triggered]
+    hot = (NodeInventory.Reserved, Order.Placed, Order.Routed)
+    assert [type(e) for e in decoded] == [type(e) for e in triggered]
+    assert all(any(type(e) is c for e in triggered) for c in hot)
+    assert all(views.handles(type(e)) for e in triggered)
+    views.apply_all(decoded)
+    assert views.orders[str(order.id)].status == "routed" and views.atp.reserved[views.atp.row("S1"), views.atp.col("A")] == 1
