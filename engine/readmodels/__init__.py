@@ -153,10 +153,18 @@ def _dispatch_table(models: Iterable[Any]) -> dict[type, Handler]:
 
 
 def _each(handlers: tuple[Handler, ...]) -> Handler:
-    def handle(event: Any) -> None:
+    if len(handlers) == 2:  # the case there is (Routed, SoldOverCounter): no loop on a hot event
+        first, second = handlers
+
+        def both(event: Any) -> None:
+            first(event)
+            second(event)
+        return both
+
+    def each(event: Any) -> None:
         for h in handlers:
             h(event)
-    return handle
+    return each
 
 
 def _ignore(event: Any) -> None:
