@@ -112,11 +112,10 @@ class ReadModels:
     def _unknown(self, cls: type) -> Handler:
         """Raises for an event of a known aggregate; remembers to ignore the
         events of an aggregate no read model follows."""
-        for aggregate in AGGREGATES:
-            if issubclass(cls, aggregate.Event) or (
-                    cls.__module__ == aggregate.__module__ and cls.__qualname__.startswith(f"{aggregate.__qualname__}.")):
-                raise UnhandledEvent(f"no read model handles {cls.__module__}.{cls.__qualname__}, "
-                                     f"an event of {aggregate.__qualname__}")
+        aggregate = _aggregate_of(cls)
+        if aggregate is not None:
+            raise UnhandledEvent(f"no read model handles {cls.__module__}.{cls.__qualname__}, "
+                                 f"an event of {aggregate.__qualname__}")
         self._handlers[cls] = _ignore
         return _ignore
 
@@ -165,6 +164,18 @@ def _each(handlers: tuple[Handler, ...]) -> Handler:
         for h in handlers:
             h(event)
     return each
+
+
+def _aggregate_of(cls: type) -> type | None:
+    """The known aggregate an event class belongs to. By name as well: the
+    classes an aggregate's body defines (Order.Routed) are replaced by
+    subclasses of its Event, and the originals do not subclass it."""
+    for aggregate in AGGREGATES:
+        if issubclass(cls, aggregate.Event):
+            return aggregate
+        if cls.__module__ == aggregate.__module__ and cls.__qualname__.startswith(f"{aggregate.__qualname__}."):
+            return aggregate
+    return None
 
 
 def _ignore(event: Any) -> None:
