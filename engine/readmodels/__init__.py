@@ -41,7 +41,8 @@ AGGREGATES = (NodeInventory, Order, Member)
 
 class UnhandledEvent(TypeError):
     """An event of a known aggregate that no read model handles: a handler is
-    missing or keyed by the wrong class, and a rebuild would silently differ."""
+    missing or keyed by the wrong class, and the event would be dropped live
+    and in a rebuild alike, where "rebuild equals live" cannot see it."""
 
 
 class ReadModels:
