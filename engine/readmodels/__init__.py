@@ -16,9 +16,12 @@ eventsourcing library's ftsprojection example does), with one dict lookup.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, Iterable
+from uuid import UUID
 
 import msgspec
+import numpy as np
 
 from domain.inventory import NodeInventory
 from domain.member import Member
@@ -81,11 +84,11 @@ class ReadModels:
         return self.member_view.members
 
     @property
-    def member_ids(self) -> dict[Any, str]:
+    def member_ids(self) -> dict[UUID, str]:
         return self.member_view.member_ids
 
     @property
-    def signups(self) -> Any:
+    def signups(self) -> Counter[str]:
         return self.member_view.signups
 
     @property
@@ -121,7 +124,7 @@ class ReadModels:
         return _ignore
 
     # -- queries -------------------------------------------------------
-    def capacity_left(self, now: float) -> Any:
+    def capacity_left(self, now: float) -> np.ndarray:
         return self.capacity.capacity_left(now)
 
     def kpis(self) -> dict[str, Any]:
