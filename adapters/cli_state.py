@@ -15,7 +15,7 @@ from domain.errors import DomainError
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.store.eventlog import EventLog
 from engine.store.urls import DEFAULT_STORE, describe, sqlite_path
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def rebuild(store_url: str, network_path: str) -> tuple[Projections, int]:
+def rebuild(store_url: str, network_path: str) -> tuple[ReadModels, int]:
     """The read models as the stored events make them, and the event count."""
     if store_url.startswith("sqlite:") and not sqlite_path(store_url).exists():
         raise FileNotFoundError(f"no event store at {sqlite_path(store_url)} (run `o2o demo` or `o2o serve` first)")
     log = EventLog(store_url)
     try:
-        views = Projections(load_network(network_path))
+        views = ReadModels(load_network(network_path))
         events = 0
         for nid, event in log.stored_events():
             views.apply(event, nid)

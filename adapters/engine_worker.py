@@ -116,7 +116,7 @@ class EngineWorker:
     async def tick(self) -> None:
         """Timers: expire reservations not accepted in time, route what waits."""
         await self.call(self.engine.expire_due)
-        if self.engine.views.to_route:
+        if self.engine.readmodels.to_route:
             await self.call(self.engine.route_pending)
 
     async def stop(self) -> None:

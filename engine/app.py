@@ -26,7 +26,7 @@ from engine.config import EngineSettings
 from engine.geo import haversine_km
 from engine.handlers import COMMANDS, Batched, Query, Write
 from engine.memory import untraced
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from engine.replies import MemberReply, NodeStock, OrderReply, StockNearby, StockReply, order_reply
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
@@ -75,7 +75,7 @@ class Engine:
             self.log, keep=_kept, max_retries=settings.max_retries,
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
         )
-        self.views = Projections(network)
+        self.readmodels = ReadModels(network)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
 
@@ -107,8 +107,8 @@ class Engine:
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""
         n = 0
-        for notification_id, event in self.log.stored_events(self.views.last_notification_id + 1):
-            self.views.apply(event, notification_id)
+        for notification_id, event in self.log.stored_events(self.readmodels.last_notification_id + 1):
+            self.readmodels.apply(event, notification_id)
             n += 1
         return n
 
@@ -118,7 +118,7 @@ class Engine:
         and the commit hooks."""
         result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes), work, self.catch_up)
         for rec in recordings:
-            self.views.apply(rec.domain_event, rec.notification.id)
+            self.readmodels.apply(rec.domain_event, rec.notification.id)
         if self.on_commit and recordings:
             notes = [rec.notification for rec in recordings]
             for hook in self.on_commit:
@@ -127,7 +127,7 @@ class Engine:
 
     def open_network(self) -> int:
         """Opens an inventory for every node that has none, with its starting stock."""
-        missing = [n for n in self.network.nodes if ids.inventory_id(n.id) not in self.views.atp.rows]
+        missing = [n for n in self.network.nodes if ids.inventory_id(n.id) not in self.readmodels.atp.rows]
         if not missing:
             return 0
         at = self.clock.now()
@@ -228,12 +228,12 @@ class Engine:
         (channel, external id) gets the first answer and stores nothing."""
         results, answered = self._transaction(lambda uow: self._submit(uow, cmds))
         for i, key, repeat in answered:
-            results[i] = order_reply(self.views.orders[key], repeat=repeat)
+            results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
         return results
 
     def route_pending(self) -> int:
         """Routes orders waiting after a decline or expiry (the next batch)."""
-        if not self.views.to_route:
+        if not self.readmodels.to_route:
             return 0
         self.submit_batch([])
         return 1
@@ -242,10 +242,10 @@ class Engine:
         at = self.clock.now()
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
-        answered: list[tuple[int, str, bool]] = []  # replies are read from the views after commit
+        answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
-            repeat = str(oid) in self.views.orders or oid in fresh
+            repeat = str(oid) in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
                     fresh[oid] = uow.add(self._place(cmd, at))
@@ -253,7 +253,7 @@ class Engine:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
             answered.append((i, str(oid), repeat))
-        waiting = [uow.order(k) for k in self.views.to_route if UUID(k) not in fresh]
+        waiting = [uow.order(k) for k in self.readmodels.to_route if UUID(k) not in fresh]
         batch = list(fresh.values()) + waiting
         if batch:
             self._route(uow, batch, at)
@@ -276,7 +276,7 @@ class Engine:
             if cmd.lat is None or cmd.lon is None:
                 raise InvalidInput("lat" if cmd.lat is None else "lon", "a delivery order needs the delivery location")
             lat, lon = cmd.lat, cmd.lon
-        if cmd.member is not None and cmd.member not in self.views.members:
+        if cmd.member is not None and cmd.member not in self.readmodels.members:
             raise NotFound("member", f"unknown member {cmd.member!r}")
         return lines, lat, lon
 
@@ -292,14 +292,14 @@ class Engine:
         )
 
     def network_state(self, at: float) -> NetworkState:
-        atp = self.views.atp
+        atp = self.readmodels.atp
         return NetworkState(
             network=self.network, node_ids=atp.node_ids, sku_ids=atp.sku_ids, atp=atp.atp(),
-            capacity_left=self.views.capacity_left(at), now=at,
+            capacity_left=self.readmodels.capacity_left(at), now=at,
         )
 
     def _route(self, uow: UnitOfWork, orders: list[Order], at: float) -> None:
-        members = self.views.members
+        members = self.readmodels.members
         requests = [
             OrderToRoute(
                 key=str(o.id), lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
@@ -340,7 +340,7 @@ class Engine:
         """Parts the node neither accepted nor declined in time go back to routing."""
         now, timeout = self.clock.now(), self.settings.accept_timeout_s
         due = []
-        for key, routed_at in self.views.awaiting.items():  # oldest first: parts are kept in the order routed
+        for key, routed_at in self.readmodels.awaiting.items():  # oldest first: parts are kept in the order routed
             if routed_at + timeout > now:
                 break  # the rest are younger (a clock stepped back only delays them by the step)
             due.append(key)
@@ -356,13 +356,13 @@ class Engine:
         return self._transaction(work)
 
     def order_status(self, order_id: str) -> OrderReply:
-        record = self.views.orders.get(str(order_uuid(order_id)))
+        record = self.readmodels.orders.get(str(order_uuid(order_id)))
         if record is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         return order_reply(record)
 
     def order_reply(self, key: str) -> OrderReply:
-        return order_reply(self.views.orders[key])
+        return order_reply(self.readmodels.orders[key])
 
     # -- stock ---------------------------------------------------------
     def lines(self, lines: list[Line]) -> dict[str, int]:
@@ -379,7 +379,7 @@ class Engine:
         return sku
 
     def stock(self, node: str, skus: list[str] | None = None) -> StockReply:
-        view = self.views.atp
+        view = self.readmodels.atp
         if node not in view.node_index:
             raise NotFound("node", f"unknown node {node!r}")
         i = view.node_index[node]
@@ -393,7 +393,7 @@ class Engine:
 
     def find_stock(self, q: FindStock) -> StockNearby:
         """Nodes that could serve the location and hold the SKU ("which nearby stores have it")."""
-        view = self.views.atp
+        view = self.readmodels.atp
         j = view.sku_index.get(self.sku(q.sku))
         nodes = self.network.nodes
         lat = np.array([n.lat for n in nodes])
@@ -411,7 +411,7 @@ class Engine:
 
     # -- members -------------------------------------------------------
     def member(self, member: str) -> MemberReply:
-        m = self.views.members.get(member)
+        m = self.readmodels.members.get(member)
         if m is None:
             raise NotFound("member", f"unknown member {member!r}")
         return MemberReply(member=member, node=m["node"], points=m["points"], identities=dict(m["identities"]))

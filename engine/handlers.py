@@ -143,7 +143,7 @@ def sign_up(e: "Engine", uow: UnitOfWork, cmd: SignUpMember, at: float) -> str:
     node = e.nodes.get(cmd.node)
     if node is None:
         raise NotFound("node", f"unknown node {cmd.node!r}")
-    if cmd.member in e.views.members:
+    if cmd.member in e.readmodels.members:
         raise Conflict("member", f"member {cmd.member} is already signed up")
     phone_hash = hashlib.sha256((e.settings.phone_salt + cmd.phone).encode()).hexdigest() if cmd.phone else None
     uow.add(Member.sign_up(member=cmd.member, node=cmd.node, via=cmd.via, at=at, clerk=cmd.clerk,

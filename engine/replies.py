@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from engine.readmodels import OrderRecord
+from engine.readmodels.orders import OrderRecord
 
 
 class PartReply(msgspec.Struct, frozen=True):

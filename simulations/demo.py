@@ -94,7 +94,7 @@ class World:
 def _next_lunch(engine: Engine, clock: ShiftedClock) -> str:
     """A rerun on the same store plays the next day's lunch: an earlier
     run's orders hold the delivery slots of its own lunch hour."""
-    last = max((r.placed_at for r in engine.views.orders.values()), default=0.0)
+    last = max((r.placed_at for r in engine.readmodels.orders.values()), default=0.0)
     start = lunch_time(engine.network.timezone)
     while start <= last:
         start += 86400
@@ -294,7 +294,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _summary(engine: Engine, report: dict, service: O2OService) -> None:
-    kpis = engine.views.kpis()
+    kpis = engine.readmodels.kpis()
     replies = report["decisions"]
     kinds = {n.id: n.kind for n in engine.network.nodes}
     first = [r["first_decision"] or {"outcome": r["status"], "parts": r["parts"], "reason": r["reason"]}

@@ -15,7 +15,7 @@ from domain import ids
 from domain.commands import AcceptOrder, CancelOrder, DeclineOrder, Line, ReportProgress, SubmitOrder
 from domain.network import Network
 from engine.store.eventlog import EventLog
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
 from simulations.run import PartPlan, Routed, simulated_parts
 from engine.config import Batching
@@ -35,13 +35,13 @@ class Recorded:
     last: float = 0.0
 
 
-def read(store: str, network: Network) -> tuple[Recorded, Projections, int]:
+def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
     """The record of a day, and its read models rebuilt from the store."""
     node_of = {ids.inventory_id(n.id): n.id for n in network.nodes}
     orders, sales, deliveries = [], [], []
     routed_at: dict[tuple[str, str], float] = {}
     rec = Recorded(Day(orders, sales), deliveries, routed_at)
-    views = Projections(network)
+    views = ReadModels(network)
     log = EventLog(store)
     events = 0
     try:

@@ -19,7 +19,7 @@ CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "c
 
 
 def kpis(o: Outcome) -> dict:
-    return kpis_of(o.engine.views, o.network, o.pos_short, o.engine.last_notification_id())
+    return kpis_of(o.engine.readmodels, o.network, o.pos_short, o.engine.last_notification_id())
 
 
 def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
@@ -103,7 +103,7 @@ def _peak_slot(views, network) -> Counter:
 
 
 def nodes(o: Outcome) -> list[dict]:
-    return nodes_of(o.engine.views, o.network)
+    return nodes_of(o.engine.readmodels, o.network)
 
 
 def nodes_of(views, network) -> list[dict]:
@@ -139,7 +139,7 @@ def nodes_of(views, network) -> list[dict]:
 
 
 def hourly(o: Outcome) -> list[dict]:
-    return hourly_of(o.engine.views, o.network)
+    return hourly_of(o.engine.readmodels, o.network)
 
 
 def hourly_of(views, network) -> list[dict]:
@@ -163,7 +163,7 @@ def conservation(o: Outcome) -> list[str]:
     """Per node and SKU: end = start + replenished - sold online - sold at POS.
     Start, deliveries and counter sales are the simulator's own books; online
     sales are the parts handed over. Returns the breaks."""
-    view = o.engine.views.atp
+    view = o.engine.readmodels.atp
     expected = np.zeros_like(view.on_hand)
 
     def add(node: str, sku: str, qty: int) -> None:
@@ -176,7 +176,7 @@ def conservation(o: Outcome) -> list[str]:
         add(node, sku, q)
     for (node, sku), q in o.pos_sold.items():
         add(node, sku, -q)
-    for r in o.engine.views.orders.values():
+    for r in o.engine.readmodels.orders.values():
         for node, part in r.parts.items():
             if part.status == "handed_over" or r.status == "completed":
                 for sku, q in part.lines.items():

@@ -221,7 +221,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
 
     def schedule(order_ids: list[str], now: float) -> None:
         for oid in order_ids:
-            r = engine.views.orders.get(oid)
+            r = engine.readmodels.orders.get(oid)
             if r is None:
                 continue
             if r.status == "placed":
@@ -231,7 +231,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                     continue
                 scheduled.add((oid, node))
                 n = nodes[node]
-                slot, used = engine.views.slot_used.get(node, (-1, 0))
+                slot, used = engine.readmodels.slot_used.get(node, (-1, 0))
                 fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
                 cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes))
                 answer = min((_bucket(t) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))), default=math.inf)
@@ -255,7 +255,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         nonlocal batch, deadline
         clock.advance_to(max(at, clock.now()))
         cmds, batch, deadline = batch, [], None
-        watching.update(engine.views.to_route)  # declined or expired: routed again in this batch
+        watching.update(engine.readmodels.to_route)  # declined or expired: routed again in this batch
         results = engine.submit_batch(cmds)
         progress(len(cmds))
         ids = [r.order_id for r in results if not isinstance(r, DomainError)]
@@ -281,11 +281,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 tick_after(t)
         elif kind == "timer":
             engine.expire_due()
-            watching.update(engine.views.to_route)
-            if engine.views.to_route:
+            watching.update(engine.readmodels.to_route)
+            if engine.readmodels.to_route:
                 engine.route_pending()
             schedule(sorted(watching), clock.now())
-            watching.intersection_update(k for k in watching if engine.views.orders[k].status == "placed")
+            watching.intersection_update(k for k in watching if engine.readmodels.orders[k].status == "placed")
         elif kind == "sale":
             _sell(engine, out, item)
         elif kind == "cancel":
@@ -313,7 +313,7 @@ def _bucket(t: float) -> float:
 def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
     """A counter customer buys what is on the shelf (unreserved) and goes
     without the rest: a sale missing an item counts as a counter stock-out."""
-    view = engine.views.atp
+    view = engine.readmodels.atp
     i = view.node_index[sale.node]
     lines = {k: q for k, q in sale.lines.items() if view.on_hand[i, view.sku_index[k]] - view.reserved[i, view.sku_index[k]] >= q}
     out.pos_customers += 1
@@ -324,7 +324,7 @@ def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
 
 
 def _stock_matrix(engine: Engine, stock: dict[str, dict[str, int]]) -> np.ndarray:
-    view = engine.views.atp
+    view = engine.readmodels.atp
     m = np.zeros_like(view.on_hand)
     for node, lines in stock.items():
         for sku, q in lines.items():
@@ -334,7 +334,7 @@ def _stock_matrix(engine: Engine, stock: dict[str, dict[str, int]]) -> np.ndarra
 
 def _replenish(engine: Engine, out: Outcome, target: np.ndarray) -> None:
     """Tops every node up to its starting stock."""
-    view = engine.views.atp
+    view = engine.readmodels.atp
     gap = target - view.on_hand
     for i in np.flatnonzero((gap > 0).any(axis=1)):
         node = view.node_ids[i]

@@ -34,7 +34,7 @@ def restart(network_file: str, url: str, snapshots: bool) -> dict[str, Any]:
     t1, c1 = time.perf_counter(), time.process_time()
     versions = [engine.store.get(ids.inventory_id(n.id)).version for n in network.nodes]
     loaded, loaded_cpu = time.perf_counter() - t1, time.process_time() - c1
-    events = engine.views.last_notification_id
+    events = engine.readmodels.last_notification_id
     engine.close()
     return {
         "events": events, "load_average": round(load, 2), "open_seconds": round(opened, 4),

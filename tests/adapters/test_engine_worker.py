@@ -46,7 +46,7 @@ def submit(n: int, **kw) -> tuple[list, int, Engine]:
 def test_orders_within_the_window_are_routed_as_one_batch():
     results, batches, engine = submit(10, window_ms=200, max_batch=500)
     assert batches == 1 and all(r.status in ("routed", "rejected") for r in results)
-    assert engine.views.kpis()["orders"] == 10
+    assert engine.readmodels.kpis()["orders"] == 10
 
 
 def test_a_batch_closes_at_its_size():

@@ -22,7 +22,7 @@ def test_state_prints_stock_and_orders_of_a_sqlite_store_and_writes_nothing(tmp_
     reply = engine.submit(SubmitOrder(channel="app", external_id="1", lines=[Line(network.skus[0].id, 1)],
                                       lat=store.lat, lon=store.lon))
     events = engine.last_notification_id()
-    live = engine.views.state()
+    live = engine.readmodels.state()
     engine.close()
 
     assert main(["state", "--store", url]) == 0

@@ -12,7 +12,7 @@ from domain.commands import (
 from domain.errors import Conflict, InvalidInput, NotFound
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from tests.conftest import garbage_left
 from tests.engine.network_fixture import at_km, small_network
 
@@ -140,10 +140,10 @@ def test_parts_expire_oldest_first_and_only_once_their_own_time_is_up(engine, cl
     engine.accept(AcceptOrder(order_id=accepted.order_id))
     clock.advance_to(T0 + timeout + 50)
     assert engine.expire_due() == 1
-    assert engine.views.orders[early.order_id].reroutes == 1 and engine.views.orders[late.order_id].reroutes == 0
+    assert engine.readmodels.orders[early.order_id].reroutes == 1 and engine.readmodels.orders[late.order_id].reroutes == 0
     clock.advance_to(T0 + 100 + timeout)
     assert engine.expire_due() == 1
-    assert engine.views.orders[late.order_id].reroutes == 1
+    assert engine.readmodels.orders[late.order_id].reroutes == 1
     assert engine.order_status(accepted.order_id).status == "accepted"
 
 
@@ -198,10 +198,10 @@ def test_the_read_models_rebuilt_from_the_stored_events_equal_the_live_ones(engi
     engine.submit_batch([order("o2", km=2, B=2), order("o3", km=4, A=3, C=1)])
     engine.decline(DeclineOrder(order_id=a.order_id))
     engine.sell(SellOverCounter(node="S3", sale_id="p1", lines=[Line("B", 1)]))
-    rebuilt = Projections(small_network())
+    rebuilt = ReadModels(small_network())
     for notification_id, event in engine.stored_events():
         rebuilt.apply(event, notification_id)
-    assert rebuilt.state() == engine.views.state()
+    assert rebuilt.state() == engine.readmodels.state()
 
 
 def test_many_node_steps_are_stored_in_one_transaction_and_a_refused_one_is_reported_in_its_slot(engine):

@@ -35,13 +35,13 @@ def test_a_restarted_engine_sees_what_it_stored_and_opens_no_node_twice(durable_
     clock = SimClock(T0)
     first = Engine(small_network(), clock=clock, store=durable_url).start()
     reply = first.submit(order("o1", A=2))
-    state, events = first.views.state(), first.last_notification_id()
+    state, events = first.readmodels.state(), first.last_notification_id()
     first.close()
 
     again = Engine(small_network(), clock=clock, store=durable_url).start()
     try:
         assert again.last_notification_id() == events  # nothing opened again
-        assert again.views.state() == state
+        assert again.readmodels.state() == state
         repeat = again.submit(order("o1", A=2))
         assert repeat.repeat and repeat.order_id == reply.order_id
         assert again.last_notification_id() == events

@@ -17,7 +17,7 @@ from domain.commands import (
 from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
-from engine.readmodels import Projections
+from engine.readmodels import ReadModels
 from tests.engine.network_fixture import at_km, small_network
 
 pytestmark = pytest.mark.slow  # 40 random sequences of 25 steps, each replayed
@@ -60,7 +60,7 @@ class EngineMachine(RuleBasedStateMachine):
             return None
 
     def on_hand(self, node: str, sku: str) -> int:
-        v = self.engine.views.atp
+        v = self.engine.readmodels.atp
         return int(v.on_hand[v.node_index[node], v.sku_index[sku]])
 
     # -- stock ---------------------------------------------------------
@@ -110,7 +110,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), step=st.sampled_from(["accept", "decline", "picked", "ready", "dispatched", "delivered", "collected", "cancel"]))
     def order_step(self, data, step):
         oid = data.draw(st.sampled_from(self.orders))
-        record = self.engine.views.orders[oid]
+        record = self.engine.readmodels.orders[oid]
         node = data.draw(st.sampled_from(sorted(record.parts))) if record.parts else None
         if step == "accept":
             self.attempt(self.engine.accept, AcceptOrder(order_id=oid, node=node))
@@ -147,7 +147,7 @@ class EngineMachine(RuleBasedStateMachine):
     # -- invariants ----------------------------------------------------
     @invariant()
     def stock_is_never_overcommitted_and_is_conserved(self):
-        v = self.engine.views.atp
+        v = self.engine.readmodels.atp
         assert (v.reserved >= 0).all()
         assert (v.on_hand - v.reserved >= 0).all(), "reserved more than on hand"
         for (node, sku), expected in self.flow.items():
@@ -156,20 +156,20 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def each_order_is_in_exactly_one_known_state(self):
         for oid in self.orders:
-            record = self.engine.views.orders[oid]
+            record = self.engine.readmodels.orders[oid]
             assert record.status in STATES
             assert self.engine.log.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
 
     @invariant()
     def points_are_never_negative(self):
-        assert all(m["points"] >= 0 for m in self.engine.views.members.values())
+        assert all(m["points"] >= 0 for m in self.engine.readmodels.members.values())
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
-        rebuilt = Projections(self.network)
+        rebuilt = ReadModels(self.network)
         for nid, event in self.engine.stored_events():
             rebuilt.apply(event, nid)
-        assert rebuilt.state() == self.engine.views.state()
+        assert rebuilt.state() == self.engine.readmodels.state()
         for node, live in self.engine.inventories().items():
             replayed = self.engine.log.repository.get(ids.inventory_id(node))
             assert (replayed.on_hand, replayed.reserved, replayed.reservations) == (live.on_hand, live.reserved, live.reservations)

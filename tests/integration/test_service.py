@@ -119,7 +119,7 @@ def test_the_same_order_over_request_reply_and_over_jetstream_is_routed_once(nat
             ack = await js.publish(subject, data, headers=headers)
             assert ack.duplicate  # JetStream itself drops the second within its window
             for _ in range(100):
-                if engine.views.kpis()["orders"] >= 1 and not await _intake_pending(js):
+                if engine.readmodels.kpis()["orders"] >= 1 and not await _intake_pending(js):
                     break
                 await asyncio.sleep(0.05)
             code, again = await request(nc, "o2o.orders.submit", cmd)
@@ -176,6 +176,6 @@ def test_when_the_orders_ahead_would_take_too_long_a_submit_gets_503_instead_of_
             refused = [r for c, r in results if c == 503]
             assert refused and all("s of orders waiting" in r for r in refused)
             assert {c for c, _ in results} == {200, 503}  # every request answered: none timed out
-            assert engine.views.kpis()["orders"] == 180 + len(results) - len(refused)
+            assert engine.readmodels.kpis()["orders"] == 180 + len(results) - len(refused)
 
     run(go())

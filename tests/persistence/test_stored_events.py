@@ -64,4 +64,4 @@ def test_each_saved_event_is_told_the_notification_id_the_store_gave_it(store_ur
     stored = {n.id: (n.originator_id, n.originator_version) for n in engine.recorder.select_notifications(1, 10_000)}
     assert len(told) > 8 and [n.id for n in told] == sorted(stored)[-len(told):]
     assert all(stored[n.id] == (n.originator_id, n.originator_version) for n in told)
-    assert engine.views.last_notification_id == max(stored)
+    assert engine.readmodels.last_notification_id == max(stored)

@@ -55,6 +55,6 @@ def test_the_conservation_check_finds_a_unit_that_went_missing():
     assert conservation(outcome) == []
     outcome.pos_sold[("S001", network.skus[0].id)] += 1
     assert conservation(outcome) == [f"S001/{network.skus[0].id}: on hand "
-                                     f"{outcome.engine.views.atp.on_hand[0, 0]}, expected "
-                                     f"{outcome.engine.views.atp.on_hand[0, 0] - 1}"]
+                                     f"{outcome.engine.readmodels.atp.on_hand[0, 0]}, expected "
+                                     f"{outcome.engine.readmodels.atp.on_hand[0, 0] - 1}"]
     outcome.engine.close()

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 
 from adapters.cli import main
-from engine.store.network_file import load_sample
+from engine.readmodels import ReadModels
 from engine.store.eventlog import EventLog
-from engine.readmodels import Projections
+from engine.store.network_file import load_sample
 from simulations import results
 from simulations.runner import network_of, run_scenario
 from simulations.demand import base_day
@@ -83,10 +83,10 @@ def test_the_event_store_of_a_simulation_rebuilds_to_the_same_read_models(scenar
     network = network_of(s, folder)
     url = f"sqlite:///{tmp_path}/sim.db"
     outcome = simulate(s, network, base_day(s, network), None, url)
-    live, live_kpis = outcome.engine.views.state(), results.kpis(outcome)
+    live, live_kpis = outcome.engine.readmodels.state(), results.kpis(outcome)
     outcome.engine.close()
     log = EventLog(url)
-    rebuilt = Projections(outcome.network)
+    rebuilt = ReadModels(outcome.network)
     for nid, event in log.stored_events():
         rebuilt.apply(event, nid)
     log.close()
@@ -171,6 +171,6 @@ def test_a_simulated_day_leaves_no_cycles_of_refused_commands_behind(scenario):
     day = base_day(s, network)
     outcome, left = garbage_left(lambda: simulate(s, network, day, None, "memory:"))
     outcome.engine.close()
-    assert outcome.engine.views.kpis()["reroutes"] > 0  # nodes declined: some of their steps were refused
+    assert outcome.engine.readmodels.kpis()["reroutes"] > 0  # nodes declined: some of their steps were refused
     assert left["traceback"] == left["frame"] == 0, left
     assert gc.get_threshold()[2] < 1 << 30  # and full collections are back on

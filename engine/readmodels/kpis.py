@@ -1,0 +1,36 @@
+"""KPIs: plain queries over the read models, computed when asked."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.readmodels import ReadModels
+
+
+def kpis(models: ReadModels) -> dict[str, Any]:
+    orders = models.orders.values()
+    by_status = Counter(r.status for r in orders)
+    decided = [r for r in orders if r.max_parts > 0 or r.status == "rejected"]
+    routed = [r for r in orders if r.max_parts > 0]
+    done = [r for r in orders if r.status == "completed"]
+    kinds = {n.id: n.kind for n in models.network.nodes}
+    served_by_kitchen = sum(1 for r in done if any(kinds.get(node) == "kitchen" for node in r.parts))
+    pos = models.pos
+    return {
+        "orders": len(models.orders),
+        "orders_by_status": dict(sorted(by_status.items())),
+        "fill_rate": _ratio(len(routed), len(decided)),
+        "on_time_rate": _ratio(sum(1 for r in done if not r.late), len(done)),
+        "split_rate": _ratio(sum(1 for r in routed if r.max_parts > 1), len(routed)),
+        "average_order_value": round(sum(r.value for r in done) / len(done), 2) if done else None,
+        "reroutes": sum(r.reroutes for r in orders),
+        "kitchen_share": _ratio(served_by_kitchen, len(done)),
+        "members_by_node": dict(sorted(models.signups.items())),
+        "pos_sales": pos["sales"],
+        "pos_units": pos["units"],
+    }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 6) if b else None

@@ -1,0 +1,206 @@
+"""Orders as the engine answers about them: status, parts and first answer
+of every order, the orders that wait for routing and the parts that wait
+for their node's decision. Fed by the Order events.
+
+Records keep the event's own dicts where neither side changes them (a
+routed part's lines and cost terms: made for the event, never changed by
+the order)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+import msgspec
+
+from domain.order import PROGRESS, Order
+
+
+class PartRecord(msgspec.Struct, gc=False):
+    node: str
+    lines: dict[str, int]
+    eta_at: float
+    status: str
+    routed_at: float
+
+
+class OrderRecord(msgspec.Struct, gc=False):
+    order_id: str
+    channel: str
+    external_id: str
+    mode: str
+    value: float
+    lines: dict[str, int]
+    placed_at: float
+    promised_at: float
+    member: str | None
+    pickup_node: str | None
+    status: str = "placed"
+    parts: dict[str, PartRecord] = {}
+    pending: dict[str, int] = {}
+    reroutes: int = 0
+    max_parts: int = 0
+    reason: str | None = None
+    lost: list[dict[str, str]] = []  # the latest routing's losing candidates
+    cost: dict[str, dict[str, float]] = {}  # node -> cost terms of its routing
+    first_answer_at: float | None = None
+    first: dict[str, Any] | None = None  # the first routing answer, returned to repeats
+    handed_over_at: float | None = None
+    late: bool = False  # any part handed over after the promise
+    distance_km: float = 0.0
+    delivery_cost: float = 0.0
+
+
+_RANK = {status: i for i, status in enumerate(PROGRESS)}
+
+
+def _least(parts: dict[str, PartRecord]) -> str:
+    if len(parts) == 1:  # most orders: one part
+        return next(iter(parts.values())).status
+    return min((p.status for p in parts.values()), key=_RANK.__getitem__)
+
+
+class OrderView:
+    def __init__(self) -> None:
+        self.orders: dict[str, OrderRecord] = {}
+        self.to_route: dict[str, None] = {}  # order ids waiting for a node, in arrival order
+        self.awaiting: dict[tuple[str, str], float] = {}  # (order, node) -> routed_at
+        self._keys: dict[UUID, str] = {}  # order id -> its key in `orders`, for the order's next events
+        self._losses: dict[Any, dict[str, str]] = {}  # Loss -> its record, shared by every order that lost there
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            Order.Placed: self._placed,
+            Order.Routed: self._routed,
+            Order.Rejected: self._rejected,
+            Order.Accepted: self._part_step("accepted"),
+            Order.Declined: self._given_back,
+            Order.Expired: self._given_back,
+            Order.Picked: self._part_step("picked"),
+            Order.ReadyForPickup: self._part_step("ready"),
+            Order.Dispatched: self._part_step("dispatched"),
+            Order.HandedOver: self._handed_over,
+            Order.Cancelled: self._cancelled,
+        }
+
+    # -- caches --------------------------------------------------------
+    def _key(self, order_id: UUID) -> str:
+        """str(order_id), made once per order: formatting it again for each
+        of the order's events was a measurable share of a replay."""
+        keys = self._keys
+        key = keys.get(order_id)
+        if key is None:
+            if len(keys) >= 50_000:  # bounded: an order's events come within hours
+                keys.clear()
+            key = keys[order_id] = str(order_id)
+        return key
+
+    def _lost(self, lost: Iterable[Any]) -> list[dict[str, str]]:
+        """The losing candidates as records. One dict per (node, reason) is
+        shared by every order that lost there: nothing changes them, and one
+        per loss per order took much of the read models' memory."""
+        cache = self._losses
+        out = []
+        for x in lost:
+            d = cache.get(x)
+            if d is None:
+                if len(cache) >= 100_000:
+                    cache.clear()
+                d = cache[x] = {"node": x.node, "reason": x.reason}
+            out.append(d)
+        return out
+
+    # -- handlers ------------------------------------------------------
+    def _placed(self, e: Any) -> None:
+        oid = self._key(e.originator_id)
+        lines = e.lines
+        self.orders[oid] = OrderRecord(
+            oid, e.channel, e.external_id, e.mode, e.value, dict(lines), e.at, e.promised_at, e.member,
+            e.pickup_node, pending=dict(lines),
+        )
+        self.to_route[oid] = None
+
+    def _routed(self, e: Any) -> None:
+        key = self._keys.get(e.originator_id) or self._key(e.originator_id)  # inline: one call less per event
+        r = self.orders[key]
+        at = e.at
+        parts, costs, awaiting = r.parts, r.cost, self.awaiting
+        for p in e.parts:
+            node, cost = p.node, p.cost
+            parts[node] = PartRecord(node, p.lines, p.eta_at, "routed", at)
+            costs[node] = cost
+            r.distance_km += cost.get("distance_km", 0.0)
+            r.delivery_cost += cost.get("delivery", 0.0)
+            awaiting[(key, node)] = at
+        r.pending = {}
+        r.lost = lost = self._lost(e.lost)
+        if len(parts) > r.max_parts:
+            r.max_parts = len(parts)
+        r.status = _least(parts)
+        if r.first is None:
+            r.first_answer_at = at
+            r.first = {
+                "outcome": "routed",
+                "parts": [{"node": p.node, "lines": p.lines, "eta_at": p.eta_at, "cost": p.cost} for p in e.parts],
+                "lost": lost,
+                "reason": None,
+            }
+        self.to_route.pop(key, None)
+
+    def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
+        for node in r.parts:
+            self.awaiting.pop((r.order_id, node), None)
+        r.status = status
+        r.reason = reason
+        r.parts = {} if status != "completed" else r.parts
+        r.pending = {}
+        self.to_route.pop(r.order_id, None)
+        if r.first_answer_at is None:
+            r.first_answer_at = at
+
+    def _rejected(self, e: Any) -> None:
+        r = self.orders[self._key(e.originator_id)]
+        r.lost = self._lost(e.lost)
+        if r.first is None:
+            r.first = {"outcome": "rejected", "parts": [], "lost": r.lost, "reason": e.reason}
+        self._close(r, "rejected", e.reason, e.at)
+
+    def _cancelled(self, e: Any) -> None:
+        self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)
+
+    def _part_step(self, status: str) -> Callable[[Any], None]:
+        """The handler of a part's step to `status` (accepted, picked, ...)."""
+        accepted = status == "accepted"
+
+        def step(e: Any) -> None:
+            key = self._keys.get(e.originator_id) or self._key(e.originator_id)
+            r = self.orders[key]
+            parts = r.parts
+            parts[e.node].status = status
+            if accepted:
+                self.awaiting.pop((key, e.node), None)
+            r.status = "placed" if r.pending else _least(parts)
+
+        return step
+
+    def _given_back(self, e: Any) -> None:
+        """Declined or expired: the part's lines wait for routing again."""
+        r = self.orders[self._key(e.originator_id)]
+        part = r.parts.pop(e.node)
+        self.awaiting.pop((r.order_id, e.node), None)
+        for sku, qty in part.lines.items():
+            r.pending[sku] = r.pending.get(sku, 0) + qty
+        r.reroutes += 1
+        r.status = "placed"
+        self.to_route[r.order_id] = None
+
+    def _handed_over(self, e: Any) -> None:
+        r = self.orders[self._keys.get(e.originator_id) or self._key(e.originator_id)]
+        parts = r.parts
+        parts[e.node].status = "handed_over"
+        at = e.at
+        if at > r.promised_at + 1e-9:
+            r.late = True
+        if r.handed_over_at is None or at > r.handed_over_at:
+            r.handed_over_at = at
+        if not r.pending and all(p.status == "handed_over" for p in parts.values()):
+            r.status = "completed"
