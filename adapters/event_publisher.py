@@ -46,7 +46,8 @@ class NotStored(Exception):
     """JetStream refused a message of the page (or nobody answered for the stream)."""
 
 
-def msg_id(notification_id: int) -> str:
+def event_msg_id(notification_id: int) -> str:
+    """A published event's de-duplication key: its notification id in the store."""
     return f"o2o-{notification_id}"
 
 
@@ -183,9 +184,9 @@ class EventPublisher:
         last = notes[-1]
         publish = self.nc.publish
         for note in notes:
-            headers = {"Nats-Msg-Id": msg_id(note.id), ID_HEADER: str(note.id)}
+            headers = {"Nats-Msg-Id": event_msg_id(note.id), ID_HEADER: str(note.id)}
             if previous:
-                headers["Nats-Expected-Last-Msg-Id"] = msg_id(previous)
+                headers["Nats-Expected-Last-Msg-Id"] = event_msg_id(previous)
             # the chain makes the last ack answer for the page: a lost or refused message refuses all after it
             await publish(subject_for(note.topic), envelope(note), reply=reply if note is last else "",
                           headers=headers)

@@ -30,7 +30,8 @@ REJECTED = "o2o.rejected.intake"
 DURABLE = "o2o-engine"
 
 
-def msg_id(channel: str, external_id: str) -> str:
+def order_msg_id(channel: str, external_id: str) -> str:
+    """An order's JetStream de-duplication key: the same (channel, external id) as the engine's idempotence."""
     return f"{channel}:{external_id}"
 
 
@@ -105,4 +106,4 @@ class Intake:
 
 def intake_message(cmd: SubmitOrder) -> tuple[str, bytes, dict[str, str]]:
     """Subject, payload and headers a channel uses to publish an order."""
-    return f"o2o.intake.{cmd.channel}", msgspec.json.encode(cmd), {"Nats-Msg-Id": msg_id(cmd.channel, cmd.external_id)}
+    return f"o2o.intake.{cmd.channel}", msgspec.json.encode(cmd), {"Nats-Msg-Id": order_msg_id(cmd.channel, cmd.external_id)}

@@ -18,8 +18,8 @@ from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import SOLVERS, RouterSettings
 from simulations import plots, replay, results
 from simulations.report import html_report
-from simulations.run import simulate
-from simulations.runner import run_scenario
+from simulations.day import simulate
+from simulations.variants import run_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 replay_doc = replay.__doc__

@@ -17,7 +17,7 @@ from domain.network import Network
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
-from simulations.run import PartPlan, Routed, simulated_parts
+from simulations.day import PartPlan, Routed, simulated_parts
 from engine.config import Batching
 from simulations.scenario import Scenario
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from simulations.run import Outcome
+from simulations.day import Outcome
 
 # why a rejected order found no node, from the router's explanations, most binding first
 CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "closed"),

@@ -28,7 +28,7 @@ def roomy(network: Network) -> Network:
 def demand(scenario: str, n: int) -> tuple[Network, list[Any]]:
     """The scenario's network and n orders drawn by the simulations' generator."""
     from simulations.demand import base_day
-    from simulations.runner import network_of
+    from simulations.variants import network_of
     from simulations.scenario import load_scenario
 
     s, folder = load_scenario(scenario)

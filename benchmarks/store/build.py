@@ -27,8 +27,8 @@ def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> di
     if meta.exists() and (folder / "events.db").exists() and not rebuild:
         return {**json.loads(meta.read_text()), "reused": True}
     from simulations.demand import base_day
-    from simulations.run import simulate, variant_network
-    from simulations.runner import network_of
+    from simulations.day import simulate, variant_network
+    from simulations.variants import network_of
     from simulations.scenario import Generated, NetworkSpec, load_scenario
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from domain.commands import AcceptOrder, DeclineOrder, ReportProgress
 from engine.store.network_file import load_sample
 from simulations.demand import base_day
 from simulations.results import conservation
-from simulations.run import Routed, simulate, simulated_parts
+from simulations.day import Routed, simulate, simulated_parts
 from simulations.scenario import Behaviour, Demand, Scenario
 
 NOW = 1_796_000_000.0

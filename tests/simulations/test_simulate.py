@@ -16,9 +16,9 @@ from engine.readmodels import ReadModels
 from engine.store.eventlog import EventLog
 from engine.store.network_file import load_sample
 from simulations import results
-from simulations.runner import network_of, run_scenario
+from simulations.variants import network_of, run_scenario
 from simulations.demand import base_day
-from simulations.run import simulate, variant_network
+from simulations.day import simulate, variant_network
 from simulations.scenario import ScenarioError, load_scenario
 from tests.conftest import garbage_left
 

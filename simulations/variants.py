@@ -18,7 +18,7 @@ from engine.store.network_file import SAMPLE_NETWORK, load_network
 from simulations import results
 from simulations.demand import Day, base_day, surge_size
 from simulations.network_gen import CitySpec, generate
-from simulations.run import simulate, variant_network
+from simulations.day import simulate, variant_network
 from simulations.scenario import Scenario, Variant, load_scenario
 
 PROGRESS_EVERY = 50  # orders a worker reports at a time
