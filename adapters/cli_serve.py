@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 
 from adapters.nats_connection import CONNECTION, connection_options
+from adapters.shutdown import stop_on_signals
 from domain.errors import DomainError
 from engine.config import Backpressure, Batching, Config, EngineSettings, load_config
 from engine.routing.types import SOLVERS, RouterSettings
@@ -73,10 +73,7 @@ async def serve(args: argparse.Namespace) -> int:
         config = serve_config(args)
     except DomainError as e:
         raise SystemExit(f"o2o serve: {e}") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         async with running(config, "o2o serve", long_lived=True) as run:
             engine, relay = run.engine, run.relay

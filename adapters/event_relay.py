@@ -24,6 +24,7 @@ from typing import Any
 
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.nats_connection import connect, connection_options
+from adapters.shutdown import stop_on_signals
 
 READY = "relay publishing"
 
@@ -55,12 +56,9 @@ async def relay(args: argparse.Namespace) -> int:
             print(f"o2o relay: {e}", file=sys.stderr, flush=True)
             return 2
         print(f"{READY} {describe(args.store)} from event {publisher.last + 1}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         if args.exit_with_parent:
-            loop.create_task(_watch_parent(os.getppid(), stop))
+            asyncio.get_running_loop().create_task(_watch_parent(os.getppid(), stop))
         await stop.wait()
         await publisher.stop()
         print(f"relay stopped after event {publisher.last}", flush=True)

@@ -104,6 +104,15 @@ class Intake:
             await self.sub.unsubscribe()
 
 
+async def publish_orders(js: Any, cmds: list[SubmitOrder]) -> list[Any]:
+    """Publishes orders to the intake as a channel does, all in flight at once; their acks, in order."""
+    acks = []
+    for cmd in cmds:
+        subject, payload, headers = intake_message(cmd)
+        acks.append(await js.publish_async(subject, payload, headers=headers))
+    return list(await asyncio.gather(*acks))
+
+
 def intake_message(cmd: SubmitOrder) -> tuple[str, bytes, dict[str, str]]:
     """Subject, payload and headers a channel uses to publish an order."""
     return f"o2o.intake.{cmd.channel}", msgspec.json.encode(cmd), {"Nats-Msg-Id": order_msg_id(cmd.channel, cmd.external_id)}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 import nats
+
+from adapters.shutdown import stop_on_signals
 
 
 async def serve(url: str, subject: str) -> None:
@@ -25,10 +26,7 @@ async def serve(url: str, subject: str) -> None:
     await nc.subscribe(subject, queue="echo", cb=echo, pending_msgs_limit=-1, pending_bytes_limit=-1)
     await nc.flush()
     print("echo ready", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await stop.wait()
     await nc.drain()
 

@@ -21,7 +21,7 @@ import msgspec
 from tqdm import tqdm
 
 from adapters.event_publisher import STREAM as EVENTS_STREAM
-from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, intake_message
+from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, publish_orders
 from adapters.service import O2OService
 from domain import ids
 from domain.commands import (
@@ -179,11 +179,7 @@ async def _intake(world: World, customers: Customers, n: int, report: dict) -> l
     sent twice, as a platform retrying after a lost ack would."""
     js = world.nc.jetstream()
     orders = [customers.order(customers.rng.choice(PLATFORMS)) for _ in range(n)]
-    acks = []
-    for cmd in orders + orders[:1]:
-        subject, payload, headers = intake_message(cmd)
-        acks.append(await js.publish_async(subject, payload, headers=headers))
-    acks = await asyncio.gather(*acks)
+    acks = await publish_orders(js, orders + orders[:1])
     report["intake"] = len(orders)
     report["intake_duplicates"] = sum(1 for a in acks if a.duplicate)
     with tqdm(total=len(orders), desc="orders (JetStream intake)", unit="order") as bar:

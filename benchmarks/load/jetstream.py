@@ -14,7 +14,7 @@ def intake_burst(url: str, batch: list[Any], timeout: float = 300) -> dict[str, 
 
     import nats
 
-    from adapters.intake import DURABLE, STREAM, intake_message
+    from adapters.intake import DURABLE, STREAM, publish_orders
 
     async def burst() -> dict[str, Any]:
         nc = await nats.connect(url, pending_size=256 * 1024 * 1024)
@@ -22,11 +22,7 @@ def intake_burst(url: str, batch: list[Any], timeout: float = 300) -> dict[str, 
         try:
             before = (await js.consumer_info(STREAM, DURABLE)).ack_floor.stream_seq
             start = time.perf_counter()
-            acks = []
-            for cmd in batch:
-                subject, payload, headers = intake_message(cmd)
-                acks.append(await js.publish_async(subject, payload, headers=headers))
-            await asyncio.gather(*acks)
+            await publish_orders(js, batch)
             published = time.perf_counter() - start
             while True:
                 info = await js.consumer_info(STREAM, DURABLE)

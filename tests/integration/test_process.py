@@ -13,7 +13,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from adapters.embedded_nats import EmbeddedNats
 from adapters.event_publisher import ID_HEADER, STREAM
-from adapters.intake import intake_message
+from adapters.intake import publish_orders
 from domain import ids
 from domain.commands import Line, SubmitOrder
 from engine.store.network_file import load_sample
@@ -85,11 +85,7 @@ def test_killed_while_consuming_intake_every_order_is_routed_once_and_the_stream
     async def publish_and_kill():
         nc = await nats.connect(nats_server.url)
         js = nc.jetstream()
-        acks = []
-        for cmd in batch:
-            subject, data, headers = intake_message(cmd)
-            acks.append(await js.publish_async(subject, data, headers=headers))
-        await asyncio.gather(*acks)
+        await publish_orders(js, batch)
         while (await js.consumer_info("O2O_INTAKE", "o2o-engine")).ack_floor.consumer_seq < 300:
             await asyncio.sleep(0.005)  # until a first batch is stored and acknowledged
         first.kill()  # mid-consumption, no goodbye
