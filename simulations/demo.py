@@ -127,7 +127,7 @@ async def play(engine: Engine, service: O2OService, nc: Any, clock: ShiftedClock
     world = World(nc)
     await _morning_delivery(world, engine)
     report = await _play(world, network, orders, intake, seed)
-    await _published(nc, engine)
+    await _published(nc, engine, service)
     _summary(engine, report, service)
     return report
 
@@ -274,13 +274,16 @@ async def _gather(items: list, fn: Any, desc: str) -> list:
         return await asyncio.gather(*(one(i) for i in items))
 
 
-async def _published(nc: Any, engine: Engine, timeout: float = 10.0) -> None:
-    """Waits until the event stream holds every stored event."""
+async def _published(nc: Any, engine: Engine, service: O2OService, timeout: float = 10.0) -> None:
+    """Waits until the event stream holds every stored event and the
+    publisher has had the stream's ack for the last of them."""
     js = nc.jetstream()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        stored = engine.last_notification_id()
         info = await js.stream_info(EVENTS_STREAM)
-        if info.state.last_seq and info.state.messages >= engine.last_notification_id():
+        acked = service.publisher.last if service.publisher else stored
+        if info.state.last_seq and info.state.messages >= stored and acked >= stored:
             return
         await asyncio.sleep(0.05)
 
