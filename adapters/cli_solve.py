@@ -16,13 +16,14 @@ from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip, solver_output_to_stderr
 from engine.routing.optimal import solve_optimal
 from engine.routing.problem_file import ProblemFile, to_answer, to_problem
+from engine.routing.types import SOLVERS, RouterSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("solve", help="solve an assignment problem file and print the answer as JSON",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("problem", help="problem file (JSON), or - for stdin")
-    p.add_argument("--solver", choices=["greedy", "optimal", "exact"], default="optimal")
+    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
     p.add_argument("--time-limit", type=float, default=10.0,
                    help="seconds for the optimal solver (default 10); exact has none")
     p.add_argument("--gap", type=float, default=1e-4,

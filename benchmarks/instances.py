@@ -36,7 +36,11 @@ def make_network(seed: int = 1000, n_nodes: int = 600, n_skus: int = 2000) -> Ne
 
 
 def make_instance(n_orders: int, regime: str, seed: int = 0, network: Network | None = None,
-                  n_promo: int = 3) -> Instance:
+                  n_promo: int = 3, promo_share: tuple[float, float] = (0.04, 0.10), capacity: float | None = None,
+                  orders_uniform: bool = False) -> Instance:
+    """capacity: x the average demand per node (default: the regime's);
+    orders_uniform: orders spread evenly over the nodes' bounding box
+    rather than around the stores (benchmarks/families.py)."""
     rng = np.random.default_rng(seed)
     network = network or make_network(1000 + seed)
     n_nodes, n_skus = len(network.nodes), len(network.skus)
@@ -45,10 +49,13 @@ def make_instance(n_orders: int, regime: str, seed: int = 0, network: Network | 
     weight = rng.lognormal(0.0, 0.6, n_nodes)
     origin = rng.choice(n_nodes, n_orders, p=weight / weight.sum())
     xy = node_xy[origin] + rng.normal(0, 1.5, (n_orders, 2))
+    if orders_uniform:
+        xy = rng.uniform(node_xy.min(axis=0), node_xy.max(axis=0), (n_orders, 2))
+        origin = np.argmin(((xy[:, None, :] - node_xy[None, :, :]) ** 2).sum(axis=2), axis=1)  # the nearest node
     popularity = 1 / np.arange(1, n_skus + 1) ** 1.1
     popularity /= popularity.sum()
     promo = rng.choice(np.arange(50, n_skus), n_promo, replace=False)
-    promo_share = rng.uniform(0.04, 0.10, n_promo)  # 10-30% of orders hold one
+    promo_share = rng.uniform(*promo_share, n_promo)  # default: 10-30% of orders hold one
     orders, demand = [], np.zeros(n_skus)
     prices = np.array([s.price for s in network.skus])
     for i in range(n_orders):
@@ -72,7 +79,8 @@ def make_instance(n_orders: int, regime: str, seed: int = 0, network: Network | 
         supply = int(demand[j] / 1.3)
         atp[:, j] = rng.multinomial(supply, near / near.sum())
     per_node = n_orders / n_nodes
-    capacity = np.full(n_nodes, max(1, int(round(REGIMES[regime] * per_node))), dtype=np.int64)
+    ratio = REGIMES[regime] if capacity is None else capacity
+    capacity_left = np.full(n_nodes, max(1, int(round(ratio * per_node))), dtype=np.int64)
     state = NetworkState(network=network, node_ids=[n.id for n in network.nodes], sku_ids=[s.id for s in network.skus],
-                         atp=atp, capacity_left=capacity, now=NOW)
+                         atp=atp, capacity_left=capacity_left, now=NOW)
     return Instance(f"{regime} {n_orders}", orders, state)

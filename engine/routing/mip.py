@@ -83,11 +83,15 @@ def solve_mip(
     time_limit_s: float | None = None,
     solver: str = "highs",
     hint: list[dict[int, list[int]]] | None = None,
+    params: str | None = None,
 ) -> Solution:
     """Solves the orders given (all by default) against the stock and
     capacity given (the problem's by default); parts of other orders stay
     empty, and the objective and bound are over the orders given. A hint
-    (whole orders only) is a starting answer for solvers that take one."""
+    (whole orders only) is a starting answer for solvers that take one;
+    params: the solver's own parameters (text), in place of ours. Status
+    "infeasible" only when the solver proved it; "unknown" when it found no
+    answer in its time."""
     orders = np.arange(problem.n_orders) if orders is None else np.asarray(orders, dtype=np.int64)
     stock = problem.stock if stock is None else stock
     capacity = problem.capacity if capacity is None else capacity
@@ -106,9 +110,9 @@ def solve_mip(
         col[_pairs_of(problem, orders)] = np.arange(len(lb))
         start = np.zeros(len(lb))
         start[col[problem.pair_of(*flat(hint, orders))]] = 1.0
-    s, status = _run(lb, ub, obj, rows, integral, time_limit_s, solver, start)
+    s, status = _run(lb, ub, obj, rows, integral, time_limit_s, solver, start, params)
     if status not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
-        return Solution(parts, "infeasible", float("inf"))  # also: no answer found in the time
+        return Solution(parts, "infeasible" if status == mbh.SolveStatus.INFEASIBLE else "unknown", float("inf"))
     decode(np.round(s.variable_values()).astype(int), parts)
     pen = problem.penalty[orders]  # the model leaves out the constant: every finite penalty
     bound = float(s.best_objective_bound() + pen[np.isfinite(pen)].sum())
@@ -117,17 +121,18 @@ def solve_mip(
 
 
 def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
-                     solver: str = "glop") -> tuple[np.ndarray, np.ndarray] | None:
+                     solver: str = "glop") -> tuple[np.ndarray, np.ndarray] | str:
     """The LP relaxation of the whole-order model: (pairs, their x values),
-    or None if it has no solution. On these batches it is nearly integral."""
+    or why there is none: "infeasible" (proven: then so is the integer
+    problem) or "unknown". On these batches it is nearly integral."""
     lb, ub, obj, _, rows, _ = _build_whole(problem, orders, stock, capacity)
     s, status = _run(lb, ub, obj, rows, None, None, solver)
     if status != mbh.SolveStatus.OPTIMAL:
-        return None
+        return "infeasible" if status == mbh.SolveStatus.INFEASIBLE else "unknown"
     return _pairs_of(problem, orders), s.variable_values()
 
 
-def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver, start=None):
+def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver, start=None, params=None):
     model = mbh.ModelBuilderHelper()
     model.fill_model_from_sparse_data(lb, ub, obj, np.concatenate(rows.lo) if rows.lo else np.zeros(0),
                                       np.concatenate(rows.hi) if rows.hi else np.zeros(0), rows.matrix(len(lb)))
@@ -140,7 +145,9 @@ def _run(lb, ub, obj, rows: Rows, integral, time_limit_s, solver, start=None):
     s = mbh.ModelSolverHelper(solver)
     if time_limit_s is not None:
         s.set_time_limit_in_seconds(time_limit_s)
-    if solver == "highs":
+    if params is not None:
+        s.set_solver_specific_parameters(params)
+    elif solver == "highs":
         s.set_solver_specific_parameters("threads=1\nmip_rel_gap=1e-6\noutput_flag=false\nlog_to_console=false\n")
     elif solver == "glop":
         s.set_solver_specific_parameters("use_preprocessing:false")  # costs more than it saves on these LPs (benchmarks/README.md)

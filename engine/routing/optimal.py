@@ -19,14 +19,16 @@ import numpy as np
 
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip, solve_relaxation
-from engine.routing.problem import INF, Problem, Solution, objective
+from engine.routing.problem import INF, Problem, Solution, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
+from engine.routing.repair import feasible_first
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_MIP_S = 0.05  # time the MIP on an LP's fractional rest gets even when the LP used up the budget
 MIN_IMPROVE_S = 0.05  # a whole-component MIP is not worth starting with less time than this
 SMALL = 16  # up to this many orders, "each at its cheapest" is checked in plain Python first
 IMPROVER = "scip"  # takes a starting answer (HiGHS through model_builder cannot)
+DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Answer:
     objective: float
     bound: float
     proven: bool
+    infeasible: bool = False  # proven: no answer places every must-assign order
 
     def gap(self) -> float:
         if not np.isfinite(self.objective):
@@ -77,11 +80,14 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         groups.insert(0, (np.sort(np.concatenate(small)), False))
     answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
-        if a.gap() > rel_gap and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
+        if a.gap() > rel_gap and not a.infeasible and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
     proven = all(a.proven for a in answers)
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
-        return _no_worse_than_greedy(problem, Solution(parts, "infeasible", float("inf")))
+        # infeasible only when proven: a must-assign order with no allowed node, or a component proven so
+        nowhere = np.isinf(work.penalty) & (work.pair_ptr[1:] == work.pair_ptr[:-1])
+        status = "infeasible" if nowhere.any() or any(a.infeasible for a in answers) else "unknown"
+        return _no_worse_than_greedy(problem, Solution(parts, status, float("inf")))
     value = objective(problem, parts)
     # the bound: what is decided outright costs what it costs; the rest is bounded per component
     bound = value + sum(a.bound - a.objective for a in answers)
@@ -130,36 +136,79 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
-    fractional rest; a small one goes to a MIP whole (a proof is cheap there)."""
-    rest, bound, floor = orders, -np.inf, 0.0
+    fractional rest; a small one goes to a MIP whole (a proof is cheap there).
+    Must-assign orders that greedy cannot place get a feasible answer first
+    (repair.py), which the MIP then starts from."""
+    rest, bound, floor, lp = orders, -np.inf, 0.0, None
     relaxed = None if work.split else _relax(work, orders, stock, capacity)
-    if relaxed is not None:
+    if relaxed == "infeasible":  # then so is the integer problem
+        return Answer(orders, np.inf, np.inf, False, infeasible=True)
+    if isinstance(relaxed, tuple):
         pairs, x, bound = relaxed
+        lp = (pairs, x)
         fractional = _fractional(work, pairs, x)
         if large or not fractional[orders].any():
             rest = _fix(work, orders, pairs, x, fractional, parts, stock, capacity)
             floor = MIN_MIP_S  # the fractional rest is small: worth solving even past the budget
-    proven = False
+    proven = infeasible = False
     if len(rest):
+        start = _feasible_start(work, rest, stock, capacity, deadline, lp)
         left = max(deadline - time.perf_counter(), floor)
-        sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > 0.005 else None
-        if sol is None or sol.status == "infeasible":
-            sol = _greedy_on(work, rest, stock, capacity)
+        if start is None:
+            sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > 0.005 else None
+        else:  # HiGHS takes no starting answer through model_builder: the solver that does
+            sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=IMPROVER, hint=start.parts) \
+                if left > 0.005 else None
+        if sol is not None and sol.status == "infeasible" and rest is orders:
+            infeasible = True  # proven by the solver on the whole component
+        if sol is None or sol.status in ("infeasible", "unknown") or (
+                start is not None and start.objective < sol.objective - 1e-9):
+            sol = start if start is not None else _greedy_on(work, rest, stock, capacity)
         elif rest is orders:  # the MIP saw the whole component: its bound holds for it
             proven, bound = sol.status == "optimal", max(bound, sol.bound if sol.bound is not None else -np.inf)
         for o in rest:
             parts[o] = sol.parts[o]
         _take(work, parts, rest, stock, capacity)
     value = objective(work, parts, orders)
-    return Answer(orders, value, bound, proven or (len(rest) == 0 and value <= bound + 1e-9 * max(1.0, abs(bound))))
+    return Answer(orders, value, bound, proven or (len(rest) == 0 and value <= bound + 1e-9 * max(1.0, abs(bound))),
+                  infeasible)
+
+
+def _feasible_start(work: Problem, orders: np.ndarray, stock, capacity, deadline: float, lp) -> Solution | None:
+    """A feasible answer for must-assign orders a greedy pass cannot place
+    (None when there are none, or none was found). The repair may take the
+    whole budget (a feasible answer first); the cost descent at most a
+    fifth of what is left after it."""
+    if work.split or not np.isinf(work.penalty[orders]).any():
+        return None
+    greedy = _greedy_on(work, orders, stock, capacity)
+    if greedy.status != "infeasible":
+        return None
+    now = time.perf_counter()
+    pairs = feasible_first(work, orders, stock, capacity, deadline, lp=lp, descend_share=DESCEND_SHARE)
+    if pairs is None:
+        return None
+    nodes = np.full(work.n_orders, -1)
+    nodes[orders] = work.pair_node[np.maximum(pairs, 0)]
+    nodes[orders[pairs < 0]] = -1
+    sol_parts = whole(work, nodes.tolist())
+    return Solution(sol_parts, "feasible", objective(work, sol_parts, orders))
 
 
 def _improve(work: Problem, a: Answer, parts, stock, capacity, deadline: float) -> None:
     """A MIP over the whole component, started from its answer, for the rest of the budget."""
     _take(work, parts, a.orders, stock, capacity, sign=-1)  # the component's own use back
+    if not np.isfinite(a.objective):  # a must-assign order left out (the LP's fix left it no room): repair first
+        start = _feasible_start(work, a.orders, stock, capacity, deadline, None)
+        if start is not None:
+            for o in a.orders:
+                parts[o] = start.parts[o]
+            a.objective = start.objective
     sol = solve_mip(work, a.orders, stock, capacity, time_limit_s=deadline - time.perf_counter(),
                     solver=IMPROVER, hint=parts)
-    if sol.status != "infeasible":
+    if sol.status == "infeasible":
+        a.infeasible = True
+    elif sol.status != "unknown":
         if sol.objective < a.objective - 1e-9:
             for o in a.orders:
                 parts[o] = sol.parts[o]
@@ -185,10 +234,10 @@ def _assign(problem: Problem, pairs: np.ndarray, parts: list[dict[int, list[int]
 
 
 def _relax(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray):
-    """The LP relaxation: (pairs, x, the LP's value — a lower bound for these orders), or None."""
+    """The LP relaxation: (pairs, x, the LP's value — a lower bound for these orders), or why there is none."""
     relaxed = solve_relaxation(problem, orders, stock, capacity)
-    if relaxed is None:
-        return None
+    if isinstance(relaxed, str):
+        return relaxed
     pairs, x = relaxed
     pen = problem.penalty[orders]
     served = np.bincount(problem.pair_order[pairs], x, problem.n_orders)[orders]

@@ -76,7 +76,7 @@ class Solution:
     """parts[o]: node -> indices of o's lines served there; empty: unserved."""
 
     parts: list[dict[int, list[int]]]
-    status: str  # optimal | feasible | infeasible
+    status: str  # optimal | feasible | infeasible (proven, or greedy left a must-assign order out) | unknown
     objective: float
     bound: float | None = None  # proven lower bound, when a solver gives one
 

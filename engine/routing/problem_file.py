@@ -52,9 +52,10 @@ class Assignment(Struct, omit_defaults=True):
 
 class SolutionFile(Struct):
     # optimal: proven; feasible: not proven (bound, if given, is a lower bound on the optimum);
-    # infeasible: no answer that assigns every must-assign order (proven only by exact)
-    status: Literal["optimal", "feasible", "infeasible"]
-    objective: float | None  # null when infeasible
+    # infeasible: proven that no answer assigns every must-assign order (greedy: it did not place them all);
+    # unknown: no such answer found in the time, infeasibility not proven
+    status: Literal["optimal", "feasible", "infeasible", "unknown"]
+    objective: float | None  # null when infeasible or unknown
     assignments: list[Assignment]
     unassigned: list[str]
     solve_ms: float
@@ -128,8 +129,8 @@ def to_answer(f: ProblemFile, solution: Solution, started: float, solver: str) -
         for n, idx in sorted(parts.items()):
             lines = [spec.lines[i].sku for i in idx] if len(parts) > 1 else None
             assignments.append(Assignment(order=spec.id, node=f.nodes[n].id, lines=lines))
-    # infeasible: what was placed is still shown; the must-assign orders left out are among the unassigned
-    infeasible = solution.status == "infeasible"
+    # infeasible or unknown: what was placed is still shown; the must-assign orders left out are among the unassigned
+    infeasible = solution.status in ("infeasible", "unknown")
     return SolutionFile(
         status=solution.status, objective=None if infeasible else round(solution.objective, 6),
         assignments=assignments, unassigned=unassigned,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.gap import gap
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip
 from engine.routing.optimal import solve_optimal
@@ -117,3 +118,45 @@ def test_splitting_serves_an_order_no_single_node_can_and_pays_the_split_penalty
     for solution in (solve_greedy(split), solve_optimal(split), solve_mip(split)):
         assert solution.parts[0] == {0: [0], 1: [1]}
         assert np.isclose(solution.objective, 3 + 4 + 5)
+
+
+@st.composite
+def must_assign_problems(draw):
+    """Tight generalised assignment problems: every order must be placed."""
+    n_nodes, n_orders = draw(st.integers(1, 4)), draw(st.integers(1, 9))
+    load = [[float(draw(st.integers(1, 6))) for _ in range(n_nodes)] for _ in range(n_orders)]
+    cost = [[draw(st.none() | st.integers(1, 30).map(float)) if n_nodes > 1 else 1.0 for _ in range(n_nodes)]
+            for _ in range(n_orders)]
+    total = [sum(row[j] for row in load) for j in range(n_nodes)]
+    tightness = draw(st.floats(0.2, 1.2))
+    nodes = [NodeSpec(id=f"n{j}", capacity=float(int(tightness * total[j] / n_nodes) + draw(st.integers(0, 3))))
+             for j in range(n_nodes)]
+    skus = draw(st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True))
+    orders = [OrderSpec(id=f"o{i}", lines=[LineSpec(sku=s, qty=1) for s in skus if draw(st.booleans())])
+              for i in range(n_orders)]
+    stock = {f"n{j}": {s: draw(st.integers(0, n_orders)) for s in skus} for j in range(n_nodes)} if skus else None
+    return to_problem(ProblemFile(nodes=nodes, orders=orders, cost=cost, load=load, stock=stock))
+
+
+@settings(max_examples=200, deadline=None)
+@given(must_assign_problems())
+def test_optimal_says_infeasible_only_when_exact_proves_it_and_otherwise_places_every_must_assign_order(problem):
+    optimal, exact = solve_optimal(problem, time_limit_s=5), solve_mip(problem)
+    assert exact.status in ("optimal", "infeasible")  # no time limit: exact always decides
+    if optimal.status == "infeasible":
+        assert exact.status == "infeasible"
+    if exact.status == "optimal":
+        assert optimal.status in ("optimal", "feasible")
+        assert violations(problem, optimal.parts) == []
+        assert optimal.objective >= exact.objective - 1e-6 * max(1.0, abs(exact.objective))
+
+
+@pytest.mark.parametrize("nodes, orders, seed", [(10, 100, 1), (20, 100, 2)])
+def test_type_d_generalised_assignment_gets_a_feasible_answer_that_every_order_and_capacity_respects(nodes, orders, seed):
+    # type D: loads 1-100, cost falls as load rises, capacities at 80% of the average load: greedy cannot place them all
+    problem = to_problem(gap("D", nodes, orders, seed))
+    assert solve_greedy(problem).status == "infeasible"
+    optimal = solve_optimal(problem, time_limit_s=3)
+    assert optimal.status in ("optimal", "feasible")
+    assert violations(problem, optimal.parts) == []
+    assert optimal.bound is not None and optimal.bound <= optimal.objective

@@ -1,0 +1,309 @@
+"""Feasibility first, for components with must-assign orders that a single
+greedy pass cannot place (tight generalised assignment problems): a regret
+construction, a repair that moves orders until every resource fits, and a
+shift/swap descent on cost. Whole orders only.
+
+Each order has options: its allowed pairs no costlier than leaving it
+unserved, plus "unserved" (cost: its penalty, no resources) when it may be
+left out. Resources are the stock cells and node capacities the options
+could overfill; the others can never bind and are left out.
+
+- construction (Martello & Toth's regret rule): repeatedly the order whose
+  best fitting option beats its second best by the most takes its best;
+  run once ranking options by cost and once by the largest share of a
+  resource's remaining supply they take (what keeps tight problems feasible);
+  the better answer is kept.
+- repair: orders that fit nowhere go where they overfill least; then shifts
+  and swaps that reduce the overfill (ties: cheaper), with random kicks when
+  none does, until nothing is overfilled or the time is up.
+- descent: shifts and swaps that keep every resource within supply and cost
+  less, until none does or the time is up.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.routing.problem import Problem, ranges
+from engine.routing.reduce import usage
+
+EPS = 1e-9
+REPAIR_SHARE = 0.5  # of the time given, what the repairs may use
+REPAIR_STEPS = 50  # per order; type D 20 x 200 needed far fewer from the LP's rounding
+
+
+@dataclass
+class Local:
+    """The component as options and resources."""
+
+    orders: np.ndarray  # (k,) problem order index of each local order
+    ptr: np.ndarray  # (k+1,) local order i's options are ptr[i]:ptr[i+1]
+    pair: np.ndarray  # (Q,) the option's pair, -1 = unserved
+    node: np.ndarray  # (Q,) the option's node, -1 = unserved
+    cost: np.ndarray  # (Q,)
+    use: sp.csr_matrix  # (Q, R) what each option takes of each resource
+    supply: np.ndarray  # (R,)
+    option_of: np.ndarray  # (problem's pairs,) the option of each pair, -1 if none
+
+    @classmethod
+    def of(cls, problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> "Local":
+        pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
+        owner = problem.pair_order[pairs]
+        pen = problem.penalty[owner]
+        pairs = pairs[problem.pair_cost[pairs] <= pen]  # else unserved is cheaper
+        owner = problem.pair_order[pairs]
+        optional = orders[np.isfinite(problem.penalty[orders])]
+        # options grouped by order: the pairs (cheapest first), then unserved
+        opt_order = np.concatenate([owner, optional])
+        opt_pair = np.concatenate([pairs, np.full(len(optional), -1)])
+        sort = np.argsort(opt_order, kind="stable")
+        opt_order, opt_pair = opt_order[sort], opt_pair[sort]
+        real = opt_pair >= 0
+        cost = np.where(real, problem.pair_cost[np.maximum(opt_pair, 0)], problem.penalty[opt_order])
+        node = np.where(real, problem.pair_node[np.maximum(opt_pair, 0)], -1)
+        local = np.searchsorted(orders, opt_order)
+        ptr = np.searchsorted(local, np.arange(len(orders) + 1))
+        # resources: stock cells, then nodes; only those the options could overfill
+        n_skus = stock.shape[1]
+        key, qty, pp = usage(problem, opt_pair[real], n_skus)
+        opt_of = np.full(len(problem.pair_order), -1)
+        opt_of[opt_pair[real]] = np.flatnonzero(real)
+        opt_of_pair = opt_of[pp]
+        cells, cell = np.unique(key, return_inverse=True)
+        cell_tight = np.bincount(cell, qty, len(cells)) > stock.ravel()[cells] + EPS
+        load = problem.pair_load[opt_pair[real]]
+        node_demand = np.bincount(node[real], load, problem.n_nodes)
+        node_tight = node_demand > capacity + EPS
+        keep_c = cell_tight[cell]
+        rows = [opt_of_pair[keep_c], np.flatnonzero(real)[node_tight[node[real]]]]
+        res_index = np.full(len(cells), -1)
+        res_index[cell_tight] = np.arange(int(cell_tight.sum()))
+        node_index = np.full(problem.n_nodes, -1)
+        node_index[node_tight] = int(cell_tight.sum()) + np.arange(int(node_tight.sum()))
+        cols = [res_index[cell[keep_c]], node_index[node[real][node_tight[node[real]]]]]
+        vals = [qty[keep_c], load[node_tight[node[real]]]]
+        supply = np.concatenate([stock.ravel()[cells[cell_tight]], capacity[node_tight]]).astype(float)
+        use = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(len(opt_pair), len(supply)))
+        use.sum_duplicates()
+        return cls(orders, ptr, opt_pair, node, cost, use, supply, opt_of)
+
+
+def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
+                   deadline: float, lp: tuple[np.ndarray, np.ndarray] | None = None,
+                   descend_share: float = 1.0, seed: int = 0) -> np.ndarray | None:
+    """A pair per order (-1: unserved) using at most the stock and capacity
+    given, every must-assign order placed, as cheap as the time allows; None
+    when no such answer was found (which proves nothing). lp: the LP
+    relaxation's (pairs, x); rounded, it is the first start (a basic LP
+    solution splits few orders, so little needs repair). descend_share: of
+    the time left once a feasible answer is found, what the descent may use."""
+    local = Local.of(problem, orders, stock, capacity)
+    if np.any(local.ptr[1:] == local.ptr[:-1]):
+        return None  # a must-assign order with nowhere to go
+    now = time.perf_counter()
+    repair_deadline = now + REPAIR_SHARE * max(0.0, deadline - now)  # the rest to a solver that may prove infeasibility
+    starts = []
+    if lp is not None:
+        starts.append(_rounded(local, *lp))
+    starts.append(lambda: construct(local, "share"))
+    best: Search | None = None
+    for start in starts:
+        search = Search(local, start(), seed)
+        if search.overfill() > EPS and not search.repair(repair_deadline):
+            continue
+        if best is None or search.value() < best.value() - EPS:
+            best = search
+    if best is None:
+        return None
+    now = time.perf_counter()
+    best.descend(now + descend_share * max(0.0, deadline - now))
+    return local.pair[best.chosen]
+
+
+def _rounded(local: Local, pairs: np.ndarray, x: np.ndarray):
+    """Each order at its option with the largest LP value (unserved when the LP leaves it mostly out)."""
+    def start() -> np.ndarray:
+        k = len(local.orders)
+        weight = np.zeros(len(local.pair))
+        opt = local.option_of[pairs]
+        np.add.at(weight, opt[opt >= 0], x[opt >= 0])
+        served = np.add.reduceat(weight, local.ptr[:-1])
+        unserved = local.pair < 0
+        weight[unserved] = np.maximum(0.0, 1.0 - served[np.repeat(np.arange(k), np.diff(local.ptr))][unserved])
+        position = np.arange(len(weight))
+        top = np.maximum.reduceat(weight, local.ptr[:-1])
+        owner = np.repeat(np.arange(k), np.diff(local.ptr))
+        return np.minimum.reduceat(np.where(weight == top[owner], position, len(weight)), local.ptr[:-1])
+    return start
+
+
+def construct(local: Local, rank: str) -> np.ndarray:
+    """The regret construction; an order that fits nowhere gets -1."""
+    k = len(local.orders)
+    use, supply = local.use, local.supply
+    starts = local.ptr[:-1]
+    owner = np.repeat(np.arange(k), np.diff(local.ptr))
+    row_has = np.diff(use.indptr) > 0
+    row_starts = use.indptr[:-1][row_has]
+    used = np.zeros(len(supply))
+    chosen = np.full(k, -1)
+    active = np.ones(k, bool)
+    position = np.arange(len(owner))
+    while active.any():
+        slack = supply - used
+        fits = np.ones(len(owner), bool)
+        key = local.cost.copy() if rank == "cost" else np.zeros(len(owner))
+        if len(use.data):
+            margin = slack[use.indices] - use.data
+            fits[row_has] = np.minimum.reduceat(margin, row_starts) >= -EPS
+            if rank == "share":
+                key[row_has] = np.maximum.reduceat(use.data / np.maximum(slack[use.indices], EPS), row_starts)
+        if rank == "share":
+            key += 1e-6 * local.cost  # cheaper among equal shares
+        key = np.where(fits & active[owner], key, np.inf)
+        best = np.minimum.reduceat(key, starts)
+        best_pos = np.minimum.reduceat(np.where(key == best[owner], position, len(owner)), starts)
+        key[best_pos[best_pos < len(owner)]] = np.inf
+        second = np.minimum.reduceat(key, starts)
+        stuck = active & ~np.isfinite(best)
+        active &= ~stuck
+        if not active.any():
+            break
+        regret = np.full(k, -np.inf)
+        regret[active] = np.where(np.isfinite(second[active]), second[active] - best[active], np.inf)
+        i = int(np.argmax(regret))  # the first of equal regrets
+        q = int(best_pos[i])
+        chosen[i] = q
+        active[i] = False
+        lo, hi = use.indptr[q], use.indptr[q + 1]
+        used[use.indices[lo:hi]] += use.data[lo:hi]
+    return chosen
+
+
+class Search:
+    """Local search state: each order's option, each resource's use."""
+
+    def __init__(self, local: Local, chosen: np.ndarray, seed: int):
+        self.local = local
+        self.rng = random.Random(seed)
+        use = local.use
+        self.res = [list(zip(use.indices[use.indptr[q]:use.indptr[q + 1]].tolist(),
+                             use.data[use.indptr[q]:use.indptr[q + 1]].tolist())) for q in range(len(local.pair))]
+        self.cost = local.cost.tolist()
+        self.ptr = local.ptr.tolist()
+        self.node = local.node.tolist()
+        self.supply = local.supply.tolist()
+        self.used = [0.0] * len(self.supply)
+        self.chosen = np.array(chosen)
+        for q in self.chosen[self.chosen >= 0].tolist():
+            self._add(q, 1.0)
+        # orders that fit nowhere: where they overfill least (then cheapest), one after another
+        for i in np.flatnonzero(self.chosen < 0).tolist():
+            q = min(range(self.ptr[i], self.ptr[i + 1]), key=lambda q: (self._excess_if(q), self.cost[q]))
+            self.chosen[i] = q
+            self._add(q, 1.0)
+        # options per order and node (for swaps)
+        self.at: list[dict[int, int]] = [{self.node[q]: q for q in range(self.ptr[i], self.ptr[i + 1])}
+                                         for i in range(len(local.orders))]
+
+    def _add(self, q: int, sign: float) -> None:
+        for r, a in self.res[q]:
+            self.used[r] += sign * a
+
+    def _excess_if(self, q: int) -> float:
+        return sum(max(0.0, self.used[r] + a - self.supply[r]) for r, a in self.res[q])
+
+    def value(self) -> float:
+        return float(sum(self.cost[q] for q in self.chosen.tolist()))
+
+    def overfill(self) -> float:
+        return sum(max(0.0, u - s) for u, s in zip(self.used, self.supply))
+
+    def _over(self, rs) -> float:
+        return sum(max(0.0, self.used[r] - self.supply[r]) for r in rs)
+
+    def _delta(self, moves: list[tuple[int, int]]) -> tuple[float, float]:
+        """(change in overfill, change in cost) if each (order, option) move were made."""
+        rs = {r for i, q in moves for r, _ in self.res[q]} | {r for i, _ in moves for r, _ in self.res[int(self.chosen[i])]}
+        before = self._over(rs)
+        dc = 0.0
+        for i, q in moves:
+            old = int(self.chosen[i])
+            self._add(old, -1.0)
+            self._add(q, 1.0)
+            dc += self.cost[q] - self.cost[old]
+        after = self._over(rs)
+        for i, q in moves:
+            self._add(q, -1.0)
+            self._add(int(self.chosen[i]), 1.0)
+        return after - before, dc
+
+    def _apply(self, moves: list[tuple[int, int]]) -> None:
+        for i, q in moves:
+            self._add(int(self.chosen[i]), -1.0)
+            self._add(q, 1.0)
+            self.chosen[i] = q
+
+    def _neighbours(self, i: int):
+        """Shifts of order i, then swaps with orders at other nodes."""
+        here = self.node[int(self.chosen[i])]
+        for q in range(self.ptr[i], self.ptr[i + 1]):
+            if q != self.chosen[i]:
+                yield [(i, q)]
+        for j in range(len(self.chosen)):
+            there = self.node[int(self.chosen[j])]
+            if j == i or there == here or there < 0 or here < 0:
+                continue
+            qi, qj = self.at[i].get(there), self.at[j].get(here)
+            if qi is not None and qj is not None:
+                yield [(i, qi), (j, qj)]
+
+    def repair(self, deadline: float) -> bool:
+        """Moves orders until nothing is overfilled; False if the time or the
+        steps (REPAIR_STEPS per order: an infeasible problem never ends) ran out first."""
+        tabu: dict[int, int] = {}
+        step = 0
+        while self.overfill() > EPS:
+            if time.perf_counter() > deadline or step > REPAIR_STEPS * len(self.chosen):
+                return False
+            step += 1
+            over = {r for r in range(len(self.supply)) if self.used[r] > self.supply[r] + EPS}
+            culprits = [i for i, q in enumerate(self.chosen.tolist()) if any(r in over for r, _ in self.res[q])]
+            best, best_key = None, (-EPS, 0.0)
+            for i in culprits:
+                if tabu.get(i, 0) > step:
+                    continue
+                for moves in self._neighbours(i):
+                    d_over, d_cost = self._delta(moves)
+                    if (d_over, d_cost) < best_key and d_over < -EPS:
+                        best, best_key = moves, (d_over, d_cost)
+            if best is None:  # stuck: a random culprit to a random other option, kept there a while
+                i = self.rng.choice(culprits)
+                options = [q for q in range(self.ptr[i], self.ptr[i + 1]) if q != self.chosen[i]]
+                if not options:
+                    return False
+                best = [(i, self.rng.choice(options))]
+            for i, _ in best:
+                tabu[i] = step + 3
+            self._apply(best)
+        return True
+
+    def descend(self, deadline: float) -> None:
+        """Cheaper moves that keep every resource within supply, first found first taken."""
+        improved = True
+        while improved and time.perf_counter() < deadline:
+            improved = False
+            for i in range(len(self.chosen)):
+                if time.perf_counter() > deadline:
+                    return
+                for moves in self._neighbours(i):
+                    d_over, d_cost = self._delta(moves)
+                    if d_cost < -EPS and d_over <= EPS:
+                        self._apply(moves)
+                        improved = True
+                        break

@@ -1,0 +1,31 @@
+"""`o2o bench solver` end to end on tiny batches of every family: each case
+reports every solver's time, fill and the gap to exact (not their speed)."""
+from __future__ import annotations
+
+import json
+
+from adapters.cli import main
+from benchmarks.families import FAMILIES
+from benchmarks.solver import ALL
+
+
+def test_a_tiny_run_reports_every_family_with_times_fill_and_gaps(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "solver", "--quick", "--sizes", "30", "--instances", "1", "--repeat", "1",
+                 "--nodes", "40", "--skus", "100", "--exact-seconds", "5", "--gap-time-limit", "0.5",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "solver.json").read_text())
+    assert (out / "solver.png").stat().st_size > 0
+    cases = report["cases"]
+    assert {c["family"] for c in cases} == set(ALL)
+    assert len([c for c in cases if c["family"] in FAMILIES]) == 2 * len(FAMILIES)  # off-peak and peak
+    for c in cases:
+        for solver in ("greedy", "optimal", "exact"):
+            assert c["route_ms"][solver]["median"] > 0 and c["route_ms"][solver]["runs"] >= 1
+            assert 0 <= c["filled"][solver] <= c["orders"]
+        assert c["optimal_worse_than_greedy"] == 0
+        if c["family"] in FAMILIES:
+            assert c["gap_to_exact"]["max"] >= -1e-9  # exact is the optimum here
+        else:
+            assert c["filled"]["optimal"] == c["orders"]  # must-assign: every order placed
+            assert c["gap_to_bound"]["max"] >= -1e-9
