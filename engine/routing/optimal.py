@@ -184,7 +184,6 @@ def _feasible_start(work: Problem, orders: np.ndarray, stock, capacity, deadline
     greedy = _greedy_on(work, orders, stock, capacity)
     if greedy.status != "infeasible":
         return None
-    now = time.perf_counter()
     pairs = feasible_first(work, orders, stock, capacity, deadline, lp=lp, descend_share=DESCEND_SHARE)
     if pairs is None:
         return None
