@@ -16,10 +16,27 @@ Qty = Annotated[int, Meta(ge=1, le=100_000)]
 Text = Annotated[str, Meta(max_length=500)]
 Channel = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
 
+Fen = Annotated[int, Meta(ge=0, le=10**12)]  # money: integer minor units of the network's currency (fen for CNY)
+Points = Annotated[int, Meta(ge=0, le=10**12)]
+
 MAX_LINES = 200
 
 
 class Line(Struct, frozen=True, forbid_unknown_fields=True):
+    sku: Sku
+    qty: Qty
+    unit_price: Fen | None = None  # what one unit sold for before discounts; absent: the network's price list
+    discount: Fen = 0  # off this line in all (its qty together)
+
+
+class Discount(Struct, frozen=True, forbid_unknown_fields=True):
+    """An order-level discount (a coupon, a promotion), shared out over the lines."""
+
+    amount: Fen
+    code: Annotated[str, Meta(max_length=64)] = ""
+
+
+class ReturnLine(Struct, frozen=True, forbid_unknown_fields=True):
     sku: Sku
     qty: Qty
 
@@ -42,11 +59,30 @@ class SubmitOrder(Command, tag="submit_order"):
     pickup_node: NodeId | None = None  # pickup: the store the customer chose
     promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # default per mode
     member: Key | None = None
+    # money, all optional (absent: the price list, no discounts or fees); checked to add up when `paid` is given
+    discounts: Annotated[list[Discount], Meta(max_length=20)] = []
+    delivery_fee: Fen = 0
+    points_used: Points = 0  # the member's points spent on this order
+    points_value: Fen = 0  # what those points took off the price
+    paid: Fen | None = None  # lines - line discounts - order discounts - points value + delivery fee
 
 
 class CancelOrder(Command, tag="cancel_order"):
     order_id: Key
     reason: Text = "cancelled by customer"
+
+
+class RefundOrder(Command, tag="refund_order"):
+    """Money back for an order: the whole of what is left of it (no lines), or
+    lines by quantity. Before hand-over a refund is a cancellation; goods
+    handed over come back to a node (`return_to`) or are written off."""
+
+    order_id: Key
+    refund_id: Key  # the refund's own id: a repeat with the same body is answered, not refunded again
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    lines: Annotated[list[ReturnLine], Meta(max_length=MAX_LINES)] = []
+    return_to: NodeId | None = None
+    write_off: bool = False
 
 
 class AcceptOrder(Command, tag="accept_order"):
@@ -94,6 +130,22 @@ class SellOverCounter(Command, tag="sell_over_counter"):
     sale_id: Key
     lines: Lines
     member: Key | None = None
+    discounts: Annotated[list[Discount], Meta(max_length=20)] = []
+    points_used: Points = 0
+    points_value: Fen = 0
+    paid: Fen | None = None
+
+
+class RefundSale(Command, tag="refund_sale"):
+    """Money back for a counter sale, as RefundOrder for an order handed over."""
+
+    node: NodeId  # the store that made the sale
+    sale_id: Key
+    refund_id: Key
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    lines: Annotated[list[ReturnLine], Meta(max_length=MAX_LINES)] = []
+    return_to: NodeId | None = None
+    write_off: bool = False
 
 
 # -- members ------------------------------------------------------------

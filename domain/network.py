@@ -64,6 +64,8 @@ class Network(Struct, frozen=True, forbid_unknown_fields=True):
     skus: list[Sku]
     stock: dict[str, dict[str, Qty]] = {}  # starting on-hand, node -> sku -> qty
     timezone: str = "Asia/Shanghai"
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "CNY"  # prices in the file are in its major unit
+    minor_units: Annotated[int, Meta(ge=0, le=4)] = 2  # digits of the minor unit: amounts are integers of it
     speed_kmh: Annotated[float, Meta(gt=0)] = 20.0  # courier speed for ETAs
 
     def node(self, node_id: str) -> Node:
