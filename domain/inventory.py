@@ -115,7 +115,17 @@ class NodeInventory(Aggregate):
                 raise Conflict(f"lines.{sku}", f"only {max(self.free(sku), 0)} unreserved on hand at {self.node_id}")
         self._sold(sale_id=sale_id, lines=dict(lines), at=at)
 
+    def take_back(self, ref: str, lines: dict[str, int], at: float) -> None:
+        """Goods a customer returned, back on this node's shelf (`ref`: the refund)."""
+        check_lines(lines)
+        self._taken_back(ref=ref, lines=dict(lines), at=at)
+
     # -- events --------------------------------------------------------
+    @event("TakenBack")
+    def _taken_back(self, ref: str, lines: dict[str, int], at: float) -> None:
+        for sku, qty in lines.items():
+            self.on_hand[sku] = self.on_hand.get(sku, 0) + qty
+
     @event("Received")
     def _received(self, lines: dict[str, int], ref: str, at: float) -> None:
         for sku, qty in lines.items():

@@ -14,7 +14,8 @@ from eventsourcing.domain import Aggregate, event
 from msgspec import Struct
 
 from domain import ids
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.money import OrderMoney, Refund, refund_of
 from domain.quantities import check_lines, merge_lines
 from domain.trigger import create, trigger
 
@@ -68,6 +69,13 @@ class Order(Aggregate):
         at: float
         pickup_node: str | None
         member: str | None
+        money: OrderMoney | None  # None: placed before amounts were recorded
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["money"] = None
 
     class Routed(Aggregate.Event):
         parts: list[RoutedPart]
@@ -93,6 +101,7 @@ class Order(Aggregate):
         at: float,
         pickup_node: str | None = None,
         member: str | None = None,
+        money: OrderMoney | None = None,
     ) -> None:
         self.channel = channel
         self.external_id = external_id
@@ -111,6 +120,11 @@ class Order(Aggregate):
         self.outcome: str | None = None  # terminal state, once reached
         self.reason: str | None = None
         self.reroutes = 0
+        self.money = money
+        self.returned: dict[str, int] = {}  # sku -> units refunded
+        self.refunded: dict[str, list[int]] = {}  # sku -> [cash, points] refunded
+        self.refunded_delivery = 0
+        self.refunds: dict[str, str] = {}  # refund id -> the request's fingerprint, for idempotence
 
     @classmethod
     def place(
@@ -126,6 +140,7 @@ class Order(Aggregate):
         at: float,
         pickup_node: str | None = None,
         member: str | None = None,
+        money: OrderMoney | None = None,
     ) -> "Order":
         if not channel:
             raise InvalidInput("channel", "must not be empty")
@@ -140,7 +155,7 @@ class Order(Aggregate):
         return create(
             cls, cls.Placed, id=ids.order_id(channel, external_id), channel=channel, external_id=external_id,
             lines=dict(lines), value=value, mode=mode, lat=lat, lon=lon, promised_at=promised_at, at=at,
-            pickup_node=pickup_node, member=member,
+            pickup_node=pickup_node, member=member, money=money,
         )
 
     # -- queries -------------------------------------------------------
@@ -151,6 +166,20 @@ class Order(Aggregate):
         if self.pending:
             return "placed"
         return min((p.status for p in self.parts.values()), key=PROGRESS.index)
+
+    @property
+    def handed_over(self) -> bool:
+        """Some goods of the order reached the customer."""
+        return any(p.status == "handed_over" for p in self.parts.values())
+
+    @property
+    def refunded_total(self) -> int:
+        return sum(cash for cash, _ in self.refunded.values()) + self.refunded_delivery
+
+    @property
+    def kept(self) -> int:
+        """What the customer paid and did not get back."""
+        return (self.money.paid if self.money else 0) - self.refunded_total
 
     @property
     def is_terminal(self) -> bool:
@@ -229,17 +258,73 @@ class Order(Aggregate):
         self._handed_over(node=part.node, how="collected", at=at)
         return part.node
 
-    def cancel(self, reason: str, at: float) -> list[str]:
-        """Returns the nodes whose reservations must be released."""
+    def cancel_check(self) -> None:
+        """Raises if the order can no longer be cancelled."""
         if self.outcome == "cancelled":
             raise Conflict("order", "already cancelled")
         if self.outcome:
             raise Conflict("order", f"order is {self.outcome}; it can no longer be cancelled")
-        if any(p.status == "handed_over" for p in self.parts.values()):
+        if self.handed_over:
             raise Conflict("order", "goods were already handed over")
+
+    def cancel(self, reason: str, at: float) -> list[str]:
+        """Returns the nodes whose reservations must be released."""
+        self.cancel_check()
         released = sorted(self.parts)
         self._cancelled(reason=reason, released=released, at=at)
         return released
+
+    # -- refunds -------------------------------------------------------
+    def refund(self, refund_id: str, fingerprint: str, lines: dict[str, int], reason: str, at: float,
+               return_to: str | None = None, write_off: bool = False) -> Refund | None:
+        """Money back. Before any hand-over: the whole order (no lines), a
+        cancellation the caller then makes. After: handed-over lines by
+        units (none: all that was handed over, and the delivery fee once the
+        order is complete), their goods back to a node or written off.
+        None for a repeat of a refund already made (same id and request)."""
+        if refund_id in self.refunds:
+            if self.refunds[refund_id] != fingerprint:
+                raise Conflict("refund_id", f"refund {refund_id} was already made with another request")
+            return None
+        if self.money is None:
+            raise Conflict("order_id", "this order was placed before amounts were recorded: nothing to refund by")
+        if self.outcome in ("cancelled", "rejected"):
+            raise Conflict("order_id", f"the order is {self.outcome}: it keeps nothing to refund")
+        handed = {}
+        for part in self.parts.values():
+            if part.status == "handed_over":
+                handed = merge_lines(handed, part.lines)
+        if not handed:
+            if lines:
+                raise Conflict("lines", "before hand-over a refund is of the whole order (a cancellation)")
+            if return_to or write_off:
+                raise InvalidInput("return_to" if return_to else "write_off", "no goods were handed over to take back")
+            refund = refund_of(self.money, {}, {}, dict(self.money.lines_qty), self.money.delivery_fee)
+        else:
+            if not return_to and not write_off:
+                raise InvalidInput("return_to", "goods handed over come back to a node (return_to) or are written off")
+            if return_to and write_off:
+                raise InvalidInput("write_off", "either return_to a node or write_off, not both")
+            left = {sku: q - self.returned.get(sku, 0) for sku, q in handed.items()}
+            if not lines:
+                if self.outcome != "completed":
+                    raise Conflict("lines", "part of the order is still open: name the handed-over lines to refund")
+                lines = {sku: q for sku, q in left.items() if q > 0}
+                if not lines and self.refunded_delivery >= self.money.delivery_fee:
+                    raise Conflict("order_id", "everything handed over was already refunded")
+                fee = self.money.delivery_fee - self.refunded_delivery
+            else:
+                fee = 0
+                for k, (sku, qty) in enumerate(lines.items()):
+                    if sku not in self.money.lines:
+                        raise NotFound(f"lines[{k}].sku", f"the order has no line of {sku!r}")
+                    if qty > left.get(sku, 0):
+                        raise Conflict(f"lines[{k}].qty", f"{left.get(sku, 0)} of {sku} handed over and not yet refunded")
+            refund = refund_of(self.money, self.returned, self.refunded, lines, fee)
+        self._refunded(refund_id=refund_id, fingerprint=fingerprint, reason=reason, lines=refund.lines,
+                       cash=refund.cash, points=refund.points, delivery_fee=refund.delivery_fee,
+                       return_to=return_to, write_off=write_off, at=at)
+        return refund
 
     def _check_open(self) -> None:
         if self.outcome:
@@ -294,6 +379,17 @@ class Order(Aggregate):
         self.parts[node].status = "handed_over"
         if not self.pending and all(p.status == "handed_over" for p in self.parts.values()):
             self.outcome = "completed"
+
+    @event("Refunded")
+    def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
+                  points: dict[str, int], delivery_fee: int, return_to: str | None, write_off: bool, at: float) -> None:
+        self.refunds[refund_id] = fingerprint
+        for sku, qty in lines.items():
+            self.returned[sku] = self.returned.get(sku, 0) + qty
+            done = self.refunded.setdefault(sku, [0, 0])
+            done[0] += cash.get(sku, 0)
+            done[1] += points.get(sku, 0)
+        self.refunded_delivery += delivery_fee
 
     @event("Cancelled")
     def _cancelled(self, reason: str, released: list[str], at: float) -> None:

@@ -13,14 +13,14 @@ import numpy as np
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, Line,
-    ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
 from domain.order import Order, RoutedPart, check_pickup
-from domain.quantities import available
+from domain.money import OrderMoney, price, to_minor
+from domain.quantities import available, check_lines
 from engine.clock import Clock, SystemClock
 from engine.config import EngineSettings
 from engine.geo import haversine_km
@@ -69,6 +69,7 @@ class Engine:
         self.router = router
         self.nodes = {n.id: n for n in network.nodes}
         self.skus = {s.id: s for s in network.skus}
+        self.list_price = {s.id: to_minor(s.price, network.minor_units) for s in network.skus}  # converted once
         interval = settings.inventory_snapshot_interval
         self.log = EventLog(store, snapshots=interval > 0)
         self.store = AggregateStore(
@@ -179,6 +180,12 @@ class Engine:
         return self._transaction(work)
 
     # one-line facades over the table
+    def give_back(self, uow: UnitOfWork, order: Order, why: str, at: float) -> None:
+        """An order cancelled or rejected keeps nothing: what was paid is
+        refunded (refund id `why`) before its end is recorded."""
+        if order.money is not None and (order.money.paid or order.money.points_used):
+            order.refund(why, why, {}, f"order {why}", at)
+
     def cancel(self, cmd: CancelOrder) -> OrderReply:
         return self.handle(cmd)
 
@@ -259,10 +266,10 @@ class Engine:
             self._route(uow, batch, at)
         return results, answered
 
-    def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float]:
+    def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float, OrderMoney]:
         """What can be said of an order without routing it: raises a DomainError
         naming the field, so a front end can answer bad input at once.
-        Returns the merged lines and the location."""
+        Returns the merged lines, the location and the money."""
         lines = self.lines(cmd.lines)
         if cmd.mode == "pickup":
             check_pickup(cmd.mode, cmd.pickup_node)
@@ -278,18 +285,31 @@ class Engine:
             lat, lon = cmd.lat, cmd.lon
         if cmd.member is not None and cmd.member not in self.readmodels.members:
             raise NotFound("member", f"unknown member {cmd.member!r}")
-        return lines, lat, lon
+        check_lines(lines)  # before money is made of them
+        if cmd.points_used and cmd.member is None:
+            raise InvalidInput("points_used", "points are a member's: name the member")
+        money = price(cmd.lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in cmd.discounts),
+                      delivery_fee=cmd.delivery_fee, points_used=cmd.points_used, points_value=cmd.points_value,
+                      paid=cmd.paid)
+        return lines, lat, lon, money
 
     def _place(self, cmd: SubmitOrder, at: float) -> Order:
-        lines, lat, lon = self.check_order(cmd)
+        lines, lat, lon, money = self.check_order(cmd)
         minutes = cmd.promise_minutes or (
             self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
         )
-        value = round(sum(self.skus[s].price * q for s, q in lines.items()), 2)
         return Order.place(
-            channel=cmd.channel, external_id=cmd.external_id, lines=lines, value=value, mode=cmd.mode,
+            channel=cmd.channel, external_id=cmd.external_id, lines=lines, value=self._value(lines, money), mode=cmd.mode,
             lat=lat, lon=lon, promised_at=at + minutes * 60, at=at, pickup_node=cmd.pickup_node, member=cmd.member,
+            money=money,
         )
+
+    def _value(self, lines: dict[str, int], money: OrderMoney) -> float:
+        """The goods' worth in the major unit, for the router's penalty of leaving an order unserved."""
+        at_list = sum(self.list_price[s] * q for s, q in lines.items())
+        if money.goods == at_list:  # the price list's: as the router was tuned on it
+            return round(sum(self.skus[s].price * q for s, q in lines.items()), 2)
+        return money.goods / 10 ** self.network.minor_units
 
     def network_state(self, at: float) -> NetworkState:
         atp = self.readmodels.atp
@@ -317,6 +337,7 @@ class Engine:
         lost = d.lost
         if not d.parts:
             released = sorted(order.parts)
+            self.give_back(uow, order, "rejected", at)
             order.reject(d.reason or "no node can serve it", lost, at)
             for node in released:
                 uow.inventory(node).release(str(order.id), reason="order rejected", at=at)
@@ -325,6 +346,7 @@ class Engine:
         for p in d.parts:
             short = uow.inventory(p.node).can_reserve(p.lines)
             if short is not None:  # only if the view lagged the store; never half-reserve
+                self.give_back(uow, order, "rejected", at)
                 order.reject(f"stock of {short} changed at {p.node} while routing", lost, at)
                 return
         for p in d.parts:
@@ -365,8 +387,8 @@ class Engine:
         return order_reply(self.readmodels.orders[key])
 
     # -- stock ---------------------------------------------------------
-    def lines(self, lines: list[Line]) -> dict[str, int]:
-        """Wire lines as SKU -> quantity, each SKU known, repeats added up."""
+    def lines(self, lines: list[Any]) -> dict[str, int]:
+        """Wire lines (sku, qty: sold, received or returned) as SKU -> quantity, each SKU known, repeats added up."""
         out: dict[str, int] = {}
         for k, line in enumerate(lines):
             self.sku(line.sku, f"lines[{k}].sku")

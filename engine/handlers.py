@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, GetMember,
-    GetOrder, GetStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, NotFound
 from domain.member import Member, points_earned
@@ -63,9 +63,35 @@ def member_answer(e: "Engine", cmd: Any, member: str) -> MemberReply:
 # -- orders ---------------------------------------------------------------
 def cancel(e: "Engine", uow: UnitOfWork, cmd: CancelOrder, at: float) -> str:
     order = uow.order(cmd.order_id)
+    order.cancel_check()
+    e.give_back(uow, order, "cancelled", at)
     for node in order.cancel(cmd.reason, at):
         uow.inventory(node).release(str(order.id), reason="order cancelled", at=at)
     return str(order.id)
+
+
+def refund(e: "Engine", uow: UnitOfWork, cmd: RefundOrder, at: float) -> str:
+    """Money back; before hand-over the order is cancelled, after it the goods come back to a node or are written off."""
+    order = uow.order(cmd.order_id)
+    lines = e.lines(cmd.lines)
+    if cmd.return_to is not None and cmd.return_to not in e.nodes:
+        raise NotFound("return_to", f"unknown node {cmd.return_to!r}")
+    before = not order.handed_over
+    done = order.refund(cmd.refund_id, refund_fingerprint(cmd), lines, cmd.reason, at, cmd.return_to, cmd.write_off)
+    if done is None:  # a repeat: answered as it was
+        return str(order.id)
+    if before:
+        for node in order.cancel(cmd.reason, at):
+            uow.inventory(node).release(str(order.id), reason="order refunded", at=at)
+    elif cmd.return_to:
+        uow.inventory(cmd.return_to).take_back(f"refund/{order.id}/{cmd.refund_id}", done.lines, at)
+    return str(order.id)
+
+
+def refund_fingerprint(cmd: Any) -> str:
+    """What makes two refund requests the same refund: everything but the reason's wording."""
+    lines = sorted((line.sku, line.qty) for line in cmd.lines)
+    return f"{lines}|{cmd.return_to}|{cmd.write_off}"
 
 
 def accept(e: "Engine", uow: UnitOfWork, cmd: AcceptOrder, at: float) -> str:
@@ -174,6 +200,7 @@ def _earn(e: "Engine", uow: UnitOfWork, member: str, value: float, ref: str, at:
 COMMANDS: dict[type[Command], Handler] = {
     SubmitOrder: Batched(),
     CancelOrder: Write(cancel, order_answer),
+    RefundOrder: Write(refund, order_answer),
     AcceptOrder: Write(accept, order_answer),
     DeclineOrder: Write(decline, order_answer),
     ReportProgress: Write(progress, order_answer),

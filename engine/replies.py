@@ -30,6 +30,17 @@ class Decision(msgspec.Struct, frozen=True):
     explanation: str
 
 
+class OrderMoneyReply(msgspec.Struct, frozen=True):
+    """Minor units of the network's currency."""
+
+    paid: int
+    refunded: int
+    kept: int
+    points_used: int
+    points_returned: int
+    refunds: list[str]  # refund ids
+
+
 class OrderReply(msgspec.Struct, frozen=True):
     order_id: str
     channel: str
@@ -45,6 +56,7 @@ class OrderReply(msgspec.Struct, frozen=True):
     reason: str | None = None
     repeat: bool = False  # a resubmission: nothing new was stored
     first_decision: Decision | None = None
+    money: OrderMoneyReply | None = None  # None: placed before amounts were recorded
 
 
 class StockReply(msgspec.Struct, frozen=True):
@@ -99,6 +111,9 @@ def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
         order_id=r.order_id, channel=r.channel, external_id=r.external_id, status=r.status, mode=r.mode,
         promised_at=ts(r.promised_at), node=parts[0].node if parts else None, parts=parts,
         explanation=explanation, cost=cost, lost=lost, reason=r.reason, repeat=repeat, first_decision=first,
+        money=None if r.paid is None else OrderMoneyReply(
+            paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded, points_used=r.points_used,
+            points_returned=r.points_returned, refunds=r.refunds),
     )
 
 

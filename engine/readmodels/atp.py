@@ -48,6 +48,7 @@ class AtpView:
             NodeInventory.Released: self._released,
             NodeInventory.Consumed: self._consumed,
             NodeInventory.SoldOverCounter: self._sold,
+            NodeInventory.TakenBack: self._received,  # returned goods back on the shelf
         }
 
     # -- queries -------------------------------------------------------

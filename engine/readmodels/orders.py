@@ -48,6 +48,11 @@ class OrderRecord(msgspec.Struct, gc=False):
     late: bool = False  # any part handed over after the promise
     distance_km: float = 0.0
     delivery_cost: float = 0.0
+    paid: int | None = None  # minor units; None: placed before amounts were recorded
+    refunded: int = 0  # minor units given back (refunds, cancellation, rejection)
+    points_used: int = 0
+    points_returned: int = 0
+    refunds: list[str] = []  # refund ids, in the order made
 
 
 _RANK = {status: i for i, status in enumerate(PROGRESS)}
@@ -80,6 +85,7 @@ class OrderView:
             Order.Dispatched: self._part_step("dispatched"),
             Order.HandedOver: self._handed_over,
             Order.Cancelled: self._cancelled,
+            Order.Refunded: self._refunded,
         }
 
     # -- caches --------------------------------------------------------
@@ -113,9 +119,11 @@ class OrderView:
     def _placed(self, e: Any) -> None:
         oid = self._key(e.originator_id)
         lines = e.lines
+        money = e.money
         self.orders[oid] = OrderRecord(
             oid, e.channel, e.external_id, e.mode, e.value, dict(lines), e.at, e.promised_at, e.member,
-            e.pickup_node, pending=dict(lines),
+            e.pickup_node, pending=dict(lines), paid=money.paid if money else None,
+            points_used=money.points_used if money else 0,
         )
         self.to_route[oid] = None
 
@@ -163,6 +171,12 @@ class OrderView:
         if r.first is None:
             r.first = {"outcome": "rejected", "parts": [], "lost": r.lost, "reason": e.reason}
         self._close(r, "rejected", e.reason, e.at)
+
+    def _refunded(self, e: Any) -> None:
+        r = self.orders[self._key(e.originator_id)]
+        r.refunded += sum(e.cash.values()) + e.delivery_fee
+        r.points_returned += sum(e.points.values())
+        r.refunds = [*r.refunds, e.refund_id]
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)

@@ -1,0 +1,155 @@
+"""Money: integer minor units of the network's currency (fen for CNY),
+never floats. What an order or a counter sale was paid, line by line, and
+the two rules that share an amount out exactly.
+
+- `allocate` shares a total over weights by the largest-remainder method:
+  each part gets the floor of its exact share, and the units left over go
+  one each to the largest remainders, ties to the earlier part. The parts
+  always add up to the total.
+- `portion` is what `qty` units of what is left of a line come to: the
+  exact share rounded half to even, and all that is left when the units
+  are the last ones, so refunds of a line in any steps add up to the line.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from msgspec import Struct
+
+from domain.errors import InvalidInput
+
+
+class LineMoney(Struct, frozen=True, array_like=True):
+    """One SKU's line of an order or a sale (lines of the same SKU merged)."""
+
+    qty: int
+    gross: int  # unit price x quantity
+    discount: int  # the line's own discounts
+    order_discount: int  # its share of the order's discounts
+    points: int  # its share of the points used (points, not money)
+    points_value: int  # its share of what those points took off
+    paid: int  # cash: gross - discount - order_discount - points_value
+
+
+class OrderMoney(Struct, frozen=True):
+    """What the customer paid, as recorded when the order was placed (or the sale made)."""
+
+    currency: str
+    lines: dict[str, LineMoney]
+    discounts: int = 0  # order-level, shared out over the lines
+    delivery_fee: int = 0  # not shared out: no line's, and never a base for points or benefit
+    points_used: int = 0
+    points_value: int = 0
+    paid: int = 0  # the lines' cash + the delivery fee
+
+    @property
+    def lines_qty(self) -> dict[str, int]:
+        return {sku: line.qty for sku, line in self.lines.items()}
+
+    @property
+    def goods(self) -> int:
+        """The lines' cash (what was paid for goods)."""
+        return sum(line.paid for line in self.lines.values())
+
+
+def to_minor(amount: float, minor_units: int) -> int:
+    """A price in the major unit (as a network file writes it) in minor units, rounded half up."""
+    return int(Decimal(str(amount)).scaleb(minor_units).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """`total` shared over `weights` by the largest remainder; equal shares if every weight is 0."""
+    if not weights:
+        return []
+    if total == 0:
+        return [0] * len(weights)
+    if sum(weights) <= 0:
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    exact = [Fraction(total * w, whole) for w in weights]
+    parts = [int(x) for x in exact]  # floor: total and weights are non-negative
+    left = total - sum(parts)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_remainder[:left]:
+        parts[i] += 1
+    return parts
+
+
+def portion(amount_left: int, qty_left: int, qty: int) -> int:
+    """What `qty` of the `qty_left` units still held come to, of `amount_left`."""
+    if qty >= qty_left:
+        return amount_left
+    return round(Fraction(amount_left * qty, qty_left))  # Fraction rounds half to even
+
+
+def price(lines: list, list_price: dict[str, int], currency: str, discounts: int = 0, delivery_fee: int = 0,
+          points_used: int = 0, points_value: int = 0, paid: int | None = None) -> OrderMoney:
+    """The money of an order or sale from its wire lines (sku, qty, unit_price
+    or None for the price list, discount): order discounts, points used and
+    their value shared over the lines (largest remainder by what each line
+    still costs), checked to add up to `paid` when that is given. Raises
+    InvalidInput naming the field."""
+    merged: dict[str, list[int]] = {}  # sku -> [qty, gross, discount]
+    for k, line in enumerate(lines):
+        unit = list_price[line.sku] if line.unit_price is None else line.unit_price
+        gross = unit * line.qty
+        if line.discount > gross:
+            raise InvalidInput(f"lines[{k}].discount", f"{line.discount} is more than the line's {gross}")
+        m = merged.setdefault(line.sku, [0, 0, 0])
+        m[0] += line.qty
+        m[1] += gross
+        m[2] += line.discount
+    skus = list(merged)
+    after_line = [merged[s][1] - merged[s][2] for s in skus]
+    if discounts > sum(after_line):
+        raise InvalidInput("discounts", f"{discounts} off is more than the lines' {sum(after_line)}")
+    order_share = allocate(discounts, after_line)
+    after_order = [a - d for a, d in zip(after_line, order_share)]
+    if points_value > sum(after_order):
+        raise InvalidInput("points_value", f"{points_value} is more than the goods' {sum(after_order)} after discounts")
+    if points_value and not points_used:
+        raise InvalidInput("points_value", "points took money off, but points_used is 0")
+    value_share = allocate(points_value, after_order)
+    points_share = allocate(points_used, after_order)
+    money = OrderMoney(
+        currency=currency, discounts=discounts, delivery_fee=delivery_fee, points_used=points_used,
+        points_value=points_value,
+        lines={s: LineMoney(qty=merged[s][0], gross=merged[s][1], discount=merged[s][2], order_discount=od,
+                            points=pts, points_value=pv, paid=a - pv)
+               for s, od, pts, pv, a in zip(skus, order_share, points_share, value_share, after_order)},
+    )
+    total = money.goods + delivery_fee
+    if paid is not None and paid != total:
+        gross, line_off = sum(m[1] for m in merged.values()), sum(m[2] for m in merged.values())
+        raise InvalidInput("paid", f"{paid} does not add up: lines {gross} - line discounts {line_off} - order "
+                                   f"discounts {discounts} - points {points_value} + delivery {delivery_fee} = {total}")
+    return OrderMoney(currency=currency, lines=money.lines, discounts=discounts, delivery_fee=delivery_fee,
+                      points_used=points_used, points_value=points_value, paid=total)
+
+
+class Refund(Struct, frozen=True):
+    """What a refund of some units of some lines gives back, per SKU."""
+
+    lines: dict[str, int]  # sku -> units
+    cash: dict[str, int]  # sku -> money
+    points: dict[str, int]  # sku -> points used on them, returned
+    delivery_fee: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.cash.values()) + self.delivery_fee
+
+
+def refund_of(money: OrderMoney, returned: dict[str, int], refunded: dict[str, list[int]], lines: dict[str, int],
+              delivery_fee: int = 0) -> Refund:
+    """The cash and points `lines` (sku -> units) give back, given what was
+    already returned (sku -> units) and refunded (sku -> [cash, points])."""
+    cash, points = {}, {}
+    for sku, qty in lines.items():
+        line = money.lines[sku]
+        left = line.qty - returned.get(sku, 0)
+        done_cash, done_points = refunded.get(sku, (0, 0))
+        cash[sku] = portion(line.paid - done_cash, left, qty)
+        points[sku] = portion(line.points - done_points, left, qty)
+    return Refund(lines=dict(lines), cash=cash, points=points, delivery_fee=delivery_fee)

@@ -1,0 +1,159 @@
+"""Money on orders and refunds: integer minor units, shared out exactly,
+refunded never twice and never beyond what was paid."""
+from __future__ import annotations
+
+import pytest
+from uuid import UUID
+
+from domain.commands import (
+    AcceptOrder, CancelOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SubmitOrder,
+)
+from domain.errors import Conflict, InvalidInput, NotFound
+from engine.app import Engine
+from engine.clock import SimClock
+from tests.engine.network_fixture import at_km, small_network
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def engine():
+    e = Engine(small_network(), clock=SimClock(T0), store="memory:").start()
+    yield e
+    e.close()
+
+
+def stored(engine: Engine) -> int:
+    return engine.recorder.max_notification_id() or 0
+
+
+def submit(engine: Engine, ext: str, lines: list[Line], **money) -> object:
+    lat, lon = at_km(0.0)
+    return engine.submit(SubmitOrder(channel="app", external_id=ext, lines=lines, lat=lat, lon=lon, **money))
+
+
+def hand_over(engine: Engine, order_id: str) -> None:
+    engine.accept(AcceptOrder(order_id=order_id))
+    for step in ("picked", "dispatched", "delivered"):
+        engine.progress(ReportProgress(order_id=order_id, step=step))
+
+
+def refund(order_id: str, refund_id: str, lines: dict[str, int] | None = None, **kw) -> RefundOrder:
+    return RefundOrder(order_id=order_id, refund_id=refund_id, reason="customer returned it",
+                       lines=[ReturnLine(s, q) for s, q in (lines or {}).items()], **kw)
+
+
+def test_an_order_without_amounts_is_paid_at_the_price_list_in_minor_units(engine):
+    reply = submit(engine, "o1", [Line("A", 2), Line("B", 1)])  # 5.00 and 3.00 RMB
+    assert reply.money.paid == 1300 and reply.money.kept == 1300 and reply.money.refunded == 0
+
+
+def test_order_discounts_are_shared_over_the_lines_and_add_up_to_what_was_paid(engine):
+    # the worked example of BENEFIT.md: 300.00 over 3 units and 100.00 of another line, a 40.00 coupon
+    reply = submit(engine, "o1", [Line("A", 3, unit_price=10000), Line("C", 1, unit_price=10000)],
+                   discounts=[Discount(4000, "COUPON")], delivery_fee=500, paid=36500)
+    order = engine.store.get(UUID(reply.order_id))
+    assert {s: line.paid for s, line in order.money.lines.items()} == {"A": 27000, "C": 9000}
+    assert order.money.paid == 36500 and reply.money.paid == 36500
+
+
+def test_a_paid_amount_that_does_not_add_up_is_refused_naming_paid_and_nothing_is_stored(engine):
+    before = stored(engine)
+    with pytest.raises(InvalidInput) as e:
+        submit(engine, "o1", [Line("A", 2, unit_price=500, discount=100)], delivery_fee=300, paid=1300)
+    assert e.value.field == "paid" and e.value.reason.startswith("1300 does not add up") and "= 1200" in e.value.reason
+    assert stored(engine) == before
+
+
+@pytest.mark.parametrize("lines, money, field", [
+    ([Line("A", 1, unit_price=500, discount=600)], {}, "lines[0].discount"),
+    ([Line("A", 1)], {"discounts": [Discount(501)]}, "discounts"),
+    ([Line("A", 1)], {"points_used": 10, "points_value": 100}, "points_used"),  # no member named
+])
+def test_money_that_cannot_be_is_refused_naming_the_field(engine, lines, money, field):
+    before = stored(engine)
+    with pytest.raises(InvalidInput) as e:
+        submit(engine, "o1", lines, **money)
+    assert e.value.field == field
+    assert stored(engine) == before
+
+
+def test_a_refund_before_hand_over_cancels_the_order_gives_everything_back_and_once_only(engine):
+    reply = submit(engine, "o1", [Line("A", 2)], delivery_fee=500)
+    assert engine.stock("S1", ["A"]).available["A"] == 3
+    done = engine.handle(refund(reply.order_id, "r-1"))
+    assert done.status == "cancelled" and done.money.refunded == done.money.paid == 1500 and done.money.kept == 0
+    assert engine.stock("S1", ["A"]).available["A"] == 5
+    before = stored(engine)
+    again = engine.handle(refund(reply.order_id, "r-1"))
+    assert again.money == done.money and stored(engine) == before
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund(reply.order_id, "r-1", write_off=True))
+    assert e.value.field == "refund_id" and stored(engine) == before
+
+
+def test_a_partial_refund_before_hand_over_is_refused(engine):
+    reply = submit(engine, "o1", [Line("A", 2)])
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund(reply.order_id, "r-1", {"A": 1}))
+    assert e.value.field == "lines"
+
+
+def test_refunds_after_hand_over_take_goods_back_to_a_node_and_add_up_to_what_was_paid(engine):
+    reply = submit(engine, "o1", [Line("A", 3, unit_price=333)], delivery_fee=200)  # 999 + 200
+    hand_over(engine, reply.order_id)
+    s2 = engine.stock("S2", ["A"]).on_hand["A"]
+    one = engine.handle(refund(reply.order_id, "r-1", {"A": 1}, return_to="S2"))
+    assert one.money.refunded == 333 and engine.stock("S2", ["A"]).on_hand["A"] == s2 + 1
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund(reply.order_id, "r-2", {"A": 3}, write_off=True))
+    assert e.value.field == "lines[0].qty"
+    rest = engine.handle(refund(reply.order_id, "r-3", write_off=True))  # the whole rest, and the delivery fee
+    assert rest.money.refunded == rest.money.paid == 1199 and rest.money.kept == 0
+    assert engine.stock("S2", ["A"]).on_hand["A"] == s2 + 1  # written off: nowhere back on a shelf
+    with pytest.raises(Conflict):
+        engine.handle(refund(reply.order_id, "r-4", write_off=True))
+
+
+def test_units_refunded_one_by_one_give_back_exactly_the_line(engine):
+    reply = submit(engine, "o1", [Line("A", 3, unit_price=1000)], discounts=[Discount(100)])  # line pays 2900
+    hand_over(engine, reply.order_id)
+    amounts = [engine.handle(refund(reply.order_id, f"r-{i}", {"A": 1}, write_off=True)).money.refunded
+               for i in range(3)]
+    assert amounts == [967, 1933, 2900]  # 966.67 rounded, then what is left shared again, the last unit the rest
+
+
+@pytest.mark.parametrize("lines, kw, error, field", [
+    ({"Z": 1}, {"write_off": True}, NotFound, "lines[0].sku"),
+    ({"B": 1}, {"write_off": True}, NotFound, "lines[0].sku"),  # a SKU the order does not have
+    ({"A": 1}, {}, InvalidInput, "return_to"),
+    ({"A": 1}, {"return_to": "S2", "write_off": True}, InvalidInput, "write_off"),
+    ({"A": 1}, {"return_to": "NOPE"}, NotFound, "return_to"),
+])
+def test_a_refund_that_cannot_be_is_refused_naming_the_field_and_nothing_is_stored(engine, lines, kw, error, field):
+    reply = submit(engine, "o1", [Line("A", 1)])
+    hand_over(engine, reply.order_id)
+    before = stored(engine)
+    with pytest.raises(error) as e:
+        engine.handle(refund(reply.order_id, "r-1", lines, **kw))
+    assert e.value.field == field and stored(engine) == before
+
+
+def test_a_cancelled_order_gives_its_money_back_and_cannot_be_refunded_again(engine):
+    reply = submit(engine, "o1", [Line("A", 1)])
+    done = engine.cancel(CancelOrder(order_id=reply.order_id))
+    assert done.money.refunded == done.money.paid == 500
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund(reply.order_id, "r-1"))
+    assert e.value.field == "order_id"
+
+
+def test_a_rejected_order_keeps_nothing(engine):
+    reply = submit(engine, "o1", [Line("C", 100)])
+    assert reply.status == "rejected" and reply.money.kept == 0 and reply.money.refunded == 4000_00
+
+
+def test_a_refund_of_an_unknown_order_is_refused(engine):
+    with pytest.raises(NotFound) as e:
+        engine.handle(refund("00000000-0000-0000-0000-000000000000", "r-1"))
+    assert e.value.field == "order_id"
