@@ -33,6 +33,7 @@ ENDPOINTS = [
     Endpoint("stock", "o2o.stock.get", c.GetStock, r.StockReply, "A node's stock: on hand and available to promise"),
     Endpoint("nearby", "o2o.stock.nearby", c.FindStock, r.StockNearby, "Which nodes that could serve a location have a SKU"),
     Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, r.StockReply, "Over-the-counter sale from the same stock"),
+    Endpoint("pos_refund", "o2o.pos.refund", c.RefundSale, r.SaleReply, "Money back for a counter sale; the goods return to a node or are written off"),
     Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, r.MemberReply, "Sign a member up at a node"),
     Endpoint("bind", "o2o.members.bind", c.BindIdentity, r.MemberReply, "Bind a channel identity to a member"),
     Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, r.MemberReply, "Redeem points for a gift"),

@@ -23,3 +23,7 @@ def member_id(member: str) -> UUID:
 
 def identity_id(kind: str, external_id: str) -> UUID:
     return uuid5(_ROOT, f"identity/{kind}/{external_id}")
+
+
+def sale_id(node_id: str, sale_id: str) -> UUID:
+    return uuid5(_ROOT, f"sale/{node_id}/{sale_id}")

@@ -12,12 +12,13 @@ the two rules that share an amount out exactly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from msgspec import Struct
 
-from domain.errors import InvalidInput
+from domain.errors import Conflict, InvalidInput, NotFound
 
 
 class LineMoney(Struct, frozen=True, array_like=True):
@@ -153,3 +154,60 @@ def refund_of(money: OrderMoney, returned: dict[str, int], refunded: dict[str, l
         cash[sku] = portion(line.paid - done_cash, left, qty)
         points[sku] = portion(line.points - done_points, left, qty)
     return Refund(lines=dict(lines), cash=cash, points=points, delivery_fee=delivery_fee)
+
+
+def returned_goods(money: OrderMoney, held: dict[str, int], returned: dict[str, int],
+                   refunded: dict[str, list[int]], lines: dict[str, int], fee_left: int,
+                   return_to: str | None, write_off: bool) -> Refund:
+    """A refund of goods the customer holds (`held`: sku -> units handed
+    over): of `lines` (sku -> units), or, with no lines, of all still held
+    and what is left of the delivery fee. The goods come back to a node or
+    are written off. Raises naming the field."""
+    if not return_to and not write_off:
+        raise InvalidInput("return_to", "goods handed over come back to a node (return_to) or are written off")
+    if return_to and write_off:
+        raise InvalidInput("write_off", "either return_to a node or write_off, not both")
+    left = {sku: q - returned.get(sku, 0) for sku, q in held.items()}
+    if not lines:
+        lines = {sku: q for sku, q in left.items() if q > 0}
+        if not lines and fee_left <= 0:
+            raise Conflict("lines", "everything was already refunded")
+        return refund_of(money, returned, refunded, lines, fee_left)
+    for k, (sku, qty) in enumerate(lines.items()):
+        if sku not in money.lines:
+            raise NotFound(f"lines[{k}].sku", f"no line of {sku!r} to refund")
+        if qty > left.get(sku, 0):
+            raise Conflict(f"lines[{k}].qty", f"{left.get(sku, 0)} of {sku} held and not yet refunded")
+    return refund_of(money, returned, refunded, lines, 0)
+
+
+@dataclass
+class Refunds:
+    """What was refunded of an order's or a sale's money, and under which refund ids."""
+
+    returned: dict[str, int] = field(default_factory=dict)  # sku -> units
+    refunded: dict[str, list[int]] = field(default_factory=dict)  # sku -> [cash, points]
+    delivery_fee: int = 0
+    ids: dict[str, str] = field(default_factory=dict)  # refund id -> the request's fingerprint
+
+    @property
+    def total(self) -> int:
+        return sum(cash for cash, _ in self.refunded.values()) + self.delivery_fee
+
+    def seen(self, refund_id: str, fingerprint: str) -> bool:
+        """A repeat of a refund already made; another request under its id is a conflict."""
+        if refund_id not in self.ids:
+            return False
+        if self.ids[refund_id] != fingerprint:
+            raise Conflict("refund_id", f"refund {refund_id} was already made with another request")
+        return True
+
+    def record(self, refund_id: str, fingerprint: str, lines: dict[str, int], cash: dict[str, int],
+               points: dict[str, int], delivery_fee: int = 0) -> None:
+        self.ids[refund_id] = fingerprint
+        for sku, qty in lines.items():
+            self.returned[sku] = self.returned.get(sku, 0) + qty
+            done = self.refunded.setdefault(sku, [0, 0])
+            done[0] += cash.get(sku, 0)
+            done[1] += points.get(sku, 0)
+        self.delivery_fee += delivery_fee

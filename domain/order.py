@@ -14,8 +14,8 @@ from eventsourcing.domain import Aggregate, event
 from msgspec import Struct
 
 from domain import ids
-from domain.errors import Conflict, InvalidInput, NotFound
-from domain.money import OrderMoney, Refund, refund_of
+from domain.errors import Conflict, InvalidInput
+from domain.money import OrderMoney, Refund, Refunds, refund_of, returned_goods
 from domain.quantities import check_lines, merge_lines
 from domain.trigger import create, trigger
 
@@ -121,10 +121,7 @@ class Order(Aggregate):
         self.reason: str | None = None
         self.reroutes = 0
         self.money = money
-        self.returned: dict[str, int] = {}  # sku -> units refunded
-        self.refunded: dict[str, list[int]] = {}  # sku -> [cash, points] refunded
-        self.refunded_delivery = 0
-        self.refunds: dict[str, str] = {}  # refund id -> the request's fingerprint, for idempotence
+        self.refunds = Refunds()
 
     @classmethod
     def place(
@@ -173,13 +170,9 @@ class Order(Aggregate):
         return any(p.status == "handed_over" for p in self.parts.values())
 
     @property
-    def refunded_total(self) -> int:
-        return sum(cash for cash, _ in self.refunded.values()) + self.refunded_delivery
-
-    @property
     def kept(self) -> int:
         """What the customer paid and did not get back."""
-        return (self.money.paid if self.money else 0) - self.refunded_total
+        return (self.money.paid if self.money else 0) - self.refunds.total
 
     @property
     def is_terminal(self) -> bool:
@@ -282,9 +275,7 @@ class Order(Aggregate):
         units (none: all that was handed over, and the delivery fee once the
         order is complete), their goods back to a node or written off.
         None for a repeat of a refund already made (same id and request)."""
-        if refund_id in self.refunds:
-            if self.refunds[refund_id] != fingerprint:
-                raise Conflict("refund_id", f"refund {refund_id} was already made with another request")
+        if self.refunds.seen(refund_id, fingerprint):
             return None
         if self.money is None:
             raise Conflict("order_id", "this order was placed before amounts were recorded: nothing to refund by")
@@ -301,26 +292,12 @@ class Order(Aggregate):
                 raise InvalidInput("return_to" if return_to else "write_off", "no goods were handed over to take back")
             refund = refund_of(self.money, {}, {}, dict(self.money.lines_qty), self.money.delivery_fee)
         else:
-            if not return_to and not write_off:
-                raise InvalidInput("return_to", "goods handed over come back to a node (return_to) or are written off")
-            if return_to and write_off:
-                raise InvalidInput("write_off", "either return_to a node or write_off, not both")
-            left = {sku: q - self.returned.get(sku, 0) for sku, q in handed.items()}
-            if not lines:
-                if self.outcome != "completed":
-                    raise Conflict("lines", "part of the order is still open: name the handed-over lines to refund")
-                lines = {sku: q for sku, q in left.items() if q > 0}
-                if not lines and self.refunded_delivery >= self.money.delivery_fee:
-                    raise Conflict("order_id", "everything handed over was already refunded")
-                fee = self.money.delivery_fee - self.refunded_delivery
-            else:
-                fee = 0
-                for k, (sku, qty) in enumerate(lines.items()):
-                    if sku not in self.money.lines:
-                        raise NotFound(f"lines[{k}].sku", f"the order has no line of {sku!r}")
-                    if qty > left.get(sku, 0):
-                        raise Conflict(f"lines[{k}].qty", f"{left.get(sku, 0)} of {sku} handed over and not yet refunded")
-            refund = refund_of(self.money, self.returned, self.refunded, lines, fee)
+            whole = not lines
+            if whole and self.outcome != "completed":
+                raise Conflict("lines", "part of the order is still open: name the handed-over lines to refund")
+            fee = self.money.delivery_fee - self.refunds.delivery_fee if whole else 0
+            refund = returned_goods(self.money, handed, self.refunds.returned, self.refunds.refunded, lines, fee,
+                                    return_to, write_off)
         self._refunded(refund_id=refund_id, fingerprint=fingerprint, reason=reason, lines=refund.lines,
                        cash=refund.cash, points=refund.points, delivery_fee=refund.delivery_fee,
                        return_to=return_to, write_off=write_off, at=at)
@@ -383,13 +360,7 @@ class Order(Aggregate):
     @event("Refunded")
     def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
                   points: dict[str, int], delivery_fee: int, return_to: str | None, write_off: bool, at: float) -> None:
-        self.refunds[refund_id] = fingerprint
-        for sku, qty in lines.items():
-            self.returned[sku] = self.returned.get(sku, 0) + qty
-            done = self.refunded.setdefault(sku, [0, 0])
-            done[0] += cash.get(sku, 0)
-            done[1] += points.get(sku, 0)
-        self.refunded_delivery += delivery_fee
+        self.refunds.record(refund_id, fingerprint, lines, cash, points, delivery_fee)
 
     @event("Cancelled")
     def _cancelled(self, reason: str, released: list[str], at: float) -> None:

@@ -27,7 +27,7 @@ from engine.geo import haversine_km
 from engine.handlers import COMMANDS, Batched, Query, Write
 from engine.memory import untraced
 from engine.readmodels import ReadModels
-from engine.replies import MemberReply, NodeStock, OrderReply, StockNearby, StockReply, order_reply
+from engine.replies import MemberReply, NodeStock, OrderReply, SaleReply, StockNearby, StockReply, order_reply
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog
@@ -286,12 +286,17 @@ class Engine:
         if cmd.member is not None and cmd.member not in self.readmodels.members:
             raise NotFound("member", f"unknown member {cmd.member!r}")
         check_lines(lines)  # before money is made of them
-        if cmd.points_used and cmd.member is None:
-            raise InvalidInput("points_used", "points are a member's: name the member")
-        money = price(cmd.lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in cmd.discounts),
-                      delivery_fee=cmd.delivery_fee, points_used=cmd.points_used, points_value=cmd.points_value,
-                      paid=cmd.paid)
+        money = self.money(cmd.lines, cmd.discounts, cmd.delivery_fee, cmd.points_used, cmd.points_value, cmd.paid,
+                           cmd.member)
         return lines, lat, lon, money
+
+    def money(self, lines: list[Any], discounts: list[Any], delivery_fee: int, points_used: int, points_value: int,
+              paid: int | None, member: str | None) -> OrderMoney:
+        """What an order or a sale is paid, checked (raises naming the field); lines already checked."""
+        if points_used and member is None:
+            raise InvalidInput("points_used", "points are a member's: name the member")
+        return price(lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in discounts),
+                     delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
 
     def _place(self, cmd: SubmitOrder, at: float) -> Order:
         lines, lat, lon, money = self.check_order(cmd)
@@ -430,6 +435,14 @@ class Engine:
                 found.append(NodeStock(node=n.id, kind=n.kind, distance_km=round(float(dist[i]), 3),
                                        available=int(atp[i]), modes=list(n.modes)))
         return StockNearby(sku=q.sku, nodes=found)
+
+    def sale(self, key: str) -> SaleReply:
+        """A counter sale's money, by "node/sale id"."""
+        r = self.readmodels.sales.get(key)
+        if r is None:
+            raise NotFound("sale_id", f"unknown sale {key}")
+        return SaleReply(node=r.node, sale_id=r.sale_id, paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded,
+                         points_used=r.points_used, points_returned=r.points_returned, refunds=list(r.refunds))
 
     # -- members -------------------------------------------------------
     def member(self, member: str) -> MemberReply:

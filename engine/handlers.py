@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, GetMember,
-    GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, NotFound
 from domain.member import Member, points_earned
-from engine.replies import MemberReply, OrderReply, StockNearby, StockReply
+from domain.sale import Sale
+from engine.replies import MemberReply, OrderReply, SaleReply, StockNearby, StockReply
 from engine.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -148,12 +149,32 @@ def count(e: "Engine", uow: UnitOfWork, cmd: CountStock, at: float) -> tuple[str
 
 
 def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple[str, list[str]]:
-    """A POS sale takes from the same stock as online orders."""
+    """A POS sale takes from the same stock as online orders; its money is a Sale of its own."""
     lines = e.lines(cmd.lines)
+    money = e.money(cmd.lines, cmd.discounts, 0, cmd.points_used, cmd.points_value, cmd.paid, cmd.member)
     uow.inventory(cmd.node).sell_over_counter(cmd.sale_id, lines, at)
+    if uow.sale(cmd.node, cmd.sale_id, missing_ok=True) is not None:
+        raise Conflict("sale_id", f"POS sale {cmd.sale_id} is already recorded at {cmd.node}")
+    uow.add(Sale(node=cmd.node, sale_id=cmd.sale_id, member=cmd.member, money=money, at=at))
     if cmd.member:
         _earn(e, uow, cmd.member, sum(e.skus[s].price * q for s, q in lines.items()), f"pos/{cmd.node}/{cmd.sale_id}", at)
     return cmd.node, list(lines)
+
+
+def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str:
+    """Money back for a counter sale; the goods come back to a node or are written off."""
+    lines = e.lines(cmd.lines)
+    if cmd.return_to is not None and cmd.return_to not in e.nodes:
+        raise NotFound("return_to", f"unknown node {cmd.return_to!r}")
+    sale = uow.sale(cmd.node, cmd.sale_id)
+    done = sale.refund(cmd.refund_id, refund_fingerprint(cmd), lines, cmd.reason, at, cmd.return_to, cmd.write_off)
+    if done is not None and cmd.return_to:
+        uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
+    return f"{cmd.node}/{cmd.sale_id}"
+
+
+def sale_answer(e: "Engine", cmd: Any, key: str) -> SaleReply:
+    return e.sale(key)
 
 
 def get_stock(e: "Engine", q: GetStock) -> StockReply:
@@ -209,6 +230,7 @@ COMMANDS: dict[type[Command], Handler] = {
     AdjustStock: Write(adjust, stock_answer),
     CountStock: Write(count, stock_answer),
     SellOverCounter: Write(sell, stock_answer),
+    RefundSale: Write(refund_sale, sale_answer),
     GetStock: Query(get_stock),
     FindStock: Query(find_stock),
     SignUpMember: Write(sign_up, member_answer),

@@ -65,6 +65,19 @@ class StockReply(msgspec.Struct, frozen=True):
     available: dict[str, int]
 
 
+class SaleReply(msgspec.Struct, frozen=True):
+    """A counter sale's money, in minor units."""
+
+    node: str
+    sale_id: str
+    paid: int
+    refunded: int
+    kept: int
+    points_used: int
+    points_returned: int
+    refunds: list[str]
+
+
 class MemberReply(msgspec.Struct, frozen=True):
     member: str
     node: str

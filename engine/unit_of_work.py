@@ -11,6 +11,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
+from domain.sale import Sale
 from engine.store.aggregates import AggregateStore
 
 T = TypeVar("T")
@@ -46,6 +47,12 @@ class UnitOfWork:
         agg = self._get(order_uuid(order_id))
         if agg is None:
             raise NotFound("order_id", f"unknown order {order_id}")
+        return agg
+
+    def sale(self, node: str, sale_id: str, missing_ok: bool = False) -> Sale | None:
+        agg = self._get(ids.sale_id(node, sale_id))
+        if agg is None and not missing_ok:
+            raise NotFound("sale_id", f"no sale {sale_id} at {node}")
         return agg
 
     def member(self, member: str) -> Member:

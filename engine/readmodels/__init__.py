@@ -8,7 +8,7 @@ One module per model, each with a table of handlers keyed by event class:
   for routing and the parts waiting for their node's decision;
 - capacity: parts routed per node in its current slot;
 - members: members, their identities and points, sign-ups per node;
-- counter_sales: POS sales and units;
+- counter_sales: POS sales and units, each sale's money and refunds;
 - kpis: queries over the models above.
 
 `ReadModels` composes them and dispatches each event on its class (as the
@@ -27,6 +27,7 @@ from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.network import Network
 from domain.order import Order
+from domain.sale import Sale
 from engine.readmodels import kpis as _kpis
 from engine.readmodels.atp import AtpView
 from engine.readmodels.capacity import CapacityView
@@ -39,7 +40,7 @@ __all__ = ["AGGREGATES", "AtpView", "OrderRecord", "PartRecord", "ReadModels", "
 Handler = Callable[[Any], None]
 
 # Every event of these aggregates must have a handler; events of others are ignored.
-AGGREGATES = (NodeInventory, Order, Member)
+AGGREGATES = (NodeInventory, Order, Member, Sale)
 
 
 class UnhandledEvent(TypeError):
@@ -95,6 +96,10 @@ class ReadModels:
     def pos(self) -> dict[str, int]:
         return self.counter_sales.counts
 
+    @property
+    def sales(self) -> dict[str, Any]:
+        return self.counter_sales.sales
+
     # -- feeding -------------------------------------------------------
     def apply(self, event: Any, notification_id: int | None = None) -> None:
         try:
@@ -138,6 +143,7 @@ class ReadModels:
             "to_route": list(self.to_route),
             "awaiting": sorted(f"{o}/{n}@{t}" for (o, n), t in self.awaiting.items()),
             "slot_used": dict(sorted(self.slot_used.items())),
+            "sales": {k: msgspec.to_builtins(v) for k, v in self.sales.items()},
             "members": self.members,
             "kpis": self.kpis(),
         }

@@ -6,7 +6,8 @@ import pytest
 from uuid import UUID
 
 from domain.commands import (
-    AcceptOrder, CancelOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SubmitOrder,
+    AcceptOrder, CancelOrder, Discount, Line, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter,
+    SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from engine.app import Engine
@@ -157,3 +158,39 @@ def test_a_refund_of_an_unknown_order_is_refused(engine):
     with pytest.raises(NotFound) as e:
         engine.handle(refund("00000000-0000-0000-0000-000000000000", "r-1"))
     assert e.value.field == "order_id"
+
+
+def sell(engine: Engine, sale_id: str, lines: list[Line], **money) -> object:
+    return engine.sell(SellOverCounter(node="S1", sale_id=sale_id, lines=lines, **money))
+
+
+def refund_sale(sale_id: str, refund_id: str, lines: dict[str, int] | None = None, **kw) -> RefundSale:
+    return RefundSale(node="S1", sale_id=sale_id, refund_id=refund_id, reason="returned at the till",
+                      lines=[ReturnLine(s, q) for s, q in (lines or {}).items()], **kw)
+
+
+def test_a_counter_sale_records_its_money_and_is_refunded_once_to_any_store(engine):
+    sell(engine, "p1", [Line("A", 2, unit_price=450)], discounts=[Discount(100)], paid=800)
+    s3 = engine.stock("S3", ["A"]).on_hand["A"]
+    done = engine.handle(refund_sale("p1", "r-1", {"A": 1}, return_to="S3"))
+    assert (done.paid, done.refunded, done.kept) == (800, 400, 400)
+    assert engine.stock("S3", ["A"]).on_hand["A"] == s3 + 1
+    before = stored(engine)
+    assert engine.handle(refund_sale("p1", "r-1", {"A": 1}, return_to="S3")) == done and stored(engine) == before
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund_sale("p1", "r-1", {"A": 1}, write_off=True))
+    assert e.value.field == "refund_id"
+    with pytest.raises(Conflict) as e:
+        engine.handle(refund_sale("p1", "r-2", {"A": 2}, write_off=True))
+    assert e.value.field == "lines[0].qty" and stored(engine) == before
+    assert engine.handle(refund_sale("p1", "r-3", write_off=True)).kept == 0
+
+
+def test_a_refund_of_an_unknown_sale_or_a_sale_recorded_twice_is_refused(engine):
+    with pytest.raises(NotFound) as e:
+        engine.handle(refund_sale("nope", "r-1", write_off=True))
+    assert e.value.field == "sale_id"
+    sell(engine, "p1", [Line("A", 1)])
+    with pytest.raises(Conflict) as e:
+        sell(engine, "p1", [Line("A", 1)])
+    assert e.value.field == "sale_id"

@@ -17,11 +17,11 @@ EXAMPLES = [
     ("order.json", "o2o.orders.submit"), ("order-status.json", "o2o.orders.status"),
     ("order-accept.json", "o2o.orders.accept"), ("order-progress.json", "o2o.orders.progress"),
     ("order-cancel.json", "o2o.orders.cancel"), ("order-pickup.json", "o2o.orders.submit"),
-    ("order-decline.json", "o2o.orders.decline"), ("stock-receive.json", "o2o.stock.receive"),
+    ("order-decline.json", "o2o.orders.decline"), ("order-refund.json", "o2o.orders.refund"), ("stock-receive.json", "o2o.stock.receive"),
     ("stock-adjust.json", "o2o.stock.adjust"), ("stock-count.json", "o2o.stock.count"),
     ("stock-get.json", "o2o.stock.get"), ("stock-nearby.json", "o2o.stock.nearby"),
     ("member-signup.json", "o2o.members.signup"),
-    ("member-bind.json", "o2o.members.bind"), ("pos-sale.json", "o2o.pos.sale"),
+    ("member-bind.json", "o2o.members.bind"), ("pos-sale.json", "o2o.pos.sale"), ("pos-refund.json", "o2o.pos.refund"),
     ("member-redeem.json", "o2o.members.redeem"), ("member-get.json", "o2o.members.get"),
 ]
 
