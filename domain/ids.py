@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 _ROOT = uuid5(NAMESPACE_URL, "https://o2o-engine.dev/")
 
 
+@lru_cache(maxsize=65_536)  # asked for on every reservation: uuid5 is dear (a SHA-1 and a UUID)
 def inventory_id(node_id: str) -> UUID:
     return uuid5(_ROOT, f"inventory/{node_id}")
 
@@ -17,6 +18,7 @@ def order_id(channel: str, external_id: str) -> UUID:
     return uuid5(_ROOT, f"order/{channel}/{external_id}")
 
 
+@lru_cache(maxsize=65_536)
 def member_id(member: str) -> UUID:
     return uuid5(_ROOT, f"member/{member}")
 
