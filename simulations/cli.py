@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)
     if not broken:
-        print("stock conserved in every variant (end = start + replenished - sold online - sold at the counter)")
+        print("stock conserved in every variant (end = start + replenished + returned - sold online - sold at the counter)")
     print(f"\nwrote {', '.join(str(f) for f in files)}")
     return 1 if broken else 0
 

@@ -17,7 +17,8 @@ import msgspec
 import numpy as np
 
 from domain.commands import (
-    AcceptOrder, CancelOrder, DeclineOrder, Line, ReceiveStock, ReportProgress, SellOverCounter, SubmitOrder,
+    AcceptOrder, CancelOrder, DeclineOrder, Line, ReceiveStock, RefundOrder, ReportProgress, ReturnLine,
+    SellOverCounter, SubmitOrder,
 )
 from domain.errors import DomainError
 from domain.network import Network, Node, Sku, Window
@@ -45,6 +46,8 @@ class Outcome:
     pos_customers: int = 0
     pos_short: int = 0  # counter customers who found an item missing
     late_cancels: int = 0
+    refunds_refused: int = 0  # a return the engine refused (e.g. the rest of a split order still open)
+    returned: Counter = field(default_factory=Counter)  # (node, sku) -> units back on a shelf
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -110,6 +113,7 @@ class Routed:
     at: float  # when it was routed
     fill: float  # share of the node's slot capacity taken, this part included
     prep_minutes: float
+    lines: dict[str, int] = field(default_factory=dict)  # the part's
 
 
 PartPlan = Callable[[Routed], list[tuple[float, Any]]]
@@ -128,6 +132,7 @@ def simulated_parts(s: Scenario) -> PartPlan:
         # always the same five draws, so a change of parameters moves no other draw
         u_accept, u_decline, u_cancel = rng.random(), rng.random(), rng.random()
         z_prep, u_courier = rng.gauss(0.0, 1.0), rng.random()
+        u_refund, u_whole, u_restock, u_after = rng.random(), rng.random(), rng.random(), rng.random()
         oid, node = p.order, p.node
         at = p.at - math.log1p(-u_accept) * b.accept_minutes * 60
         if u_decline < b.decline_share:
@@ -142,9 +147,16 @@ def simulated_parts(s: Scenario) -> PartPlan:
         hand = max(p.eta_at + late, at + 180)
         picked = at + (hand - at) / 2
         ready, done = ("ready", "collected") if p.mode == "pickup" else ("dispatched", "delivered")
-        return out + [(picked, ReportProgress(order_id=oid, step="picked", node=node)),
-                      (max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node)),
-                      (hand, ReportProgress(order_id=oid, step=done, node=node))]
+        out += [(picked, ReportProgress(order_id=oid, step="picked", node=node)),
+                (max(hand - 120, picked + 30), ReportProgress(order_id=oid, step=ready, node=node)),
+                (hand, ReportProgress(order_id=oid, step=done, node=node))]
+        if u_refund < b.refund_share and p.lines:
+            sku = min(p.lines)
+            lines = [] if u_whole < b.refund_whole_share else [ReturnLine(sku, 1)]
+            back = dict(return_to=node) if u_restock < b.restock_share else dict(write_off=True)
+            out.append((hand - math.log1p(-u_after) * b.refund_after_minutes * 60,
+                        RefundOrder(order_id=oid, refund_id=f"rf-{node}", reason="returned", lines=lines, **back)))
+        return out
 
     return plan
 
@@ -233,12 +245,12 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 n = nodes[node]
                 slot, used = engine.readmodels.slot_used.get(node, (-1, 0))
                 fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
-                cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes))
+                cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes, part.lines))
                 answer = min((_bucket(t) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))), default=math.inf)
                 if answer > now + timeout:  # the part expires before the engine hears of the node's answer
                     tick_after(now + timeout)
                 for t, cmd in cmds:
-                    if isinstance(cmd, CancelOrder):
+                    if isinstance(cmd, (CancelOrder, RefundOrder)):
                         push(t, "cancel", cmd)
                     else:
                         add_step(t, cmd)
@@ -290,9 +302,16 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             _sell(engine, out, item)
         elif kind == "cancel":
             try:
-                engine.cancel(item)
+                before = _held(engine, item.order_id) if isinstance(item, RefundOrder) and item.return_to else None
+                engine.handle(item)
+                if before is not None:  # goods back on the node's shelf
+                    after = _held(engine, item.order_id)
+                    out.returned.update({(item.return_to, k): q - after.get(k, 0) for k, q in before.items()})
             except DomainError:
-                out.late_cancels += 1  # handed over already: the customer was too late
+                if isinstance(item, CancelOrder):
+                    out.late_cancels += 1  # handed over already: the customer was too late
+                else:
+                    out.refunds_refused += 1
         elif kind == "replenish":
             _replenish(engine, out, target)
         elif kind == "delivery":
@@ -303,6 +322,17 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         flush(clock.now())
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return out
+
+
+def _held(engine: Engine, order_id: str) -> dict[str, int]:
+    """Units of an order the customer holds: handed over and not returned."""
+    r = engine.readmodels.orders[order_id]
+    held: dict[str, int] = {}
+    for part in r.parts.values():
+        if part.status == "handed_over":
+            for sku, q in part.lines.items():
+                held[sku] = held.get(sku, 0) + q
+    return {sku: q - r.returned.get(sku, 0) for sku, q in held.items()}
 
 
 def _bucket(t: float) -> float:

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import msgspec
 import numpy as np
 
-from domain.commands import Line, SubmitOrder
+from domain.commands import Discount, Line, SubmitOrder
+from domain.money import to_minor
 from domain.network import Network
 from simulations.scenario import Scenario, Surge
 
@@ -167,13 +169,33 @@ def _sales(s: Scenario, network: Network, hourly: list[float], t0: float, t1: fl
     return sales
 
 
+def _priced(s: Scenario, network: Network, orders: list[tuple[float, SubmitOrder]],
+            stream: int) -> list[tuple[float, SubmitOrder]]:
+    """Coupons and delivery fees, from a random stream of their own (the
+    baskets and places drawn before stay as they were)."""
+    m = s.money
+    if not orders or (not m.coupon_share and not m.delivery_fee):
+        return orders
+    rng = np.random.default_rng([s.seed, stream])
+    coupon = rng.random(len(orders)) < m.coupon_share
+    price = {k.id: to_minor(k.price, network.minor_units) for k in network.skus}
+    out = []
+    for (t, cmd), c in zip(orders, coupon):
+        off = int(sum(price[x.sku] * x.qty for x in cmd.lines) * m.coupon_off) if c else 0
+        fee = m.delivery_fee if cmd.mode == "delivery" else 0
+        if off or fee:
+            cmd = msgspec.structs.replace(cmd, discounts=[Discount(off, "COUPON")] if off else [], delivery_fee=fee)
+        out.append((t, cmd))
+    return out
+
+
 def base_day(s: Scenario, network: Network) -> Day:
     rng = np.random.default_rng([s.seed, 1])
     t0, t1 = day_bounds(s, network)
     midnight = clock_time(s, network, "00:00")
     hourly = s.demand.hourly or DEFAULT_HOURLY
     orders = _orders(rng, s, network, _times(rng, s.demand.orders, hourly, t0, t1, midnight), "o")
-    return Day(orders, _sales(s, network, hourly, t0, t1, midnight))
+    return Day(_priced(s, network, orders, 9), _sales(s, network, hourly, t0, t1, midnight))
 
 
 def surge_size(s: Scenario, network: Network, surge: Surge) -> int:
@@ -191,4 +213,4 @@ def surge_orders(s: Scenario, network: Network, surge: Surge, index: int) -> lis
     t0, t1 = clock_time(s, network, surge.start), clock_time(s, network, surge.end)
     times = _times(rng, surge_size(s, network, surge), s.demand.hourly or DEFAULT_HOURLY, t0, t1,
                    clock_time(s, network, "00:00"))
-    return _orders(rng, s, network, times, f"surge{index}")
+    return _priced(s, network, _orders(rng, s, network, times, f"surge{index}"), 200 + index)

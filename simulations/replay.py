@@ -12,7 +12,9 @@ from typing import Any
 import msgspec
 
 from domain import ids
-from domain.commands import AcceptOrder, CancelOrder, DeclineOrder, Line, ReportProgress, SubmitOrder
+from domain.commands import (
+    AcceptOrder, CancelOrder, DeclineOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SubmitOrder,
+)
 from domain.network import Network
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
@@ -31,6 +33,7 @@ class Recorded:
     routed_at: dict[tuple[str, str], float]  # (order, node) -> when the record routed it there
     actions: dict[tuple[str, str], list[tuple[float, Any]]] = field(default_factory=lambda: defaultdict(list))
     cancels: dict[str, float] = field(default_factory=dict)
+    refunds: dict[tuple[str, str], list[tuple[float, Any]]] = field(default_factory=lambda: defaultdict(list))
     first: float = 0.0
     last: float = 0.0
 
@@ -55,9 +58,9 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
             if kind == "Placed":
                 rec.first = at if not orders else min(rec.first, at)
                 orders.append((at, SubmitOrder(
-                    channel=e.channel, external_id=e.external_id, lines=[Line(k, q) for k, q in e.lines.items()],
-                    mode=e.mode, lat=e.lat, lon=e.lon, pickup_node=e.pickup_node,
-                    promise_minutes=round((e.promised_at - at) / 60))))
+                    channel=e.channel, external_id=e.external_id, mode=e.mode, lat=e.lat, lon=e.lon,
+                    pickup_node=e.pickup_node, promise_minutes=round((e.promised_at - at) / 60),
+                    **_paid_as(e.money, e.lines))))
             elif kind == "Routed":
                 for p in e.parts:
                     routed_at[(oid, p.node)] = at
@@ -73,6 +76,13 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.actions[(oid, e.node)].append((at, ReportProgress(order_id=oid, step=step, node=e.node)))
             elif kind == "Cancelled":
                 rec.cancels[oid] = at
+            elif kind == "Refunded" and e.refund_id not in ("cancelled", "rejected") and e.lines:
+                r = views.orders[oid]
+                node = next((n for n, part in r.parts.items() if set(e.lines) & set(part.lines)), None)
+                whole = e.fingerprint.startswith("[]|")  # asked for all that was left
+                rec.refunds[(oid, node)].append((at, RefundOrder(
+                    order_id=oid, refund_id=e.refund_id, reason=e.reason, return_to=e.return_to,
+                    write_off=e.write_off, lines=[] if whole else [ReturnLine(k, q) for k, q in e.lines.items()])))
             elif kind == "SoldOverCounter" and e.originator_id in node_of:
                 sales.append(Sale(at, node_of[e.originator_id], dict(e.lines)))
             elif kind == "Received" and e.ref != "opening stock" and e.originator_id in node_of:
@@ -83,6 +93,19 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
     return rec, views, events
 
 
+def _paid_as(money: Any, lines: dict[str, int]) -> dict[str, Any]:
+    """An order's recorded money as the command's fields (points are a
+    member's, and members are not replayed: their value is left out)."""
+    if money is None:
+        return {"lines": [Line(k, q) for k, q in lines.items()]}
+    out = []
+    for sku, m in money.lines.items():
+        unit = -(-m.gross // m.qty)  # lines of one SKU at several prices were merged: round up, the rest off
+        out.append(Line(sku, m.qty, unit_price=unit, discount=m.discount + unit * m.qty - m.gross))
+    return {"lines": out, "discounts": [Discount(money.discounts)] if money.discounts else [],
+            "delivery_fee": money.delivery_fee}
+
+
 def recorded_parts(rec: Recorded, fallback: PartPlan) -> PartPlan:
     """The recorded behaviour of a node for an order, shifted to when the replay routed it there."""
 
@@ -90,7 +113,7 @@ def recorded_parts(rec: Recorded, fallback: PartPlan) -> PartPlan:
         oid = p.order
         if (oid, p.node) not in rec.routed_at:  # the record never sent it there: default behaviour
             return fallback(p)
-        recorded = rec.actions.get((oid, p.node), [])  # empty: the node let it expire
+        recorded = rec.actions.get((oid, p.node), []) + rec.refunds.get((oid, p.node), [])  # none: expired
         shift = p.at - rec.routed_at[(oid, p.node)]
         out = [(t + shift, cmd) for t, cmd in recorded]
         if oid in rec.cancels:

@@ -54,6 +54,10 @@ def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
         "nodes_full_in_a_slot": sum(1 for n in network.nodes if n.capacity_per_slot and peak[n.id] >= n.capacity_per_slot),
         "kitchen_share": base["kitchen_share"],
         "average_order_value": base["average_order_value"],
+        "online_revenue": base["online_revenue"],
+        "online_refunds": base["online_refunds"],
+        "pos_revenue": base["pos_revenue"],
+        "pos_refunds": base["pos_refunds"],
         "completed": len(done),
         "cancelled": sum(1 for r in records if r.status == "cancelled"),
         "rejected": len(rejected),
@@ -160,9 +164,10 @@ def hourly_of(views, network) -> list[dict]:
 
 
 def conservation(o: Outcome) -> list[str]:
-    """Per node and SKU: end = start + replenished - sold online - sold at POS.
-    Start, deliveries and counter sales are the simulator's own books; online
-    sales are the parts handed over. Returns the breaks."""
+    """Per node and SKU: end = start + replenished + returned - sold online -
+    sold at POS. Start, deliveries, returns and counter sales are the
+    simulator's own books; online sales are the parts handed over. Returns
+    the breaks."""
     view = o.engine.readmodels.atp
     expected = np.zeros_like(view.on_hand)
 
@@ -173,6 +178,8 @@ def conservation(o: Outcome) -> list[str]:
         for sku, q in lines.items():
             add(node, sku, q)
     for (node, sku), q in o.replenished.items():
+        add(node, sku, q)
+    for (node, sku), q in o.returned.items():
         add(node, sku, q)
     for (node, sku), q in o.pos_sold.items():
         add(node, sku, -q)

@@ -67,6 +67,18 @@ class Behaviour(Struct, frozen=True, forbid_unknown_fields=True):
     busy_delay: Annotated[float, Meta(ge=0)] = 1.0
     courier_wait_minutes: Annotated[float, Meta(ge=0)] = 3.0  # mean wait for a courier (delivery; exponential)
     cancel_share: Share = 0.01  # orders the customer cancels before hand-over
+    refund_share: Share = 0.02  # parts handed over that the customer returns later that day
+    refund_whole_share: Share = 0.5  # of those, the whole order back (else one unit)
+    restock_share: Share = 0.7  # returned goods put back on the node's shelf (else written off)
+    refund_after_minutes: Annotated[float, Meta(ge=0)] = 60.0  # mean time from hand-over to the return
+
+
+class Money(Struct, frozen=True, forbid_unknown_fields=True):
+    """What customers pay, besides the network's price list (minor units of its currency)."""
+
+    coupon_share: Share = 0.15  # orders with an order-level coupon
+    coupon_off: Share = 0.1  # what the coupon takes off the goods
+    delivery_fee: Annotated[int, Meta(ge=0)] = 400  # per delivery order
 
 
 class Stock(Struct, frozen=True, forbid_unknown_fields=True):
@@ -115,6 +127,7 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     demand: Demand = Demand()
     pos: Pos = Pos()
     behaviour: Behaviour = Behaviour()
+    money: Money = Money()
     stock: Stock = Stock()
     router: RouterSettings = RouterSettings()
     batching: Batching = Batching()

@@ -17,13 +17,21 @@ def kpis(models: ReadModels) -> dict[str, Any]:
     kinds = {n.id: n.kind for n in models.network.nodes}
     served_by_kitchen = sum(1 for r in done if any(kinds.get(node) == "kitchen" for node in r.parts))
     pos = models.pos
+    unit = 10 ** models.network.minor_units
+    paid = [r.paid if r.paid is not None else round(r.value * unit) for r in done]  # older orders: the value then
+    open_money = [r for r in orders if r.paid is not None and r.status not in ("cancelled", "rejected")]
+    sales = models.sales.values()
     return {
         "orders": len(models.orders),
         "orders_by_status": dict(sorted(by_status.items())),
         "fill_rate": _ratio(len(routed), len(decided)),
         "on_time_rate": _ratio(sum(1 for r in done if not r.late), len(done)),
         "split_rate": _ratio(sum(1 for r in routed if r.max_parts > 1), len(routed)),
-        "average_order_value": round(sum(r.value for r in done) / len(done), 2) if done else None,
+        "average_order_value": round(sum(paid) / len(paid)) if paid else None,  # minor units
+        "online_revenue": sum(r.paid - r.refunded for r in open_money),  # kept: paid less refunds (minor units)
+        "online_refunds": sum(r.refunded for r in open_money),  # after hand-over; cancellations give all back
+        "pos_revenue": sum(r.paid - r.refunded for r in sales),
+        "pos_refunds": sum(r.refunded for r in sales),
         "reroutes": sum(r.reroutes for r in orders),
         "kitchen_share": _ratio(served_by_kitchen, len(done)),
         "members_by_node": dict(sorted(models.signups.items())),

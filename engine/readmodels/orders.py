@@ -13,6 +13,7 @@ from uuid import UUID
 import msgspec
 
 from domain.order import PROGRESS, Order
+from domain.quantities import merge_lines
 
 
 class PartRecord(msgspec.Struct, gc=False):
@@ -53,6 +54,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     points_used: int = 0
     points_returned: int = 0
     refunds: list[str] = []  # refund ids, in the order made
+    returned: dict[str, int] = {}  # units refunded, by SKU
 
 
 _RANK = {status: i for i, status in enumerate(PROGRESS)}
@@ -177,6 +179,7 @@ class OrderView:
         r.refunded += sum(e.cash.values()) + e.delivery_fee
         r.points_returned += sum(e.points.values())
         r.refunds = [*r.refunds, e.refund_id]
+        r.returned = merge_lines(r.returned, e.lines)
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)
