@@ -11,8 +11,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, Line, ReceiveStock, RedeemPoints,
-    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, Discount, Line, ReceiveStock, RedeemPoints,
+    RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
@@ -30,6 +30,8 @@ nodes = st.sampled_from(NODES)
 skus = st.sampled_from(SKUS)
 qty = st.integers(min_value=1, max_value=4)
 lines = st.dictionaries(skus, qty, min_size=1, max_size=3)
+prices = st.one_of(st.none(), st.integers(0, 5000))  # minor units; None: the price list
+money = st.fixed_dictionaries({"coupon": st.integers(0, 300), "fee": st.integers(0, 600)})
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -43,6 +45,7 @@ class EngineMachine(RuleBasedStateMachine):
             for sku, q in stock.items():
                 self.flow[(node, sku)] += q
         self.orders: list[str] = []
+        self.sales: list[tuple[str, str]] = []  # (node, sale id)
         self.members: list[str] = []
         self.n = 0
 
@@ -87,20 +90,40 @@ class EngineMachine(RuleBasedStateMachine):
         member = self.members[0] if with_member and self.members else None
         cmd = SellOverCounter(node=node, sale_id=f"p{self.n}", lines=[Line(s, q) for s, q in lines.items()], member=member)
         if self.attempt(self.engine.sell, cmd):
+            self.sales.append((node, f"p{self.n}"))
             for s, q in lines.items():
                 self.flow[(node, s)] -= q
 
+    @precondition(lambda self: self.sales)
+    @rule(data=st.data(), whole=st.booleans(), back=st.sampled_from([None, *NODES]))
+    def refund_sale(self, data, whole, back):
+        node, sale_id = data.draw(st.sampled_from(self.sales))
+        sku, q = data.draw(skus), data.draw(qty)
+        self.n += 1
+        cmd = RefundSale(node=node, sale_id=sale_id, refund_id=f"rf{self.n}", reason="returned",
+                         lines=[] if whole else [ReturnLine(sku, q)], return_to=back, write_off=back is None)
+        before = self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded
+        sale = self.engine.log.repository.get(ids.sale_id(node, sale_id))
+        held = {s: line.qty - sale.refunds.returned.get(s, 0) for s, line in sale.money.lines.items()}
+        if self.attempt(self.engine.handle, cmd) is not None:
+            after = self.engine.log.repository.get(ids.sale_id(node, sale_id))
+            assert self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded >= before
+            if back:
+                for s, h in held.items():
+                    self.flow[(back, s)] += h - (after.money.lines[s].qty - after.refunds.returned.get(s, 0))
+
     # -- orders --------------------------------------------------------
-    @rule(km=st.floats(0, 6), lines=lines, pickup=st.booleans(), repeat=st.booleans())
-    def submit(self, km, lines, pickup, repeat):
+    @rule(km=st.floats(0, 6), lines=lines, pickup=st.booleans(), repeat=st.booleans(), price=prices, money=money)
+    def submit(self, km, lines, pickup, repeat, price, money):
         if not repeat or not self.orders:
             self.n += 1
         lat, lon = at_km(km)
         member = self.members[-1] if self.members else None
         cmd = SubmitOrder(
-            channel="app", external_id=f"o{self.n}", lines=[Line(s, q) for s, q in lines.items()],
+            channel="app", external_id=f"o{self.n}", lines=[Line(s, q, unit_price=price) for s, q in lines.items()],
             mode="pickup" if pickup else "delivery", lat=lat, lon=lon, pickup_node="S2" if pickup else None,
-            member=member,
+            member=member, discounts=[Discount(money["coupon"])] if money["coupon"] else [],
+            delivery_fee=0 if pickup else money["fee"],
         )
         reply = self.attempt(self.engine.submit, cmd)
         if reply is not None and reply.order_id not in self.orders:
@@ -124,6 +147,31 @@ class EngineMachine(RuleBasedStateMachine):
                 if step in ("delivered", "collected"):
                     for s, q in part_lines.items():
                         self.flow[(node, s)] -= q
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), whole=st.booleans(), back=st.sampled_from([None, *NODES]))
+    def refund(self, data, whole, back):
+        oid = data.draw(st.sampled_from(self.orders))
+        sku, q = data.draw(skus), data.draw(qty)
+        self.n += 1
+        record = self.engine.readmodels.orders[oid]
+        held = self._held(record)
+        cmd = RefundOrder(order_id=oid, refund_id=f"rf{self.n}", reason="returned", return_to=back,
+                          write_off=back is None and bool(held), lines=[] if whole else [ReturnLine(sku, q)])
+        if self.attempt(self.engine.handle, cmd) is not None and back and held:  # goods back on a shelf
+            after = self._held(self.engine.readmodels.orders[oid])
+            for s, h in held.items():
+                self.flow[(back, s)] += h - after.get(s, 0)
+
+    @staticmethod
+    def _held(record) -> dict[str, int]:
+        """Units handed over and not returned."""
+        held: dict[str, int] = {}
+        for part in record.parts.values():
+            if part.status == "handed_over":
+                for s, q in part.lines.items():
+                    held[s] = held.get(s, 0) + q
+        return {s: q - record.returned.get(s, 0) for s, q in held.items()}
 
     @rule(minutes=st.integers(1, 10))
     def time_passes(self, minutes):
@@ -159,6 +207,25 @@ class EngineMachine(RuleBasedStateMachine):
             record = self.engine.readmodels.orders[oid]
             assert record.status in STATES
             assert self.engine.log.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
+
+    @invariant()
+    def money_is_never_made_or_lost(self):
+        """Per order and sale, to the minor unit: paid = kept + refunded, never more
+        refunded than paid or than a line was paid; ended orders keep nothing."""
+        for oid in self.orders:
+            r = self.engine.readmodels.orders[oid]
+            order = self.engine.log.repository.get(ids.order_id(r.channel, r.external_id))
+            m = order.money
+            assert m.paid == sum(line.paid for line in m.lines.values()) + m.delivery_fee == r.paid
+            assert 0 <= order.refunds.total == r.refunded <= m.paid and order.kept == r.paid - r.refunded
+            for s, (cash, _) in order.refunds.refunded.items():
+                assert 0 <= cash <= m.lines[s].paid and order.refunds.returned[s] <= m.lines[s].qty
+            if r.status in ("cancelled", "rejected"):
+                assert order.kept == 0
+        for node, sale_id in self.sales:
+            sale = self.engine.log.repository.get(ids.sale_id(node, sale_id))
+            record = self.engine.readmodels.sales[f"{node}/{sale_id}"]
+            assert 0 <= sale.refunds.total == record.refunded <= sale.money.paid == record.paid
 
     @invariant()
     def points_are_never_negative(self):
