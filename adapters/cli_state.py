@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {status:<12} {n:>8}")
     for key in ("fill_rate", "on_time_rate", "split_rate", "average_order_value", "reroutes", "pos_sales"):
         print(f"  {key:<20} {kpis[key] if kpis[key] is not None else '-'}")
+    currency = views.network.currency
+    print(f"\nmoney   (minor units of {currency})")
+    for key in ("online_revenue", "online_refunds", "pos_revenue", "pos_refunds"):
+        print(f"  {key:<20} {kpis[key]:>12,}")
     atp = views.atp
     available = atp.atp()
     print(f"\n{'node':<10} {'on hand':>9} {'reserved':>9} {'available':>10} {'SKUs out':>9}")

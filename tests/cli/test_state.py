@@ -28,6 +28,8 @@ def test_state_prints_stock_and_orders_of_a_sqlite_store_and_writes_nothing(tmp_
     assert main(["state", "--store", url]) == 0
     out = capsys.readouterr().out
     assert f"({events} events)" in out and "orders  1" in out and store.id in out
+    price = round(network.skus[0].price * 100)  # the order at the price list, in fen: kept, not refunded
+    assert any(line.split() == ["online_revenue", f"{price:,}"] for line in out.splitlines()), out
     assert main(["state", "--store", url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["orders"][reply.order_id]["status"] == live["orders"][reply.order_id]["status"]
     again = Engine(network, clock=SimClock(NOON), store=url).start()
