@@ -27,6 +27,7 @@ from engine.app import Engine
 from engine.config import Config, EngineSettings, StoreSettings
 from engine.clock import SimClock
 from engine.memory import young_collections_only
+from engine.readmodels.orders import held
 from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
 from simulations.scenario import Scenario, ScenarioError, Variant
 
@@ -302,10 +303,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             _sell(engine, out, item)
         elif kind == "cancel":
             try:
-                before = _held(engine, item.order_id) if isinstance(item, RefundOrder) and item.return_to else None
+                before = held(engine.readmodels.orders[item.order_id]) if isinstance(item, RefundOrder) and item.return_to else None
                 engine.handle(item)
                 if before is not None:  # goods back on the node's shelf
-                    after = _held(engine, item.order_id)
+                    after = held(engine.readmodels.orders[item.order_id])
                     out.returned.update({(item.return_to, k): q - after.get(k, 0) for k, q in before.items()})
             except DomainError:
                 if isinstance(item, CancelOrder):
@@ -322,17 +323,6 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         flush(clock.now())
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return out
-
-
-def _held(engine: Engine, order_id: str) -> dict[str, int]:
-    """Units of an order the customer holds: handed over and not returned."""
-    r = engine.readmodels.orders[order_id]
-    held: dict[str, int] = {}
-    for part in r.parts.values():
-        if part.status == "handed_over":
-            for sku, q in part.lines.items():
-                held[sku] = held.get(sku, 0) + q
-    return {sku: q - r.returned.get(sku, 0) for sku, q in held.items()}
 
 
 def _bucket(t: float) -> float:

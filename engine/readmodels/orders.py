@@ -57,6 +57,16 @@ class OrderRecord(msgspec.Struct, gc=False):
     returned: dict[str, int] = {}  # units refunded, by SKU
 
 
+def held(r: OrderRecord) -> dict[str, int]:
+    """Units of an order the customer holds: handed over and not returned."""
+    out: dict[str, int] = {}
+    for part in r.parts.values():
+        if part.status == "handed_over":
+            for sku, q in part.lines.items():
+                out[sku] = out.get(sku, 0) + q
+    return {sku: q - r.returned.get(sku, 0) for sku, q in out.items()}
+
+
 _RANK = {status: i for i, status in enumerate(PROGRESS)}
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.benefit import RoleRate, RuleSet, capped, check_rules, rates_for, reversal, split, window_end
-from domain.commands import Discount, Line
+from domain.commands import Line
 from domain.errors import InvalidInput
 from domain.money import price
 

@@ -18,6 +18,7 @@ from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from engine.readmodels import ReadModels
+from engine.readmodels.orders import held
 from tests.engine.network_fixture import at_km, small_network
 
 pytestmark = pytest.mark.slow  # 40 random sequences of 25 steps, each replayed
@@ -104,12 +105,12 @@ class EngineMachine(RuleBasedStateMachine):
                          lines=[] if whole else [ReturnLine(sku, q)], return_to=back, write_off=back is None)
         before = self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded
         sale = self.engine.log.repository.get(ids.sale_id(node, sale_id))
-        held = {s: line.qty - sale.refunds.returned.get(s, 0) for s, line in sale.money.lines.items()}
+        holding = {s: line.qty - sale.refunds.returned.get(s, 0) for s, line in sale.money.lines.items()}
         if self.attempt(self.engine.handle, cmd) is not None:
             after = self.engine.log.repository.get(ids.sale_id(node, sale_id))
             assert self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded >= before
             if back:
-                for s, h in held.items():
+                for s, h in holding.items():
                     self.flow[(back, s)] += h - (after.money.lines[s].qty - after.refunds.returned.get(s, 0))
 
     # -- orders --------------------------------------------------------
@@ -155,23 +156,13 @@ class EngineMachine(RuleBasedStateMachine):
         sku, q = data.draw(skus), data.draw(qty)
         self.n += 1
         record = self.engine.readmodels.orders[oid]
-        held = self._held(record)
+        holding = held(record)
         cmd = RefundOrder(order_id=oid, refund_id=f"rf{self.n}", reason="returned", return_to=back,
-                          write_off=back is None and bool(held), lines=[] if whole else [ReturnLine(sku, q)])
-        if self.attempt(self.engine.handle, cmd) is not None and back and held:  # goods back on a shelf
-            after = self._held(self.engine.readmodels.orders[oid])
-            for s, h in held.items():
+                          write_off=back is None and bool(holding), lines=[] if whole else [ReturnLine(sku, q)])
+        if self.attempt(self.engine.handle, cmd) is not None and back and holding:  # goods back on a shelf
+            after = held(self.engine.readmodels.orders[oid])
+            for s, h in holding.items():
                 self.flow[(back, s)] += h - after.get(s, 0)
-
-    @staticmethod
-    def _held(record) -> dict[str, int]:
-        """Units handed over and not returned."""
-        held: dict[str, int] = {}
-        for part in record.parts.values():
-            if part.status == "handed_over":
-                for s, q in part.lines.items():
-                    held[s] = held.get(s, 0) + q
-        return {s: q - record.returned.get(s, 0) for s, q in held.items()}
 
     @rule(minutes=st.integers(1, 10))
     def time_passes(self, minutes):
