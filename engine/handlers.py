@@ -96,7 +96,7 @@ def progress(e: "Engine", uow: UnitOfWork, cmd: ReportProgress, at: float) -> st
         node = order.deliver(cmd.node, at) if cmd.step == "delivered" else order.collect(cmd.node, at)
         uow.inventory(node).consume(str(order.id), at)
         if order.outcome == "completed" and order.member:
-            _earn(e, uow, order.member, _list_cash(e, order.lines), f"order/{order.id}", at)
+            earn_points(e, uow, order.member, _list_cash(e, order.lines), f"order/{order.id}", at)
     return str(order.id)
 
 
@@ -128,7 +128,7 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
     lines = e.lines(cmd.lines)
     uow.inventory(cmd.node).sell_over_counter(cmd.sale_id, lines, at)
     if cmd.member:
-        _earn(e, uow, cmd.member, _list_cash(e, lines), f"pos/{cmd.node}/{cmd.sale_id}", at)
+        earn_points(e, uow, cmd.member, _list_cash(e, lines), f"pos/{cmd.node}/{cmd.sale_id}", at)
     return cmd.node, list(lines)
 
 
@@ -219,7 +219,7 @@ def get_member(e: "Engine", q: GetMember) -> MemberReply:
     return e.member(q.member)
 
 
-def _earn(e: "Engine", uow: UnitOfWork, member: str, cash_by_sku: dict[str, int], ref: str, at: float) -> int:
+def earn_points(e: "Engine", uow: UnitOfWork, member: str, cash_by_sku: dict[str, int], ref: str, at: float) -> int:
     """Points on cash paid (minor units per SKU) under the points rules; returns the points earned."""
     rules = e.settings.points
     points = points_for(cash_by_sku, e.skus, rules, e.network.minor_units)
