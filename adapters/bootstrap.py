@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, AsyncIterator
 
 from domain.network import Network
 from engine.app import Engine
-from engine.clock import Clock
+from engine.clock import Clock, TestClock, parse_time
 from engine.config import Config
 from engine.routing.types import Router
 from engine.store.network_file import load_network
@@ -29,7 +30,18 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
     rebuilt from the store and every node's inventory open."""
     if network is None:
         network = load_network(config.network.file)
+    if clock is None:
+        clock = configured_clock(config)
     return Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
+
+
+def configured_clock(config: Config) -> Clock | None:
+    """A test clock when the configuration asks for one (`o2o serve --test-clock`),
+    starting at its `start` (default now); else None: the system clock."""
+    if not config.clock.test:
+        return None
+    start = config.clock.start.strip()
+    return TestClock(parse_time(start, "clock.start") if start else time.time())
 
 
 def data_folder(config: Config) -> Path:

@@ -47,8 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ack-wait", type=float,
                    help="seconds before JetStream redelivers an intake order the engine has not acknowledged "
                         f"(default {Backpressure().ack_wait_s:g})")
+    p.add_argument("--test-clock", nargs="?", const="now", metavar="START",
+                   help="a test clock: it starts at START (ISO 8601 or epoch seconds; default now) and moves only "
+                        "by o2o.clock.advance and o2o.clock.set requests, the timers running at once after each move")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
+
+
+def _test_clock(engine: object) -> str:
+    from engine.clock import TestClock, iso
+
+    clock = getattr(engine, "clock", None)
+    return f", test clock at {iso(clock.now())} (o2o.clock.advance, o2o.clock.set)" if isinstance(clock, TestClock) else ""
 
 
 def serve_config(args: argparse.Namespace) -> Config:
@@ -62,8 +72,15 @@ def serve_config(args: argparse.Namespace) -> Config:
                  **{flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag, _ in CONNECTION}},
         "store": {"url": args.store},
         "network": {"file": args.network},
+        "clock": _clock_flags(args.test_clock),
     }
     return load_config(args.config, overrides=flags)
+
+
+def _clock_flags(test_clock: str | None) -> dict[str, object]:
+    if test_clock is None:
+        return {}
+    return {"test": True, "start": "" if test_clock == "now" else test_clock}
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -79,7 +96,8 @@ async def serve(args: argparse.Namespace) -> int:
             engine, relay = run.engine, run.relay
             print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
                   f"{len(engine.network.nodes)} nodes, {engine.last_notification_id()} events stored, events "
-                  f"published {'by a relay process' if relay else 'in-process'}", flush=True)
+                  f"published {'by a relay process' if relay else 'in-process'}"
+                  f"{_test_clock(engine)}", flush=True)
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)

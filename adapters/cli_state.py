@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -15,7 +17,9 @@ from domain.errors import DomainError
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.store.eventlog import EventLog
 from engine.store.urls import DEFAULT_STORE, describe, sqlite_path
+from engine.clock import parse_time
 from engine.readmodels import ReadModels
+from engine.replies import member_reply, ts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
     p.add_argument("--network", default=str(SAMPLE_NETWORK), help="network file the store was run with")
     p.add_argument("--node", action="append", help="show this node's stock per SKU (repeatable)")
+    p.add_argument("--member", action="append",
+                   help="show this member's points: balance, pending, reserved, owed, buckets with expiry (repeatable)")
+    p.add_argument("--at", help="the time members' points are seen at: pending or expired by then "
+                                "(ISO 8601 or epoch seconds; default now)")
     p.add_argument("--json", action="store_true", help="print the full state as JSON")
     p.set_defaults(func=run)
 
@@ -59,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\norders  {kpis['orders']}")
     for status, n in kpis["orders_by_status"].items():
         print(f"  {status:<12} {n:>8}")
-    for key in ("fill_rate", "on_time_rate", "split_rate", "average_order_value", "reroutes", "pos_sales"):
+    for key in ("fill_rate", "on_time_rate", "split_rate", "average_order_value", "reroutes", "pos_sales",
+                "points_liability", "points_owed"):
         print(f"  {key:<20} {kpis[key] if kpis[key] is not None else '-'}")
     currency = views.network.currency
     print(f"\nmoney   (minor units of {currency})")
@@ -80,4 +89,32 @@ def run(args: argparse.Namespace) -> int:
         for j, sku in enumerate(atp.sku_ids):
             if atp.on_hand[i, j] or atp.reserved[i, j]:
                 print(f"  {sku:<12} {atp.on_hand[i, j]:>6} {atp.reserved[i, j]:>6} {atp.safety[i, j]:>6} {available[i, j]:>6}")
+    return _members(views, args.member or [], args.at)
+
+
+def _members(views: ReadModels, members: list[str], at: str | None) -> int:
+    """Each member's points as seen at `at`, times in the network's time zone."""
+    try:
+        now = time.time() if at is None else parse_time(at, "at")
+    except DomainError as e:
+        print(f"o2o state: {e}", file=sys.stderr)
+        return 2
+    zone = ZoneInfo(views.network.timezone)
+    local = lambda t: t.astimezone(zone).strftime("%Y-%m-%d %H:%M") if t else "never"  # noqa: E731
+    for name in members:
+        record = views.members.get(name)
+        if record is None:
+            print(f"o2o state: unknown member {name!r}", file=sys.stderr)
+            return 2
+        m = member_reply(name, record, now)
+        print(f"\nmember {name} (signed up at {m.node}), as of {local(ts(now))} {views.network.timezone}")
+        print(f"  balance {m.points}  available {m.available}  pending {m.pending}  reserved {m.reserved}  "
+              f"owed {m.owed}")
+        if m.buckets:
+            print(f"  {'bucket':<40} {'earned':>7} {'left':>6} {'held':>6}  {'available from':<16}  expires")
+        for b in m.buckets:
+            print(f"  {b.ref:<40} {b.earned:>7} {b.left:>6} {b.reserved:>6}  {local(b.available_at):<16}  "
+                  f"{local(b.expires_at)}")
+        for g in m.gifts:
+            print(f"  gift {g.ref}: {g.gift} ({g.sku}) at {g.node}, {g.points} points, until {local(g.until)}")
     return 0

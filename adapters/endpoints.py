@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain import commands as c
+from engine import clock as k
 from engine import replies as r
 
 
@@ -36,6 +37,20 @@ ENDPOINTS = [
     Endpoint("pos_refund", "o2o.pos.refund", c.RefundSale, r.SaleReply, "Money back for a counter sale; the goods return to a node or are written off"),
     Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, r.MemberReply, "Sign a member up at a node"),
     Endpoint("bind", "o2o.members.bind", c.BindIdentity, r.MemberReply, "Bind a channel identity to a member"),
-    Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, r.MemberReply, "Redeem points for a gift"),
-    Endpoint("member", "o2o.members.get", c.GetMember, r.MemberReply, "A member's points and identities"),
+    Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, r.MemberReply,
+             "Redeem points for a gift: sent, or reserved with the gift at a store until collected"),
+    Endpoint("collect", "o2o.members.collect", c.CollectGift, r.MemberReply,
+             "The member collects a gift reserved at a store: points spent, the unit leaves the stock"),
+    Endpoint("cancel_redemption", "o2o.members.cancel_redemption", c.CancelRedemption, r.MemberReply,
+             "Cancel a gift reserved at a store: its points and stock are released"),
+    Endpoint("member", "o2o.members.get", c.GetMember, r.MemberReply,
+             "A member's points (balance, pending, reserved, owed, buckets with expiry), gifts and identities"),
+]
+
+# Only with a test clock (o2o serve --test-clock); without it these subjects do not exist.
+CLOCK_ENDPOINTS = [
+    Endpoint("clock_advance", "o2o.clock.advance", k.AdvanceClock, k.ClockReply,
+             "Test clock: move forwards by seconds; the timers run at once"),
+    Endpoint("clock_set", "o2o.clock.set", k.SetClock, k.ClockReply,
+             "Test clock: set the time (never backwards); the timers run at once"),
 ]

@@ -9,16 +9,13 @@ import msgspec
 
 from eventsourcing.domain import Aggregate
 
-from adapters.endpoints import ENDPOINTS
+from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS
 from adapters.event_publisher import subject_for
-from domain.inventory import NodeInventory
-from domain.member import Member
-from domain.order import Order
+from engine.readmodels import AGGREGATES  # the aggregates whose events are published and followed
 from engine.store.mapper import state_type
 
-REQUESTS = list(dict.fromkeys(ep.request for ep in ENDPOINTS))
-REPLIES = list(dict.fromkeys(ep.reply for ep in ENDPOINTS))
-AGGREGATES = [NodeInventory, Order, Member]
+REQUESTS = list(dict.fromkeys(ep.request for ep in ENDPOINTS + CLOCK_ENDPOINTS))
+REPLIES = list(dict.fromkeys(ep.reply for ep in ENDPOINTS + CLOCK_ENDPOINTS))
 
 
 def event_classes() -> list[type]:

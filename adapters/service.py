@@ -17,16 +17,18 @@ from nats.aio.client import Client
 from nats.micro import ServiceConfig, add_service
 from nats.micro.request import Request, ServiceError
 
-from adapters.endpoints import ENDPOINTS, Endpoint
+from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
 from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
+from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
 from engine.handlers import COMMANDS, Batched
 from engine.memory import untraced
+from engine.replies import ts
 
 log = logging.getLogger("o2o.service")
 
@@ -60,8 +62,11 @@ class O2OService:
             metadata={"schemas": "o2o.schema"},
         ))
         self._endpoints = {}
-        for ep in ENDPOINTS:
-            await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=self._handler(ep),
+        clock = self.engine.clock
+        test_clock = clock if isinstance(clock, TestClock) else None
+        for ep in ENDPOINTS + (CLOCK_ENDPOINTS if test_clock else []):
+            handler = self._clock_handler(ep, test_clock) if ep in CLOCK_ENDPOINTS else self._handler(ep)
+            await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=handler,
                                         metadata={"description": ep.doc, "request": ep.request.__name__,
                                                   "reply": ep.reply.__name__})
         await self.svc.add_endpoint(name="schema", subject="o2o.schema", handler=self._schema,
@@ -90,6 +95,28 @@ class O2OService:
             task = asyncio.ensure_future(self._reply(ep, req, fut, mp))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
+
+        return handle
+
+    def _clock_handler(self, ep: Endpoint, clock: TestClock) -> Callable[[Request], Any]:
+        """Moves the test clock on the engine's thread (after what was queued
+        there), runs the timers at once, then answers with the new time."""
+
+        def move(cmd: Any) -> ClockReply:
+            at = clock.advance(cmd.seconds) if isinstance(cmd, AdvanceClock) else clock.set(parse_time(cmd.at))
+            timers = self.engine.expire_due()
+            if self.engine.readmodels.to_route:
+                self.engine.route_pending()
+            return ClockReply(at=ts(at), epoch=at, timers=timers)
+
+        async def handle(req: Request) -> None:
+            mp = wants_msgpack(req.headers)
+            try:
+                cmd = decode(req.data, ep.request, mp)
+            except Exception as e:
+                w = from_exception(e)
+                raise ServiceError(str(w.code), w.description) from None
+            await self._reply(ep, req, asyncio.ensure_future(self.worker.call(move, cmd)), mp)
 
         return handle
 

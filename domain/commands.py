@@ -164,10 +164,33 @@ class BindIdentity(Command, tag="bind_identity"):
 
 
 class RedeemPoints(Command, tag="redeem_points"):
+    """Points for a gift: sent to the member (spent at once), or, with
+    `pickup_node`, reserved with one unit of the gift's SKU at that store
+    until collected (CollectGift), cancelled (CancelRedemption) or not
+    collected in time (released by the engine's timer)."""
+
     member: Key
-    points: Annotated[int, Meta(ge=1)]
+    points: Annotated[int, Meta(ge=1, le=10**12)]
     gift: Annotated[str, Meta(min_length=1, max_length=200)]
-    ref: Key  # the redemption's own id, for idempotence
+    ref: Key  # the redemption's own id: a repeat with the same points is answered, not redeemed again
+    pickup_node: NodeId | None = None  # the store where the member collects the gift
+    gift_sku: Sku | None = None  # the gift as a SKU of the network (needed with pickup_node)
+
+
+class CollectGift(Command, tag="collect_gift"):
+    """The member collects a reserved gift: the points are spent, the unit leaves the store's stock."""
+
+    member: Key
+    ref: Key  # the redemption's ref
+    node: NodeId | None = None  # where it is collected: must be the pickup node when given
+
+
+class CancelRedemption(Command, tag="cancel_redemption"):
+    """A gift reserved for pickup is not wanted: its points and stock are released."""
+
+    member: Key
+    ref: Key
+    reason: Text = "cancelled by member"
 
 
 # -- queries ------------------------------------------------------------

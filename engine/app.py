@@ -24,10 +24,12 @@ from domain.quantities import available, check_lines
 from engine.clock import Clock, SystemClock
 from engine.config import EngineSettings
 from engine.geo import haversine_km
-from engine.handlers import COMMANDS, Batched, Query, Write
+from engine.handlers import COMMANDS, Batched, Query, Write, release_gift, settle_points
 from engine.memory import untraced
 from engine.readmodels import ReadModels
-from engine.replies import MemberReply, NodeStock, OrderReply, SaleReply, StockNearby, StockReply, order_reply
+from engine.replies import (
+    MemberReply, NodeStock, OrderReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
+)
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog
@@ -184,7 +186,9 @@ class Engine:
         """An order cancelled or rejected keeps nothing: what was paid is
         refunded (refund id `why`) before its end is recorded."""
         if order.money is not None and (order.money.paid or order.money.points_used):
-            order.refund(why, why, {}, f"order {why}", at)
+            done = order.refund(why, why, {}, f"order {why}", at)
+            if done is not None:
+                settle_points(self, uow, order.member, f"order/{order.id}", order.money, order.refunds.refunded, done, at)
 
     def cancel(self, cmd: CancelOrder) -> OrderReply:
         return self.handle(cmd)
@@ -255,7 +259,10 @@ class Engine:
             repeat = str(oid) in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
-                    fresh[oid] = uow.add(self._place(cmd, at))
+                    order = self._place(cmd, at)
+                    if cmd.points_used:  # spent as the order is placed, or the order is refused
+                        uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
+                    fresh[oid] = uow.add(order)
                 except DomainError as e:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
@@ -364,6 +371,12 @@ class Engine:
         )
 
     def expire_due(self) -> int:
+        """The timers, as of the clock's time: parts not accepted in time go back
+        to routing; gifts not collected in time are released; points due expire.
+        Returns how many of those happened (parts, gifts, members' expiries)."""
+        return self._expire_parts() + self._expire_points()
+
+    def _expire_parts(self) -> int:
         """Parts the node neither accepted nor declined in time go back to routing."""
         now, timeout = self.clock.now(), self.settings.accept_timeout_s
         due = []
@@ -379,6 +392,26 @@ class Engine:
                 uow.order(order_id).expire(node, now)
                 uow.inventory(node).release(order_id, reason="not accepted in time", at=now)
             return len(due)
+
+        return self._transaction(work)
+
+    def _expire_points(self) -> int:
+        """Gifts not collected by their time are released (points and stock), then
+        members' points due expire, each an event. Found from the member read
+        model's due times: nothing is scanned that is not due."""
+        now = self.clock.now()
+        view = self.readmodels.member_view
+        gifts = view.pickups.due(now)
+        members = view.expiring.due(now)
+        if not gifts and not members:
+            return 0
+
+        def work(uow: UnitOfWork) -> int:
+            for member, ref in gifts:
+                release_gift(uow, member, ref, "not collected in time", now)
+            expiring = list(dict.fromkeys(list(members) + [member for member, _ in gifts]))
+            expired = sum(1 for member in expiring if uow.member(member).expire_due(now))
+            return len(gifts) + expired
 
         return self._transaction(work)
 
@@ -449,4 +482,4 @@ class Engine:
         m = self.readmodels.members.get(member)
         if m is None:
             raise NotFound("member", f"unknown member {member!r}")
-        return MemberReply(member=member, node=m["node"], points=m["points"], identities=dict(m["identities"]))
+        return member_reply(member, m, self.clock.now())

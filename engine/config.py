@@ -25,12 +25,34 @@ from engine.store.urls import DEFAULT_STORE
 Positive = Annotated[float, Meta(gt=0)]
 
 
+class ExpiryRule(Struct, frozen=True, forbid_unknown_fields=True):
+    """When earned points expire, in the network's time zone, at a local midnight.
+    never; days: through the local day `days` after the day earned; end_of_month /
+    end_of_year: through the end of the month / year of that day (with `days` = 365,
+    end_of_month is Square's P12M: earned 2020-07-06, gone at 2021-08-01 00:00)."""
+
+    kind: Literal["never", "days", "end_of_month", "end_of_year"] = "never"
+    days: Annotated[int, Meta(ge=0, le=36_500)] = 0
+
+
+class PointsRules(Struct, frozen=True, forbid_unknown_fields=True):
+    """How members earn and keep points (engine.points applies them)."""
+
+    per_currency_unit: Annotated[float, Meta(ge=0)] = 1.0  # per major unit (yuan) of cash paid, floored per purchase
+    excluded_skus: tuple[str, ...] = ()  # earn nothing
+    excluded_categories: tuple[str, ...] = ()  # network Sku.category values that earn nothing
+    expiry: ExpiryRule = ExpiryRule()
+    pending_days: Annotated[int, Meta(ge=0, le=365)] = 0  # earned points can be spent this many days later
+    allow_negative: bool = True  # a refund may take the balance below zero; later earnings pay it back
+    gift_pickup_hours: Positive = 72.0  # a gift reserved at a store not collected by then is released
+
+
 class EngineSettings(Struct, frozen=True, forbid_unknown_fields=True):
     router: RouterSettings = RouterSettings()
     accept_timeout_s: Positive = 300.0  # a node must accept or decline within this
     delivery_promise_minutes: Annotated[int, Meta(ge=1)] = 45
     pickup_promise_minutes: Annotated[int, Meta(ge=1)] = 30
-    points_per_rmb: Annotated[float, Meta(ge=0)] = 1.0
+    points: PointsRules = PointsRules()
     phone_salt: str = "o2o-engine-dev-salt"  # set a secret one in production: O2O_PHONE_SALT
     max_retries: Annotated[int, Meta(ge=0)] = 5  # on optimistic-concurrency conflicts
     inventory_snapshot_interval: Annotated[int, Meta(ge=0)] = 200  # 0: no snapshots
@@ -79,6 +101,14 @@ class NetworkSettings(Struct, frozen=True, forbid_unknown_fields=True):
     file: str = str(SAMPLE_NETWORK)
 
 
+class ClockSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """`o2o serve --test-clock [START]`: the service's clock starts at `start` and
+    moves only by o2o.clock.advance / o2o.clock.set requests."""
+
+    test: bool = False
+    start: str = ""  # ISO 8601 (a time zone, or UTC) or epoch seconds; empty: now
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     engine: EngineSettings = EngineSettings()
     batching: Batching = Batching()
@@ -86,6 +116,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     nats: NatsSettings = NatsSettings()
     store: StoreSettings = StoreSettings()
     network: NetworkSettings = NetworkSettings()
+    clock: ClockSettings = ClockSettings()
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
         """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
-    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, GetMember,
-    GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, CollectGift, Command, CountStock,
+    DeclineOrder, FindStock, GetMember, GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, RefundSale,
+    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
-from domain.errors import Conflict, NotFound
-from domain.member import Member, points_earned
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.member import Member
+from domain.money import OrderMoney, Refund, portion
 from domain.sale import Sale
+from engine.points import bucket_times, eligible_cash, points_for
 from engine.replies import MemberReply, OrderReply, SaleReply, StockNearby, StockReply
 from engine.unit_of_work import UnitOfWork
 
@@ -81,6 +84,7 @@ def refund(e: "Engine", uow: UnitOfWork, cmd: RefundOrder, at: float) -> str:
     done = order.refund(cmd.refund_id, refund_fingerprint(cmd), lines, cmd.reason, at, cmd.return_to, cmd.write_off)
     if done is None:  # a repeat: answered as it was
         return str(order.id)
+    settle_points(e, uow, order.member, f"order/{order.id}", order.money, order.refunds.refunded, done, at)
     if before:
         for node in order.cancel(cmd.reason, at):
             uow.inventory(node).release(str(order.id), reason="order refunded", at=at)
@@ -121,7 +125,7 @@ def progress(e: "Engine", uow: UnitOfWork, cmd: ReportProgress, at: float) -> st
         node = order.deliver(cmd.node, at) if cmd.step == "delivered" else order.collect(cmd.node, at)
         uow.inventory(node).consume(str(order.id), at)
         if order.outcome == "completed" and order.member:
-            _earn(e, uow, order.member, order.value, f"order/{order.id}", at)
+            earn_points(e, uow, order.member, _cash(order.money, order.lines, e), f"order/{order.id}", at)
     return str(order.id)
 
 
@@ -155,9 +159,11 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
     uow.inventory(cmd.node).sell_over_counter(cmd.sale_id, lines, at)
     if uow.sale(cmd.node, cmd.sale_id, missing_ok=True) is not None:
         raise Conflict("sale_id", f"POS sale {cmd.sale_id} is already recorded at {cmd.node}")
+    if cmd.points_used:
+        uow.member(cmd.member).spend(cmd.points_used, f"pos/{cmd.node}/{cmd.sale_id}", at, field="points_used")
     uow.add(Sale(node=cmd.node, sale_id=cmd.sale_id, member=cmd.member, money=money, at=at))
     if cmd.member:
-        _earn(e, uow, cmd.member, sum(e.skus[s].price * q for s, q in lines.items()), f"pos/{cmd.node}/{cmd.sale_id}", at)
+        earn_points(e, uow, cmd.member, _cash(money, lines, e), f"pos/{cmd.node}/{cmd.sale_id}", at)
     return cmd.node, list(lines)
 
 
@@ -168,8 +174,10 @@ def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str
         raise NotFound("return_to", f"unknown node {cmd.return_to!r}")
     sale = uow.sale(cmd.node, cmd.sale_id)
     done = sale.refund(cmd.refund_id, refund_fingerprint(cmd), lines, cmd.reason, at, cmd.return_to, cmd.write_off)
-    if done is not None and cmd.return_to:
-        uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
+    if done is not None:
+        settle_points(e, uow, sale.member, f"pos/{cmd.node}/{cmd.sale_id}", sale.money, sale.refunds.refunded, done, at)
+        if cmd.return_to:
+            uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
     return f"{cmd.node}/{cmd.sale_id}"
 
 
@@ -204,18 +212,107 @@ def bind(e: "Engine", uow: UnitOfWork, cmd: BindIdentity, at: float) -> str:
 
 
 def redeem(e: "Engine", uow: UnitOfWork, cmd: RedeemPoints, at: float) -> str:
-    uow.member(cmd.member).redeem(cmd.points, cmd.gift, cmd.ref, at)
+    """A gift sent: the points are spent. A gift picked up at a store: the
+    points and one unit of the gift are reserved there until collected."""
+    if cmd.pickup_node is None:
+        if cmd.gift_sku is not None:
+            e.sku(cmd.gift_sku, "gift_sku")
+        uow.member(cmd.member).redeem(cmd.points, cmd.gift, cmd.ref, at)
+        return cmd.member
+    if cmd.gift_sku is None:
+        raise InvalidInput("gift_sku", "a gift picked up at a store names its SKU")
+    node = e.nodes.get(cmd.pickup_node)
+    if node is None:
+        raise NotFound("pickup_node", f"unknown node {cmd.pickup_node!r}")
+    if "pickup" not in node.modes:
+        raise InvalidInput("pickup_node", f"node {cmd.pickup_node!r} does not offer pickup")
+    sku = e.sku(cmd.gift_sku, "gift_sku")
+    member = uow.member(cmd.member)
+    held = member.holds.get(cmd.ref)
+    if held is not None and held.points == cmd.points:
+        return cmd.member  # a repeat: answered, nothing new
+    inventory = uow.inventory(cmd.pickup_node)
+    if inventory.can_reserve({sku: 1}) is not None:
+        raise Conflict("gift_sku", f"no {sku} available to promise at {cmd.pickup_node}")
+    until = at + e.settings.points.gift_pickup_hours * 3600
+    member.reserve(cmd.points, cmd.ref, at, gift=cmd.gift, node=cmd.pickup_node, sku=sku, until=until)
+    inventory.reserve(gift_key(cmd.member, cmd.ref), {sku: 1}, at)
     return cmd.member
+
+
+def collect_gift(e: "Engine", uow: UnitOfWork, cmd: CollectGift, at: float) -> str:
+    member = uow.member(cmd.member)
+    hold = member.holds.get(cmd.ref)
+    if hold is not None and cmd.node is not None and cmd.node != hold.node:
+        raise Conflict("node", f"the gift of {cmd.ref} waits at {hold.node}, not {cmd.node}")
+    hold = member.spend_reserved(cmd.ref, at)  # raises naming the ref if not reserved (collected twice ...)
+    if hold.node is not None:
+        uow.inventory(hold.node).consume(gift_key(cmd.member, cmd.ref), at)
+    return cmd.member
+
+
+def cancel_redemption(e: "Engine", uow: UnitOfWork, cmd: CancelRedemption, at: float) -> str:
+    release_gift(uow, cmd.member, cmd.ref, cmd.reason, at)
+    return cmd.member
+
+
+def release_gift(uow: UnitOfWork, member: str, ref: str, reason: str, at: float) -> None:
+    """The points go back to their buckets, the gift back to the store's stock."""
+    hold = uow.member(member).release(ref, at, reason)
+    if hold.node is not None:
+        uow.inventory(hold.node).release(gift_key(member, ref), reason=reason, at=at)
+
+
+def gift_key(member: str, ref: str) -> str:
+    """What a gift's unit is reserved under in the store's inventory."""
+    return f"gift/{member}/{ref}"
 
 
 def get_member(e: "Engine", q: GetMember) -> MemberReply:
     return e.member(q.member)
 
 
-def _earn(e: "Engine", uow: UnitOfWork, member: str, value: float, ref: str, at: float) -> None:
-    points = points_earned(value, e.settings.points_per_rmb)
+def earn_points(e: "Engine", uow: UnitOfWork, member: str, cash_by_sku: dict[str, int], ref: str, at: float) -> int:
+    """Points on cash paid (minor units per SKU) under the points rules; returns the points earned."""
+    rules = e.settings.points
+    points = points_for(cash_by_sku, e.skus, rules, e.network.minor_units)
     if points > 0:
-        uow.member(member).earn(points, ref=ref, at=at)
+        available_at, expires_at = bucket_times(at, rules, e.network.timezone)
+        if not uow.member(member).earn(points, ref=ref, at=at, available_at=available_at, expires_at=expires_at):
+            return 0
+    return points
+
+
+def _cash(money: OrderMoney | None, lines: dict[str, int], e: "Engine") -> dict[str, int]:
+    """Cash paid by SKU (minor units): points are earned on it, not on points used or delivery fees.
+    An order placed before amounts were recorded: its lines at the price list."""
+    if money is None:
+        return {sku: e.list_price[sku] * qty for sku, qty in lines.items() if sku in e.list_price}
+    return {sku: line.paid for sku, line in money.lines.items()}
+
+
+def settle_points(e: "Engine", uow: UnitOfWork, member: str | None, ref: str, money: OrderMoney | None,
+                  refunded: dict[str, list[int]], refund: Refund, at: float) -> None:
+    """What a refund does to the member's points: the points used on the
+    refunded lines go back to their buckets, and of what the purchase
+    earned, the share of its earning cash this refund gives back is taken
+    back (all that is left with the last of it). `refunded`: cash and
+    points refunded by SKU, this refund included."""
+    if member is None or money is None:
+        return
+    m = uow.member(member)
+    used = sum(refund.points.values())
+    if used:
+        m.return_spent(ref, used, at)
+    bucket = m.buckets.get(ref)
+    if bucket is None or bucket.earned <= bucket.reversed:
+        return
+    rules = e.settings.points
+    cash = eligible_cash(refund.cash, e.skus, rules)
+    before = eligible_cash({sku: done[0] for sku, done in refunded.items()}, e.skus, rules) - cash
+    back = portion(bucket.earned - bucket.reversed, eligible_cash(_cash(money, {}, e), e.skus, rules) - before, cash)
+    if back:
+        m.reverse_earned(ref, back, at, allow_negative=rules.allow_negative)
 
 
 COMMANDS: dict[type[Command], Handler] = {
@@ -236,5 +333,7 @@ COMMANDS: dict[type[Command], Handler] = {
     SignUpMember: Write(sign_up, member_answer),
     BindIdentity: Write(bind, member_answer),
     RedeemPoints: Write(redeem, member_answer),
+    CollectGift: Write(collect_gift, member_answer),
+    CancelRedemption: Write(cancel_redemption, member_answer),
     GetMember: Query(get_member),
 }

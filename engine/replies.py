@@ -78,11 +78,62 @@ class SaleReply(msgspec.Struct, frozen=True):
     refunds: list[str]
 
 
+class BucketReply(msgspec.Struct, frozen=True):
+    """The points one purchase earned that the member still holds."""
+
+    ref: str  # what earned them: order/<id>, pos/<node>/<sale>
+    earned: int
+    left: int  # not spent, reserved or expired
+    reserved: int
+    available_at: datetime  # pending before
+    expires_at: datetime | None  # None: never
+
+
+class GiftReply(msgspec.Struct, frozen=True):
+    """A gift waiting at a store, its points reserved."""
+
+    ref: str
+    gift: str
+    points: int
+    node: str | None
+    sku: str | None
+    until: datetime | None  # released if not collected by then
+
+
 class MemberReply(msgspec.Struct, frozen=True):
     member: str
     node: str
-    points: int
+    points: int  # the balance: available now less owed (negative while more is owed)
     identities: dict[str, str] = {}
+    available: int = 0  # can be spent now, before what is owed
+    pending: int = 0  # earned, not yet available
+    reserved: int = 0  # held for gifts picked up at a store
+    owed: int = 0  # taken back by refunds beyond what the member held; later earnings pay it back
+    buckets: list[BucketReply] = []  # soonest to expire first
+    gifts: list[GiftReply] = []
+
+
+def member_reply(member: str, m: dict, now: float) -> MemberReply:
+    """A member's read-model record as seen at `now` (pending and expiring by the engine's clock)."""
+    available = pending = 0
+    buckets = []
+    for ref, b in m["buckets"].items():
+        if not b["left"] and not b["held"]:
+            continue
+        expires = b["expires_at"]
+        if b["left"] and (expires is None or expires > now):
+            if b["available_at"] <= now:
+                available += b["left"]
+            else:
+                pending += b["left"]
+        buckets.append(BucketReply(ref=ref, earned=b["earned"], left=b["left"], reserved=b["held"],
+                                   available_at=ts(b["available_at"]), expires_at=ts(expires) if expires else None))
+    buckets.sort(key=lambda r: (r.expires_at is None, r.expires_at or r.available_at, r.available_at))
+    gifts = [GiftReply(ref=ref, gift=h["gift"], points=h["points"], node=h["node"], sku=h["sku"],
+                       until=ts(h["until"]) if h["until"] is not None else None) for ref, h in m["holds"].items()]
+    return MemberReply(member=member, node=m["node"], points=available - m["owed"], identities=dict(m["identities"]),
+                       available=available, pending=pending, reserved=sum(g.points for g in gifts), owed=m["owed"],
+                       buckets=buckets, gifts=gifts)
 
 
 class ErrorReply(msgspec.Struct, frozen=True):

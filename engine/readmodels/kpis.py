@@ -37,6 +37,8 @@ def kpis(models: ReadModels) -> dict[str, Any]:
         "members_by_node": dict(sorted(models.signups.items())),
         "pos_sales": pos["sales"],
         "pos_units": pos["units"],
+        "points_liability": models.member_view.liability,  # points members hold, pending and reserved included
+        "points_owed": models.member_view.owed,
     }
 
 

@@ -50,3 +50,23 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("demo", "state", "network", "solve", "bench"):
         assert command in out
+
+
+def test_state_shows_a_member_s_points_buckets_with_their_local_expiry_and_the_points_liability(tmp_path, capsys):
+    from domain.commands import SellOverCounter, SignUpMember
+    from engine.config import EngineSettings, ExpiryRule, PointsRules
+
+    url = f"sqlite:///{tmp_path}/events.db"
+    network = load_sample()
+    rules = PointsRules(expiry=ExpiryRule(kind="end_of_month"), pending_days=1)
+    engine = Engine(network, EngineSettings(points=rules), clock=SimClock(NOON), store=url).start()
+    engine.sign_up(SignUpMember(member="m1", node="S001"))
+    engine.sell(SellOverCounter(node="S001", sale_id="p1", lines=[Line("SAN-001", 2)], member="m1"))  # 47.80
+    engine.close()
+
+    assert main(["state", "--store", url, "--member", "m1", "--at", "2026-01-02T11:00:00+08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "points_liability     47" in out
+    assert "balance 0  available 0  pending 47  reserved 0  owed 0" in out
+    assert "pos/S001/p1" in out and "2026-02-01 00:00" in out  # the end of January, local time
+    assert main(["state", "--store", url, "--member", "nobody"]) == 2

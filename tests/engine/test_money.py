@@ -7,6 +7,7 @@ from uuid import UUID
 
 from domain.commands import (
     AcceptOrder, CancelOrder, Discount, Line, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter,
+    SignUpMember,
     SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -194,3 +195,40 @@ def test_a_refund_of_an_unknown_sale_or_a_sale_recorded_twice_is_refused(engine)
     with pytest.raises(Conflict) as e:
         sell(engine, "p1", [Line("A", 1)])
     assert e.value.field == "sale_id"
+
+
+def member_with_points(engine: Engine, points_worth_fen: int) -> str:
+    """A member who earned points at the counter (1 point per yuan of cash, by default)."""
+    engine.sign_up(SignUpMember(member="m1", node="S1", via="qr"))
+    sell(engine, "earn", [Line("A", 1, unit_price=points_worth_fen)], member="m1")
+    return "m1"
+
+
+def test_points_used_on_an_order_are_spent_as_it_is_placed_and_refused_beyond_the_balance(engine):
+    member = member_with_points(engine, 5000)  # 50 points
+    before = stored(engine)
+    with pytest.raises(Conflict) as e:
+        submit(engine, "o1", [Line("A", 1)], member=member, points_used=60, points_value=60)
+    assert e.value.field == "points_used" and stored(engine) == before
+    reply = submit(engine, "o2", [Line("A", 2)], member=member, points_used=30, points_value=300)
+    assert reply.money.paid == 700 and reply.money.points_used == 30
+    assert engine.member(member).points == 20
+
+
+def test_a_cancelled_order_gives_the_points_it_used_back(engine):
+    member = member_with_points(engine, 5000)
+    reply = submit(engine, "o1", [Line("A", 2)], member=member, points_used=30, points_value=300)
+    done = engine.handle(refund(reply.order_id, "r-1"))
+    assert done.status == "cancelled" and done.money.points_returned == 30
+    assert engine.member(member).points == 50
+
+
+def test_a_refund_takes_back_the_points_its_cash_earned_in_proportion_and_all_with_the_last(engine):
+    member = member_with_points(engine, 100)  # 1 point
+    reply = submit(engine, "o1", [Line("A", 4, unit_price=2500)], member=member, delivery_fee=800)  # earns 100
+    hand_over(engine, reply.order_id)
+    assert engine.member(member).points == 101  # on the goods' cash, not on the delivery fee
+    engine.handle(refund(reply.order_id, "r-1", {"A": 1}, write_off=True))
+    assert engine.member(member).points == 76
+    engine.handle(refund(reply.order_id, "r-2", write_off=True))
+    assert engine.member(member).points == 1

@@ -11,12 +11,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, AdjustStock, CancelOrder, CountStock, DeclineOrder, Discount, Line, ReceiveStock, RedeemPoints,
-    RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, CancelOrder, CancelRedemption, CollectGift, CountStock, DeclineOrder, Discount, Line,
+    ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter, SignUpMember,
+    SubmitOrder,
 )
 from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
+from engine.config import ExpiryRule, PointsRules
+from engine.handlers import gift_key
 from engine.readmodels import ReadModels
 from engine.readmodels.orders import held
 from tests.engine.network_fixture import at_km, small_network
@@ -38,9 +41,10 @@ money = st.fixed_dictionaries({"coupon": st.integers(0, 300), "fee": st.integers
 class EngineMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        self.clock = SimClock(1_700_000_000.0)
+        self.clock = SimClock(1_700_000_000.0 + 16.5 * 3600)  # 22:43 in Shanghai: points expire at midnight
         self.network = small_network()
-        self.engine = Engine(self.network, EngineSettings(), clock=self.clock).start()
+        rules = PointsRules(expiry=ExpiryRule(kind="days", days=0), gift_pickup_hours=0.5)
+        self.engine = Engine(self.network, EngineSettings(points=rules), clock=self.clock).start()
         self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
         for node, stock in self.network.stock.items():
             for sku, q in stock.items():
@@ -183,6 +187,26 @@ class EngineMachine(RuleBasedStateMachine):
         self.n += 1
         self.attempt(self.engine.redeem, RedeemPoints(member=self.members[0], points=points, gift="mug", ref=f"r{self.n}"))
 
+    @precondition(lambda self: self.members)
+    @rule(points=st.integers(1, 30), node=st.sampled_from(["S1", "S2", "K1"]), sku=skus)
+    def redeem_for_pickup(self, points, node, sku):
+        self.n += 1
+        self.attempt(self.engine.redeem, RedeemPoints(member=self.members[0], points=points, gift="gift", ref=f"g{self.n}",
+                                                      pickup_node=node, gift_sku=sku))
+
+    @precondition(lambda self: self.members)
+    @rule(data=st.data(), collect=st.booleans())
+    def collect_or_cancel_a_gift(self, data, collect):
+        member = self.members[0]
+        holds = self.engine.readmodels.members[member]["holds"]
+        ref = data.draw(st.sampled_from(sorted(holds) + ["g-none"]))
+        hold = holds.get(ref)
+        if collect:
+            if self.attempt(self.engine.handle, CollectGift(member=member, ref=ref)) and hold:
+                self.flow[(hold["node"], hold["sku"])] -= 1
+        else:
+            self.attempt(self.engine.handle, CancelRedemption(member=member, ref=ref))
+
     # -- invariants ----------------------------------------------------
     @invariant()
     def stock_is_never_overcommitted_and_is_conserved(self):
@@ -219,8 +243,17 @@ class EngineMachine(RuleBasedStateMachine):
             assert 0 <= sale.refunds.total == record.refunded <= sale.money.paid == record.paid
 
     @invariant()
-    def points_are_never_negative(self):
-        assert all(m["points"] >= 0 for m in self.engine.readmodels.members.values())
+    def points_are_never_negative_and_every_gift_held_holds_its_unit(self):
+        members = self.engine.readmodels.members
+        assert all(m["points"] >= 0 for m in members.values())
+        assert self.engine.readmodels.kpis()["points_liability"] == sum(m["points"] + m["owed"] for m in members.values())
+        inventories = self.engine.inventories()
+        held = {(node, key) for node, inv in inventories.items() for key in inv.reservations if key.startswith("gift/")}
+        assert held == {(h["node"], gift_key(name, ref)) for name, m in members.items() for ref, h in m["holds"].items()}
+        for name, m in members.items():
+            aggregate = self.engine.log.repository.get(ids.member_id(name))
+            assert aggregate.points == m["points"] and aggregate.reserved == sum(h["points"] for h in m["holds"].values())
+            assert all(b.held == m["buckets"][k]["held"] for k, b in aggregate.buckets.items()), "reserved points moved"
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):

@@ -78,3 +78,25 @@ def test_a_postgres_schema_that_does_not_exist_is_created_and_said_so(nats_serve
         assert serve.terminate() == 0
         with psycopg.connect(POSTGRES_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_serve_with_a_test_clock_starts_at_the_time_given_and_moves_only_when_asked(nats_server, tmp_path):
+    serve = ServeProcess(nats_server.url, "memory:", tmp_path / "serve.log",
+                         ("--test-clock", "2026-03-20T10:00:00+08:00")).start()
+
+    async def move() -> tuple[dict, dict]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            advanced = await nc.request("o2o.clock.advance", b'{"seconds": 3600}', timeout=10)
+            set_to = await nc.request("o2o.clock.set", b'{"at": 1774000000}', timeout=10)
+            return msgspec.json.decode(advanced.data), msgspec.json.decode(set_to.data)
+        finally:
+            await nc.close()
+
+    try:
+        advanced, set_to = run(move())
+    finally:
+        assert serve.terminate() == 0
+    assert "test clock at 2026-03-20T02:00:00+00:00" in (tmp_path / "serve.log").read_text()
+    assert advanced == {"at": "2026-03-20T03:00:00Z", "epoch": 1773975600.0, "timers": 0}
+    assert set_to["epoch"] == 1774000000.0
