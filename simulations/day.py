@@ -180,6 +180,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     engine = build_engine(config, network=network, clock=clock)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
+    nodes_open = {n.id for n in network.nodes}
+    for cmd in day.signups:  # at a store a variant closed: at the first open one
+        engine.sign_up(cmd if cmd.node in nodes_open else msgspec.structs.replace(cmd, node=min(nodes_open)))
     target = _stock_matrix(engine, out.opening)
     nodes = {n.id: n for n in network.nodes}
     open_ids = set(nodes)
@@ -339,7 +342,8 @@ def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
     out.pos_customers += 1
     out.pos_short += len(lines) < len(sale.lines)
     if lines:
-        engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_customers}", lines=[Line(k, q) for k, q in lines.items()]))
+        engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_customers}",
+                                    lines=[Line(k, q) for k, q in lines.items()], member=sale.member))
         out.pos_sold.update({(sale.node, k): q for k, q in lines.items()})
 
 

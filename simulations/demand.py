@@ -6,14 +6,15 @@ stream of its own, leaving the base orders untouched.
 Drawn in arrays, not order by order: a 100,000-order day takes about a second."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
 
-from domain.commands import Discount, Line, SubmitOrder
+from domain.commands import Discount, Line, SignUpMember, SubmitOrder
 from domain.money import to_minor
 from domain.network import Network
 from simulations.scenario import Scenario, Surge
@@ -30,12 +31,30 @@ class Sale:
     at: float
     node: str
     lines: dict[str, int]
+    member: str | None = None
+
+
+def sign_ups(s: Scenario, network: Network) -> list[SignUpMember]:
+    """The scenario's members, signed up by clerks at the stores in turn."""
+    stores = [n.id for n in network.nodes if n.kind == "store"]
+    if not stores:
+        return []
+    return [SignUpMember(member=f"m{i}", node=stores[i % len(stores)], via="clerk",
+                         clerk=f"{stores[i % len(stores)]}-clerk{i // len(stores) % 3 + 1}")
+            for i in range(s.members.count)]
+
+
+def member_of(key: str, share: float, count: int) -> str | None:
+    """A member for an order or sale with this key, for `share` of keys (stable across runs and variants)."""
+    h = zlib.crc32(key.encode())
+    return f"m{h // 10_000 % count}" if count and h % 10_000 < share * 10_000 else None
 
 
 @dataclass
 class Day:
     orders: list[tuple[float, SubmitOrder]]  # by time
     sales: list[Sale]
+    signups: list[SignUpMember] = field(default_factory=list)  # before the day starts
 
 
 def clock_time(s: Scenario, network: Network, hhmm: str) -> float:
@@ -135,7 +154,8 @@ def _orders(rng: np.random.Generator, s: Scenario, network: Network, times: np.n
             if promo[i, k]:
                 lines[p.sku] = 1
         common = dict(channel=channels[channel[i]], external_id=f"{tag}-{i}", promise_minutes=int(promise[i]),
-                      lines=[Line(k, q) for k, q in lines.items()])
+                      lines=[Line(k, q) for k, q in lines.items()],
+                      member=member_of(f"{tag}-{i}", s.members.online_share, s.members.count))
         h = stores[home[i]]
         if pickup[i] and nearest[home[i]]:
             # the shop shows each store's assortment: the nearest store listing the whole basket
@@ -164,7 +184,8 @@ def _sales(s: Scenario, network: Network, hourly: list[float], t0: float, t1: fl
         p = share[[rank[k] for k in shelf]]
         items, _ = _baskets(rng, count, min(s.pos.basket_max, len(shelf)), p / p.sum())
         for t, row in zip(_times(rng, count, hourly, t0, t1, midnight), items):
-            sales.append(Sale(float(t), store.id, {shelf[j]: 1 for j in row if j >= 0}))
+            sales.append(Sale(float(t), store.id, {shelf[j]: 1 for j in row if j >= 0},
+                              member_of(f"{store.id}/{float(t):.3f}", s.members.counter_share, s.members.count)))
     sales.sort(key=lambda x: (x.at, x.node))
     return sales
 
@@ -195,7 +216,7 @@ def base_day(s: Scenario, network: Network) -> Day:
     midnight = clock_time(s, network, "00:00")
     hourly = s.demand.hourly or DEFAULT_HOURLY
     orders = _orders(rng, s, network, _times(rng, s.demand.orders, hourly, t0, t1, midnight), "o")
-    return Day(_priced(s, network, orders, 9), _sales(s, network, hourly, t0, t1, midnight))
+    return Day(_priced(s, network, orders, 9), _sales(s, network, hourly, t0, t1, midnight), sign_ups(s, network))
 
 
 def surge_size(s: Scenario, network: Network, surge: Surge) -> int:

@@ -36,6 +36,7 @@ KPIS = [
     Kpi("online_revenue", "online revenue kept (minor units)", "{:,}", 1),
     Kpi("online_refunds", "online refunds after hand-over (minor units)", "{:,}", -1),
     Kpi("pos_revenue", "counter revenue kept (minor units)", "{:,}", 1),
+    Kpi("points_liability", "points members hold at the end", "{:,}", 0),
     Kpi("pos_sales", "counter sales", "{:,}", 0),
 ]
 

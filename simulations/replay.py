@@ -13,7 +13,8 @@ import msgspec
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, CancelOrder, DeclineOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SubmitOrder,
+    AcceptOrder, CancelOrder, DeclineOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SignUpMember,
+    SubmitOrder,
 )
 from domain.network import Network
 from engine.store.eventlog import EventLog
@@ -59,7 +60,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.first = at if not orders else min(rec.first, at)
                 orders.append((at, SubmitOrder(
                     channel=e.channel, external_id=e.external_id, mode=e.mode, lat=e.lat, lon=e.lon,
-                    pickup_node=e.pickup_node, promise_minutes=round((e.promised_at - at) / 60),
+                    pickup_node=e.pickup_node, promise_minutes=round((e.promised_at - at) / 60), member=e.member,
                     **_paid_as(e.money, e.lines))))
             elif kind == "Routed":
                 for p in e.parts:
@@ -85,6 +86,10 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                     write_off=e.write_off, lines=[] if whole else [ReturnLine(k, q) for k, q in e.lines.items()])))
             elif kind == "SoldOverCounter" and e.originator_id in node_of:
                 sales.append(Sale(at, node_of[e.originator_id], dict(e.lines)))
+            elif kind == "Made" and e.member and sales and sales[-1].node == e.node:  # the sale's money, same commit
+                sales[-1] = Sale(sales[-1].at, e.node, sales[-1].lines, e.member)
+            elif kind == "SignedUp":
+                rec.day.signups.append(SignUpMember(member=e.member, node=e.node, via=e.via, clerk=e.clerk))
             elif kind == "Received" and e.ref != "opening stock" and e.originator_id in node_of:
                 deliveries.append((at, node_of[e.originator_id], dict(e.lines)))
     finally:

@@ -58,6 +58,7 @@ def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
         "online_refunds": base["online_refunds"],
         "pos_revenue": base["pos_revenue"],
         "pos_refunds": base["pos_refunds"],
+        "points_liability": base["points_liability"],  # points members hold at the end of the day
         "completed": len(done),
         "cancelled": sum(1 for r in records if r.status == "cancelled"),
         "rejected": len(rejected),

@@ -73,6 +73,16 @@ class Behaviour(Struct, frozen=True, forbid_unknown_fields=True):
     refund_after_minutes: Annotated[float, Meta(ge=0)] = 60.0  # mean time from hand-over to the return
 
 
+class Members(Struct, frozen=True, forbid_unknown_fields=True):
+    """Members signed up at the stores before the day (by clerks), and the
+    share of online orders and counter sales they make (picked by a hash of
+    the order or sale: the same in every variant)."""
+
+    count: Annotated[int, Meta(ge=0)] = 200
+    online_share: Share = 0.25
+    counter_share: Share = 0.2
+
+
 class Money(Struct, frozen=True, forbid_unknown_fields=True):
     """What customers pay, besides the network's price list (minor units of its currency)."""
 
@@ -128,6 +138,7 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     pos: Pos = Pos()
     behaviour: Behaviour = Behaviour()
     money: Money = Money()
+    members: Members = Members()
     stock: Stock = Stock()
     router: RouterSettings = RouterSettings()
     batching: Batching = Batching()
