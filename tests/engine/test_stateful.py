@@ -35,7 +35,7 @@ skus = st.sampled_from(SKUS)
 qty = st.integers(min_value=1, max_value=4)
 lines = st.dictionaries(skus, qty, min_size=1, max_size=3)
 prices = st.one_of(st.none(), st.integers(0, 5000))  # minor units; None: the price list
-money = st.fixed_dictionaries({"coupon": st.integers(0, 300), "fee": st.integers(0, 600)})
+money = st.fixed_dictionaries({"coupon": st.integers(0, 300), "fee": st.integers(0, 600), "points": st.integers(0, 40)})
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -129,6 +129,8 @@ class EngineMachine(RuleBasedStateMachine):
             mode="pickup" if pickup else "delivery", lat=lat, lon=lon, pickup_node="S2" if pickup else None,
             member=member, discounts=[Discount(money["coupon"])] if money["coupon"] else [],
             delivery_fee=0 if pickup else money["fee"],
+            # points, a point a fen off: refused whole when the member lacks them or the goods cost less
+            points_used=money["points"] if member else 0, points_value=money["points"] if member else 0,
         )
         reply = self.attempt(self.engine.submit, cmd)
         if reply is not None and reply.order_id not in self.orders:

@@ -92,6 +92,10 @@ def test_malformed_input_gets_an_error_naming_the_field_stores_nothing_and_the_s
         ({**good, "mode": "pickup", "pickup_node": "NOWHERE"}, 404, "$.pickup_node"),
         ({**good, "lines": [{"sku": SKU, "qty": 1}] * 10_000}, 400, "$.lines"),
         (b'{"x": "' + b"y" * 5_000_000 + b'"}', 400, "exceeds the limit"),
+        ({**good, "lines": [{"sku": SKU, "qty": 1, "unit_price": 1.5}]}, 400, "$.lines[0].unit_price"),  # no floats
+        ({**good, "delivery_fee": -100}, 400, "$.delivery_fee"),
+        ({**good, "lines": [{"sku": SKU, "qty": 1, "unit_price": 500}], "paid": 499}, 400, "$.paid: 499 does not add up"),
+        ({**good, "points_used": 10, "points_value": 100}, 400, "$.points_used"),
     ]
 
     async def go():
