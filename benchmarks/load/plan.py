@@ -26,7 +26,8 @@ def roomy(network: Network) -> Network:
 
 
 def demand(scenario: str, n: int) -> tuple[Network, list[Any]]:
-    """The scenario's network and n orders drawn by the simulations' generator."""
+    """The scenario's network and n orders drawn by the simulations' generator
+    (no members: the engine under load has none signed up)."""
     from simulations.demand import base_day
     from simulations.variants import network_of
     from simulations.scenario import load_scenario
@@ -34,7 +35,8 @@ def demand(scenario: str, n: int) -> tuple[Network, list[Any]]:
     s, folder = load_scenario(scenario)
     network = network_of(s, folder)
     s = msgspec.structs.replace(s, demand=msgspec.structs.replace(s.demand, orders=n),
-                                pos=msgspec.structs.replace(s.pos, sales_per_store_hour=0.0))
+                                pos=msgspec.structs.replace(s.pos, sales_per_store_hour=0.0),
+                                members=msgspec.structs.replace(s.members, count=0))
     return network, [cmd for _, cmd in base_day(s, network).orders]
 
 
