@@ -104,7 +104,7 @@ class Meituan(Channel):
         fields = form(push)
         if push.tail in INFO_PUSHES:
             return []
-        external_id = _id(fields, "order_id")
+        external_id = ident(fields, "order_id")
         if push.tail in ("", "order"):
             return [self._order(fields, external_id)]
         order_id = str(ids.order_id(self.name, external_id))
