@@ -117,6 +117,7 @@ class GatewaySettings(Struct, frozen=True, forbid_unknown_fields=True):
     outbox: str = "o2o-data/gateway-outbox.db"  # SQLite: status calls owed to the platforms
     call_timeout_s: Positive = 5.0
     max_call_attempts: Annotated[int, Meta(ge=1)] = 12  # then the call is parked and reported
+    call_backoff_s: Positive = 1.0  # the first retry's wait; doubled each time (with jitter), at most 300 s
     nats_user: str | None = None  # the gateway's own NATS user (docs/examples/channels/nats-server.conf)
     nats_password: str | None = None  # O2O_GATEWAY_NATS_PASSWORD
     nats_creds: str | None = None

@@ -73,7 +73,7 @@ class Gateway:
         self.webhooks = Webhooks(self.nc, self.channels, self.http, g.max_body_bytes, g.public_url, self.clock)
         self.api = RestApi(self.nc, self.clients)
         self.status = StatusRelay(self.nc, self.channels, self.outbox, self.http, g.call_timeout_s,
-                                  g.max_call_attempts, self.clock)
+                                  g.max_call_attempts, self.clock, backoff_s=g.call_backoff_s)
         await self.status.start()
         app = web.Application(client_max_size=max(g.max_body_bytes, 1024 * 1024))
         app.add_routes(self.webhooks.routes() + self.api.routes() +

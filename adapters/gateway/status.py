@@ -40,7 +40,8 @@ _call_decoder = msgspec.json.Decoder(Call)
 
 class StatusRelay:
     def __init__(self, nc: Any, channels: dict[str, Channel], outbox: Outbox, http: Any, timeout_s: float = 5.0,
-                 max_attempts: int = 12, clock: Callable[[], float] = time.time, batch: int = 100):
+                 max_attempts: int = 12, clock: Callable[[], float] = time.time, batch: int = 100,
+                 backoff_s: float = 1.0):
         self.nc = nc
         self.js = nc.jetstream()
         self.channels = channels
@@ -50,6 +51,7 @@ class StatusRelay:
         self.max_attempts = max_attempts
         self.clock = clock
         self.batch = batch
+        self.backoff_s = backoff_s
         self.sub: Any = None
         self._tasks: list[asyncio.Task] = []
         self._wake = asyncio.Event()
@@ -156,7 +158,7 @@ class StatusRelay:
                 error = f"{type(e).__name__}: {e}"[:300]
         attempts = owed.attempts + 1
         park = attempts >= self.max_attempts
-        delay = min(2.0 ** attempts, 300.0) * (0.5 + random.random() / 2)
+        delay = min(self.backoff_s * 2.0 ** (attempts - 1), 300.0) * (0.5 + random.random() / 2)
         self.outbox.failed(owed.id, error, self.clock() + delay, park)
         log.warning("%s %s for %s failed (attempt %d): %s", owed.channel, call.action, call.external_id, attempts,
                     error)
