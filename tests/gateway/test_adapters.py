@@ -301,3 +301,17 @@ def test_a_missing_secret_or_a_map_naming_an_unknown_node_is_one_clear_error(tmp
 def test_a_channel_never_shows_its_secret(channels):
     for channel in channels.values():
         assert channel.secret not in repr(channel) and channel.secret not in str(vars(channel).get("name"))
+
+
+def test_the_shipped_gateway_sample_loads_and_its_maps_name_real_nodes_and_skus(monkeypatch):
+    from pathlib import Path
+
+    from engine.config import load_config
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    config = load_config(root / "docs/examples/channels/gateway.toml", environ={})
+    env = {c.secret_env: "s" for c in config.gateway.channels.values()}
+    env.update({c.token_env: "t" for c in config.gateway.channels.values() if c.token_env})
+    built = build_channels(config.gateway, NETWORK, env)
+    assert set(built) == {"meituan", "eleme", "jddj", "shopify", "pos"}
+    assert built["meituan"].catalog.node("SH-017", "app_poi_code") == "S001"
