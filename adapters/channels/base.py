@@ -222,6 +222,8 @@ def epoch(value: Any, where: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise Refusal("malformed", f"{where}: not a timestamp: {value!r}") from None
+    if not 0 <= v < 1e14:  # NaN and infinities fail this too
+        raise Refusal("malformed", f"{where}: not a timestamp: {value!r}")
     return v / 1000.0 if v > 1e11 else v
 
 

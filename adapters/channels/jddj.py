@@ -138,7 +138,10 @@ class Jddj(Channel):
         found = ((data or {}).get("result") or {}).get("resultList") or []
         if not found:
             raise Refusal("upstream", f"order/es/query: order {external_id} not found (code {outer.get('code')})", 503)
-        return msgspec.convert(found[0], JdOrder)
+        try:
+            return msgspec.convert(found[0], JdOrder)
+        except msgspec.ValidationError as e:
+            raise Refusal("malformed", f"order/es/query: {e}") from None
 
     def _order(self, o: JdOrder) -> Intake:
         catalog = self.catalog
