@@ -126,23 +126,24 @@ class Catalog:
                 raise ValueError(f"{where}.items[{item!r}]: unknown SKU {sku!r}")
 
     def node(self, shop: Any, where: str) -> str:
-        shop = str(shop)
-        node = shop if self.shops is None else self.shops.get(shop)
-        if node is None or node not in self.nodes:
-            raise Refusal("unmapped", f"{where}: unknown shop {shop!r}")
-        return node
+        return _look_up(self.shops, self.nodes, shop, where, "shop")
 
     def sku(self, item: Any, where: str) -> str:
-        item = str(item)
-        sku = item if self.items is None else self.items.get(item)
-        if sku is None or sku not in self.skus:
-            raise Refusal("unmapped", f"{where}: unknown item {item!r}")
-        return sku
+        return _look_up(self.items, self.skus, item, where, "item")
 
     def minor(self, amount: Any, where: str, unit: str = "major") -> int:
         """An amount in the currency's major unit (yuan, a decimal string or
         number) or already in minor units (fen), as an exact integer."""
         return to_minor(amount, self.minor_units, where, unit)
+
+
+def _look_up(mapping: dict[str, str] | None, known: set[str], code: Any, where: str, what: str) -> str:
+    """A platform's code through its map (none: the same id) to one of ours, or an unmapped refusal."""
+    code = str(code)
+    ours = code if mapping is None else mapping.get(code)
+    if ours is None or ours not in known:
+        raise Refusal("unmapped", f"{where}: unknown {what} {code!r}")
+    return ours
 
 
 def read_map(path: str | None, where: str) -> dict[str, str] | None:

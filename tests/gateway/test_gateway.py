@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import asynccontextmanager
 
 import aiohttp
 import nats
@@ -34,55 +35,56 @@ async def until(check, timeout: float = 10.0):
     raise AssertionError("timed out")
 
 
+@asynccontextmanager
+async def stack(nats_url: str, tmp_path):
+    """The engine, the fake platforms, the gateway and an HTTP client, started and stopped in order."""
+    async with running_service(nats_url) as (engine, nc):
+        platforms = await FakePlatforms().start()
+        try:
+            config = gateway_config(tmp_path, nats_url, api=platforms.url)
+            async with gateway_running(config, SECRETS) as gw, aiohttp.ClientSession() as http:
+                yield engine, nc, platforms, gw, http
+        finally:
+            await platforms.stop()
+
+
 async def intake_count(nc) -> int:
     return (await nc.jetstream().stream_info(INTAKE_STREAM)).state.messages
 
 
 def test_a_signed_meituan_order_is_answered_routed_and_confirmed_to_meituan_once(nats_server, tmp_path):
     async def go():
-        async with running_service(nats_server.url) as (engine, nc):
-            platforms = await FakePlatforms().start()
-            try:
-                config = gateway_config(tmp_path, nats_server.url, api=platforms.url)
-                async with gateway_running(config, SECRETS) as gw, aiohttp.ClientSession() as http:
-                    url = f"{gw.url}/hooks/meituan/order"
-                    body = meituan_push(url, meituan_order())
-                    for _ in range(3):  # the platform's retries: the same push
-                        async with http.post(url, data=body, headers=FORM) as r:
-                            assert r.status == 200 and await r.json() == {"data": "ok"}
-                    confirm = await until(lambda: platforms.made("meituan", "order/confirm"))
-                    order_id = str(ids.order_id("meituan", "27001234567890123"))
-                    assert engine.readmodels.orders[order_id].status == "routed"
-                    assert confirm[0]["query"]["order_id"] == "27001234567890123" and confirm[0]["signed"]
-                    assert await intake_count(nc) == 1  # the repeats were dropped by Nats-Msg-Id
-                    async with http.get(f"{gw.url}/metrics") as r:
-                        text = await r.text()
-                    assert 'outcome="accepted"} 1' in text and 'outcome="duplicate"} 2' in text
-                    await asyncio.sleep(0.5)
-                    assert len(platforms.made("meituan", "order/confirm")) == 1
-            finally:
-                await platforms.stop()
+        async with stack(nats_server.url, tmp_path) as (engine, nc, platforms, gw, http):
+            url = f"{gw.url}/hooks/meituan/order"
+            body = meituan_push(url, meituan_order())
+            for _ in range(3):  # the platform's retries: the same push
+                async with http.post(url, data=body, headers=FORM) as r:
+                    assert r.status == 200 and await r.json() == {"data": "ok"}
+            confirm = await until(lambda: platforms.made("meituan", "order/confirm"))
+            order_id = str(ids.order_id("meituan", "27001234567890123"))
+            assert engine.readmodels.orders[order_id].status == "routed"
+            assert confirm[0]["query"]["order_id"] == "27001234567890123" and confirm[0]["signed"]
+            assert await intake_count(nc) == 1  # the repeats were dropped by Nats-Msg-Id
+            async with http.get(f"{gw.url}/metrics") as r:
+                text = await r.text()
+            assert 'outcome="accepted"} 1' in text and 'outcome="duplicate"} 2' in text
+            await asyncio.sleep(0.5)
+            assert len(platforms.made("meituan", "order/confirm")) == 1
 
     run(go())
 
 
 def test_a_rejected_order_is_cancelled_at_the_platform_with_its_reason_code(nats_server, tmp_path):
     async def go():
-        async with running_service(nats_server.url) as (engine, nc):
-            platforms = await FakePlatforms().start()
-            try:
-                config = gateway_config(tmp_path, nats_server.url, api=platforms.url)
-                async with gateway_running(config, SECRETS) as gw, aiohttp.ClientSession() as http:
-                    huge = eleme_order("3023000000000000009")
-                    huge["groups"][0]["items"][0]["quantity"] = 90000  # no node holds that many
-                    async with http.post(f"{gw.url}/hooks/eleme", data=eleme_push(10, huge)) as r:
-                        assert r.status == 200 and await r.json() == {"message": "ok"}
-                    cancel = await until(lambda: platforms.made("eleme", "cancelOrderLite"))
-                    assert cancel[0]["signed"] and cancel[0]["body"]["params"]["orderId"] == "3023000000000000009"
-                    assert cancel[0]["body"]["params"]["type"] == "foodSoldOut"
-                    assert not platforms.made("eleme", "confirmOrderLite")
-            finally:
-                await platforms.stop()
+        async with stack(nats_server.url, tmp_path) as (engine, nc, platforms, gw, http):
+            huge = eleme_order("3023000000000000009")
+            huge["groups"][0]["items"][0]["quantity"] = 90000  # no node holds that many
+            async with http.post(f"{gw.url}/hooks/eleme", data=eleme_push(10, huge)) as r:
+                assert r.status == 200 and await r.json() == {"message": "ok"}
+            cancel = await until(lambda: platforms.made("eleme", "cancelOrderLite"))
+            assert cancel[0]["signed"] and cancel[0]["body"]["params"]["orderId"] == "3023000000000000009"
+            assert cancel[0]["body"]["params"]["type"] == "foodSoldOut"
+            assert not platforms.made("eleme", "confirmOrderLite")
 
     run(go())
 
@@ -90,27 +92,21 @@ def test_a_rejected_order_is_cancelled_at_the_platform_with_its_reason_code(nats
 @pytest.mark.slow
 def test_a_cancel_that_overtakes_its_create_is_applied_when_the_order_arrives(nats_server, tmp_path):
     async def go():
-        async with running_service(nats_server.url) as (engine, nc):
-            platforms = await FakePlatforms().start()
-            try:
-                config = gateway_config(tmp_path, nats_server.url, api=platforms.url)
-                async with gateway_running(config, SECRETS) as gw, aiohttp.ClientSession() as http:
-                    cancel_url, order_url = f"{gw.url}/hooks/meituan/cancel", f"{gw.url}/hooks/meituan/order"
-                    cancel = meituan_push(cancel_url, {"order_id": "27001234567890555", "reason_code": "1001",
-                                                       "reason": "用户取消"})
-                    async with http.post(cancel_url, data=cancel, headers=FORM) as r:
-                        assert r.status == 200
-                    await asyncio.sleep(0.3)
-                    async with http.post(order_url, data=meituan_push(order_url, meituan_order("27001234567890555")),
-                                         headers=FORM) as r:
-                        assert r.status == 200
-                    order_id = str(ids.order_id("meituan", "27001234567890555"))
-                    await until(lambda: order_id in engine.readmodels.orders
-                                and engine.readmodels.orders[order_id].status == "cancelled", 15)
-                    await asyncio.sleep(0.5)
-                    assert not platforms.made("meituan", "order/cancel")  # the platform's own cancel: nothing back
-            finally:
-                await platforms.stop()
+        async with stack(nats_server.url, tmp_path) as (engine, nc, platforms, gw, http):
+            cancel_url, order_url = f"{gw.url}/hooks/meituan/cancel", f"{gw.url}/hooks/meituan/order"
+            cancel = meituan_push(cancel_url, {"order_id": "27001234567890555", "reason_code": "1001",
+                                               "reason": "用户取消"})
+            async with http.post(cancel_url, data=cancel, headers=FORM) as r:
+                assert r.status == 200
+            await asyncio.sleep(0.3)
+            async with http.post(order_url, data=meituan_push(order_url, meituan_order("27001234567890555")),
+                                 headers=FORM) as r:
+                assert r.status == 200
+            order_id = str(ids.order_id("meituan", "27001234567890555"))
+            await until(lambda: order_id in engine.readmodels.orders
+                        and engine.readmodels.orders[order_id].status == "cancelled", 15)
+            await asyncio.sleep(0.5)
+            assert not platforms.made("meituan", "order/cancel")  # the platform's own cancel: nothing back
 
     run(go())
 
