@@ -55,6 +55,7 @@ class Push:
     body: bytes
     query: Mapping[str, str]
     received_at: float  # epoch seconds
+    parsed: dict[str, Any] = field(default_factory=dict)  # what an adapter decoded in verify, for parse
 
 
 @dataclass(frozen=True)

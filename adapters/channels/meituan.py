@@ -53,7 +53,14 @@ class RefundFood(msgspec.Struct):
 
 
 def form(push: Push) -> dict[str, str]:
-    """The query and the form, each value decoded until no %XX is left (twice in captured bodies)."""
+    """The query and the form, each value decoded until no %XX is left (twice in captured bodies); decoded once
+    per push."""
+    if "form" not in push.parsed:
+        push.parsed["form"] = _decode_form(push)
+    return push.parsed["form"]
+
+
+def _decode_form(push: Push) -> dict[str, str]:
     fields = dict(push.query)
     try:
         text = push.body.decode("utf-8")

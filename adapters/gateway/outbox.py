@@ -7,7 +7,9 @@ notification id) makes a redelivered event owe nothing twice."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 SCHEMA = """
@@ -19,6 +21,7 @@ create table if not exists calls (
     call blob not null, due real not null, attempts integer not null default 0,
     state text not null default 'owed', last_error text);
 create index if not exists calls_owed on calls(state, due);
+create index if not exists calls_order on calls(order_id, state, id);
 """
 
 
@@ -51,6 +54,17 @@ class Outbox:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction (one fsync) for what a fetch of events changes; rolled back on an error."""
+        self.db.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+        self.db.execute("commit")
+
     def remember(self, order_id: str, channel: str, external_id: str, mode: str) -> None:
         self.db.execute("insert or ignore into orders(order_id, channel, external_id, mode) values (?,?,?,?)",
                         (order_id, channel, external_id, mode))
@@ -61,13 +75,12 @@ class Outbox:
         return ChannelOrder(row[0], row[1], row[2], bool(row[3])) if row else None
 
     def owe(self, key: str, order_id: str, channel: str, call: bytes, due: float, confirms: bool = False) -> bool:
-        """Records a call owed (once per key); False when the key was already recorded."""
-        with self.db:  # one transaction: the call and the order's confirmed flag
-            self.db.execute("begin immediate")
-            cur = self.db.execute("insert or ignore into calls(key, order_id, channel, call, due) values (?,?,?,?,?)",
-                                  (key, order_id, channel, call, due))
-            if confirms:
-                self.db.execute("update orders set confirmed=1 where order_id=?", (order_id,))
+        """Records a call owed (once per key; inside `batch()`, with the order's confirmed flag);
+        False when the key was already recorded."""
+        cur = self.db.execute("insert or ignore into calls(key, order_id, channel, call, due) values (?,?,?,?,?)",
+                              (key, order_id, channel, call, due))
+        if confirms:
+            self.db.execute("update orders set confirmed=1 where order_id=?", (order_id,))
         return cur.rowcount == 1
 
     def due(self, now: float, limit: int = 50) -> list[OwedCall]:

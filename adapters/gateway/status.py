@@ -85,14 +85,17 @@ class StatusRelay:
                 log.warning("event fetch failed (%s)", type(e).__name__)
                 await asyncio.sleep(0.5)
                 continue
-            for m in msgs:
-                try:
-                    self.take(m.subject, m.data)
-                except Exception:
-                    log.exception("event %s not taken; it will be redelivered", m.subject)
+            try:
+                with self.outbox.batch():  # one commit for the fetch
+                    for m in msgs:
+                        self.take(m.subject, m.data)
+            except Exception:
+                log.exception("events not taken; they will be redelivered")
+                for m in msgs:
                     await m.nak(delay=5.0)
-                    continue
-                await m.ack()  # after the outbox has it
+                continue
+            for m in msgs:
+                await m.ack()  # after the outbox has them
             self._wake.set()
 
     def take(self, subject: str, data: bytes) -> Call | None:
