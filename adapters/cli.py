@@ -15,6 +15,7 @@ COMMANDS = [
     "adapters.cli_state",
     "adapters.cli_solve",
     "adapters.cli_serve",
+    "adapters.cli_gateway",
     "adapters.cli_submit",
     "adapters.cli_events",
     "adapters.event_relay",

@@ -4,7 +4,15 @@ de-duplicated by `Nats-Msg-Id` (channel + external order id), and are
 consumed by a durable pull consumer. A message is acknowledged only after
 its events are stored, so a crash before that means redelivery, which the
 idempotent engine answers once. Bad messages are terminated and reported on
-`o2o.intake.rejected`."""
+`o2o.rejected.intake`.
+
+Besides orders the intake takes the other commands a channel sends without
+waiting (told apart by the Command union's `type` tag; a message without one
+is an order): cancels and refunds of orders, counter sales, their refunds
+and sign-ups at the till. They run after the orders of the same fetch, in
+arrival order. A cancel or refund of an order the engine does not know yet
+(the platform's cancel overtook its create) is redelivered later, with a
+growing delay, up to `EARLY_DELIVERIES` times, before it is refused."""
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +27,10 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from adapters.engine_worker import EngineWorker
 from adapters.event_publisher import ensure_stream
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
-from domain.commands import SubmitOrder
-from domain.errors import DomainError
+from domain.commands import (CancelOrder, Command, RefundOrder, RefundSale, SellOverCounter, SignUpMember,
+                             SubmitOrder)
+from domain.errors import DomainError, NotFound
+from engine.handlers import COMMANDS
 
 log = logging.getLogger("o2o.intake")
 
@@ -28,6 +38,9 @@ STREAM = "O2O_INTAKE"
 SUBJECTS = ["o2o.intake.>"]
 REJECTED = "o2o.rejected.intake"
 DURABLE = "o2o-engine"
+IntakeCommand = SubmitOrder | CancelOrder | RefundOrder | RefundSale | SellOverCounter | SignUpMember
+EARLY_DELIVERIES = 30  # a cancel or refund of an unknown order is tried this often (about 7 minutes) before refused
+NOT_YET_SUPPORTED_DELAY = 30.0  # s: a command this engine has no handler for yet waits for one that has
 
 
 def order_msg_id(channel: str, external_id: str) -> str:
@@ -68,13 +81,49 @@ class Intake:
 
     async def _handle(self, msgs: list[Any]) -> None:
         good: list[tuple[Any, SubmitOrder]] = []
+        others: list[tuple[Any, Command]] = []
         for m in msgs:
             try:
-                good.append((m, decode(m.data, SubmitOrder, wants_msgpack(m.headers))))
+                cmd = decode_intake(m.data, wants_msgpack(m.headers))
             except WireError as e:
                 await self._reject(m, e)
-        if not good:
+                continue
+            if isinstance(cmd, SubmitOrder):
+                good.append((m, cmd))
+            else:
+                others.append((m, cmd))
+        if good:
+            await self._orders(good)
+        for m, cmd in others:
+            await self._other(m, cmd)
+
+    async def _other(self, m: Any, cmd: Command) -> None:
+        if type(cmd) not in COMMANDS:  # an engine older than the channel: wait for one that knows it
+            log.warning("intake: no handler for %s yet; redelivered in %g s", type(cmd).__name__,
+                        NOT_YET_SUPPORTED_DELAY)
+            await m.nak(delay=NOT_YET_SUPPORTED_DELAY)
             return
+        try:
+            await self.worker.call(self.worker.engine.handle, cmd)
+        except NotFound as e:
+            delivered = _delivered(m)
+            if e.field == "order_id" and delivered < EARLY_DELIVERIES:  # its order may still be on the way
+                await m.nak(delay=min(2.0 * delivered, 30.0))
+                return
+            await self._reject(m, from_exception(e))
+            return
+        except DomainError as e:
+            if not (isinstance(cmd, CancelOrder) and e.reason == "already cancelled"):  # else a redelivered cancel
+                await self._reject(m, from_exception(e))
+                return
+        except Exception as e:  # nothing stored: let JetStream redeliver
+            log.warning("intake %s not stored (%s); will be redelivered", type(cmd).__name__, e)
+            await m.nak(delay=1.0)
+            return
+        await m.ack()
+        self.consumed += 1
+
+    async def _orders(self, good: list[tuple[Any, SubmitOrder]]) -> None:
         try:
             results = await self.worker.submit_many([cmd for _, cmd in good])
         except Exception as e:  # nothing stored: let JetStream redeliver
@@ -111,6 +160,23 @@ async def publish_orders(js: Any, cmds: list[SubmitOrder]) -> list[Any]:
         subject, payload, headers = intake_message(cmd)
         acks.append(await js.publish_async(subject, payload, headers=headers))
     return list(await asyncio.gather(*acks))
+
+
+def decode_intake(data: bytes, msgpack: bool = False) -> Command:
+    """A command by its `type` tag; without one, an order (what channels published before the tag was read)."""
+    try:
+        return decode(data, IntakeCommand, msgpack)
+    except WireError as e:
+        if not e.description.startswith("$.type: required field is missing"):
+            raise
+    return decode(data, SubmitOrder, msgpack)
+
+
+def _delivered(m: Any) -> int:
+    try:
+        return int(m.metadata.num_delivered)
+    except Exception:  # not a JetStream message (tests): its first delivery
+        return 1
 
 
 def intake_message(cmd: SubmitOrder) -> tuple[str, bytes, dict[str, str]]:

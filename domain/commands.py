@@ -134,6 +134,7 @@ class SellOverCounter(Command, tag="sell_over_counter"):
     points_used: Points = 0
     points_value: Fen = 0
     paid: Fen | None = None
+    sold_at: Annotated[float, Meta(ge=0)] | None = None  # UTC epoch s of a sale made offline and uploaded late; absent: now
 
 
 class RefundSale(Command, tag="refund_sale"):

@@ -109,6 +109,52 @@ class ClockSettings(Struct, frozen=True, forbid_unknown_fields=True):
     start: str = ""  # ISO 8601 (a time zone, or UTC) or epoch seconds; empty: now
 
 
+ChannelKind = Literal["meituan", "eleme", "jddj", "shopify", "pos"]
+ChannelName = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+EnvName = Annotated[str, Meta(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class ChannelSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """One connected channel of the gateway (docs/channels.md). Secrets are
+    never written here: `secret_env` and `token_env` name the environment
+    variables that hold them."""
+
+    kind: ChannelKind
+    app_id: str = ""  # the platform's id of our app (Meituan app_id, Ele.me appId/app_key, JD app_key)
+    secret_env: EnvName | None = None  # the signing secret's variable (Shopify: the client secret)
+    token_env: EnvName | None = None  # an access token's variable, for calls back (Ele.me, JD, Shopify)
+    shops: str | None = None  # file: the platform's shop id -> our node (JSON or TOML table); none: the same ids
+    items: str | None = None  # file: the platform's item code -> our SKU; none: the same codes
+    api_url: str = ""  # the platform's API base for status calls back; empty: no calls back
+    replay_window_s: Annotated[float, Meta(ge=0)] = 600.0  # a signed timestamp further off is refused (0: not checked)
+    timezone_hours: Annotated[float, Meta(ge=-14, le=14)] = 8.0  # of the platform's naive local times
+
+
+class ApiClientSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """A client of the gateway's REST API (the retailer's app, mall, mini program)."""
+
+    key_env: EnvName  # the variable holding its API key
+    channel: ChannelName  # the channel its orders carry
+    rate_per_s: Annotated[float, Meta(gt=0)] = 20.0  # requests per second, sustained
+    burst: Annotated[int, Meta(ge=1)] = 40
+
+
+class GatewaySettings(Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080  # 0: a free port
+    public_url: str = ""  # the gateway's URL as the platforms call it (Meituan signs it); empty: the request's
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024
+    outbox: str = "o2o-data/gateway-outbox.db"  # SQLite: status calls owed to the platforms
+    call_timeout_s: Positive = 5.0
+    max_call_attempts: Annotated[int, Meta(ge=1)] = 12  # then the call is parked and reported
+    call_backoff_s: Positive = 1.0  # the first retry's wait; doubled each time (with jitter), at most 300 s
+    nats_user: str | None = None  # the gateway's own NATS user (docs/examples/channels/nats-server.conf)
+    nats_password: str | None = None  # O2O_GATEWAY_NATS_PASSWORD
+    nats_creds: str | None = None
+    channels: dict[ChannelName, ChannelSettings] = {}
+    clients: dict[Annotated[str, Meta(min_length=1, max_length=64)], ApiClientSettings] = {}
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     engine: EngineSettings = EngineSettings()
     batching: Batching = Batching()
@@ -117,6 +163,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     store: StoreSettings = StoreSettings()
     network: NetworkSettings = NetworkSettings()
     clock: ClockSettings = ClockSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
         """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""
@@ -135,6 +182,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "O2O_NATS_TOKEN": ("nats", "token"),
     "O2O_NATS_CREDS": ("nats", "creds"),
     "O2O_NATS_NKEY": ("nats", "nkey"),
+    "O2O_GATEWAY_NATS_USER": ("gateway", "nats_user"),
+    "O2O_GATEWAY_NATS_PASSWORD": ("gateway", "nats_password"),
+    "O2O_GATEWAY_NATS_CREDS": ("gateway", "nats_creds"),
 }
 
 

@@ -1,0 +1,188 @@
+"""Status back to the platforms: a durable consumer (`o2o-gateway`) on the
+engine's event stream turns each order event of a channel's order into the
+call the platform expects, written to the outbox before the event is
+acknowledged; a sender makes the owed calls, each order's in order, with
+back-off, until the platform says yes or the attempts run out (then the call
+is parked and reported on `o2o.rejected.gateway`).
+
+A call is made at least once: a crash after the platform answered and before
+the outbox heard of it means one more call on restart. The calls used are
+ones the platforms treat as idempotent (a second confirm of a confirmed
+order, a close of a closed one), so that is harmless."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from typing import Any, Callable
+
+import msgspec
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from adapters.channels.base import Call, Channel, OrderEvent
+from adapters.gateway.outbox import Outbox
+
+log = logging.getLogger("o2o.gateway.status")
+
+EVENTS_STREAM = "O2O_EVENTS"
+DURABLE = "o2o-gateway"
+FILTER = "o2o.events.order.>"
+REJECTED = "o2o.rejected.gateway"
+# the event's subject suffix -> our kind (handed_over is delivered or collected by its `how`)
+KINDS = {"routed": "routed", "accepted": "accepted", "declined": "declined", "rejected": "rejected",
+         "ready_for_pickup": "ready", "dispatched": "dispatched", "cancelled": "cancelled"}
+_call_encoder = msgspec.json.Encoder()
+_call_decoder = msgspec.json.Decoder(Call)
+
+
+class StatusRelay:
+    def __init__(self, nc: Any, channels: dict[str, Channel], outbox: Outbox, http: Any, timeout_s: float = 5.0,
+                 max_attempts: int = 12, clock: Callable[[], float] = time.time, batch: int = 100,
+                 backoff_s: float = 1.0):
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.channels = channels
+        self.outbox = outbox
+        self.http = http
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.batch = batch
+        self.backoff_s = backoff_s
+        self.sub: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.made = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._consume(), name="status-consumer"),
+                       loop.create_task(self._send(), name="status-sender")]
+
+    async def _subscribe(self) -> None:
+        config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=30,
+                                deliver_policy=DeliverPolicy.ALL, filter_subject=FILTER, max_ack_pending=1000)
+        self.sub = await self.js.pull_subscribe(FILTER, durable=DURABLE, stream=EVENTS_STREAM, config=config)
+
+    async def _consume(self) -> None:
+        while not self._stopping:
+            if self.sub is None:
+                try:
+                    await self._subscribe()
+                except Exception as e:  # the engine has not made its stream yet, or the server is away
+                    log.info("event stream not ready (%s); retrying", type(e).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
+            try:
+                msgs = await self.sub.fetch(self.batch, timeout=0.5)
+            except (NatsTimeout, asyncio.TimeoutError):
+                continue
+            except Exception as e:
+                log.warning("event fetch failed (%s)", type(e).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                with self.outbox.batch():  # one commit for the fetch
+                    for m in msgs:
+                        self.take(m.subject, m.data)
+            except Exception:
+                log.exception("events not taken; they will be redelivered")
+                for m in msgs:
+                    await m.nak(delay=5.0)
+                continue
+            for m in msgs:
+                await m.ack()  # after the outbox has them
+            self._wake.set()
+
+    def take(self, subject: str, data: bytes) -> Call | None:
+        """One event: remembers a channel's order when placed, records the call another owes. Idempotent."""
+        suffix = subject.rpartition(".")[2]
+        event = json.loads(data)
+        order_id, body = event["originator_id"], event.get("data") or {}
+        if suffix == "placed":
+            channel = self.channels.get(body.get("channel", ""))
+            if channel is not None and channel.ACTIONS:
+                self.outbox.remember(order_id, channel.name, body["external_id"], body.get("mode", "delivery"))
+            return None
+        kind = KINDS.get(suffix) or (body.get("how") if suffix == "handed_over" else None)
+        if kind is None:
+            return None
+        order = self.outbox.order(order_id)
+        if order is None or (kind == "routed" and order.confirmed):
+            return None  # not a channel's order, or a reroute of one the platform already has confirmed
+        channel = self.channels.get(order.channel)
+        if channel is None:
+            return None
+        reason = str(body.get("reason") or "")
+        call = channel.call_for(OrderEvent(kind=kind, external_id=order.external_id, mode=order.mode, reason=reason,
+                                           node=str(body.get("node") or ""),
+                                           by_platform=reason.startswith(f"{order.channel}:")))
+        if call is None:
+            return None
+        key = f"{event.get('notification_id')}:{suffix}"
+        self.outbox.owe(key, order_id, order.channel, _call_encoder.encode(call), self.clock(),
+                        confirms=kind == "routed")
+        return call
+
+    async def _send(self) -> None:
+        while not self._stopping:
+            owed = self.outbox.due(self.clock())
+            if not owed:
+                nxt = self.outbox.next_due()
+                wait = 1.0 if nxt is None else min(max(nxt - self.clock(), 0.05), 1.0)
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await asyncio.gather(*(self._make(c) for c in owed))
+
+    async def _make(self, owed: Any) -> None:
+        channel = self.channels.get(owed.channel)
+        call = _call_decoder.decode(owed.call)
+        error = "channel no longer configured"
+        if channel is not None:
+            try:
+                req = channel.request_for(call)
+                async with self.http.request(req.method, req.url, data=req.body or None, headers=req.headers,
+                                             timeout=self.timeout_s) as r:
+                    body = await r.read()
+                    if channel.call_succeeded(r.status, body):
+                        self.outbox.done(owed.id)
+                        self.made += 1
+                        return
+                    error = f"HTTP {r.status}: {body[:200].decode(errors='replace')}"
+            except Exception as e:  # the platform away or slow: try again later
+                error = f"{type(e).__name__}: {e}"[:300]
+        attempts = owed.attempts + 1
+        park = attempts >= self.max_attempts
+        delay = min(self.backoff_s * 2.0 ** (attempts - 1), 300.0) * (0.5 + random.random() / 2)
+        self.outbox.failed(owed.id, error, self.clock() + delay, park)
+        log.warning("%s %s for %s failed (attempt %d): %s", owed.channel, call.action, call.external_id, attempts,
+                    error)
+        if park:
+            report = {"channel": owed.channel, "why": "call_failed", "action": call.action,
+                      "external_id": call.external_id, "reason": error}
+            try:
+                await self.nc.publish(REJECTED, json.dumps(report).encode())
+            except Exception:
+                pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for t in self._tasks:
+            try:
+                await asyncio.wait_for(t, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                t.cancel()
+        if self.sub is not None:
+            try:
+                await self.sub.unsubscribe()
+            except Exception:
+                pass
