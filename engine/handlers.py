@@ -50,6 +50,8 @@ class Batched:
 Handler = Write | Query | Batched
 
 
+CLOCK_SKEW_S = 300.0  # a till's clock may run this far ahead of the engine's
+
 # -- replies, read after the commit ---------------------------------------
 def order_answer(e: "Engine", cmd: Any, key: str) -> OrderReply:
     return e.order_reply(key)
@@ -153,7 +155,12 @@ def count(e: "Engine", uow: UnitOfWork, cmd: CountStock, at: float) -> tuple[str
 
 
 def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple[str, list[str]]:
-    """A POS sale takes from the same stock as online orders; its money is a Sale of its own."""
+    """A POS sale takes from the same stock as online orders; its money is a Sale of its own.
+    A till that was offline uploads its sales late, each with the time it was made."""
+    if cmd.sold_at is not None:
+        if cmd.sold_at > at + CLOCK_SKEW_S:
+            raise InvalidInput("sold_at", "a sale cannot be made in the future")
+        at = cmd.sold_at
     lines = e.lines(cmd.lines)
     money = e.money(cmd.lines, cmd.discounts, 0, cmd.points_used, cmd.points_value, cmd.paid, cmd.member)
     uow.inventory(cmd.node).sell_over_counter(cmd.sale_id, lines, at)

@@ -10,6 +10,7 @@ from domain.commands import (
     SignUpMember,
     SubmitOrder,
 )
+from domain import ids
 from domain.errors import Conflict, InvalidInput, NotFound
 from engine.app import Engine
 from engine.clock import SimClock
@@ -232,3 +233,13 @@ def test_a_refund_takes_back_the_points_its_cash_earned_in_proportion_and_all_wi
     assert engine.member(member).points == 76
     engine.handle(refund(reply.order_id, "r-2", write_off=True))
     assert engine.member(member).points == 1
+
+
+def test_a_sale_uploaded_late_by_an_offline_till_keeps_its_own_time_and_one_from_the_future_is_refused(engine):
+    earlier = T0 - 3600
+    sell(engine, "late-1", [Line("A", 1)], sold_at=earlier)
+    sale = engine.log.repository.get(ids.sale_id("S1", "late-1"))
+    assert sale.made_at == earlier
+    with pytest.raises(InvalidInput) as e:
+        sell(engine, "late-2", [Line("A", 1)], sold_at=T0 + 3600)
+    assert e.value.field == "sold_at"
