@@ -332,10 +332,16 @@ def _summary(engine: Engine, report: dict, service: O2OService) -> None:
     print(f"  fill rate {_share(kpis['fill_rate'])}, on time {_share(kpis['on_time_rate'])}, "
           f"split {_share(kpis['split_rate'])}, kitchen share {_share(kpis['kitchen_share'])}, "
           f"reroutes {kpis['reroutes']}")
-    aov = kpis["average_order_value"]
-    print(f"  average order value {aov:.2f} RMB" if aov is not None else "  no order completed yet",
+    aov, net = kpis["average_order_value"], engine.network
+
+    def money(minor: int) -> str:
+        return f"{minor / 10 ** net.minor_units:,.{net.minor_units}f} {net.currency}"
+
+    print(f"  average order value {money(aov)}" if aov is not None else "  no order completed yet",
           f"| POS {kpis['pos_sales']} sales, {kpis['pos_units']} units "
           f"| members signed up {sum(kpis['members_by_node'].values())}")
+    print(f"  revenue kept online {money(kpis['online_revenue'])} (refunded {money(kpis['online_refunds'])}), "
+          f"at the counter {money(kpis['pos_revenue'])}; points members hold {kpis['points_liability']:,}")
 
 
 def _share(x: float | None) -> str:
