@@ -43,6 +43,8 @@ ENDPOINTS = [
              "The member collects a gift reserved at a store: points spent, the unit leaves the stock"),
     Endpoint("cancel_redemption", "o2o.members.cancel_redemption", c.CancelRedemption, r.MemberReply,
              "Cancel a gift reserved at a store: its points and stock are released"),
+    Endpoint("benefit_rules", "o2o.benefit.rules.publish", c.PublishBenefitRules, r.BenefitRulesReply, "Publish a version of the benefit-sharing rules (immutable, in force from its time)"),
+    Endpoint("benefit_statement", "o2o.benefit.statement", c.GetStatement, r.StatementsReply, "Benefit statements of a period: one party's or all"),
     Endpoint("member", "o2o.members.get", c.GetMember, r.MemberReply,
              "A member's points (balance, pending, reserved, owed, buckets with expiry), gifts and identities"),
 ]

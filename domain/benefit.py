@@ -22,9 +22,11 @@ from fractions import Fraction
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+from eventsourcing.domain import Aggregate, event
 from msgspec import Meta, Struct
 
-from domain.errors import InvalidInput
+from domain import ids
+from domain.errors import Conflict, InvalidInput
 from domain.money import allocate, portion
 
 Role = Literal["clerk", "manager", "store", "dealer", "region"]
@@ -126,3 +128,93 @@ def capped(lines: list[dict[str, int]], cap: int | None) -> list[dict[str, int]]
         return lines
     kept = allocate(cap, [sum(line.values()) for line in lines])
     return [dict(zip(line, allocate(k, list(line.values())))) for line, k in zip(lines, kept)]
+
+
+class BenefitRules(Aggregate):
+    """The rule book: its published versions, in force from their times; a
+    published version is never changed, and never takes effect backwards."""
+
+    @staticmethod
+    def create_id(**_: object) -> object:
+        return ids.BENEFIT_RULES_ID
+
+    @event("Opened")
+    def __init__(self, at: float) -> None:
+        self.versions: list[RuleSet] = []
+
+    def publish(self, rules: RuleSet, at: float) -> bool:
+        """False for a repeat of a version already published as it is."""
+        check_rules(rules)
+        same = next((v for v in self.versions if v.version == rules.version), None)
+        if same is not None:
+            if same != rules:
+                raise Conflict("version", f"version {rules.version} is published and cannot change")
+            return False
+        if rules.effective_from < at:
+            raise Conflict("effective_from", "a version takes effect from now on, never backwards")
+        if self.versions and rules.effective_from <= self.versions[-1].effective_from:
+            raise Conflict("effective_from", f"overlaps version {self.versions[-1].version}, in force from "
+                                             f"{self.versions[-1].effective_from}")
+        self._published(rules=rules, at=at)
+        return True
+
+    def in_force(self, at: float) -> RuleSet | None:
+        current = None
+        for v in self.versions:
+            if v.effective_from <= at:
+                current = v
+        return current
+
+    @event("Published")
+    def _published(self, rules: RuleSet, at: float) -> None:
+        self.versions.append(rules)
+
+
+class LedgerLine(Struct, frozen=True):
+    """A credit (positive) or a reversal (negative) of one role on one line."""
+
+    key: str  # (source, line, role): a line is booked once
+    root: str  # the purchase: order/<id> or pos/<node>/<sale>
+    source: str  # what booked it: order/<id>/<node> (a part handed over), the sale, or a refund
+    sku: str
+    role: str
+    amount: int  # minor units
+    base: int  # the line's base (what was credited on, or refunded of it)
+    bp: int  # the rate the credit froze
+    version: str  # the rule set's
+    at: float
+    payable_at: float
+    cites: str | None = None  # a reversal: the credit's period, when it is not this one
+
+
+class PartyLedger(Aggregate):
+    """One party's benefit lines for one period (a month in the network's time zone)."""
+
+    @staticmethod
+    def create_id(party: str, period: str, **_: object) -> object:
+        return ids.ledger_id(party, period)
+
+    @event("Opened")
+    def __init__(self, party: str, period: str, at: float) -> None:
+        self.party = party
+        self.period = period
+        self.keys: set[str] = set()
+        self.total = 0
+
+    def book(self, line: LedgerLine) -> bool:
+        """Books a line once; False for a line already booked."""
+        if line.key in self.keys:
+            return False
+        self._booked(line=line)
+        return True
+
+    @event("Booked")
+    def _booked(self, line: LedgerLine) -> None:
+        self.keys.add(line.key)
+        self.total += line.amount
+
+
+def period_of(at: float, timezone: str) -> str:
+    """The month an instant falls in, in the network's time zone: "2026-03"."""
+    local = datetime.fromtimestamp(at, ZoneInfo(timezone))
+    return f"{local.year:04d}-{local.month:02d}"

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from domain.benefit import RuleSet
+
 Key = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 NodeId = Annotated[str, Meta(min_length=1, max_length=64)]
 Sku = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -219,3 +221,18 @@ class FindStock(Command, tag="find_stock"):
 
 class GetMember(Command, tag="get_member"):
     member: Key
+
+
+# -- benefit sharing ----------------------------------------------------
+class PublishBenefitRules(Command, tag="publish_benefit_rules"):
+    """A new version of the benefit-sharing rules (domain/benefit.py's RuleSet);
+    immutable once published, in force from its effective_from (never backwards)."""
+
+    rules: RuleSet
+
+
+class GetStatement(Command, tag="get_statement"):
+    """Benefit statements of a period ("2026-03", in the network's time zone): one party's, or every party's."""
+
+    period: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    party: Annotated[str, Meta(min_length=1, max_length=200)] | None = None

@@ -29,3 +29,10 @@ def identity_id(kind: str, external_id: str) -> UUID:
 
 def sale_id(node_id: str, sale_id: str) -> UUID:
     return uuid5(_ROOT, f"sale/{node_id}/{sale_id}")
+
+
+BENEFIT_RULES_ID = uuid5(_ROOT, "benefit/rules")  # one rule book, its versions its events
+
+
+def ledger_id(party: str, period: str) -> UUID:
+    return uuid5(_ROOT, f"ledger/{party}/{period}")

@@ -48,6 +48,7 @@ class Node(Struct, frozen=True, forbid_unknown_fields=True):
     operating_cost: Annotated[float, Meta(ge=0)] = 0.0  # per order handled
     region: Name = "default"
     dealer: Name | None = None  # franchisee, credited in benefit sharing
+    manager: Name | None = None  # the store manager, credited in benefit sharing
 
 
 class Sku(Struct, frozen=True, forbid_unknown_fields=True):

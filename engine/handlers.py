@@ -16,15 +16,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, CollectGift, Command, CountStock,
-    DeclineOrder, FindStock, GetMember, GetOrder, GetStock, ReceiveStock, RedeemPoints, RefundOrder, RefundSale,
-    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PublishBenefitRules, ReceiveStock,
+    RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.member import Member
 from domain.money import OrderMoney, Refund, portion
 from domain.sale import Sale
 from engine.points import bucket_times, eligible_cash, points_for
-from engine.replies import MemberReply, OrderReply, SaleReply, StockNearby, StockReply
+from engine.replies import (
+    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementReply, StatementsReply, StockNearby, StockReply,
+)
+from engine import benefit
 from engine.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -87,6 +90,7 @@ def refund(e: "Engine", uow: UnitOfWork, cmd: RefundOrder, at: float) -> str:
     if done is None:  # a repeat: answered as it was
         return str(order.id)
     settle_points(e, uow, order.member, f"order/{order.id}", order.money, order.refunds.refunded, done, at)
+    benefit.reverse(e, uow, f"order/{order.id}", f"refund/order/{order.id}/{cmd.refund_id}", done, at)
     if before:
         for node in order.cancel(cmd.reason, at):
             uow.inventory(node).release(str(order.id), reason="order refunded", at=at)
@@ -126,6 +130,8 @@ def progress(e: "Engine", uow: UnitOfWork, cmd: ReportProgress, at: float) -> st
     else:
         node = order.deliver(cmd.node, at) if cmd.step == "delivered" else order.collect(cmd.node, at)
         uow.inventory(node).consume(str(order.id), at)
+        benefit.credit(e, uow, order.member, f"order/{order.id}", f"order/{order.id}/{node}", order.money,
+                       order.parts[node].lines, at)
         if order.outcome == "completed" and order.member:
             earn_points(e, uow, order.member, _cash(order.money, order.lines, e), f"order/{order.id}", at)
     return str(order.id)
@@ -169,6 +175,8 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
     if cmd.points_used:
         uow.member(cmd.member).spend(cmd.points_used, f"pos/{cmd.node}/{cmd.sale_id}", at, field="points_used")
     uow.add(Sale(node=cmd.node, sale_id=cmd.sale_id, member=cmd.member, money=money, at=at))
+    sale = f"pos/{cmd.node}/{cmd.sale_id}"
+    benefit.credit(e, uow, cmd.member, sale, sale, money, lines, at)
     if cmd.member:
         earn_points(e, uow, cmd.member, _cash(money, lines, e), f"pos/{cmd.node}/{cmd.sale_id}", at)
     return cmd.node, list(lines)
@@ -183,6 +191,8 @@ def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str
     done = sale.refund(cmd.refund_id, refund_fingerprint(cmd), lines, cmd.reason, at, cmd.return_to, cmd.write_off)
     if done is not None:
         settle_points(e, uow, sale.member, f"pos/{cmd.node}/{cmd.sale_id}", sale.money, sale.refunds.refunded, done, at)
+        benefit.reverse(e, uow, f"pos/{cmd.node}/{cmd.sale_id}", f"refund/pos/{cmd.node}/{cmd.sale_id}/{cmd.refund_id}",
+                        done, at)
         if cmd.return_to:
             uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
     return f"{cmd.node}/{cmd.sale_id}"
@@ -275,6 +285,23 @@ def gift_key(member: str, ref: str) -> str:
     return f"gift/{member}/{ref}"
 
 
+def publish_rules(e: "Engine", uow: UnitOfWork, cmd: PublishBenefitRules, at: float) -> None:
+    uow.benefit_rules(at).publish(cmd.rules, at)
+
+
+def rules_answer(e: "Engine", cmd: Any, _: None) -> BenefitRulesReply:
+    return BenefitRulesReply(versions=list(e.readmodels.benefit.versions))
+
+
+def statements(e: "Engine", q: GetStatement) -> StatementsReply:
+    found = [s for (party, period), s in sorted(e.readmodels.benefit.statements.items())
+             if period == q.period and (q.party is None or party == q.party)]
+    if q.party is not None and not found:
+        raise NotFound("party", f"no statement of {q.party!r} for {q.period}")
+    return StatementsReply(period=q.period, statements=[
+        StatementReply(party=s.party, period=s.period, lines=list(s.lines), total=s.total) for s in found])
+
+
 def get_member(e: "Engine", q: GetMember) -> MemberReply:
     return e.member(q.member)
 
@@ -343,4 +370,6 @@ COMMANDS: dict[type[Command], Handler] = {
     CollectGift: Write(collect_gift, member_answer),
     CancelRedemption: Write(cancel_redemption, member_answer),
     GetMember: Query(get_member),
+    PublishBenefitRules: Write(publish_rules, rules_answer),
+    GetStatement: Query(statements),
 }

@@ -5,6 +5,8 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from domain.benefit import LedgerLine, RuleSet
+
 from engine.readmodels.orders import OrderRecord
 
 
@@ -206,3 +208,21 @@ class NodeStock(msgspec.Struct, frozen=True):
 class StockNearby(msgspec.Struct, frozen=True):
     sku: str
     nodes: list[NodeStock]  # nearest first
+
+
+class BenefitRulesReply(msgspec.Struct, frozen=True):
+    versions: list[RuleSet]  # every version published, oldest first
+
+
+class StatementReply(msgspec.Struct, frozen=True):
+    """A party's benefit statement for a period (minor units): its lines and their total."""
+
+    party: str
+    period: str
+    lines: list[LedgerLine]
+    total: int
+
+
+class StatementsReply(msgspec.Struct, frozen=True):
+    period: str
+    statements: list[StatementReply]

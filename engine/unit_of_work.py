@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain import ids
 from domain.errors import InvalidInput, NotFound
+from domain.benefit import BenefitRules, PartyLedger
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
@@ -53,6 +54,22 @@ class UnitOfWork:
         agg = self._get(ids.sale_id(node, sale_id))
         if agg is None and not missing_ok:
             raise NotFound("sale_id", f"no sale {sale_id} at {node}")
+        return agg
+
+    def benefit_rules(self, at: float | None = None) -> BenefitRules:
+        """The rule book; opened (when `at` is given) if none was published yet, else an empty one."""
+        agg = self._get(ids.BENEFIT_RULES_ID)
+        if agg is None:
+            agg = BenefitRules(at=at or 0.0)
+            if at is not None:
+                self.add(agg)
+        return agg
+
+    def ledger(self, party: str, period: str, at: float) -> PartyLedger:
+        """A party's ledger for a period, opened at its first line."""
+        agg = self._get(ids.ledger_id(party, period))
+        if agg is None:
+            agg = self.add(PartyLedger(party=party, period=period, at=at))
         return agg
 
     def member(self, member: str) -> Member:

@@ -9,6 +9,7 @@ One module per model, each with a table of handlers keyed by event class:
 - capacity: parts routed per node in its current slot;
 - members: members, their identities and points, sign-ups per node;
 - counter_sales: POS sales and units, each sale's money and refunds;
+- benefit: benefit-sharing rules, credited lines and statements;
 - kpis: queries over the models above.
 
 `ReadModels` composes them and dispatches each event on its class (as the
@@ -26,10 +27,12 @@ import numpy as np
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.network import Network
+from domain.benefit import BenefitRules, PartyLedger
 from domain.order import Order
 from domain.sale import Sale
 from engine.readmodels import kpis as _kpis
 from engine.readmodels.atp import AtpView
+from engine.readmodels.benefit import BenefitView
 from engine.readmodels.capacity import CapacityView
 from engine.readmodels.counter_sales import CounterSales
 from engine.readmodels.members import MemberView
@@ -40,7 +43,7 @@ __all__ = ["AGGREGATES", "AtpView", "OrderRecord", "PartRecord", "ReadModels", "
 Handler = Callable[[Any], None]
 
 # Every event of these aggregates must have a handler; events of others are ignored.
-AGGREGATES = (NodeInventory, Order, Member, Sale)
+AGGREGATES = (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger)
 
 
 class UnhandledEvent(TypeError):
@@ -59,9 +62,10 @@ class ReadModels:
         self.capacity = CapacityView(network)
         self.member_view = MemberView()
         self.counter_sales = CounterSales()
+        self.benefit = BenefitView()
         self.last_notification_id = 0
         self._handlers = _dispatch_table(
-            (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales))
+            (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales, self.benefit))
 
     # -- the models' state, as the engine and its clients read it --------
     @property
@@ -144,6 +148,7 @@ class ReadModels:
             "awaiting": sorted(f"{o}/{n}@{t}" for (o, n), t in self.awaiting.items()),
             "slot_used": dict(sorted(self.slot_used.items())),
             "sales": {k: msgspec.to_builtins(v) for k, v in self.sales.items()},
+            "statements": {"/".join(k): msgspec.to_builtins(v) for k, v in sorted(self.benefit.statements.items())},
             "members": self.members,
             "kpis": self.kpis(),
         }

@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.sale import Sale
+from domain.benefit import BenefitRules, PartyLedger
 from domain.order import Loss, Order, RoutedPart
 from engine.store.mapper import MsgspecMapper
 from engine.readmodels import AGGREGATES, ReadModels, UnhandledEvent
@@ -70,9 +71,9 @@ def _event_classes(aggregate: type) -> list[type]:
     return [c for c in classes if c is not aggregate.Event and not (own_created and c is aggregate.Created)]
 
 
-def test_every_event_of_the_inventory_order_member_and_sale_aggregates_has_a_read_model_handler():
+def test_every_event_of_every_known_aggregate_has_a_read_model_handler():
     views = ReadModels(small_network())
-    assert AGGREGATES == (NodeInventory, Order, Member, Sale)
+    assert AGGREGATES == (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger)
     unhandled = [c.__qualname__ for a in AGGREGATES for c in _event_classes(a) if not views.handles(c)]
     assert unhandled == []
     assert all(_event_classes(a) for a in AGGREGATES)

@@ -1,0 +1,82 @@
+"""Benefit sharing in the engine: when a member's purchase is handed over
+(an order's part) or made (a counter sale), the parties of the member's
+origin are credited under the rule set in force, line by line, within the
+member's attribution window; a refund reverses the lines it gives back at
+the rates the credits froze. Booked in the same transaction as the event
+that earned it, once per (source, line, role). The rules are
+domain/benefit.py's; the read model engine/readmodels/benefit.py keeps the
+credits a refund needs and the statements."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from domain.benefit import LedgerLine, period_of, rates_for, reversal, split, window_end
+from domain.money import OrderMoney, Refund, portion
+
+if TYPE_CHECKING:
+    from engine.app import Engine
+    from engine.unit_of_work import UnitOfWork
+
+DAY = 86_400.0
+
+
+def parties(e: "Engine", member: Any) -> dict[str, str]:
+    """The member's origin as parties, role -> "role:id" (vacant roles left out)."""
+    node = e.nodes.get(member.node)
+    ids = {"clerk": member.clerk, "store": member.node,
+           "manager": node.manager if node else None, "dealer": member.dealer or (node.dealer if node else None),
+           "region": node.region if node else None}
+    return {role: f"{role}:{who}" for role, who in ids.items() if who}
+
+
+def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, source: str,
+           money: OrderMoney | None, lines: dict[str, int], at: float) -> int:
+    """Credits the lines (sku -> units) of a purchase handed over or sold; the number of lines booked."""
+    if member_name is None or money is None:
+        return 0
+    rules = uow.benefit_rules().in_force(at)
+    if rules is None:
+        return 0
+    member = uow.member(member_name)
+    if at >= window_end(member.signed_up_at, rules, e.network.timezone):
+        return 0
+    who = parties(e, member)
+    excluded_skus, excluded_categories = set(rules.excluded_skus), set(rules.excluded_categories)
+    period = period_of(at, e.network.timezone)
+    booked = 0
+    for sku, qty in lines.items():
+        category = e.skus[sku].category if sku in e.skus else None
+        if sku in excluded_skus or (category is not None and category in excluded_categories):
+            continue
+        line = money.lines[sku]
+        base = portion(line.paid, line.qty, qty)
+        rates = rates_for(rules, category, set(who))
+        for role, amount in split(base, rates).items():
+            if amount:
+                ledger = uow.ledger(who[role], period, at)
+                booked += ledger.book(LedgerLine(
+                    key=f"{source}/{sku}/{role}", root=root, source=source, sku=sku, role=role, amount=amount, base=base,
+                    bp=rates[role], version=rules.version, at=at, payable_at=at + rules.hold_days * DAY))
+    return booked
+
+
+def reverse(e: "Engine", uow: "UnitOfWork", root: str, refund_source: str, refund: Refund, at: float) -> int:
+    """Takes back, role by role at the frozen rates, what the refunded cash of
+    each credited line earned; booked in the party's current period, citing
+    the credit's when it is another."""
+    credits = e.readmodels.benefit.credits
+    period = period_of(at, e.network.timezone)
+    booked = 0
+    for sku, cash in refund.cash.items():
+        c = credits.get((root, sku))
+        if c is None or not cash:
+            continue
+        back = reversal({r: v[1] for r, v in c.roles.items()}, c.reversed, c.base - c.reversed_base, cash)
+        for role, amount in back.items():
+            if amount:
+                party, _, bp, version, credited_in = c.roles[role]
+                booked += uow.ledger(party, period, at).book(LedgerLine(
+                    key=f"{refund_source}/{sku}/{role}", root=root, source=refund_source, sku=sku, role=role, amount=-amount,
+                    base=-min(cash, c.base - c.reversed_base), bp=bp, version=version, at=at, payable_at=at,
+                    cites=credited_in if credited_in != period else None))
+    return booked

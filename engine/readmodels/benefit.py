@@ -1,0 +1,65 @@
+"""Benefit sharing as it stands: the rule book's versions, every credited
+line a refund may reverse (with what is left of it), and each party's
+statement per period (its lines and their total). Fed by BenefitRules and
+PartyLedger events."""
+from __future__ import annotations
+
+from typing import Any, Callable
+from uuid import UUID
+
+import msgspec
+
+from domain.benefit import BenefitRules, LedgerLine, PartyLedger
+
+
+class CreditRecord(msgspec.Struct):
+    base: int = 0  # what the line was credited on
+    roles: dict[str, list[Any]] = {}  # role -> [party, amount, bp, version, period]
+    reversed: dict[str, int] = {}  # role -> amount taken back
+    reversed_base: int = 0
+    sources: list[str] = []  # what booked it (and its reversals), each counted once in the bases
+
+
+class Statement(msgspec.Struct):
+    party: str
+    period: str
+    lines: list[LedgerLine] = []
+    total: int = 0
+
+
+class BenefitView:
+    def __init__(self) -> None:
+        self.versions: list[Any] = []
+        self.credits: dict[tuple[str, str], CreditRecord] = {}  # (purchase, sku)
+        self.statements: dict[tuple[str, str], Statement] = {}  # (party, period)
+        self._ledgers: dict[UUID, tuple[str, str]] = {}
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {BenefitRules.Opened: lambda e: None, BenefitRules.Published: self._published,
+                PartyLedger.Opened: self._opened, PartyLedger.Booked: self._booked}
+
+    def _published(self, e: Any) -> None:
+        self.versions.append(e.rules)
+
+    def _opened(self, e: Any) -> None:
+        key = self._ledgers[e.originator_id] = (e.party, e.period)
+        self.statements[key] = Statement(e.party, e.period)
+
+    def _booked(self, e: Any) -> None:
+        line = e.line
+        st = self.statements[self._ledgers[e.originator_id]]
+        st.lines.append(line)
+        st.total += line.amount
+        c = self.credits.setdefault((line.root, line.sku), CreditRecord(roles={}, reversed={}, sources=[]))
+        first = line.source not in c.sources
+        if first:
+            c.sources.append(line.source)
+        if line.amount > 0:
+            if first:
+                c.base += line.base
+            role = c.roles.setdefault(line.role, [st.party, 0, line.bp, line.version, st.period])
+            role[1] += line.amount
+        else:
+            if first:
+                c.reversed_base -= line.base
+            c.reversed[line.role] = c.reversed.get(line.role, 0) - line.amount
