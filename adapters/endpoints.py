@@ -45,6 +45,7 @@ ENDPOINTS = [
              "Cancel a gift reserved at a store: its points and stock are released"),
     Endpoint("benefit_rules", "o2o.benefit.rules.publish", c.PublishBenefitRules, r.BenefitRulesReply, "Publish a version of the benefit-sharing rules (immutable, in force from its time)"),
     Endpoint("benefit_statement", "o2o.benefit.statement", c.GetStatement, r.StatementsReply, "Benefit statements of a period: one party's or all"),
+    Endpoint("benefit_close", "o2o.benefit.close", c.ClosePeriod, r.StatementsReply, "Close a benefit period that has ended; its statements never change after"),
     Endpoint("member", "o2o.members.get", c.GetMember, r.MemberReply,
              "A member's points (balance, pending, reserved, owed, buckets with expiry), gifts and identities"),
 ]

@@ -141,6 +141,20 @@ class BenefitRules(Aggregate):
     @event("Opened")
     def __init__(self, at: float) -> None:
         self.versions: list[RuleSet] = []
+        self.closed: list[str] = []  # periods closed: their statements never change
+
+    def close(self, period: str, ends_at: float, at: float) -> bool:
+        """Closes a period that has ended; False if it was closed already."""
+        if period in self.closed:
+            return False
+        if ends_at > at:
+            raise Conflict("period", f"{period} has not ended yet: only a past period can be closed")
+        self._closed(period=period, at=at)
+        return True
+
+    @event("PeriodClosed")
+    def _closed(self, period: str, at: float) -> None:
+        self.closed.append(period)
 
     def publish(self, rules: RuleSet, at: float) -> bool:
         """False for a repeat of a version already published as it is."""
@@ -218,3 +232,10 @@ def period_of(at: float, timezone: str) -> str:
     """The month an instant falls in, in the network's time zone: "2026-03"."""
     local = datetime.fromtimestamp(at, ZoneInfo(timezone))
     return f"{local.year:04d}-{local.month:02d}"
+
+
+def period_end(period: str, timezone: str) -> float:
+    """When a month ends (exclusive): local midnight of the next month's first day."""
+    year, month = (int(x) for x in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=ZoneInfo(timezone)).timestamp()

@@ -236,3 +236,9 @@ class GetStatement(Command, tag="get_statement"):
 
     period: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
     party: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class ClosePeriod(Command, tag="close_period"):
+    """Closes a benefit period that has ended: its statements never change; later lines go to the current one."""
+
+    period: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]

@@ -29,6 +29,15 @@ def parties(e: "Engine", member: Any) -> dict[str, str]:
     return {role: f"{role}:{who}" for role, who in ids.items() if who}
 
 
+def book_in(e: "Engine", uow: "UnitOfWork", at: float) -> tuple[str, str | None]:
+    """The period a line dated `at` is booked in: its own, or, once that is
+    closed, the current one (citing its own)."""
+    period = period_of(at, e.network.timezone)
+    if period not in uow.benefit_rules().closed:
+        return period, None
+    return period_of(e.clock.now(), e.network.timezone), period
+
+
 def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, source: str,
            money: OrderMoney | None, lines: dict[str, int], at: float) -> int:
     """Credits the lines (sku -> units) of a purchase handed over or sold; the number of lines booked."""
@@ -42,7 +51,7 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
         return 0
     who = parties(e, member)
     excluded_skus, excluded_categories = set(rules.excluded_skus), set(rules.excluded_categories)
-    period = period_of(at, e.network.timezone)
+    period, cites = book_in(e, uow, at)
     booked = 0
     for sku, qty in lines.items():
         category = e.skus[sku].category if sku in e.skus else None
@@ -56,7 +65,7 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
                 ledger = uow.ledger(who[role], period, at)
                 booked += ledger.book(LedgerLine(
                     key=f"{source}/{sku}/{role}", root=root, source=source, sku=sku, role=role, amount=amount, base=base,
-                    bp=rates[role], version=rules.version, at=at, payable_at=at + rules.hold_days * DAY))
+                    bp=rates[role], version=rules.version, at=at, payable_at=at + rules.hold_days * DAY, cites=cites))
     return booked
 
 
@@ -65,7 +74,7 @@ def reverse(e: "Engine", uow: "UnitOfWork", root: str, refund_source: str, refun
     each credited line earned; booked in the party's current period, citing
     the credit's when it is another."""
     credits = e.readmodels.benefit.credits
-    period = period_of(at, e.network.timezone)
+    period, _ = book_in(e, uow, at)
     booked = 0
     for sku, cash in refund.cash.items():
         c = credits.get((root, sku))

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
-    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, CollectGift, Command, CountStock,
-    DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PublishBenefitRules, ReceiveStock,
-    RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, Command,
+    CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PublishBenefitRules,
+    ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.member import Member
@@ -27,6 +27,7 @@ from engine.points import bucket_times, eligible_cash, points_for
 from engine.replies import (
     BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementReply, StatementsReply, StockNearby, StockReply,
 )
+from domain.benefit import period_end
 from engine import benefit
 from engine.unit_of_work import UnitOfWork
 
@@ -289,6 +290,14 @@ def publish_rules(e: "Engine", uow: UnitOfWork, cmd: PublishBenefitRules, at: fl
     uow.benefit_rules(at).publish(cmd.rules, at)
 
 
+def close_period(e: "Engine", uow: UnitOfWork, cmd: ClosePeriod, at: float) -> None:
+    uow.benefit_rules(at).close(cmd.period, period_end(cmd.period, e.network.timezone), at)
+
+
+def closed_answer(e: "Engine", cmd: ClosePeriod, _: None) -> StatementsReply:
+    return statements(e, GetStatement(period=cmd.period))
+
+
 def rules_answer(e: "Engine", cmd: Any, _: None) -> BenefitRulesReply:
     return BenefitRulesReply(versions=list(e.readmodels.benefit.versions))
 
@@ -299,7 +308,8 @@ def statements(e: "Engine", q: GetStatement) -> StatementsReply:
     if q.party is not None and not found:
         raise NotFound("party", f"no statement of {q.party!r} for {q.period}")
     return StatementsReply(period=q.period, statements=[
-        StatementReply(party=s.party, period=s.period, lines=list(s.lines), total=s.total) for s in found])
+        StatementReply(party=s.party, period=s.period, lines=list(s.lines), total=s.total,
+                       closed=s.period in e.readmodels.benefit.closed) for s in found])
 
 
 def get_member(e: "Engine", q: GetMember) -> MemberReply:
@@ -372,4 +382,5 @@ COMMANDS: dict[type[Command], Handler] = {
     GetMember: Query(get_member),
     PublishBenefitRules: Write(publish_rules, rules_answer),
     GetStatement: Query(statements),
+    ClosePeriod: Write(close_period, closed_answer),
 }

@@ -221,6 +221,7 @@ class StatementReply(msgspec.Struct, frozen=True):
     period: str
     lines: list[LedgerLine]
     total: int
+    closed: bool = False  # a closed period's statement never changes
 
 
 class StatementsReply(msgspec.Struct, frozen=True):

@@ -30,12 +30,14 @@ class Statement(msgspec.Struct):
 class BenefitView:
     def __init__(self) -> None:
         self.versions: list[Any] = []
+        self.closed: list[str] = []
         self.credits: dict[tuple[str, str], CreditRecord] = {}  # (purchase, sku)
         self.statements: dict[tuple[str, str], Statement] = {}  # (party, period)
         self._ledgers: dict[UUID, tuple[str, str]] = {}
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {BenefitRules.Opened: lambda e: None, BenefitRules.Published: self._published,
+                BenefitRules.PeriodClosed: lambda e: self.closed.append(e.period),
                 PartyLedger.Opened: self._opened, PartyLedger.Booked: self._booked}
 
     def _published(self, e: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from domain.benefit import RoleRate, RuleSet
 from domain.commands import (
-    AcceptOrder, Discount, GetStatement, Line, PublishBenefitRules, RefundOrder, ReportProgress, ReturnLine,
+    AcceptOrder, ClosePeriod, Discount, GetStatement, Line, PublishBenefitRules, RefundOrder, ReportProgress, ReturnLine,
     SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -97,3 +97,20 @@ def test_a_statement_for_an_unknown_party_is_refused(engine):
     with pytest.raises(NotFound) as e:
         engine.handle(GetStatement(period="2026-03", party="store:NOPE"))
     assert e.value.field == "party"
+
+
+def test_a_closed_period_never_changes_and_a_sale_uploaded_late_into_it_goes_to_the_current_one(engine, clock):
+    buy(engine, "o1", [Line("A", 2, unit_price=5000)])
+    with pytest.raises(Conflict) as e:
+        engine.handle(ClosePeriod(period="2026-03"))  # March has not ended
+    assert e.value.field == "period"
+    clock.advance_to(T0 + 40 * DAY)  # April
+    closed = engine.handle(ClosePeriod(period="2026-03"))
+    assert all(s.closed for s in closed.statements) and totals(engine, "2026-03")["store:S1"] == 300
+    engine.sell(SellOverCounter(node="S1", sale_id="late", lines=[Line("A", 1, unit_price=2500)], member="m1",
+                                sold_at=T0 + DAY))  # made in March, uploaded in April
+    assert totals(engine, "2026-03")["store:S1"] == 300
+    april = engine.handle(GetStatement(period="2026-04", party="store:S1")).statements[0]
+    assert april.total == 75 and april.lines[0].cites == "2026-03"
+    with pytest.raises(Conflict):
+        engine.handle(ClosePeriod(period="2026-05"))
