@@ -120,11 +120,27 @@ def solve_mip(
                     objective(problem, parts, orders), bound if np.isfinite(bound) else None)
 
 
+@dataclass
+class Relaxation:
+    """An optimal solution of the LP relaxation over some orders, with the
+    reduced costs of its optimal basis: any integer answer costs at least
+    the LP's value plus, for each choice the LP leaves at 0, its reduced
+    cost if taken (choices at 1 likewise, for dropping them), so a choice
+    whose reduced cost exceeds an answer's gap to the LP's value is not
+    in any better answer."""
+
+    pairs: np.ndarray  # the orders' pairs (`_pairs_of` order)
+    x: np.ndarray  # per pair
+    reduced: np.ndarray  # per pair: of its x; of the cheapest pair of an order: of x[p0] (the order row's slack)
+    unserved: np.ndarray  # per order (the orders given, in their order): LP value of leaving it out
+    unserved_reduced: np.ndarray  # per order: of leaving it out (inf for must-assign orders)
+
+
 def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
-                     solver: str = "glop") -> tuple[np.ndarray, np.ndarray] | str:
-    """The LP relaxation of the whole-order model: (pairs, their x values),
-    or why there is none: "infeasible" (proven: then so is the integer
-    problem) or "unknown". On these batches it is nearly integral.
+                     solver: str = "glop", time_limit_s: float | None = None) -> Relaxation | str:
+    """The LP relaxation of the whole-order model, or why there is none:
+    "infeasible" (proven: then so is the integer problem) or "unknown" (also
+    when the time limit came first). On these batches it is nearly integral.
 
     Written relative to each order's cheapest pair (`_build_relative`): the
     all-zero start is then every order at its cheapest node, which no
@@ -141,13 +157,11 @@ def solve_relaxation(problem: Problem, orders: np.ndarray, stock: np.ndarray, ca
     if len(lb) == 0:  # one way only: every order at its only pair (must-assign), if it fits
         if rows.hi and (np.concatenate(rows.hi) < -1e-9).any():
             return "infeasible"
-        x = np.zeros(0)
-    else:
-        s, status = _run(lb, ub, obj, rows, None, None, solver, dual=True)
-        if status != mbh.SolveStatus.OPTIMAL:
-            return "infeasible" if status == mbh.SolveStatus.INFEASIBLE else "unknown"
-        x = s.variable_values()
-    return _pairs_of(problem, orders), expand(x)
+        return expand(np.zeros(0), np.zeros(0), np.zeros(rows.n))
+    s, status = _run(lb, ub, obj, rows, None, time_limit_s, solver, dual=True)
+    if status != mbh.SolveStatus.OPTIMAL:
+        return "infeasible" if status == mbh.SolveStatus.INFEASIBLE else "unknown"
+    return expand(s.variable_values(), s.reduced_costs(), s.dual_values())
 
 
 def _build_relative(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray):
@@ -198,11 +212,15 @@ def _build_relative(problem: Problem, orders: np.ndarray, stock: np.ndarray, cap
     rows.add(col_order, np.arange(n), np.ones(n), np.full(len(orders), -np.inf), np.ones(len(orders)))
     rows.add(res.row, res.col, res.data, np.full(use.n, -np.inf), supply_left)
 
-    def expand(x: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(pairs))
-        out[q] = x[:n_q]
-        out[offset[has]] = 1.0 - np.bincount(col_order, x, len(orders))[has]
-        return np.clip(out, 0.0, 1.0)
+    def expand(x: np.ndarray, reduced: np.ndarray, duals: np.ndarray) -> Relaxation:
+        px, rc = np.zeros(len(pairs)), np.zeros(len(pairs))
+        px[q], rc[q] = x[:n_q], reduced[:n_q]
+        px[offset[has]] = 1.0 - np.bincount(col_order, x, len(orders))[has]
+        rc[offset[has]] = -duals[:len(orders)][has]  # x[p0] is the order row's slack
+        out_x, out_rc = np.zeros(len(orders)), np.full(len(orders), np.inf)
+        out_x[free], out_rc[free] = x[n_q:], reduced[n_q:]
+        out_x[~has], out_rc[~has] = 1.0, 0.0  # no pair: unserved, the only way
+        return Relaxation(pairs, np.clip(px, 0.0, 1.0), rc, np.clip(out_x, 0.0, 1.0), out_rc)
 
     return np.zeros(n), np.ones(n), obj, rows, expand
 
