@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from domain.network import Network
-from engine.geo import local_km
+from engine.geo import EARTH_KM
 from engine.routing.problem import Problem
 from engine.routing.types import NetworkState, OrderToRoute, RouterSettings, Weights
 
@@ -153,7 +153,7 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     line_ptr, line_sku, line_qty, stock = _lines(orders, state)
     lat = np.fromiter((o.lat for o in orders), float, n_orders)
     lon = np.fromiter((o.lon for o in orders), float, n_orders)
-    dist = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
+    dist = _distances(lat, lon, nodes)
     pickup = np.array([o.mode == "pickup" for o in orders], dtype=bool)
 
     # in reach: delivery within the radius, pickup at the chosen store (if it offers pickup)
@@ -176,14 +176,15 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
               home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64),
               reach=reach, excluded=excluded)
 
-    allowed = reach.copy()
+    # the checks on orders x nodes that need no ETA first (stock: bit sets, see _stocked), then the rest per pair
+    allowed = _stocked(line_ptr, line_sku, line_qty, stock, n_orders, any_line=settings.allow_split)
+    allowed &= reach
+    allowed &= (state.capacity_left > 0)[None, :]
     allowed[excluded] = False  # never a node that declined the order or let it expire
     oi, ni = np.nonzero(allowed)
     t = b.terms(oi, ni)
-    ok = (b.open_for[ni] >= t["eta"]) & (t["slack"] >= 0) & (state.capacity_left[ni] > 0)
+    ok = (b.open_for[ni] >= t["eta"]) & (t["slack"] >= 0)
     oi, ni, cost = oi[ok], ni[ok], t["total"][ok]
-    ok = _stocked(oi, ni, line_ptr, line_sku, line_qty, stock, any_line=settings.allow_split)
-    oi, ni, cost = oi[ok], ni[ok], cost[ok]
 
     # the K cheapest per order, cheapest first (oi is sorted: one stable sort on order + cost does it)
     if len(cost):
@@ -202,6 +203,23 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     return b
 
 
+def _distances(lat: np.ndarray, lon: np.ndarray, nodes: NodeArrays) -> np.ndarray:
+    """(orders, nodes) km: engine.geo.local_km, the same operations in the
+    same order (so the same values to the last bit), computed in place: on
+    1,000 x 600 the temporaries cost more than the arithmetic."""
+    k = np.pi / 180 * EARTH_KM
+    mid = np.radians((np.mean(lat) + np.mean(nodes.lat)) / 2)
+    dy = np.subtract(nodes.lat[None, :], lat[:, None])
+    dy *= k
+    dx = np.subtract(nodes.lon[None, :], lon[:, None])
+    dx *= k
+    dx *= np.cos(mid)
+    dx *= dx
+    dy *= dy
+    dx += dy
+    return np.sqrt(dx, out=dx)
+
+
 def _lines(orders: list[OrderToRoute], state: NetworkState):
     """The orders' lines as flat arrays (line_ptr, ATP column, qty) and the
     stock they are checked against: the ATP matrix, with a column of zeros
@@ -211,18 +229,16 @@ def _lines(orders: list[OrderToRoute], state: NetworkState):
     line_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     total = int(line_ptr[-1])
     line_qty = np.fromiter((q for o in orders for q in o.lines.values()), np.int64, total)
-    unknown: dict[str, int] = {}
-    cols = []
-    for o in orders:
-        for sku in o.lines:
-            col = sku_index.get(sku)
-            if col is None:
-                col = unknown.setdefault(sku, len(sku_index) + len(unknown))
-            cols.append(col)
+    get = sku_index.get
+    cols = np.fromiter((get(sku, -1) for o in orders for sku in o.lines), np.int64, total)
     stock = state.atp
-    if unknown:
+    if (cols < 0).any():  # SKUs no node has heard of: a column of zeros each
+        unknown: dict[str, int] = {}
+        skus = [sku for o in orders for sku in o.lines]
+        for i in np.flatnonzero(cols < 0).tolist():
+            cols[i] = unknown.setdefault(skus[i], len(sku_index) + len(unknown))
         stock = np.hstack([stock, np.zeros((stock.shape[0], len(unknown)), stock.dtype)])
-    return line_ptr, np.array(cols, dtype=np.int64), line_qty, stock
+    return line_ptr, cols, line_qty, stock
 
 
 _sku_cache: tuple[list[str], int, dict[str, int]] | None = None
@@ -238,16 +254,25 @@ def _sku_index(sku_ids: list[str]) -> dict[str, int]:
     return _sku_cache[2]
 
 
-def _stocked(oi, ni, line_ptr, line_sku, line_qty, atp, any_line: bool) -> np.ndarray:
-    """Per pair: does the node hold every line (any line, when splitting)?"""
-    counts = line_ptr[oi + 1] - line_ptr[oi]
-    if len(oi) == 0:
-        return np.zeros(0, bool)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    line = np.repeat(line_ptr[oi] - starts, counts) + np.arange(counts.sum())
-    enough = atp[np.repeat(ni, counts), line_sku[line]] >= line_qty[line]
+def _stocked(line_ptr, line_sku, line_qty, atp, n_orders: int, any_line: bool) -> np.ndarray:
+    """(orders, nodes) bool: does the node hold every line of the order (any
+    line, when splitting)? Each distinct (SKU, qty) of the batch is checked
+    once over all nodes and kept as a bit set of nodes (64 per word); an
+    order's lines are then AND-ed (OR-ed) word by word. On a 1,000-order
+    batch it took about a quarter of the time of checking every pair in
+    reach line by line in a dense downtown (benchmarks/README.md)."""
+    n_nodes = atp.shape[0]
+    counts = line_ptr[1:] - line_ptr[:-1]
     nonempty = counts > 0
-    out = np.ones(len(oi), bool)
-    reduce = np.logical_or if any_line else np.logical_and
-    out[nonempty] = reduce.reduceat(enough, starts[nonempty]) if nonempty.any() else out[nonempty]
-    return out
+    if not nonempty.any():
+        return np.ones((n_orders, n_nodes), bool)
+    key = line_sku.astype(np.int64) * (1 << 32) + line_qty
+    uniq, which = np.unique(key, return_inverse=True)
+    holds = np.take(atp, uniq >> 32, axis=1) >= (uniq & 0xFFFFFFFF)[None, :]  # (nodes, distinct lines)
+    packed = np.packbits(holds, axis=0)  # (bytes of nodes, distinct lines)
+    packed = np.vstack([packed, np.zeros(((-len(packed)) % 8, packed.shape[1]), np.uint8)])
+    words = np.ascontiguousarray(packed.T).view(np.uint64)  # (distinct lines, words of nodes)
+    out = np.full((n_orders, words.shape[1]), ~np.uint64(0))  # an order without lines needs no stock
+    reduce = np.bitwise_or if any_line else np.bitwise_and
+    out[nonempty] = reduce.reduceat(words[which], line_ptr[:-1][nonempty], axis=0)
+    return np.unpackbits(out.view(np.uint8), axis=1, count=n_nodes).view(bool)

@@ -9,29 +9,34 @@ from engine.routing.problem import Problem, Solution, objective
 
 class Ledger:
     """Stock and capacity left, read lazily from the arrays (only touched
-    cells become Python numbers: the stock matrix can be 600 x 2,000)."""
+    cells become Python numbers: the stock matrix can be 600 x 2,000).
+    A stock cell is keyed node * skus + sku."""
 
     def __init__(self, problem: Problem):
-        self.stock = problem.stock
-        self.capacity = problem.capacity
-        self.left: dict[tuple[int, int], float] = {}
+        self.stock = np.ascontiguousarray(problem.stock).reshape(-1)
+        self.n_skus = problem.stock.shape[1]
+        self.capacity = problem.capacity.tolist()
+        self.left: dict[int, float] = {}
         self.cap: dict[int, float] = {}
 
-    def stock_left(self, n: int, s: int) -> float:
-        v = self.left.get((n, s))
-        return float(self.stock[n, s]) if v is None else v
-
-    def cap_left(self, n: int) -> float:
-        v = self.cap.get(n)
-        return float(self.capacity[n]) if v is None else v
-
     def fits(self, n: int, load: float, lines: list[tuple[int, int]]) -> bool:
-        return self.cap_left(n) >= load and all(self.stock_left(n, s) >= q for s, q in lines)
+        cap = self.cap.get(n)
+        if (self.capacity[n] if cap is None else cap) < load:
+            return False
+        base, left, stock = n * self.n_skus, self.left, self.stock
+        for s, q in lines:
+            v = left.get(base + s)
+            if (stock.item(base + s) if v is None else v) < q:
+                return False
+        return True
 
     def take(self, n: int, load: float, lines: list[tuple[int, int]]) -> None:
-        self.cap[n] = self.cap_left(n) - load
+        cap = self.cap.get(n)
+        self.cap[n] = (self.capacity[n] if cap is None else cap) - load
+        base, left, stock = n * self.n_skus, self.left, self.stock
         for s, q in lines:
-            self.left[(n, s)] = self.stock_left(n, s) - q
+            v = left.get(base + s)
+            left[base + s] = (stock.item(base + s) if v is None else v) - q
 
 
 def solve_greedy(problem: Problem, orders: np.ndarray | None = None) -> Solution:
@@ -41,13 +46,14 @@ def solve_greedy(problem: Problem, orders: np.ndarray | None = None) -> Solution
     ptr, lptr = problem.pair_ptr.tolist(), problem.line_ptr.tolist()
     skus, qtys = problem.line_sku.tolist(), problem.line_qty.tolist()
     penalty = problem.penalty.tolist()
+    fits, take = ledger.fits, ledger.take
     for o in range(problem.n_orders) if orders is None else orders.tolist():
         lines = list(zip(skus[lptr[o]:lptr[o + 1]], qtys[lptr[o]:lptr[o + 1]]))
         for p in range(ptr[o], ptr[o + 1]):
             if costs[p] > penalty[o]:
                 break  # pairs are cheapest first: leaving it unserved is cheaper
-            if ledger.fits(nodes[p], loads[p], lines):
-                ledger.take(nodes[p], loads[p], lines)
+            if fits(nodes[p], loads[p], lines):
+                take(nodes[p], loads[p], lines)
                 parts[o] = {nodes[p]: list(range(len(lines)))}
                 break
         else:

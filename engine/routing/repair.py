@@ -110,9 +110,11 @@ def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capa
     starts = []
     if lp is not None:
         starts.append(_rounded(local, *lp))
-    starts.append(lambda: construct(local, "share"))
+    starts.append(lambda: construct(local, "share", repair_deadline))
     best: Search | None = None
     for start in starts:
+        if best is not None and time.perf_counter() > repair_deadline:
+            break
         search = Search(local, start(), seed)
         if search.overfill() > EPS and not search.repair(repair_deadline):
             continue
@@ -142,8 +144,9 @@ def _rounded(local: Local, pairs: np.ndarray, x: np.ndarray):
     return start
 
 
-def construct(local: Local, rank: str) -> np.ndarray:
-    """The regret construction; an order that fits nowhere gets -1."""
+def construct(local: Local, rank: str, deadline: float = np.inf) -> np.ndarray:
+    """The regret construction; an order that fits nowhere, or is not
+    reached before the deadline, gets -1."""
     k = len(local.orders)
     use, supply = local.use, local.supply
     starts = local.ptr[:-1]
@@ -154,7 +157,7 @@ def construct(local: Local, rank: str) -> np.ndarray:
     chosen = np.full(k, -1)
     active = np.ones(k, bool)
     position = np.arange(len(owner))
-    while active.any():
+    while active.any() and time.perf_counter() < deadline:
         slack = supply - used
         fits = np.ones(len(owner), bool)
         key = local.cost.copy() if rank == "cost" else np.zeros(len(owner))
