@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from domain import ids
+from domain.benefit import RoleRate, RuleSet, period_end, period_of
 from domain.commands import (
-    AcceptOrder, AdjustStock, CancelOrder, CancelRedemption, CollectGift, CountStock, DeclineOrder, Discount, Line,
-    ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter, SignUpMember,
-    SubmitOrder,
+    AcceptOrder, AdjustStock, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, CountStock, DeclineOrder,
+    Discount, Line, PublishBenefitRules, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress,
+    ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError
 from engine.app import Engine, EngineSettings
@@ -45,6 +47,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.network = small_network()
         rules = PointsRules(expiry=ExpiryRule(kind="days", days=0), gift_pickup_hours=0.5)
         self.engine = Engine(self.network, EngineSettings(points=rules), clock=self.clock).start()
+        self.engine.handle(PublishBenefitRules(rules=RuleSet(
+            version="R1", effective_from=self.clock.now(), window_months=1, excluded_skus=["C"],
+            roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(250)},
+            vacant_to={"manager": "store", "dealer": "store"})))
+        self.closed: dict[tuple[str, str], object] = {}  # closed statements as they were closed
         self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
         for node, stock in self.network.stock.items():
             for sku, q in stock.items():
@@ -177,11 +184,24 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine.expire_due()
         self.engine.route_pending()
 
+    @rule()
+    def a_month_passes_and_the_last_one_closes(self):
+        tz = self.network.timezone
+        last = period_of(self.clock.now(), tz)
+        self.clock.advance_to(period_end(last, tz) + 3600)
+        self.engine.expire_due()
+        self.engine.route_pending()
+        self.engine.handle(ClosePeriod(period=last))
+        for key, statement in self.engine.readmodels.benefit.statements.items():
+            if key[1] == last:
+                self.closed[key] = msgspec.to_builtins(statement)
+
     # -- members -------------------------------------------------------
     @rule(node=nodes)
     def sign_up(self, node):
         self.n += 1
-        if self.attempt(self.engine.sign_up, SignUpMember(member=f"m{self.n}", node=node, via="qr")):
+        cmd = SignUpMember(member=f"m{self.n}", node=node, via="clerk", clerk=f"c{self.n % 3}")
+        if self.attempt(self.engine.sign_up, cmd):
             self.members.append(f"m{self.n}")
 
     @precondition(lambda self: self.members)
@@ -259,6 +279,22 @@ class EngineMachine(RuleBasedStateMachine):
             aggregate = self.engine.log.repository.get(ids.member_id(name))
             assert aggregate.points == m["points"] and aggregate.reserved == sum(h["points"] for h in m["holds"].values())
             assert all(b.held == m["buckets"][k]["held"] for k, b in aggregate.buckets.items()), "reserved points moved"
+
+    @invariant()
+    def benefit_statements_add_up_never_change_once_closed_and_reverse_no_more_than_credited(self):
+        view = self.engine.readmodels.benefit
+        for key, statement in view.statements.items():
+            assert statement.total == sum(line.amount for line in statement.lines)
+            if key in self.closed:
+                assert msgspec.to_builtins(statement) == self.closed[key], "a closed statement changed"
+        for (root, sku), c in view.credits.items():
+            assert 0 <= c.reversed_base <= c.base
+            for role, (_, amount, *_rest) in c.roles.items():
+                assert 0 <= c.reversed.get(role, 0) <= amount
+            if root.startswith("order/"):  # credited only for goods handed over
+                r = self.engine.readmodels.orders[root.split("/")[1]]
+                assert any(p.status == "handed_over" and sku in p.lines for p in r.parts.values())
+            assert sku != "C", "an excluded SKU was credited"
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
