@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domain.benefit import LedgerLine, period_of, rates_for, reversal, split, window_end
+from domain.benefit import LedgerLine, capped, period_of, rates_for, reversal, split, window_end
 from domain.money import OrderMoney, Refund, portion
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
     who = parties(e, member)
     excluded_skus, excluded_categories = set(rules.excluded_skus), set(rules.excluded_categories)
     period, cites = book_in(e, uow, at)
-    booked = 0
+    credited: list[tuple[str, int, dict[str, int], dict[str, int]]] = []  # (sku, base, rates, role -> amount)
     for sku, qty in lines.items():
         category = e.skus[sku].category if sku in e.skus else None
         if sku in excluded_skus or (category is not None and category in excluded_categories):
@@ -60,10 +60,16 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
         line = money.lines[sku]
         base = portion(line.paid, line.qty, qty)
         rates = rates_for(rules, category, set(who))
-        for role, amount in split(base, rates).items():
+        credited.append((sku, base, rates, split(base, rates)))
+    if rules.cap_per_order is not None:  # what earlier parts of the purchase took counts against the cap
+        before = e.readmodels.benefit.credited.get(root, 0)
+        cut = capped([amounts for *_, amounts in credited], max(rules.cap_per_order - before, 0))
+        credited = [(sku, base, rates, amounts) for (sku, base, rates, _), amounts in zip(credited, cut)]
+    booked = 0
+    for sku, base, rates, amounts in credited:
+        for role, amount in amounts.items():
             if amount:
-                ledger = uow.ledger(who[role], period, at)
-                booked += ledger.book(LedgerLine(
+                booked += uow.ledger(who[role], period, at).book(LedgerLine(
                     key=f"{source}/{sku}/{role}", root=root, source=source, sku=sku, role=role, amount=amount, base=base,
                     bp=rates[role], version=rules.version, at=at, payable_at=at + rules.hold_days * DAY, cites=cites))
     return booked

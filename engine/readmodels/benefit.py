@@ -33,6 +33,7 @@ class BenefitView:
         self.closed: list[str] = []
         self.credits: dict[tuple[str, str], CreditRecord] = {}  # (purchase, sku)
         self.statements: dict[tuple[str, str], Statement] = {}  # (party, period)
+        self.credited: dict[str, int] = {}  # purchase -> credited in all (what a cap per order counts)
         self._ledgers: dict[UUID, tuple[str, str]] = {}
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -61,6 +62,7 @@ class BenefitView:
                 c.base += line.base
             role = c.roles.setdefault(line.role, [st.party, 0, line.bp, line.version, st.period])
             role[1] += line.amount
+            self.credited[line.root] = self.credited.get(line.root, 0) + line.amount
         else:
             if first:
                 c.reversed_base -= line.base

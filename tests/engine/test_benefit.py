@@ -114,3 +114,11 @@ def test_a_closed_period_never_changes_and_a_sale_uploaded_late_into_it_goes_to_
     assert april.total == 75 and april.lines[0].cites == "2026-03"
     with pytest.raises(Conflict):
         engine.handle(ClosePeriod(period="2026-05"))
+
+
+def test_a_cap_per_order_holds_over_all_its_lines_and_roles(engine, clock):
+    engine.handle(PublishBenefitRules(rules=msgspec.structs.replace(R1, version="R2", effective_from=T0 + DAY,
+                                                                    cap_per_order=500)))
+    clock.advance_to(T0 + 2 * DAY)
+    buy(engine, "o1", [Line("A", 3, unit_price=10000), Line("B", 1, unit_price=10000)])  # 8% of 400.00 = 32.00
+    assert sum(totals(engine, "2026-03").values()) == 500
