@@ -74,6 +74,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmoney   (minor units of {currency})")
     for key in ("online_revenue", "online_refunds", "pos_revenue", "pos_refunds"):
         print(f"  {key:<20} {kpis[key]:>12,}")
+    statements = views.benefit.statements
+    if statements:
+        print("\nbenefit (minor units: credited less reversed, per period)")
+        periods: dict[str, list] = {}
+        for (party, period), st in statements.items():
+            periods.setdefault(period, []).append(st)
+        for period, sts in sorted(periods.items()):
+            closed = " (closed)" if period in views.benefit.closed else ""
+            top = ", ".join(f"{s.party} {s.total:,}" for s in sorted(sts, key=lambda s: -s.total)[:4])
+            print(f"  {period}{closed}  {len(sts)} parties, {sum(s.total for s in sts):,} in all; top: {top}")
     atp = views.atp
     available = atp.atp()
     print(f"\n{'node':<10} {'on hand':>9} {'reserved':>9} {'available':>10} {'SKUs out':>9}")

@@ -122,3 +122,20 @@ def test_a_cap_per_order_holds_over_all_its_lines_and_roles(engine, clock):
     clock.advance_to(T0 + 2 * DAY)
     buy(engine, "o1", [Line("A", 3, unit_price=10000), Line("B", 1, unit_price=10000)])  # 8% of 400.00 = 32.00
     assert sum(totals(engine, "2026-03").values()) == 500
+
+
+def test_o2o_state_shows_the_benefit_credited_per_period(tmp_path, capsys):
+    from adapters.cli import main
+
+    network = msgspec.structs.replace(small_network(), nodes=[
+        msgspec.structs.replace(n, manager=f"mgr-{n.id}", dealer="dealer-1") for n in small_network().nodes])
+    url = f"sqlite:///{tmp_path}/events.db"
+    engine = Engine(network, clock=SimClock(T0), store=url).start()
+    engine.handle(PublishBenefitRules(rules=R1))
+    engine.sign_up(SignUpMember(member="m1", node="S1", via="clerk", clerk="c7"))
+    engine.sell(SellOverCounter(node="S1", sale_id="p1", lines=[Line("A", 1, unit_price=10000)], member="m1"))
+    engine.close()
+    path = tmp_path / "network.json"
+    path.write_bytes(msgspec.json.encode(network))
+    assert main(["state", "--store", url, "--network", str(path)]) == 0
+    assert "2026-03  4 parties, 800 in all; top: store:S1 300" in capsys.readouterr().out
