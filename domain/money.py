@@ -97,35 +97,38 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
         gross = unit * line.qty
         if line.discount > gross:
             raise InvalidInput(f"lines[{k}].discount", f"{line.discount} is more than the line's {gross}")
-        m = merged.setdefault(line.sku, [0, 0, 0])
-        m[0] += line.qty
-        m[1] += gross
-        m[2] += line.discount
-    skus = list(merged)
-    after_line = [merged[s][1] - merged[s][2] for s in skus]
-    if discounts > sum(after_line):
-        raise InvalidInput("discounts", f"{discounts} off is more than the lines' {sum(after_line)}")
-    order_share = allocate(discounts, after_line)
-    after_order = [a - d for a, d in zip(after_line, order_share)]
-    if points_value > sum(after_order):
-        raise InvalidInput("points_value", f"{points_value} is more than the goods' {sum(after_order)} after discounts")
+        m = merged.get(line.sku)
+        if m is None:
+            merged[line.sku] = [line.qty, gross, line.discount]
+        else:
+            m[0] += line.qty
+            m[1] += gross
+            m[2] += line.discount
+    after_line = [m[1] - m[2] for m in merged.values()]
+    goods = sum(after_line)
+    if discounts > goods:
+        raise InvalidInput("discounts", f"{discounts} off is more than the lines' {goods}")
     if points_value and not points_used:
         raise InvalidInput("points_value", "points took money off, but points_used is 0")
-    value_share = allocate(points_value, after_order)
-    points_share = allocate(points_used, after_order)
-    money = OrderMoney(
-        currency=currency, discounts=discounts, delivery_fee=delivery_fee, points_used=points_used,
-        points_value=points_value,
-        lines={s: LineMoney(qty=merged[s][0], gross=merged[s][1], discount=merged[s][2], order_discount=od,
-                            points=pts, points_value=pv, paid=a - pv)
-               for s, od, pts, pv, a in zip(skus, order_share, points_share, value_share, after_order)},
-    )
-    total = money.goods + delivery_fee
+    if not discounts and not points_used and not points_value:  # most orders: nothing to share out
+        out = {s: LineMoney(m[0], m[1], m[2], 0, 0, 0, a) for (s, m), a in zip(merged.items(), after_line)}
+    else:
+        order_share = allocate(discounts, after_line)
+        after_order = [a - d for a, d in zip(after_line, order_share)]
+        goods = sum(after_order)
+        if points_value > goods:
+            raise InvalidInput("points_value", f"{points_value} is more than the goods' {goods} after discounts")
+        value_share = allocate(points_value, after_order)
+        points_share = allocate(points_used, after_order)
+        goods -= points_value
+        out = {s: LineMoney(m[0], m[1], m[2], od, pts, pv, a - pv) for (s, m), od, pts, pv, a
+               in zip(merged.items(), order_share, points_share, value_share, after_order)}
+    total = goods + delivery_fee
     if paid is not None and paid != total:
         gross, line_off = sum(m[1] for m in merged.values()), sum(m[2] for m in merged.values())
         raise InvalidInput("paid", f"{paid} does not add up: lines {gross} - line discounts {line_off} - order "
                                    f"discounts {discounts} - points {points_value} + delivery {delivery_fee} = {total}")
-    return OrderMoney(currency=currency, lines=money.lines, discounts=discounts, delivery_fee=delivery_fee,
+    return OrderMoney(currency=currency, lines=out, discounts=discounts, delivery_fee=delivery_fee,
                       points_used=points_used, points_value=points_value, paid=total)
 
 
