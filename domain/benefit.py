@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import calendar
 from datetime import datetime, timedelta
-from fractions import Fraction
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -27,7 +26,7 @@ from msgspec import Meta, Struct
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
-from domain.money import allocate, portion
+from domain.money import allocate, divide, portion
 
 Role = Literal["clerk", "manager", "store", "dealer", "region"]
 ROLES: tuple[str, ...] = ("clerk", "manager", "store", "dealer", "region")  # also the tie-break order
@@ -107,7 +106,7 @@ def split(base: int, rates: dict[str, int]) -> dict[str, int]:
     """A credit line: the pool (base x the rates' sum, rounded once, half to
     even) shared over the roles by the largest remainder, ties in role order."""
     roles = [role for role in ROLES if rates.get(role)]
-    pool = round(Fraction(base * sum(rates[r] for r in roles), FULL_BP))
+    pool = divide(base * sum(rates[r] for r in roles), FULL_BP)
     return dict(zip(roles, allocate(pool, [rates[r] for r in roles])))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
 
 from msgspec import Struct
 
@@ -68,20 +67,30 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     if sum(weights) <= 0:
         weights = [1] * len(weights)
     whole = sum(weights)
-    exact = [Fraction(total * w, whole) for w in weights]
-    parts = [int(x) for x in exact]  # floor: total and weights are non-negative
+    parts, remainders = [], []
+    for w in weights:  # integers only: total * w / whole as a floor and a remainder
+        q, r = divmod(total * w, whole)
+        parts.append(q)
+        remainders.append(r)
     left = total - sum(parts)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for i in by_remainder[:left]:
+    for i in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
         parts[i] += 1
     return parts
+
+
+def divide(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half to even, in integers (denominator > 0)."""
+    q, r = divmod(numerator, denominator)
+    if 2 * r > denominator or (2 * r == denominator and q % 2):
+        q += 1
+    return q
 
 
 def portion(amount_left: int, qty_left: int, qty: int) -> int:
     """What `qty` of the `qty_left` units still held come to, of `amount_left`."""
     if qty >= qty_left:
         return amount_left
-    return round(Fraction(amount_left * qty, qty_left))  # Fraction rounds half to even
+    return divide(amount_left * qty, qty_left)
 
 
 def price(lines: list, list_price: dict[str, int], currency: str, discounts: int = 0, delivery_fee: int = 0,
