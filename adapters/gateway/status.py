@@ -36,6 +36,7 @@ KINDS = {"routed": "routed", "accepted": "accepted", "declined": "declined", "re
          "ready_for_pickup": "ready", "dispatched": "dispatched", "cancelled": "cancelled"}
 _call_encoder = msgspec.json.Encoder()
 _call_decoder = msgspec.json.Decoder(Call)
+_event_decoder = msgspec.json.Decoder()  # an event as a dict, as json.loads gives it, at C speed
 
 
 class StatusRelay:
@@ -101,7 +102,7 @@ class StatusRelay:
     def take(self, subject: str, data: bytes) -> Call | None:
         """One event: remembers a channel's order when placed, records the call another owes. Idempotent."""
         suffix = subject.rpartition(".")[2]
-        event = json.loads(data)
+        event = _event_decoder.decode(data)
         order_id, body = event["originator_id"], event.get("data") or {}
         if suffix == "placed":
             channel = self.channels.get(body.get("channel", ""))
@@ -140,9 +141,22 @@ class StatusRelay:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            await asyncio.gather(*(self._make(c) for c in owed))
+            outcomes = await asyncio.gather(*(self._make(c) for c in owed))
+            # one commit (one fsync) for the round's outcomes, not one per call: a crash before it repeats
+            # the round's calls once on restart, which the platforms take as idempotent (module docstring)
+            with self.outbox.batch():
+                for c, (error, park, due) in zip(owed, outcomes):
+                    if error is None:
+                        self.outbox.done(c.id)
+                    else:
+                        self.outbox.failed(c.id, error, due, park)
+            self.made += sum(1 for error, _, _ in outcomes if error is None)
+            for c, (error, park, _) in zip(owed, outcomes):
+                if park:
+                    await self._report_parked(c, error)
 
-    async def _make(self, owed: Any) -> None:
+    async def _make(self, owed: Any) -> tuple[str | None, bool, float]:
+        """One call made: (None, ...) when the platform said yes, else (the error, parked?, when it is due again)."""
         channel = self.channels.get(owed.channel)
         call = _call_decoder.decode(owed.call)
         error = "channel no longer configured"
@@ -153,25 +167,25 @@ class StatusRelay:
                                              timeout=self.timeout_s) as r:
                     body = await r.read()
                     if channel.call_succeeded(r.status, body):
-                        self.outbox.done(owed.id)
-                        self.made += 1
-                        return
+                        return None, False, 0.0
                     error = f"HTTP {r.status}: {body[:200].decode(errors='replace')}"
             except Exception as e:  # the platform away or slow: try again later
                 error = f"{type(e).__name__}: {e}"[:300]
         attempts = owed.attempts + 1
         park = attempts >= self.max_attempts
         delay = min(self.backoff_s * 2.0 ** (attempts - 1), 300.0) * (0.5 + random.random() / 2)
-        self.outbox.failed(owed.id, error, self.clock() + delay, park)
         log.warning("%s %s for %s failed (attempt %d): %s", owed.channel, call.action, call.external_id, attempts,
                     error)
-        if park:
-            report = {"channel": owed.channel, "why": "call_failed", "action": call.action,
-                      "external_id": call.external_id, "reason": error}
-            try:
-                await self.nc.publish(REJECTED, json.dumps(report).encode())
-            except Exception:
-                pass
+        return error, park, self.clock() + delay
+
+    async def _report_parked(self, owed: Any, error: str) -> None:
+        call = _call_decoder.decode(owed.call)
+        report = {"channel": owed.channel, "why": "call_failed", "action": call.action,
+                  "external_id": call.external_id, "reason": error}
+        try:
+            await self.nc.publish(REJECTED, json.dumps(report).encode())
+        except Exception:
+            pass
 
     async def stop(self) -> None:
         self._stopping = True
