@@ -87,9 +87,7 @@ class StatusRelay:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                with self.outbox.batch():  # one commit for the fetch
-                    for m in msgs:
-                        self.take(m.subject, m.data)
+                await self.outbox.run(self.take_all, [(m.subject, m.data) for m in msgs])
             except Exception:
                 log.exception("events not taken; they will be redelivered")
                 for m in msgs:
@@ -98,6 +96,12 @@ class StatusRelay:
             for m in msgs:
                 await m.ack()  # after the outbox has them
             self._wake.set()
+
+    def take_all(self, events: list[tuple[str, bytes]]) -> None:
+        """A fetch of events in one commit (on the outbox's thread)."""
+        with self.outbox.batch():
+            for subject, data in events:
+                self.take(subject, data)
 
     def take(self, subject: str, data: bytes) -> Call | None:
         """One event: remembers a channel's order when placed, records the call another owes. Idempotent."""
@@ -131,9 +135,9 @@ class StatusRelay:
 
     async def _send(self) -> None:
         while not self._stopping:
-            owed = self.outbox.due(self.clock())
+            owed = await self.outbox.run(self.outbox.due, self.clock())
             if not owed:
-                nxt = self.outbox.next_due()
+                nxt = await self.outbox.run(self.outbox.next_due)
                 wait = 1.0 if nxt is None else min(max(nxt - self.clock(), 0.05), 1.0)
                 self._wake.clear()
                 try:
@@ -144,16 +148,19 @@ class StatusRelay:
             outcomes = await asyncio.gather(*(self._make(c) for c in owed))
             # one commit (one fsync) for the round's outcomes, not one per call: a crash before it repeats
             # the round's calls once on restart, which the platforms take as idempotent (module docstring)
-            with self.outbox.batch():
-                for c, (error, park, due) in zip(owed, outcomes):
-                    if error is None:
-                        self.outbox.done(c.id)
-                    else:
-                        self.outbox.failed(c.id, error, due, park)
+            await self.outbox.run(self._record, owed, outcomes)
             self.made += sum(1 for error, _, _ in outcomes if error is None)
             for c, (error, park, _) in zip(owed, outcomes):
                 if park:
                     await self._report_parked(c, error)
+
+    def _record(self, owed: list[Any], outcomes: list[tuple[str | None, bool, float]]) -> None:
+        with self.outbox.batch():
+            for c, (error, park, due) in zip(owed, outcomes):
+                if error is None:
+                    self.outbox.done(c.id)
+                else:
+                    self.outbox.failed(c.id, error, due, park)
 
     async def _make(self, owed: Any) -> tuple[str | None, bool, float]:
         """One call made: (None, ...) when the platform said yes, else (the error, parked?, when it is due again)."""
