@@ -13,7 +13,9 @@ JetStream has stored the push). The rate is raised step by step (--rates)
 until p99 passes 100 ms or a push is not answered ok; the highest rate
 with p99 <= 100 ms and no error is reported. Per step: achieved/s,
 latency p50/p90/p99/max, errors, and CPU per webhook of the gateway (and
-of the engine and nats-server alongside).
+of the engine and nats-server alongside). Before the runs, the CPU of the
+gateway's own work on one push (verify, parse, validate) is timed in
+process, without HTTP or NATS.
 
 The same steps then run against a gateway alone: a nats-server with the
 durable intake stream and no engine (nor status events), for comparison.
@@ -46,7 +48,7 @@ from benchmarks.gateway.pushes import SECRETS, gateway_toml, order_ids, pushes
 from benchmarks.procstat import cpu_seconds, memory_bytes
 
 P99_TARGET_MS = 100.0
-RATES = (50, 100, 150, 200, 300, 400, 600, 800)
+RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     sessions = []
     next_order = 0
     with tempfile.TemporaryDirectory(prefix="o2o-bench-gateway-") as tmp:
+        from benchmarks.gateway.inprocess import cpu_per_push
+        from engine.store.network_file import SAMPLE_NETWORK
+
+        in_process = cpu_per_push(Path(tmp), str(SAMPLE_NETWORK), 400 if args.quick else 4000)
         for target in targets:
             folder = Path(tmp) / target
             folder.mkdir()
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "parameters": {"rates": args.rates, "seconds": args.seconds, "warm_up_s": args.warm_up,
                        "p99_target_ms": P99_TARGET_MS, "timeout_s": args.timeout,
                        "pushes": "Meituan order (3 in 4), Ele.me order (1 in 4)"},
+        "in_process": in_process,
         "runs": runs,
         "sustained": {t: max((r["offered_per_s"] for r in runs if r["target"] == t and r["sustained"]
                               and r["name"] == "step"), default=None) for t in targets},
@@ -359,8 +366,10 @@ def table(report: dict[str, Any]) -> None:
               f"{r['gateway_cpu_ms_per_webhook']:>12.2f} {r.get('engine_cpu_ms_per_webhook', nan):>7.2f} "
               f"{r.get('nats_server_cpu_ms_per_webhook', nan):>6.2f}  {r['errors'] or '-'}  "
               f"{'yes' if r['sustained'] else 'no'}")
+    print("\nverify + parse + validate in process (no HTTP, no NATS): " + ", ".join(
+        f"{c} {v['cpu_ms_per_push']} ms CPU per push" for c, v in report["in_process"].items()))
     s = report["sustained"]
-    print(f"\nhighest rate with p99 <= {P99_TARGET_MS:g} ms and no error: "
+    print(f"highest rate with p99 <= {P99_TARGET_MS:g} ms and no error: "
           + ", ".join(f"{t} {v or '-'} webhooks/s" for t, v in s.items()))
     z = report["zero_loss"]
     for t in ("engine", "alone"):

@@ -38,6 +38,8 @@ def test_a_quick_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_pat
         assert z[target]["pushes"] == pushed == z[target]["intake_messages"] + z[target]["not_answered_ok"]
     assert z["engine"]["answered_but_not_stored"] == z["engine"]["stored_twice"] == 0
     assert set(report["sustained"]) == {"engine", "alone"}
+    assert {c: v["pushes"] > 0 and v["cpu_ms_per_push"] > 0 for c, v in report["in_process"].items()} == {
+        "meituan": True, "eleme": True}
     assert "zero-loss check (engine): passed" in capsys.readouterr().out
 
 
