@@ -77,6 +77,9 @@ def _decode_form(push: Push) -> dict[str, str]:
     return fields
 
 
+_escape_decode = getattr(codecs, "escape_decode", None)  # CPython's, undocumented: without it, urllib's unquote
+
+
 def form_pairs(text: str) -> list[tuple[str, str]]:
     """parse_qsl(text, keep_blank_values=True), its unquoting done in C."""
     out = []
@@ -91,10 +94,10 @@ def _unquote(v: str) -> str:
     """urllib's unquote (UTF-8, errors replaced), at C speed: %XX as \\xXX through codecs.escape_decode (every
     backslash doubled first, so none other is read as an escape); a % not followed by two hex digits falls back
     to unquote, which leaves it as it is. Webhook forms carry long JSON (an order's lines) encoded twice."""
-    if "%" not in v:
-        return v
+    if "%" not in v or _escape_decode is None:
+        return unquote(v)
     try:
-        return codecs.escape_decode(v.replace("\\", "\\\\").replace("%", "\\x").encode())[0].decode("utf-8", "replace")
+        return _escape_decode(v.replace("\\", "\\\\").replace("%", "\\x").encode())[0].decode("utf-8", "replace")
     except ValueError:
         return unquote(v)
 
