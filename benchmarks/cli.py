@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine"]
+BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

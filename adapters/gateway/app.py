@@ -99,7 +99,7 @@ class Gateway:
         for why, n in sorted(self.api.refused.items()):
             lines.append(f'o2o_gateway_api_refused_total{{why="{why}"}} {n}')
         lines.append("# TYPE o2o_gateway_calls gauge")
-        for state, n in sorted(self.outbox.counts().items()):
+        for state, n in sorted((await self.outbox.run(self.outbox.counts)).items()):
             lines.append(f'o2o_gateway_calls{{state="{state}"}} {n}')
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 

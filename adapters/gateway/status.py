@@ -36,6 +36,7 @@ KINDS = {"routed": "routed", "accepted": "accepted", "declined": "declined", "re
          "ready_for_pickup": "ready", "dispatched": "dispatched", "cancelled": "cancelled"}
 _call_encoder = msgspec.json.Encoder()
 _call_decoder = msgspec.json.Decoder(Call)
+_event_decoder = msgspec.json.Decoder()  # an event as a dict, as json.loads gives it, at C speed
 
 
 class StatusRelay:
@@ -86,9 +87,7 @@ class StatusRelay:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                with self.outbox.batch():  # one commit for the fetch
-                    for m in msgs:
-                        self.take(m.subject, m.data)
+                await self.outbox.run(self.take_all, [(m.subject, m.data) for m in msgs])
             except Exception:
                 log.exception("events not taken; they will be redelivered")
                 for m in msgs:
@@ -98,10 +97,16 @@ class StatusRelay:
                 await m.ack()  # after the outbox has them
             self._wake.set()
 
+    def take_all(self, events: list[tuple[str, bytes]]) -> None:
+        """A fetch of events in one commit (on the outbox's thread)."""
+        with self.outbox.batch():
+            for subject, data in events:
+                self.take(subject, data)
+
     def take(self, subject: str, data: bytes) -> Call | None:
         """One event: remembers a channel's order when placed, records the call another owes. Idempotent."""
         suffix = subject.rpartition(".")[2]
-        event = json.loads(data)
+        event = _event_decoder.decode(data)
         order_id, body = event["originator_id"], event.get("data") or {}
         if suffix == "placed":
             channel = self.channels.get(body.get("channel", ""))
@@ -130,9 +135,9 @@ class StatusRelay:
 
     async def _send(self) -> None:
         while not self._stopping:
-            owed = self.outbox.due(self.clock())
+            owed = await self.outbox.run(self.outbox.due, self.clock())
             if not owed:
-                nxt = self.outbox.next_due()
+                nxt = await self.outbox.run(self.outbox.next_due)
                 wait = 1.0 if nxt is None else min(max(nxt - self.clock(), 0.05), 1.0)
                 self._wake.clear()
                 try:
@@ -140,9 +145,25 @@ class StatusRelay:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            await asyncio.gather(*(self._make(c) for c in owed))
+            outcomes = await asyncio.gather(*(self._make(c) for c in owed))
+            # one commit (one fsync) for the round's outcomes, not one per call: a crash before it repeats
+            # the round's calls once on restart, which the platforms take as idempotent (module docstring)
+            await self.outbox.run(self._record, owed, outcomes)
+            self.made += sum(1 for error, _, _ in outcomes if error is None)
+            for c, (error, park, _) in zip(owed, outcomes):
+                if park:
+                    await self._report_parked(c, error)
 
-    async def _make(self, owed: Any) -> None:
+    def _record(self, owed: list[Any], outcomes: list[tuple[str | None, bool, float]]) -> None:
+        with self.outbox.batch():
+            for c, (error, park, due) in zip(owed, outcomes):
+                if error is None:
+                    self.outbox.done(c.id)
+                else:
+                    self.outbox.failed(c.id, error, due, park)
+
+    async def _make(self, owed: Any) -> tuple[str | None, bool, float]:
+        """One call made: (None, ...) when the platform said yes, else (the error, parked?, when it is due again)."""
         channel = self.channels.get(owed.channel)
         call = _call_decoder.decode(owed.call)
         error = "channel no longer configured"
@@ -153,25 +174,25 @@ class StatusRelay:
                                              timeout=self.timeout_s) as r:
                     body = await r.read()
                     if channel.call_succeeded(r.status, body):
-                        self.outbox.done(owed.id)
-                        self.made += 1
-                        return
+                        return None, False, 0.0
                     error = f"HTTP {r.status}: {body[:200].decode(errors='replace')}"
             except Exception as e:  # the platform away or slow: try again later
                 error = f"{type(e).__name__}: {e}"[:300]
         attempts = owed.attempts + 1
         park = attempts >= self.max_attempts
         delay = min(self.backoff_s * 2.0 ** (attempts - 1), 300.0) * (0.5 + random.random() / 2)
-        self.outbox.failed(owed.id, error, self.clock() + delay, park)
         log.warning("%s %s for %s failed (attempt %d): %s", owed.channel, call.action, call.external_id, attempts,
                     error)
-        if park:
-            report = {"channel": owed.channel, "why": "call_failed", "action": call.action,
-                      "external_id": call.external_id, "reason": error}
-            try:
-                await self.nc.publish(REJECTED, json.dumps(report).encode())
-            except Exception:
-                pass
+        return error, park, self.clock() + delay
+
+    async def _report_parked(self, owed: Any, error: str) -> None:
+        call = _call_decoder.decode(owed.call)
+        report = {"channel": owed.channel, "why": "call_failed", "action": call.action,
+                  "external_id": call.external_id, "reason": error}
+        try:
+            await self.nc.publish(REJECTED, json.dumps(report).encode())
+        except Exception:
+            pass
 
     async def stop(self) -> None:
         self._stopping = True

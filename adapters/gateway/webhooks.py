@@ -65,7 +65,7 @@ class Webhooks:
             return _response(channel.ok(push))
         try:
             channel.verify(push)
-            intakes = [self._validated(i) for i in await channel.parse(push, self.http)]
+            intakes = [self._validated(i) for i in await channel.parse(push, self.http)]  # (msg id, bytes)
         except Refusal as r:
             return await self._refuse(channel, r, push.tail)
         except Exception as e:  # a bug in an adapter: refused, never a 500 that leaks a traceback
@@ -73,8 +73,11 @@ class Webhooks:
             return await self._refuse(channel, Refusal("malformed", f"$: not understood ({type(e).__name__})"),
                                       push.tail)
         try:
-            acks = await asyncio.wait_for(asyncio.gather(*(self._publish(name, i) for i in intakes)),
-                                          self.publish_timeout)
+            if len(intakes) == 1:  # most pushes: no gather, no task
+                acks = [await asyncio.wait_for(self._publish(name, *intakes[0]), self.publish_timeout)]
+            else:
+                acks = await asyncio.wait_for(asyncio.gather(*(self._publish(name, *i) for i in intakes)),
+                                              self.publish_timeout)
         except Exception as e:  # JetStream away: the platform retries later; nothing was stored
             log.warning("%s: intake not reachable (%s)", name, type(e).__name__)
             self.counts[(name, "unavailable")] += 1
@@ -99,15 +102,18 @@ class Webhooks:
         return b"".join(chunks)
 
     @staticmethod
-    def _validated(i: Intake) -> Intake:
-        """The command as the engine will decode it: a bad one is refused here, not later."""
+    def _validated(i: Intake) -> tuple[str, bytes]:
+        """The command as the engine will decode it (a bad one is refused here, not later), and the bytes
+        published: the ones just checked."""
+        data = _encoder.encode(i.cmd)
         try:
-            return Intake(decode(_encoder.encode(i.cmd), type(i.cmd)), i.msg_id)
+            decode(data, type(i.cmd))
         except WireError as e:
             raise Refusal("malformed", e.description) from None
+        return i.msg_id, data
 
-    async def _publish(self, name: str, i: Intake) -> Any:
-        return await self.js.publish(intake_subject(name), _encoder.encode(i.cmd), headers={"Nats-Msg-Id": i.msg_id},
+    async def _publish(self, name: str, msg_id: str, data: bytes) -> Any:
+        return await self.js.publish(intake_subject(name), data, headers={"Nats-Msg-Id": msg_id},
                                      timeout=self.publish_timeout)
 
     async def _refuse(self, channel: Channel, r: Refusal, tail: str) -> web.Response:

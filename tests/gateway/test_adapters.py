@@ -315,3 +315,20 @@ def test_the_shipped_gateway_sample_loads_and_its_maps_name_real_nodes_and_skus(
     built = build_channels(config.gateway, NETWORK, env)
     assert set(built) == {"meituan", "eleme", "jddj", "shopify", "pos"}
     assert built["meituan"].catalog.node("SH-017", "app_poi_code") == "S001"
+
+
+def test_meituan_forms_decode_as_parse_qsl_and_unquote_would_on_any_text():
+    """The form decoding done in C (codecs.escape_decode) gives what urllib gives, byte for byte, on arbitrary
+    text: percent signs without hex digits, backslashes, plus signs, broken UTF-8 escapes, non-ASCII."""
+    import random
+    from urllib.parse import parse_qsl, unquote
+
+    from adapters.channels.meituan import _unquote, form_pairs
+
+    rng = random.Random(14)
+    alphabet = ["%", "%4", "%41", "%e4%b8%89", "%E4%B8", "%5C", "%25", "\\", "\\x41", "+", "=", "&", "a", "Z", "9",
+                "三", "é", " ", "%zz", "%2", "%%", "%2B"]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert _unquote(text) == unquote(text), text
+        assert form_pairs(text) == parse_qsl(text, keep_blank_values=True), text
