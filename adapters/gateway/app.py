@@ -75,7 +75,7 @@ class Gateway:
         self.status = StatusRelay(self.nc, self.channels, self.outbox, self.http, g.call_timeout_s,
                                   g.max_call_attempts, self.clock, backoff_s=g.call_backoff_s)
         await self.status.start()
-        app = web.Application(client_max_size=max(g.max_body_bytes, 1024 * 1024))
+        app = web.Application(client_max_size=max(g.max_body_bytes, 1024 * 1024), middlewares=[_json_errors])
         app.add_routes(self.webhooks.routes() + self.api.routes() +
                        [web.get("/metrics", self.metrics), web.get("/healthz", self.health)])
         self._runner = web.AppRunner(app, access_log=None)  # an access log would carry query strings (signatures)
@@ -127,3 +127,16 @@ async def gateway_running(config: Config, environ: Mapping[str, str] | None = No
         yield await gateway.start()
     finally:
         await gateway.stop()
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """aiohttp's own refusals (no such route, method not allowed, body too large) in the API's
+    JSON form, as every other error the gateway gives."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        return web.json_response({"error": f"$: {e.reason.lower()}"}, status=e.status, headers={
+            k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")})
