@@ -20,7 +20,7 @@ from msgspec import Struct
 from domain.errors import Conflict, InvalidInput, NotFound
 
 
-class LineMoney(Struct, frozen=True, array_like=True):
+class LineMoney(Struct, frozen=True, array_like=True, gc=False):  # ints only: no cycles, no GC tracking
     """One SKU's line of an order or a sale (lines of the same SKU merged)."""
 
     qty: int
@@ -32,7 +32,7 @@ class LineMoney(Struct, frozen=True, array_like=True):
     paid: int  # cash: gross - discount - order_discount - points_value
 
 
-class OrderMoney(Struct, frozen=True):
+class OrderMoney(Struct, frozen=True, gc=False):  # holds LineMoney only: no cycles
     """What the customer paid, as recorded when the order was placed (or the sale made)."""
 
     currency: str
@@ -223,3 +223,6 @@ class Refunds:
             done[0] += cash.get(sku, 0)
             done[1] += points.get(sku, 0)
         self.delivery_fee += delivery_fee
+
+
+NO_REFUNDS = Refunds()  # what an order without refunds shares; never recorded into

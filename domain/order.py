@@ -15,7 +15,7 @@ from msgspec import Struct
 
 from domain import ids
 from domain.errors import Conflict, InvalidInput
-from domain.money import OrderMoney, Refund, Refunds, refund_of, returned_goods
+from domain.money import NO_REFUNDS, OrderMoney, Refund, Refunds, refund_of, returned_goods
 from domain.quantities import check_lines, merge_lines
 from domain.trigger import create, trigger
 
@@ -121,7 +121,7 @@ class Order(Aggregate):
         self.reason: str | None = None
         self.reroutes = 0
         self.money = money
-        self.refunds = Refunds()
+        self.refunds = NO_REFUNDS  # shared until the first refund: most orders have none
 
     @classmethod
     def place(
@@ -360,6 +360,8 @@ class Order(Aggregate):
     @event("Refunded")
     def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
                   points: dict[str, int], delivery_fee: int, return_to: str | None, write_off: bool, at: float) -> None:
+        if self.refunds is NO_REFUNDS:
+            self.refunds = Refunds()
         self.refunds.record(refund_id, fingerprint, lines, cash, points, delivery_fee)
 
     @event("Cancelled")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
-from domain.money import OrderMoney, Refund, Refunds, returned_goods
+from domain.money import NO_REFUNDS, OrderMoney, Refund, Refunds, returned_goods
 
 
 class Sale(Aggregate):
@@ -22,7 +22,7 @@ class Sale(Aggregate):
         self.member = member
         self.money = money
         self.made_at = at
-        self.refunds = Refunds()
+        self.refunds = NO_REFUNDS  # shared until the first refund
 
     @property
     def kept(self) -> int:
@@ -43,4 +43,6 @@ class Sale(Aggregate):
     @event("Refunded")
     def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
                   points: dict[str, int], return_to: str | None, write_off: bool, at: float) -> None:
+        if self.refunds is NO_REFUNDS:
+            self.refunds = Refunds()
         self.refunds.record(refund_id, fingerprint, lines, cash, points)

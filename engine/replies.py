@@ -179,7 +179,7 @@ def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
         explanation=explanation, cost=cost, lost=lost, reason=r.reason, repeat=repeat, first_decision=first,
         money=None if r.paid is None else OrderMoneyReply(
             paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded, points_used=r.points_used,
-            points_returned=r.points_returned, refunds=r.refunds),
+            points_returned=r.points_returned, refunds=list(r.refunds)),
     )
 
 

@@ -53,8 +53,8 @@ class OrderRecord(msgspec.Struct, gc=False):
     refunded: int = 0  # minor units given back (refunds, cancellation, rejection)
     points_used: int = 0
     points_returned: int = 0
-    refunds: list[str] = []  # refund ids, in the order made
-    returned: dict[str, int] = {}  # units refunded, by SKU
+    refunds: tuple[str, ...] = ()  # refund ids, in the order made (immutable: none made per order placed)
+    returned: dict[str, int] | None = None  # units refunded, by SKU
 
 
 def held(r: OrderRecord) -> dict[str, int]:
@@ -64,7 +64,8 @@ def held(r: OrderRecord) -> dict[str, int]:
         if part.status == "handed_over":
             for sku, q in part.lines.items():
                 out[sku] = out.get(sku, 0) + q
-    return {sku: q - r.returned.get(sku, 0) for sku, q in out.items()}
+    returned = r.returned or {}
+    return {sku: q - returned.get(sku, 0) for sku, q in out.items()}
 
 
 _RANK = {status: i for i, status in enumerate(PROGRESS)}
@@ -188,8 +189,8 @@ class OrderView:
         r = self.orders[self._key(e.originator_id)]
         r.refunded += sum(e.cash.values()) + e.delivery_fee
         r.points_returned += sum(e.points.values())
-        r.refunds = [*r.refunds, e.refund_id]
-        r.returned = merge_lines(r.returned, e.lines)
+        r.refunds = (*r.refunds, e.refund_id)
+        r.returned = merge_lines(r.returned or {}, e.lines)
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)
