@@ -45,6 +45,7 @@ import numpy as np
 from adapters.embedded_nats import EmbeddedNats, free_port
 from benchmarks.gateway import httpgen
 from benchmarks.gateway.pushes import SECRETS, gateway_toml, order_ids, pushes
+from benchmarks.load.processes import start
 from benchmarks.procstat import cpu_seconds, memory_bytes
 
 P99_TARGET_MS = 100.0
@@ -112,19 +113,6 @@ def _machine() -> dict[str, Any]:
     return machine()
 
 
-def _start(cmd: list[str], log: Path, ready: str, env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, *cmd], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + timeout
-    while ready not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"{' '.join(cmd[:3])} did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.05)
-    return proc
-
-
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -147,16 +135,16 @@ def session(args: argparse.Namespace, target: str, folder: Path, first_order: in
     engine = platform = gateway = None
     try:
         if target == "engine":
-            engine = _start(["-m", "adapters.cli", "serve", "--nats", server.url, "--store", store, "--network",
+            engine = start(["-m", "adapters.cli", "serve", "--nats", server.url, "--store", store, "--network",
                              str(network_file), "--accept-timeout-s", "86400"], folder / "serve.log", "serving on")
         else:
             asyncio.run(_intake_stream(server.url))
         platform_port, port = free_port(), free_port()
-        platform = _start(["-m", "benchmarks.gateway.platform", "--port", str(platform_port)], folder / "platform.log",
+        platform = start(["-m", "benchmarks.gateway.platform", "--port", str(platform_port)], folder / "platform.log",
                           "platforms ready")
         (folder / "gateway.toml").write_text(gateway_toml(folder, str(network_file), port,
                                                           f"http://127.0.0.1:{platform_port}"))
-        gateway = _start(["-m", "adapters.cli", "gateway", "--config", str(folder / "gateway.toml"), "--nats",
+        gateway = start(["-m", "adapters.cli", "gateway", "--config", str(folder / "gateway.toml"), "--nats",
                           server.url], folder / "gateway.log", "listening on", env=SECRETS)
         base = f"http://127.0.0.1:{port}"
         pids = {"gateway": gateway.pid, "engine": engine.pid if engine else None,

@@ -3,6 +3,7 @@ echo responder started and waited for, and the load generator driven."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -17,14 +18,17 @@ from benchmarks.load.plan import Plan
 from benchmarks.procstat import cpu_seconds, memory_bytes
 
 
-def start(args: list[str], log: Path, ready: str, timeout: float = 120) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+def start(args: list[str], log: Path, ready: str, timeout: float = 120,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A child Python process, once its log says `ready` (extra environment variables in `env`)."""
+    proc = subprocess.Popen([sys.executable, *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **env} if env else None)
     deadline = time.monotonic() + timeout
     while ready not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"{args[1]} did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
+            raise RuntimeError(f"{' '.join(args[:3])} did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
     return proc
 
 

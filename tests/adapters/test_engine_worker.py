@@ -59,7 +59,7 @@ def test_a_full_queue_refuses_at_once_and_a_stopped_worker_takes_nothing():
 
     async def go():
         async def answer(batch):
-            pass
+            raise AssertionError(f"a worker never started answered {batch}")
 
         worker = EngineWorker(engine, answer, backpressure=Backpressure(max_queue=2))  # not started: nothing drains the queue
         worker.offer(order(1), 1)

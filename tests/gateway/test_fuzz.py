@@ -45,7 +45,7 @@ def mutate(rng: random.Random, value):
         try:
             return json.dumps(mutate(rng, json.loads(value)), ensure_ascii=False)
         except ValueError:
-            pass
+            return rng.choice(WEIRD)  # it only looked like JSON
     return rng.choice(WEIRD)
 
 
