@@ -33,7 +33,8 @@ def book_in(e: "Engine", uow: "UnitOfWork", at: float) -> tuple[str, str | None]
     """The period a line dated `at` is booked in: its own, or, once that is
     closed, the current one (citing its own)."""
     period = period_of(at, e.network.timezone)
-    if period not in uow.benefit_rules().closed:
+    book = uow.benefit_rules()
+    if book is None or period not in book.closed:
         return period, None
     return period_of(e.clock.now(), e.network.timezone), period
 
@@ -43,7 +44,8 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
     """Credits the lines (sku -> units) of a purchase handed over or sold; the number of lines booked."""
     if member_name is None or money is None:
         return 0
-    rules = uow.benefit_rules().in_force(at)
+    book = uow.benefit_rules()
+    rules = book.in_force(at) if book is not None else None
     if rules is None:
         return 0
     member = uow.member(member_name)

@@ -56,13 +56,11 @@ class UnitOfWork:
             raise NotFound("sale_id", f"no sale {sale_id} at {node}")
         return agg
 
-    def benefit_rules(self, at: float | None = None) -> BenefitRules:
-        """The rule book; opened (when `at` is given) if none was published yet, else an empty one."""
+    def benefit_rules(self, at: float | None = None) -> BenefitRules | None:
+        """The rule book; opened when `at` is given and there is none yet (None otherwise)."""
         agg = self._get(ids.BENEFIT_RULES_ID)
-        if agg is None:
-            agg = BenefitRules(at=at or 0.0)
-            if at is not None:
-                self.add(agg)
+        if agg is None and at is not None:
+            agg = self.add(BenefitRules(at=at))
         return agg
 
     def ledger(self, party: str, period: str, at: float) -> PartyLedger:
