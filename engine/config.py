@@ -155,6 +155,23 @@ class GatewaySettings(Struct, frozen=True, forbid_unknown_fields=True):
     clients: dict[Annotated[str, Meta(min_length=1, max_length=64)], ApiClientSettings] = {}
 
 
+PartitionName = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]  # a KV key and a subject token
+
+
+class PartitionSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """Scale-out (docs/scale-out.md): partitions of the network's regions and
+    the leases in NATS KV that say which engine process owns each."""
+
+    count: Annotated[int, Meta(ge=1)] = 1  # computed partitions (1: one holds every region)
+    balance: Annotated[float, Meta(ge=0)] = 0.5  # computed: a part holds at most (1 + balance) x the mean nodes
+    grid_km: Annotated[float, Meta(gt=0, le=10)] = 0.25  # spacing of the points the overlap is measured on
+    cell_precision: Annotated[int, Meta(ge=4, le=9)] = 6  # geohash characters of an order's cell (6: ~1.2 x 0.6 km)
+    declared: dict[PartitionName, tuple[Annotated[str, Meta(min_length=1)], ...]] = {}  # name -> regions; over count
+    lease_bucket: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]+$")] = "o2o-leases"
+    lease_ttl_s: Annotated[float, Meta(ge=1)] = 12.0  # >= 10 s rides out a KV leader election (SCALEOUT.md 1.5)
+    lease_replicas: Annotated[int, Meta(ge=1, le=5)] = 3  # of the KV bucket: 3 on a 3-node cluster
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     engine: EngineSettings = EngineSettings()
     batching: Batching = Batching()
@@ -164,6 +181,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     network: NetworkSettings = NetworkSettings()
     clock: ClockSettings = ClockSettings()
     gateway: GatewaySettings = GatewaySettings()
+    partitions: PartitionSettings = PartitionSettings()
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
         """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""
@@ -233,5 +251,8 @@ def _convert(data: Mapping[str, Any], source: str) -> Config:
         reason, _, where = message.rpartition(" - at `")
         if not where:
             raise InvalidInput("config", f"{source}: {message}") from None
+        key, _, where = where.rpartition("` in `")  # a bad key of a table: "key` in `$.partitions.declared`"
         path = where.rstrip("`").replace("$.", "config.", 1).replace("$", "config")
+        if key:
+            reason = f"a key: {reason}"
         raise InvalidInput(path, f"{reason[:1].lower()}{reason[1:].replace('`', '')} ({source})") from None
