@@ -77,3 +77,133 @@ class EmbeddedNats:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmbeddedCluster:
+    """A JetStream cluster of `size` nats-servers on loopback (`o2o cluster up`,
+    the lease and failover tests): one store folder and config file per
+    server under `data_dir`, a monitoring port each (/jsz, /healthz), and
+    JetStream's memory and file limits set, since the defaults (75 % of RAM,
+    1 TB) apply per server. Ports are free ones unless given (`base_port`:
+    clients base..base+size-1, routes +100, monitoring +200)."""
+
+    def __init__(self, data_dir: str | os.PathLike, size: int = 3, name: str = "o2o", base_port: int | None = None,
+                 max_memory_store: str = "256MB", max_file_store: str = "4GB", host: str = "127.0.0.1"):
+        if size < 1:
+            raise ValueError(f"size: a cluster needs at least one server, got {size}")
+        self.data_dir = Path(data_dir)
+        self.size, self.name, self.host = size, name, host
+        self.max_memory_store, self.max_file_store = max_memory_store, max_file_store
+
+        def port(offset: int, i: int) -> int:
+            return base_port + offset + i if base_port else free_port()
+
+        self.client_ports = [port(0, i) for i in range(size)]
+        self.route_ports = [port(100, i) for i in range(size)]
+        self.http_ports = [port(200, i) for i in range(size)]
+        self.procs: list[subprocess.Popen | None] = [None] * size
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"nats://{self.host}:{p}" for p in self.client_ports]
+
+    @property
+    def url(self) -> str:
+        """Every server, comma-separated: what `--nats` and the clients take."""
+        return ",".join(self.urls)
+
+    def monitor_url(self, i: int) -> str:
+        return f"http://{self.host}:{self.http_ports[i]}"
+
+    def server_name(self, i: int) -> str:
+        return f"n{i + 1}"
+
+    def config_text(self, i: int) -> str:
+        routes = ", ".join(f"nats-route://{self.host}:{p}" for p in self.route_ports)
+        store = self.data_dir / self.server_name(i)
+        # a single server takes no cluster block: JetStream clustering needs at least two
+        cluster = (f"cluster {{\n  name: {self.name}\n  listen: {self.host}:{self.route_ports[i]}\n"
+                   f"  routes: [{routes}]\n}}\n") if self.size > 1 else ""
+        return (f"server_name: {self.server_name(i)}\nlisten: {self.host}:{self.client_ports[i]}\n"
+                f"http: {self.host}:{self.http_ports[i]}\nmax_payload: 8MB\n"
+                f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: {self.max_memory_store}\n"
+                f"  max_file_store: {self.max_file_store}\n}}\n{cluster}")
+
+    def start_server(self, i: int) -> None:
+        """Starts (or restarts) server i; returns once it listens for clients."""
+        folder = self.data_dir / self.server_name(i)
+        folder.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / f"{self.server_name(i)}.conf"
+        conf.write_text(self.config_text(i))
+        log = open(self.data_dir / f"{self.server_name(i)}.log", "ab")
+        self.procs[i] = subprocess.Popen([server_binary(), "-c", str(conf)], stdout=log, stderr=log)
+        _wait_listening(self.procs[i], self.host, self.client_ports[i], 10.0)
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedCluster":
+        """Every server, then waits until each reports JetStream healthy (a meta leader elected)."""
+        try:
+            for i in range(self.size):
+                self.start_server(i)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        pending = [i for i in range(self.size) if self.procs[i] is not None]
+        while pending:
+            i = pending[0]
+            try:
+                with urllib.request.urlopen(f"{self.monitor_url(i)}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        pending.pop(0)
+                        continue
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server {self.server_name(i)} not healthy within {timeout:g} s "
+                                   f"(log: {self.data_dir / (self.server_name(i) + '.log')})")
+            time.sleep(0.1)
+
+    def stop_server(self, i: int, kill: bool = False) -> None:
+        proc = self.procs[i]
+        if proc and proc.poll() is None:
+            proc.kill() if kill else proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs[i] = None
+
+    def stop(self) -> None:
+        for i in range(self.size):
+            self.stop_server(i)
+
+    def pids(self) -> list[int | None]:
+        return [p.pid if p else None for p in self.procs]
+
+    def __enter__(self) -> "EmbeddedCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait_listening(proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode} (port {port})")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"nats-server did not listen on port {port} within {timeout} s")

@@ -1,0 +1,217 @@
+"""Who owns a partition: a lease in a NATS KV bucket (docs/scale-out.md).
+
+One key per partition. `create()` acquires (it succeeds only when the key
+is absent or deleted); `update(last=revision)` renews (compare-and-set:
+refused once anyone else wrote the key); the bucket's TTL (the stream's
+max_age) drops a lease not renewed in time, so a standby's `create()` then
+wins. The revision at acquisition is the *fencing epoch*: strictly greater
+for every later owner.
+
+A refused renewal means another process owns the partition now: stop
+writing it at once. A renewal that times out (a KV leader election takes
+5-7 s, SCALEOUT.md 1.5) means carry on: the lease may still be ours, and
+the store's fence protects the data if it is not. The lease gives liveness
+only; safety comes from the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable, Iterable
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.js.api import KeyValueConfig, StorageType
+
+log = logging.getLogger("o2o.leases")
+
+WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+
+
+class LeaseLost(Exception):
+    """A renewal or release was refused: the partition has another owner (or none)."""
+
+    def __init__(self, partition: str, reason: str):
+        super().__init__(f"lease of partition {partition!r} lost: {reason}")
+        self.partition = partition
+        self.reason = reason
+
+
+class Holder(msgspec.Struct, frozen=True):
+    """The value stored under a partition's key."""
+
+    owner: str
+    epoch: int = 0  # 0 in the acquiring write: its own revision is the epoch
+    renewed_at: float = 0.0  # wall clock, for `o2o cluster status` only
+
+
+@dataclass(frozen=True)
+class Lease:
+    partition: str
+    owner: str
+    epoch: int  # the revision that acquired it: the fencing epoch
+    revision: int  # the latest write, which the next renewal must match
+
+
+@dataclass(frozen=True)
+class HeldBy:
+    partition: str
+    owner: str
+    epoch: int
+    revision: int
+    renewed_at: float
+
+    def expires_in(self, ttl_s: float, now: float | None = None) -> float:
+        return self.renewed_at + ttl_s - (time.time() if now is None else now)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Holder).decode
+
+
+class LeaseBucket:
+    """The leases of every partition, in one KV bucket."""
+
+    def __init__(self, kv, ttl_s: float):
+        self.kv = kv
+        self.ttl_s = ttl_s
+
+    @classmethod
+    async def open(cls, js, bucket: str = "o2o-leases", ttl_s: float = 12.0, replicas: int = 3) -> "LeaseBucket":
+        """Binds the bucket, creating it (history 1, file storage) when it is missing."""
+        try:
+            kv = await js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            kv = await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
+                                                          storage=StorageType.FILE))
+        ttl = (await kv.status()).ttl or ttl_s
+        if abs(ttl - ttl_s) > 1e-3:  # the bucket decides; say so rather than renew on the wrong clock
+            log.warning("lease bucket %s has TTL %.1f s, not the %.1f s configured: using the bucket's", bucket, ttl,
+                        ttl_s)
+        return cls(kv, ttl)
+
+    async def acquire(self, partition: str, owner: str) -> Lease | None:
+        """The lease, if nobody holds it; None if someone does."""
+        try:
+            revision = await self.kv.create(partition, _encode(Holder(owner, 0, time.time())))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+        except nats.js.errors.KeyNotFoundError:  # held when tried, lapsed before nats-py looked again: next time
+            return None
+        return Lease(partition, owner, revision, revision)
+
+    async def renew(self, lease: Lease) -> Lease:
+        """Raises LeaseLost when refused; a timeout (nats.errors.TimeoutError) is left to the caller: carry on."""
+        try:
+            revision = await self.kv.update(lease.partition, _encode(Holder(lease.owner, lease.epoch, time.time())),
+                                            last=lease.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise LeaseLost(lease.partition, f"renewal of epoch {lease.epoch} refused (lapsed or taken over)") from None
+        return replace(lease, revision=revision)
+
+    async def release(self, lease: Lease) -> None:
+        """Lets a standby take over at once instead of after the TTL; refused if the lease is no longer ours."""
+        try:
+            await self.kv.delete(lease.partition, last=lease.revision)
+        except nats.js.errors.APIError as e:
+            if e.err_code in WRONG_LAST_SEQUENCE:
+                raise LeaseLost(lease.partition, "release refused: no longer ours") from None
+            raise
+
+    async def holder(self, partition: str) -> HeldBy | None:
+        try:
+            entry = await self.kv.get(partition)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        value = _decode(entry.value)
+        return HeldBy(partition, value.owner, value.epoch or entry.revision, entry.revision, value.renewed_at)
+
+    async def holders(self) -> dict[str, HeldBy]:
+        """Every partition currently held."""
+        try:
+            keys = await self.kv.keys()
+        except nats.js.errors.NoKeysError:
+            return {}
+        out = {}
+        for key in keys:
+            held = await self.holder(key)
+            if held:
+                out[key] = held
+        return out
+
+
+Callback = Callable[[Lease], Awaitable[None] | None]
+
+
+class LeaseKeeper:
+    """Keeps the leases of the partitions one process wants: acquires those
+    free (a standby keeps trying), renews those held every TTL/3.
+    `on_acquired(lease)` runs when one is won (fence, load, then serve);
+    `on_lost(lease)` when a renewal is refused (stop writing it now)."""
+
+    def __init__(self, bucket: LeaseBucket, owner: str, partitions: Iterable[str],
+                 on_acquired: Callback | None = None, on_lost: Callback | None = None, every_s: float | None = None):
+        self.bucket, self.owner = bucket, owner
+        self.wanted = tuple(partitions)
+        self.on_acquired, self.on_lost = on_acquired, on_lost
+        self.every_s = every_s or bucket.ttl_s / 3
+        self.held: dict[str, Lease] = {}
+        self.timeouts = 0  # renewals that timed out (carried on)
+        self._task: asyncio.Task | None = None
+
+    async def tick(self) -> None:
+        """One round: renew what is held, try to acquire the rest."""
+        for partition in self.wanted:
+            lease = self.held.get(partition)
+            try:
+                if lease is None:
+                    won = await self.bucket.acquire(partition, self.owner)
+                    if won:
+                        self.held[partition] = won
+                        log.info("acquired partition %s, epoch %d", partition, won.epoch)
+                        await _call(self.on_acquired, won)
+                else:
+                    self.held[partition] = await self.bucket.renew(lease)
+            except LeaseLost as e:
+                del self.held[partition]
+                log.warning("%s: stop writing it", e)
+                await _call(self.on_lost, lease)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError):
+                self.timeouts += 1  # carry on: the fence protects the data if the lease is gone
+                log.warning("lease of partition %s: no answer from the KV bucket, carrying on", partition)
+
+    async def run(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> "LeaseKeeper":
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"leases-{self.owner}")
+        return self
+
+    async def stop(self, release: bool = True) -> None:
+        """Stops renewing; `release` hands the leases back so a standby need not wait for the TTL."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if release:
+            for lease in list(self.held.values()):
+                try:
+                    await self.bucket.release(lease)
+                except (LeaseLost, nats.errors.TimeoutError) as e:
+                    log.warning("release of partition %s: %s", lease.partition, e)
+        self.held.clear()
+
+
+async def _call(callback: Callback | None, lease: Lease) -> None:
+    if callback is not None:
+        result = callback(lease)
+        if asyncio.iscoroutine(result):
+            await result

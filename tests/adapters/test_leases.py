@@ -1,0 +1,137 @@
+"""Partition leases in NATS KV, on a real 3-node JetStream cluster: create
+acquires, compare-and-set renews, the bucket's TTL lets a standby take
+over, the old owner's late renewal is refused, the epoch only grows."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import nats
+import pytest
+
+from adapters.embedded_nats import EmbeddedCluster, server_binary
+from adapters.leases import LeaseBucket, LeaseKeeper, LeaseLost
+
+TTL = 1.0  # the bucket's TTL in these tests: short, so a lapse takes a second
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    try:
+        server_binary()
+    except RuntimeError as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs the nats-server binary: {e}")
+        pytest.skip(str(e))
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster"), size=3) as c:
+        yield c
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def bucket(cluster, ttl=TTL):
+    nc = await nats.connect(cluster.urls)
+    leases = await LeaseBucket.open(nc.jetstream(), f"leases-{uuid.uuid4().hex[:8]}", ttl_s=ttl, replicas=3)
+    return nc, leases
+
+
+async def until(check, what: str, timeout: float = 15.0):
+    """Polls `check` (a coroutine function) until it returns a true value; the bound only stops a hung test."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (value := await check()):
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.1)
+    return value
+
+
+def test_the_lease_bucket_is_replicated_on_every_server_of_the_cluster(cluster):
+    async def go():
+        nc, leases = await bucket(cluster)
+        info = (await leases.kv.status()).stream_info
+        await nc.close()
+        return info.cluster
+
+    placed = run(go())
+    assert placed.leader and len(placed.replicas) == 2
+
+
+def test_the_first_to_create_holds_the_lease_and_a_renewal_keeps_its_epoch(cluster):
+    async def go():
+        nc, leases = await bucket(cluster, ttl=30)
+        a = await leases.acquire("p1", "engine-a")
+        b = await leases.acquire("p1", "engine-b")
+        renewed = await leases.renew(a)
+        held = await leases.holder("p1")
+        await nc.close()
+        return a, b, renewed, held
+
+    a, b, renewed, held = run(go())
+    assert a is not None and b is None
+    assert renewed.epoch == a.epoch and renewed.revision > a.revision
+    assert (held.owner, held.epoch, held.revision) == ("engine-a", a.epoch, renewed.revision)
+
+
+def test_a_standby_takes_over_after_the_ttl_and_the_old_owners_late_renewal_is_refused(cluster):
+    async def go():
+        nc, leases = await bucket(cluster)
+        a = await leases.acquire("p1", "engine-a")  # then engine A stops renewing (paused, cut off, dead)
+        b = await until(lambda: leases.acquire("p1", "engine-b"), "the standby acquires the lapsed lease")
+        with pytest.raises(LeaseLost) as refused:
+            await leases.renew(a)
+        held = await leases.holder("p1")
+        await nc.close()
+        return a, b, refused.value, held
+
+    a, b, refused, held = run(go())
+    assert b.epoch > a.epoch
+    assert refused.partition == "p1" and "refused" in refused.reason
+    assert (held.owner, held.epoch) == ("engine-b", b.epoch)
+
+
+def test_a_released_lease_is_taken_at_once_and_a_release_by_a_former_owner_is_refused(cluster):
+    async def go():
+        nc, leases = await bucket(cluster, ttl=30)
+        a = await leases.acquire("p1", "engine-a")
+        a = await leases.renew(a)
+        await leases.release(a)
+        b = await leases.acquire("p1", "engine-b")  # no waiting for the TTL
+        with pytest.raises(LeaseLost):
+            await leases.release(a)
+        held = await leases.holders()
+        await nc.close()
+        return a, b, held
+
+    a, b, held = run(go())
+    assert b is not None and b.epoch > a.revision
+    assert list(held) == ["p1"] and held["p1"].owner == "engine-b"
+
+
+def test_keepers_fail_over_a_partition_and_the_stale_keeper_is_told_to_stop(cluster):
+    async def go():
+        nc, leases = await bucket(cluster)
+        won, lost = asyncio.Queue(), asyncio.Queue()
+        a = LeaseKeeper(leases, "engine-a", ["p1", "p2"], on_acquired=won.put_nowait, on_lost=lost.put_nowait)
+        await a.tick()
+        b = LeaseKeeper(leases, "engine-b", ["p1", "p2"], on_acquired=won.put_nowait, every_s=0.1).start()
+        first = sorted([(await won.get()).owner, (await won.get()).owner])
+        # engine A pauses past the TTL (no ticks); engine B, standing by, takes both over
+        taken = sorted([(l.partition, l.owner, l.epoch) for l in [await won.get(), await won.get()]])
+        await a.tick()  # A wakes up: its renewals are refused
+        dropped = sorted([(await lost.get()).partition, (await lost.get()).partition])
+        owners = {p: h.owner for p, h in (await leases.holders()).items()}
+        await b.stop(release=True)
+        after = await leases.holders()
+        await nc.close()
+        return first, taken, dropped, owners, a.held, after
+
+    first, taken, dropped, owners, a_held, after = run(go())
+    assert first == ["engine-a", "engine-a"]
+    assert [(p, o) for p, o, _ in taken] == [("p1", "engine-b"), ("p2", "engine-b")]
+    assert dropped == ["p1", "p2"] and a_held == {}
+    assert owners == {"p1": "engine-b", "p2": "engine-b"}
+    assert after == {}  # released on the way out
