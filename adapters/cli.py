@@ -20,6 +20,7 @@ COMMANDS = [
     "adapters.cli_events",
     "adapters.event_relay",
     "adapters.cli_schemas",
+    "adapters.cli_cluster",
     "simulations.cli",
     "benchmarks.cli",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 
@@ -50,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-clock", nargs="?", const="now", metavar="START",
                    help="a test clock: it starts at START (ISO 8601 or epoch seconds; default now) and moves only "
                         "by o2o.clock.advance and o2o.clock.set requests, the timers running at once after each move")
+    p.add_argument("--partitions", default=os.environ.get("O2O_PARTITIONS"),
+                   help="comma-separated partitions (docs/scale-out.md) whose leases this engine holds before it "
+                        "serves, standing by while another holds them (env O2O_PARTITIONS)")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
 
@@ -91,7 +95,14 @@ async def serve(args: argparse.Namespace) -> int:
     except DomainError as e:
         raise SystemExit(f"o2o serve: {e}") from None
     stop = stop_on_signals()
+    held = None
     try:
+        if args.partitions:  # scale-out: serve once the partitions' leases are ours (adapters/leases.py)
+            from adapters.leases import hold_partitions
+
+            held = await hold_partitions(config, args.partitions.split(","), stop)
+            if held is None:
+                return 0
         async with running(config, "o2o serve", long_lived=True) as run:
             engine, relay = run.engine, run.relay
             print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
@@ -99,6 +110,9 @@ async def serve(args: argparse.Namespace) -> int:
                   f"published {'by a relay process' if relay else 'in-process'}"
                   f"{_test_clock(engine)}", flush=True)
             while not stop.is_set():
+                if held and held.lost.is_set():  # it cannot drop one partition yet: it stops writing them all
+                    print("a partition's lease was lost: stopping", file=sys.stderr, flush=True)
+                    break
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except asyncio.TimeoutError:
@@ -109,5 +123,8 @@ async def serve(args: argparse.Namespace) -> int:
             print("shutting down: finishing the batch in flight", flush=True)
     except DomainError as e:  # a store or network that cannot be opened: one line, nothing left running
         raise SystemExit(f"o2o serve: {e}") from None
+    finally:
+        if held:
+            await held.release()
     print("stopped", flush=True)
     return 0

@@ -215,3 +215,62 @@ async def _call(callback: Callback | None, lease: Lease) -> None:
         result = callback(lease)
         if asyncio.iscoroutine(result):
             await result
+
+
+class Held:
+    """What `o2o serve --partitions` holds: the keeper, and an event set when a lease is lost."""
+
+    def __init__(self, keeper: LeaseKeeper, nc):
+        self.keeper, self.nc = keeper, nc
+        self.lost = asyncio.Event()
+
+    async def release(self) -> None:
+        await self.keeper.stop(release=not self.lost.is_set())
+        await self.nc.close()
+
+
+def owner_name() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say=print) -> Held | None:
+    """Stands by until this process holds the lease of every partition named,
+    then keeps renewing them; None if `stop` is set first. The names are
+    checked against the configuration's partition map (InvalidInput naming
+    `--partitions`). Today the engine serves every order whatever it holds
+    (docs/scale-out.md): a lost lease stops the process."""
+    from adapters.nats_connection import connect
+    from domain.errors import InvalidInput
+    from engine.partitions import partition_map
+    from engine.store.network_file import load_network
+
+    wanted = [n.strip() for n in names if n.strip()]
+    known = partition_map(load_network(config.network.file), config.partitions).names
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise InvalidInput("--partitions", f"no partition {', '.join(map(repr, unknown)) or 'named'} "
+                                           f"(partitions: {', '.join(known)})")
+    if not config.nats.url:
+        raise InvalidInput("--partitions", "leases live in a NATS cluster: name it with --nats")
+    settings = config.partitions
+    nc = await connect(config.nats, config.nats.url)
+    bucket = await LeaseBucket.open(nc.jetstream(), settings.lease_bucket, settings.lease_ttl_s,
+                                    settings.lease_replicas)
+    keeper = LeaseKeeper(bucket, owner_name(), wanted)
+    held = Held(keeper, nc)
+    keeper.on_lost = lambda lease: held.lost.set()
+    say(f"standing by for partition(s) {', '.join(wanted)} as {keeper.owner} (lease TTL {bucket.ttl_s:g} s)")
+    await keeper.tick()
+    while len(keeper.held) < len(wanted):
+        try:
+            await asyncio.wait_for(stop.wait(), keeper.every_s)
+            await held.release()
+            return None
+        except asyncio.TimeoutError:
+            await keeper.tick()
+    keeper.start()
+    say("holding " + ", ".join(f"{p} (epoch {lease.epoch})" for p, lease in sorted(keeper.held.items())))
+    return held
