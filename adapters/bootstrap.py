@@ -99,7 +99,7 @@ async def running(config: Config, command: str = "o2o serve", engine: Engine | N
             await relay.start()  # a stream filled from another store ends the command here
         service = await stack.enter_async_context(serving(
             engine, nc, command, batching=config.batching, backpressure=config.backpressure, intake=intake,
-            publish_events=relay is None))
+            publish_events=relay is None and config.nats.events != "external"))
         yield Running(config, engine, service, relay, server)
 
 

@@ -25,6 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from domain.errors import DomainError, InvalidInput
 
@@ -142,6 +143,7 @@ def up_cluster(args: argparse.Namespace) -> int:
     cluster = EmbeddedCluster(run_dir / "nats", size=args.servers, base_port=args.base_port,
                               max_memory_store=args.max_memory_store, max_file_store=args.max_file_store)
     engines: list[dict[str, Any]] = []
+    relay: dict[str, Any] | None = None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -154,6 +156,9 @@ def up_cluster(args: argparse.Namespace) -> int:
         asyncio.run(prepare_jetstream(cluster.url, config, replicas))
         print(f"JetStream: lease bucket {config.partitions.lease_bucket!r} (TTL {config.partitions.lease_ttl_s:g} s), "
               f"streams O2O_INTAKE and O2O_EVENTS, {replicas} replica(s) each", flush=True)
+        relay = start_relay(cluster.url, store, run_dir)
+        print(f"event relay (one for the store; the engines run --events external): pid {relay['pid']}  "
+              f"log {relay['log']}", flush=True)
         names = pmap.names
         print("partitions: " + "; ".join(f"{p.name} = {', '.join(p.regions)}" for p in pmap.partitions), flush=True)
         for i in range(args.engines):
@@ -168,11 +173,16 @@ def up_cluster(args: argparse.Namespace) -> int:
                  "servers": [{"name": cluster.server_name(i), "url": cluster.urls[i],
                               "monitor": cluster.monitor_url(i), "pid": cluster.procs[i].pid,
                               "data": str(run_dir / "nats" / cluster.server_name(i))} for i in range(cluster.size)],
+                 "store_url": store if not urlsplit(store).password else None,  # status reads the relay's lag
+                 "relay": {k: v for k, v in relay.items() if k != "proc"},
                  "engines": [{k: v for k, v in e.items() if k != "proc"} for e in engines]}
         (run_dir / STATE).write_text(json.dumps(state, indent=2))
         print(f"cluster up: --nats {cluster.url}\n  o2o cluster status --dir {args.dir}    "
               f"Ctrl-C or o2o cluster down --dir {args.dir} to stop", flush=True)
         while not stop.wait(1.0):
+            if relay["proc"].poll() is not None:  # it resumes where the stream ends
+                print(f"event relay exited ({relay['proc'].returncode}); starting it again", flush=True)
+                relay.update(start_relay(cluster.url, store, run_dir))
             for e in engines:
                 code = e["proc"].poll()
                 if code is not None and not e.get("exited"):
@@ -188,6 +198,12 @@ def up_cluster(args: argparse.Namespace) -> int:
                 e["proc"].wait(60)
             except subprocess.TimeoutExpired:
                 e["proc"].kill()
+        if relay and relay["proc"].poll() is None:  # after the engines: it publishes what they stored last
+            relay["proc"].send_signal(signal.SIGTERM)
+            try:
+                relay["proc"].wait(60)
+            except subprocess.TimeoutExpired:
+                relay["proc"].kill()
         cluster.stop()
         (run_dir / STATE).unlink(missing_ok=True)
         print("stopped", flush=True)
@@ -231,10 +247,17 @@ async def prepare_jetstream(url: str, config, replicas: int) -> None:
         await nc.close()
 
 
+def start_relay(nats_url: str, store: str, run_dir: Path) -> dict:
+    log = run_dir / "relay.log"
+    argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--nats", nats_url]
+    proc = subprocess.Popen(argv, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return {"pid": proc.pid, "log": str(log), "argv": argv, "proc": proc}
+
+
 def start_engine(i: int, partitions: str, nats_url: str, config, config_file: str | None, run_dir: Path) -> dict:
     log = run_dir / f"engine-{i + 1}.log"
     argv = [sys.executable, "-m", "adapters.cli", "serve", "--nats", nats_url, "--store", config.store.url,
-            "--network", config.network.file, "--partitions", partitions]
+            "--network", config.network.file, "--partitions", partitions, "--events", "external"]
     if config_file:
         argv += ["--config", config_file]
     out = open(log, "ab")
@@ -300,13 +323,46 @@ async def gather_status(url: str, config, state: dict) -> dict[str, Any]:
                             "replicas": [{"name": r.name, "current": r.current, "lag": r.lag}
                                          for r in (cl.replicas or [])] if cl else [],
                             "consumers": consumers})
+        relay = {**state.get("relay", {})}
+        if relay:
+            relay["alive"] = _alive(relay.get("pid"))
+            relay["published"] = await _last_published(js)
+            if state.get("store_url"):
+                relay["stored"] = _last_stored(state["store_url"])
+                relay["lag_events"] = relay["stored"] - relay["published"]
     finally:
         await nc.close()
     servers = [{**s, "health": _health(s["monitor"])} for s in state.get("servers", [])]
     return {"nats": url, "store": state.get("store"), "lease_bucket": settings.lease_bucket,
             "lease_ttl_s": leases.ttl_s if leases else None, "partitions": partitions, "servers": servers,
-            "streams": streams,
+            "streams": streams, "relay": relay,
             "engines": [{**e, "alive": _alive(e["pid"])} for e in state.get("engines", [])]}
+
+
+async def _last_published(js) -> int:
+    """The notification id of the last event in O2O_EVENTS (the relay's header on it)."""
+    import nats.js.errors
+
+    from adapters.event_publisher import ID_HEADER, STREAM
+
+    try:
+        info = await js.stream_info(STREAM)
+        if not info.state.last_seq:
+            return 0
+        msg = await js.get_msg(STREAM, info.state.last_seq)
+    except nats.js.errors.NotFoundError:
+        return 0
+    return int((msg.headers or {}).get(ID_HEADER, 0))
+
+
+def _last_stored(url: str) -> int:
+    from engine.store.eventlog import EventLog
+
+    log = EventLog(url, env={"CREATE_TABLE": "false"})
+    try:
+        return log.last_notification_id()
+    finally:
+        log.close()
 
 
 def _health(monitor: str) -> str:
@@ -335,6 +391,11 @@ def print_status(r: dict[str, Any]) -> None:
     for e in r["engines"]:
         print(f"  engine {e['index'] + 1}: pid {e['pid']} {'running' if e['alive'] else 'gone'}, wants "
               f"{e['partitions']}, log {e['log']}")
+    relay = r.get("relay") or {}
+    if relay:
+        lag = f", {relay['lag_events']} stored events not yet published" if "lag_events" in relay else ""
+        print(f"  relay: pid {relay['pid']} {'running' if relay['alive'] else 'gone'}, published up to event "
+              f"{relay['published']}{lag}")
     print("streams:")
     for s in r["streams"]:
         reps = ", ".join(f"{x['name']} {'current' if x['current'] else 'behind'}"

@@ -42,9 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot-every", type=int,
                    help="events of a node's inventory between two snapshots of it "
                         f"(default {EngineSettings().inventory_snapshot_interval})")
-    p.add_argument("--events", choices=["relay", "inline"],
-                   help="publish events from a relay process of its own (default; a memory store publishes inline) "
-                        "or from the engine's process")
+    p.add_argument("--events", choices=["relay", "inline", "external"],
+                   help="publish events from a relay process of its own (default; a memory store publishes inline), "
+                        "from the engine's process, or leave it to an o2o relay run apart (one per store: several "
+                        "engines on one store)")
     p.add_argument("--ack-wait", type=float,
                    help="seconds before JetStream redelivers an intake order the engine has not acknowledged "
                         f"(default {Backpressure().ack_wait_s:g})")

@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
-           "benchmarks.scaleout"]
+           "benchmarks.scaleout", "benchmarks.scaleout.border"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -90,7 +90,8 @@ class NatsSettings(Struct, frozen=True, forbid_unknown_fields=True):
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    events: Literal["relay", "inline"] = "relay"  # who publishes the event stream
+    events: Literal["relay", "inline", "external"] = "relay"  # who publishes the event stream (external: an o2o relay
+    # of its own, one per store, as `o2o cluster up` runs it for several engines)
 
 
 class StoreSettings(Struct, frozen=True, forbid_unknown_fields=True):

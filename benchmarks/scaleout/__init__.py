@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tables", nargs="+", choices=["shared", "own"], default=["shared", "own"],
                    help="one shared table, or a table per writer")
     p.add_argument("--postgres", default=POSTGRES, help="server and database (no schema: the bench makes its own)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds; the runs of a round are interleaved so load from elsewhere falls on all alike, "
+                        "and each setting's median round is reported")
     p.add_argument("--quick", action="store_true", help="2 s runs")
     p.add_argument("--out", default="bench-results", help="folder for scaleout.json")
     p.set_defaults(func=run)
@@ -48,27 +51,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_postgres(args.postgres)
         for name in ("writers", "batch"):
             if min(getattr(args, name)) < 1:
                 raise InvalidInput(f"--{name}", "expected int >= 1")
+        if args.repeat < 1:
+            raise InvalidInput("--repeat", "expected int >= 1")
         if args.seconds <= 0:
             raise InvalidInput("--seconds", "expected a number > 0")
+        check_postgres(args.postgres)
     except InvalidInput as e:
         print(f"o2o bench scaleout: {e}", file=sys.stderr)
         return 2
     seconds = 2.0 if args.quick else args.seconds
     load_before = os.getloadavg()
-    runs = []
-    for batch in args.batch:
-        for tables in args.tables:
-            for w in args.writers:
-                result = one_run(args.postgres, tables, w, batch, seconds, args.state_bytes)
-                runs.append(result)
-                print(f"{tables:>6} table(s)  writers {w}  batch {batch:>4}:  {result['events_per_s']:>8,} events/s  "
-                      f"{result['transactions_per_s']:>7,} tx/s  p50 {result['p50_ms']:>6} ms  p99 "
-                      f"{result['p99_ms']:>6} ms  lock waiters {result['lock_waiters_mean']:.2f}  "
-                      f"writer CPU {result['writer_cpu_s_per_1000_events']} s/1,000 events", flush=True)
+    runs: list[dict] = []
+    settings = [(b, t, w) for b in args.batch for t in args.tables for w in args.writers]
+    for round_ in range(args.repeat):
+        for batch, tables, w in settings:
+            result = one_run(args.postgres, tables, w, batch, seconds, args.state_bytes)
+            runs.append({**result, "round": round_ + 1, "load_average": os.getloadavg()[0]})
+            _line(result, f"round {round_ + 1}  ")
+    medians = []
+    for batch, tables, w in settings:
+        mine = sorted((r for r in runs if (r["batch"], r["tables"], r["writers"]) == (batch, tables, w)),
+                      key=lambda r: r["events_per_s"])
+        medians.append({**mine[len(mine) // 2], "all_events_per_s": [r["events_per_s"] for r in mine]})
+    if args.repeat > 1:
+        print("\nmedian round of each:")
+        for m in medians:
+            _line(m, "")
     from benchmarks.solver import machine
 
     report: dict[str, Any] = {
@@ -76,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                        "state_bytes": args.state_bytes, "tables": args.tables},
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
                     "postgres": _server_version(args.postgres)},
-        "runs": runs,
+        "medians": medians, "runs": runs,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nwrote {out / 'scaleout.json'} (commit {report['machine']['git_commit']}, load "
           f"{load_before[0]:.1f} before, {report['machine']['load_average_after'][0]:.1f} after)")
     return 0
+
+
+def _line(r: dict, head: str) -> None:
+    print(f"{head}{r['tables']:>6} table(s)  writers {r['writers']}  batch {r['batch']:>4}:  {r['events_per_s']:>8,} "
+          f"events/s  {r['transactions_per_s']:>7,} tx/s  p50 {r['p50_ms']:>6} ms  p99 {r['p99_ms']:>6} ms  lock "
+          f"waiters {r['lock_waiters_mean']:.2f}  writer CPU {r['writer_cpu_s_per_1000_events']} s/1,000 events",
+          flush=True)
 
 
 def one_run(postgres: str, tables: str, writers: int, batch: int, seconds: float, state_bytes: int) -> dict:

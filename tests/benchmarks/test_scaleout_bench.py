@@ -1,0 +1,41 @@
+"""`o2o bench scaleout`: writer processes on one shared events table and on a table each."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.cli import main
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.mark.postgres
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_tiny_run_reports_every_setting_with_its_writers_and_drops_its_schemas(tmp_path, capsys):
+    import psycopg
+
+    def schemas() -> set[str]:
+        with psycopg.connect(POSTGRES_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            return {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'o2o_bench_%'")}
+
+    before = schemas()
+    assert main(["bench", "scaleout", "--postgres", POSTGRES_URL, "--writers", "1", "2", "--batch", "5",
+                 "--seconds", "0.5", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "scaleout.json").read_text())
+    runs = report["runs"]
+    assert [(r["tables"], r["writers"]) for r in runs] == [("shared", 1), ("shared", 2), ("own", 1), ("own", 2)]
+    for r in runs:
+        assert len(r["per_writer"]) == r["writers"] and r["events"] == sum(w["events"] for w in r["per_writer"]) > 0
+        assert r["events"] % 5 == 0 and r["lock_waiters_mean"] >= 0
+    assert report["machine"]["git_commit"] and report["machine"]["load_average_before"]
+    assert "writers 2  batch    5" in capsys.readouterr().out
+    assert schemas() == before
+
+
+@pytest.mark.parametrize("bad, words", [(["--writers", "0"], "--writers: expected int >= 1"),
+                                        (["--seconds", "0"], "--seconds: expected a number > 0"),
+                                        (["--repeat", "0"], "--repeat: expected int >= 1")])
+def test_bad_options_are_refused_naming_the_option(bad, words, capsys):
+    assert main(["bench", "scaleout", *bad]) == 2
+    assert words in capsys.readouterr().err
