@@ -164,10 +164,10 @@ def up_cluster(args: argparse.Namespace) -> int:
         for i in range(args.engines):
             owns = names[i % len(names)]  # beyond one engine per partition: standbys
             engines.append(start_engine(i, owns, cluster.url, config, args.config, run_dir))
-            e = engines[-1]
-            print(f"engine {i + 1}: wants partition {owns}  pid {e['pid']}  log {e['log']}  (the first to "
-                  f"start holds it, the others stand by)" if i >= len(names) or args.engines > len(names) else
-                  f"engine {i + 1}: wants partition {owns}  pid {e['pid']}  log {e['log']}", flush=True)
+            print(f"engine {i + 1}: wants partition {owns}  pid {engines[-1]['pid']}  log {engines[-1]['log']}",
+                  flush=True)
+        if args.engines > len(names):
+            print("  two engines want one partition: the first to hold its lease serves, the other stands by", flush=True)
         state = {"pid": os.getpid(), "started": time.time(), "nats": cluster.url, "store": describe(store),
                  "config": args.config, "network": config.network.file,
                  "servers": [{"name": cluster.server_name(i), "url": cluster.urls[i],
@@ -176,20 +176,27 @@ def up_cluster(args: argparse.Namespace) -> int:
                  "store_url": store if not urlsplit(store).password else None,  # status reads the relay's lag
                  "relay": {k: v for k, v in relay.items() if k != "proc"},
                  "engines": [{k: v for k, v in e.items() if k != "proc"} for e in engines]}
-        (run_dir / STATE).write_text(json.dumps(state, indent=2))
+        _write_state(run_dir, state)
         print(f"cluster up: --nats {cluster.url}\n  o2o cluster status --dir {args.dir}    "
               f"Ctrl-C or o2o cluster down --dir {args.dir} to stop", flush=True)
         while not stop.wait(1.0):
-            if relay["proc"].poll() is not None:  # it resumes where the stream ends
-                print(f"event relay exited ({relay['proc'].returncode}); starting it again", flush=True)
-                relay.update(start_relay(cluster.url, store, run_dir))
+            code = relay["proc"].poll() if relay else None
+            if code is not None:
+                if code == 2:  # the stream holds another store's events: restarting cannot help
+                    print(f"event relay refused the stream: see {relay['log']}", flush=True)
+                    relay = None
+                else:  # it resumes where the stream ends
+                    print(f"event relay exited ({code}); starting it again", flush=True)
+                    relay.update(start_relay(cluster.url, store, run_dir))
+                    state["relay"] = {k: v for k, v in relay.items() if k != "proc"}
+                    _write_state(run_dir, state)
             for e in engines:
                 code = e["proc"].poll()
                 if code is not None and not e.get("exited"):
                     e["exited"] = code
                     print(f"engine {e['index'] + 1} (pid {e['pid']}) exited with {code}: see {e['log']}", flush=True)
     finally:
-        print("stopping: engines first, then the nats-servers", flush=True)
+        print("stopping: the engines, then the relay, then the nats-servers", flush=True)
         for e in engines:
             if e["proc"].poll() is None:
                 e["proc"].send_signal(signal.SIGTERM)
@@ -250,7 +257,7 @@ async def prepare_jetstream(url: str, config, replicas: int) -> None:
 def start_relay(nats_url: str, store: str, run_dir: Path) -> dict:
     log = run_dir / "relay.log"
     argv = [sys.executable, "-m", "adapters.cli", "relay", "--store", store, "--nats", nats_url]
-    proc = subprocess.Popen(argv, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     return {"pid": proc.pid, "log": str(log), "argv": argv, "proc": proc}
 
 
@@ -261,7 +268,7 @@ def start_engine(i: int, partitions: str, nats_url: str, config, config_file: st
     if config_file:
         argv += ["--config", config_file]
     out = open(log, "ab")
-    proc = subprocess.Popen(argv, stdout=out, stderr=out)
+    proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)  # Ctrl-C reaches `up` alone
     return {"index": i, "pid": proc.pid, "partitions": partitions, "log": str(log), "argv": argv, "proc": proc}
 
 
@@ -451,6 +458,12 @@ def _alive(pid: int | None) -> bool:
         return True
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))  # a zombie is gone
+
+
+def _write_state(run_dir: Path, state: dict) -> None:
+    tmp = run_dir / f"{STATE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(run_dir / STATE)  # status never reads half a file
 
 
 def _read_state(run_dir: Path) -> dict | None:

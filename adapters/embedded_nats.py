@@ -136,7 +136,9 @@ class EmbeddedCluster:
         conf = self.data_dir / f"{self.server_name(i)}.conf"
         conf.write_text(self.config_text(i))
         log = open(self.data_dir / f"{self.server_name(i)}.log", "ab")
-        self.procs[i] = subprocess.Popen([server_binary(), "-c", str(conf)], stdout=log, stderr=log)
+        # a session of its own: a terminal's Ctrl-C reaches whoever started it, which stops it in turn
+        self.procs[i] = subprocess.Popen([server_binary(), "-c", str(conf)], stdout=log, stderr=log,
+                                         start_new_session=True)
         _wait_listening(self.procs[i], self.host, self.client_ports[i], 10.0)
 
     def start(self, timeout: float = 30.0) -> "EmbeddedCluster":

@@ -135,3 +135,45 @@ def test_keepers_fail_over_a_partition_and_the_stale_keeper_is_told_to_stop(clus
     assert dropped == ["p1", "p2"] and a_held == {}
     assert owners == {"p1": "engine-b", "p2": "engine-b"}
     assert after == {}  # released on the way out
+
+
+def test_serve_stands_by_for_its_partitions_and_takes_them_when_released(cluster):
+    from adapters.leases import hold_partitions
+    from engine.config import Config
+
+    config = Config().with_overrides({"nats": {"url": cluster.url}, "partitions": {
+        "count": 2, "lease_ttl_s": 1.0, "lease_bucket": f"leases-{uuid.uuid4().hex[:8]}"}})
+
+    async def go():
+        said: list[str] = []
+        a = await hold_partitions(config, ["p1"], asyncio.Event(), say=said.append)
+        b_wait = asyncio.ensure_future(hold_partitions(config, ["p1"], asyncio.Event(), say=said.append))
+        await until(lambda: _said(said, "standing by", 2), "the second engine stands by")
+        standing_by = not b_wait.done()
+        epoch_a = a.keeper.held["p1"].epoch
+        await a.release()  # engine A stops cleanly: B need not wait for the TTL
+        b = await b_wait
+        epoch_b = b.keeper.held["p1"].epoch
+        stop = asyncio.Event()
+        stop.set()
+        c = await hold_partitions(config, ["p1"], stop, say=said.append)  # asked to stop while standing by
+        await b.release()
+        return standing_by, epoch_a, epoch_b, c
+
+    standing_by, epoch_a, epoch_b, c = run(go())
+    assert standing_by and epoch_b > epoch_a and c is None
+
+
+async def _said(said: list[str], words: str, times: int) -> bool:
+    return sum(words in s for s in said) >= times
+
+
+def test_serve_refuses_a_partition_the_configuration_does_not_have(cluster):
+    from adapters.leases import hold_partitions
+    from domain.errors import InvalidInput
+    from engine.config import Config
+
+    config = Config().with_overrides({"nats": {"url": cluster.url}, "partitions": {"count": 2}})
+    with pytest.raises(InvalidInput) as e:
+        run(hold_partitions(config, ["p3"], asyncio.Event()))
+    assert e.value.field == "--partitions" and "no partition 'p3' (partitions: p1, p2)" in e.value.reason
