@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     seconds = 2.0 if args.quick else args.seconds
     load_before = os.getloadavg()
+    commit = commit_ms(args.postgres)
+    print(f"a bare one-row INSERT + COMMIT from this process: p50 {commit['p50']} ms, p99 {commit['p99']} ms "
+          f"(the WAL flush every transaction waits for)", flush=True)
     runs: list[dict] = []
     settings = [(b, t, w) for b in args.batch for t in args.tables for w in args.writers]
     for round_ in range(args.repeat):
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "parameters": {"writers": args.writers, "batch": args.batch, "seconds": seconds,
                        "state_bytes": args.state_bytes, "tables": args.tables},
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                    "postgres": _server_version(args.postgres)},
+                    "postgres": _server_version(args.postgres), "bare_commit_ms": commit},
         "medians": medians, "runs": runs,
     }
     out = Path(args.out)
@@ -155,6 +158,27 @@ def _sample_lock_waits(postgres: str, schemas: list[str], start_at: float, secon
     t.start()
     t.join(seconds + start_at - time.time() + 30)
     return round(sum(samples) / len(samples), 3) if samples else 0.0
+
+
+def commit_ms(postgres: str, n: int = 200) -> dict[str, float]:
+    """Latency of a one-row INSERT + COMMIT into a logged table: the floor under every writer's transaction."""
+    schemas: list[str] = []
+    try:
+        new_store("postgres", Path(tempfile.gettempdir()), postgres, schemas)
+        with _pg(postgres) as conn:
+            conn.autocommit = False
+            conn.execute(f"CREATE TABLE {schemas[0]}.probe (x int)")
+            conn.commit()
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                conn.execute(f"INSERT INTO {schemas[0]}.probe VALUES (1)")
+                conn.commit()
+                times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        drop_schemas(postgres, schemas)
+    times.sort()
+    return {"p50": round(times[n // 2], 2), "p99": round(times[int(n * 0.99)], 2)}
 
 
 def _server_version(postgres: str) -> str:
