@@ -84,3 +84,31 @@ def test_up_starts_three_servers_and_an_engine_that_takes_its_lease_and_down_sto
     assert not (run_dir / "cluster.json").exists()
     gone = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert gone == []
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_standby_engine_takes_the_partition_over_when_its_owner_is_killed(tmp_path):
+    run_dir = tmp_path / "run"
+    config = tmp_path / "o2o.toml"
+    config.write_text("[partitions]\ncount = 1\nlease_ttl_s = 2.0\n")  # a short lease: the takeover within seconds
+    up = subprocess.Popen([sys.executable, "-m", "adapters.cli", "cluster", "up", "--dir", str(run_dir),
+                           "--engines", "2", "--config", str(config)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        state = _until(lambda: (run_dir / "cluster.json").exists() and json.loads((run_dir / "cluster.json").read_text()),
+                       "cluster up writes its state")
+        owner_of = {f"{os.uname().nodename}-{e['pid']}": e["pid"] for e in state["engines"]}
+        first = _until(lambda: _status(run_dir)["partitions"][0]["owner"], "an engine holds p1")
+        epoch = _status(run_dir)["partitions"][0]["epoch"]
+        os.kill(owner_of[first], signal.SIGKILL)
+        second = _until(lambda: (o := _status(run_dir)["partitions"][0]["owner"]) not in (None, first) and o,
+                        "the standby holds p1")
+        after = _status(run_dir)["partitions"][0]
+        engines = {e["pid"]: e["alive"] for e in _status(run_dir)["engines"]}
+    finally:
+        up.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
+        out, _ = up.communicate(timeout=120)
+    assert second in owner_of and after["owner"] == second and after["epoch"] > epoch
+    assert engines == {owner_of[first]: False, owner_of[second]: True}
+    assert up.returncode == 0 and f"(pid {owner_of[first]}) exited with -9" in out and out.rstrip().endswith("stopped")
