@@ -169,7 +169,7 @@ class PartitionSettings(Struct, frozen=True, forbid_unknown_fields=True):
     cell_precision: Annotated[int, Meta(ge=4, le=9)] = 6  # geohash characters of an order's cell (6: ~1.2 x 0.6 km)
     declared: dict[PartitionName, tuple[Annotated[str, Meta(min_length=1)], ...]] = {}  # name -> regions; over count
     lease_bucket: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]+$")] = "o2o-leases"
-    lease_ttl_s: Annotated[float, Meta(ge=1)] = 12.0  # >= 10 s rides out a KV leader election (SCALEOUT.md 1.5)
+    lease_ttl_s: Annotated[float, Meta(ge=1)] = 12.0  # renewed every TTL/6: rides out a KV leader election of < 10 s
     lease_replicas: Annotated[int, Meta(ge=1, le=5)] = 3  # of the KV bucket: 3 on a 3-node cluster
 
 

@@ -177,3 +177,35 @@ def test_serve_refuses_a_partition_the_configuration_does_not_have(cluster):
     with pytest.raises(InvalidInput) as e:
         run(hold_partitions(config, ["p3"], asyncio.Event()))
     assert e.value.field == "--partitions" and "no partition 'p3' (partitions: p1, p2)" in e.value.reason
+
+
+@pytest.mark.slow
+def test_a_lease_outlives_the_kill_of_its_buckets_leader_when_its_ttl_covers_the_election(tmp_path):
+    """kill -9 of the server leading the bucket's stream: renewals time out or
+    wait while the remaining two elect a leader; the keeper carries on and
+    its next renewal succeeds with the same epoch (a TTL of 12 s covers the
+    4-9 s election)."""
+    with EmbeddedCluster(tmp_path / "cluster", size=3) as c:
+        async def go():
+            nc = await nats.connect(c.urls)
+            leases = await LeaseBucket.open(nc.jetstream(), "o2o-leases", ttl_s=12.0, replicas=3)
+            keeper = LeaseKeeper(leases, "engine-a", ["p1"])
+            await keeper.tick()
+            epoch = keeper.held["p1"].epoch
+            leader = (await leases.kv.status()).stream_info.cluster.leader
+            c.stop_server(int(leader[1:]) - 1, kill=True)
+            revision = keeper.held["p1"].revision
+
+            async def renewed():
+                await keeper.tick()
+                return keeper.held.get("p1") is None or keeper.held["p1"].revision > revision
+
+            await until(renewed, "a renewal after the election", timeout=40)
+            held = keeper.held.get("p1")
+            now_leader = (await leases.kv.status()).stream_info.cluster.leader
+            await nc.close()
+            return epoch, held, leader, now_leader
+
+        epoch, held, leader, now_leader = run(go())
+    assert held is not None and held.epoch == epoch  # never refused: still ours, same epoch
+    assert now_leader != leader
