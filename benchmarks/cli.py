@@ -6,7 +6,8 @@ import argparse
 import importlib
 
 BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
-           "benchmarks.scaleout", "benchmarks.scaleout.border"]
+           "benchmarks.scaleout", "benchmarks.scaleout.border",
+           "benchmarks.scaleout.filters"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
