@@ -77,6 +77,9 @@ def _guard(func, args: argparse.Namespace) -> int:
     except DomainError as e:
         print(f"o2o cluster {args.cluster}: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a nats-server that would not start (a port in use): its log says why
+        print(f"o2o cluster {args.cluster}: {e}", file=sys.stderr)
+        return 1
 
 
 def _config(args: argparse.Namespace, store: str | None = None):

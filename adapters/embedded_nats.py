@@ -135,11 +135,15 @@ class EmbeddedCluster:
         folder.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / f"{self.server_name(i)}.conf"
         conf.write_text(self.config_text(i))
-        log = open(self.data_dir / f"{self.server_name(i)}.log", "ab")
+        log_path = self.data_dir / f"{self.server_name(i)}.log"
+        log = open(log_path, "ab")
         # a session of its own: a terminal's Ctrl-C reaches whoever started it, which stops it in turn
         self.procs[i] = subprocess.Popen([server_binary(), "-c", str(conf)], stdout=log, stderr=log,
                                          start_new_session=True)
-        _wait_listening(self.procs[i], self.host, self.client_ports[i], 10.0)
+        try:
+            _wait_listening(self.procs[i], self.host, self.client_ports[i], 10.0)
+        except RuntimeError as e:
+            raise RuntimeError(f"{self.server_name(i)}: {e}; log {log_path}") from None
 
     def start(self, timeout: float = 30.0) -> "EmbeddedCluster":
         """Every server, then waits until each reports JetStream healthy (a meta leader elected)."""
@@ -160,6 +164,9 @@ class EmbeddedCluster:
         pending = [i for i in range(self.size) if self.procs[i] is not None]
         while pending:
             i = pending[0]
+            if self.procs[i].poll() is not None:
+                raise RuntimeError(f"nats-server {self.server_name(i)} exited with {self.procs[i].returncode} "
+                                   f"(log: {self.data_dir / (self.server_name(i) + '.log')})")
             try:
                 with urllib.request.urlopen(f"{self.monitor_url(i)}/healthz", timeout=1) as r:
                     if r.status == 200:
