@@ -39,3 +39,25 @@ def test_a_tiny_run_reports_every_setting_with_its_writers_and_drops_its_schemas
 def test_bad_options_are_refused_naming_the_option(bad, words, capsys):
     assert main(["bench", "scaleout", *bad]) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_border_reports_by_area_and_by_orders_per_number_of_partitions(tmp_path, capsys):
+    assert main(["bench", "border", "simulations/scenarios/ordinary-day.toml", "--max-partitions", "3",
+                 "--out", str(tmp_path)]) == 0
+    (day,) = json.loads((tmp_path / "border.json").read_text())["scenarios"]
+    assert [r["partitions"] for r in day["rows"]] == [2, 3]
+    two, three = day["rows"]
+    assert 0 < two["area_share"] < three["area_share"] < 1 and 0 < two["order_share"] < three["order_share"] < 1
+    assert sorted(map(sorted, two["regions"])) == [["Hongkou", "Jing'an", "Putuo", "Xuhui"], ["Lujiazui", "Sanlin"]]
+    assert "border orders" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_filters_creates_consumers_listing_the_cells_and_a_wildcard_and_consumes_every_message(tmp_path, capsys):
+    assert main(["bench", "filters", "--filters", "5", "--messages", "200", "--repeat", "1",
+                 "--out", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "filters.json").read_text())["runs"]
+    assert [(r["cells"], r["listed"]) for r in runs] == [(5, False), (5, True)]
+    assert all(r["consumed_per_s"] > 0 and r["create_ms"] > 0 for r in runs)
