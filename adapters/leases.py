@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Iterable
@@ -224,15 +225,62 @@ async def _call(callback: Callback | None, lease: Lease) -> None:
 
 
 class Held:
-    """What `o2o serve --partitions` holds: the keeper, and an event set when a lease is lost."""
+    """What `o2o serve --partitions` holds: a LeaseKeeper on an event loop and
+    NATS connection of its own, in a thread. The engine's loop blocks for
+    seconds at a time (building the engine, a big batch); renewals must not
+    wait for it, or a short lease lapses while the process is alive. A
+    process that stops as a whole (kill -9, SIGSTOP) stops renewing: that is
+    what a standby must see. `lost` is set when a renewal is refused."""
 
-    def __init__(self, keeper: LeaseKeeper, nc):
-        self.keeper, self.nc = keeper, nc
-        self.lost = asyncio.Event()
+    def __init__(self, config, names: list[str], owner: str):
+        self.config, self.names, self.owner = config, names, owner
+        self.lost = threading.Event()
+        self.all_held = threading.Event()
+        self.failed: BaseException | None = None
+        self.keeper: LeaseKeeper | None = None
+        self.ttl_s = 0.0
+        self._stopping = threading.Event()
+        self._release = True
+        self._thread = threading.Thread(target=self._run, name="o2o-leases", daemon=True)
 
-    async def release(self) -> None:
-        await self.keeper.stop(release=not self.lost.is_set())
-        await self.nc.close()
+    def start(self) -> "Held":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._keep())
+        except BaseException as e:  # noqa: BLE001 - the serving side reports it
+            self.failed = e
+            self.lost.set()
+
+    async def _keep(self) -> None:
+        from adapters.nats_connection import connect
+
+        settings = self.config.partitions
+        nc = await connect(self.config.nats, self.config.nats.url)
+        try:
+            bucket = await LeaseBucket.open(nc.jetstream(), settings.lease_bucket, settings.lease_ttl_s,
+                                            settings.lease_replicas)
+            self.ttl_s = bucket.ttl_s
+            self.keeper = LeaseKeeper(bucket, self.owner, self.names, on_lost=lambda lease: self.lost.set())
+            while not self._stopping.is_set() and not self.lost.is_set():  # lost: the process stops; no retaking
+                await self.keeper.tick()
+                if len(self.keeper.held) == len(self.names):
+                    self.all_held.set()
+                for _ in range(max(1, round(self.keeper.every_s / 0.05))):  # wake soon when asked to stop
+                    if self._stopping.is_set():
+                        break
+                    await asyncio.sleep(0.05)
+            await self.keeper.stop(release=self._release and not self.lost.is_set())
+        finally:
+            await nc.close()
+
+    async def release(self, release: bool = True) -> None:
+        """Stops renewing and, unless lost, hands the leases back (a standby need not wait for the TTL)."""
+        self._release = release
+        self._stopping.set()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
 
 
 def owner_name() -> str:
@@ -244,11 +292,10 @@ def owner_name() -> str:
 
 async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say=print) -> Held | None:
     """Stands by until this process holds the lease of every partition named,
-    then keeps renewing them; None if `stop` is set first. The names are
-    checked against the configuration's partition map (InvalidInput naming
-    `--partitions`). Today the engine serves every order whatever it holds
-    (docs/scale-out.md): a lost lease stops the process."""
-    from adapters.nats_connection import connect
+    then keeps renewing them (in a thread: see Held); None if `stop` is set
+    first. The names are checked against the configuration's partition map
+    (InvalidInput naming `--partitions`). Today the engine serves every order
+    whatever it holds (docs/scale-out.md): a lost lease stops the process."""
     from domain.errors import InvalidInput
     from engine.partitions import partition_map
     from engine.store.network_file import load_network
@@ -261,22 +308,18 @@ async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say
                                            f"(partitions: {', '.join(known)})")
     if not config.nats.url:
         raise InvalidInput("--partitions", "leases live in a NATS cluster: name it with --nats")
-    settings = config.partitions
-    nc = await connect(config.nats, config.nats.url)
-    bucket = await LeaseBucket.open(nc.jetstream(), settings.lease_bucket, settings.lease_ttl_s,
-                                    settings.lease_replicas)
-    keeper = LeaseKeeper(bucket, owner_name(), wanted)
-    held = Held(keeper, nc)
-    keeper.on_lost = lambda lease: held.lost.set()
-    say(f"standing by for partition(s) {', '.join(wanted)} as {keeper.owner} (lease TTL {bucket.ttl_s:g} s)")
-    await keeper.tick()
-    while len(keeper.held) < len(wanted):
-        try:
-            await asyncio.wait_for(stop.wait(), keeper.every_s)
+    held = Held(config, wanted, owner_name()).start()
+    say(f"standing by for partition(s) {', '.join(wanted)} as {held.owner} "
+        f"(lease TTL {config.partitions.lease_ttl_s:g} s)")
+    while not held.all_held.is_set():
+        if held.failed is not None:
+            raise held.failed
+        if stop.is_set():
             await held.release()
             return None
+        try:
+            await asyncio.wait_for(stop.wait(), 0.1)
         except asyncio.TimeoutError:
-            await keeper.tick()
-    keeper.start()
-    say("holding " + ", ".join(f"{p} (epoch {lease.epoch})" for p, lease in sorted(keeper.held.items())))
+            pass
+    say("holding " + ", ".join(f"{p} (epoch {lease.epoch})" for p, lease in sorted(held.keeper.held.items())))
     return held

@@ -101,6 +101,7 @@ def test_a_standby_engine_takes_the_partition_over_when_its_owner_is_killed(tmp_
         owner_of = {f"{os.uname().nodename}-{e['pid']}": e["pid"] for e in state["engines"]}
         first = _until(lambda: _status(run_dir)["partitions"][0]["owner"], "an engine holds p1")
         epoch = _status(run_dir)["partitions"][0]["epoch"]
+        assert first in owner_of, (first, owner_of)
         os.kill(owner_of[first], signal.SIGKILL)
         second = _until(lambda: (o := _status(run_dir)["partitions"][0]["owner"]) not in (None, first) and o,
                         "the standby holds p1")
