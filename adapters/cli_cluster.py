@@ -398,6 +398,8 @@ def print_status(r: dict[str, Any]) -> None:
         owner = (f"owner {p['owner']}, epoch {p['epoch']}, expires in {p['expires_in_s']:g} s" if p["owner"]
                  else "no owner")
         print(f"  {p['name']:<10} {', '.join(p['regions']):<40} {owner}")
+    if r["engines"] or r.get("relay"):
+        print("processes:")
     for e in r["engines"]:
         print(f"  engine {e['index'] + 1}: pid {e['pid']} {'running' if e['alive'] else 'gone'}, wants "
               f"{e['partitions']}, log {e['log']}")
