@@ -37,7 +37,7 @@ BasisPoints = Annotated[int, Meta(ge=0, le=FULL_BP)]
 
 class RoleRate(Struct, frozen=True, forbid_unknown_fields=True):
     bp: BasisPoints = 0  # of the line's base
-    fixed: Annotated[int, Meta(ge=0)] = 0  # minor units per order, besides
+    fixed: Annotated[int, Meta(ge=0)] = 0  # minor units per purchase, besides (taken back when all of it is)
 
 
 class RuleSet(Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,12 +142,16 @@ class BenefitRules(Aggregate):
         self.versions: list[RuleSet] = []
         self.closed: list[str] = []  # periods closed: their statements never change
 
-    def close(self, period: str, ends_at: float, at: float) -> bool:
-        """Closes a period that has ended; False if it was closed already."""
+    def close(self, period: str, ends_at: float, at: float, open_before: list[str] = ()) -> bool:
+        """Closes a period that has ended, after every earlier one that has
+        statements (a statement's opening balance is the one before's
+        closing); False if it was closed already."""
         if period in self.closed:
             return False
         if ends_at > at:
             raise Conflict("period", f"{period} has not ended yet: only a past period can be closed")
+        if open_before:
+            raise Conflict("period", f"close {open_before[0]} first: periods close in order")
         self._closed(period=period, at=at)
         return True
 
@@ -198,6 +202,7 @@ class LedgerLine(Struct, frozen=True):
     at: float
     payable_at: float
     cites: str | None = None  # a reversal: the credit's period, when it is not this one
+    pool: int = 0  # a credit: the line's pool (its roles' parts add up to it, before a cap per order)
 
 
 class PartyLedger(Aggregate):
@@ -213,6 +218,7 @@ class PartyLedger(Aggregate):
         self.period = period
         self.keys: set[str] = set()
         self.total = 0
+        self.reference: str | None = None  # the payment's, once paid
 
     def book(self, line: LedgerLine) -> bool:
         """Books a line once; False for a line already booked."""
@@ -225,6 +231,23 @@ class PartyLedger(Aggregate):
     def _booked(self, line: LedgerLine) -> None:
         self.keys.add(line.key)
         self.total += line.amount
+
+    def pay(self, amount: int, reference: str, at: float) -> bool:
+        """Records the statement's payment; False for a repeat under the same reference."""
+        if not reference.strip():
+            raise InvalidInput("reference", "a payment names its reference (the transfer, the payslip)")
+        if self.reference is not None:
+            if self.reference == reference:
+                return False
+            raise Conflict("period", f"{self.party}'s statement for {self.period} was paid under {self.reference}")
+        if amount <= 0:
+            raise InvalidInput("amount", "only a positive balance is paid out")
+        self._paid(amount=amount, reference=reference, at=at)
+        return True
+
+    @event("Paid")
+    def _paid(self, amount: int, reference: str, at: float) -> None:
+        self.reference = reference
 
 
 def period_of(at: float, timezone: str) -> str:

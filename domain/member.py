@@ -35,6 +35,19 @@ from domain.quantities import require_positive
 SignUpVia = Literal["clerk", "qr", "pos", "online"]
 IdentityKind = Literal["app", "wechat", "alipay", "mini_program", "platform"]
 
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who brought the member in, from `since` on: benefit sharing credits them."""
+
+    since: float
+    node: str
+    clerk: str | None
+    dealer: str | None
+    reason: str = "signed up"
+
+
 # (bucket id, points in it, expires_at, earned_at): what FEFO orders
 Candidate = tuple[str, int, "float | None", float]
 
@@ -114,6 +127,7 @@ class Member(Aggregate):
         self.dealer = dealer
         self.phone_hash = phone_hash
         self.signed_up_at = at
+        self.origins = [Origin(at, node, clerk, dealer)]  # the sign-up's, then each rebinding's
         self.identities: dict[str, str] = {}  # kind -> external id
         self.buckets: dict[str, Bucket] = {}  # earning ref -> its bucket, in the order earned
         self.spends: dict[str, Spend] = {}  # spend or redemption ref -> what it took
@@ -140,6 +154,30 @@ class Member(Aggregate):
         if kind in self.identities:
             raise Conflict("kind", f"member already bound to another {kind} identity")
         self._bound(kind=kind, external_id=external_id, at=at)
+
+    def rebind(self, node: str, clerk: str | None, dealer: str | None, reason: str, at: float) -> bool:
+        """Moves the member's origin from `at` on, never before; False if it is already this origin."""
+        if not reason.strip():
+            raise InvalidInput("reason", "a rebinding says why")
+        now = self.origins[-1]
+        if (now.node, now.clerk, now.dealer) == (node, clerk, dealer):
+            return False
+        if at < now.since:
+            raise Conflict("at", "a rebinding takes effect from now on, never before the origin in force")
+        self._rebound(node=node, clerk=clerk, dealer=dealer, reason=reason, at=at)
+        return True
+
+    @event("Rebound")
+    def _rebound(self, node: str, clerk: str | None, dealer: str | None, reason: str, at: float) -> None:
+        self.origins.append(Origin(at, node, clerk, dealer, reason))
+        self.node, self.clerk, self.dealer = node, clerk, dealer
+
+    def origin_at(self, at: float) -> Origin:
+        """The origin in force at `at` (the sign-up's for anything before a rebinding)."""
+        for origin in reversed(self.origins):
+            if origin.since <= at:
+                return origin
+        return self.origins[0]
 
     # -- queries -------------------------------------------------------
     @property

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 import msgspec
 
@@ -215,13 +216,21 @@ class BenefitRulesReply(msgspec.Struct, frozen=True):
 
 
 class StatementReply(msgspec.Struct, frozen=True):
-    """A party's benefit statement for a period (minor units): its lines and their total."""
+    """A party's benefit statement for a period (minor units): the balance
+    carried in (only a negative one carries), its lines and their total."""
 
     party: str
     period: str
     lines: list[LedgerLine]
-    total: int
+    total: int  # the sum of the lines: accrued in the period
     closed: bool = False  # a closed period's statement never changes
+    opening: int = 0  # a negative balance carried from the party's statement before
+    closing: int = 0  # opening + total
+    status: Literal["draft", "closed", "paid"] = "draft"
+    payable: int = 0  # what could be paid now: the opening and the lines past their hold days (never negative)
+    paid: int = 0
+    paid_at: float | None = None
+    reference: str | None = None  # the payment's
 
 
 class StatementsReply(msgspec.Struct, frozen=True):

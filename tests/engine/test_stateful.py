@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from domain import ids
-from domain.benefit import RoleRate, RuleSet, period_end, period_of
+from domain.benefit import RoleRate, RuleSet, period_end, period_of, window_end
 from domain.commands import (
     AcceptOrder, AdjustStock, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, CountStock, DeclineOrder,
-    Discount, Line, PublishBenefitRules, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress,
+    Discount, Line, PayStatements, PublishBenefitRules, RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress,
     ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError
@@ -51,7 +51,8 @@ class EngineMachine(RuleBasedStateMachine):
             version="R1", effective_from=self.clock.now(), window_months=1, excluded_skus=["C"],
             roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(250)},
             vacant_to={"manager": "store", "dealer": "store"})))
-        self.closed: dict[tuple[str, str], object] = {}  # closed statements as they were closed
+        self.closed: dict[tuple[str, str], object] = {}  # closed statements' lines and totals as they were closed
+        self.last_closed: str | None = None
         self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
         for node, stock in self.network.stock.items():
             for sku, q in stock.items():
@@ -194,7 +195,28 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine.handle(ClosePeriod(period=last))
         for key, statement in self.engine.readmodels.benefit.statements.items():
             if key[1] == last:
-                self.closed[key] = msgspec.to_builtins(statement)
+                self.closed[key] = msgspec.to_builtins((statement.lines, statement.total))
+        self.last_closed = last
+
+    @precondition(lambda self: self.last_closed)
+    @rule(one=st.booleans())
+    def the_last_closed_period_is_paid(self, one):
+        party = next((p for p, period in sorted(self.closed) if period == self.last_closed), None) if one else None
+        self.attempt(self.engine.handle, PayStatements(period=self.last_closed, party=party, reference="batch"))
+
+    @rule(days=st.integers(0, 20), clerk=st.integers(0, 300), store=st.integers(0, 500), fixed=st.integers(0, 90),
+          cap=st.one_of(st.none(), st.integers(0, 400)))
+    def new_rules_are_published(self, days, clerk, store, fixed, cap):
+        self.n += 1
+        self.attempt(self.engine.handle, PublishBenefitRules(rules=RuleSet(
+            version=f"R{self.n}", effective_from=self.clock.now() + days * 3600, window_months=1, excluded_skus=["C"],
+            roles={"clerk": RoleRate(clerk, fixed=fixed), "store": RoleRate(store), "dealer": RoleRate(100)},
+            cap_per_order=cap, vacant_to={"dealer": "store"})))
+
+    @precondition(lambda self: self.members)
+    @rule(node=nodes, clerk=st.sampled_from([None, "c0", "c9"]))
+    def a_member_is_rebound(self, node, clerk):
+        self.attempt(self.engine.handle, RebindMember(member=self.members[-1], node=node, clerk=clerk, reason="moved"))
 
     # -- members -------------------------------------------------------
     @rule(node=nodes)
@@ -281,20 +303,43 @@ class EngineMachine(RuleBasedStateMachine):
             assert all(b.held == m["buckets"][k]["held"] for k, b in aggregate.buckets.items()), "reserved points moved"
 
     @invariant()
-    def benefit_statements_add_up_never_change_once_closed_and_reverse_no_more_than_credited(self):
+    def benefit_statements_add_up_never_change_once_closed_and_reverse_exactly_at_the_frozen_rate(self):
         view = self.engine.readmodels.benefit
+        versions = {v.version: v for v in view.versions}
+        members = {m: self.engine.log.repository.get(ids.member_id(m)) for m in self.members}
+        keys: set[str] = set()
+        pools: dict[tuple[str, str], tuple[int, int, str]] = {}  # (source, sku) -> credited, its pool, the version
         for key, statement in view.statements.items():
             assert statement.total == sum(line.amount for line in statement.lines)
             if key in self.closed:
-                assert msgspec.to_builtins(statement) == self.closed[key], "a closed statement changed"
+                assert msgspec.to_builtins((statement.lines, statement.total)) == self.closed[key], "a closed statement changed"
+            for line in statement.lines:
+                assert line.key not in keys, "a line booked twice"
+                keys.add(line.key)
+                c = view.credits[line.root, line.sku]
+                assert line.bp == c.roles[line.role][2] and line.version == c.roles[line.role][3], "not the frozen rate"
+                if line.amount > 0:
+                    amount = pools.get((line.source, line.sku), (0,))[0]
+                    pools[line.source, line.sku] = (amount + line.amount, line.pool, line.version)
+                    rules = versions[line.version]
+                    member = self.engine.log.repository.get(ids.order_id(*self.channel_of(line.root))).member \
+                        if line.root.startswith("order/") else self.engine.log.repository.get(
+                            ids.sale_id(*line.root.split("/")[1:])).member
+                    assert line.at < window_end(members[member].signed_up_at, rules, self.network.timezone)
+        for (source, sku), (amount, pool, version) in pools.items():  # the parts add up to the pool to the fen
+            assert amount == pool or (versions[version].cap_per_order is not None and amount <= pool), (source, sku)
         for (root, sku), c in view.credits.items():
             assert 0 <= c.reversed_base <= c.base
             for role, (_, amount, *_rest) in c.roles.items():
                 assert 0 <= c.reversed.get(role, 0) <= amount
-            if root.startswith("order/"):  # credited only for goods handed over
+            if root.startswith("order/") and sku:  # credited only for goods handed over
                 r = self.engine.readmodels.orders[root.split("/")[1]]
                 assert any(p.status == "handed_over" and sku in p.lines for p in r.parts.values())
             assert sku != "C", "an excluded SKU was credited"
+
+    def channel_of(self, root: str) -> tuple[str, str]:
+        r = self.engine.readmodels.orders[root.split("/")[1]]
+        return r.channel, r.external_id
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
