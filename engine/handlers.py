@@ -26,7 +26,7 @@ from domain.money import OrderMoney, Refund, Refunds, portion
 from domain.sale import Sale
 from engine.points import bucket_times, eligible_cash, points_for
 from engine.replies import (
-    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementReply, StatementsReply, StockNearby, StockReply,
+    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementsReply, StockNearby, StockReply, statement_replies,
 )
 from domain.benefit import period_end
 from engine import benefit
@@ -340,24 +340,7 @@ def rules_answer(e: "Engine", cmd: Any, _: None) -> BenefitRulesReply:
 
 
 def statements(e: "Engine", q: GetStatement) -> StatementsReply:
-    """Statements as they stand at the engine's clock: a party's is empty in a
-    period without lines of its own or a balance carried in."""
-    view = e.readmodels.benefit
-    if q.party is not None and q.party not in view.periods:
-        raise NotFound("party", f"no statement of {q.party!r}: unknown party")
-    now, closed = e.clock.now(), q.period in view.closed
-    out = []
-    for party in [q.party] if q.party is not None else view.parties_in(q.period):
-        s = view.statements.get((party, q.period))
-        opening = view.opening(party, q.period)
-        lines, total = (list(s.lines), s.total) if s is not None else ([], 0)
-        paid = s.paid if s is not None else 0
-        payable = 0 if paid else max(0, opening + sum(line.amount for line in lines if line.payable_at <= now))
-        out.append(StatementReply(
-            party=party, period=q.period, lines=lines, total=total, closed=closed, opening=opening,
-            closing=opening + total, status="paid" if paid else "closed" if closed else "draft", payable=payable,
-            paid=paid, paid_at=s.paid_at if s is not None else None, reference=s.reference if s is not None else None))
-    return StatementsReply(period=q.period, statements=out)
+    return statement_replies(e.readmodels.benefit, q.period, q.party, e.clock.now())
 
 
 def get_member(e: "Engine", q: GetMember) -> MemberReply:

@@ -8,6 +8,8 @@ import msgspec
 
 from domain.benefit import LedgerLine, RuleSet
 
+from domain.errors import NotFound
+from engine.readmodels.benefit import BenefitView
 from engine.readmodels.orders import OrderRecord
 
 
@@ -236,3 +238,23 @@ class StatementReply(msgspec.Struct, frozen=True):
 class StatementsReply(msgspec.Struct, frozen=True):
     period: str
     statements: list[StatementReply]
+
+
+def statement_replies(view: BenefitView, period: str, party: str | None, now: float) -> StatementsReply:
+    """Statements of a period as they stand at `now`: one party's (an empty
+    one in a period without lines of its own or a balance carried in), or
+    every party's with either."""
+    if party is not None and party not in view.periods:
+        raise NotFound("party", f"no statement of {party!r}: unknown party")
+    closed = period in view.closed
+    out = []
+    for who in [party] if party is not None else view.parties_in(period):
+        s = view.statements.get((who, period))
+        opening = view.opening(who, period)
+        lines, total, paid = (list(s.lines), s.total, s.paid) if s is not None else ([], 0, 0)
+        payable = 0 if paid else max(0, opening + sum(line.amount for line in lines if line.payable_at <= now))
+        out.append(StatementReply(
+            party=who, period=period, lines=lines, total=total, closed=closed, opening=opening,
+            closing=opening + total, status="paid" if paid else "closed" if closed else "draft", payable=payable,
+            paid=paid, paid_at=s.paid_at if s is not None else None, reference=s.reference if s is not None else None))
+    return StatementsReply(period=period, statements=out)

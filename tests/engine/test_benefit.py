@@ -124,7 +124,7 @@ def test_a_cap_per_order_holds_over_all_its_lines_and_roles(engine, clock):
     assert sum(totals(engine, "2026-03").values()) == 500
 
 
-def test_o2o_state_shows_the_benefit_credited_per_period(tmp_path, capsys):
+def test_o2o_state_shows_the_benefit_accrued_payable_and_paid_per_period(tmp_path, capsys):
     from adapters.cli import main
 
     network = msgspec.structs.replace(small_network(), nodes=[
@@ -138,4 +138,6 @@ def test_o2o_state_shows_the_benefit_credited_per_period(tmp_path, capsys):
     path = tmp_path / "network.json"
     path.write_bytes(msgspec.json.encode(network))
     assert main(["state", "--store", url, "--network", str(path)]) == 0
-    assert "2026-03  4 parties, 800 in all; top: store:S1 300" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "  2026-03                     4         800         800           0  draft" in out  # past its 7 hold days
+    assert "top: store:S1 300" in out and "store_signed_online_share" in out
