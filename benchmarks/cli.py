@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway"]
+BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
+           "benchmarks.benefit"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
