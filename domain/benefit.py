@@ -220,15 +220,25 @@ class PartyLedger(Aggregate):
         self.total = 0
         self.reference: str | None = None  # the payment's, once paid
 
-    def book(self, line: LedgerLine) -> bool:
-        """Books a line once; False for a line already booked."""
-        if line.key in self.keys:
-            return False
-        self._booked(line=line)
-        return True
+    def book(self, lines: list[LedgerLine]) -> int:
+        """Books the lines not booked yet (one event for them); how many that was."""
+        new, seen = [], set()
+        for line in lines:
+            if line.key not in self.keys and line.key not in seen:
+                seen.add(line.key)
+                new.append(line)
+        if new:
+            self._booked_lines(lines=new)
+        return len(new)
+
+    @event("LinesBooked")
+    def _booked_lines(self, lines: list[LedgerLine]) -> None:
+        for line in lines:
+            self.keys.add(line.key)
+            self.total += line.amount
 
     @event("Booked")
-    def _booked(self, line: LedgerLine) -> None:
+    def _booked(self, line: LedgerLine) -> None:  # stores written before lines were booked together
         self.keys.add(line.key)
         self.total += line.amount
 

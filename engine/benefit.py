@@ -75,15 +75,20 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
         cut = capped([amounts for *_, amounts in credited], max(rules.cap_per_order - view.credited.get(root, 0), 0))
         credited = [(sku, base, rates, amounts) for (sku, base, rates, _), amounts in zip(credited, cut)]
     period, cites = book_in(e, uow, at)
-    booked = 0
+    by_party: dict[str, list[LedgerLine]] = {}
     for sku, base, rates, amounts in credited:
         for role, amount in amounts.items():
             if amount:
-                booked += uow.ledger(who[role], period, at).book(LedgerLine(
+                by_party.setdefault(who[role], []).append(LedgerLine(
                     key=f"{source}/{sku}/{role}", root=root, source=source, sku=sku, role=role, amount=amount, base=base,
                     bp=rates[role], version=rules.version, at=at, payable_at=at + rules.hold_days * DAY, cites=cites,
                     pool=pools[sku]))
-    return booked
+    return book_lines(uow, by_party, period, at)
+
+
+def book_lines(uow: "UnitOfWork", by_party: dict[str, list[LedgerLine]], period: str, at: float) -> int:
+    """Each party's lines in one event on its ledger of the period; the lines booked."""
+    return sum(uow.ledger(party, period, at).book(lines) for party, lines in by_party.items())
 
 
 def reverse(e: "Engine", uow: "UnitOfWork", root: str, refund_source: str, refund: Refund, whole: bool,
@@ -97,7 +102,7 @@ def reverse(e: "Engine", uow: "UnitOfWork", root: str, refund_source: str, refun
     back_by_sku = [(sku, cash) for sku, cash in refund.cash.items() if cash]
     if whole:
         back_by_sku.append((ORDER_LINE, 0))
-    booked = 0
+    by_party: dict[str, list[LedgerLine]] = {}
     for sku, cash in back_by_sku:
         c = credits.get((root, sku))
         if c is None:
@@ -108,11 +113,11 @@ def reverse(e: "Engine", uow: "UnitOfWork", root: str, refund_source: str, refun
         for role, amount in back.items():
             if amount:
                 party, _, bp, version, credited_in = c.roles[role]
-                booked += uow.ledger(party, period, at).book(LedgerLine(
+                by_party.setdefault(party, []).append(LedgerLine(
                     key=f"{refund_source}/{sku}/{role}", root=root, source=refund_source, sku=sku, role=role, amount=-amount,
                     base=-min(cash, c.base - c.reversed_base), bp=bp, version=version, at=at, payable_at=at,
                     cites=credited_in if credited_in != period else None))
-    return booked
+    return book_lines(uow, by_party, period, at)
 
 
 def fixed_amounts(rules: RuleSet, filled: set[str]) -> dict[str, int]:

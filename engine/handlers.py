@@ -21,6 +21,7 @@ from domain.commands import (
     RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.benefit import PartyLedger
 from domain.member import Member
 from domain.money import OrderMoney, Refund, Refunds, portion
 from domain.sale import Sale
@@ -308,7 +309,8 @@ def publish_rules(e: "Engine", uow: UnitOfWork, cmd: PublishBenefitRules, at: fl
 def close_period(e: "Engine", uow: UnitOfWork, cmd: ClosePeriod, at: float) -> None:
     view = e.readmodels.benefit
     open_before = sorted({p for _, p in view.statements if p < cmd.period and p not in view.closed})
-    uow.benefit_rules(at).close(cmd.period, period_end(cmd.period, e.network.timezone), at, open_before)
+    if uow.benefit_rules(at).close(cmd.period, period_end(cmd.period, e.network.timezone), at, open_before):
+        e.store.evict(lambda agg: isinstance(agg, PartyLedger) and agg.period == cmd.period)  # no more lines there
 
 
 def pay(e: "Engine", uow: UnitOfWork, cmd: PayStatements, at: float) -> None:

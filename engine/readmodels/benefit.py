@@ -45,7 +45,8 @@ class BenefitView:
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {BenefitRules.Opened: lambda e: None, BenefitRules.Published: self._published,
                 BenefitRules.PeriodClosed: lambda e: self.closed.append(e.period),
-                PartyLedger.Opened: self._opened, PartyLedger.Booked: self._booked, PartyLedger.Paid: self._paid}
+                PartyLedger.Opened: self._opened, PartyLedger.Booked: self._booked,
+                PartyLedger.LinesBooked: self._booked_lines, PartyLedger.Paid: self._paid}
 
     def opening(self, party: str, period: str) -> int:
         """The balance carried into `period`: the statement before's closing, when negative."""
@@ -74,8 +75,14 @@ class BenefitView:
         st.paid, st.paid_at, st.reference = e.amount, e.at, e.reference
 
     def _booked(self, e: Any) -> None:
-        line = e.line
+        self._book(self.statements[self._ledgers[e.originator_id]], e.line)
+
+    def _booked_lines(self, e: Any) -> None:
         st = self.statements[self._ledgers[e.originator_id]]
+        for line in e.lines:
+            self._book(st, line)
+
+    def _book(self, st: Statement, line: LedgerLine) -> None:
         st.lines.append(line)
         st.total += line.amount
         c = self.credits.setdefault((line.root, line.sku), CreditRecord(roles={}, reversed={}, sources=[]))
