@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from adapters.cli_state import rebuild
+from domain.benefit import PERIOD_ID
 from domain.errors import DomainError
 from engine.clock import parse_time
 from engine.replies import StatementReply, statement_replies
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = verbs.add_parser("statement", help="write a period's statements, one party's or every party's")
     s.add_argument("--store", default=DEFAULT_STORE, help=f"event store URL (default {DEFAULT_STORE})")
     s.add_argument("--network", default=str(SAMPLE_NETWORK), help="network file the store was run with")
-    s.add_argument("--period", required=True, help="the month, in the network's time zone: 2026-03")
+    s.add_argument("--period", required=True, help="the period, in the network's time zone: 2026-03 (or 2026-03-H2, 2026-Q1)")
     s.add_argument("--party", action="append", help="only this party, e.g. store:S001 or clerk:c7 (repeatable)")
     s.add_argument("--out", required=True, help="folder to write the statements into")
     s.add_argument("--at", help="what is payable as of this time (ISO 8601 or epoch seconds; default now)")
@@ -44,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", args.period):
-        print(f"o2o benefit: period: expected a month like 2026-03, got {args.period!r}", file=sys.stderr)
+    if not re.fullmatch(PERIOD_ID, args.period):
+        print(f"o2o benefit: period: expected a month, half month or quarter like 2026-03, 2026-03-H2, 2026-Q1; "
+              f"got {args.period!r}", file=sys.stderr)
         return 2
     try:
         now = time.time() if args.at is None else parse_time(args.at, "at")

@@ -33,11 +33,12 @@ def parties(e: "Engine", origin: Any) -> dict[str, str]:
 def book_in(e: "Engine", uow: "UnitOfWork", at: float) -> tuple[str, str | None]:
     """The period a line dated `at` is booked in: its own, or, once that is
     closed, the current one (citing its own)."""
-    period = period_of(at, e.network.timezone)
     book = uow.benefit_rules()
+    length = book.period_length if book is not None else "month"
+    period = period_of(at, e.network.timezone, length)
     if book is None or period not in book.closed:
         return period, None
-    return period_of(e.clock.now(), e.network.timezone), period
+    return period_of(e.clock.now(), e.network.timezone, length), period
 
 
 def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, source: str,

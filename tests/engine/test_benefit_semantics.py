@@ -327,3 +327,32 @@ def test_worked_example_duplicates(tmp_path, clock):
     assert rebuilt.handle(GetStatement(period="2026-03")) == live
     assert [line.amount for s in live.statements if s.party == "store:S1" for line in s.lines] == [300, -150]
     rebuilt.close()
+
+
+def test_semantics_periods_of_half_a_month_or_a_quarter_when_the_rules_say_so(clock):
+    e = start(clock, msgspec.structs.replace(R1, period="half_month"))
+    for day, sale in ((15, "a"), (16, "b")):
+        clock.advance_to(local(2026, 3, day, 23, 30))
+        e.sell(SellOverCounter(node="S1", sale_id=sale, lines=[Line("A", 1, unit_price=10000)], member="m1"))
+    assert totals(e, "2026-03-H1")["store:S1"] == 300 and totals(e, "2026-03-H2")["store:S1"] == 300
+    with pytest.raises(InvalidInput) as err:
+        e.handle(ClosePeriod(period="2026-03"))
+    assert err.value.field == "period" and "half_month" in err.value.reason
+    assert e.handle(ClosePeriod(period="2026-03-H1")).statements[0].status == "closed"
+    with pytest.raises(Conflict) as err:
+        e.handle(PublishBenefitRules(rules=msgspec.structs.replace(R1, version="Q", effective_from=local(2026, 4, 1),
+                                                                   period="quarter")))
+    assert err.value.field == "period"
+    e.close()
+
+
+@pytest.mark.parametrize("at, length, period, ends", [
+    (local(2026, 2, 15, 23, 59), "half_month", "2026-02-H1", local(2026, 2, 16)),
+    (local(2026, 2, 28, 12), "half_month", "2026-02-H2", local(2026, 3, 1)),
+    (local(2026, 12, 31, 23), "quarter", "2026-Q4", local(2027, 1, 1)),
+    (local(2026, 12, 31, 23, 59), "month", "2026-12", local(2027, 1, 1)),
+])
+def test_a_period_is_named_and_ends_at_local_midnight(at, length, period, ends):
+    from domain.benefit import period_end, period_of
+
+    assert period_of(at, "Asia/Shanghai", length) == period and period_end(period, "Asia/Shanghai") == ends
