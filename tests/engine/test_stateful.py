@@ -24,6 +24,7 @@ from engine.config import ExpiryRule, PointsRules
 from engine.handlers import gift_key
 from engine.readmodels import ReadModels
 from engine.readmodels.orders import held
+from engine.routing.types import RouterSettings
 from tests.engine.network_fixture import at_km, small_network
 
 pytestmark = pytest.mark.slow  # 40 random sequences of 25 steps, each replayed
@@ -44,9 +45,12 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.clock = SimClock(1_700_000_000.0 + 16.5 * 3600)  # 22:43 in Shanghai: points expire at midnight
-        self.network = small_network()
+        # no node holds every SKU: an order of all three is split (each part credited when handed over)
+        self.network = small_network({"S1": {"A": 5, "B": 5}, "S2": {"B": 5, "C": 1}, "S3": {"A": 5, "C": 2},
+                                      "K1": {"A": 50, "B": 50}})
         rules = PointsRules(expiry=ExpiryRule(kind="days", days=0), gift_pickup_hours=0.5)
-        self.engine = Engine(self.network, EngineSettings(points=rules), clock=self.clock).start()
+        self.engine = Engine(self.network, EngineSettings(points=rules, router=RouterSettings(allow_split=True)),
+                             clock=self.clock).start()  # split orders too: each part credited when handed over
         self.engine.handle(PublishBenefitRules(rules=RuleSet(
             version="R1", effective_from=self.clock.now(), window_months=1, excluded_skus=["C"],
             roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(250)},
@@ -163,6 +167,27 @@ class EngineMachine(RuleBasedStateMachine):
                 if step in ("delivered", "collected"):
                     for s, q in part_lines.items():
                         self.flow[(node, s)] -= q
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data())
+    def a_part_is_handed_over(self, data):
+        """A part's whole way in one step: split orders' parts get handed over too."""
+        oid = data.draw(st.sampled_from(self.orders))
+        record = self.engine.readmodels.orders[oid]
+        routed = sorted(node for node, p in record.parts.items() if p.status == "routed")
+        if not routed:
+            return
+        node = data.draw(st.sampled_from(routed))
+        lines = dict(record.parts[node].lines)
+        last = "collected" if record.mode == "pickup" else "delivered"
+        steps = ["picked", "ready", last] if record.mode == "pickup" else ["picked", "dispatched", last]
+        if self.attempt(self.engine.accept, AcceptOrder(order_id=oid, node=node)) is None:
+            return
+        for step in steps:
+            if self.attempt(self.engine.progress, ReportProgress(order_id=oid, step=step, node=node)) is None:
+                return
+        for s, q in lines.items():
+            self.flow[(node, s)] -= q
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), whole=st.booleans(), back=st.sampled_from([None, *NODES]))
