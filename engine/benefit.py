@@ -22,11 +22,13 @@ ORDER_LINE = ""  # the purchase itself: what fixed amounts per order are booked 
 
 
 def parties(e: "Engine", origin: Any) -> dict[str, str]:
-    """An origin (domain.member.Origin) as parties, role -> "role:id" (vacant roles left out)."""
+    """An origin (domain.member.Origin) as parties, role -> "role:id" (vacant roles left out); the
+    manager and region as the sign-up or rebinding recorded them (the network's for one that did not)."""
     node = e.nodes.get(origin.node)
-    ids = {"clerk": origin.clerk, "store": origin.node,
-           "manager": node.manager if node else None, "dealer": origin.dealer or (node.dealer if node else None),
-           "region": node.region if node else None}
+    manager = origin.manager if origin.manager is not None else (node.manager if node else None)
+    region = origin.region if origin.region is not None else (node.region if node else None)
+    ids = {"clerk": origin.clerk, "store": origin.node, "manager": manager,
+           "dealer": origin.dealer or (node.dealer if node else None), "region": region}
     return {role: f"{role}:{who}" for role, who in ids.items() if who}
 
 

@@ -228,7 +228,7 @@ def sign_up(e: "Engine", uow: UnitOfWork, cmd: SignUpMember, at: float) -> str:
         raise Conflict("member", f"member {cmd.member} is already signed up")
     phone_hash = hashlib.sha256((e.settings.phone_salt + cmd.phone).encode()).hexdigest() if cmd.phone else None
     uow.add(Member.sign_up(member=cmd.member, node=cmd.node, via=cmd.via, at=at, clerk=cmd.clerk,
-                           dealer=node.dealer, phone_hash=phone_hash))
+                           dealer=node.dealer, phone_hash=phone_hash, manager=node.manager or "", region=node.region))
     return cmd.member
 
 
@@ -236,7 +236,7 @@ def rebind(e: "Engine", uow: UnitOfWork, cmd: RebindMember, at: float) -> str:
     node = e.nodes.get(cmd.node)
     if node is None:
         raise NotFound("node", f"unknown node {cmd.node!r}")
-    uow.member(cmd.member).rebind(cmd.node, cmd.clerk, node.dealer, cmd.reason, at)
+    uow.member(cmd.member).rebind(cmd.node, cmd.clerk, node.dealer, cmd.reason, at, node.manager or "", node.region)
     return cmd.member
 
 
