@@ -28,7 +28,7 @@ from engine.config import Config, EngineSettings, StoreSettings
 from engine.clock import SimClock
 from engine.memory import young_collections_only
 from engine.readmodels.orders import held
-from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
+from simulations.demand import PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, popularity, surge_orders
 from simulations.scenario import Scenario, ScenarioError, Variant
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
@@ -80,7 +80,7 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
         skus = [msgspec.structs.replace(k, safety_stock=k.safety_stock + add) for k in skus]
     for p in s.demand.promotions:
         if p.sku not in {k.id for k in skus}:
-            skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=9.9))
+            skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=PROMOTION_PRICE))
         for n in nodes:
             stock.setdefault(n.id, {})[p.sku] = p.stock_per_node
     for sku, units in (v.stock_per_node.items() if v is not None else ()):

@@ -24,6 +24,7 @@ DEFAULT_HOURLY = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.6, 1.2, 1.6, 1.2, 1.5, 3.2,
                   3.6, 2.0, 1.2, 1.2, 1.6, 2.6, 3.0, 2.0, 1.4, 1.0, 0.6, 0.4]
 KM_LAT = 1 / 110.57
 NEAREST = 8  # pickup stores a customer considers, nearest first
+PROMOTION_PRICE = 9.9  # a promotion SKU the network lacks is added at this price (simulations/day.py)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ def _priced(s: Scenario, network: Network, orders: list[tuple[float, SubmitOrder
     rng = np.random.default_rng([s.seed, stream])
     coupon = rng.random(len(orders)) < m.coupon_share
     price = {k.id: to_minor(k.price, network.minor_units) for k in network.skus}
+    for p in s.demand.promotions:  # not in the base network: each variant adds it
+        price.setdefault(p.sku, to_minor(PROMOTION_PRICE, network.minor_units))
     out = []
     for (t, cmd), c in zip(orders, coupon):
         off = int(sum(price[x.sku] * x.qty for x in cmd.lines) * m.coupon_off) if c else 0
