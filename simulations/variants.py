@@ -62,7 +62,8 @@ def run_scenario(path: str | Path, progress: bool = True, jobs: int = 1) -> tupl
     variants: list[Variant | None] = [None, *s.variants]
     for v in variants:
         variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
-    total = sum(s.demand.orders + sum(surge_size(s, network, x) for x in (v.surges if v else [])) for v in variants)
+    total = sum(s.demand.orders + sum(surge_size(s, network, x, d) for x in (v.surges if v else []))
+                for v in variants for d in range(s.days))
     with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
         if jobs <= 1 or len(variants) == 1:
             day = base_day(s, network)
