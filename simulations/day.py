@@ -35,7 +35,7 @@ from engine.readmodels.orders import held
 from simulations.demand import (
     PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
 )
-from simulations.scenario import Scenario, ScenarioError, Variant, reports_benefit, rule_set, rules_of
+from simulations.scenario import Scenario, ScenarioError, Variant, describe, reports_benefit, rule_set, rules_of
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
@@ -57,10 +57,10 @@ class Outcome:
     returned: Counter = field(default_factory=Counter)  # (node, sku) -> units back on a shelf
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
     days: int = 1
-    members_before: int = 0  # signed up before the first day
-    joined: int = 0  # counter customers signed up during the run
+    joined: set[str] = field(default_factory=set)  # counter customers signed up during the run
     periods: list[str] = field(default_factory=list)  # the benefit periods (months) the run touches
     rules: str | None = None  # the benefit rule set's version, if one was published
+    rules_text: str | None = None  # and what it says, in a line
     report_benefit: bool = False  # members' and benefit figures are reported (simulations/scenario.py)
 
 
@@ -203,12 +203,12 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     engine = build_engine(config, network=network, clock=clock)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
-                  days=len(days), members_before=len(day.signups), report_benefit=reports_benefit(s))
+                  days=len(days), report_benefit=reports_benefit(s))
     spec = rules_of(s, v)
     if spec is not None:  # in force from the first day's start, before the members sign up
         rules = rule_set(spec, name, t0)
         engine.handle(PublishBenefitRules(rules=rules))
-        out.rules = rules.version
+        out.rules, out.rules_text = rules.version, describe(rules)
     nodes_open = {n.id for n in network.nodes}
     for cmd in day.signups:  # at a store a variant closed: at the first open one
         engine.sign_up(cmd if cmd.node in nodes_open else msgspec.structs.replace(cmd, node=min(nodes_open)))
@@ -353,7 +353,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             _sell(engine, out, item)
         elif kind == "signup":
             engine.sign_up(item)
-            out.joined += 1
+            out.joined.add(item.member)
         elif kind == "close":
             engine.handle(ClosePeriod(period=item))
         elif kind == "cancel":

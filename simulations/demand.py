@@ -64,10 +64,13 @@ class Day:
     sales: list[Sale]
     signups: list[SignUpMember] = field(default_factory=list)  # before the first day starts
     joined: list[tuple[float, SignUpMember]] = field(default_factory=list)  # at a till during the run, by time
+    _joined_at: list[float] = field(default_factory=list, repr=False)
 
     def members_at(self, t: float) -> int:
         """Members signed up before t (they are named m0, m1, ... in the order they signed up)."""
-        return len(self.signups) + bisect.bisect_left([at for at, _ in self.joined], t)
+        if len(self._joined_at) != len(self.joined):
+            self._joined_at = [at for at, _ in self.joined]
+        return len(self.signups) + bisect.bisect_left(self._joined_at, t)
 
 
 def on_day(s: Scenario, day: int) -> Scenario:

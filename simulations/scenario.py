@@ -218,3 +218,24 @@ def reports_benefit(s: Scenario) -> bool:
 
 def rules_of(s: Scenario, v: Variant | None) -> dict[str, Any] | None:
     return v.benefit if v is not None and v.benefit is not None else s.benefit
+
+
+def describe(rules: RuleSet) -> str:
+    """A rule set in a line, for the report: "clerk 2% + 1.00 per order, ..., window 3 months, cap 5.00 per order"."""
+    def rate(r) -> str:
+        return " + ".join(x for x in (f"{r.bp / 100:g}%" if r.bp else "", f"{r.fixed / 100:.2f} per order" if r.fixed
+                                      else "") if x) or "0%"
+    parts = [", ".join(f"{role} {rate(r)}" for role, r in rules.roles.items())]
+    parts.append(f"window {rules.window_months} months" if rules.window_months else f"window {rules.window_days} days")
+    if rules.cap_per_order is not None:
+        parts.append(f"cap {rules.cap_per_order / 100:.2f} per order")
+    parts += [f"{role} vacant: to {to}" for role, to in rules.vacant_to.items()]
+    vacant = [role for role in rules.roles if role not in rules.vacant_to]
+    if vacant and rules.vacant_to:
+        parts.append("other vacant roles: to nobody")
+    if rules.excluded_skus or rules.excluded_categories:
+        parts.append("excluded: " + ", ".join(rules.excluded_skus + rules.excluded_categories))
+    if rules.category_bp:
+        parts.append("own rates for " + ", ".join(rules.category_bp))
+    parts.append(f"hold {rules.hold_days} days")
+    return "; ".join(parts)

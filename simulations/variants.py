@@ -33,6 +33,7 @@ class VariantResult:
     breaks: list[str]  # conservation breaks: none, unless there is a bug
     seconds: float
     cpu_seconds: float
+    benefit: dict | None = None  # statements and sign-ups, when the scenario reports them
 
 
 def network_of(s: Scenario, folder: Path) -> Network:
@@ -49,7 +50,7 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
     try:
         return VariantResult(outcome.variant, results.kpis(outcome), results.nodes(outcome), results.hourly(outcome),
                              results.conservation(outcome), round(outcome.seconds, 2),
-                             round(outcome.cpu_seconds, 2))
+                             round(outcome.cpu_seconds, 2), results.benefit(outcome))
     finally:
         outcome.engine.close()
 
