@@ -6,6 +6,7 @@ See docs/simulations.md for every field.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -204,9 +205,9 @@ def rule_set(spec: dict[str, Any], version: str, effective_from: float, field: s
         rules = msgspec.convert({**spec, "version": version, "effective_from": effective_from}, RuleSet)
         return check_rules(rules)
     except msgspec.ValidationError as e:
-        text = str(e)
-        at = text.rsplit(" - at ", 1)[1].strip("`")[1:] if " - at " in text else ""
-        raise ScenarioError(f"{field}{at}", text.split(" - at ")[0]) from None
+        reason, _, where = str(e).partition(" - at ")  # where: `$.roles[...].bp`, or `key` in `$.roles`
+        at = re.findall(r"\$[^`]*", where)
+        raise ScenarioError(f"{field}{at[-1][1:] if at else ''}", reason + (" (a key)" if "`key`" in where else "")) from None
     except DomainError as e:
         raise ScenarioError(f"{field}.{e.field}", e.reason) from None
 
