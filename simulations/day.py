@@ -199,7 +199,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     plan = parts or simulated_parts(s)
     days = [on_day(s, d) for d in range(s.days)]
     t0, t1 = bounds or (day_bounds(s, network)[0], day_bounds(days[-1], network)[1])
-    clock = SimClock(t0)
+    # members signed up before the run: at its start, or evenly over the days before it (the clock starts there)
+    before = s.members.signed_up_over_days * 86_400.0 if day.signups and bounds is None else 0.0
+    clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     engine = build_engine(config, network=network, clock=clock)
     _keep_ledgers(engine)
@@ -207,12 +209,14 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                   days=len(days), report_benefit=reports_benefit(s))
     spec = rules_of(s, v)
     if spec is not None:  # in force from the first day's start, before the members sign up
-        rules = rule_set(spec, name, t0)
+        rules = rule_set(spec, name, t0 - before)
         engine.handle(PublishBenefitRules(rules=rules))
         out.rules, out.rules_text = rules.version, describe(rules)
     nodes_open = {n.id for n in network.nodes}
-    for cmd in day.signups:  # at a store a variant closed: at the first open one
+    for i, cmd in enumerate(day.signups):  # at a store a variant closed: at the first open one
+        clock.advance_to(t0 - before + before * i / len(day.signups))
         engine.sign_up(cmd if cmd.node in nodes_open else msgspec.structs.replace(cmd, node=min(nodes_open)))
+    clock.advance_to(t0)
     target = _stock_matrix(engine, out.opening)
     nodes = {n.id: n for n in network.nodes}
     open_ids = set(nodes)

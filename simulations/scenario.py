@@ -88,6 +88,9 @@ class Members(Struct, frozen=True, forbid_unknown_fields=True):
     online_share: Share = 0.25
     counter_share: Share = 0.2
     counter_signup_share: Share = 0.0  # counter customers, not members yet, whom a clerk signs up at the till
+    # the `count` members signed up before the run: all at its start (0), or evenly over this many days
+    # before it (in turn, store after store), which an attribution window then tells apart
+    signed_up_over_days: Annotated[int, Meta(ge=0, le=3650)] = 0
     clerks_per_store: Annotated[int, Meta(ge=1, le=99)] = 3  # clerk ids <store>-clerk1..N
 
 

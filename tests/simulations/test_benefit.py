@@ -10,11 +10,11 @@ import msgspec
 import pytest
 
 from adapters.cli import main
-from domain.benefit import period_end
+from domain.benefit import RuleSet, period_end, window_end
 from domain.commands import GetStatement
 from simulations import results
 from simulations.day import simulate
-from simulations.demand import base_day
+from simulations.demand import base_day, day_bounds
 from simulations.scenario import load_scenario
 from simulations.variants import network_of
 
@@ -39,6 +39,7 @@ online_share = 0.5
 counter_share = 0.3
 counter_signup_share = 0.4
 clerks_per_store = 2
+signed_up_over_days = 20
 [benefit]
 window_months = 3
 {RATES}
@@ -48,6 +49,9 @@ benefit = {{window_months = 3, cap_per_order = 300, {RATES}}}
 [[variants]]
 name = "vacant-to-store"
 benefit = {{window_months = 3, vacant_to = {{manager = "store"}}, {RATES}}}
+[[variants]]
+name = "a-week"
+benefit = {{window_months = 0, window_days = 7, {RATES}}}
 """
 
 
@@ -128,6 +132,26 @@ def test_a_cap_per_order_pays_less_and_a_vacant_managers_share_moves_to_the_stor
         assert moved <= k["base"]["benefit_lines"] // 10
 
 
+def test_a_week_long_window_credits_only_purchases_within_a_week_of_the_sign_up(runs):
+    s, day, out = runs
+    o = out["a-week"]
+    views = o.engine.readmodels
+    first = day_bounds(s, o.network)[0]  # the members signed up before: evenly over the 20 days before
+    signed = {cmd.member: first - 20 * 86_400 * (1 - i / len(day.signups)) for i, cmd in enumerate(day.signups)}
+    signed |= {cmd.member: t for t, cmd in day.joined}
+    rules = RuleSet(version="w", effective_from=0.0, roles={}, window_months=0, window_days=7)
+    credited = set()
+    for st in views.benefit.statements.values():
+        for line in st.lines:
+            kind, _, key = line.root.partition("/")
+            member = views.orders[key].member if kind == "order" else views.sales[key].member
+            assert line.at < window_end(signed[member], rules, o.network.timezone)
+            credited.add(member)
+    assert credited and any(signed[m] < first - 8 * 86_400 for m in signed)
+    assert not any(signed[m] < first - 8 * 86_400 for m in credited)
+    assert results.kpis(o)["benefit_accrued"] < results.kpis(out["base"])["benefit_accrued"]
+
+
 def test_the_month_closes_at_its_end_and_the_next_stays_open(runs):
     s, _, out = runs
     for o in out.values():
@@ -156,7 +180,7 @@ def test_the_same_seed_gives_the_same_figures(runs, path):
 def test_the_report_shows_the_statements_per_variant(path, tmp_path):
     assert main(["simulate", str(path), "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "kpis.json").read_text())
-    assert set(saved["benefit"]) == {"base", "capped", "vacant-to-store"}
+    assert set(saved["benefit"]) == {"base", "capped", "vacant-to-store", "a-week"}
     assert "cap 3.00 per order" in saved["benefit"]["capped"]["rules"]
     rows = (tmp_path / "benefit.csv").read_text().splitlines()
     assert rows[0].startswith("variant,party,role,period,lines") and len(rows) > 60
