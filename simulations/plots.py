@@ -222,10 +222,10 @@ def benefit_paid(path: Path, kpis: dict[str, dict], benefit: dict[str, dict], st
         ax.grid(axis="y", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.94), ncol=min(len(labels), 6), fontsize=9,
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=min(len(labels), 6), fontsize=9,
                frameon=False)
     fig.suptitle("Benefit accrued over the run, per variant's rule set", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

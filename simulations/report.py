@@ -8,6 +8,7 @@ import html
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from domain.benefit import ROLES
 from simulations.labels import BENEFIT, KPIS, Kpi, change, value, verdict
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;padding:0 1em;color:#222}
@@ -34,7 +35,7 @@ def html_report(path: Path, title: str, description: str, scenario_text: str, kp
 <h2>Plots</h2>{images}
 <h2>Busiest nodes</h2>
 <p class="note">The nodes whose busiest 30-minute slot came closest to capacity in any variant, busiest first:
-orders given over the day, the busiest slot's share of the node's capacity, and the on-time rate of what it handed over.</p>
+orders given over the run, the busiest slot's share of the node's capacity, and the on-time rate of what it handed over.</p>
 {_node_table(nodes)}
 {_benefit_section(kpis, benefit) if benefit else ""}
 <h2>Scenario</h2><pre>{html.escape(scenario_text)}</pre></body></html>""")
@@ -113,14 +114,18 @@ def _money(v: int | None) -> str:
     return "-" if v is None else f"{v / 100:,.2f}"
 
 
-def _benefit_section(kpis: dict[str, dict], benefit: dict[str, dict], shown: int = 12) -> str:
+def _benefit_section(kpis: dict[str, dict], benefit: dict[str, dict], shown: int = 12, per_role: int = 5) -> str:
     names = list(kpis)
     totals = {n: party_totals(benefit.get(n, {}).get("statements", [])) for n in names}
     rules = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(benefit.get(n, {}).get('rules') or 'none')}</li>"
                     for n in names)
     everyone = {p for t in totals.values() for p in t}
     dealers = sorted(p for p in everyone if p.startswith("dealer:"))
-    top = sorted(everyone, key=lambda p: (-max(t.get(p, 0) for t in totals.values()), p))[:shown]
+    top = []
+    for role in ROLES:  # dealers are all in the table above; the others' best-paid few, role by role
+        if role != "dealer":
+            mine = [p for p in everyone if p.startswith(f"{role}:")]
+            top += sorted(mine, key=lambda p: (-max(t.get(p, 0) for t in totals.values()), p))[:per_role]
     return f"""<h2>Members and benefit sharing</h2>
 <p class="note">Members signed up before the run and by clerks at the tills during it; what members bought online
 and at the counter; what the benefit statements (o2o.benefit.statement, every period of the run) credit, role by
@@ -129,8 +134,9 @@ role. Money in RMB; changes against <b>{html.escape(names[0])}</b>. The rule set
 {_kpi_table(kpis, BENEFIT)}
 <h3>What each dealer is credited</h3>
 {_party_table(names, totals, dealers)}
-<h3>Parties credited most</h3>
-<p class="note">The {shown} parties credited most in any variant, over all periods of the run.</p>
+<h3>Parties credited most, role by role</h3>
+<p class="note">The {per_role} clerks, managers, stores (and regions) credited most in any variant, over all periods
+of the run.</p>
 {_party_table(names, totals, top)}
 <h3>Statements per period</h3>
 {_period_table(names, benefit)}
