@@ -21,7 +21,7 @@ import numpy as np
 
 from domain.commands import (
     AcceptOrder, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock, RefundOrder,
-    ReportProgress, ReturnLine, SellOverCounter, SubmitOrder,
+    ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.benefit import PartyLedger, period_end, period_of
 from domain.errors import DomainError
@@ -208,18 +208,27 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
                   days=len(days), report_benefit=reports_benefit(s))
     spec = rules_of(s, v)
-    if spec is not None:  # in force from the first day's start, before the members sign up
+    if spec is not None:  # in force from the clock's start, before any member signs up
         rules = rule_set(spec, name, t0 - before)
         engine.handle(PublishBenefitRules(rules=rules))
         out.rules, out.rules_text = rules.version, describe(rules)
-    nodes_open = {n.id for n in network.nodes}
-    for i, cmd in enumerate(day.signups):  # at a store a variant closed: at the first open one
-        clock.advance_to(t0 - before + before * i / len(day.signups))
-        engine.sign_up(cmd if cmd.node in nodes_open else msgspec.structs.replace(cmd, node=min(nodes_open)))
-    clock.advance_to(t0)
-    target = _stock_matrix(engine, out.opening)
     nodes = {n.id: n for n in network.nodes}
     open_ids = set(nodes)
+    stores_open = [n for n in network.nodes if n.kind == "store"] or network.nodes
+
+    def at_open_store(cmd: SignUpMember) -> SignUpMember:
+        """A sign-up at a store the variant closed is made at the nearest open store, by its first clerk."""
+        if cmd.node in open_ids:
+            return cmd
+        gone = next(n for n in base.nodes if n.id == cmd.node)
+        near = min(stores_open, key=lambda n: (n.lat - gone.lat) ** 2 + (n.lon - gone.lon) ** 2)
+        return msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")
+
+    for i, cmd in enumerate(day.signups):  # at a store a variant closed: at the first open node, as before
+        clock.advance_to(t0 - before + before * i / len(day.signups))  # (the router favours a member's node)
+        engine.sign_up(cmd if cmd.node in open_ids else msgspec.structs.replace(cmd, node=min(open_ids)))
+    clock.advance_to(t0)
+    target = _stock_matrix(engine, out.opening)
     pickup_ids = [n for n in network.nodes if "pickup" in n.modes]
 
     orders = list(day.orders)
@@ -246,13 +255,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             near = min(pickup_ids, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
             cmd = msgspec.structs.replace(cmd, pickup_node=near.id)
         push(t, "order", cmd)
-    stores_open = [n for n in network.nodes if n.kind == "store"] or network.nodes
     for t, cmd in day.joined:  # before the sale at the same moment: the new member pays as one
-        if cmd.node not in open_ids:  # the store is closed: the customer signs up at the nearest open one
-            gone = next(n for n in base.nodes if n.id == cmd.node)
-            near = min(stores_open, key=lambda n: (n.lat - gone.lat) ** 2 + (n.lon - gone.lon) ** 2)
-            cmd = msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")
-        push(t, "signup", cmd)
+        push(t, "signup", at_open_store(cmd))
     for sale in day.sales:
         if sale.node in open_ids:
             push(sale.at, "sale", sale)

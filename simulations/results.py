@@ -124,8 +124,8 @@ def member_kpis(o: Outcome, online_revenue: int) -> dict:
     kinds = {n.id: n.kind for n in network.nodes}
     kept = [r for r in views.orders.values() if r.member and r.paid is not None and r.status not in ("cancelled", "rejected")]
     online = sum(r.paid - r.refunded for r in kept)
-    # members a store signed up (the simulation signs every member up at a store; a kitchen takes
-    # the pre-run sign-ups of a store a variant closed)
+    # members a store signed up (the simulation signs every member up at a store; a variant that closes
+    # stores moves their members signed up before the run to its first open node, a kitchen in the sample city)
     by_store = sum(r.paid - r.refunded for r in kept if kinds.get(members[r.member]["node"]) == "store")
     pos = sum(r.paid - r.refunded for r in views.sales.values() if r.member)
     rows = statements(o)
