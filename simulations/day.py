@@ -23,7 +23,7 @@ from domain.commands import (
     AcceptOrder, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock, RefundOrder,
     ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
-from domain.benefit import PartyLedger, period_end, period_of
+from domain.benefit import period_end, period_of
 from domain.errors import DomainError
 from domain.network import Network, Node, Sku, Window
 from adapters.bootstrap import build_engine
@@ -204,7 +204,6 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     engine = build_engine(config, network=network, clock=clock)
-    _keep_ledgers(engine)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
                   days=len(days), report_benefit=reports_benefit(s))
     spec = rules_of(s, v)
@@ -391,16 +390,6 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             engine.handle(ClosePeriod(period=period))
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return out
-
-
-def _keep_ledgers(engine: Engine) -> None:
-    """Workaround until the engine keeps benefit ledgers in memory as it keeps
-    inventories (engine/app.py `_kept`): it loads a party's ledger for the
-    period from its events at every credit, so a month's dealer ledgers of
-    thousands of lines made each credit dearer (4 days of benefit-month: 150 s
-    CPU, 16 s with this). The simulation is its engine's only writer."""
-    kept = engine.store.keep
-    engine.store.keep = lambda aggregate: kept(aggregate) or isinstance(aggregate, PartyLedger)
 
 
 def _bucket(t: float) -> float:
