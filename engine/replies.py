@@ -116,6 +116,9 @@ class MemberReply(msgspec.Struct, frozen=True):
     owed: int = 0  # taken back by refunds beyond what the member held; later earnings pay it back
     buckets: list[BucketReply] = []  # soonest to expire first
     gifts: list[GiftReply] = []
+    clerk: str | None = None  # the origin in force (node above, clerk): who benefit sharing credits
+    via: str | None = None  # how the member signed up: clerk, qr, pos, online
+    signed_up_at: datetime | None = None  # the attribution window runs from this day
 
 
 def member_reply(member: str, m: dict, now: float) -> MemberReply:
@@ -138,7 +141,8 @@ def member_reply(member: str, m: dict, now: float) -> MemberReply:
                        until=ts(h["until"]) if h["until"] is not None else None) for ref, h in m["holds"].items()]
     return MemberReply(member=member, node=m["node"], points=available - m["owed"], identities=dict(m["identities"]),
                        available=available, pending=pending, reserved=sum(g.points for g in gifts), owed=m["owed"],
-                       buckets=buckets, gifts=gifts)
+                       buckets=buckets, gifts=gifts, clerk=m["clerk"], via=m.get("via"),
+                       signed_up_at=ts(m["signed_up_at"]) if m.get("signed_up_at") is not None else None)
 
 
 class ErrorReply(msgspec.Struct, frozen=True):

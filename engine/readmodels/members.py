@@ -97,7 +97,7 @@ class MemberView:
 
     def _signed_up(self, e: Any) -> None:
         self.members[e.member] = {"node": e.node, "clerk": e.clerk, "dealer": e.dealer, "points": 0, "identities": {},
-                                  "owed": 0, "buckets": {}, "holds": {}}
+                                  "owed": 0, "buckets": {}, "holds": {}, "via": e.via, "signed_up_at": e.at}
         self.member_ids[e.originator_id] = e.member
         self.signups[e.node] += 1
         if e.clerk:

@@ -356,3 +356,11 @@ def test_a_period_is_named_and_ends_at_local_midnight(at, length, period, ends):
     from domain.benefit import period_end, period_of
 
     assert period_of(at, "Asia/Shanghai", length) == period and period_end(period, "Asia/Shanghai") == ends
+
+
+def test_a_members_reply_shows_the_origin_in_force_how_and_when_the_member_signed_up(engine, clock):
+    m = engine.member("m1")
+    assert (m.node, m.clerk, m.via, m.signed_up_at.timestamp()) == ("S1", "c7", "clerk", T0)
+    clock.advance_to(T0 + DAY)
+    m = engine.handle(RebindMember(member="m1", node="S3", clerk="c1", reason="moved"))
+    assert (m.node, m.clerk, m.signed_up_at.timestamp()) == ("S3", "c1", T0)
