@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from domain.benefit import period_of
 from domain.errors import DomainError
 from engine.clock import ShiftedClock
 from engine.config import Batching, Config
@@ -94,6 +95,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             await nc.close()
     print(f"\nevent store  {store}")
     print(f"inspect      o2o state --store {store}")
+    print(f"             o2o benefit statement --store {store} --period {period_of(clock.now(), network.timezone)} "
+          f"--out statements")
     print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
     print(f"             o2o serve --store {store}   (then: o2o events --nats URL --from 1)")
     return 0
