@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from domain.commands import PublishBenefitRules
+from domain.errors import DomainError
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import Clock, TestClock, parse_time
@@ -32,7 +34,23 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
         network = load_network(config.network.file)
     if clock is None:
         clock = configured_clock(config)
-    return Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
+    engine = Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
+    try:
+        publish_rules(engine, config)
+    except DomainError:
+        engine.close()
+        raise
+    return engine
+
+
+def publish_rules(engine: Engine, config: Config) -> None:
+    """Publishes the configured benefit rule sets not yet published; a
+    refusal names the configuration entry."""
+    for i, rules in enumerate(config.benefit.rules):
+        try:
+            engine.handle(PublishBenefitRules(rules=rules))
+        except DomainError as e:
+            raise type(e)(f"config.benefit.rules[{i}].{e.field}", e.reason) from None
 
 
 def configured_clock(config: Config) -> Clock | None:

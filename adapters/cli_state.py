@@ -19,7 +19,7 @@ from engine.store.eventlog import EventLog
 from engine.store.urls import DEFAULT_STORE, describe, sqlite_path
 from engine.clock import parse_time
 from engine.readmodels import ReadModels
-from engine.replies import member_reply, ts
+from engine.replies import member_reply, statement_replies, ts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,16 +74,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmoney   (minor units of {currency})")
     for key in ("online_revenue", "online_refunds", "pos_revenue", "pos_refunds"):
         print(f"  {key:<20} {kpis[key]:>12,}")
-    statements = views.benefit.statements
-    if statements:
-        print("\nbenefit (minor units: credited less reversed, per period)")
-        periods: dict[str, list] = {}
-        for (party, period), st in statements.items():
-            periods.setdefault(period, []).append(st)
-        for period, sts in sorted(periods.items()):
-            closed = " (closed)" if period in views.benefit.closed else ""
-            top = ", ".join(f"{s.party} {s.total:,}" for s in sorted(sts, key=lambda s: -s.total)[:4])
-            print(f"  {period}{closed}  {len(sts)} parties, {sum(s.total for s in sts):,} in all; top: {top}")
+    print(f"\nmembers {sum(kpis['members_by_node'].values())} signed up "
+          f"({len(kpis['members_by_clerk'])} clerks signing up)")
+    for key in ("member_online_revenue", "member_pos_revenue"):
+        print(f"  {key:<26} {kpis[key]:>12,}")
+    share = kpis["store_signed_online_share"]
+    print(f"  {'store_signed_online_share':<26} {share if share is not None else '-':>12}")
+    _benefit(views)
     atp = views.atp
     available = atp.atp()
     print(f"\n{'node':<10} {'on hand':>9} {'reserved':>9} {'available':>10} {'SKUs out':>9}")
@@ -100,6 +97,24 @@ def run(args: argparse.Namespace) -> int:
             if atp.on_hand[i, j] or atp.reserved[i, j]:
                 print(f"  {sku:<12} {atp.on_hand[i, j]:>6} {atp.reserved[i, j]:>6} {atp.safety[i, j]:>6} {available[i, j]:>6}")
     return _members(views, args.member or [], args.at)
+
+
+def _benefit(views: ReadModels) -> None:
+    """Per period: parties, accrued, payable (as of now) and paid; the top parties."""
+    view = views.benefit
+    periods = sorted({period for _, period in view.statements})
+    if not periods:
+        return
+    print("\nbenefit (minor units)   parties     accrued     payable        paid  status")
+    now = time.time()
+    for period in periods:
+        sts = statement_replies(view, period, None, now).statements
+        status = "paid" if all(s.status == "paid" or s.closing <= 0 for s in sts) and period in view.closed else \
+            "closed" if period in view.closed else "draft"
+        print(f"  {period:<20} {len(sts):>8} {sum(s.total for s in sts):>11,} {sum(s.payable for s in sts):>11,} "
+              f"{sum(s.paid for s in sts):>11,}  {status}")
+        top = ", ".join(f"{s.party} {s.total:,}" for s in sorted(sts, key=lambda s: -s.total)[:4])
+        print(f"    top: {top}")
 
 
 def _members(views: ReadModels, members: list[str], at: str | None) -> int:

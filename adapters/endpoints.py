@@ -36,6 +36,8 @@ ENDPOINTS = [
     Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, r.StockReply, "Over-the-counter sale from the same stock"),
     Endpoint("pos_refund", "o2o.pos.refund", c.RefundSale, r.SaleReply, "Money back for a counter sale; the goods return to a node or are written off"),
     Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, r.MemberReply, "Sign a member up at a node"),
+    Endpoint("rebind", "o2o.members.rebind", c.RebindMember, r.MemberReply,
+             "Move a member's origin (who benefit sharing credits) from now on, with a reason"),
     Endpoint("bind", "o2o.members.bind", c.BindIdentity, r.MemberReply, "Bind a channel identity to a member"),
     Endpoint("redeem", "o2o.members.redeem", c.RedeemPoints, r.MemberReply,
              "Redeem points for a gift: sent, or reserved with the gift at a store until collected"),
@@ -46,6 +48,8 @@ ENDPOINTS = [
     Endpoint("benefit_rules", "o2o.benefit.rules.publish", c.PublishBenefitRules, r.BenefitRulesReply, "Publish a version of the benefit-sharing rules (immutable, in force from its time)"),
     Endpoint("benefit_statement", "o2o.benefit.statement", c.GetStatement, r.StatementsReply, "Benefit statements of a period: one party's or all"),
     Endpoint("benefit_close", "o2o.benefit.close", c.ClosePeriod, r.StatementsReply, "Close a benefit period that has ended; its statements never change after"),
+    Endpoint("benefit_paid", "o2o.benefit.paid", c.PayStatements, r.StatementsReply,
+             "Record a closed period's statements as paid (one party's or every positive one)"),
     Endpoint("member", "o2o.members.get", c.GetMember, r.MemberReply,
              "A member's points (balance, pending, reserved, owed, buckets with expiry), gifts and identities"),
 ]

@@ -37,7 +37,7 @@ BasisPoints = Annotated[int, Meta(ge=0, le=FULL_BP)]
 
 class RoleRate(Struct, frozen=True, forbid_unknown_fields=True):
     bp: BasisPoints = 0  # of the line's base
-    fixed: Annotated[int, Meta(ge=0)] = 0  # minor units per order, besides
+    fixed: Annotated[int, Meta(ge=0)] = 0  # minor units per purchase, besides (taken back when all of it is)
 
 
 class RuleSet(Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,7 +54,7 @@ class RuleSet(Struct, frozen=True, forbid_unknown_fields=True):
     cap_per_order: Annotated[int, Meta(ge=0)] | None = None  # minor units, over the roles together
     vacant_to: dict[Role, Role] = {}  # a vacant role's share goes to another role; absent: to nobody
     hold_days: Annotated[int, Meta(ge=0, le=3650)] = 7  # before a credit is payable
-    period: Literal["month"] = "month"
+    period: PeriodLength = "month"  # statements per month, half month (1st-15th, 16th-end) or quarter
 
 
 def check_rules(rules: RuleSet) -> RuleSet:
@@ -142,12 +142,22 @@ class BenefitRules(Aggregate):
         self.versions: list[RuleSet] = []
         self.closed: list[str] = []  # periods closed: their statements never change
 
-    def close(self, period: str, ends_at: float, at: float) -> bool:
-        """Closes a period that has ended; False if it was closed already."""
+    @property
+    def period_length(self) -> str:
+        return self.versions[0].period if self.versions else "month"
+
+    def close(self, period: str, ends_at: float, at: float, open_before: list[str] = ()) -> bool:
+        """Closes a period that has ended, after every earlier one that has
+        statements (a statement's opening balance is the one before's
+        closing); False if it was closed already."""
         if period in self.closed:
             return False
+        if period_length(period) != self.period_length:
+            raise InvalidInput("period", f"statements are per {self.period_length} here, not like {period}")
         if ends_at > at:
             raise Conflict("period", f"{period} has not ended yet: only a past period can be closed")
+        if open_before:
+            raise Conflict("period", f"close {open_before[0]} first: periods close in order")
         self._closed(period=period, at=at)
         return True
 
@@ -165,6 +175,8 @@ class BenefitRules(Aggregate):
             return False
         if rules.effective_from < at:
             raise Conflict("effective_from", "a version takes effect from now on, never backwards")
+        if self.versions and rules.period != self.versions[0].period:
+            raise Conflict("period", f"statements are per {self.versions[0].period}: every version keeps that")
         if self.versions and rules.effective_from <= self.versions[-1].effective_from:
             raise Conflict("effective_from", f"overlaps version {self.versions[-1].version}, in force from "
                                              f"{self.versions[-1].effective_from}")
@@ -198,6 +210,7 @@ class LedgerLine(Struct, frozen=True):
     at: float
     payable_at: float
     cites: str | None = None  # a reversal: the credit's period, when it is not this one
+    pool: int = 0  # a credit: the line's pool (its roles' parts add up to it, before a cap per order)
 
 
 class PartyLedger(Aggregate):
@@ -213,28 +226,76 @@ class PartyLedger(Aggregate):
         self.period = period
         self.keys: set[str] = set()
         self.total = 0
+        self.reference: str | None = None  # the payment's, once paid
 
-    def book(self, line: LedgerLine) -> bool:
-        """Books a line once; False for a line already booked."""
-        if line.key in self.keys:
-            return False
-        self._booked(line=line)
-        return True
+    def book(self, lines: list[LedgerLine]) -> int:
+        """Books the lines not booked yet (one event for them); how many that was."""
+        new, seen = [], set()
+        for line in lines:
+            if line.key not in self.keys and line.key not in seen:
+                seen.add(line.key)
+                new.append(line)
+        if new:
+            self._booked_lines(lines=new)
+        return len(new)
+
+    @event("LinesBooked")
+    def _booked_lines(self, lines: list[LedgerLine]) -> None:
+        for line in lines:
+            self.keys.add(line.key)
+            self.total += line.amount
 
     @event("Booked")
-    def _booked(self, line: LedgerLine) -> None:
+    def _booked(self, line: LedgerLine) -> None:  # stores written before lines were booked together
         self.keys.add(line.key)
         self.total += line.amount
 
+    def pay(self, amount: int, reference: str, at: float) -> bool:
+        """Records the statement's payment; False for a repeat under the same reference."""
+        if not reference.strip():
+            raise InvalidInput("reference", "a payment names its reference (the transfer, the payslip)")
+        if self.reference is not None:
+            if self.reference == reference:
+                return False
+            raise Conflict("period", f"{self.party}'s statement for {self.period} was paid under {self.reference}")
+        if amount <= 0:
+            raise InvalidInput("amount", "only a positive balance is paid out")
+        self._paid(amount=amount, reference=reference, at=at)
+        return True
 
-def period_of(at: float, timezone: str) -> str:
-    """The month an instant falls in, in the network's time zone: "2026-03"."""
+    @event("Paid")
+    def _paid(self, amount: int, reference: str, at: float) -> None:
+        self.reference = reference
+
+
+PeriodLength = Literal["month", "half_month", "quarter"]
+PERIOD_ID = r"^[0-9]{4}-((0[1-9]|1[0-2])(-H[12])?|Q[1-4])$"  # 2026-03, 2026-03-H2 (16th to the end), 2026-Q1
+
+
+def period_of(at: float, timezone: str, length: str = "month") -> str:
+    """The period an instant falls in, in the network's time zone: "2026-03", "2026-03-H1", "2026-Q1"."""
     local = datetime.fromtimestamp(at, ZoneInfo(timezone))
-    return f"{local.year:04d}-{local.month:02d}"
+    if length == "quarter":
+        return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
+    month = f"{local.year:04d}-{local.month:02d}"
+    if length == "half_month":
+        return f"{month}-H{1 if local.day <= 15 else 2}"
+    return month
+
+
+def period_length(period: str) -> str:
+    return "quarter" if "Q" in period else "half_month" if "-H" in period else "month"
 
 
 def period_end(period: str, timezone: str) -> float:
-    """When a month ends (exclusive): local midnight of the next month's first day."""
-    year, month = (int(x) for x in period.split("-"))
-    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return datetime(year, month, 1, tzinfo=ZoneInfo(timezone)).timestamp()
+    """When a period ends (exclusive): local midnight of the next one's first day."""
+    year = int(period[:4])
+    if "Q" in period:
+        year, month, day = (year, int(period[-1]) * 3 + 1, 1)
+    elif period.endswith("-H1"):
+        month, day = int(period[5:7]), 16
+    else:
+        month, day = int(period[5:7]) + 1, 1
+    if month > 12:
+        year, month = year + 1, month - 12
+    return datetime(year, month, day, tzinfo=ZoneInfo(timezone)).timestamp()

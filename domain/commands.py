@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-from domain.benefit import RuleSet
+from domain.benefit import PERIOD_ID, RuleSet
 
 Key = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 NodeId = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -160,6 +160,15 @@ class SignUpMember(Command, tag="sign_up_member"):
     phone: Annotated[str, Meta(pattern=r"^\+?[0-9]{6,15}$")] | None = None  # hashed, never stored
 
 
+class RebindMember(Command, tag="rebind_member"):
+    """Moves a member's origin (who benefit sharing credits) from now on, never before."""
+
+    member: Key
+    node: NodeId
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    clerk: Key | None = None
+
+
 class BindIdentity(Command, tag="bind_identity"):
     member: Key
     kind: Literal["app", "wechat", "alipay", "mini_program", "platform"]
@@ -232,13 +241,22 @@ class PublishBenefitRules(Command, tag="publish_benefit_rules"):
 
 
 class GetStatement(Command, tag="get_statement"):
-    """Benefit statements of a period ("2026-03", in the network's time zone): one party's, or every party's."""
+    """Benefit statements of a period (2026-03, 2026-03-H2 or 2026-Q1 in the network's time zone): one party's or all."""
 
-    period: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    period: Annotated[str, Meta(pattern=PERIOD_ID)]
+    party: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class PayStatements(Command, tag="pay_statements"):
+    """Records a closed period's statements as paid (one party's, or every one
+    with a positive balance): once all their lines are past their hold days."""
+
+    period: Annotated[str, Meta(pattern=PERIOD_ID)]
+    reference: Annotated[str, Meta(min_length=1, max_length=200)]
     party: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
 
 class ClosePeriod(Command, tag="close_period"):
     """Closes a benefit period that has ended: its statements never change; later lines go to the current one."""
 
-    period: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    period: Annotated[str, Meta(pattern=PERIOD_ID)]

@@ -34,5 +34,6 @@ def sale_id(node_id: str, sale_id: str) -> UUID:
 BENEFIT_RULES_ID = uuid5(_ROOT, "benefit/rules")  # one rule book, its versions its events
 
 
+@lru_cache(maxsize=65_536)  # a hand-over books on the same few parties' ledgers again and again
 def ledger_id(party: str, period: str) -> UUID:
     return uuid5(_ROOT, f"ledger/{party}/{period}")

@@ -35,6 +35,21 @@ from domain.quantities import require_positive
 SignUpVia = Literal["clerk", "qr", "pos", "online"]
 IdentityKind = Literal["app", "wechat", "alipay", "mini_program", "platform"]
 
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who brought the member in, from `since` on: benefit sharing credits them."""
+
+    since: float
+    node: str
+    clerk: str | None
+    dealer: str | None
+    reason: str = "signed up"
+    manager: str | None = None  # "" for nobody; None: not recorded (the network's is used)
+    region: str | None = None
+
+
 # (bucket id, points in it, expires_at, earned_at): what FEFO orders
 Candidate = tuple[str, int, "float | None", float]
 
@@ -96,7 +111,24 @@ class Member(Aggregate):
     def create_id(member: str, **_: object) -> object:
         return ids.member_id(member)
 
-    @event("SignedUp")
+    class SignedUp(Aggregate.Created):
+        member: str
+        node: str
+        via: SignUpVia
+        at: float
+        clerk: str | None
+        dealer: str | None
+        phone_hash: str | None
+        manager: str | None  # the origin as the network had it: "" for nobody; None: not recorded (before v2)
+        region: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["manager"] = state["region"] = None
+
+    @event(SignedUp)
     def __init__(
         self,
         member: str,
@@ -106,6 +138,8 @@ class Member(Aggregate):
         clerk: str | None = None,
         dealer: str | None = None,
         phone_hash: str | None = None,
+        manager: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.member = member
         self.node = node
@@ -114,6 +148,7 @@ class Member(Aggregate):
         self.dealer = dealer
         self.phone_hash = phone_hash
         self.signed_up_at = at
+        self.origins = [Origin(at, node, clerk, dealer, manager=manager, region=region)]  # then each rebinding's
         self.identities: dict[str, str] = {}  # kind -> external id
         self.buckets: dict[str, Bucket] = {}  # earning ref -> its bucket, in the order earned
         self.spends: dict[str, Spend] = {}  # spend or redemption ref -> what it took
@@ -123,14 +158,16 @@ class Member(Aggregate):
 
     @classmethod
     def sign_up(cls, member: str, node: str, via: SignUpVia, at: float, clerk: str | None = None,
-                dealer: str | None = None, phone_hash: str | None = None) -> "Member":
+                dealer: str | None = None, phone_hash: str | None = None, manager: str | None = None,
+                region: str | None = None) -> "Member":
         if not member:
             raise InvalidInput("member", "must not be empty")
         if via not in ("clerk", "qr", "pos", "online"):
             raise InvalidInput("via", f"must be clerk, qr, pos or online, got {via!r}")
         if via == "clerk" and not clerk:
             raise InvalidInput("clerk", "a sign-up by a clerk names the clerk")
-        return cls(member=member, node=node, via=via, at=at, clerk=clerk, dealer=dealer, phone_hash=phone_hash)
+        return cls(member=member, node=node, via=via, at=at, clerk=clerk, dealer=dealer, phone_hash=phone_hash,
+                   manager=manager, region=region)
 
     def bind(self, kind: IdentityKind, external_id: str, at: float) -> None:
         if not external_id:
@@ -140,6 +177,32 @@ class Member(Aggregate):
         if kind in self.identities:
             raise Conflict("kind", f"member already bound to another {kind} identity")
         self._bound(kind=kind, external_id=external_id, at=at)
+
+    def rebind(self, node: str, clerk: str | None, dealer: str | None, reason: str, at: float,
+               manager: str | None = None, region: str | None = None) -> bool:
+        """Moves the member's origin from `at` on, never before; False if it is already this origin."""
+        if not reason.strip():
+            raise InvalidInput("reason", "a rebinding says why")
+        now = self.origins[-1]
+        if (now.node, now.clerk, now.dealer, now.manager, now.region) == (node, clerk, dealer, manager, region):
+            return False
+        if at < now.since:
+            raise Conflict("at", "a rebinding takes effect from now on, never before the origin in force")
+        self._rebound(node=node, clerk=clerk, dealer=dealer, reason=reason, at=at, manager=manager, region=region)
+        return True
+
+    @event("Rebound")
+    def _rebound(self, node: str, clerk: str | None, dealer: str | None, reason: str, at: float,
+                 manager: str | None = None, region: str | None = None) -> None:
+        self.origins.append(Origin(at, node, clerk, dealer, reason, manager, region))
+        self.node, self.clerk, self.dealer = node, clerk, dealer
+
+    def origin_at(self, at: float) -> Origin:
+        """The origin in force at `at` (the sign-up's for anything before a rebinding)."""
+        for origin in reversed(self.origins):
+            if origin.since <= at:
+                return origin
+        return self.origins[0]
 
     # -- queries -------------------------------------------------------
     @property

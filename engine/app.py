@@ -16,7 +16,7 @@ from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError, InvalidInput, NotFound
-from domain.benefit import BenefitRules
+from domain.benefit import BenefitRules, PartyLedger
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
 from domain.order import Order, RoutedPart, check_pickup
@@ -41,9 +41,13 @@ T = TypeVar("T")
 
 def _kept(aggregate: Any) -> bool:
     """What stays in memory between commands: every inventory of the nodes
-    this process writes, and open orders; members are loaded when needed."""
-    if isinstance(aggregate, (NodeInventory, BenefitRules)):  # the rule book is read at every member's hand-over
+    this process writes, open orders, and the rule book and the parties'
+    ledgers of open periods (booked at every member's hand-over: loading a
+    ledger replays its month); members are loaded when needed."""
+    if isinstance(aggregate, (NodeInventory, BenefitRules)):
         return True
+    if isinstance(aggregate, PartyLedger):
+        return aggregate.reference is None  # until paid; a period's close drops its ledgers too
     return isinstance(aggregate, Order) and aggregate.outcome is None
 
 

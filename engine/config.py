@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import msgspec
 from msgspec import Meta, Struct
 
+from domain.benefit import RuleSet
 from domain.errors import InvalidInput
 from engine.routing.types import RouterSettings
 from engine.store.network_file import SAMPLE_NETWORK
@@ -156,6 +158,13 @@ class GatewaySettings(Struct, frozen=True, forbid_unknown_fields=True):
     clients: dict[Annotated[str, Meta(min_length=1, max_length=64)], ApiClientSettings] = {}
 
 
+class BenefitSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """Rule-set versions `o2o serve` publishes at start (a version already
+    published as it is is skipped; a changed one is refused, never rewritten)."""
+
+    rules: list[RuleSet] = []
+
+
 PartitionName = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]  # a KV key and a subject token
 
 
@@ -183,6 +192,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     clock: ClockSettings = ClockSettings()
     gateway: GatewaySettings = GatewaySettings()
     partitions: PartitionSettings = PartitionSettings()
+    benefit: BenefitSettings = BenefitSettings()
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
         """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""
@@ -222,6 +232,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except tomllib.TOMLDecodeError as e:
             raise InvalidInput("config", f"{path}: not valid TOML ({e})") from None
         # a relative network file or SQLite store is relative to the working directory, as on the command line
+        data = _rule_times(data, source)
     config = _convert(data, source)
     env = os.environ if environ is None else environ
     from_env: dict[str, Any] = {}
@@ -233,6 +244,21 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     if overrides:
         config = config.with_overrides(overrides, "command line")
     return config
+
+
+def _rule_times(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A rule set's effective_from written as a TOML date-time with its offset, as epoch seconds."""
+    for i, rules in enumerate(data.get("benefit", {}).get("rules", [])):
+        at = rules.get("effective_from") if isinstance(rules, dict) else None
+        if isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise InvalidInput(f"config.benefit.rules[{i}].effective_from",
+                                   f"give the offset, e.g. 2026-04-01T00:00:00+08:00 ({source})")
+            rules["effective_from"] = at.timestamp()
+        elif isinstance(at, date):
+            raise InvalidInput(f"config.benefit.rules[{i}].effective_from",
+                               f"a date-time with its offset, e.g. 2026-04-01T00:00:00+08:00 ({source})")
+    return data
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

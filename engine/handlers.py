@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, Command,
-    CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PublishBenefitRules,
-    ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PayStatements, PublishBenefitRules,
+    RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.benefit import PartyLedger
 from domain.member import Member
-from domain.money import OrderMoney, Refund, portion
+from domain.money import OrderMoney, Refund, Refunds, portion
 from domain.sale import Sale
 from engine.points import bucket_times, eligible_cash, points_for
 from engine.replies import (
-    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementReply, StatementsReply, StockNearby, StockReply,
+    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementsReply, StockNearby, StockReply, statement_replies,
 )
 from domain.benefit import period_end
 from engine import benefit
@@ -91,13 +93,19 @@ def refund(e: "Engine", uow: UnitOfWork, cmd: RefundOrder, at: float) -> str:
     if done is None:  # a repeat: answered as it was
         return str(order.id)
     settle_points(e, uow, order.member, f"order/{order.id}", order.money, order.refunds.refunded, done, at)
-    benefit.reverse(e, uow, f"order/{order.id}", f"refund/order/{order.id}/{cmd.refund_id}", done, at)
+    benefit.reverse(e, uow, f"order/{order.id}", f"refund/order/{order.id}/{cmd.refund_id}", done,
+                    all_back(order.money, order.refunds), at)
     if before:
         for node in order.cancel(cmd.reason, at):
             uow.inventory(node).release(str(order.id), reason="order refunded", at=at)
     elif cmd.return_to:
         uow.inventory(cmd.return_to).take_back(f"refund/{order.id}/{cmd.refund_id}", done.lines, at)
     return str(order.id)
+
+
+def all_back(money: OrderMoney | None, refunds: Refunds) -> bool:
+    """Every unit of the purchase has been returned."""
+    return money is not None and all(refunds.returned.get(sku, 0) >= line.qty for sku, line in money.lines.items())
 
 
 def refund_fingerprint(cmd: Any) -> str:
@@ -193,7 +201,7 @@ def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str
     if done is not None:
         settle_points(e, uow, sale.member, f"pos/{cmd.node}/{cmd.sale_id}", sale.money, sale.refunds.refunded, done, at)
         benefit.reverse(e, uow, f"pos/{cmd.node}/{cmd.sale_id}", f"refund/pos/{cmd.node}/{cmd.sale_id}/{cmd.refund_id}",
-                        done, at)
+                        done, all_back(sale.money, sale.refunds), at)
         if cmd.return_to:
             uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
     return f"{cmd.node}/{cmd.sale_id}"
@@ -220,7 +228,15 @@ def sign_up(e: "Engine", uow: UnitOfWork, cmd: SignUpMember, at: float) -> str:
         raise Conflict("member", f"member {cmd.member} is already signed up")
     phone_hash = hashlib.sha256((e.settings.phone_salt + cmd.phone).encode()).hexdigest() if cmd.phone else None
     uow.add(Member.sign_up(member=cmd.member, node=cmd.node, via=cmd.via, at=at, clerk=cmd.clerk,
-                           dealer=node.dealer, phone_hash=phone_hash))
+                           dealer=node.dealer, phone_hash=phone_hash, manager=node.manager or "", region=node.region))
+    return cmd.member
+
+
+def rebind(e: "Engine", uow: UnitOfWork, cmd: RebindMember, at: float) -> str:
+    node = e.nodes.get(cmd.node)
+    if node is None:
+        raise NotFound("node", f"unknown node {cmd.node!r}")
+    uow.member(cmd.member).rebind(cmd.node, cmd.clerk, node.dealer, cmd.reason, at, node.manager or "", node.region)
     return cmd.member
 
 
@@ -291,11 +307,34 @@ def publish_rules(e: "Engine", uow: UnitOfWork, cmd: PublishBenefitRules, at: fl
 
 
 def close_period(e: "Engine", uow: UnitOfWork, cmd: ClosePeriod, at: float) -> None:
-    uow.benefit_rules(at).close(cmd.period, period_end(cmd.period, e.network.timezone), at)
+    view = e.readmodels.benefit
+    open_before = sorted({p for _, p in view.statements if p < cmd.period and p not in view.closed})
+    if uow.benefit_rules(at).close(cmd.period, period_end(cmd.period, e.network.timezone), at, open_before):
+        e.store.evict(lambda agg: isinstance(agg, PartyLedger) and agg.period == cmd.period)  # no more lines there
 
 
-def closed_answer(e: "Engine", cmd: ClosePeriod, _: None) -> StatementsReply:
-    return statements(e, GetStatement(period=cmd.period))
+def pay(e: "Engine", uow: UnitOfWork, cmd: PayStatements, at: float) -> None:
+    """Pays each statement of the closed period with a positive balance once
+    all its lines are past their hold days; a negative one carries forward."""
+    book = uow.benefit_rules()
+    if book is None or cmd.period not in book.closed:
+        raise Conflict("period", f"{cmd.period} is not closed: only a closed period's statements are paid")
+    due = [s for s in statements(e, GetStatement(period=cmd.period, party=cmd.party)).statements
+           if s.closing > 0 or cmd.party is not None]
+    for s in due:
+        if s.closing <= 0:
+            raise Conflict("party", f"{s.party}'s balance for {cmd.period} is {s.closing}: nothing to pay, "
+                                    "a negative balance carries forward")
+        held = max((line.payable_at for line in s.lines), default=at)
+        if held > at:
+            raise Conflict("period", f"{s.party} has lines on hold in {cmd.period} until "
+                                     f"{datetime.fromtimestamp(held, timezone.utc).isoformat()}")
+    for s in due:
+        uow.ledger(s.party, cmd.period, at).pay(s.closing, cmd.reference, at)
+
+
+def closed_answer(e: "Engine", cmd: Any, _: None) -> StatementsReply:
+    return statements(e, GetStatement(period=cmd.period, party=getattr(cmd, "party", None)))
 
 
 def rules_answer(e: "Engine", cmd: Any, _: None) -> BenefitRulesReply:
@@ -303,13 +342,7 @@ def rules_answer(e: "Engine", cmd: Any, _: None) -> BenefitRulesReply:
 
 
 def statements(e: "Engine", q: GetStatement) -> StatementsReply:
-    found = [s for (party, period), s in sorted(e.readmodels.benefit.statements.items())
-             if period == q.period and (q.party is None or party == q.party)]
-    if q.party is not None and not found:
-        raise NotFound("party", f"no statement of {q.party!r} for {q.period}")
-    return StatementsReply(period=q.period, statements=[
-        StatementReply(party=s.party, period=s.period, lines=list(s.lines), total=s.total,
-                       closed=s.period in e.readmodels.benefit.closed) for s in found])
+    return statement_replies(e.readmodels.benefit, q.period, q.party, e.clock.now())
 
 
 def get_member(e: "Engine", q: GetMember) -> MemberReply:
@@ -383,4 +416,6 @@ COMMANDS: dict[type[Command], Handler] = {
     PublishBenefitRules: Write(publish_rules, rules_answer),
     GetStatement: Query(statements),
     ClosePeriod: Write(close_period, closed_answer),
+    PayStatements: Write(pay, closed_answer),
+    RebindMember: Write(rebind, member_answer),
 }

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 import msgspec
 
 from domain.benefit import LedgerLine, RuleSet
 
+from domain.errors import NotFound
+from engine.readmodels.benefit import BenefitView
 from engine.readmodels.orders import OrderRecord
 
 
@@ -113,6 +116,9 @@ class MemberReply(msgspec.Struct, frozen=True):
     owed: int = 0  # taken back by refunds beyond what the member held; later earnings pay it back
     buckets: list[BucketReply] = []  # soonest to expire first
     gifts: list[GiftReply] = []
+    clerk: str | None = None  # the origin in force (node above, clerk): who benefit sharing credits
+    via: str | None = None  # how the member signed up: clerk, qr, pos, online
+    signed_up_at: datetime | None = None  # the attribution window runs from this day
 
 
 def member_reply(member: str, m: dict, now: float) -> MemberReply:
@@ -135,7 +141,8 @@ def member_reply(member: str, m: dict, now: float) -> MemberReply:
                        until=ts(h["until"]) if h["until"] is not None else None) for ref, h in m["holds"].items()]
     return MemberReply(member=member, node=m["node"], points=available - m["owed"], identities=dict(m["identities"]),
                        available=available, pending=pending, reserved=sum(g.points for g in gifts), owed=m["owed"],
-                       buckets=buckets, gifts=gifts)
+                       buckets=buckets, gifts=gifts, clerk=m["clerk"], via=m.get("via"),
+                       signed_up_at=ts(m["signed_up_at"]) if m.get("signed_up_at") is not None else None)
 
 
 class ErrorReply(msgspec.Struct, frozen=True):
@@ -215,15 +222,43 @@ class BenefitRulesReply(msgspec.Struct, frozen=True):
 
 
 class StatementReply(msgspec.Struct, frozen=True):
-    """A party's benefit statement for a period (minor units): its lines and their total."""
+    """A party's benefit statement for a period (minor units): the balance
+    carried in (only a negative one carries), its lines and their total."""
 
     party: str
     period: str
     lines: list[LedgerLine]
-    total: int
+    total: int  # the sum of the lines: accrued in the period
     closed: bool = False  # a closed period's statement never changes
+    opening: int = 0  # a negative balance carried from the party's statement before
+    closing: int = 0  # opening + total
+    status: Literal["draft", "closed", "paid"] = "draft"
+    payable: int = 0  # what could be paid now: the opening and the lines past their hold days (never negative)
+    paid: int = 0
+    paid_at: float | None = None
+    reference: str | None = None  # the payment's
 
 
 class StatementsReply(msgspec.Struct, frozen=True):
     period: str
     statements: list[StatementReply]
+
+
+def statement_replies(view: BenefitView, period: str, party: str | None, now: float) -> StatementsReply:
+    """Statements of a period as they stand at `now`: one party's (an empty
+    one in a period without lines of its own or a balance carried in), or
+    every party's with either."""
+    if party is not None and party not in view.periods:
+        raise NotFound("party", f"no statement of {party!r}: unknown party")
+    closed = period in view.closed
+    out = []
+    for who in [party] if party is not None else view.parties_in(period):
+        s = view.statements.get((who, period))
+        opening = view.opening(who, period)
+        lines, total, paid = (list(s.lines), s.total, s.paid) if s is not None else ([], 0, 0)
+        payable = 0 if paid else max(0, opening + sum(line.amount for line in lines if line.payable_at <= now))
+        out.append(StatementReply(
+            party=who, period=period, lines=lines, total=total, closed=closed, opening=opening,
+            closing=opening + total, status="paid" if paid else "closed" if closed else "draft", payable=payable,
+            paid=paid, paid_at=s.paid_at if s is not None else None, reference=s.reference if s is not None else None))
+    return StatementsReply(period=period, statements=out)

@@ -11,13 +11,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from domain.benefit import period_of
 from domain.errors import DomainError
 from engine.clock import ShiftedClock
 from engine.config import Batching, Config
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import SOLVERS, RouterSettings
 from simulations import plots, replay, results
-from simulations.report import html_report
+from simulations.labels import BENEFIT, value
+from simulations.report import html_report, party_totals
 from simulations.day import simulate
 from simulations.variants import run_scenario
 
@@ -93,6 +95,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             await nc.close()
     print(f"\nevent store  {store}")
     print(f"inspect      o2o state --store {store}")
+    print(f"             o2o benefit statement --store {store} --period {period_of(clock.now(), network.timezone)} "
+          f"--out statements")
     print(f"             sqlite3 {data / 'events.db'} 'select topic, count(*) from stored_events group by topic'")
     print(f"             o2o serve --store {store}   (then: o2o events --nats URL --from 1)")
     return 0
@@ -138,9 +142,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     kpis, nodes, hourly = ({v.name: getattr(v, key) for v in variants} for key in ("kpis", "nodes", "hourly"))
     breaks, seconds = {v.name: v.breaks for v in variants}, {v.name: v.seconds for v in variants}
+    benefit = {v.name: v.benefit for v in variants if v.benefit is not None} or None
     files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
-                      kpis, nodes, hourly)
+                      kpis, nodes, hourly, benefit)
     _summary(kpis)
+    if benefit:
+        _benefit_summary(kpis, benefit)
     cpu = {v.name: v.cpu_seconds for v in variants}
     print(f"{'run seconds (CPU)':<25}" + "".join(f"{f'{seconds[n]} ({cpu[n]})':>15}" for n in kpis))
     broken = {k: v for k, v in breaks.items() if v}
@@ -152,10 +159,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
-def write_all(out: Path, title: str, description: str, text: str, kpis: dict, nodes: dict, hourly: dict) -> list[Path]:
-    tables = results.write(out, kpis, nodes, hourly)
-    pngs = plots.draw(out, kpis, nodes, hourly)
-    return tables + pngs + [html_report(out / "report.html", title, description, text, kpis, nodes, pngs)]
+def write_all(out: Path, title: str, description: str, text: str, kpis: dict, nodes: dict, hourly: dict,
+              benefit: dict | None = None) -> list[Path]:
+    tables = results.write(out, kpis, nodes, hourly, benefit)
+    pngs = plots.draw(out, kpis, nodes, hourly, benefit)
+    return tables + pngs + [html_report(out / "report.html", title, description, text, kpis, nodes, pngs, benefit)]
 
 
 def _summary(kpis: dict[str, dict]) -> None:
@@ -166,6 +174,20 @@ def _summary(kpis: dict[str, dict]) -> None:
     for key in keys:
         cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
         print(f"{key:<25}{cells}")
+
+
+def _benefit_summary(kpis: dict[str, dict], benefit: dict[str, dict], top: int = 5) -> None:
+    """Members and benefit sharing per variant (money in major units), then each variant's best-paid parties."""
+    names = list(kpis)
+    print("\n" + f"{'members and benefit (RMB)':<30}" + "".join(f"{n[:14]:>15}" for n in names))
+    for k in BENEFIT:
+        if any(kpis[n].get(k.key) is not None for n in names):
+            print(f"{k.key:<30}" + "".join(f"{value(k, kpis[n].get(k.key)):>15}" for n in names))
+    for n in names:
+        totals = party_totals(benefit.get(n, {}).get("statements", []))
+        best = sorted(totals.items(), key=lambda x: (-x[1], x[0]))[:top]
+        if best:
+            print(f"top parties, {n}: " + ", ".join(f"{p} {v / 100:,.2f}" for p, v in best))
 
 
 def _fmt(v) -> str:

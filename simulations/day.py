@@ -2,13 +2,16 @@
 day on a simulated clock: no wall-clock waits. Orders are gathered into
 micro-batches exactly as the service does (a window from the first order, or
 a full batch); nodes accept, decline and report progress; stores sell over
-the counter from the same stock; deliveries top stock up on schedule."""
+the counter from the same stock and clerks sign customers up; deliveries top
+stock up on schedule. A run of several days goes on through the nights;
+with a benefit-sharing rule set, each month's period is closed when it ends."""
 from __future__ import annotations
 
 import heapq
 import math
 import random
 import time
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,9 +20,10 @@ import msgspec
 import numpy as np
 
 from domain.commands import (
-    AcceptOrder, CancelOrder, DeclineOrder, Line, ReceiveStock, RefundOrder, ReportProgress, ReturnLine,
-    SellOverCounter, SubmitOrder,
+    AcceptOrder, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock, RefundOrder,
+    ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
+from domain.benefit import period_end, period_of
 from domain.errors import DomainError
 from domain.network import Network, Node, Sku, Window
 from adapters.bootstrap import build_engine
@@ -28,8 +32,10 @@ from engine.config import Config, EngineSettings, StoreSettings
 from engine.clock import SimClock
 from engine.memory import young_collections_only
 from engine.readmodels.orders import held
-from simulations.demand import Day, Sale, clock_time, day_bounds, popularity, surge_orders
-from simulations.scenario import Scenario, ScenarioError, Variant
+from simulations.demand import (
+    PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
+)
+from simulations.scenario import Scenario, ScenarioError, Variant, describe, reports_benefit, rule_set, rules_of
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
@@ -50,10 +56,16 @@ class Outcome:
     refunds_refused: int = 0  # a return the engine refused (e.g. the rest of a split order still open)
     returned: Counter = field(default_factory=Counter)  # (node, sku) -> units back on a shelf
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
+    days: int = 1
+    joined: set[str] = field(default_factory=set)  # counter customers signed up during the run
+    periods: list[str] = field(default_factory=list)  # the benefit periods (months) the run touches
+    rules: str | None = None  # the benefit rule set's version, if one was published
+    rules_text: str | None = None  # and what it says, in a line
+    report_benefit: bool = False  # members' and benefit figures are reported (simulations/scenario.py)
 
 
 def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
-    nodes = list(base.nodes)
+    nodes = [_managed(n, s) for n in base.nodes]
     skus = list(base.skus)
     stock = {k: dict(lines) for k, lines in base.stock.items()}
     if s.stock.depth == "popularity":
@@ -80,7 +92,7 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
         skus = [msgspec.structs.replace(k, safety_stock=k.safety_stock + add) for k in skus]
     for p in s.demand.promotions:
         if p.sku not in {k.id for k in skus}:
-            skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=9.9))
+            skus.append(Sku(id=p.sku, name=f"promotion {p.sku}", price=PROMOTION_PRICE))
         for n in nodes:
             stock.setdefault(n.id, {})[p.sku] = p.stock_per_node
     for sku, units in (v.stock_per_node.items() if v is not None else ()):
@@ -89,6 +101,16 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
         for n in nodes:
             stock.setdefault(n.id, {})[sku] = units
     return msgspec.structs.replace(base, nodes=nodes, skus=skus, stock=stock)
+
+
+def _managed(n: Node, s: Scenario) -> Node:
+    """A store the network names no manager for gets one for a share of stores (a hash picks them)."""
+    share = s.network.managers
+    if not share or n.kind != "store" or n.manager is not None:
+        return n
+    if zlib.crc32(f"{s.seed}/manager/{n.id}".encode()) % 10_000 >= share * 10_000:
+        return n
+    return msgspec.structs.replace(n, manager=f"{n.id}-mgr")
 
 
 def _by_popularity(stock: dict[str, dict[str, int]], ranked: list[str], share: np.ndarray) -> dict[str, dict[str, int]]:
@@ -175,22 +197,43 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     router = (v.router if v and v.router else s.router)
     batching = (v.batching if v and v.batching else s.batching)
     plan = parts or simulated_parts(s)
-    t0, t1 = bounds or day_bounds(s, network)
-    clock = SimClock(t0)
+    days = [on_day(s, d) for d in range(s.days)]
+    t0, t1 = bounds or (day_bounds(s, network)[0], day_bounds(days[-1], network)[1])
+    # members signed up before the run: at its start, or evenly over the days before it (the clock starts there)
+    before = s.members.signed_up_over_days * 86_400.0 if day.signups and bounds is None else 0.0
+    clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     engine = build_engine(config, network=network, clock=clock)
-    out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()})
-    nodes_open = {n.id for n in network.nodes}
-    for cmd in day.signups:  # at a store a variant closed: at the first open one
-        engine.sign_up(cmd if cmd.node in nodes_open else msgspec.structs.replace(cmd, node=min(nodes_open)))
-    target = _stock_matrix(engine, out.opening)
+    out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
+                  days=len(days), report_benefit=reports_benefit(s))
+    spec = rules_of(s, v)
+    if spec is not None:  # in force from the clock's start, before any member signs up
+        rules = rule_set(spec, name, t0 - before)
+        engine.handle(PublishBenefitRules(rules=rules))
+        out.rules, out.rules_text = rules.version, describe(rules)
     nodes = {n.id: n for n in network.nodes}
     open_ids = set(nodes)
+    stores_open = [n for n in network.nodes if n.kind == "store"] or network.nodes
+
+    def at_open_store(cmd: SignUpMember) -> SignUpMember:
+        """A sign-up at a store the variant closed is made at the nearest open store, by its first clerk."""
+        if cmd.node in open_ids:
+            return cmd
+        gone = next(n for n in base.nodes if n.id == cmd.node)
+        near = min(stores_open, key=lambda n: (n.lat - gone.lat) ** 2 + (n.lon - gone.lon) ** 2)
+        return msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")
+
+    for i, cmd in enumerate(day.signups):  # at a store a variant closed: at the first open node, as before
+        clock.advance_to(t0 - before + before * i / len(day.signups))  # (the router favours a member's node)
+        engine.sign_up(cmd if cmd.node in open_ids else msgspec.structs.replace(cmd, node=min(open_ids)))
+    clock.advance_to(t0)
+    target = _stock_matrix(engine, out.opening)
     pickup_ids = [n for n in network.nodes if "pickup" in n.modes]
 
     orders = list(day.orders)
     for i, surge in enumerate(v.surges if v else []):
-        orders += surge_orders(s, base, surge, i)
+        for d in range(len(days)):
+            orders += surge_orders(s, base, surge, i, d, day.members_at)
     orders.sort(key=lambda x: x[0])
 
     heap: list[tuple[float, int, str, Any]] = []
@@ -211,18 +254,30 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             near = min(pickup_ids, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
             cmd = msgspec.structs.replace(cmd, pickup_node=near.id)
         push(t, "order", cmd)
+    for t, cmd in day.joined:  # before the sale at the same moment: the new member pays as one
+        push(t, "signup", at_open_store(cmd))
     for sale in day.sales:
         if sale.node in open_ids:
             push(sale.at, "sale", sale)
     if deliveries is None:
-        for hhmm in s.stock.replenish_at:
-            t = clock_time(s, network, hhmm)
-            if t0 <= t < t1:
-                push(t, "replenish")
+        for today in days:
+            for hhmm in s.stock.replenish_at:
+                t = clock_time(today, network, hhmm)
+                if t0 <= t < t1:
+                    push(t, "replenish")
     else:
         for t, node, lines in deliveries:
             if node in open_ids:
                 push(t, "delivery", (node, lines))
+    closes: list[tuple[float, str]] = []
+    if out.rules is not None:  # each month's benefit period closes when it ends, up to the last day's midnight
+        out.periods = sorted({period_of(clock_time(x, network, "12:00"), network.timezone) for x in days})
+        last = clock_time(on_day(s, len(days)), network, "00:00")
+        closes = [(period_end(p, network.timezone), p) for p in out.periods
+                  if period_end(p, network.timezone) <= last]
+        for t, period in closes:
+            if t < t1:
+                push(t, "close", period)
     timeout = engine.settings.accept_timeout_s
 
     def tick_after(t: float) -> None:
@@ -304,6 +359,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             watching.intersection_update(k for k in watching if engine.readmodels.orders[k].status == "placed")
         elif kind == "sale":
             _sell(engine, out, item)
+        elif kind == "signup":
+            engine.sign_up(item)
+            out.joined.add(item.member)
+        elif kind == "close":
+            engine.handle(ClosePeriod(period=item))
         elif kind == "cancel":
             try:
                 before = held(engine.readmodels.orders[item.order_id]) if isinstance(item, RefundOrder) and item.return_to else None
@@ -324,6 +384,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             out.replenished.update({(node, k): q for k, q in lines.items()})
     if batch:
         flush(clock.now())
+    for t, period in closes:
+        if t >= t1:  # the last day's month ends at its midnight
+            clock.advance_to(max(t, clock.now()))
+            engine.handle(ClosePeriod(period=period))
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return out
 

@@ -1,14 +1,18 @@
-"""Seeded demand for a simulated day: online orders and over-the-counter
-sales. Drawn once per scenario from the base network, so every variant sees
-the same customers (common random numbers); a surge adds orders from a
+"""Seeded demand for a simulated day (or several): online orders,
+over-the-counter sales and the counter customers a clerk signs up. Drawn
+once per scenario from the base network, so every variant sees the same
+customers (common random numbers); each day from streams of its own (the
+first day's are those of a one-day scenario); a surge adds orders from a
 stream of its own, leaving the base orders untouched.
 
 Drawn in arrays, not order by order: a 100,000-order day takes about a second."""
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date as Date, datetime, timedelta
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -24,6 +28,7 @@ DEFAULT_HOURLY = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.6, 1.2, 1.6, 1.2, 1.5, 3.2,
                   3.6, 2.0, 1.2, 1.2, 1.6, 2.6, 3.0, 2.0, 1.4, 1.0, 0.6, 0.4]
 KM_LAT = 1 / 110.57
 NEAREST = 8  # pickup stores a customer considers, nearest first
+PROMOTION_PRICE = 9.9  # a promotion SKU the network lacks is added at this price (simulations/day.py)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,9 @@ def sign_ups(s: Scenario, network: Network) -> list[SignUpMember]:
     stores = [n.id for n in network.nodes if n.kind == "store"]
     if not stores:
         return []
+    clerks = s.members.clerks_per_store
     return [SignUpMember(member=f"m{i}", node=stores[i % len(stores)], via="clerk",
-                         clerk=f"{stores[i % len(stores)]}-clerk{i // len(stores) % 3 + 1}")
+                         clerk=f"{stores[i % len(stores)]}-clerk{i // len(stores) % clerks + 1}")
             for i in range(s.members.count)]
 
 
@@ -52,9 +58,31 @@ def member_of(key: str, share: float, count: int) -> str | None:
 
 @dataclass
 class Day:
+    """The customers of a scenario's run (one day or several)."""
+
     orders: list[tuple[float, SubmitOrder]]  # by time
     sales: list[Sale]
-    signups: list[SignUpMember] = field(default_factory=list)  # before the day starts
+    signups: list[SignUpMember] = field(default_factory=list)  # before the first day starts
+    joined: list[tuple[float, SignUpMember]] = field(default_factory=list)  # at a till during the run, by time
+    _joined_at: list[float] = field(default_factory=list, repr=False)
+
+    def members_at(self, t: float) -> int:
+        """Members signed up before t (they are named m0, m1, ... in the order they signed up)."""
+        if len(self._joined_at) != len(self.joined):
+            self._joined_at = [at for at, _ in self.joined]
+        return len(self.signups) + bisect.bisect_left(self._joined_at, t)
+
+
+def on_day(s: Scenario, day: int) -> Scenario:
+    """The scenario as seen on its day `day` (0 is the first): the same, on that date."""
+    if day == 0:
+        return s
+    return msgspec.structs.replace(s, date=(Date.fromisoformat(s.date) + timedelta(days=day)).isoformat())
+
+
+def _stream(s: Scenario, k: int, day: int) -> np.random.Generator:
+    """Random stream k of a day: the first day's is a one-day scenario's."""
+    return np.random.default_rng([s.seed, k] if day == 0 else [s.seed, k, day])
 
 
 def clock_time(s: Scenario, network: Network, hhmm: str) -> float:
@@ -126,7 +154,7 @@ def _pickup_choices(network: Network, homes: list) -> list[list[str]]:
 
 
 def _orders(rng: np.random.Generator, s: Scenario, network: Network, times: np.ndarray,
-            tag: str) -> list[tuple[float, SubmitOrder]]:
+            tag: str, members_at: Callable[[float], int]) -> list[tuple[float, SubmitOrder]]:
     d = s.demand
     n = len(times)
     stores = [x for x in network.nodes if x.kind == "store"]
@@ -155,7 +183,7 @@ def _orders(rng: np.random.Generator, s: Scenario, network: Network, times: np.n
                 lines[p.sku] = 1
         common = dict(channel=channels[channel[i]], external_id=f"{tag}-{i}", promise_minutes=int(promise[i]),
                       lines=[Line(k, q) for k, q in lines.items()],
-                      member=member_of(f"{tag}-{i}", s.members.online_share, s.members.count))
+                      member=member_of(f"{tag}-{i}", s.members.online_share, members_at(float(times[i]))))
         h = stores[home[i]]
         if pickup[i] and nearest[home[i]]:
             # the shop shows each store's assortment: the nearest store listing the whole basket
@@ -169,9 +197,11 @@ def _orders(rng: np.random.Generator, s: Scenario, network: Network, times: np.n
     return out
 
 
-def _sales(s: Scenario, network: Network, hourly: list[float], t0: float, t1: float, midnight: float) -> list[Sale]:
-    """Counter sales in every store, of what it carries, best sellers most."""
-    rng = np.random.default_rng([s.seed, 2])
+def _sales(s: Scenario, network: Network, hourly: list[float], t0: float, t1: float, midnight: float,
+           day: int) -> list[Sale]:
+    """Counter sales in every store, of what it carries, best sellers most
+    (members are given later: _counter_members)."""
+    rng = _stream(s, 2, day)
     ranked, share = popularity(s, network)
     rank = {k: j for j, k in enumerate(ranked)}
     hours = (t1 - t0) / 3600
@@ -184,22 +214,43 @@ def _sales(s: Scenario, network: Network, hourly: list[float], t0: float, t1: fl
         p = share[[rank[k] for k in shelf]]
         items, _ = _baskets(rng, count, min(s.pos.basket_max, len(shelf)), p / p.sum())
         for t, row in zip(_times(rng, count, hourly, t0, t1, midnight), items):
-            sales.append(Sale(float(t), store.id, {shelf[j]: 1 for j in row if j >= 0},
-                              member_of(f"{store.id}/{float(t):.3f}", s.members.counter_share, s.members.count)))
+            sales.append(Sale(float(t), store.id, {shelf[j]: 1 for j in row if j >= 0}))
     sales.sort(key=lambda x: (x.at, x.node))
     return sales
 
 
+def _counter_members(s: Scenario, sales: list[Sale], first: int) -> tuple[list[Sale], list[tuple[float, SignUpMember]]]:
+    """In time order: a sale is a member's (a hash of the sale picks one of
+    the members signed up by then), or, for `counter_signup_share` of the
+    others, a clerk signs the customer up at the till (a hash picks the
+    clerk) and the sale is the new member's first."""
+    m = s.members
+    out, joined = [], []
+    for sale in sales:
+        key = f"{sale.node}/{sale.at:.3f}"
+        member = member_of(key, m.counter_share, first + len(joined))
+        if member is None and m.counter_signup_share:
+            h = zlib.crc32(f"signup/{key}".encode())
+            if h % 10_000 < m.counter_signup_share * 10_000:
+                member = f"m{first + len(joined)}"
+                joined.append((sale.at, SignUpMember(member=member, node=sale.node, via="clerk",
+                                                     clerk=f"{sale.node}-clerk{h // 10_000 % m.clerks_per_store + 1}")))
+        out.append(Sale(sale.at, sale.node, sale.lines, member))
+    return out, joined
+
+
 def _priced(s: Scenario, network: Network, orders: list[tuple[float, SubmitOrder]],
-            stream: int) -> list[tuple[float, SubmitOrder]]:
+            stream: int, day: int) -> list[tuple[float, SubmitOrder]]:
     """Coupons and delivery fees, from a random stream of their own (the
     baskets and places drawn before stay as they were)."""
     m = s.money
     if not orders or (not m.coupon_share and not m.delivery_fee):
         return orders
-    rng = np.random.default_rng([s.seed, stream])
+    rng = _stream(s, stream, day)
     coupon = rng.random(len(orders)) < m.coupon_share
     price = {k.id: to_minor(k.price, network.minor_units) for k in network.skus}
+    for p in s.demand.promotions:  # not in the base network: each variant adds it
+        price.setdefault(p.sku, to_minor(PROMOTION_PRICE, network.minor_units))
     out = []
     for (t, cmd), c in zip(orders, coupon):
         off = int(sum(price[x.sku] * x.qty for x in cmd.lines) * m.coupon_off) if c else 0
@@ -211,27 +262,50 @@ def _priced(s: Scenario, network: Network, orders: list[tuple[float, SubmitOrder
 
 
 def base_day(s: Scenario, network: Network) -> Day:
-    rng = np.random.default_rng([s.seed, 1])
+    """Every day of the run: orders and counter sales day by day, then, in
+    time order, the sales' members and the counter customers signed up; the
+    orders' members among those signed up by the order's time."""
+    drawn = [sale for d in range(s.days) for sale in _day_sales(on_day(s, d), network, d)]
+    sales, joined = _counter_members(s, drawn, s.members.count)
+    day = Day([], sales, sign_ups(s, network), joined)
+    day.orders = [o for d in range(s.days) for o in _day_orders(on_day(s, d), network, d, day.members_at)]
+    return day
+
+
+def _day_sales(s: Scenario, network: Network, day: int) -> list[Sale]:
+    t0, t1 = day_bounds(s, network)
+    return _sales(s, network, s.demand.hourly or DEFAULT_HOURLY, t0, t1, clock_time(s, network, "00:00"), day)
+
+
+def _day_orders(s: Scenario, network: Network, day: int,
+                members_at: Callable[[float], int]) -> list[tuple[float, SubmitOrder]]:
+    rng = _stream(s, 1, day)
     t0, t1 = day_bounds(s, network)
     midnight = clock_time(s, network, "00:00")
     hourly = s.demand.hourly or DEFAULT_HOURLY
-    orders = _orders(rng, s, network, _times(rng, s.demand.orders, hourly, t0, t1, midnight), "o")
-    return Day(_priced(s, network, orders, 9), _sales(s, network, hourly, t0, t1, midnight), sign_ups(s, network))
+    orders = _orders(rng, s, network, _times(rng, s.demand.orders, hourly, t0, t1, midnight),
+                     "o" if day == 0 else f"o{day}", members_at)
+    return _priced(s, network, orders, 9, day)
 
 
-def surge_size(s: Scenario, network: Network, surge: Surge) -> int:
-    """(factor - 1) x the base orders in the surge's window."""
+def surge_size(s: Scenario, network: Network, surge: Surge, day: int = 0) -> int:
+    """(factor - 1) x the base orders in the surge's window (on the scenario's day `day`)."""
+    s = on_day(s, day)
     t0, t1 = clock_time(s, network, surge.start), clock_time(s, network, surge.end)
     day0, day1 = day_bounds(s, network)
-    whole = _times(np.random.default_rng([s.seed, 1]), s.demand.orders, s.demand.hourly or DEFAULT_HOURLY, day0, day1,
+    whole = _times(_stream(s, 1, day), s.demand.orders, s.demand.hourly or DEFAULT_HOURLY, day0, day1,
                    clock_time(s, network, "00:00"))
     return int(round((surge.factor - 1) * int(((whole >= t0) & (whole < t1)).sum())))
 
 
-def surge_orders(s: Scenario, network: Network, surge: Surge, index: int) -> list[tuple[float, SubmitOrder]]:
-    """Extra orders for a surge, from a random stream of its own."""
-    rng = np.random.default_rng([s.seed, 100 + index])
+def surge_orders(s: Scenario, network: Network, surge: Surge, index: int, day: int = 0,
+                 members_at: Callable[[float], int] | None = None) -> list[tuple[float, SubmitOrder]]:
+    """Extra orders for a surge (every day of the run), from a random stream of its own."""
+    size = surge_size(s, network, surge, day)
+    s = on_day(s, day)
+    rng = _stream(s, 100 + index, day)
     t0, t1 = clock_time(s, network, surge.start), clock_time(s, network, surge.end)
-    times = _times(rng, surge_size(s, network, surge), s.demand.hourly or DEFAULT_HOURLY, t0, t1,
-                   clock_time(s, network, "00:00"))
-    return _priced(s, network, _orders(rng, s, network, times, f"surge{index}"), 200 + index)
+    times = _times(rng, size, s.demand.hourly or DEFAULT_HOURLY, t0, t1, clock_time(s, network, "00:00"))
+    tag = f"surge{index}" if day == 0 else f"surge{index}d{day}"
+    orders = _orders(rng, s, network, times, tag, members_at or (lambda t: s.members.count))
+    return _priced(s, network, orders, 200 + index, day)

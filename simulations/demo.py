@@ -25,9 +25,10 @@ from adapters.intake import DURABLE, STREAM as INTAKE_STREAM, publish_orders
 from adapters.service import O2OService
 from domain import ids
 from domain.commands import (
-    MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, GetStock, Line, ReceiveStock, RedeemPoints,
-    ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, GetStatement, GetStock, Line, PublishBenefitRules,
+    ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
+from domain.benefit import RoleRate, RuleSet, period_of
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import ShiftedClock
@@ -125,11 +126,24 @@ async def play(engine: Engine, service: O2OService, nc: Any, clock: ShiftedClock
           f"the store holds {engine.last_notification_id()} events")
     print(f"clock        lunch time on {day} ({network.timezone})\n")
     world = World(nc)
+    await _benefit_rules(world, engine, clock)
     await _morning_delivery(world, engine)
     report = await _play(world, network, orders, intake, seed)
     await _published(nc, engine, service)
     _summary(engine, report, service)
     return report
+
+
+async def _benefit_rules(world: World, engine: Engine, clock: ShiftedClock) -> None:
+    """The chain's benefit-sharing rules (docs/benefit.md), published once per
+    store: the members' purchases credit the clerk, manager, store and dealer
+    that signed them up."""
+    if engine.readmodels.benefit.versions:
+        return
+    await world.ask(  # in force a second from now: a version never takes effect backwards
+        "o2o.benefit.rules.publish", PublishBenefitRules(rules=RuleSet(
+        version="demo-R1", effective_from=clock.now() + 1.0, window_months=3, hold_days=7, vacant_to={"manager": "store"},
+        roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(200)})))
 
 
 async def _play(world: World, network: Network, orders: int, intake: int, seed: int) -> dict[str, Any]:
@@ -342,6 +356,15 @@ def _summary(engine: Engine, report: dict, service: O2OService) -> None:
           f"| members signed up {sum(kpis['members_by_node'].values())}")
     print(f"  revenue kept online {money(kpis['online_revenue'])} (refunded {money(kpis['online_refunds'])}), "
           f"at the counter {money(kpis['pos_revenue'])}; points members hold {kpis['points_liability']:,}")
+    period = period_of(engine.clock.now(), net.timezone)
+    statements = engine.handle(GetStatement(period=period)).statements
+    if statements:
+        by_role = Counter({})
+        for st in statements:
+            by_role[st.party.split(":")[0]] += st.total
+        top = max(statements, key=lambda st: st.total)
+        print(f"  benefit {period}: {money(sum(by_role.values()))} credited to {len(statements)} parties ("
+              + ", ".join(f"{role} {money(v)}" for role, v in by_role.items()) + f"); top {top.party} {money(top.total)}")
 
 
 def _share(x: float | None) -> str:

@@ -13,6 +13,7 @@ class Kpi(msgspec.Struct, frozen=True):
     fmt: str  # a format for the value; a "%" one makes changes percentage points
     better: int  # +1 higher is better, -1 lower is, 0 neither
     plotted: bool = False  # one of the panels of kpis.png
+    minor: bool = False  # money in minor units, shown in major units (2 digits: the sample city's fen)
 
 
 KPIS = [
@@ -41,8 +42,36 @@ KPIS = [
 ]
 
 
+# members and benefit sharing: a table of their own in the report, under the KPIs
+MONEY = "{:,.2f}"
+BENEFIT = [
+    Kpi("members_signed_up", "members signed up, in all", "{:,}", 0),
+    Kpi("members_joined", "of whom at a till during the run", "{:,}", 0),
+    Kpi("member_online_revenue", "members' online revenue kept (RMB)", MONEY, 0, minor=True),
+    Kpi("member_pos_revenue", "members' counter revenue kept (RMB)", MONEY, 0, minor=True),
+    Kpi("member_online_share", "members' share of online revenue", "{:.1%}", 0),
+    Kpi("store_signed_online_share", "share of online revenue by members a store signed up", "{:.1%}", 0),
+    Kpi("benefit_accrued", "benefit accrued, all roles (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_clerk", "to clerks (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_manager", "to store managers (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_store", "to stores (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_dealer", "to dealers (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_region", "to regions (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_online", "on online orders (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_pos", "on counter sales (RMB)", MONEY, 0, minor=True),
+    Kpi("benefit_share_online_revenue", "cost to the chain, share of online revenue", "{:.2%}", 0),
+    Kpi("benefit_share_member_revenue", "cost to the chain, share of members' revenue", "{:.2%}", 0),
+    Kpi("benefit_parties", "parties credited", "{:,}", 0),
+    Kpi("periods_closed", "periods closed", "{:,}", 0),
+]
+
+
+def _shown(k: Kpi, v):
+    return v / 100 if k.minor and isinstance(v, (int, float)) else v
+
+
 def value(k: Kpi, v) -> str:
-    return "-" if v is None else k.fmt.format(v)
+    return "-" if v is None else k.fmt.format(_shown(k, v))
 
 
 def change(k: Kpi, v, ref) -> str:
@@ -50,6 +79,7 @@ def change(k: Kpi, v, ref) -> str:
     unknown; a change too small for the format gets more digits, never "+0.0"."""
     if not isinstance(v, (int, float)) or not isinstance(ref, (int, float)) or v == ref:
         return ""
+    v, ref = _shown(k, v), _shown(k, ref)
     sign = "+" if v > ref else "−"
     d = abs(v - ref)
     pct = "%" in k.fmt

@@ -1,5 +1,6 @@
 """PNG plots of a simulation's results: KPIs by variant, orders / fill rate /
-on-time rate by hour, and per-node utilisation on a map of the nodes."""
+on-time rate by hour, per-node utilisation on a map of the nodes, and the
+benefit each variant's rule set credits (by role, dealer and store)."""
 from __future__ import annotations
 
 import math
@@ -20,10 +21,13 @@ DASHES = ["-", "--", "-.", ":"]  # variants that coincide still show each line
 TONE = {"good": "#2e7d32", "bad": "#c62828", "": "#607d8b"}  # better, worse, neither
 
 
-def draw(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]]) -> list[Path]:
+def draw(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]],
+         benefit: dict[str, dict] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    return [kpi_changes(out / "kpis.png", kpis), by_hour(out / "hourly.png", hourly),
-            node_map(out / "map.png", nodes)]
+    pngs = [kpi_changes(out / "kpis.png", kpis), by_hour(out / "hourly.png", hourly), node_map(out / "map.png", nodes)]
+    if benefit and any(b["statements"] for b in benefit.values()):
+        pngs.append(benefit_paid(out / "benefit.png", kpis, benefit))
+    return pngs
 
 
 def kpi_changes(path: Path, kpis: dict[str, dict]) -> Path:
@@ -182,5 +186,46 @@ def node_map(path: Path, nodes: dict[str, list[dict]]) -> Path:
         cax = fig.add_axes((0.92, 0.25, 0.015, 0.5))
         fig.colorbar(sc, cax=cax, label="busiest slot's share of capacity")
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def benefit_paid(path: Path, kpis: dict[str, dict], benefit: dict[str, dict], stores: int = 10) -> Path:
+    """Grouped bars, one colour per variant: accrued per role, per dealer, and
+    for the stores credited most (their own share), in major units."""
+    names = list(kpis)
+    totals = {n: {} for n in names}
+    for n in names:
+        for r in benefit.get(n, {}).get("statements", []):
+            totals[n][r["party"]] = totals[n].get(r["party"], 0) + r["total"]
+    roles = [r for r in ("clerk", "manager", "store", "dealer", "region")
+             if any(kpis[n].get(f"benefit_{r}") for n in names)]
+    dealers = sorted({p for t in totals.values() for p in t if p.startswith("dealer:")})
+    every_store = {p for t in totals.values() for p in t if p.startswith("store:")}
+    top = sorted(every_store, key=lambda p: (-max(t.get(p, 0) for t in totals.values()), p))[:stores]
+    panels = [("By role", roles, lambda n, r: kpis[n].get(f"benefit_{r}") or 0),
+              ("By dealer", [d.split(":", 1)[1] for d in dealers], lambda n, d: totals[n].get(f"dealer:{d}", 0)),
+              (f"The {len(top)} stores credited most (store's share)", [s.split(":", 1)[1] for s in top],
+               lambda n, s: totals[n].get(f"store:{s}", 0))]
+    fig, axes = plt.subplots(1, 3, figsize=(13.2, 4.8))
+    width = 0.8 / len(names)
+    colours = [BASE] + [f"C{i}" for i in range(len(names) - 1)]
+    for ax, (title, keys, get) in zip(axes, panels):
+        for i, n in enumerate(names):
+            xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(keys))]
+            ax.bar(xs, [get(n, k) / 100 for k in keys], width, color=colours[i], label=n)
+        ax.set_xticks(range(len(keys)), keys, rotation=45 if len(keys) > 5 else 0, ha="right" if len(keys) > 5 else "center",
+                      fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("accrued (RMB)", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7.5)
+        ax.grid(axis="y", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=min(len(labels), 6), fontsize=9,
+               frameon=False)
+    fig.suptitle("Benefit accrued over the run, per variant's rule set", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -1,5 +1,7 @@
-"""KPIs of a simulated day, per variant, per node and per hour, from the
-engine's read models; the conservation check; the KPI files (JSON, CSV)."""
+"""KPIs of a simulated day (or days), per variant, per node and per hour,
+from the engine's read models; members' sign-ups and sales and the benefit
+statements (from o2o.benefit.statement); the conservation check; the KPI
+files (JSON, CSV)."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from domain.benefit import ROLES
+from domain.commands import GetStatement
 from simulations.day import Outcome
 
 # why a rejected order found no node, from the router's explanations, most binding first
@@ -19,12 +23,16 @@ CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "c
 
 
 def kpis(o: Outcome) -> dict:
-    return kpis_of(o.engine.readmodels, o.network, o.pos_short, o.engine.last_notification_id())
+    out = kpis_of(o.engine.readmodels, o.network, o.pos_short, o.engine.last_notification_id(), o.days)
+    if o.report_benefit:
+        out.update(member_kpis(o, out["online_revenue"]))
+    return out
 
 
-def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
+def kpis_of(views, network, pos_short: int | None, events: int, days: int = 1) -> dict:
     """The day's KPIs from read models (a live run's, or rebuilt from a recorded
-    store, which does not know of counter customers who went without)."""
+    store, which does not know of counter customers who went without); over
+    `days` days, capacity is that many days'."""
     base = views.kpis()
     records = list(views.orders.values())
     done = [r for r in records if r.status == "completed"]
@@ -34,7 +42,7 @@ def kpis_of(views, network, pos_short: int | None, events: int) -> dict:
     n_slots = _slots(network)
     parts = _parts_by_node(views)
     peak = _peak_slot(views, network)
-    capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in network.nodes)
+    capacity = sum(n.capacity_per_slot * n_slots[n.id] for n in network.nodes) * days
     cost = sum(r.delivery_cost for r in records)
     served = sum(1 for r in records if r.max_parts > 0)
     return {
@@ -107,11 +115,85 @@ def _peak_slot(views, network) -> Counter:
     return peak
 
 
+def member_kpis(o: Outcome, online_revenue: int) -> dict:
+    """Members signed up (before the run, at a till during it), what members
+    bought online and at the counter (kept: paid less refunds, minor units),
+    and what the benefit statements of every period credit, role by role."""
+    views, network = o.engine.readmodels, o.network
+    members = views.member_view.members
+    kinds = {n.id: n.kind for n in network.nodes}
+    kept = [r for r in views.orders.values() if r.member and r.paid is not None and r.status not in ("cancelled", "rejected")]
+    online = sum(r.paid - r.refunded for r in kept)
+    # members a store signed up (the simulation signs every member up at a store; a variant that closes
+    # stores moves their members signed up before the run to its first open node, a kitchen in the sample city)
+    by_store = sum(r.paid - r.refunded for r in kept if kinds.get(members[r.member]["node"]) == "store")
+    pos = sum(r.paid - r.refunded for r in views.sales.values() if r.member)
+    rows = statements(o)
+    by_role: dict[str, int] = {}
+    for r in rows:
+        by_role[r["role"]] = by_role.get(r["role"], 0) + r["total"]
+    accrued = sum(r["total"] for r in rows)
+    return {
+        "members_signed_up": len(members),
+        "members_joined": len(o.joined),
+        "member_online_revenue": online,
+        "member_pos_revenue": pos,
+        "member_online_share": _share(online, online_revenue),
+        "store_signed_online_share": _share(by_store, online_revenue),
+        "benefit_rules": o.rules,
+        "benefit_accrued": accrued,
+        **{f"benefit_{role}": by_role.get(role) for role in ROLES},  # None: the role was credited nothing
+        "benefit_online": sum(r["online"] for r in rows),
+        "benefit_pos": sum(r["total"] - r["online"] for r in rows),
+        "benefit_share_online_revenue": _share(accrued, online_revenue),
+        "benefit_share_member_revenue": _share(accrued, online + pos),
+        "benefit_parties": len({r["party"] for r in rows}),
+        "benefit_lines": sum(r["lines"] for r in rows),
+        "periods_closed": len(views.benefit.closed),
+    }
+
+
+def _share(a: int, b: int) -> float | None:
+    return round(a / b, 6) if b else None
+
+
+def statements(o: Outcome) -> list[dict]:
+    """Every party's statement of every period the run booked in, as the
+    engine answers o2o.benefit.statement: its lines summed, and its total."""
+    periods = sorted({period for _, period in o.engine.readmodels.benefit.statements})
+    rows = []
+    for period in periods:
+        for st in o.engine.handle(GetStatement(period=period)).statements:
+            rows.append({"party": st.party, "role": st.party.split(":", 1)[0], "period": st.period,
+                         "lines": len(st.lines), "credits": sum(x.amount for x in st.lines if x.amount > 0),
+                         "reversals": sum(x.amount for x in st.lines if x.amount < 0),
+                         "online": sum(x.amount for x in st.lines if x.root.startswith("order/")),
+                         "total": st.total, "closed": st.closed})
+    return rows
+
+
+def signups(o: Outcome) -> list[dict]:
+    """Members signed up per node and clerk: before the run, and at a till during it."""
+    before, joined = Counter(), Counter()
+    for name, m in o.engine.readmodels.member_view.members.items():
+        (joined if name in o.joined else before)[(m["node"], m["clerk"] or "")] += 1
+    return [{"node": node, "clerk": clerk, "before": before[(node, clerk)], "joined": joined[(node, clerk)],
+             "members": before[(node, clerk)] + joined[(node, clerk)]}
+            for node, clerk in sorted(before.keys() | joined.keys())]
+
+
+def benefit(o: Outcome) -> dict | None:
+    """The statements and sign-ups behind member_kpis, for benefit.csv, signups.csv and the report."""
+    if not o.report_benefit:
+        return None
+    return {"rules": o.rules_text, "statements": statements(o), "signups": signups(o)}
+
+
 def nodes(o: Outcome) -> list[dict]:
-    return nodes_of(o.engine.readmodels, o.network)
+    return nodes_of(o.engine.readmodels, o.network, o.days)
 
 
-def nodes_of(views, network) -> list[dict]:
+def nodes_of(views, network, days: int = 1) -> list[dict]:
     parts = _parts_by_node(views)
     peak = _peak_slot(views, network)
     slots = _slots(network)
@@ -129,7 +211,7 @@ def nodes_of(views, network) -> list[dict]:
     rows = []
     for n in network.nodes:
         i = view.node_index[n.id]
-        cap = n.capacity_per_slot * slots[n.id]
+        cap = n.capacity_per_slot * slots[n.id] * days
         done = len(handed[n.id])
         rows.append({
             "node": n.id, "kind": n.kind, "lat": n.lat, "lon": n.lon, "orders": parts[n.id], "completed": done,
@@ -193,15 +275,26 @@ def conservation(o: Outcome) -> list[str]:
             for i, j in np.argwhere(view.on_hand != expected)]
 
 
-def write(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]]) -> list[Path]:
-    """kpis.json (everything), kpis.csv, nodes.csv, hourly.csv. Free of run
+def write(out: Path, kpis: dict[str, dict], nodes: dict[str, list[dict]], hourly: dict[str, list[dict]],
+          benefit: dict[str, dict] | None = None) -> list[Path]:
+    """kpis.json (everything), kpis.csv, nodes.csv, hourly.csv, and with
+    members and benefit sharing reported, benefit.csv (each party's statement
+    per period) and signups.csv (members per node and clerk). Free of run
     times, so the same scenario and seed give identical files."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "kpis.json").write_text(json.dumps({"variants": kpis, "nodes": nodes, "hourly": hourly}, indent=1))
+    everything = {"variants": kpis, "nodes": nodes, "hourly": hourly}
+    if benefit:
+        everything["benefit"] = benefit
+    (out / "kpis.json").write_text(json.dumps(everything, indent=1))
     _csv(out / "kpis.csv", [{"variant": v, **k} for v, k in kpis.items()])
     _csv(out / "nodes.csv", [{"variant": v, **row} for v, rows in nodes.items() for row in rows])
     _csv(out / "hourly.csv", [{"variant": v, **row} for v, rows in hourly.items() for row in rows])
-    return [out / name for name in ("kpis.json", "kpis.csv", "nodes.csv", "hourly.csv")]
+    names = ["kpis.json", "kpis.csv", "nodes.csv", "hourly.csv"]
+    if benefit:
+        _csv(out / "benefit.csv", [{"variant": v, **row} for v, b in benefit.items() for row in b["statements"]])
+        _csv(out / "signups.csv", [{"variant": v, **row} for v, b in benefit.items() for row in b["signups"]])
+        names += ["benefit.csv", "signups.csv"]
+    return [out / name for name in names]
 
 
 def _csv(path: Path, rows: list[dict]) -> None:

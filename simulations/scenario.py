@@ -6,13 +6,15 @@ See docs/simulations.md for every field.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-from domain.errors import InvalidInput
+from domain.benefit import RuleSet, check_rules
+from domain.errors import DomainError, InvalidInput
 from engine.config import Batching
 from engine.routing.types import RouterSettings
 
@@ -32,6 +34,9 @@ class Generated(Struct, frozen=True, forbid_unknown_fields=True):
 class NetworkSpec(Struct, frozen=True, forbid_unknown_fields=True):
     file: str | None = None  # relative to the scenario file; "sample" for the shipped sample city
     generate: Generated | None = None
+    # stores given a manager (<store>-mgr) where the network names none, picked by a hash of the
+    # seed and the store: the others' manager role is vacant, as benefit-sharing rules must handle
+    managers: Share = 0.0
 
 
 class Promotion(Struct, frozen=True, forbid_unknown_fields=True):
@@ -74,13 +79,19 @@ class Behaviour(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Members(Struct, frozen=True, forbid_unknown_fields=True):
-    """Members signed up at the stores before the day (by clerks), and the
-    share of online orders and counter sales they make (picked by a hash of
-    the order or sale: the same in every variant)."""
+    """Members signed up at the stores before the day (by clerks), the
+    counter customers signed up during the run, and the share of online
+    orders and counter sales members make (picked by a hash of the order or
+    sale among the members signed up by then: the same in every variant)."""
 
     count: Annotated[int, Meta(ge=0)] = 200
     online_share: Share = 0.25
     counter_share: Share = 0.2
+    counter_signup_share: Share = 0.0  # counter customers, not members yet, whom a clerk signs up at the till
+    # the `count` members signed up before the run: all at its start (0), or evenly over this many days
+    # before it (in turn, store after store), which an attribution window then tells apart
+    signed_up_over_days: Annotated[int, Meta(ge=0, le=3650)] = 0
+    clerks_per_store: Annotated[int, Meta(ge=1, le=99)] = 3  # clerk ids <store>-clerk1..N
 
 
 class Money(Struct, frozen=True, forbid_unknown_fields=True):
@@ -125,12 +136,14 @@ class Variant(Struct, frozen=True, forbid_unknown_fields=True):
     safety_stock_add: Annotated[int, Meta(ge=0)] | None = None
     capacity_factor: Annotated[float, Meta(gt=0)] | None = None
     stock_per_node: dict[str, Annotated[int, Meta(ge=0)]] = {}  # SKU -> starting units at every node
+    benefit: dict[str, Any] | None = None  # a rule set of its own instead of the scenario's (see Scenario.benefit)
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     seed: int = 1
-    date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-12-01"
+    date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-12-01"  # the first day
+    days: Annotated[int, Meta(ge=1, le=366)] = 1  # simulated one after another; members and stock carry over
     start: Clock = "07:00"  # the sample city's stores open 07:00-23:00, its kitchens 06:00-22:00
     end: Clock = "22:30"
     network: NetworkSpec = NetworkSpec(file="sample")
@@ -143,6 +156,9 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     router: RouterSettings = RouterSettings()
     batching: Batching = Batching()
     store: str = "memory:"  # event store per variant; sqlite:///dir/{variant}.db keeps them
+    # the benefit-sharing rule set published before the first day (domain/benefit.py's RuleSet
+    # without version and effective_from: the simulation fills them in); none: no benefit sharing
+    benefit: dict[str, Any] | None = None
     variants: list[Variant] = []
     description: str = ""
 
@@ -173,4 +189,57 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
         raise ScenarioError("$.network", "give a file or generate settings")
     if sum(scenario.demand.channels.values()) <= 0:
         raise ScenarioError("$.demand.channels", "the channel shares must add up to more than 0")
+    for field, spec in [("$.benefit", scenario.benefit)] + [
+            (f"$.variants[{i}].benefit", v.benefit) for i, v in enumerate(scenario.variants)]:
+        if spec is not None:
+            rule_set(spec, "check", 0.0, field)
     return scenario, path.parent
+
+
+FILLED_IN = ("version", "effective_from")  # by the simulation, from the variant and the first day
+
+
+def rule_set(spec: dict[str, Any], version: str, effective_from: float, field: str = "$.benefit") -> RuleSet:
+    """A scenario's [benefit] table as the engine's rule set; a ScenarioError naming the field if it cannot be."""
+    for key in FILLED_IN:
+        if key in spec:
+            raise ScenarioError(f"{field}.{key}", "filled in by the simulation (the variant's name, the first day)")
+    try:
+        rules = msgspec.convert({**spec, "version": version, "effective_from": effective_from}, RuleSet)
+        return check_rules(rules)
+    except msgspec.ValidationError as e:
+        reason, _, where = str(e).partition(" - at ")  # where: `$.roles[...].bp`, or `key` in `$.roles`
+        at = re.findall(r"\$[^`]*", where)
+        raise ScenarioError(f"{field}{at[-1][1:] if at else ''}", reason + (" (a key)" if "`key`" in where else "")) from None
+    except DomainError as e:
+        raise ScenarioError(f"{field}.{e.field}", e.reason) from None
+
+
+def reports_benefit(s: Scenario) -> bool:
+    """Whether the run reports members' sign-ups and sales and the benefit statements."""
+    return s.benefit is not None or any(v.benefit is not None for v in s.variants) or s.members.counter_signup_share > 0
+
+
+def rules_of(s: Scenario, v: Variant | None) -> dict[str, Any] | None:
+    return v.benefit if v is not None and v.benefit is not None else s.benefit
+
+
+def describe(rules: RuleSet) -> str:
+    """A rule set in a line, for the report: "clerk 2% + 1.00 per order, ..., window 3 months, cap 5.00 per order"."""
+    def rate(r) -> str:
+        return " + ".join(x for x in (f"{r.bp / 100:g}%" if r.bp else "", f"{r.fixed / 100:.2f} per order" if r.fixed
+                                      else "") if x) or "0%"
+    parts = [", ".join(f"{role} {rate(r)}" for role, r in rules.roles.items())]
+    parts.append(f"window {rules.window_months} months" if rules.window_months else f"window {rules.window_days} days")
+    if rules.cap_per_order is not None:
+        parts.append(f"cap {rules.cap_per_order / 100:.2f} per order")
+    parts += [f"{role} vacant: to {to}" for role, to in rules.vacant_to.items()]
+    vacant = [role for role in rules.roles if role not in rules.vacant_to]
+    if vacant and rules.vacant_to:
+        parts.append("other vacant roles: to nobody")
+    if rules.excluded_skus or rules.excluded_categories:
+        parts.append("excluded: " + ", ".join(rules.excluded_skus + rules.excluded_categories))
+    if rules.category_bp:
+        parts.append("own rates for " + ", ".join(rules.category_bp))
+    parts.append(f"hold {rules.hold_days} days")
+    return "; ".join(parts)

@@ -33,6 +33,7 @@ class VariantResult:
     breaks: list[str]  # conservation breaks: none, unless there is a bug
     seconds: float
     cpu_seconds: float
+    benefit: dict | None = None  # statements and sign-ups, when the scenario reports them
 
 
 def network_of(s: Scenario, folder: Path) -> Network:
@@ -49,7 +50,7 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
     try:
         return VariantResult(outcome.variant, results.kpis(outcome), results.nodes(outcome), results.hourly(outcome),
                              results.conservation(outcome), round(outcome.seconds, 2),
-                             round(outcome.cpu_seconds, 2))
+                             round(outcome.cpu_seconds, 2), results.benefit(outcome))
     finally:
         outcome.engine.close()
 
@@ -62,7 +63,8 @@ def run_scenario(path: str | Path, progress: bool = True, jobs: int = 1) -> tupl
     variants: list[Variant | None] = [None, *s.variants]
     for v in variants:
         variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
-    total = sum(s.demand.orders + sum(surge_size(s, network, x) for x in (v.surges if v else [])) for v in variants)
+    total = sum(s.demand.orders + sum(surge_size(s, network, x, d) for x in (v.surges if v else []))
+                for v in variants for d in range(s.days))
     with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
         if jobs <= 1 or len(variants) == 1:
             day = base_day(s, network)

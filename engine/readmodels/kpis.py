@@ -35,10 +35,30 @@ def kpis(models: ReadModels) -> dict[str, Any]:
         "reroutes": sum(r.reroutes for r in orders),
         "kitchen_share": _ratio(served_by_kitchen, len(done)),
         "members_by_node": dict(sorted(models.signups.items())),
+        "members_by_clerk": dict(sorted(models.member_view.clerk_signups.items())),
+        **_member_sales(models, open_money, sales),
         "pos_sales": pos["sales"],
         "pos_units": pos["units"],
         "points_liability": models.member_view.liability,  # points members hold, pending and reserved included
         "points_owed": models.member_view.owed,
+    }
+
+
+def _member_sales(models: ReadModels, online: list[Any], sales: Any) -> dict[str, Any]:
+    """Members' online and in-store sales (kept: paid less refunds), and the share
+    of all online sales made by members signed up at a store (not online)."""
+    stores = {n.id for n in models.network.nodes if n.kind == "store"}
+    signed = models.member_view.signed_up
+
+    def at_store(member: str | None) -> bool:
+        how = signed.get(member) if member else None
+        return how is not None and how[0] != "online" and how[1] in stores
+
+    kept = [(r.member, r.paid - r.refunded) for r in online]
+    return {
+        "member_online_revenue": sum(v for m, v in kept if m),
+        "member_pos_revenue": sum(r.paid - r.refunded for r in sales if r.member),
+        "store_signed_online_share": _ratio(sum(v for m, v in kept if at_store(m)), sum(v for _, v in kept)),
     }
 
 

@@ -51,6 +51,8 @@ class MemberView:
         self.members: dict[str, dict[str, Any]] = {}
         self.member_ids: dict[UUID, str] = {}  # aggregate id -> member
         self.signups: Counter[str] = Counter()  # node -> members signed up there
+        self.clerk_signups: Counter[str] = Counter()  # "node/clerk" -> members the clerk signed up
+        self.signed_up: dict[str, tuple[str, str]] = {}  # member -> how (clerk, qr, pos, online) and where
         self.liability = 0  # points held by all members, pending and reserved included
         self.owed = 0  # points owed by all members
         self.expiring = DueTimes()  # member -> when their next points expire
@@ -60,6 +62,7 @@ class MemberView:
         return {
             Member.SignedUp: self._signed_up,
             Member.IdentityBound: self._identity_bound,
+            Member.Rebound: self._rebound,
             Member.PointsEarned: self._earned,
             Member.PointsRedeemed: self._redeemed,
             Member.PointsSpent: self._spent,
@@ -94,9 +97,16 @@ class MemberView:
 
     def _signed_up(self, e: Any) -> None:
         self.members[e.member] = {"node": e.node, "clerk": e.clerk, "dealer": e.dealer, "points": 0, "identities": {},
-                                  "owed": 0, "buckets": {}, "holds": {}}
+                                  "owed": 0, "buckets": {}, "holds": {}, "via": e.via, "signed_up_at": e.at}
         self.member_ids[e.originator_id] = e.member
         self.signups[e.node] += 1
+        if e.clerk:
+            self.clerk_signups[f"{e.node}/{e.clerk}"] += 1
+        self.signed_up[e.member] = (e.via, e.node)
+
+    def _rebound(self, e: Any) -> None:
+        _, m = self._member(e)
+        m["node"], m["clerk"], m["dealer"] = e.node, e.clerk, e.dealer
 
     def _identity_bound(self, e: Any) -> None:
         self.members[self.member_ids[e.originator_id]]["identities"][e.kind] = e.external_id

@@ -114,6 +114,11 @@ class AggregateStore:
         interval = self.snapshots.every[type(agg)]
         return agg.version - self._snapshot_at.get(agg.id, 0) >= max(interval, self.snapshots.size(agg))
 
+    def evict(self, which: Callable[[Any], bool]) -> None:
+        """Drops from memory the aggregates `which` picks: loaded again when needed."""
+        for agg_id in [agg_id for agg_id, agg in self.cached.items() if which(agg)]:
+            del self.cached[agg_id]
+
     def _forget(self, touched: Iterable[Any], stale: bool) -> None:
         """Drops what a failed command changed (or, after a version conflict,
         everything it touched): the next command reloads it from the store.

@@ -124,7 +124,7 @@ def test_a_cap_per_order_holds_over_all_its_lines_and_roles(engine, clock):
     assert sum(totals(engine, "2026-03").values()) == 500
 
 
-def test_o2o_state_shows_the_benefit_credited_per_period(tmp_path, capsys):
+def test_o2o_state_shows_the_benefit_accrued_payable_and_paid_per_period(tmp_path, capsys):
     from adapters.cli import main
 
     network = msgspec.structs.replace(small_network(), nodes=[
@@ -138,4 +138,23 @@ def test_o2o_state_shows_the_benefit_credited_per_period(tmp_path, capsys):
     path = tmp_path / "network.json"
     path.write_bytes(msgspec.json.encode(network))
     assert main(["state", "--store", url, "--network", str(path)]) == 0
-    assert "2026-03  4 parties, 800 in all; top: store:S1 300" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "  2026-03                     4         800         800           0  draft" in out  # past its 7 hold days
+    assert "top: store:S1 300" in out and "store_signed_online_share" in out
+
+
+def test_bad_input_is_refused_naming_the_field_and_stores_nothing(engine, clock):
+    stored = engine.recorder.max_notification_id()
+    cases = [
+        (PublishBenefitRules(rules=RuleSet(version="R9", effective_from=T0 + DAY, roles={
+            "store": RoleRate(6000), "dealer": RoleRate(4001)})), InvalidInput, "roles", "more than 100%"),
+        (PublishBenefitRules(rules=msgspec.structs.replace(R1, version="R1b")), Conflict, "effective_from",
+         "overlaps version R1"),
+        (ClosePeriod(period="2026-04"), Conflict, "period", "has not ended yet"),
+        (GetStatement(period="2026-03", party="clerk:nobody"), NotFound, "party", "unknown party"),
+    ]
+    for cmd, error, field, reason in cases:
+        with pytest.raises(error) as e:
+            engine.handle(cmd)
+        assert e.value.field == field and reason in e.value.reason, (cmd, e.value)
+    assert engine.recorder.max_notification_id() == stored

@@ -10,7 +10,7 @@ import pytest
 from adapters.bootstrap import build_engine
 from domain import ids
 from domain.commands import SignUpMember
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 from engine.clock import SimClock
 from engine.config import Config, load_config
 
@@ -65,3 +65,36 @@ def test_the_phone_salt_from_the_environment_is_the_one_the_engine_hashes_with()
         assert member.phone_hash != hashlib.sha256(("o2o-engine-dev-salt" + "13800000000").encode()).hexdigest()
     finally:
         engine.close()
+
+
+def sample_rules(tmp_path: Path, effective_from: str = "2027-01-01T00:00:00+08:00", store_bp: int = 300) -> Path:
+    """The sample's commented [[benefit.rules]] example, uncommented."""
+    text = SAMPLE.read_text()
+    block = text[text.index("# [[benefit.rules]]"):]
+    toml = "\n".join(line[2:] if line.startswith("# ") else line for line in block.splitlines())
+    toml = toml.replace("2027-01-01T00:00:00+08:00", effective_from).replace("store = { bp = 300", f"store = {{ bp = {store_bp}")
+    f = tmp_path / "rules.toml"
+    f.write_text('[store]\nurl = "memory:"\n[benefit]\n' + toml)
+    return f
+
+
+def test_the_sample_benefit_rules_are_published_at_start_and_a_changed_version_is_refused_naming_the_entry(tmp_path):
+    config = load_config(sample_rules(tmp_path), environ={}, overrides={"store": {"url": f"sqlite:///{tmp_path}/e.db"}})
+    rules = config.benefit.rules[0]
+    assert rules.effective_from == 1_798_732_800.0 and rules.roles["store"].fixed == 100  # 2027-01-01 00:00 +08:00
+    clock = SimClock(1_790_000_000.0)
+    engine = build_engine(config, clock=clock)
+    assert [v.version for v in engine.readmodels.benefit.versions] == ["R1"]
+    engine.close()
+    build_engine(config, clock=clock).close()  # the same version again: skipped
+    changed = load_config(sample_rules(tmp_path, store_bp=400), environ={},
+                          overrides={"store": {"url": f"sqlite:///{tmp_path}/e.db"}})
+    with pytest.raises(DomainError) as e:
+        build_engine(changed, clock=clock)
+    assert e.value.field == "config.benefit.rules[0].version"
+
+
+def test_a_rule_sets_time_without_its_offset_is_refused(tmp_path):
+    with pytest.raises(InvalidInput) as e:
+        load_config(sample_rules(tmp_path, effective_from="2027-01-01T00:00:00"), environ={})
+    assert e.value.field == "config.benefit.rules[0].effective_from"

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from domain import ids
-from domain.benefit import RoleRate, RuleSet, period_end, period_of
+from domain.benefit import RoleRate, RuleSet, period_end, period_of, window_end
 from domain.commands import (
     AcceptOrder, AdjustStock, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, CountStock, DeclineOrder,
-    Discount, Line, PublishBenefitRules, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress,
+    Discount, Line, PayStatements, PublishBenefitRules, RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress,
     ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import DomainError
@@ -24,6 +24,7 @@ from engine.config import ExpiryRule, PointsRules
 from engine.handlers import gift_key
 from engine.readmodels import ReadModels
 from engine.readmodels.orders import held
+from engine.routing.types import RouterSettings
 from tests.engine.network_fixture import at_km, small_network
 
 pytestmark = pytest.mark.slow  # 40 random sequences of 25 steps, each replayed
@@ -44,14 +45,18 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.clock = SimClock(1_700_000_000.0 + 16.5 * 3600)  # 22:43 in Shanghai: points expire at midnight
-        self.network = small_network()
+        # no node holds every SKU: an order of all three is split (each part credited when handed over)
+        self.network = small_network({"S1": {"A": 5, "B": 5}, "S2": {"B": 5, "C": 1}, "S3": {"A": 5, "C": 2},
+                                      "K1": {"A": 50, "B": 50}})
         rules = PointsRules(expiry=ExpiryRule(kind="days", days=0), gift_pickup_hours=0.5)
-        self.engine = Engine(self.network, EngineSettings(points=rules), clock=self.clock).start()
+        self.engine = Engine(self.network, EngineSettings(points=rules, router=RouterSettings(allow_split=True)),
+                             clock=self.clock).start()  # split orders too: each part credited when handed over
         self.engine.handle(PublishBenefitRules(rules=RuleSet(
             version="R1", effective_from=self.clock.now(), window_months=1, excluded_skus=["C"],
             roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(250)},
             vacant_to={"manager": "store", "dealer": "store"})))
-        self.closed: dict[tuple[str, str], object] = {}  # closed statements as they were closed
+        self.closed: dict[tuple[str, str], object] = {}  # closed statements' lines and totals as they were closed
+        self.last_closed: str | None = None
         self.flow: Counter[tuple[str, str]] = Counter()  # received + adjustments - POS - handed over
         for node, stock in self.network.stock.items():
             for sku, q in stock.items():
@@ -164,6 +169,27 @@ class EngineMachine(RuleBasedStateMachine):
                         self.flow[(node, s)] -= q
 
     @precondition(lambda self: self.orders)
+    @rule(data=st.data())
+    def a_part_is_handed_over(self, data):
+        """A part's whole way in one step: split orders' parts get handed over too."""
+        oid = data.draw(st.sampled_from(self.orders))
+        record = self.engine.readmodels.orders[oid]
+        routed = sorted(node for node, p in record.parts.items() if p.status == "routed")
+        if not routed:
+            return
+        node = data.draw(st.sampled_from(routed))
+        lines = dict(record.parts[node].lines)
+        last = "collected" if record.mode == "pickup" else "delivered"
+        steps = ["picked", "ready", last] if record.mode == "pickup" else ["picked", "dispatched", last]
+        if self.attempt(self.engine.accept, AcceptOrder(order_id=oid, node=node)) is None:
+            return
+        for step in steps:
+            if self.attempt(self.engine.progress, ReportProgress(order_id=oid, step=step, node=node)) is None:
+                return
+        for s, q in lines.items():
+            self.flow[(node, s)] -= q
+
+    @precondition(lambda self: self.orders)
     @rule(data=st.data(), whole=st.booleans(), back=st.sampled_from([None, *NODES]))
     def refund(self, data, whole, back):
         oid = data.draw(st.sampled_from(self.orders))
@@ -194,7 +220,28 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine.handle(ClosePeriod(period=last))
         for key, statement in self.engine.readmodels.benefit.statements.items():
             if key[1] == last:
-                self.closed[key] = msgspec.to_builtins(statement)
+                self.closed[key] = msgspec.to_builtins((statement.lines, statement.total))
+        self.last_closed = last
+
+    @precondition(lambda self: self.last_closed)
+    @rule(one=st.booleans())
+    def the_last_closed_period_is_paid(self, one):
+        party = next((p for p, period in sorted(self.closed) if period == self.last_closed), None) if one else None
+        self.attempt(self.engine.handle, PayStatements(period=self.last_closed, party=party, reference="batch"))
+
+    @rule(days=st.integers(0, 20), clerk=st.integers(0, 300), store=st.integers(0, 500), fixed=st.integers(0, 90),
+          cap=st.one_of(st.none(), st.integers(0, 400)))
+    def new_rules_are_published(self, days, clerk, store, fixed, cap):
+        self.n += 1
+        self.attempt(self.engine.handle, PublishBenefitRules(rules=RuleSet(
+            version=f"R{self.n}", effective_from=self.clock.now() + days * 3600, window_months=1, excluded_skus=["C"],
+            roles={"clerk": RoleRate(clerk, fixed=fixed), "store": RoleRate(store), "dealer": RoleRate(100)},
+            cap_per_order=cap, vacant_to={"dealer": "store"})))
+
+    @precondition(lambda self: self.members)
+    @rule(node=nodes, clerk=st.sampled_from([None, "c0", "c9"]))
+    def a_member_is_rebound(self, node, clerk):
+        self.attempt(self.engine.handle, RebindMember(member=self.members[-1], node=node, clerk=clerk, reason="moved"))
 
     # -- members -------------------------------------------------------
     @rule(node=nodes)
@@ -281,20 +328,43 @@ class EngineMachine(RuleBasedStateMachine):
             assert all(b.held == m["buckets"][k]["held"] for k, b in aggregate.buckets.items()), "reserved points moved"
 
     @invariant()
-    def benefit_statements_add_up_never_change_once_closed_and_reverse_no_more_than_credited(self):
+    def benefit_statements_add_up_never_change_once_closed_and_reverse_exactly_at_the_frozen_rate(self):
         view = self.engine.readmodels.benefit
+        versions = {v.version: v for v in view.versions}
+        members = {m: self.engine.log.repository.get(ids.member_id(m)) for m in self.members}
+        keys: set[str] = set()
+        pools: dict[tuple[str, str], tuple[int, int, str]] = {}  # (source, sku) -> credited, its pool, the version
         for key, statement in view.statements.items():
             assert statement.total == sum(line.amount for line in statement.lines)
             if key in self.closed:
-                assert msgspec.to_builtins(statement) == self.closed[key], "a closed statement changed"
+                assert msgspec.to_builtins((statement.lines, statement.total)) == self.closed[key], "a closed statement changed"
+            for line in statement.lines:
+                assert line.key not in keys, "a line booked twice"
+                keys.add(line.key)
+                c = view.credits[line.root, line.sku]
+                assert line.bp == c.roles[line.role][2] and line.version == c.roles[line.role][3], "not the frozen rate"
+                if line.amount > 0:
+                    amount = pools.get((line.source, line.sku), (0,))[0]
+                    pools[line.source, line.sku] = (amount + line.amount, line.pool, line.version)
+                    rules = versions[line.version]
+                    member = self.engine.log.repository.get(ids.order_id(*self.channel_of(line.root))).member \
+                        if line.root.startswith("order/") else self.engine.log.repository.get(
+                            ids.sale_id(*line.root.split("/")[1:])).member
+                    assert line.at < window_end(members[member].signed_up_at, rules, self.network.timezone)
+        for (source, sku), (amount, pool, version) in pools.items():  # the parts add up to the pool to the fen
+            assert amount == pool or (versions[version].cap_per_order is not None and amount <= pool), (source, sku)
         for (root, sku), c in view.credits.items():
             assert 0 <= c.reversed_base <= c.base
             for role, (_, amount, *_rest) in c.roles.items():
                 assert 0 <= c.reversed.get(role, 0) <= amount
-            if root.startswith("order/"):  # credited only for goods handed over
+            if root.startswith("order/") and sku:  # credited only for goods handed over
                 r = self.engine.readmodels.orders[root.split("/")[1]]
                 assert any(p.status == "handed_over" and sku in p.lines for p in r.parts.values())
             assert sku != "C", "an excluded SKU was credited"
+
+    def channel_of(self, root: str) -> tuple[str, str]:
+        r = self.engine.readmodels.orders[root.split("/")[1]]
+        return r.channel, r.external_id
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):

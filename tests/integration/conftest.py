@@ -36,7 +36,7 @@ BACKPRESSURE = {"max_queue", "max_wait_ms", "ack_wait_s"}
 
 @asynccontextmanager
 async def running_service(url: str, store: str = "memory:", router=None, events: str = "inline",
-                          test_clock: str | None = None, points: dict | None = None, **kw):
+                          test_clock: str | None = None, points: dict | None = None, network: str | None = None, **kw):
     """The engine service in this event loop, started by the composition root
     on the sample city at noon (or on a test clock starting at `test_clock`,
     as `o2o serve --test-clock` does); yields (engine, client connection)."""
@@ -46,6 +46,7 @@ async def running_service(url: str, store: str = "memory:", router=None, events:
         "backpressure": {k: v for k, v in kw.items() if k in BACKPRESSURE},
         "clock": {"test": True, "start": test_clock} if test_clock else {},
         "engine": {"points": points or {}},
+        "network": {"file": network} if network else {},
     })
     clock = None if test_clock else ShiftedClock(NOON)
     async with running(config, "test", clock=clock, router=router, say=lambda text: None) as up:

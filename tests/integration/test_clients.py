@@ -149,6 +149,8 @@ def test_the_demo_runs_on_embedded_defaults_and_a_rerun_plays_the_next_day(tmp_p
         assert routed > 0 and stored == published
         assert "30 came through the JetStream intake (1 repeat dropped" in out
         assert not re.search(r"refused.* 500:", out), out  # a refusal names a 4xx reason, never a bug
+        assert "o2o.benefit.rules.publish" not in out  # published once, skipped on the rerun
+        assert re.search(r"benefit \d{4}-\d{2}: [0-9,.]+ CNY credited to \d+ parties", out), out
     days = [re.search(r"lunch time on (\S+)", out).group(1) for out in runs]
     assert days[0] < days[1]  # the first run's orders hold its lunch slots
     assert (tmp_path / "data" / "events.db").exists()

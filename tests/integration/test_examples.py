@@ -27,6 +27,9 @@ EXAMPLES = [
     ("member-collect.json", "o2o.members.collect"), ("member-redeem-pickup-later.json", "o2o.members.redeem"),
     ("member-cancel-redemption.json", "o2o.members.cancel_redemption"), ("member-get.json", "o2o.members.get"),
     ("pos-refund.json", "o2o.pos.refund"),  # after the member's points were used: it takes some back
+    ("member-rebind.json", "o2o.members.rebind"), ("benefit-rules.json", "o2o.benefit.rules.publish"),
+    ("benefit-statement.json", "o2o.benefit.statement"), ("benefit-close.json", "o2o.benefit.close"),
+    ("benefit-paid.json", "o2o.benefit.paid"),
 ]
 # only with a test clock (o2o serve --test-clock)
 CLOCK_EXAMPLES = [("clock-advance.json", "o2o.clock.advance"), ("clock-set.json", "o2o.clock.set")]
