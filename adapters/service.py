@@ -83,8 +83,8 @@ class O2OService:
             try:
                 cmd = decode(req.data, ep.request, mp)
                 if batched:
-                    self.engine.check_order(cmd)  # static checks now, so they count in the stats
-                    self.worker.offer(cmd, (ep, req, mp))  # answered with its batch, by _answer
+                    checked = self.engine.check_order(cmd)  # now, so they count in the stats; not made again
+                    self.worker.offer(cmd, (ep, req, mp), checked)  # answered with its batch, by _answer
                     return
                 fut = asyncio.ensure_future(self.worker.call(self.engine.handle, cmd))
             except Overloaded as e:

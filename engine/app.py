@@ -234,11 +234,14 @@ class Engine:
             raise result
         return result
 
-    def submit_batch(self, cmds: list[SubmitOrder]) -> list[OrderReply | DomainError]:
+    def submit_batch(self, cmds: list[SubmitOrder], checked: list[Any] | None = None) -> list[OrderReply | DomainError]:
         """Routes new orders together with those waiting to be routed again,
         and stores everything in one transaction. A repeat of a known
-        (channel, external id) gets the first answer and stores nothing."""
-        results, answered = self._transaction(lambda uow: self._submit(uow, cmds))
+        (channel, external id) gets the first answer and stores nothing.
+        `checked`: each order's `check_order` result if a front end already
+        made it (None where not): what it depends on (SKUs, prices, nodes,
+        members signed up) never goes back, so it still holds."""
+        results, answered = self._transaction(lambda uow: self._submit(uow, cmds, checked))
         for i, key, repeat in answered:
             results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
         return results
@@ -250,7 +253,8 @@ class Engine:
         self.submit_batch([])
         return 1
 
-    def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder]) -> tuple[list[Any], list[tuple[int, str, bool]]]:
+    def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder],
+                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]]]:
         at = self.clock.now()
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
@@ -260,7 +264,7 @@ class Engine:
             repeat = str(oid) in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
-                    order = self._place(cmd, at)
+                    order = self._place(cmd, at, checked[i] if checked else None)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
                     fresh[oid] = uow.add(order)
@@ -306,8 +310,8 @@ class Engine:
         return price(lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in discounts),
                      delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
 
-    def _place(self, cmd: SubmitOrder, at: float) -> Order:
-        lines, lat, lon, money = self.check_order(cmd)
+    def _place(self, cmd: SubmitOrder, at: float, checked: Any = None) -> Order:
+        lines, lat, lon, money = checked or self.check_order(cmd)
         minutes = cmd.promise_minutes or (
             self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
         )
