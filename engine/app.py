@@ -258,24 +258,27 @@ class Engine:
         at = self.clock.now()
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
+        keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
-            repeat = str(oid) in self.readmodels.orders or oid in fresh
+            key = str(oid)
+            repeat = key in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
                     order = self._place(cmd, at, checked[i] if checked else None)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
                     fresh[oid] = uow.add(order)
+                    keys.append(key)
                 except DomainError as e:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
-            answered.append((i, str(oid), repeat))
-        waiting = [uow.order(k) for k in self.readmodels.to_route if UUID(k) not in fresh]
-        batch = list(fresh.values()) + waiting
+            answered.append((i, key, repeat))
+        waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
+        batch = list(fresh.values()) + [uow.order(k) for k in waiting]
         if batch:
-            self._route(uow, batch, at)
+            self._route(uow, batch, at, keys + waiting)
         return results, answered
 
     def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float, OrderMoney]:
@@ -335,31 +338,30 @@ class Engine:
             capacity_left=self.readmodels.capacity_left(at), now=at,
         )
 
-    def _route(self, uow: UnitOfWork, orders: list[Order], at: float) -> None:
+    def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str]) -> None:
         members = self.readmodels.members
         requests = [
             OrderToRoute(
-                key=str(o.id), lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
+                key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
                 placed_at=o.placed_at, promised_at=o.promised_at, value=o.value, pickup_node=o.pickup_node,
                 home_node=members[o.member]["node"] if o.member in members else None,
                 excluded=tuple(o.excluded) + tuple(o.parts),
             )
-            for o in orders
+            for o, key in zip(orders, keys)
         ]
         decisions = self.router.route(requests, self.network_state(at))
-        for order, decision in zip(orders, decisions):
-            self._apply_decision(uow, order, decision, at)
+        for order, key, decision in zip(orders, keys, decisions):
+            self._apply_decision(uow, order, key, decision, at)
 
-    def _apply_decision(self, uow: UnitOfWork, order: Order, d: Decision, at: float) -> None:
+    def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float) -> None:
         lost = d.lost
         if not d.parts:
             released = sorted(order.parts)
             self.give_back(uow, order, "rejected", at)
             order.reject(d.reason or "no node can serve it", lost, at)
             for node in released:
-                uow.inventory(node).release(str(order.id), reason="order rejected", at=at)
+                uow.inventory(node).release(key, reason="order rejected", at=at)
             return
-        key = str(order.id)
         for p in d.parts:
             short = uow.inventory(p.node).can_reserve(p.lines)
             if short is not None:  # only if the view lagged the store; never half-reserve
