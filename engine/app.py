@@ -435,9 +435,12 @@ class Engine:
     def lines(self, lines: list[Any]) -> dict[str, int]:
         """Wire lines (sku, qty: sold, received or returned) as SKU -> quantity, each SKU known, repeats added up."""
         out: dict[str, int] = {}
+        skus = self.skus
         for k, line in enumerate(lines):
-            self.sku(line.sku, f"lines[{k}].sku")
-            out[line.sku] = out.get(line.sku, 0) + line.qty
+            sku = line.sku
+            if sku not in skus:  # as self.sku(), the field's name made only when it is wrong
+                self.sku(sku, f"lines[{k}].sku")
+            out[sku] = out.get(sku, 0) + line.qty
         return out
 
     def sku(self, sku: str, field: str = "sku") -> str:
