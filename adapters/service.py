@@ -165,9 +165,9 @@ class O2OService:
 
     async def _answer(self, answers: list[tuple[tuple[Endpoint, Msg, bool], Any]]) -> None:
         """A batch of orders' replies, sent in one go: the JSON ones encoded
-        and written to the connection as one buffer of PUB commands (a
-        publish per reply was most of a reply's cost); errors and
-        MessagePack replies (their header) one by one."""
+        and written to the connection as one buffer of PUB commands (not a
+        publish each, with its checks and flush); errors and MessagePack
+        replies (their header) one by one."""
         nc = self.nc
         together: list[bytes] = []
         ok: list[tuple[tuple[Endpoint, Msg, bool], Any]] = []

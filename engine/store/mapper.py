@@ -56,8 +56,8 @@ class MsgspecMapper(Mapper):
     def stored(self, domain_event: Any, as_class: type) -> Any:
         """to_stored_event's fields in an object of `as_class` (StoredEvent, or
         a Notification whose id the save fills in), made without the frozen
-        dataclass's __init__ (its field-by-field __setattr__ was a third of
-        storing an event)."""
+        dataclass's __init__, which sets field by field (about 0.7 us of
+        the 4-5 us of storing an event: benchmarks/README.md)."""
         cls = type(domain_event)
         known = _WRITES.get(cls)
         if known is None:
