@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, Recording
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict
 from engine.store.eventlog import EventLog
@@ -93,10 +93,7 @@ class AggregateStore:
         """Application.save (eventsourcing is pinned) without its runtime
         Protocol isinstance checks per object, and snapshots taken of the
         aggregate in memory (the library reloads it from the store first).
-        The events are recorded as the library's EventStore.put records
-        them, each made straight into the Notification its recording holds
-        (the library makes a StoredEvent, then a Notification, through
-        frozen dataclasses' __init__)."""
+        The events are recorded by EventLog.record."""
         events: list[Any] = []
         due = []
         every = self.snapshots.every
@@ -106,16 +103,7 @@ class AggregateStore:
             events.extend(new)
             if new and type(agg) in every and log.snapshots is not None and self._snapshot_due(agg):
                 due.append(agg)
-        stored = log.mapper.stored
-        notes = [stored(e, Notification) for e in events]
-        ids = log.recorder.insert_events(notes)
-        recordings = []
-        if ids:
-            for e, note, n_id in zip(events, notes, ids, strict=True):
-                note.__dict__["id"] = n_id
-                rec = _new(Recording)
-                _setattr(rec, "__dict__", {"domain_event": e, "notification": note})
-                recordings.append(rec)
+        recordings = log.record(events)
         if due:
             snapshot_class = self.log.snapshot_class
             self.log.snapshots.put([getattr(type(agg), "Snapshot", snapshot_class).take(agg) for agg in due])
@@ -143,11 +131,6 @@ class AggregateStore:
                 self.cached.pop(agg.id, None)
 
 
-_new, _setattr = object.__new__, object.__setattr__
-
-
 def record_events(log: EventLog, events: list[Any]) -> list[Any]:
     """Events already made, stored in one save as the engine stores a batch (benchmarks rewrite stores with it)."""
-    processing = ProcessingEvent()
-    processing.events.extend(events)
-    return log._record(processing)
+    return log.record(events)
