@@ -32,7 +32,7 @@ class EngineWorker:
         self.max_wait = backpressure.max_wait_ms / 1000.0
         self.seconds_per_order = 0.0  # what draining one order costs when busy, averaged over recent batches
         self.max_queue = backpressure.max_queue
-        self.waiting: deque[tuple[SubmitOrder, Any, float]] = deque()  # (cmd, to, arrived), oldest first
+        self.waiting: deque[tuple[SubmitOrder, Any, float, Any]] = deque()  # (cmd, to, arrived, checked), oldest first
         self._wake = asyncio.Event()  # an order arrived to an empty queue, or the worker stops
         self._enough = asyncio.Event()  # a full batch is queued: no need to wait out the window
         self._stopping = False
@@ -45,9 +45,11 @@ class EngineWorker:
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
-    def offer(self, cmd: SubmitOrder, to: Any) -> None:
-        """Queues an order. Its result (a reply or a DomainError) goes, with the
-        rest of its batch, to `answer(...)` as `(to, result)`."""
+    def offer(self, cmd: SubmitOrder, to: Any, checked: Any = None) -> None:
+        """Queues an order (`checked`: its `Engine.check_order` result, if made;
+        the engine does not make it again). Its result (a reply or a
+        DomainError) goes, with the rest of its batch, to `answer(...)` as
+        `(to, result)`."""
         if not self.accepting:
             raise Overloaded("shutting down")
         queued = len(self.waiting)
@@ -56,7 +58,7 @@ class EngineWorker:
             raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
         if queued >= self.max_queue:
             raise Overloaded(f"intake queue full ({self.max_queue} orders waiting)")
-        self.waiting.append((cmd, to, asyncio.get_running_loop().time()))
+        self.waiting.append((cmd, to, asyncio.get_running_loop().time(), checked))
         if not queued:
             self._wake.set()
         if self.batching.full(queued + 1):
@@ -92,7 +94,7 @@ class EngineWorker:
                     await asyncio.wait_for(self._enough.wait(), remaining)
                 except asyncio.TimeoutError:
                     pass
-            batch = [waiting.popleft()[:2] for _ in range(min(self.max_batch, len(waiting)))]
+            batch = [waiting.popleft() for _ in range(min(self.max_batch, len(waiting)))]
             now = time.perf_counter()
             if last_size == self.max_batch:
                 # a full batch means a backed-up queue: from its start to this one is what
@@ -105,13 +107,14 @@ class EngineWorker:
         old = self.seconds_per_order
         self.seconds_per_order = seconds_per_order if not old else 0.7 * old + 0.3 * seconds_per_order
 
-    async def _route(self, batch: list[tuple[SubmitOrder, Any]]) -> None:
+    async def _route(self, batch: list[tuple[SubmitOrder, Any, float, Any]]) -> None:
         self.batches += 1
         try:
-            results: list[Any] = await self.call(self.engine.submit_batch, [cmd for cmd, _ in batch])
+            results: list[Any] = await self.call(self.engine.submit_batch, [b[0] for b in batch],
+                                                 [b[3] for b in batch])
         except Exception as e:  # nothing was stored: every caller hears of it
             results = [e] * len(batch)
-        await self.answer([(to, result) for (_, to), result in zip(batch, results)])
+        await self.answer([(b[1], result) for b, result in zip(batch, results)])
 
     async def tick(self) -> None:
         """Timers: expire reservations not accepted in time, route what waits."""

@@ -18,7 +18,8 @@ def check_lines(lines: dict[str, int], field: str = "lines", empty: str = "at le
     if not lines:
         raise InvalidInput(field, empty)
     for sku, qty in lines.items():
-        require_positive(qty, f"{field}.{sku}.qty")
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:  # require_positive, its field named only if bad
+            require_positive(qty, f"{field}.{sku}.qty")
 
 
 def merge_lines(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

@@ -238,11 +238,14 @@ class Engine:
             raise result
         return result
 
-    def submit_batch(self, cmds: list[SubmitOrder]) -> list[OrderReply | DomainError]:
+    def submit_batch(self, cmds: list[SubmitOrder], checked: list[Any] | None = None) -> list[OrderReply | DomainError]:
         """Routes new orders together with those waiting to be routed again,
         and stores everything in one transaction. A repeat of a known
-        (channel, external id) gets the first answer and stores nothing."""
-        results, answered = self._transaction(lambda uow: self._submit(uow, cmds))
+        (channel, external id) gets the first answer and stores nothing.
+        `checked`: each order's `check_order` result if a front end already
+        made it (None where not): what it depends on (SKUs, prices, nodes,
+        members signed up) never goes back, so it still holds."""
+        results, answered = self._transaction(lambda uow: self._submit(uow, cmds, checked))
         for i, key, repeat in answered:
             results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
         return results
@@ -254,28 +257,32 @@ class Engine:
         self.submit_batch([])
         return 1
 
-    def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder]) -> tuple[list[Any], list[tuple[int, str, bool]]]:
+    def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder],
+                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]]]:
         at = self.clock.now()
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
+        keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
-            repeat = str(oid) in self.readmodels.orders or oid in fresh
+            key = str(oid)
+            repeat = key in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
-                    order = self._place(cmd, at)
+                    order = self._place(cmd, at, checked[i] if checked else None)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
                     fresh[oid] = uow.add(order)
+                    keys.append(key)
                 except DomainError as e:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
-            answered.append((i, str(oid), repeat))
-        waiting = [uow.order(k) for k in self.readmodels.to_route if UUID(k) not in fresh]
-        batch = list(fresh.values()) + waiting
+            answered.append((i, key, repeat))
+        waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
+        batch = list(fresh.values()) + [uow.order(k) for k in waiting]
         if batch:
-            self._route(uow, batch, at)
+            self._route(uow, batch, at, keys + waiting)
         return results, answered
 
     def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float, OrderMoney]:
@@ -310,8 +317,8 @@ class Engine:
         return price(lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in discounts),
                      delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
 
-    def _place(self, cmd: SubmitOrder, at: float) -> Order:
-        lines, lat, lon, money = self.check_order(cmd)
+    def _place(self, cmd: SubmitOrder, at: float, checked: Any = None) -> Order:
+        lines, lat, lon, money = checked or self.check_order(cmd)
         minutes = cmd.promise_minutes or (
             self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
         )
@@ -335,31 +342,30 @@ class Engine:
             capacity_left=self.readmodels.capacity_left(at), now=at,
         )
 
-    def _route(self, uow: UnitOfWork, orders: list[Order], at: float) -> None:
+    def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str]) -> None:
         members = self.readmodels.members
         requests = [
             OrderToRoute(
-                key=str(o.id), lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
+                key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
                 placed_at=o.placed_at, promised_at=o.promised_at, value=o.value, pickup_node=o.pickup_node,
                 home_node=members[o.member]["node"] if o.member in members else None,
                 excluded=tuple(o.excluded) + tuple(o.parts),
             )
-            for o in orders
+            for o, key in zip(orders, keys)
         ]
         decisions = self.router.route(requests, self.network_state(at))
-        for order, decision in zip(orders, decisions):
-            self._apply_decision(uow, order, decision, at)
+        for order, key, decision in zip(orders, keys, decisions):
+            self._apply_decision(uow, order, key, decision, at)
 
-    def _apply_decision(self, uow: UnitOfWork, order: Order, d: Decision, at: float) -> None:
+    def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float) -> None:
         lost = d.lost
         if not d.parts:
             released = sorted(order.parts)
             self.give_back(uow, order, "rejected", at)
             order.reject(d.reason or "no node can serve it", lost, at)
             for node in released:
-                uow.inventory(node).release(str(order.id), reason="order rejected", at=at)
+                uow.inventory(node).release(key, reason="order rejected", at=at)
             return
-        key = str(order.id)
         for p in d.parts:
             short = uow.inventory(p.node).can_reserve(p.lines)
             if short is not None:  # only if the view lagged the store; never half-reserve
@@ -433,9 +439,12 @@ class Engine:
     def lines(self, lines: list[Any]) -> dict[str, int]:
         """Wire lines (sku, qty: sold, received or returned) as SKU -> quantity, each SKU known, repeats added up."""
         out: dict[str, int] = {}
+        skus = self.skus
         for k, line in enumerate(lines):
-            self.sku(line.sku, f"lines[{k}].sku")
-            out[line.sku] = out.get(line.sku, 0) + line.qty
+            sku = line.sku
+            if sku not in skus:  # as self.sku(), the field's name made only when it is wrong
+                self.sku(sku, f"lines[{k}].sku")
+            out[sku] = out.get(sku, 0) + line.qty
         return out
 
     def sku(self, sku: str, field: str = "sku") -> str:

@@ -64,3 +64,25 @@ def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:
                    default=None) for t in ("engine", "echo")}
     ratio = round(best["engine"] / best["echo"], 3) if best["engine"] and best["echo"] else None
     return {"engine_per_s": best["engine"], "echo_per_s": best["echo"], "engine_share_of_echo": ratio}
+
+
+def repeated(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The main runs (one per fresh engine with --repeat): each one's p99, errors and CPU per order, the worst
+    (highest p99; any error or timeout is worse) and the median CPU per order."""
+    mains = [r for r in runs if r["name"] == "main"]
+    if not mains:
+        return None
+
+    def badness(r: dict[str, Any]) -> tuple[int, float]:
+        return (sum(r["errors"].values()) + r["timeouts"], (r["latency_ms"] or {}).get("p99", float("inf")))
+
+    worst = max(mains, key=badness)
+    return {
+        "runs": [{"repeat": r.get("repeat", 1), "p99_ms": (r["latency_ms"] or {}).get("p99"),
+                  "errors": sum(r["errors"].values()), "timeouts": r["timeouts"], "sustained": r["sustained"],
+                  "service_cpu_us_per_request": r["service_cpu_us_per_request"]} for r in mains],
+        "worst": {"repeat": worst.get("repeat", 1), "p99_ms": (worst["latency_ms"] or {}).get("p99"),
+                  "errors": sum(worst["errors"].values()), "timeouts": worst["timeouts"]},
+        "all_sustained": all(r["sustained"] for r in mains),
+        "median_cpu_us_per_request": float(np.median([r["service_cpu_us_per_request"] for r in mains])),
+    }

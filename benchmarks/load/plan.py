@@ -53,12 +53,13 @@ class Plan(msgspec.Struct):
 
 def sessions(args: argparse.Namespace) -> list[list[Plan]]:
     """The runs, in sessions: each engine session starts a fresh engine (its own
-    store and nats-server), so the sweep's orders do not slow the main run."""
+    store and nats-server), so the sweep's orders do not slow the main run;
+    --repeat N main runs come first, each in a session of its own."""
     if args.quick:
         args.rate, args.seconds, args.rates, args.sweep_seconds = 1000, 5.0, [500, 1000, 2000], 3.0
         args.echo_rates, args.sweep, args.intake = [2000, 4000], True, 2000
     warm = Plan("warm-up", SUBMIT, 500, 2.0)  # first batches load aggregates and warm caches
-    out = [[warm, Plan("main", SUBMIT, args.rate, args.seconds)]]
+    out = [[warm, Plan("main", SUBMIT, args.rate, args.seconds)] for _ in range(max(1, getattr(args, "repeat", 1)))]
     if args.sweep:
         out.append([warm] + [Plan("sweep", SUBMIT, r, args.sweep_seconds) for r in args.rates])
     if not args.no_echo:

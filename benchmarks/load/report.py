@@ -13,9 +13,17 @@ def table(report: dict[str, Any]) -> None:
     for r in report["runs"]:
         lat = r["latency_ms"] or dict.fromkeys(("p50", "p90", "p99", "p99.9", "max"), float("nan"))
         bad = f"{r['errors'] or '-'} / {r['timeouts']}"
-        print(f"{r['name']:<8} {r['target']:<7} {r['offered_per_s']:>9,} {r['achieved_per_s']:>10,.0f} "
+        name = f"{r['name']} {r['repeat']}" if "repeat" in r and len(report["main_runs"]["runs"]) > 1 else r["name"]
+        print(f"{name:<8} {r['target']:<7} {r['offered_per_s']:>9,} {r['achieved_per_s']:>10,.0f} "
               f"{lat['p50']:>7.1f} {lat['p90']:>7.1f} {lat['p99']:>7.1f} {lat['p99.9']:>7.1f} {lat['max']:>7.1f} "
               f"{r['service_cpu_us_per_request']:>10.0f}  {bad:<17}  {'yes' if r['sustained'] else 'no'}")
+    m = report.get("main_runs")
+    if m and len(m["runs"]) > 1:
+        w = m["worst"]
+        print(f"\n{len(m['runs'])} main runs, each on a fresh engine: worst p99 {w['p99_ms']} ms (run {w['repeat']}), "
+              f"{w['errors']} errors, {w['timeouts']} timeouts; every run sustained: "
+              f"{'yes' if m['all_sustained'] else 'no'}; engine CPU per order, median of runs: "
+              f"{m['median_cpu_us_per_request']:.0f} us")
     s = report["sustained"]
     print(f"\nsustained with p99 <= {P99_TARGET_MS:g} ms: engine {s['engine_per_s'] or '-'} orders/s, "
           f"echo {s['echo_per_s'] or '-'} requests/s, engine/echo {s['engine_share_of_echo'] or '-'}")

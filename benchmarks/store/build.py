@@ -68,20 +68,20 @@ def build(folder: Path, orders: int, nodes: int, skus: int, rebuild: bool) -> di
 @contextmanager
 def _counting_saves(saves: list[int]):
     """Records the events of every save the engine makes: each goes through
-    the library's Application._record once (one transaction)."""
-    original = EventLog._record
+    EventLog.record once (one transaction)."""
+    original = EventLog.record
 
-    def counted(self, processing):
-        recordings = original(self, processing)
+    def counted(self, events):
+        recordings = original(self, events)
         if recordings:
             saves.append(len(recordings))
         return recordings
 
-    EventLog._record = counted
+    EventLog.record = counted
     try:
         yield
     finally:
-        del EventLog._record  # the library's method shows through again
+        EventLog.record = original
 
 
 def _count_snapshots(path: Path) -> int:

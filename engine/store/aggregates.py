@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict
@@ -92,17 +92,18 @@ class AggregateStore:
     def save(self, aggregates: Iterable[Any]) -> list[Any]:
         """Application.save (eventsourcing is pinned) without its runtime
         Protocol isinstance checks per object, and snapshots taken of the
-        aggregate in memory (the library reloads it from the store first)."""
-        processing = ProcessingEvent()
+        aggregate in memory (the library reloads it from the store first).
+        The events are recorded by EventLog.record."""
+        events: list[Any] = []
         due = []
         every = self.snapshots.every
+        log = self.log
         for agg in aggregates:
             new = agg.collect_events()
-            processing.events.extend(new)
-            processing.aggregates[agg.id] = agg
-            if new and type(agg) in every and self.log.snapshots is not None and self._snapshot_due(agg):
+            events.extend(new)
+            if new and type(agg) in every and log.snapshots is not None and self._snapshot_due(agg):
                 due.append(agg)
-        recordings = self.log._record(processing)
+        recordings = log.record(events)
         if due:
             snapshot_class = self.log.snapshot_class
             self.log.snapshots.put([getattr(type(agg), "Snapshot", snapshot_class).take(agg) for agg in due])
@@ -137,6 +138,4 @@ class AggregateStore:
 
 def record_events(log: EventLog, events: list[Any]) -> list[Any]:
     """Events already made, stored in one save as the engine stores a batch (benchmarks rewrite stores with it)."""
-    processing = ProcessingEvent()
-    processing.events.extend(events)
-    return log._record(processing)
+    return log.record(events)

@@ -71,3 +71,33 @@ def test_a_full_queue_refuses_at_once_and_a_stopped_worker_takes_nothing():
             worker.offer(order(4), 4)
 
     asyncio.run(go())
+
+
+def test_an_order_checked_when_offered_is_not_checked_again_by_the_engine_and_is_placed_as_checked():
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+    checks = []
+    check = engine.check_order
+    engine.check_order = lambda cmd: checks.append(cmd.external_id) or check(cmd)
+
+    async def go():
+        answered: dict[int, object] = {}
+        done = asyncio.Event()
+
+        async def answer(batch):
+            answered.update(batch)
+            done.set()
+
+        worker = EngineWorker(engine, answer, Batching(window_ms=50, max_batch=10))
+        worker.start()
+        worker.offer(order(1), 1, engine.check_order(order(1)))  # as the service's handler does
+        worker.offer(order(2), 2)  # not checked before: the engine checks it
+        while len(answered) < 2:
+            done.clear()
+            await done.wait()
+        await worker.stop()
+        return answered
+
+    answered = asyncio.run(go())
+    assert checks == ["w1", "w2"]
+    assert answered[1].status == answered[2].status == "routed"
+    assert answered[1].money == answered[2].money

@@ -69,3 +69,25 @@ def test_the_zero_loss_check_catches_an_order_answered_but_not_stored_answered_t
     assert (z["answered_but_not_stored"], z["doubled_replies"], z["refused"], z["refused_but_stored"]) == (1, 1, 1, 0)
     z = zero_loss(store, [(orders[:1], _result([503], [1]))])  # refused, yet stored
     assert not z["ok"] and z["refused_but_stored"] == 1
+
+
+def test_repeat_runs_the_main_run_on_as_many_fresh_engines_first_and_the_worst_run_is_the_one_with_errors_or_the_highest_p99():
+    import argparse
+
+    from benchmarks.load.figures import repeated
+    from benchmarks.load.plan import sessions
+
+    args = argparse.Namespace(quick=False, rate=5000, seconds=60.0, repeat=3, sweep=True, rates=[1000, 2000],
+                              sweep_seconds=15.0, no_echo=True)
+    todo = sessions(args)
+    assert [[p.name for p in plans] for plans in todo] == [["warm-up", "main"]] * 3 + [["warm-up", "sweep", "sweep"]]
+
+    def run(k: int, p99: float, errors: dict[str, int], timeouts: int = 0) -> dict:
+        return {"name": "main", "repeat": k, "latency_ms": {"p99": p99}, "errors": errors, "timeouts": timeouts,
+                "sustained": not errors and p99 <= 250, "service_cpu_us_per_request": 100.0 + k}
+
+    m = repeated([run(1, 90.0, {}), run(2, 300.0, {}), {"name": "sweep"}, run(3, 40.0, {"503": 2})])
+    assert [r["repeat"] for r in m["runs"]] == [1, 2, 3]
+    assert m["worst"] == {"repeat": 3, "p99_ms": 40.0, "errors": 2, "timeouts": 0}
+    assert not m["all_sustained"] and m["median_cpu_us_per_request"] == 102.0
+    assert repeated([run(1, 90.0, {}), run(2, 300.0, {})])["worst"]["repeat"] == 2

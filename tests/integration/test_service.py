@@ -48,9 +48,29 @@ def test_discovery_lists_every_endpoint_and_stats_count_requests_and_errors(nats
             stats = json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)
             by_name = {e["name"]: e for e in stats["endpoints"]}
             assert by_name["submit"]["num_requests"] == 2 and by_name["submit"]["num_errors"] == 1
+            assert by_name["submit"]["last_error"].startswith("400:$: not valid JSON")
+            assert by_name["submit"]["processing_time"] > 0
             assert by_name["status"]["num_errors"] == 1
             assert "SubmitOrder" in schemas["requests"] and "OrderReply" in schemas["replies"]
             assert "o2o.events.order.routed" in schemas["events"]
+
+    run(go())
+
+
+def test_orders_in_flight_together_each_get_their_own_reply_in_the_format_they_asked_for(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            mp = {"Content-Type": "application/msgpack"}
+            asks = [nc.request("o2o.orders.submit", msgspec.msgpack.encode(order(f"f{i}")) if i % 5 == 0
+                               else msgspec.json.encode(order(f"f{i}")), timeout=10, headers=mp if i % 5 == 0 else None)
+                    for i in range(40)]
+            bad = SubmitOrder(channel="app", external_id="bad", lines=[Line(SKU, 1)])  # delivery without a location
+            asks.append(nc.request("o2o.orders.submit", msgspec.json.encode(bad), timeout=10))
+            replies = await asyncio.gather(*asks)
+            for i, msg in enumerate(replies[:40]):
+                body = msgspec.msgpack.decode(msg.data) if i % 5 == 0 else json.loads(msg.data)
+                assert body["external_id"] == f"f{i}" and body["status"] in ("routed", "rejected")
+            assert replies[40].headers["Nats-Service-Error-Code"] == "400"
 
     run(go())
 
