@@ -34,6 +34,8 @@ from engine.routing.reduce import usage
 EPS = 1e-9
 REPAIR_SHARE = 0.5  # of the time given, what the repairs may use
 REPAIR_STEPS = 50  # per order; type D 20 x 200 needed far fewer from the LP's rounding
+SWAP_ROWS = 200  # orders whose swaps the tabu search weighs per step (all of them up to this many)
+TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in this range)
 
 
 @dataclass
@@ -310,3 +312,93 @@ class Search:
                         self._apply(moves)
                         improved = True
                         break
+
+
+def single_resource(local: Local) -> bool:
+    """Every option takes at most one resource (generalised assignment: its node's capacity)."""
+    return bool((np.diff(local.use.indptr) <= 1).all())
+
+
+def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None) -> np.ndarray:
+    """Tabu search over shifts and swaps for components whose options take
+    one resource each (single_resource), evaluated for all moves at once in
+    numpy: each step takes the cheapest feasible move (a costlier one when
+    none is cheaper) that does not put an order back on a node it left in
+    the last few steps, unless it beats the best answer. Starts from a
+    feasible answer; returns the best feasible answer seen. The Python
+    descent above took about a second per sweep of 100 orders' swaps.
+    steps: at most this many moves (tests; the deadline otherwise)."""
+    rng = np.random.default_rng(seed)
+    k = len(local.orders)
+    owner = np.repeat(np.arange(k), np.diff(local.ptr))
+    has = np.diff(local.use.indptr) > 0
+    res = np.full(len(local.pair), -1)
+    amount = np.zeros(len(local.pair))
+    res[has] = local.use.indices[local.use.indptr[:-1][has]]
+    amount[has] = local.use.data[local.use.indptr[:-1][has]]
+    supply = np.append(local.supply, np.inf)  # resource -1: none that binds
+    slot = np.unique(local.node, return_inverse=True)[1]  # node (or unserved) as 0..m-1
+    m = int(slot.max()) + 1
+    option_at = np.full((k, m), -1)
+    option_at[owner, slot] = np.arange(len(local.pair))
+    cost = local.cost
+    chosen = np.array(chosen)
+    used = np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0], len(local.supply))
+    used = np.append(used, 0.0)
+    value = float(cost[chosen].sum())
+    best, best_value = chosen.copy(), value
+    tabu_until = np.zeros((k, m), dtype=np.int64)
+    step = 0
+    idx = np.arange(k)
+    while time.perf_counter() < deadline and (steps is None or step < steps):
+        step += 1
+        cur = chosen
+        cur_slot, cur_res = slot[cur], res[cur]
+        # shifts: every option of every order
+        q_ok = (used[res] + amount - amount[cur][owner] * (res == cur_res[owner]) <= supply[res] + EPS)
+        q_ok &= slot != cur_slot[owner]
+        d_shift = np.where(q_ok, cost - cost[cur][owner], np.inf)
+        allowed = tabu_until[owner, slot] < step
+        d_shift = np.where(allowed | (value + d_shift < best_value - EPS), d_shift, np.inf)
+        q = int(np.argmin(d_shift))
+        move_d, move = d_shift[q], ((int(owner[q]), q),)
+        # swaps: order i to j's node and j to i's (for a sample of i when large)
+        rows = idx if k <= SWAP_ROWS else rng.choice(k, SWAP_ROWS, replace=False)
+        qi = option_at[rows][:, cur_slot]  # (rows, k): i's option at j's node
+        qj = option_at[:, cur_slot[rows]].T  # (rows, k): j's option at i's node
+        valid = (qi >= 0) & (qj >= 0)
+        qi_, qj_ = np.where(valid, qi, 0), np.where(valid, qj, 0)
+        # the resources the two new options take, after both orders left theirs (options at one node
+        # may take different resources, or none: stock cells of different SKUs)
+        ri, rj = cur_res[rows][:, None], cur_res[None, :]
+        ai, aj = amount[cur[rows]][:, None], amount[cur][None, :]
+        fits = []
+        for new, other in ((qi_, qj_), (qj_, qi_)):
+            r = res[new]
+            fits.append(used[r] + amount[new] + amount[other] * (res[other] == r) - ai * (ri == r) - aj * (rj == r)
+                        <= supply[r] + EPS)
+        fit_j, fit_i = fits
+        d_swap = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
+        ok = valid & fit_j & fit_i & (cur_slot[rows][:, None] != cur_slot[None, :])
+        tabu_ok = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
+        d_swap = np.where(ok & (tabu_ok | (value + d_swap < best_value - EPS)), d_swap, np.inf)
+        if d_swap.size:
+            flat_best = int(np.argmin(d_swap))
+            a, b = divmod(flat_best, k)
+            if d_swap[a, b] < move_d:
+                i, j = int(rows[a]), b
+                move_d, move = d_swap[a, b], ((i, int(qi_[a, b])), (j, int(qj_[a, b])))
+        if not np.isfinite(move_d):
+            break
+        for i, q in move:
+            old = int(chosen[i])
+            tabu_until[i, slot[old]] = step + int(rng.integers(TENURE[0], TENURE[1] + 1))
+            if res[old] >= 0:
+                used[res[old]] -= amount[old]
+            if res[q] >= 0:
+                used[res[q]] += amount[q]
+            chosen[i] = q
+        value += float(move_d)
+        if value < best_value - EPS:
+            best, best_value = chosen.copy(), value
+    return best
