@@ -37,6 +37,7 @@ DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent ma
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_SHARE = 0.6  # of the time left, what the flow may use; neighbourhoods of its answer the rest
 HOOD = 600  # orders per neighbourhood
+TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
 HARD_MIP_SHARE = 0.3  # of the time left, what the MIP on a must-assign component's rest may use after the repair
 
 
@@ -184,7 +185,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
         start = _feasible_start(work, rest, stock, capacity, deadline, lp)
         left = deadline - time.perf_counter()
         if hard and start is not None:
-            left *= HARD_MIP_SHARE  # the rest to the descent and the node neighbourhoods
+            left *= HARD_MIP_SHARE  # the rest to the tabu search (then CP-SAT)
         if start is None:
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > MIN_SOLVE_S else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
@@ -204,7 +205,9 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     if hard and np.isfinite(value) and not proven:
         value = _descend(work, orders, parts, stock, capacity, deadline)
     answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible)
-    if not answer.proven and lp is not None and rest is not orders and np.isfinite(value):
+    # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
+    # started from the answer, in _improve, uses the time better)
+    if not answer.proven and not hard and lp is not None and rest is not orders and np.isfinite(value):
         _close_by_reduced_costs(work, answer, lp, parts, stock, capacity, deadline)
     return answer
 
@@ -315,7 +318,7 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     chosen[owner[skip][~served[owner[skip]]]] = skip[~served[owner[skip]]]
     if (chosen >= 0).all() and time.perf_counter() < deadline:
         if single_resource(local):
-            chosen = tabu(local, chosen, deadline)
+            chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)  # then CP-SAT (_improve) from it
         else:
             search = Search(local, chosen, seed=0)
             search.descend(deadline)

@@ -36,6 +36,7 @@ REPAIR_SHARE = 0.5  # of the time given, what the repairs may use
 REPAIR_STEPS = 50  # per order; type D 20 x 200 needed far fewer from the LP's rounding
 SWAP_ROWS = 200  # orders whose swaps the tabu search weighs per step (all of them up to this many)
 TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in this range)
+KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick; the share of orders it moves
 
 
 @dataclass
@@ -319,15 +320,21 @@ def single_resource(local: Local) -> bool:
     return bool((np.diff(local.use.indptr) <= 1).all())
 
 
-def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None) -> np.ndarray:
+def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None,
+         patience: int | None = None) -> np.ndarray:
     """Tabu search over shifts and swaps for components whose options take
-    one resource each (single_resource), evaluated for all moves at once in
-    numpy: each step takes the cheapest feasible move (a costlier one when
-    none is cheaper) that does not put an order back on a node it left in
-    the last few steps, unless it beats the best answer. Starts from a
-    feasible answer; returns the best feasible answer seen. The Python
-    descent above took about a second per sweep of 100 orders' swaps.
-    steps: at most this many moves (tests; the deadline otherwise)."""
+    one resource each (single_resource), every move weighed at once in
+    numpy. Moves may overfill: each step takes the move that lowers cost +
+    weight x overfill the most (or raises it the least), the weight growing
+    while the answer overfills and shrinking while it fits (strategic
+    oscillation: on tight type D problems the answers that fit are islands
+    that shifts and swaps between fitting answers do not connect). A move
+    that puts an order back on a node it left in the last few steps is not
+    taken unless it gives the best fitting answer yet. Starts from a
+    fitting answer; returns the best fitting answer seen. (The Python
+    descent above took about a second per sweep of 100 orders' swaps.)
+    steps: at most this many moves (tests; the deadline otherwise);
+    patience: stop after this many moves without a better answer."""
     rng = np.random.default_rng(seed)
     k = len(local.orders)
     owner = np.repeat(np.arange(k), np.diff(local.ptr))
@@ -343,62 +350,89 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     option_at[owner, slot] = np.arange(len(local.pair))
     cost = local.cost
     chosen = np.array(chosen)
-    used = np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0], len(local.supply))
-    used = np.append(used, 0.0)
-    value = float(cost[chosen].sum())
+    used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
+                                 len(local.supply)), 0.0)
+    value, over = float(cost[chosen].sum()), 0.0
     best, best_value = chosen.copy(), value
+    base = float(np.abs(cost).mean()) / max(float(amount[amount > 0].mean()) if (amount > 0).any() else 1.0, EPS)
+    weight = base
     tabu_until = np.zeros((k, m), dtype=np.int64)
-    step = 0
+    step = last_better = last_kick = 0
     idx = np.arange(k)
-    while time.perf_counter() < deadline and (steps is None or step < steps):
+
+    def excess(r, x):
+        return np.maximum(0.0, x - supply[r])
+
+    while time.perf_counter() < deadline and (steps is None or step < steps) \
+            and (patience is None or step - last_better < patience):
         step += 1
         cur = chosen
-        cur_slot, cur_res = slot[cur], res[cur]
-        # shifts: every option of every order
-        q_ok = (used[res] + amount - amount[cur][owner] * (res == cur_res[owner]) <= supply[res] + EPS)
-        q_ok &= slot != cur_slot[owner]
-        d_shift = np.where(q_ok, cost - cost[cur][owner], np.inf)
-        allowed = tabu_until[owner, slot] < step
-        d_shift = np.where(allowed | (value + d_shift < best_value - EPS), d_shift, np.inf)
-        q = int(np.argmin(d_shift))
-        move_d, move = d_shift[q], ((int(owner[q]), q),)
+        cur_slot, cur_res, cur_amt = slot[cur], res[cur], amount[cur]
+        over_now = np.maximum(0.0, used - supply)
+        # shifts: every option of every order (leaving its resource a, taking b)
+        ra, rb = cur_res[owner], res
+        same = ra == rb
+        d_over = np.where(same, excess(rb, used[rb] - cur_amt[owner] + amount) - over_now[rb],
+                          excess(rb, used[rb] + amount) - over_now[rb]
+                          + excess(ra, used[ra] - cur_amt[owner]) - over_now[ra])
+        d_cost = cost - cost[cur][owner]
+        score = d_cost + weight * d_over
+        fine = (tabu_until[owner, slot] < step) | ((over + d_over <= EPS) & (value + d_cost < best_value - EPS))
+        score = np.where((slot != cur_slot[owner]) & fine, score, np.inf)
+        q = int(np.argmin(score))
+        move_s, move_c, move = score[q], d_cost[q], ((int(owner[q]), q),)
         # swaps: order i to j's node and j to i's (for a sample of i when large)
         rows = idx if k <= SWAP_ROWS else rng.choice(k, SWAP_ROWS, replace=False)
         qi = option_at[rows][:, cur_slot]  # (rows, k): i's option at j's node
         qj = option_at[:, cur_slot[rows]].T  # (rows, k): j's option at i's node
-        valid = (qi >= 0) & (qj >= 0)
+        valid = (qi >= 0) & (qj >= 0) & (cur_slot[rows][:, None] != cur_slot[None, :])
         qi_, qj_ = np.where(valid, qi, 0), np.where(valid, qj, 0)
-        # the resources the two new options take, after both orders left theirs (options at one node
-        # may take different resources, or none: stock cells of different SKUs)
-        ri, rj = cur_res[rows][:, None], cur_res[None, :]
-        ai, aj = amount[cur[rows]][:, None], amount[cur][None, :]
-        fits = []
-        for new, other in ((qi_, qj_), (qj_, qi_)):
-            r = res[new]
-            fits.append(used[r] + amount[new] + amount[other] * (res[other] == r) - ai * (ri == r) - aj * (rj == r)
-                        <= supply[r] + EPS)
-        fit_j, fit_i = fits
-        d_swap = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
-        ok = valid & fit_j & fit_i & (cur_slot[rows][:, None] != cur_slot[None, :])
-        tabu_ok = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
-        d_swap = np.where(ok & (tabu_ok | (value + d_swap < best_value - EPS)), d_swap, np.inf)
-        if d_swap.size:
-            flat_best = int(np.argmin(d_swap))
-            a, b = divmod(flat_best, k)
-            if d_swap[a, b] < move_d:
-                i, j = int(rows[a]), b
-                move_d, move = d_swap[a, b], ((i, int(qi_[a, b])), (j, int(qj_[a, b])))
-        if not np.isfinite(move_d):
+        # the (up to four) resources involved, each counted once: what the new options take, what the
+        # orders leave (options at one node may take different resources, or none)
+        roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
+                 np.broadcast_to(cur_res[None, :], qi_.shape)]
+        ai, aj = cur_amt[rows][:, None], cur_amt[None, :]
+        s_over = np.zeros(qi_.shape)
+        for n, r in enumerate(roles):
+            after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
+                - ai * (roles[2] == r) - aj * (roles[3] == r)
+            term = excess(r, after) - over_now[r]
+            for earlier in roles[:n]:
+                term = np.where(earlier == r, 0.0, term)
+            s_over += term
+        s_cost = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
+        fine = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
+        fine |= (over + s_over <= EPS) & (value + s_cost < best_value - EPS)
+        s_score = np.where(valid & fine, s_cost + weight * s_over, np.inf)
+        if s_score.size:
+            a, b = divmod(int(np.argmin(s_score)), k)
+            if s_score[a, b] < move_s:
+                move_s, move_c = s_score[a, b], s_cost[a, b]
+                move = ((int(rows[a]), int(qi_[a, b])), (b, int(qj_[a, b])))
+        if not np.isfinite(move_s):
             break
         for i, q in move:
             old = int(chosen[i])
             tabu_until[i, slot[old]] = step + int(rng.integers(TENURE[0], TENURE[1] + 1))
-            if res[old] >= 0:
-                used[res[old]] -= amount[old]
-            if res[q] >= 0:
-                used[res[q]] += amount[q]
+            used[res[old]] -= amount[old]
+            used[res[q]] += amount[q]
             chosen[i] = q
-        value += float(move_d)
-        if value < best_value - EPS:
-            best, best_value = chosen.copy(), value
+        used[-1] = 0.0
+        value += float(move_c)
+        over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
+        weight = min(weight * 1.1, base * 1e4) if over > EPS else max(weight / 1.1, base * 1e-3)
+        if over <= EPS and value < best_value - EPS:
+            best, best_value, last_better = chosen.copy(), value, step
+        if step - max(last_better, last_kick) >= KICK_AFTER:
+            # stuck: from the best answer, a few orders to random other options (iterated tabu search)
+            last_kick = step
+            chosen = best.copy()
+            for i in rng.choice(k, max(2, int(KICK_SHARE * k)), replace=False).tolist():
+                options = np.arange(local.ptr[i], local.ptr[i + 1])
+                chosen[i] = int(rng.choice(options))
+            used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
+                                         len(local.supply)), 0.0)
+            value = float(cost[chosen].sum())
+            over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
+            tabu_until[:] = 0
     return best

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from benchmarks.gap import gap
 from engine.routing.flow import applies, solve_flow
 from engine.routing.greedy import solve_greedy
+from engine.routing.mip import solve_mip
 from engine.routing.optimal import solve_optimal
 from engine.routing.problem import objective, violations, whole
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
@@ -90,3 +91,20 @@ def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
     nodes = local.node[best]
     assert violations(problem, whole(problem, nodes.tolist())) == []
     assert objective(problem, whole(problem, nodes.tolist())) < local.cost[start].sum()
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None)
+@given(must_assign_problems() | problems())
+def test_optimal_says_infeasible_only_when_exact_proves_it_on_every_path(problem):
+    # the large-component path (LP first, its whole answers kept, the repair and the tabu search on
+    # tight must-assign components), and mixed problems: optional and must-assign orders, stock, splits
+    with patch("engine.routing.optimal.LP_FIRST", 0):
+        optimal = solve_optimal(problem, time_limit_s=5)
+    exact = solve_mip(problem)
+    assert exact.status in ("optimal", "infeasible")  # no time limit: exact always decides
+    if optimal.status == "infeasible":
+        assert exact.status == "infeasible"
+    if exact.status == "optimal":
+        assert optimal.status in ("optimal", "feasible")
+        assert violations(problem, optimal.parts) == []
