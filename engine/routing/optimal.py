@@ -35,6 +35,7 @@ FEASIBLE_GRACE_S = 3.0  # past the budget, what finding a first feasible answer 
 LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greedy cannot place may use
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
+FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
 FLOW_SHARE = 0.6  # of the time left, what the flow may use; neighbourhoods of its answer the rest
 HOOD = 600  # orders per neighbourhood
 TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
@@ -151,18 +152,10 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     fractional rest; a small one goes to a MIP whole (a proof is cheap there).
     Must-assign orders that greedy cannot place get a feasible answer first
     (repair.py), which the MIP then starts from."""
-    if by_flow and large and len(orders) >= FLOW_FROM and flow.applies(work, orders):
-        # the LP alone would take 0.3-8 s here (benchmarks/README.md): a priced min-cost flow, then
-        # neighbourhoods of it solved exactly while the budget lasts
-        now = time.perf_counter()
-        nodes = np.full(work.n_orders, -1)
-        nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now))
-        answer = whole(work, nodes.tolist())
-        for o in orders:
-            parts[o] = answer[o]
-        _take(work, parts, orders, stock, capacity)
-        _neighbourhoods(work, orders, parts, stock, capacity, deadline, solver)
-        return Answer(orders, objective(work, parts, orders), -np.inf, False, improve=False)
+    by_flow = by_flow and large and flow.applies(work, orders)
+    if by_flow and len(orders) >= FLOW_FROM:
+        # the LP alone would take 0.3-8 s here (benchmarks/README.md)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
@@ -171,7 +164,11 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     now = time.perf_counter()
     # (its rounding is the best start the repair has: it may use a share of the grace, see _feasible_start)
     relaxed = None if work.split else _relax(
-        work, orders, stock, capacity, now + LP_SHARE * max(deadline - now, FEASIBLE_GRACE_S) if hard else deadline)
+        work, orders, stock, capacity, now + LP_SHARE * max(deadline - now, FEASIBLE_GRACE_S) if hard
+        else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
+    if relaxed == "unknown" and by_flow:
+        # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     if relaxed == "infeasible":  # then so is the integer problem
         return Answer(orders, np.inf, np.inf, False, infeasible=True)
     if isinstance(relaxed, tuple):
@@ -210,6 +207,21 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     if not answer.proven and not hard and lp is not None and rest is not orders and np.isfinite(value):
         _close_by_reduced_costs(work, answer, lp, parts, stock, capacity, deadline)
     return answer
+
+
+def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
+    """A priced min-cost flow (flow.py; at least one round, whatever the
+    time), then neighbourhoods of its answer solved exactly while the budget
+    lasts; in place, like _solve_component."""
+    now = time.perf_counter()
+    nodes = np.full(work.n_orders, -1)
+    nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now))
+    answer = whole(work, nodes.tolist())
+    for o in orders:
+        parts[o] = answer[o]
+    _take(work, parts, orders, stock, capacity)
+    _neighbourhoods(work, orders, parts, stock, capacity, deadline, solver)
+    return Answer(orders, objective(work, parts, orders), -np.inf, False, improve=False)
 
 
 def _neighbourhoods(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> None:

@@ -108,3 +108,16 @@ def test_optimal_says_infeasible_only_when_exact_proves_it_on_every_path(problem
     if exact.status == "optimal":
         assert optimal.status in ("optimal", "feasible")
         assert violations(problem, optimal.parts) == []
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None)
+@given(routing_problems())
+def test_a_large_component_whose_lp_runs_out_of_time_gets_the_flows_answer_never_worse_than_greedy(problem):
+    # on a loaded machine the LP (timed by the clock) may not finish its share: the flow answers instead
+    with patch("engine.routing.optimal.LP_FIRST", 0), patch("engine.routing.optimal.HOOD", 3), \
+            patch("engine.routing.optimal.solve_relaxation", lambda *a, **k: "unknown"):
+        optimal = solve_optimal(problem, time_limit_s=0.5)
+    assert optimal.status in ("optimal", "feasible")
+    assert violations(problem, optimal.parts) == []
+    assert optimal.objective <= solve_greedy(problem).objective + 1e-6
