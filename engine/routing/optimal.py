@@ -331,6 +331,7 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     if (chosen >= 0).all() and time.perf_counter() < deadline:
         if single_resource(local):
             chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)  # then CP-SAT (_improve) from it
+            assert chosen is not None  # it started from a fitting answer
         else:
             search = Search(local, chosen, seed=0)
             search.descend(deadline)
