@@ -48,13 +48,18 @@ class Rows:
         self.hi.append(np.asarray(hi, float))
         self.n += len(lo)
 
-    def resource(self, key: np.ndarray, col: np.ndarray, val: np.ndarray, supply: np.ndarray) -> None:
-        """sum val * x <= supply[key], for the keys whose demand can exceed supply."""
+    def resource(self, key: np.ndarray, col: np.ndarray, val: np.ndarray, supply: np.ndarray,
+                 dense: bool = False) -> None:
+        """sum val * x <= supply[key], for the keys whose demand can exceed
+        supply; rows in key order. dense: the keys index supply itself (nodes),
+        so no sort is needed to number them."""
         if len(key) == 0:
             return
-        uniq, inv = np.unique(key, return_inverse=True)
-        demand = np.bincount(inv, weights=val)
-        cap = supply[uniq]
+        if dense:
+            demand, inv, cap = np.bincount(key, val, len(supply)), key, supply
+        else:
+            uniq, inv = np.unique(key, return_inverse=True)
+            demand, cap = np.bincount(inv, weights=val), supply[uniq]
         tight = demand > cap + 1e-9
         if not tight.any():
             return
@@ -200,17 +205,24 @@ def _build_relative(problem: Problem, orders: np.ndarray, stock: np.ndarray, cap
     node = problem.pair_node[pairs]
     use = Rows.empty()
     use.resource(node[lpos] * n_skus + problem.line_sku[line], lpos, problem.line_qty[line].astype(float), stock.ravel())
-    use.resource(node, np.arange(len(pairs)), problem.pair_load[pairs], capacity)
-    a = use.matrix(len(pairs)).tocsc()  # resources x pairs
-    # every column of an order (its other x, its u) gives back what its p0 takes
-    col_of = sp.csr_matrix((np.ones(n), (col_order, np.arange(n))), shape=(len(orders), n))
-    p0_use = a[:, offset[has]] @ col_of[has]  # resources x columns
-    own = sp.csr_matrix((np.ones(n_q), (q, np.arange(n_q))), shape=(len(pairs), n))
-    res = (a @ own - p0_use).tocoo()
-    supply_left = (np.concatenate(use.hi) if use.hi else np.zeros(0)) - np.asarray(a[:, offset[has]].sum(axis=1)).ravel()
+    use.resource(node, np.arange(len(pairs)), problem.pair_load[pairs], capacity, dense=True)
     rows = Rows.empty()
     rows.add(col_order, np.arange(n), np.ones(n), np.full(len(orders), -np.inf), np.ones(len(orders)))
-    rows.add(res.row, res.col, res.data, np.full(use.n, -np.inf), supply_left)
+    if use.n:
+        # a column's own use (other pairs), minus its order's p0's use spread over every column of the
+        # order (its other x, its u): p0 and another pair are at different nodes, so no entry repeats
+        r, pos, v = (np.concatenate(x) for x in (use.rows, use.cols, use.vals))
+        at_p0 = is_first[pos]
+        column = np.full(len(pairs), -1)
+        column[q] = np.arange(n_q)
+        by_order = np.argsort(col_order, kind="stable")
+        col_ptr = np.searchsorted(col_order[by_order], np.arange(len(orders) + 1))
+        eo = local[pos[at_p0]]
+        k = col_ptr[eo + 1] - col_ptr[eo]
+        rows.add(np.concatenate([r[~at_p0], np.repeat(r[at_p0], k)]),
+                 np.concatenate([column[pos[~at_p0]], by_order[ranges(col_ptr[eo], col_ptr[eo + 1])]]),
+                 np.concatenate([v[~at_p0], -np.repeat(v[at_p0], k)]), np.full(use.n, -np.inf),
+                 np.concatenate(use.hi) - np.bincount(r[at_p0], v[at_p0], use.n))
 
     def expand(x: np.ndarray, reduced: np.ndarray, duals: np.ndarray) -> Relaxation:
         px, rc = np.zeros(len(pairs)), np.zeros(len(pairs))
@@ -276,7 +288,7 @@ def _build_whole(problem, orders, stock, capacity):
     pcol = np.repeat(cols, lend - lstart)
     n_skus = stock.shape[1]
     rows.resource(node[pcol] * n_skus + problem.line_sku[line], pcol, problem.line_qty[line].astype(float), stock.ravel())
-    rows.resource(node, cols, problem.pair_load[pairs], capacity)
+    rows.resource(node, cols, problem.pair_load[pairs], capacity, dense=True)
 
     def decode(x: np.ndarray, parts: list) -> None:
         for p in np.flatnonzero(x > 0):
@@ -330,7 +342,7 @@ def _build_split(problem, orders, stock, capacity):
                  np.concatenate([np.ones(int(at.sum())), -np.ones(len(empty))]), np.zeros(len(empty)), np.zeros(len(empty)))
     n_skus = stock.shape[1]
     rows.resource(node[zpair] * n_skus + problem.line_sku[zline], z_cols, problem.line_qty[zline].astype(float), stock.ravel())
-    rows.resource(node, u_cols, problem.pair_load[pairs], capacity)
+    rows.resource(node, u_cols, problem.pair_load[pairs], capacity, dense=True)
     lb = np.concatenate([np.zeros(n_u + n_z), np.where(must, 1.0, 0.0)])
     ub = np.ones(n_u + n_z + n_s)
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from engine.routing import flow
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
-from engine.routing.repair import REPAIR_SHARE, Local, Search, feasible_first
+from engine.routing.repair import REPAIR_SHARE, Local, Search, feasible_first, single_resource, tabu
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_SOLVE_S = 0.005  # with less time left than this, no solver is started
@@ -33,6 +34,12 @@ HARD_IMPROVER, HARD_PARAMS = "sat", "num_workers:2"  # for must-assign component
 FEASIBLE_GRACE_S = 3.0  # past the budget, what finding a first feasible answer may take (then "unknown")
 LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greedy cannot place may use
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
+FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
+FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
+FLOW_SHARE = 0.6  # of the time left, what the flow may use; neighbourhoods of its answer the rest
+HOOD = 600  # orders per neighbourhood
+TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
+HARD_MIP_SHARE = 0.3  # of the time left, what the MIP on a must-assign component's rest may use after the repair
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Answer:
     bound: float
     proven: bool
     infeasible: bool = False  # proven: no answer places every must-assign order
+    improve: bool = True  # worth a whole-component MIP if time is left (not for components too large for one)
 
     def gap(self) -> float:
         if not np.isfinite(self.objective):
@@ -84,7 +92,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
         groups.insert(0, (np.sort(np.concatenate(small)), False))
     answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
-        if a.gap() > rel_gap and not a.infeasible and not work.split and deadline - time.perf_counter() >= MIN_IMPROVE_S:
+        if a.gap() > rel_gap and a.improve and not a.infeasible and not work.split \
+                and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
     proven = all(a.proven for a in answers)
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
@@ -136,13 +145,17 @@ def each_at_cheapest(problem: Problem) -> Solution | None:
 
 
 def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stock, capacity, deadline: float,
-                     solver: str) -> Answer:
+                     solver: str, by_flow: bool = True) -> Answer:
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
     fractional rest; a small one goes to a MIP whole (a proof is cheap there).
     Must-assign orders that greedy cannot place get a feasible answer first
     (repair.py), which the MIP then starts from."""
+    by_flow = by_flow and large and flow.applies(work, orders)
+    if by_flow and len(orders) >= FLOW_FROM:
+        # the LP alone would take 0.3-8 s here (benchmarks/README.md)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
@@ -151,7 +164,11 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     now = time.perf_counter()
     # (its rounding is the best start the repair has: it may use a share of the grace, see _feasible_start)
     relaxed = None if work.split else _relax(
-        work, orders, stock, capacity, now + LP_SHARE * max(deadline - now, FEASIBLE_GRACE_S) if hard else deadline)
+        work, orders, stock, capacity, now + LP_SHARE * max(deadline - now, FEASIBLE_GRACE_S) if hard
+        else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
+    if relaxed == "unknown" and by_flow:
+        # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     if relaxed == "infeasible":  # then so is the integer problem
         return Answer(orders, np.inf, np.inf, False, infeasible=True)
     if isinstance(relaxed, tuple):
@@ -164,6 +181,8 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     if len(rest):
         start = _feasible_start(work, rest, stock, capacity, deadline, lp)
         left = deadline - time.perf_counter()
+        if hard and start is not None:
+            left *= HARD_MIP_SHARE  # the rest to the tabu search (then CP-SAT)
         if start is None:
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > MIN_SOLVE_S else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
@@ -183,9 +202,65 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     if hard and np.isfinite(value) and not proven:
         value = _descend(work, orders, parts, stock, capacity, deadline)
     answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible)
-    if not answer.proven and lp is not None and rest is not orders and np.isfinite(value):
+    # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
+    # started from the answer, in _improve, uses the time better)
+    if not answer.proven and not hard and lp is not None and rest is not orders and np.isfinite(value):
         _close_by_reduced_costs(work, answer, lp, parts, stock, capacity, deadline)
     return answer
+
+
+def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
+    """A priced min-cost flow (flow.py; at least one round, whatever the
+    time), then neighbourhoods of its answer solved exactly while the budget
+    lasts; in place, like _solve_component."""
+    now = time.perf_counter()
+    nodes = np.full(work.n_orders, -1)
+    nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now))
+    answer = whole(work, nodes.tolist())
+    for o in orders:
+        parts[o] = answer[o]
+    _take(work, parts, orders, stock, capacity)
+    _neighbourhoods(work, orders, parts, stock, capacity, deadline, solver)
+    return Answer(orders, objective(work, parts, orders), -np.inf, False, improve=False)
+
+
+def _neighbourhoods(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> None:
+    """Large-neighbourhood search on a component's answer (in place): an
+    unserved order and the orders now at the nodes it could use, then
+    another, until HOOD orders, are released and solved again (LP, MIP on
+    its fractional rest) against what the others leave; a worse answer
+    (the budget ran out in the LP) is undone."""
+    rng = np.random.default_rng(0)
+    tried = np.zeros(work.n_orders, bool)
+    while deadline - time.perf_counter() > MIN_IMPROVE_S:
+        part_o, part_n = flat(parts, orders)
+        served = np.zeros(work.n_orders, bool)
+        served[part_o] = True
+        seeds = orders[~served[orders] & ~tried[orders] & (work.pair_ptr[orders + 1] > work.pair_ptr[orders])]
+        if not len(seeds):
+            return
+        at_node = np.argsort(part_n, kind="stable")
+        node_ptr = np.searchsorted(part_n[at_node], np.arange(work.n_nodes + 1))
+        hood: set[int] = set()
+        for u in rng.permutation(seeds).tolist():
+            tried[u] = True
+            hood.add(u)
+            for n in work.pair_node[work.pair_ptr[u]:work.pair_ptr[u + 1]].tolist():
+                hood.update(part_o[at_node[node_ptr[n]:node_ptr[n + 1]]].tolist())
+            if len(hood) >= HOOD:
+                break
+        release = np.array(sorted(hood), dtype=np.int64)
+        before = objective(work, parts, release)
+        saved = [parts[o] for o in release]
+        _take(work, parts, release, stock, capacity, sign=-1)
+        for o in release:
+            parts[o] = {}
+        a = _solve_component(work, release, True, parts, stock, capacity, deadline, solver, by_flow=False)
+        if a.objective > before + 1e-9:
+            _take(work, parts, release, stock, capacity, sign=-1)
+            for o, p in zip(release, saved):
+                parts[o] = p
+            _take(work, parts, release, stock, capacity)
 
 
 def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, stock, capacity, deadline: float) -> None:
@@ -254,10 +329,15 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     skip = np.flatnonzero(local.pair < 0)  # the "unserved" option of the orders that have one
     chosen[owner[skip][~served[owner[skip]]]] = skip[~served[owner[skip]]]
     if (chosen >= 0).all() and time.perf_counter() < deadline:
-        search = Search(local, chosen, seed=0)
-        search.descend(deadline)
+        if single_resource(local):
+            chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)  # then CP-SAT (_improve) from it
+            assert chosen is not None  # it started from a fitting answer
+        else:
+            search = Search(local, chosen, seed=0)
+            search.descend(deadline)
+            chosen = search.chosen
         nodes = np.full(work.n_orders, -1)
-        nodes[orders] = local.node[search.chosen]
+        nodes[orders] = local.node[chosen]
         better = whole(work, nodes.tolist())
         if objective(work, better, orders) < objective(work, parts, orders) - 1e-9:
             for o in orders:

@@ -1,0 +1,123 @@
+"""The paths optimal takes where the LP is not used whole: components too
+large for the LP in the budget (a priced min-cost flow, then neighbourhoods
+solved again) and tight must-assign components (the tabu search). On small
+random problems, with the size thresholds lowered so every component takes
+them: answers stay feasible and never worse than greedy."""
+from __future__ import annotations
+
+import time
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.gap import gap
+from engine.routing.flow import applies, solve_flow
+from engine.routing.greedy import solve_greedy
+from engine.routing.mip import solve_mip
+from engine.routing.optimal import solve_optimal
+from engine.routing.problem import objective, violations, whole
+from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
+from engine.routing.repair import Local, construct, single_resource, tabu
+from tests.router.test_solvers import must_assign_problems, problems
+
+
+@st.composite
+def routing_problems(draw):
+    """Whole orders, every load 1, every order may stay unserved: what the flow path takes."""
+    n_nodes, n_orders = draw(st.integers(1, 5)), draw(st.integers(1, 14))
+    skus = ["a", "b", "c"][: draw(st.integers(1, 3))]
+    nodes = [NodeSpec(id=f"n{j}", capacity=float(draw(st.integers(0, 4)))) for j in range(n_nodes)]
+    orders = [OrderSpec(id=f"o{i}", lines=[LineSpec(sku=s, qty=draw(st.integers(1, 2)))
+                                           for s in draw(st.lists(st.sampled_from(skus), max_size=2, unique=True))],
+                        penalty=draw(st.floats(5, 60))) for i in range(n_orders)]
+    cost = [[draw(st.none() | st.floats(0, 40, allow_nan=False)) for _ in range(n_nodes)] for _ in range(n_orders)]
+    stock = {f"n{j}": {s: draw(st.integers(0, 4)) for s in skus} for j in range(n_nodes)}
+    return to_problem(ProblemFile(nodes=nodes, orders=orders, cost=cost, stock=stock))
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None)
+@given(routing_problems())
+def test_the_priced_flow_answers_within_stock_and_capacity(problem):
+    orders = np.arange(problem.n_orders)
+    assert applies(problem, orders)
+    nodes = solve_flow(problem, orders, problem.stock.astype(float), problem.capacity.astype(float),
+                       time.perf_counter() + 5)
+    assert violations(problem, whole(problem, nodes.tolist())) == []
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None)
+@given(routing_problems())
+def test_optimal_on_components_too_large_for_the_lp_stays_feasible_and_never_worse_than_greedy(problem):
+    with patch("engine.routing.optimal.LP_FIRST", 0), patch("engine.routing.optimal.FLOW_FROM", 0), \
+            patch("engine.routing.optimal.HOOD", 3):
+        optimal = solve_optimal(problem, time_limit_s=0.5)
+    greedy = solve_greedy(problem)
+    assert optimal.status in ("optimal", "feasible")
+    assert violations(problem, optimal.parts) == []
+    assert optimal.objective <= greedy.objective + 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(must_assign_problems() | problems(split=False), st.integers(0, 3))
+def test_tabu_search_keeps_every_resource_within_supply_and_never_answers_worse_than_its_start(problem, seed):
+    orders = np.arange(problem.n_orders)
+    if not len(problem.pair_order):
+        return  # the solvers never build a search for a component without choices
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    if not single_resource(local) or (local.ptr[1:] == local.ptr[:-1]).any():
+        return
+    start = construct(local, "share")
+    if (start < 0).any() or (np.asarray(local.use[start].sum(axis=0)).ravel() > local.supply + 1e-9).any():
+        return  # tabu starts from a feasible answer
+    best = tabu(local, start, np.inf, seed, steps=50)
+    assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
+    assert local.cost[best].sum() <= local.cost[start].sum() + 1e-9
+    assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[best], np.arange(len(orders)))
+
+
+def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
+    # type C, 10 nodes x 100 orders: the regret construction's answer is several percent above the optimum
+    problem = to_problem(gap("C", 10, 100, 1))
+    orders = np.arange(problem.n_orders)
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    start = construct(local, "share")
+    assert (start >= 0).all()
+    best = tabu(local, start, np.inf, steps=300)
+    nodes = local.node[best]
+    assert violations(problem, whole(problem, nodes.tolist())) == []
+    assert objective(problem, whole(problem, nodes.tolist())) < local.cost[start].sum()
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None)
+@given(must_assign_problems() | problems())
+def test_optimal_says_infeasible_only_when_exact_proves_it_on_every_path(problem):
+    # the large-component path (LP first, its whole answers kept, the repair and the tabu search on
+    # tight must-assign components), and mixed problems: optional and must-assign orders, stock, splits
+    with patch("engine.routing.optimal.LP_FIRST", 0):
+        optimal = solve_optimal(problem, time_limit_s=5)
+    exact = solve_mip(problem)
+    assert exact.status in ("optimal", "infeasible")  # no time limit: exact always decides
+    if optimal.status == "infeasible":
+        assert exact.status == "infeasible"
+    if exact.status == "optimal":
+        assert optimal.status in ("optimal", "feasible")
+        assert violations(problem, optimal.parts) == []
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None)
+@given(routing_problems())
+def test_a_large_component_whose_lp_runs_out_of_time_gets_the_flows_answer_never_worse_than_greedy(problem):
+    # on a loaded machine the LP (timed by the clock) may not finish its share: the flow answers instead
+    with patch("engine.routing.optimal.LP_FIRST", 0), patch("engine.routing.optimal.HOOD", 3), \
+            patch("engine.routing.optimal.solve_relaxation", lambda *a, **k: "unknown"):
+        optimal = solve_optimal(problem, time_limit_s=0.5)
+    assert optimal.status in ("optimal", "feasible")
+    assert violations(problem, optimal.parts) == []
+    assert optimal.objective <= solve_greedy(problem).objective + 1e-6
