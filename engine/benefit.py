@@ -57,6 +57,7 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
     if at >= window_end(member.signed_up_at, rules, e.network.timezone):
         return 0
     who = parties(e, member.origin_at(at))
+    filled = set(who)
     excluded_skus, excluded_categories = set(rules.excluded_skus), set(rules.excluded_categories)
     credited: list[tuple[str, int, dict[str, int], dict[str, int]]] = []  # (sku, base, rates, role -> amount)
     pools: dict[str, int] = {}
@@ -66,11 +67,11 @@ def credit(e: "Engine", uow: "UnitOfWork", member_name: str | None, root: str, s
             continue
         line = money.lines[sku]
         base = portion(line.paid, line.qty, qty)
-        rates = rates_for(rules, category, set(who))
+        rates = rates_for(rules, category, filled)
         credited.append((sku, base, rates, split(base, rates)))
         pools[sku] = sum(credited[-1][3].values())
     view = e.readmodels.benefit
-    fixed = fixed_amounts(rules, set(who))
+    fixed = fixed_amounts(rules, filled)
     if credited and fixed and (root, ORDER_LINE) not in view.credits:  # once per purchase, with its first lines
         credited.append((ORDER_LINE, 0, {role: 0 for role in fixed}, fixed))
         pools[ORDER_LINE] = sum(fixed.values())

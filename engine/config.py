@@ -173,7 +173,7 @@ class PartitionSettings(Struct, frozen=True, forbid_unknown_fields=True):
     the leases in NATS KV that say which engine process owns each."""
 
     count: Annotated[int, Meta(ge=1)] = 1  # computed partitions (1: one holds every region)
-    balance: Annotated[float, Meta(ge=0)] = 0.5  # computed: a part holds at most (1 + balance) x the mean nodes
+    slack: Annotated[float, Meta(ge=0)] = 0.5  # computed: a part holds at most (1 + slack) x the mean nodes
     grid_km: Annotated[float, Meta(gt=0, le=10)] = 0.25  # spacing of the points the overlap is measured on
     cell_precision: Annotated[int, Meta(ge=4, le=9)] = 6  # geohash characters of an order's cell (6: ~1.2 x 0.6 km)
     declared: dict[PartitionName, tuple[Annotated[str, Meta(min_length=1)], ...]] = {}  # name -> regions; over count

@@ -13,7 +13,7 @@ node. Grouping the points by their set of candidate regions gives a
 hypergraph (one weighted hyperedge per distinct set); the cut minimises the
 border area, so it is the border share itself that is minimised, not a
 proxy. Parts are balanced by node count: no part holds more than
-`(1 + balance)` times the mean. Few regions are searched exhaustively, more
+`(1 + slack)` times the mean. Few regions are searched exhaustively, more
 by greedy placement and local moves.
 
 An order's location maps to a *cell* (a geohash, `cell_precision`
@@ -210,7 +210,7 @@ def partition_map(network: Network, settings: object) -> PartitionMap:
     declared = getattr(settings, "declared", {}) or {}
     if declared:
         return declared_map(network, declared)
-    return computed_map(network, settings.count, settings.balance, settings.grid_km)
+    return computed_map(network, settings.count, settings.slack, settings.grid_km)
 
 
 def declared_map(network: Network, declared: dict[str, Iterable[str]]) -> PartitionMap:
@@ -237,7 +237,7 @@ def declared_map(network: Network, declared: dict[str, Iterable[str]]) -> Partit
     return PartitionMap(network, tuple(parts), computed=False)
 
 
-def computed_map(network: Network, count: int, balance: float = 0.5, grid_km: float = 0.25) -> PartitionMap:
+def computed_map(network: Network, count: int, slack: float = 0.5, grid_km: float = 0.25) -> PartitionMap:
     """`count` partitions cut from the network's regions (see the module's docstring)."""
     regions = _regions(network)
     if count < 1:
@@ -248,7 +248,7 @@ def computed_map(network: Network, count: int, balance: float = 0.5, grid_km: fl
     nodes = _node_counts(network)
     weights = [nodes[r] for r in regions]
     masks, counts = _region_masks(network, *_grid(network, grid_km))
-    labels = cut(masks, counts, weights, count, balance)
+    labels = cut(masks, counts, weights, count, slack)
     groups: dict[int, list[str]] = {}
     for r, label in zip(regions, labels):
         groups.setdefault(label, []).append(r)
@@ -257,12 +257,12 @@ def computed_map(network: Network, count: int, balance: float = 0.5, grid_km: fl
     return PartitionMap(network, parts, computed=True)
 
 
-def cut(masks: Sequence[int], counts: Sequence[int], weights: Sequence[int], k: int, balance: float) -> list[int]:
+def cut(masks: Sequence[int], counts: Sequence[int], weights: Sequence[int], k: int, slack: float) -> list[int]:
     """A label 0..k-1 per region (bit i of a mask is region i), every label
     used, minimising the weight of masks spanning two labels, with no
-    label's weight above (1 + balance) x the mean; ties: the lighter heaviest part."""
+    label's weight above (1 + slack) x the mean; ties: the lighter heaviest part."""
     n = len(weights)
-    cap = (1 + balance) * sum(weights) / k
+    cap = (1 + slack) * sum(weights) / k
     if max(weights) > cap:  # a region heavier than the cap cannot be split: let it stand alone
         cap = max(weights)
     edges = [(m, c) for m, c in zip(masks, counts) if m & (m - 1)]  # one region only: never cut

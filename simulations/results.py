@@ -119,15 +119,12 @@ def member_kpis(o: Outcome, online_revenue: int) -> dict:
     """Members signed up (before the run, at a till during it), what members
     bought online and at the counter (kept: paid less refunds, minor units),
     and what the benefit statements of every period credit, role by role."""
-    views, network = o.engine.readmodels, o.network
+    views = o.engine.readmodels
     members = views.member_view.members
-    kinds = {n.id: n.kind for n in network.nodes}
-    kept = [r for r in views.orders.values() if r.member and r.paid is not None and r.status not in ("cancelled", "rejected")]
-    online = sum(r.paid - r.refunded for r in kept)
-    # members a store signed up (the simulation signs every member up at a store; a variant that closes
-    # stores moves their members signed up before the run to its first open node, a kitchen in the sample city)
-    by_store = sum(r.paid - r.refunded for r in kept if kinds.get(members[r.member]["node"]) == "store")
-    pos = sum(r.paid - r.refunded for r in views.sales.values() if r.member)
+    # the engine's figures; a variant that closes stores moves their members signed up before the run
+    # to its first open node (a kitchen in the sample city): not store-signed
+    k = views.kpis()
+    online, pos, by_store = k["member_online_revenue"], k["member_pos_revenue"], k["store_signed_online_revenue"]
     rows = statements(o)
     by_role: dict[str, int] = {}
     for r in rows:

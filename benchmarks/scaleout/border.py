@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenarios", nargs="*", default=SCENARIOS, help="scenario files (default: ordinary and big day)")
     p.add_argument("--max-partitions", type=int, default=6, help="cut into 2..this many (at most the regions)")
-    p.add_argument("--balance", type=float, default=PartitionSettings().balance)
+    p.add_argument("--slack", type=float, default=PartitionSettings().slack)
     p.add_argument("--grid-km", type=float, default=PartitionSettings().grid_km)
     p.add_argument("--out", default="bench-results", help="folder for border.json")
     p.set_defaults(func=run)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             rows = []
             for k in range(2, min(args.max_partitions, regions) + 1):
                 t0 = time.process_time()
-                pmap = computed_map(network, k, args.balance, args.grid_km)
+                pmap = computed_map(network, k, args.slack, args.grid_km)
                 cut_s = time.process_time() - t0
                 area, demand = border_share(pmap, args.grid_km), order_border_share(pmap, lats, lons)
                 rows.append({"partitions": k, "nodes": [p.nodes for p in pmap.partitions],

@@ -55,10 +55,12 @@ def _member_sales(models: ReadModels, online: list[Any], sales: Any) -> dict[str
         return how is not None and how[0] != "online" and how[1] in stores
 
     kept = [(r.member, r.paid - r.refunded) for r in online]
+    store_signed = sum(v for m, v in kept if at_store(m))
     return {
         "member_online_revenue": sum(v for m, v in kept if m),
         "member_pos_revenue": sum(r.paid - r.refunded for r in sales if r.member),
-        "store_signed_online_share": _ratio(sum(v for m, v in kept if at_store(m)), sum(v for _, v in kept)),
+        "store_signed_online_revenue": store_signed,
+        "store_signed_online_share": _ratio(store_signed, sum(v for _, v in kept)),
     }
 
 

@@ -55,7 +55,7 @@ def test_two_computed_partitions_follow_the_river():
 
 def test_computed_partitions_hold_every_region_once_within_the_balance():
     for k in range(1, 7):
-        pmap = computed_map(NETWORK, k, balance=0.5)
+        pmap = computed_map(NETWORK, k, slack=0.5)
         regions = [r for p in pmap.partitions for r in p.regions]
         assert sorted(regions) == sorted({n.region for n in NETWORK.nodes}) and len(pmap.partitions) == k
         assert max(p.nodes for p in pmap.partitions) <= max(1.5 * 62 / k, 13)  # 13: the heaviest region alone
@@ -81,7 +81,7 @@ def test_the_local_search_finds_what_the_exhaustive_search_finds_on_the_sample(m
 
 def test_the_cut_keeps_regions_that_overlap_together():
     # regions 0-1 overlap on 10 points, 2-3 on 10, 1-2 on 1; equal weights, two parts
-    labels = cut([0b0011, 0b0110, 0b1100], [10, 1, 10], [1, 1, 1, 1], 2, balance=0.0)
+    labels = cut([0b0011, 0b0110, 0b1100], [10, 1, 10], [1, 1, 1, 1], 2, slack=0.0)
     assert labels[0] == labels[1] != labels[2] == labels[3]
 
 
