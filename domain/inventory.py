@@ -18,6 +18,11 @@ POS_DEDUP_SECONDS = 2 * 86400
 
 
 class NodeInventory(Aggregate):
+    # the owner's fencing epoch (its lease's revision) and name: a process
+    # holding an older epoch must stop writing this node (docs/scale-out.md)
+    owner_epoch = 0
+    owner = ""
+
     class Reserved(Aggregate.Event):
         """Triggered directly, as Order.Routed: one per routed part."""
 
@@ -120,7 +125,19 @@ class NodeInventory(Aggregate):
         check_lines(lines)
         self._taken_back(ref=ref, lines=dict(lines), at=at)
 
+    def fence(self, epoch: int, owner: str, at: float) -> None:
+        """A new owner takes the node: writes made against an older epoch conflict from now on."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch <= self.owner_epoch:
+            raise Conflict("epoch", f"{self.node_id} is fenced at epoch {self.owner_epoch} by {self.owner or '?'}; "
+                                    f"epoch {epoch!r} is not newer")
+        self._fenced(epoch=epoch, owner=owner, at=at)
+
     # -- events --------------------------------------------------------
+    @event("Fenced")
+    def _fenced(self, epoch: int, owner: str, at: float) -> None:
+        self.owner_epoch = epoch
+        self.owner = owner
+
     @event("TakenBack")
     def _taken_back(self, ref: str, lines: dict[str, int], at: float) -> None:
         for sku, qty in lines.items():

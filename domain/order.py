@@ -70,12 +70,17 @@ class Order(Aggregate):
         pickup_node: str | None
         member: str | None
         money: OrderMoney | None  # None: placed before amounts were recorded
+        region: str | None  # its home region, where partitions are owned (docs/scale-out.md); else None
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
             state["money"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict) -> None:
+            state["region"] = None
 
     class Routed(Aggregate.Event):
         parts: list[RoutedPart]
@@ -102,6 +107,7 @@ class Order(Aggregate):
         pickup_node: str | None = None,
         member: str | None = None,
         money: OrderMoney | None = None,
+        region: str | None = None,
     ) -> None:
         self.channel = channel
         self.external_id = external_id
@@ -122,6 +128,8 @@ class Order(Aggregate):
         self.reroutes = 0
         self.money = money
         self.refunds = NO_REFUNDS  # shared until the first refund: most orders have none
+        self.region = region
+        self.regions_tried: list[str] = [region] if region else []  # home, then each region it was moved to
 
     @classmethod
     def place(
@@ -138,6 +146,7 @@ class Order(Aggregate):
         pickup_node: str | None = None,
         member: str | None = None,
         money: OrderMoney | None = None,
+        region: str | None = None,
     ) -> "Order":
         if not channel:
             raise InvalidInput("channel", "must not be empty")
@@ -152,7 +161,7 @@ class Order(Aggregate):
         return create(
             cls, cls.Placed, id=ids.order_id(channel, external_id), channel=channel, external_id=external_id,
             lines=dict(lines), value=value, mode=mode, lat=lat, lon=lon, promised_at=promised_at, at=at,
-            pickup_node=pickup_node, member=member, money=money,
+            pickup_node=pickup_node, member=member, money=money, region=region,
         )
 
     # -- queries -------------------------------------------------------
@@ -303,6 +312,20 @@ class Order(Aggregate):
                        return_to=return_to, write_off=write_off, at=at)
         return refund
 
+    # -- partitions ----------------------------------------------------
+    def transfer(self, region: str, reason: str, at: float) -> None:
+        """Moves the order to another region's partition, whose owner routes
+        what is pending among its own nodes (docs/scale-out.md: home first,
+        then hand the order over). Only an order waiting for routing moves."""
+        self._check_open()
+        if self.parts:
+            raise Conflict("order", "an order with routed parts stays where its parts are")
+        if not self.pending:
+            raise Conflict("order", "nothing is pending to route elsewhere")
+        if region in self.regions_tried:
+            raise Conflict("region", f"the order was already in region {region!r}")
+        self._transferred(region=region, reason=reason, at=at)
+
     def _check_open(self) -> None:
         if self.outcome:
             raise Conflict("order", f"order is already {self.outcome}")
@@ -363,6 +386,11 @@ class Order(Aggregate):
         if self.refunds is NO_REFUNDS:
             self.refunds = Refunds()
         self.refunds.record(refund_id, fingerprint, lines, cash, points, delivery_fee)
+
+    @event("Transferred")
+    def _transferred(self, region: str, reason: str, at: float) -> None:
+        self.region = region
+        self.regions_tried = [*self.regions_tried, region]
 
     @event("Cancelled")
     def _cancelled(self, reason: str, released: list[str], at: float) -> None:

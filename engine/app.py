@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
 
+import os
+
 import msgspec
 import numpy as np
 
@@ -19,6 +21,7 @@ from domain.errors import DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
+from domain.sale import Sale
 from domain.order import Order, RoutedPart, check_pickup
 from domain.money import OrderMoney, price, to_minor
 from domain.quantities import available, check_lines
@@ -27,13 +30,15 @@ from engine.config import EngineSettings
 from engine.geo import haversine_km
 from engine.handlers import COMMANDS, Batched, Query, Write, release_gift, settle_points
 from engine.memory import untraced
+from engine.ownership import Misdirected, Ownership, PartitionLost
+from engine.partitions import PartitionMap
 from engine.readmodels import ReadModels
 from engine.replies import (
     MemberReply, NodeStock, OrderReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
 )
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
-from engine.store.eventlog import EventLog
+from engine.store.eventlog import EventLog, topic_of as get_topic
 from engine.unit_of_work import UnitOfWork, order_uuid
 
 T = TypeVar("T")
@@ -64,8 +69,14 @@ class Engine:
         clock: Clock | None = None,
         router: Router | None = None,
         store: str = "memory:",
+        partitions: PartitionMap | None = None,
+        owner: str = "",
     ):
-        """Opens the store; `start()` replays it into the read models and opens the network."""
+        """Opens the store; `start()` replays it into the read models and opens the network.
+
+        With `partitions` the engine is one of several on the store
+        (docs/scale-out.md): it writes only the partitions it takes (`take`),
+        under the name `owner`, and its read models hold only those."""
         self.network = validate(network)
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -86,6 +97,14 @@ class Engine:
         self.readmodels = ReadModels(network)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
+        self.ownership = Ownership(partitions) if partitions is not None else None
+        self.owner = owner or f"engine-{os.getpid()}"
+        self.on_partition_lost: list[Callable[[str], None]] = []  # called with the partition another engine fenced
+        self._followed: frozenset[type] = frozenset()  # event classes followed of other engines' writes
+        self._topics: list[str] = []
+        self._tail = 0  # the last notification id the follower read
+        self._moved: list[str] = []  # orders the batch in hand transferred to another partition
+        self._own: set[int] = set()  # this engine's notifications of followed classes the follower has yet to pass
 
     def start(self) -> "Engine":
         """Brings the read models up to date with the store and opens an
@@ -114,6 +133,8 @@ class Engine:
 
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""
+        if self.ownership is not None:
+            return self._follow()
         n = 0
         for notification_id, event in self.log.stored_events(self.readmodels.last_notification_id + 1):
             self.readmodels.apply(event, notification_id)
@@ -124,9 +145,18 @@ class Engine:
         """Runs `work` and saves what it touched in one save (retried on a
         version conflict, after catching up); then feeds the read models
         and the commit hooks."""
-        result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes), work, self.catch_up)
+        own = self.ownership
+        try:
+            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own), work,
+                                                        self.catch_up)
+        except PartitionLost as e:
+            self._lost(e.partition)
+            raise
         for rec in recordings:
             self.readmodels.apply(rec.domain_event, rec.notification.id)
+        if own is not None:
+            followed = self._followed
+            self._own.update(rec.notification.id for rec in recordings if type(rec.domain_event) in followed)
         if self.on_commit and recordings:
             notes = [rec.notification for rec in recordings]
             for hook in self.on_commit:
@@ -139,18 +169,133 @@ class Engine:
         if not missing:
             return 0
         at = self.clock.now()
-        safety = {s.id: s.safety_stock for s in self.network.skus if s.safety_stock}
 
         def work(uow: UnitOfWork) -> int:
             for node in missing:
-                inv = uow.add(NodeInventory(node_id=node.id, at=at))
-                start = {k: v for k, v in self.network.stock.get(node.id, {}).items() if v > 0}
-                if start:
-                    inv.receive(start, ref="opening stock", at=at)
-                inv.set_safety_stock(safety, at=at)
+                self._open(uow, node.id, at)
             return len(missing)
 
         return self._transaction(work)
+
+    def _open(self, uow: UnitOfWork, node: str, at: float) -> NodeInventory:
+        """A node's inventory, opened with its starting stock and safety stock."""
+        inv = uow.add(NodeInventory(node_id=node, at=at))
+        start = {k: v for k, v in self.network.stock.get(node, {}).items() if v > 0}
+        if start:
+            inv.receive(start, ref="opening stock", at=at)
+        inv.set_safety_stock({s.id: s.safety_stock for s in self.network.skus if s.safety_stock}, at=at)
+        return inv
+
+    # -- partitions (docs/scale-out.md) ---------------------------------
+    def take(self, partition: str, epoch: int) -> int:
+        """Takes a partition over at `epoch` (its lease's revision): fences
+        every node of it in one transaction (opening those that have none),
+        so a paused former owner's next write there conflicts and it drops
+        the partition; then rebuilds the read models with it. Returns its node count."""
+        own = self._partitioned()
+        nodes = own.hold(partition, epoch)
+        wanted = set(nodes)
+        self.store.evict(lambda a: isinstance(a, NodeInventory) and a.node_id in wanted)  # as stored, not as last seen
+        at = self.clock.now()
+
+        def work(uow: UnitOfWork) -> int:
+            for node in nodes:
+                inv = uow._get(ids.inventory_id(node)) or self._open(uow, node, at)
+                inv.fence(epoch, self.owner, at)
+            return len(nodes)
+
+        try:
+            n = self._transaction(work)
+        except BaseException:
+            own.release(partition)
+            raise
+        self._rebuild()
+        return n
+
+    def drop(self, partition: str) -> None:
+        """Stops writing a partition: its nodes and orders leave memory and the read models."""
+        own = self._partitioned()
+        if partition not in own.epochs:
+            return
+        nodes = set(own.release(partition))
+        regions = {r for p in own.pmap.partitions if p.name == partition for r in p.regions}
+        self.store.evict(lambda a: (isinstance(a, NodeInventory) and a.node_id in nodes)
+                         or (isinstance(a, Order) and own.order_region(a) in regions))
+        self._rebuild()
+
+    def _lost(self, partition: str) -> None:
+        self.drop(partition)
+        for hook in self.on_partition_lost:
+            hook(partition)
+
+    def _partitioned(self) -> Ownership:
+        if self.ownership is None:
+            raise InvalidInput("partitions", "this engine serves the whole network: it was started without partitions")
+        return self.ownership
+
+    def _rebuild(self) -> int:
+        """The read models again from the store: the shared aggregates' events
+        and those of the owned partitions' nodes, counter sales and orders
+        (other events are passed over before they are decoded)."""
+        own = self._partitioned()
+        self.readmodels.reset()
+        own.orders.clear()
+        own.sales.clear()
+        always = {get_topic(c) for c in (*self._followed, Order.Placed)} | self._sale_topics()
+        skip = lambda oid, topic: not (oid in own.inventories or oid in own.orders or oid in own.sales  # noqa: E731
+                                       or topic in always)
+        n = last = 0
+        for last, event in self.log.stored_events(1, skip=skip):
+            n += self._follow_event(event, last, own_commit=False)
+        self._tail = max(last, self._tail)
+        self._own.clear()
+        return n
+
+    def _sale_topics(self) -> set[str]:
+        return {get_topic(c) for c in self.readmodels._handlers if issubclass(c, Sale.Created)}
+
+    def _follow(self) -> int:
+        """Applies what other engines stored of the shared aggregates, the
+        orders they moved here and the fences they set on this engine's nodes."""
+        n = 0
+        for nid, event in self.log.followed_events(self._tail + 1, self._topics):
+            self._tail = nid
+            if nid in self._own:
+                self._own.discard(nid)
+                continue
+            n += self._follow_event(event, nid, own_commit=False)
+        return n
+
+    def _follow_event(self, event: Any, nid: int, own_commit: bool) -> int:
+        """Applies one stored event if it concerns this engine; 1 if it did."""
+        own = self.ownership
+        if isinstance(event, Order.Transferred):
+            oid = event.originator_id
+            known = oid in own.orders
+            if event.region in own.regions:
+                if not known:  # its history was passed over: it belonged elsewhere
+                    for past in self.log.events.get(oid, lte=event.originator_version - 1):
+                        self.readmodels.apply(past)
+                    own.orders.add(oid)
+                self.readmodels.apply(event, nid)
+                return 1
+            if known:
+                self.readmodels.apply(event, nid)
+                self.readmodels.order_view.forget(str(oid))
+                own.orders.discard(oid)
+                return 1
+            return 0
+        if isinstance(event, NodeInventory.Fenced) and event.originator_id in own.inventories:
+            p = own.pmap.of_node(own.inventories[event.originator_id])
+            if event.epoch > own.epochs.get(p, 0):  # another engine took it: stop writing it now
+                self._lost(p)
+                return 0
+        if own.concerns(event):
+            self.readmodels.apply(event, nid)
+            if type(event) is BenefitRules.Event or isinstance(event, BenefitRules.Event):
+                self.store.evict(lambda a: isinstance(a, BenefitRules))  # the cached rule book is stale
+            return 1
+        return 0
 
     # -- the command table ---------------------------------------------
     def handle(self, cmd: Command) -> Any:
@@ -245,9 +390,12 @@ class Engine:
         `checked`: each order's `check_order` result if a front end already
         made it (None where not): what it depends on (SKUs, prices, nodes,
         members signed up) never goes back, so it still holds."""
-        results, answered = self._transaction(lambda uow: self._submit(uow, cmds, checked))
+        results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
         for i, key, repeat in answered:
             results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
+        for key in moved:  # transferred to another partition: its owner answers for it from now on
+            self.readmodels.order_view.forget(key)
+            self.ownership.orders.discard(UUID(key))
         return results
 
     def route_pending(self) -> int:
@@ -258,8 +406,9 @@ class Engine:
         return 1
 
     def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder],
-                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]]]:
+                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]], list[str]]:
         at = self.clock.now()
+        self._moved: list[str] = []  # set again on a retry
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
         keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
@@ -283,7 +432,7 @@ class Engine:
         batch = list(fresh.values()) + [uow.order(k) for k in waiting]
         if batch:
             self._route(uow, batch, at, keys + waiting)
-        return results, answered
+        return results, answered, self._moved
 
     def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float, OrderMoney]:
         """What can be said of an order without routing it: raises a DomainError
@@ -319,13 +468,22 @@ class Engine:
 
     def _place(self, cmd: SubmitOrder, at: float, checked: Any = None) -> Order:
         lines, lat, lon, money = checked or self.check_order(cmd)
+        region = None
+        own = self.ownership
+        if own is not None:  # placed where its home region's owner routes it
+            region = own.region_of(lat, lon, cmd.pickup_node)
+            if region not in own.regions:
+                p = own.partition_of_region(region)
+                raise Misdirected("lat" if cmd.pickup_node is None else "pickup_node",
+                                  f"the order's home region {region} is in partition {p}, "
+                                  "which this engine does not own", p)
         minutes = cmd.promise_minutes or (
             self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
         )
         return Order.place(
             channel=cmd.channel, external_id=cmd.external_id, lines=lines, value=self._value(lines, money), mode=cmd.mode,
             lat=lat, lon=lon, promised_at=at + minutes * 60, at=at, pickup_node=cmd.pickup_node, member=cmd.member,
-            money=money,
+            money=money, region=region,
         )
 
     def _value(self, lines: dict[str, int], money: OrderMoney) -> float:
@@ -337,9 +495,12 @@ class Engine:
 
     def network_state(self, at: float) -> NetworkState:
         atp = self.readmodels.atp
+        capacity = self.readmodels.capacity_left(at)
+        if self.ownership is not None:  # only its own nodes: others' stock and slots are not its to give
+            capacity = np.where(self.ownership.node_mask, capacity, 0)
         return NetworkState(
             network=self.network, node_ids=atp.node_ids, sku_ids=atp.sku_ids, atp=atp.atp(),
-            capacity_left=self.readmodels.capacity_left(at), now=at,
+            capacity_left=capacity, now=at,
         )
 
     def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str]) -> None:
@@ -360,6 +521,11 @@ class Engine:
     def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float) -> None:
         lost = d.lost
         if not d.parts:
+            own = self.ownership
+            if own is not None and not order.parts and (region := own.transfer_target(order)) is not None:
+                order.transfer(region, d.reason or "no node of this partition can serve it", at)
+                self._moved.append(key)
+                return
             released = sorted(order.parts)
             self.give_back(uow, order, "rejected", at)
             order.reject(d.reason or "no node can serve it", lost, at)

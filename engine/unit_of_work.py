@@ -19,9 +19,13 @@ T = TypeVar("T")
 
 
 class UnitOfWork:
-    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any]):
+    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], ownership: Any = None):
+        """`ownership` (engine.ownership.Ownership), where partitions are owned:
+        nodes and orders of other partitions are refused, and a node fenced
+        by a newer owner stops the command (PartitionLost)."""
         self.store = store
         self.nodes = nodes
+        self.ownership = ownership
         self.touched: dict[UUID, Any] = {}
 
     def add(self, aggregate: T) -> T:
@@ -39,18 +43,27 @@ class UnitOfWork:
     def inventory(self, node: str) -> NodeInventory:
         if node not in self.nodes:
             raise NotFound("node", f"unknown node {node!r}")
+        own = self.ownership
+        if own is not None:
+            own.check_node(node)
         agg = self._get(ids.inventory_id(node))
         if agg is None:
             raise NotFound("node", f"node {node!r} has no inventory yet")
+        if own is not None:
+            own.check_epoch(agg)
         return agg
 
     def order(self, order_id: str) -> Order:
         agg = self._get(order_uuid(order_id))
         if agg is None:
             raise NotFound("order_id", f"unknown order {order_id}")
+        if self.ownership is not None:
+            self.ownership.check_order(agg)
         return agg
 
     def sale(self, node: str, sale_id: str, missing_ok: bool = False) -> Sale | None:
+        if self.ownership is not None:
+            self.ownership.check_node(node)
         agg = self._get(ids.sale_id(node, sale_id))
         if agg is None and not missing_ok:
             raise NotFound("sale_id", f"no sale {sale_id} at {node}")

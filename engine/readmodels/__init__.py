@@ -56,6 +56,11 @@ class ReadModels:
     """All read models, fed one event at a time in commit order."""
 
     def __init__(self, network: Network):
+        self.reset(network)
+
+    def reset(self, network: Network | None = None) -> None:
+        """Empty models, before a rebuild (the same object: its holders keep it)."""
+        network = network or self.network
         self.network = network
         self.atp = AtpView([n.id for n in network.nodes], [s.id for s in network.skus])
         self.order_view = OrderView()

@@ -26,6 +26,7 @@ class AtpView:
         self.reserved = np.zeros(shape, dtype=np.int64)
         self.safety = np.zeros(shape, dtype=np.int64)
         self.rows: dict[UUID, int] = {}  # inventory aggregate id -> node row
+        self.owners: dict[str, tuple[int, str]] = {}  # node -> (epoch, owner) of its last fence (scale-out)
         self._available: np.ndarray | None = None  # kept up to date row by row: the matrix can be 600 x 2,000
         self._dirty: set[int] = set()
 
@@ -49,6 +50,7 @@ class AtpView:
             NodeInventory.Consumed: self._consumed,
             NodeInventory.SoldOverCounter: self._sold,
             NodeInventory.TakenBack: self._received,  # returned goods back on the shelf
+            NodeInventory.Fenced: self._fenced,
         }
 
     # -- queries -------------------------------------------------------
@@ -142,6 +144,9 @@ class AtpView:
         row = self.rows[e.originator_id]
         self.add("reserved", row, e.lines, -1)
         self.add("on_hand", row, e.lines, -1)
+
+    def _fenced(self, e: Any) -> None:
+        self.owners[self.node_ids[self.rows[e.originator_id]]] = (e.epoch, e.owner)
 
     def _sold(self, e: Any) -> None:
         self.add("on_hand", self.rows[e.originator_id], e.lines, -1)

@@ -55,6 +55,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     points_returned: int = 0
     refunds: tuple[str, ...] = ()  # refund ids, in the order made (immutable: none made per order placed)
     returned: dict[str, int] | None = None  # units refunded, by SKU
+    region: str | None = None  # its home region where partitions are owned (moved by a transfer)
 
 
 def held(r: OrderRecord) -> dict[str, int]:
@@ -99,6 +100,7 @@ class OrderView:
             Order.HandedOver: self._handed_over,
             Order.Cancelled: self._cancelled,
             Order.Refunded: self._refunded,
+            Order.Transferred: self._transferred,
         }
 
     # -- caches --------------------------------------------------------
@@ -136,9 +138,21 @@ class OrderView:
         self.orders[oid] = OrderRecord(
             oid, e.channel, e.external_id, e.mode, e.value, dict(lines), e.at, e.promised_at, e.member,
             e.pickup_node, pending=dict(lines), paid=money.paid if money else None,
-            points_used=money.points_used if money else 0,
+            points_used=money.points_used if money else 0, region=e.region,
         )
         self.to_route[oid] = None
+
+    def _transferred(self, e: Any) -> None:
+        """Moved to another region's partition: still waiting for routing, there."""
+        self.orders[self._key(e.originator_id)].region = e.region
+
+    def forget(self, key: str) -> None:
+        """Drops an order this engine no longer answers for (its partition moved, or the order did)."""
+        r = self.orders.pop(key, None)
+        self.to_route.pop(key, None)
+        if r is not None:
+            for node in r.parts:
+                self.awaiting.pop((key, node), None)
 
     def _routed(self, e: Any) -> None:
         key = self._keys.get(e.originator_id) or self._key(e.originator_id)  # inline: one call less per event

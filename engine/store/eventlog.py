@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import gc
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from eventsourcing.application import Application, Recording
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 
 from engine.store.mapper import MsgspecMapper
 from engine.store.urls import ensure_schema, store_env
@@ -33,9 +34,11 @@ class EventLog(Application):
     def construct_mapper(self) -> MsgspecMapper:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
 
-    def stored_events(self, start: int = 1, page: int = 2000, stop: int | None = None) -> Iterator[tuple[int, Any]]:
+    def stored_events(self, start: int = 1, page: int = 2000, stop: int | None = None,
+                      skip: Callable[[Any, str], bool] | None = None) -> Iterator[tuple[int, Any]]:
         """(notification id, domain event) in commit order from `start` (to
-        `stop`, included). The cyclic garbage collector is paused until the
+        `stop`, included); `skip(originator id, topic)` leaves events out
+        before they are decoded. The cyclic garbage collector is paused until the
         events are read: a replay makes no cycles, and full collections over
         the growing read models were a large part of it."""
         rows = getattr(self.recorder, "notification_rows", None)
@@ -50,7 +53,8 @@ class EventLog(Application):
             if rows is None:  # in memory: the library's notifications
                 while notes := self.recorder.select_notifications(start, page, stop=stop):
                     for note in notes:
-                        yield note.id, self.mapper.to_domain_event(note)
+                        if skip is None or not skip(note.originator_id, note.topic):
+                            yield note.id, self.mapper.to_domain_event(note)
                     start = notes[-1].id + 1
                 return
             decode = self.mapper.decode
@@ -59,10 +63,19 @@ class EventLog(Application):
                 while batch := ahead.result():
                     ahead = reader.submit(read, batch[-1][0] + 1)  # read while this page is decoded and applied
                     for notification_id, originator_id, version, topic, state in batch:
-                        yield notification_id, decode(topic, state, originator_id, version)
+                        if skip is None or not skip(originator_id, topic):
+                            yield notification_id, decode(topic, state, originator_id, version)
         finally:
             if paused:
                 gc.enable()
+
+    def followed_events(self, start: int, topics: list[str], page: int = 500) -> Iterator[tuple[int, Any]]:
+        """(notification id, domain event) of the given topics only, from `start`:
+        the few events an engine follows of what other engines write."""
+        while notes := self.recorder.select_notifications(start, page, topics=topics):
+            for note in notes:
+                yield note.id, self.mapper.to_domain_event(note)
+            start = notes[-1].id + 1
 
     def record(self, events: list[Any]) -> list[Recording]:
         """Stores events in one transaction, as the library's Application._record
@@ -87,3 +100,8 @@ class EventLog(Application):
 
 
 _new, _setattr = object.__new__, object.__setattr__
+
+
+def topic_of(cls: type) -> str:
+    """The topic events of this class are stored under."""
+    return get_topic(cls)

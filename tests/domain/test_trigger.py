@@ -12,7 +12,7 @@ from engine.store.eventlog import EventLog
 
 PLACED = dict(channel="app", external_id="t1", lines={"A": 2}, value=10.0, mode="delivery", lat=31.2, lon=121.5,
               promised_at=2000.0, at=1000.0, pickup_node=None, member="m1",
-              money=OrderMoney(currency="CNY", lines={"A": LineMoney(2, 1000, 0, 0, 0, 0, 1000)}, paid=1000))
+              money=OrderMoney(currency="CNY", lines={"A": LineMoney(2, 1000, 0, 0, 0, 0, 1000)}, paid=1000), region="Pudong")
 PARTS = [RoutedPart(node="S1", lines={"A": 2}, eta_at=1500.0, cost={"total": 3.5, "distance_km": 1.2})]
 LOST = [Loss(node="S2", reason="too far")]
 
