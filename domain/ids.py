@@ -37,3 +37,7 @@ BENEFIT_RULES_ID = uuid5(_ROOT, "benefit/rules")  # one rule book, its versions 
 @lru_cache(maxsize=65_536)  # a hand-over books on the same few parties' ledgers again and again
 def ledger_id(party: str, period: str) -> UUID:
     return uuid5(_ROOT, f"ledger/{party}/{period}")
+
+
+def partition_id(partition: str) -> UUID:
+    return uuid5(_ROOT, f"partition/{partition}")

@@ -21,6 +21,7 @@ from domain.errors import DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
+from domain.partition import PartitionFence
 from domain.sale import Sale
 from domain.order import Order, RoutedPart, check_pickup
 from domain.money import OrderMoney, price, to_minor
@@ -105,10 +106,18 @@ class Engine:
         self._tail = 0  # the last notification id the follower read
         self._moved: list[str] = []  # orders the batch in hand transferred to another partition
         self._own: set[int] = set()  # this engine's notifications of followed classes the follower has yet to pass
+        self._losing: set[str] = set()  # partitions seen taken over, to drop once the events in hand are read
 
     def start(self) -> "Engine":
         """Brings the read models up to date with the store and opens an
-        inventory for every node that has none."""
+        inventory for every node that has none (a partitioned engine holds
+        nothing until it takes a partition)."""
+        own = self.ownership
+        if own is not None:
+            self._followed = frozenset(own.classes_followed(self.readmodels.handled()))
+            self._topics = sorted({get_topic(c) for c in self._followed})
+            self._rebuild()
+            return self
         self.catch_up()
         self.open_network()
         return self
@@ -146,6 +155,8 @@ class Engine:
         version conflict, after catching up); then feeds the read models
         and the commit hooks."""
         own = self.ownership
+        if own is not None:
+            work = self._stamped(work)
         try:
             result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own), work,
                                                         self.catch_up)
@@ -195,10 +206,13 @@ class Engine:
         own = self._partitioned()
         nodes = own.hold(partition, epoch)
         wanted = set(nodes)
-        self.store.evict(lambda a: isinstance(a, NodeInventory) and a.node_id in wanted)  # as stored, not as last seen
+        self.store.evict(lambda a: (isinstance(a, NodeInventory) and a.node_id in wanted)  # as stored, not as last seen
+                         or (isinstance(a, PartitionFence) and a.partition == partition))
         at = self.clock.now()
 
         def work(uow: UnitOfWork) -> int:
+            fence = uow._get(ids.partition_id(partition)) or uow.add(PartitionFence(partition=partition, at=at))
+            fence.take(epoch, self.owner, at)
             for node in nodes:
                 inv = uow._get(ids.inventory_id(node)) or self._open(uow, node, at)
                 inv.fence(epoch, self.owner, at)
@@ -223,6 +237,26 @@ class Engine:
                          or (isinstance(a, Order) and own.order_region(a) in regions))
         self._rebuild()
 
+    def _stamped(self, work: Callable[[UnitOfWork], T]) -> Callable[[UnitOfWork], T]:
+        """`work`, then a stamp on the fence of each partition it touched:
+        the write conflicts with any take-over since this engine's own."""
+        own = self.ownership
+
+        def run(uow: UnitOfWork) -> T:
+            result = work(uow)
+            if uow.partitions and any(a.pending_events for a in uow.touched.values()):
+                at = self.clock.now()
+                for p in sorted(uow.partitions):
+                    fence = uow._get(ids.partition_id(p))
+                    held = own.epochs.get(p, 0)
+                    if fence is None or fence.epoch > held:
+                        raise PartitionLost(p, held, fence.epoch if fence else 0, fence.owner if fence else "")
+                    if not fence.pending_events:  # a take-over stamps by itself
+                        fence.stamp(held, at)
+            return result
+
+        return run
+
     def _lost(self, partition: str) -> None:
         self.drop(partition)
         for hook in self.on_partition_lost:
@@ -241,7 +275,7 @@ class Engine:
         self.readmodels.reset()
         own.orders.clear()
         own.sales.clear()
-        always = {get_topic(c) for c in (*self._followed, Order.Placed)} | self._sale_topics()
+        always = {get_topic(c) for c in (*self._followed, Order.Placed, Sale.Made)}
         skip = lambda oid, topic: not (oid in own.inventories or oid in own.orders or oid in own.sales  # noqa: E731
                                        or topic in always)
         n = last = 0
@@ -249,10 +283,8 @@ class Engine:
             n += self._follow_event(event, last, own_commit=False)
         self._tail = max(last, self._tail)
         self._own.clear()
+        self._let_go()
         return n
-
-    def _sale_topics(self) -> set[str]:
-        return {get_topic(c) for c in self.readmodels._handlers if issubclass(c, Sale.Created)}
 
     def _follow(self) -> int:
         """Applies what other engines stored of the shared aggregates, the
@@ -264,7 +296,13 @@ class Engine:
                 self._own.discard(nid)
                 continue
             n += self._follow_event(event, nid, own_commit=False)
+        self._let_go()
         return n
+
+    def _let_go(self) -> None:
+        """Drops the partitions the events just read showed taken over."""
+        while self._losing:
+            self._lost(self._losing.pop())
 
     def _follow_event(self, event: Any, nid: int, own_commit: bool) -> int:
         """Applies one stored event if it concerns this engine; 1 if it did."""
@@ -285,10 +323,15 @@ class Engine:
                 own.orders.discard(oid)
                 return 1
             return 0
+        if isinstance(event, PartitionFence.Taken):
+            p = own.partition_of_fence(event.originator_id)
+            if p in own.epochs and event.epoch > own.epochs[p]:
+                self._losing.add(p)
+            return 0
         if isinstance(event, NodeInventory.Fenced) and event.originator_id in own.inventories:
             p = own.pmap.of_node(own.inventories[event.originator_id])
             if event.epoch > own.epochs.get(p, 0):  # another engine took it: stop writing it now
-                self._lost(p)
+                self._losing.add(p)
                 return 0
         if own.concerns(event):
             self.readmodels.apply(event, nid)
@@ -395,7 +438,8 @@ class Engine:
             results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
         for key in moved:  # transferred to another partition: its owner answers for it from now on
             self.readmodels.order_view.forget(key)
-            self.ownership.orders.discard(UUID(key))
+            self.ownership.orders.discard(oid := UUID(key))
+            self.store.cached.pop(oid, None)
         return results
 
     def route_pending(self) -> int:
@@ -423,6 +467,8 @@ class Engine:
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
                     fresh[oid] = uow.add(order)
+                    if uow.ownership is not None:
+                        uow.partitions.add(uow.ownership.pmap.of_region(order.region))
                     keys.append(key)
                 except DomainError as e:
                     results[i] = untraced(e)  # kept in the results: see engine.memory

@@ -20,6 +20,7 @@ from domain.errors import Conflict, DomainError
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
+from domain.partition import PartitionFence
 from domain.sale import Sale
 from engine.partitions import PartitionMap
 
@@ -63,7 +64,7 @@ class Ownership:
         node_ids = [n.id for n in pmap.network.nodes]
         self._node_partition = np.array([pmap.of_node(n) for n in node_ids], dtype=object)
         self.node_mask = np.zeros(len(node_ids), dtype=bool)  # owned nodes, in the network's node order
-        self._shared = {cls: True for cls in SHARED}
+        self._fences = {ids.partition_id(p.name): p.name for p in pmap.partitions}
 
     # -- holding --------------------------------------------------------
     def hold(self, partition: str, epoch: int) -> list[str]:
@@ -96,6 +97,9 @@ class Ownership:
         raise Misdirected("partition", f"no partition {name!r} (partitions: {', '.join(self.pmap.names)})", name)
 
     # -- questions --------------------------------------------------------
+    def partition_of_fence(self, fence_id: UUID) -> str | None:
+        return self._fences.get(fence_id)
+
     def partition_of_region(self, region: str) -> str:
         return self.pmap.of_region(region)
 
@@ -114,12 +118,14 @@ class Ownership:
             p = self.pmap.of_node(node)
             raise Misdirected("node", f"node {node} is in partition {p}, which this engine does not own", p)
 
-    def check_order(self, order: Any) -> None:
+    def check_order(self, order: Any) -> str:
+        """The order's partition, if this engine owns it."""
         region = self.order_region(order)
+        p = self.pmap.of_region(region)
         if region not in self.regions:
-            p = self.pmap.of_region(region)
             raise Misdirected("order_id", f"order {order.id} is in region {region} (partition {p}), "
                                           "which this engine does not own", p)
+        return p
 
     def check_epoch(self, inv: NodeInventory) -> None:
         """Raises PartitionLost if another engine fenced the node after this one did."""
@@ -145,9 +151,6 @@ class Ownership:
         return None
 
     # -- which events concern this engine ---------------------------------
-    def follows_shared(self, event_class: type) -> bool:
-        return issubclass(event_class, SHARED)
-
     def concerns(self, event: Any) -> bool:
         """Whether a stored event (in commit order) belongs in this engine's
         read models; learns the owned orders as it goes."""
@@ -178,11 +181,11 @@ class Ownership:
             return False
         return False
 
-    def topics_followed(self, topic_of: Any, handled: Iterable[type]) -> list[str]:
-        """The stored topics another engine's writes are followed by: every
-        event of the shared aggregates, transfers and fences."""
-        classes = [c for c in handled if issubclass(c, SHARED)] + [Order.Transferred, NodeInventory.Fenced]
-        return sorted({topic_of(c) for c in classes})
+    def classes_followed(self, handled: Iterable[type]) -> list[type]:
+        """The event classes of other engines' writes this one follows: every
+        event of the shared aggregates the read models handle, transfers and fences."""
+        return [c for c in handled if issubclass(c, SHARED)] + [Order.Transferred, NodeInventory.Fenced,
+                                                                 PartitionFence.Taken]
 
 
 def _distances(pm: PartitionMap, lat: float, lon: float) -> np.ndarray:

@@ -27,6 +27,7 @@ class UnitOfWork:
         self.nodes = nodes
         self.ownership = ownership
         self.touched: dict[UUID, Any] = {}
+        self.partitions: set[str] = set()  # the partitions whose keys this command reads or writes
 
     def add(self, aggregate: T) -> T:
         self.touched[aggregate.id] = aggregate  # type: ignore[attr-defined]
@@ -46,6 +47,7 @@ class UnitOfWork:
         own = self.ownership
         if own is not None:
             own.check_node(node)
+            self.partitions.add(own.pmap.of_node(node))
         agg = self._get(ids.inventory_id(node))
         if agg is None:
             raise NotFound("node", f"node {node!r} has no inventory yet")
@@ -58,12 +60,13 @@ class UnitOfWork:
         if agg is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         if self.ownership is not None:
-            self.ownership.check_order(agg)
+            self.partitions.add(self.ownership.check_order(agg))
         return agg
 
     def sale(self, node: str, sale_id: str, missing_ok: bool = False) -> Sale | None:
         if self.ownership is not None:
             self.ownership.check_node(node)
+            self.partitions.add(self.ownership.pmap.of_node(node))
         agg = self._get(ids.sale_id(node, sale_id))
         if agg is None and not missing_ok:
             raise NotFound("sale_id", f"no sale {sale_id} at {node}")

@@ -8,6 +8,7 @@ in pyproject.toml).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import uuid
@@ -22,6 +23,13 @@ POSTGRES_URL = os.environ.get("O2O_TEST_POSTGRES", "postgres://postgres@127.0.0.
 @pytest.fixture
 def postgres_url():
     """A PostgreSQL store URL on a fresh schema."""
+    with postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema():
+    """A fresh schema on the test PostgreSQL, dropped afterwards; a missing server fails the test."""
     import psycopg
 
     from engine.store.urls import store_env

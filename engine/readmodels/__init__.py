@@ -123,6 +123,10 @@ class ReadModels:
         for e in events:
             self.apply(e)
 
+    def handled(self) -> list[type]:
+        """The event classes some read model handles."""
+        return [c for c, h in self._handlers.items() if h is not _ignore]
+
     def handles(self, event_class: type) -> bool:
         handler = self._handlers.get(event_class)
         return handler is not None and handler is not _ignore

@@ -146,7 +146,9 @@ class AtpView:
         self.add("on_hand", row, e.lines, -1)
 
     def _fenced(self, e: Any) -> None:
-        self.owners[self.node_ids[self.rows[e.originator_id]]] = (e.epoch, e.owner)
+        row = self.rows.get(e.originator_id)
+        if row is not None:  # else a take-over's fence of a node not read yet: the rebuild after it reads both
+            self.owners[self.node_ids[row]] = (e.epoch, e.owner)
 
     def _sold(self, e: Any) -> None:
         self.add("on_hand", self.rows[e.originator_id], e.lines, -1)
