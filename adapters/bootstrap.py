@@ -21,21 +21,29 @@ from domain.network import Network
 from engine.app import Engine
 from engine.clock import Clock, TestClock, parse_time
 from engine.config import Config
+from engine.partitions import partition_map
 from engine.routing.types import Router
 from engine.store.network_file import load_network
 from engine.store.urls import sqlite_path
 
 
 def build_engine(config: Config, network: Network | None = None, clock: Clock | None = None,
-                 router: Router | None = None) -> Engine:
+                 router: Router | None = None, partitions: dict[str, int] | None = None,
+                 owner: str = "") -> Engine:
     """The engine the configuration describes, started: its read models
-    rebuilt from the store and every node's inventory open."""
+    rebuilt from the store and every node's inventory open. With
+    `partitions` ({partition: lease epoch}) it is one of several engines on
+    the store (docs/scale-out.md): it takes those partitions over, as `owner`."""
     if network is None:
         network = load_network(config.network.file)
     if clock is None:
         clock = configured_clock(config)
-    engine = Engine(network, config.engine, clock=clock, router=router, store=config.store.url).start()
+    pmap = partition_map(network, config.partitions) if partitions is not None else None
+    engine = Engine(network, config.engine, clock=clock, router=router, store=config.store.url, partitions=pmap,
+                    owner=owner).start()
     try:
+        for partition, epoch in sorted((partitions or {}).items()):
+            engine.take(partition, epoch)
         publish_rules(engine, config)
     except DomainError:
         engine.close()
@@ -80,13 +88,16 @@ class Running:
 @asynccontextmanager
 async def running(config: Config, command: str = "o2o serve", engine: Engine | None = None,
                   clock: Clock | None = None, router: Router | None = None, intake: bool = True,
-                  long_lived: bool = False, say: Any = None) -> AsyncIterator[Running]:
+                  long_lived: bool = False, say: Any = None, partitions: dict[str, int] | None = None,
+                  owner: str = "") -> AsyncIterator[Running]:
     """Everything `config` asks for, started in order, and stopped in the
     reverse order on the way out, also when a later part fails to start: no
     nats-server or relay is left behind. On the way out the service stops
     taking requests, finishes the batch in flight, stores it, replies,
     publishes and drains; the relay publishes what was stored, then exits.
-    `long_lived`: a process serving until it stops (engine.memory)."""
+    `long_lived`: a process serving until it stops (engine.memory).
+    `partitions`, `owner`: scale-out (build_engine); the service serves the
+    partitions' own subjects too."""
     from adapters.nats_connection import connect, connection_argv
     from adapters.embedded_nats import EmbeddedNats
     from adapters.event_relay import Relay
@@ -103,7 +114,7 @@ async def running(config: Config, command: str = "o2o serve", engine: Engine | N
             config = config.with_overrides({"nats": {"url": server.url}})
             say(f"nats-server started: {server.url} (JetStream data in {data / 'nats'})")
         if engine is None:
-            engine = build_engine(config, clock=clock, router=router)
+            engine = build_engine(config, clock=clock, router=router, partitions=partitions, owner=owner)
             stack.callback(engine.close)
         if long_lived:
             keep_long_lived()
@@ -118,6 +129,9 @@ async def running(config: Config, command: str = "o2o serve", engine: Engine | N
         service = await stack.enter_async_context(serving(
             engine, nc, command, batching=config.batching, backpressure=config.backpressure, intake=intake,
             publish_events=relay is None and config.nats.events != "external"))
+        if service.routes:
+            for partition in sorted(engine.ownership.epochs):
+                await service.routes.serve(partition)
         yield Running(config, engine, service, relay, server)
 
 

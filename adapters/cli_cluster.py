@@ -165,10 +165,10 @@ def up_cluster(args: argparse.Namespace) -> int:
         names = pmap.names
         print("partitions: " + "; ".join(f"{p.name} = {', '.join(p.regions)}" for p in pmap.partitions), flush=True)
         for i in range(args.engines):
-            owns = names[i % len(names)]  # beyond one engine per partition: standbys
+            owns = engine_partitions(names, args.engines, i)
             engines.append(start_engine(i, owns, cluster.url, config, args.config, run_dir))
-            print(f"engine {i + 1}: wants partition {owns}  pid {engines[-1]['pid']}  log {engines[-1]['log']}",
-                  flush=True)
+            print(f"engine {i + 1}: wants partition(s) {','.join(owns)}, stands by for the rest  "
+                  f"pid {engines[-1]['pid']}  log {engines[-1]['log']}", flush=True)
         if args.engines > len(names):
             print("  two engines want one partition: the first to hold its lease serves, the other stands by", flush=True)
         state = {"pid": os.getpid(), "started": time.time(), "nats": cluster.url, "store": describe(store),
@@ -242,7 +242,7 @@ async def prepare_jetstream(url: str, config, replicas: int) -> None:
     import nats
 
     from adapters.event_publisher import STREAM as EVENTS, SUBJECTS as EVENT_SUBJECTS, ensure_stream
-    from adapters.intake import STREAM as INTAKE, SUBJECTS as INTAKE_SUBJECTS
+    from adapters.intake import HANDOFF_STREAM, HANDOFF_SUBJECTS, STREAM as INTAKE, SUBJECTS as INTAKE_SUBJECTS
     from adapters.leases import LeaseBucket
 
     nc = await nats.connect(url.split(","))
@@ -252,6 +252,7 @@ async def prepare_jetstream(url: str, config, replicas: int) -> None:
         await LeaseBucket.open(js, settings.lease_bucket, settings.lease_ttl_s, min(replicas, settings.lease_replicas))
         # the same settings the engine's own ensure_stream calls use, plus the replicas
         await ensure_stream(js, INTAKE, INTAKE_SUBJECTS, duplicate_window=24 * 3600, num_replicas=replicas)
+        await ensure_stream(js, HANDOFF_STREAM, HANDOFF_SUBJECTS, duplicate_window=24 * 3600, num_replicas=replicas)
         await ensure_stream(js, EVENTS, EVENT_SUBJECTS, duplicate_window=3600, num_replicas=replicas)
     finally:
         await nc.close()
@@ -264,10 +265,23 @@ def start_relay(nats_url: str, store: str, run_dir: Path) -> dict:
     return {"pid": proc.pid, "log": str(log), "argv": argv, "proc": proc}
 
 
-def start_engine(i: int, partitions: str, nats_url: str, config, config_file: str | None, run_dir: Path) -> dict:
+def engine_partitions(names: tuple[str, ...], engines: int, i: int) -> list[str]:
+    """The partitions engine i (of `engines`) wants: dealt round, one
+    partition to several engines when there are more engines than partitions."""
+    if engines <= len(names):
+        return [n for j, n in enumerate(names) if j % engines == i]
+    return [names[i % len(names)]]
+
+
+def start_engine(i: int, partitions: list[str], nats_url: str, config, config_file: str | None,
+                 run_dir: Path, standby: list[str] | None = None) -> dict:
+    """`o2o serve` wanting `partitions` and standing by for the others (or `standby`)."""
     log = run_dir / f"engine-{i + 1}.log"
+    spare = standby if standby is not None else [n for n in _map(config).names if n not in partitions]
     argv = [sys.executable, "-m", "adapters.cli", "serve", "--nats", nats_url, "--store", config.store.url,
-            "--network", config.network.file, "--partitions", partitions, "--events", "external"]
+            "--network", config.network.file, "--partitions", ",".join(partitions), "--events", "external"]
+    if spare:
+        argv += ["--standby", ",".join(spare)]
     if config_file:
         argv += ["--config", config_file]
     out = open(log, "ab")

@@ -55,8 +55,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partitions", default=os.environ.get("O2O_PARTITIONS"),
                    help="comma-separated partitions (docs/scale-out.md) whose leases this engine holds before it "
                         "serves, standing by while another holds them (env O2O_PARTITIONS)")
+    p.add_argument("--standby", default=os.environ.get("O2O_STANDBY", ""),
+                   help="comma-separated partitions this engine takes over when their lease has been vacant for a "
+                        "lease TTL, i.e. their own engine died (env O2O_STANDBY)")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
+
+
+async def follow_leases(service: object, held: object) -> None:
+    """Takes over each partition whose lease was just won, drops each lost."""
+    for change, partition, epoch in held.take_changes():
+        try:
+            if change == "take":
+                nodes = await service.take(partition, epoch)
+                print(f"took partition {partition} over at epoch {epoch} ({nodes} nodes fenced)", flush=True)
+            else:
+                await service.drop(partition)
+                print(f"lease of partition {partition} lost: dropped it", file=sys.stderr, flush=True)
+        except DomainError as e:  # a newer owner fenced it already: its lease will say so at the next renewal
+            print(f"partition {partition}: {e}", file=sys.stderr, flush=True)
 
 
 def _test_clock(engine: object) -> str:
@@ -97,25 +114,31 @@ async def serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"o2o serve: {e}") from None
     stop = stop_on_signals()
     held = None
+    taken: dict[str, int] | None = None
     try:
-        if args.partitions:  # scale-out: serve once the partitions' leases are ours (adapters/leases.py)
+        if args.partitions:  # scale-out: serve once a partition's lease is ours (adapters/leases.py)
             from adapters.leases import hold_partitions
 
-            held = await hold_partitions(config, args.partitions.split(","), stop)
-            if held is None:
+            holding = await hold_partitions(config, args.partitions.split(","), stop,
+                                            standby=args.standby.split(","))
+            if holding is None:
                 return 0
-        async with running(config, "o2o serve", long_lived=True) as run:
+            held, taken = holding
+        async with running(config, "o2o serve", long_lived=True, partitions=taken,
+                           owner=held.owner if held else "") as run:
             engine, relay = run.engine, run.relay
             print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
                   f"{len(engine.network.nodes)} nodes, {engine.last_notification_id()} events stored, events "
                   f"published {'by a relay process' if relay else 'in-process'}"
                   f"{_test_clock(engine)}", flush=True)
             while not stop.is_set():
-                if held and held.lost.is_set():  # it cannot drop one partition yet: it stops writing them all
-                    print("a partition's lease was lost: stopping", file=sys.stderr, flush=True)
-                    break
+                if held:
+                    if held.failed is not None:
+                        print(f"leases: {held.failed}: stopping", file=sys.stderr, flush=True)
+                        break
+                    await follow_leases(run.service, held)
                 try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                    await asyncio.wait_for(stop.wait(), 0.25 if held else 1.0)
                 except asyncio.TimeoutError:
                     if relay and not relay.running():  # it resumes where the stream ends
                         print(f"event relay exited ({relay.proc.returncode}); starting it again", file=sys.stderr,

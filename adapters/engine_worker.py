@@ -117,7 +117,10 @@ class EngineWorker:
         await self.answer([(b[1], result) for b, result in zip(batch, results)])
 
     async def tick(self) -> None:
-        """Timers: expire reservations not accepted in time, route what waits."""
+        """Timers: expire reservations not accepted in time, route what waits
+        (with scale-out also the orders other engines handed over: caught up first)."""
+        if self.engine.ownership is not None:
+            await self.call(self.engine.catch_up)
         await self.call(self.engine.expire_due)
         if self.engine.readmodels.to_route:
             await self.call(self.engine.route_pending)

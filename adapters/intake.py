@@ -31,6 +31,7 @@ from domain.commands import (CancelOrder, Command, RefundOrder, RefundSale, Sell
                              SubmitOrder)
 from domain.errors import DomainError, NotFound
 from engine.handlers import COMMANDS
+from engine.ownership import Misdirected
 
 log = logging.getLogger("o2o.intake")
 
@@ -38,6 +39,10 @@ STREAM = "O2O_INTAKE"
 SUBJECTS = ["o2o.intake.>"]
 REJECTED = "o2o.rejected.intake"
 DURABLE = "o2o-engine"
+# scale-out (docs/scale-out.md): what an engine pulls from the shared intake
+# for a partition it does not own goes on to that partition's owner here
+HANDOFF_STREAM = "O2O_HANDOFF"
+HANDOFF_SUBJECTS = ["o2o.handoff.>"]
 IntakeCommand = SubmitOrder | CancelOrder | RefundOrder | RefundSale | SellOverCounter | SignUpMember
 EARLY_DELIVERIES = 30  # a cancel or refund of an unknown order is tried this often (about 7 minutes) before refused
 NOT_YET_SUPPORTED_DELAY = 30.0  # s: a command this engine has no handler for yet waits for one that has
@@ -48,23 +53,41 @@ def order_msg_id(channel: str, external_id: str) -> str:
     return f"{channel}:{external_id}"
 
 
+def handoff_subject(partition: str) -> str:
+    return f"o2o.handoff.{partition}.intake"
+
+
 class Intake:
-    def __init__(self, nc: Client, worker: EngineWorker, batch: int = 500, ack_wait: float = 10.0):
+    """The durable consumer `durable` of `subject` in `stream`: by default the
+    shared intake; with scale-out also one per partition held, on its
+    hand-off subject (`Intake.of_partition`)."""
+
+    def __init__(self, nc: Client, worker: EngineWorker, batch: int = 500, ack_wait: float = 10.0,
+                 stream: str = STREAM, subjects: list[str] = SUBJECTS, durable: str = DURABLE,
+                 subject: str = "o2o.intake.>"):
         self.nc = nc
         self.js = nc.jetstream()
         self.worker = worker
         self.batch = batch
         self.ack_wait = ack_wait
+        self.stream, self.subjects, self.durable, self.subject = stream, subjects, durable, subject
+        self.handed_off = 0  # messages passed on to the owner of their partition
         self.consumed = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.sub: Any = None
 
+    @classmethod
+    def of_partition(cls, intake: "Intake", partition: str) -> "Intake":
+        """The consumer of what other engines handed off for `partition`."""
+        return cls(intake.nc, intake.worker, intake.batch, intake.ack_wait, HANDOFF_STREAM, HANDOFF_SUBJECTS,
+                   f"{DURABLE}-{partition}", handoff_subject(partition))
+
     async def start(self) -> None:
-        await ensure_stream(self.js, STREAM, SUBJECTS, duplicate_window=24 * 3600)
-        config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
+        await ensure_stream(self.js, self.stream, self.subjects, duplicate_window=24 * 3600)
+        config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
                                 max_ack_pending=self.batch * 4)
-        self.sub = await self.js.pull_subscribe("o2o.intake.>", durable=DURABLE, stream=STREAM, config=config)
+        self.sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream, config=config)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="intake")
 
     async def _run(self) -> None:
@@ -105,6 +128,9 @@ class Intake:
             return
         try:
             await self.worker.call(self.worker.engine.handle, cmd)
+        except Misdirected as e:
+            await self._hand_off(m, e)
+            return
         except NotFound as e:
             delivered = _delivered(m)
             if e.field == "order_id" and delivered < EARLY_DELIVERIES:  # its order may still be on the way
@@ -132,11 +158,30 @@ class Intake:
                 await m.nak(delay=1.0)
             return
         for (m, _), result in zip(good, results):
-            if isinstance(result, DomainError):
+            if isinstance(result, Misdirected):
+                await self._hand_off(m, result)
+            elif isinstance(result, DomainError):
                 await self._reject(m, from_exception(result))
             else:
                 await m.ack()
         self.consumed += len(good)
+
+    async def _hand_off(self, m: Any, e: Misdirected) -> None:
+        """Passes a message of a partition this engine does not own to its
+        owner's hand-off subject, then acknowledges it (never before: a crash
+        in between redelivers it, and the owner answers a repeat once). A
+        message already handed off waits for the partition's new owner."""
+        if self.stream == HANDOFF_STREAM:  # its partition moved since: the next owner binds this durable
+            await m.nak(delay=1.0)
+            return
+        try:
+            await self.js.publish(handoff_subject(e.partition), m.data, headers=m.headers, stream=HANDOFF_STREAM)
+        except Exception as err:  # not passed on: keep it and try again
+            log.warning("intake hand-off to partition %s failed (%s); will be redelivered", e.partition, err)
+            await m.nak(delay=1.0)
+            return
+        self.handed_off += 1
+        await m.ack()
 
     async def _reject(self, m: Any, e: WireError) -> None:
         body = {"code": e.code, "error": e.description, "subject": m.subject,

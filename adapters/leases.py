@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -160,9 +161,12 @@ class LeaseKeeper:
     `on_lost(lease)` when a renewal is refused (stop writing it now)."""
 
     def __init__(self, bucket: LeaseBucket, owner: str, partitions: Iterable[str],
-                 on_acquired: Callback | None = None, on_lost: Callback | None = None, every_s: float | None = None):
+                 on_acquired: Callback | None = None, on_lost: Callback | None = None, every_s: float | None = None,
+                 standby: Iterable[str] = ()):
         self.bucket, self.owner = bucket, owner
-        self.wanted = tuple(partitions)
+        self.standby = tuple(p for p in standby if p not in tuple(partitions))
+        self.wanted = tuple(partitions) + self.standby
+        self._free_since: dict[str, float] = {}
         self.on_acquired, self.on_lost = on_acquired, on_lost
         self.every_s = every_s or bucket.ttl_s / 6
         self.held: dict[str, Lease] = {}
@@ -175,6 +179,9 @@ class LeaseKeeper:
             lease = self.held.get(partition)
             try:
                 if lease is None:
+                    if partition in self.standby and not (len(self.held) >= len(self.wanted) - len(self.standby)
+                                                          and await self._vacant_for_a_ttl(partition)):
+                        continue  # its own partitions first, then only one whose engine is gone
                     won = await self.bucket.acquire(partition, self.owner)
                     if won:
                         self.held[partition] = won
@@ -189,6 +196,15 @@ class LeaseKeeper:
             except NO_ANSWER:
                 self.timeouts += 1  # carry on: the fence protects the data if the lease is gone
                 log.warning("lease of partition %s: no answer from the KV bucket, carrying on", partition)
+
+    async def _vacant_for_a_ttl(self, partition: str) -> bool:
+        """A standby takes a partition only once it has seen it without a
+        holder for a whole TTL: its own engine, started with it, wins it first."""
+        if await self.bucket.holder(partition) is not None:
+            self._free_since.pop(partition, None)
+            return False
+        since = self._free_since.setdefault(partition, time.monotonic())
+        return time.monotonic() - since >= self.bucket.ttl_s
 
     async def run(self) -> None:
         while True:
@@ -230,12 +246,13 @@ class Held:
     seconds at a time (building the engine, a big batch); renewals must not
     wait for it, or a short lease lapses while the process is alive. A
     process that stops as a whole (kill -9, SIGSTOP) stops renewing: that is
-    what a standby must see. `lost` is set when a renewal is refused."""
+    what a standby must see. Each lease won or lost is put on `changes` as
+    ("take", partition, epoch) or ("drop", partition, epoch), for the
+    serving side to act on; a lost partition is wanted again (standing by)."""
 
-    def __init__(self, config, names: list[str], owner: str):
-        self.config, self.names, self.owner = config, names, owner
-        self.lost = threading.Event()
-        self.all_held = threading.Event()
+    def __init__(self, config, names: list[str], owner: str, standby: list[str] = ()):
+        self.config, self.names, self.owner, self.standby = config, names, owner, list(standby)
+        self.changes: queue.SimpleQueue[tuple[str, str, int]] = queue.SimpleQueue()
         self.failed: BaseException | None = None
         self.keeper: LeaseKeeper | None = None
         self.ttl_s = 0.0
@@ -252,7 +269,6 @@ class Held:
             asyncio.run(self._keep())
         except BaseException as e:  # noqa: BLE001 - the serving side reports it
             self.failed = e
-            self.lost.set()
 
     async def _keep(self) -> None:
         from adapters.nats_connection import connect
@@ -263,21 +279,29 @@ class Held:
             bucket = await LeaseBucket.open(nc.jetstream(), settings.lease_bucket, settings.lease_ttl_s,
                                             settings.lease_replicas)
             self.ttl_s = bucket.ttl_s
-            self.keeper = LeaseKeeper(bucket, self.owner, self.names, on_lost=lambda lease: self.lost.set())
-            while not self._stopping.is_set() and not self.lost.is_set():  # lost: the process stops; no retaking
+            self.keeper = LeaseKeeper(bucket, self.owner, self.names, standby=self.standby,
+                                      on_acquired=lambda lease: self.changes.put(("take", lease.partition, lease.epoch)),
+                                      on_lost=lambda lease: self.changes.put(("drop", lease.partition, lease.epoch)))
+            while not self._stopping.is_set():
                 await self.keeper.tick()
-                if len(self.keeper.held) == len(self.names):
-                    self.all_held.set()
                 for _ in range(max(1, round(self.keeper.every_s / 0.05))):  # wake soon when asked to stop
                     if self._stopping.is_set():
                         break
                     await asyncio.sleep(0.05)
-            await self.keeper.stop(release=self._release and not self.lost.is_set())
+            await self.keeper.stop(release=self._release)
         finally:
             await nc.close()
 
+    def take_changes(self) -> list[tuple[str, str, int]]:
+        out = []
+        while True:
+            try:
+                out.append(self.changes.get_nowait())
+            except queue.Empty:
+                return out
+
     async def release(self, release: bool = True) -> None:
-        """Stops renewing and, unless lost, hands the leases back (a standby need not wait for the TTL)."""
+        """Stops renewing and hands back the leases still held (a standby need not wait for the TTL)."""
         self._release = release
         self._stopping.set()
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
@@ -290,28 +314,38 @@ def owner_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say=print) -> Held | None:
-    """Stands by until this process holds the lease of every partition named,
-    then keeps renewing them (in a thread: see Held); None if `stop` is set
-    first. The names are checked against the configuration's partition map
-    (InvalidInput naming `--partitions`). Today the engine serves every order
-    whatever it holds (docs/scale-out.md): a lost lease stops the process."""
+async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say=print,
+                          standby: Iterable[str] = ()) -> tuple[Held, dict[str, int]] | None:
+    """Stands by until this process holds the lease of at least one of the
+    partitions named, then keeps renewing them and trying for the rest (in
+    a thread: see Held). Returns it with the partitions held so far and
+    their epochs; None if `stop` is set first. The names are checked
+    against the configuration's partition map (InvalidInput naming `--partitions`).
+    `standby`: partitions it takes over when their lease has been vacant for
+    a TTL (their own engine died), tried after the named ones are held."""
     from domain.errors import InvalidInput
     from engine.partitions import partition_map
     from engine.store.network_file import load_network
 
-    wanted = [n.strip() for n in names if n.strip()]
     known = partition_map(load_network(config.network.file), config.partitions).names
-    unknown = [n for n in wanted if n not in known]
-    if unknown or not wanted:
-        raise InvalidInput("--partitions", f"no partition {', '.join(map(repr, unknown)) or 'named'} "
-                                           f"(partitions: {', '.join(known)})")
+
+    def checked(given: Iterable[str], field: str, required: bool) -> list[str]:
+        listed = [n.strip() for n in given if n.strip()]
+        unknown = [n for n in listed if n not in known]
+        if unknown or (required and not listed):
+            raise InvalidInput(field, f"no partition {', '.join(map(repr, unknown)) or 'named'} "
+                                      f"(partitions: {', '.join(known)})")
+        return listed
+
+    wanted = checked(names, "--partitions", True)
+    spare = checked(standby, "--standby", False)
     if not config.nats.url:
         raise InvalidInput("--partitions", "leases live in a NATS cluster: name it with --nats")
-    held = Held(config, wanted, owner_name()).start()
+    held = Held(config, wanted, owner_name(), spare).start()
     say(f"standing by for partition(s) {', '.join(wanted)} as {held.owner} "
         f"(lease TTL {config.partitions.lease_ttl_s:g} s)")
-    while not held.all_held.is_set():
+    taken: dict[str, int] = {}
+    while not taken:
         if held.failed is not None:
             raise held.failed
         if stop.is_set():
@@ -321,5 +355,10 @@ async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say
             await asyncio.wait_for(stop.wait(), 0.1)
         except asyncio.TimeoutError:
             pass
-    say("holding " + ", ".join(f"{p} (epoch {lease.epoch})" for p, lease in sorted(held.keeper.held.items())))
-    return held
+        for change, partition, epoch in held.take_changes():
+            if change == "take":
+                taken[partition] = epoch
+            else:
+                taken.pop(partition, None)
+    say("holding " + ", ".join(f"{p} (epoch {e})" for p, e in sorted(taken.items())))
+    return held, taken

@@ -24,6 +24,7 @@ from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
+from adapters.partition_routes import PartitionRoutes
 from adapters.schemas import all_schemas
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
@@ -31,6 +32,7 @@ from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
 from engine.handlers import COMMANDS, Batched
 from engine.memory import untraced
+from engine.ownership import Misdirected
 from engine.replies import ts
 
 log = logging.getLogger("o2o.service")
@@ -50,6 +52,8 @@ class O2OService:
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         if self.publisher:
             engine.on_commit.append(self.publisher.feed)
+        self.routes = PartitionRoutes(nc, engine.owner, self._dispatch, self.intake) \
+            if engine.ownership is not None else None  # scale-out: several engines, each owning partitions
         self.tick_s = tick_s
         self.pending: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
@@ -57,6 +61,9 @@ class O2OService:
         self._schemas: bytes | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.routes:
+            self.engine.on_partition_lost.append(self._lost)
         self.worker.start()
         if self.publisher:
             await self.publisher.start()
@@ -64,7 +71,7 @@ class O2OService:
             name=NAME, version=VERSION, description="O2O order routing and inventory engine",
             metadata={"schemas": "o2o.schema"},
         ))
-        self._endpoints = {}
+        self._by_subject = {ep.subject: ep for ep in ENDPOINTS}
         clock = self.engine.clock
         test_clock = clock if isinstance(clock, TestClock) else None
         for ep in ENDPOINTS + (CLOCK_ENDPOINTS if test_clock else []):
@@ -125,7 +132,7 @@ class O2OService:
                 cmd = decode(msg.data, request, mp)
                 offer(cmd, (ep, msg, mp), check(cmd))  # answered with its batch, by _answer
             except Exception as e:
-                w = WireError(503, f"overloaded: {e}") if isinstance(e, Overloaded) else from_exception(e)
+                w = _refusal(e)
                 endpoint._num_errors += 1
                 endpoint._last_error = repr(ServiceError(str(w.code), w.description))
                 await Request(msg).respond_error(str(w.code), w.description)
@@ -133,6 +140,50 @@ class O2OService:
             endpoint._average_processing_time = int(endpoint._processing_time / endpoint._num_requests)
 
         return on_msg
+
+    async def _dispatch(self, msg: Msg, subject: str) -> None:
+        """A request forwarded to this engine as its partition's owner
+        (adapters/partition_routes.py), handled as on `subject`."""
+        ep = self._by_subject.get(subject)
+        if ep is None:
+            await Request(msg).respond_error("404", f"no endpoint {subject}")
+            return
+        if isinstance(COMMANDS.get(ep.request), Batched):
+            mp = bool(msg.headers) and wants_msgpack(msg.headers)
+            try:
+                cmd = decode(msg.data, ep.request, mp)
+                self.worker.offer(cmd, (ep, msg, mp), self.engine.check_order(cmd))
+            except Exception as e:
+                w = _refusal(e)
+                self._count_error(ep.name, w)
+                await Request(msg).respond_error(str(w.code), w.description)
+            return
+        try:
+            await self._handler(ep)(Request(msg))
+        except ServiceError as e:
+            self._count_error(ep.name, WireError(int(e.code), e.description))
+            await Request(msg).respond_error(e.code, e.description)
+
+    # -- scale-out ---------------------------------------------------------
+    async def take(self, partition: str, epoch: int) -> int:
+        """Takes the partition over (fence, load) on the engine's thread, then serves its subjects."""
+        nodes = await self.worker.call(self.engine.take, partition, epoch)
+        await self.routes.serve(partition)
+        return nodes
+
+    async def drop(self, partition: str) -> None:
+        """Stops serving the partition's subjects, then lets the engine drop it."""
+        await self.routes.leave(partition)
+        await self.worker.call(self.engine.drop, partition)
+
+    def _lost(self, partition: str) -> None:
+        """The engine found the partition taken over (its thread): stop serving its subjects."""
+        loop = self._loop
+        loop.call_soon_threadsafe(lambda: self._track(loop.create_task(self.routes.leave(partition))))
+
+    def _track(self, task: asyncio.Task) -> None:
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     def _clock_handler(self, ep: Endpoint, clock: TestClock) -> Callable[[Request], Any]:
         """Moves the test clock on the engine's thread (after what was queued
@@ -200,6 +251,8 @@ class O2OService:
                 log.warning("could not answer %s: %s", ep.name, untraced(e))
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
+        if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result):
+            return  # the partition's owner answers
         if not isinstance(result, Exception):  # not raised: a raised error's traceback would hold this frame
             try:
                 await req.respond(encode(result, mp), headers={"Content-Type": "application/msgpack"} if mp else None)
@@ -238,6 +291,8 @@ class O2OService:
         """Stop taking requests, finish the batch in flight, store it, reply, drain."""
         if self._ticker:
             self._ticker.cancel()
+        if self.routes:
+            await self.routes.stop()
         if self.intake:
             await self.intake.stop()
         if self.svc is not None:
@@ -248,6 +303,10 @@ class O2OService:
         if self.publisher:
             await self.publisher.stop()
             self.engine.on_commit.remove(self.publisher.feed)
+
+
+def _refusal(e: Exception) -> WireError:
+    return WireError(503, f"overloaded: {e}") if isinstance(e, Overloaded) else from_exception(e)
 
 
 @asynccontextmanager

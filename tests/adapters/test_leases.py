@@ -143,14 +143,14 @@ def test_serve_stands_by_for_its_partitions_and_takes_them_when_released(cluster
 
     async def go():
         said: list[str] = []
-        a = await hold_partitions(config, ["p1"], asyncio.Event(), say=said.append)
+        a, held_a = await hold_partitions(config, ["p1"], asyncio.Event(), say=said.append)
         b_wait = asyncio.ensure_future(hold_partitions(config, ["p1"], asyncio.Event(), say=said.append))
         await until(lambda: _said(said, "standing by", 2), "the second engine stands by")
         standing_by = not b_wait.done()
-        epoch_a = a.keeper.held["p1"].epoch
+        epoch_a = held_a["p1"]
         await a.release()  # engine A stops cleanly: B need not wait for the TTL
-        b = await b_wait
-        epoch_b = b.keeper.held["p1"].epoch
+        b, held_b = await b_wait
+        epoch_b = held_b["p1"]
         stop = asyncio.Event()
         stop.set()
         c = await hold_partitions(config, ["p1"], stop, say=said.append)  # asked to stop while standing by

@@ -67,11 +67,12 @@ def test_up_starts_three_servers_and_an_engine_that_takes_its_lease_and_down_sto
         assert [s["health"] for s in status["servers"]] == ["ok"] * 3
         p1, p2 = status["partitions"]
         assert p1["owner"] == f"{os.uname().nodename}-{state['engines'][0]['pid']}" and p1["epoch"] >= 1
-        assert p2["owner"] is None  # nobody asked for it
+        assert p2["owner"] == p1["owner"]  # one engine: it wants every partition
         streams = {s["name"]: s for s in status["streams"]}
-        assert {"O2O_INTAKE", "O2O_EVENTS", "KV_o2o-leases"} <= set(streams)
+        assert {"O2O_INTAKE", "O2O_HANDOFF", "O2O_EVENTS", "KV_o2o-leases"} <= set(streams)
         assert all(len(s["replicas"]) == 2 and s["leader"] for s in streams.values())
         assert [c["name"] for c in streams["O2O_INTAKE"]["consumers"]] == ["o2o-engine"]
+        assert sorted(c["name"] for c in streams["O2O_HANDOFF"]["consumers"]) == ["o2o-engine-p1", "o2o-engine-p2"]
         assert subprocess.run([sys.executable, "-m", "adapters.cli", "cluster", "down", "--dir", str(run_dir)],
                               timeout=120).returncode == 0
         out, _ = up.communicate(timeout=60)
@@ -80,7 +81,7 @@ def test_up_starts_three_servers_and_an_engine_that_takes_its_lease_and_down_sto
             up.send_signal(signal.SIGINT)
             up.wait(60)
     assert up.returncode == 0, out
-    assert "nats-server n3: nats://127.0.0.1:" in out and "engine 1: wants partition p1" in out and "stopped" in out
+    assert "nats-server n3: nats://127.0.0.1:" in out and "engine 1: wants partition(s) p1,p2" in out and "stopped" in out
     assert not (run_dir / "cluster.json").exists()
     gone = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert gone == []

@@ -69,10 +69,17 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "ServeProcess":
+        return self.launch().serving(timeout)
+
+    def launch(self) -> "ServeProcess":
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--nats", self.url,
                                       "--store", self.store, "--network", str(SAMPLE_NETWORK), *self.extra],
                                      stdout=out, stderr=out, env=self.env)
+        return self
+
+    def serving(self, timeout: float = 30) -> "ServeProcess":
+        """Waits until it says it serves."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "serving on" in self.log.read_text():
