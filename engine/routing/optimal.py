@@ -22,7 +22,8 @@ from engine.routing.greedy import solve_greedy
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
-from engine.routing.repair import REPAIR_SHARE, Local, Search, feasible_first, single_resource, tabu
+from engine.routing.repair import (Local, Search, feasible_first, lagrangian, priced_fit,
+                                   single_resource, tabu)
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_SOLVE_S = 0.005  # with less time left than this, no solver is started
@@ -33,6 +34,9 @@ MAX_CLOSE = 100  # orders an exact MIP may decide after reduced-cost fixing (mor
 HARD_IMPROVER, HARD_PARAMS = "sat", "num_workers:2"  # for must-assign components (CP-SAT, from the answer)
 FEASIBLE_GRACE_S = 3.0  # past the budget, what finding a first feasible answer may take (then "unknown")
 LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greedy cannot place may use
+LP_PAIR_S = 12e-6  # GLOP's time per pair on type D/E (40 x 1000: 0.4-0.7 s); a longer LP than its share is not started
+GREEDY_ORDER_S = 25e-6  # greedy's time per order (GAP 40 x 1000 at load 4: about 25 ms)
+LAGRANGE_SHARE = 0.4  # of the time left, what the Lagrangian bound may use in place of that LP
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
@@ -161,11 +165,19 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
     hard = not work.split and bool(np.isinf(work.penalty[orders]).any()) \
         and _greedy_on(work, orders, stock, capacity).status == "infeasible"
+    if hard:  # it uses all of its time: keep back what the final comparison with greedy takes
+        deadline -= GREEDY_ORDER_S * work.n_orders
     now = time.perf_counter()
-    # (its rounding is the best start the repair has: it may use a share of the grace, see _feasible_start)
-    relaxed = None if work.split else _relax(
-        work, orders, stock, capacity, now + LP_SHARE * max(deadline - now, FEASIBLE_GRACE_S) if hard
-        else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
+    relaxed, rounding = None, None  # rounding: (pairs, x) to round for the repair's first start
+    if hard and _lp_too_long(work, orders, LP_SHARE * (deadline - now)) \
+            and single_resource(local := Local.of(work, orders, stock, capacity)):
+        # the time limit holds: Lagrangian prices bound the component and give the repair its start
+        bound, prices = lagrangian(local, now + LAGRANGE_SHARE * (deadline - now))
+        chosen = local.pair[priced_fit(local, prices)]
+        rounding = chosen[chosen >= 0], np.ones(int((chosen >= 0).sum()))
+    elif not work.split:
+        relaxed = _relax(work, orders, stock, capacity, now + LP_SHARE * (deadline - now) if hard
+                         else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
     if relaxed == "unknown" and by_flow:
         # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
         return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
@@ -174,15 +186,17 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     if isinstance(relaxed, tuple):
         lp, bound = relaxed
         pairs, x = lp.pairs, lp.x
+        rounding = pairs, x
         fractional = _fractional(work, pairs, x)
         if large or hard or not fractional[orders].any():
             rest = _fix(work, orders, pairs, x, fractional, parts, stock, capacity)
     proven = infeasible = False
     if len(rest):
-        start = _feasible_start(work, rest, stock, capacity, deadline, lp)
+        start = _feasible_start(work, rest, stock, capacity, deadline, rounding, hard=hard and rest is orders)
         left = deadline - time.perf_counter()
         if hard and start is not None:
-            left *= HARD_MIP_SHARE  # the rest to the tabu search (then CP-SAT)
+            # the rest to the tabu search (then CP-SAT); no MIP over a component too large for its LP
+            left = left * HARD_MIP_SHARE if lp is not None or not large else 0.0
         if start is None:
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > MIN_SOLVE_S else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
@@ -346,22 +360,22 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     return objective(work, parts, orders)
 
 
-def _feasible_start(work: Problem, orders: np.ndarray, stock, capacity, deadline: float, lp) -> Solution | None:
+def _feasible_start(work: Problem, orders: np.ndarray, stock, capacity, deadline: float,
+                    lp: tuple[np.ndarray, np.ndarray] | None, hard: bool = False) -> Solution | None:
     """A feasible answer for must-assign orders a greedy pass cannot place
-    (None when there are none, or none was found). The repair may take the
-    whole budget (a feasible answer first); the cost descent at most a
-    fifth of what is left after it."""
+    (None when there are none, or none was found). lp: (pairs, x), the
+    relaxation's answer (or the priced one) to round for the first start;
+    hard: greedy is known not to place them. The repair may take the whole
+    budget (a feasible answer first); the cost descent at most a fifth of
+    what is left after it."""
     if work.split or not np.isinf(work.penalty[orders]).any():
         return None
-    greedy = _greedy_on(work, orders, stock, capacity)
-    if greedy.status != "infeasible":
+    if not hard and _greedy_on(work, orders, stock, capacity).status != "infeasible":
         return None
     # feasibility first: with no feasible answer yet, the construction and repair may run past the budget
     # (by at most FEASIBLE_GRACE_S); the cost descent then gets none of the extra time
-    late = deadline - time.perf_counter() < FEASIBLE_GRACE_S * REPAIR_SHARE
-    pairs = feasible_first(work, orders, stock, capacity, max(deadline, time.perf_counter() + FEASIBLE_GRACE_S) if late
-                           else deadline, lp=None if lp is None else (lp.pairs, lp.x),
-                           descend_share=0.0 if late else DESCEND_SHARE)
+    pairs = feasible_first(work, orders, stock, capacity, deadline, lp=lp, descend_share=DESCEND_SHARE,
+                           grace=time.perf_counter() + FEASIBLE_GRACE_S)
     if pairs is None:
         return None
     nodes = np.full(work.n_orders, -1)
@@ -424,6 +438,10 @@ def _relax(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np
     served = np.bincount(problem.pair_order[pairs], x, problem.n_orders)[orders]
     finite = np.isfinite(pen)
     return relaxed, float(problem.pair_cost[pairs] @ x + pen[finite] @ (1 - served[finite]))
+
+
+def _lp_too_long(problem: Problem, orders: np.ndarray, share_s: float) -> bool:
+    return float((problem.pair_ptr[orders + 1] - problem.pair_ptr[orders]).sum()) * LP_PAIR_S > share_s
 
 
 def _fractional(problem: Problem, pairs: np.ndarray, x: np.ndarray) -> np.ndarray:

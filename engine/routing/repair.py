@@ -37,6 +37,10 @@ REPAIR_STEPS = 50  # per order; type D 20 x 200 needed far fewer from the LP's r
 SWAP_PAIRS = 40_000  # swaps the tabu search weighs per step (all of them up to 200 orders, else a sample of orders)
 TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in this range)
 KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick; the share of orders it moves
+REPAIR_WEIGHT = 100.0  # the tabu search mending an answer starts with overfill weighed this much more
+LAGRANGE_ROUNDS = 300  # subgradient steps at most; on type D/E 40 x 1000, 100 came within 0.05% of the LP's value
+LAGRANGE_TARGET = 0.5  # each step aims this far (relative) above the best bound yet (the step halves after
+LAGRANGE_STALE = 3  # this many steps without a better bound): of 18 settings tried on D/E, the quickest
 
 
 @dataclass
@@ -98,31 +102,33 @@ class Local:
 
 def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
                    deadline: float, lp: tuple[np.ndarray, np.ndarray] | None = None,
-                   descend_share: float = 1.0, seed: int = 0) -> np.ndarray | None:
+                   descend_share: float = 1.0, seed: int = 0, grace: float | None = None) -> np.ndarray | None:
     """A pair per order (-1: unserved) using at most the stock and capacity
     given, every must-assign order placed, as cheap as the time allows; None
     when no such answer was found (which proves nothing). lp: the LP
     relaxation's (pairs, x); rounded, it is the first start (a basic LP
     solution splits few orders, so little needs repair). descend_share: of
-    the time left once a feasible answer is found, what the descent may use."""
+    the time left once a feasible answer is found, what the descent may use.
+    grace: until a first fitting answer is found, the repair may go on
+    until then (feasibility first), past the deadline."""
     local = Local.of(problem, orders, stock, capacity)
     if np.any(local.ptr[1:] == local.ptr[:-1]):
         return None  # a must-assign order with nowhere to go
     now = time.perf_counter()
     repair_deadline = now + REPAIR_SHARE * max(0.0, deadline - now)  # the rest to a solver that may prove infeasibility
+    first_deadline = repair_deadline if grace is None else max(repair_deadline, now + REPAIR_SHARE * (grace - now))
     starts = []
     if lp is not None:
         starts.append(_rounded(local, *lp))
-    starts.append(lambda: construct(local, "share", repair_deadline))
     if single_resource(local):  # generalised assignment: the tabu search repairs too (overfill is weighed)
-        return _tabu_first(local, starts[:-1] + [lambda: _least_share(local)], repair_deadline, deadline,
-                           descend_share, seed)
+        return _tabu_first(local, starts, repair_deadline, first_deadline, deadline, descend_share, seed)
+    starts.append(lambda: construct(local, "share", first_deadline))
     best: Search | None = None
     for start in starts:
         if best is not None and time.perf_counter() > repair_deadline:
             break
         search = Search(local, start(), seed)
-        if search.overfill() > EPS and not search.repair(repair_deadline):
+        if search.overfill() > EPS and not search.repair(repair_deadline if best is not None else first_deadline):
             continue
         if best is None or search.value() < best.value() - EPS:
             best = search
@@ -133,22 +139,24 @@ def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capa
     return local.pair[best.chosen]
 
 
-def _tabu_first(local: Local, starts, repair_deadline: float, deadline: float, descend_share: float,
-                seed: int) -> np.ndarray | None:
-    """feasible_first for one resource per option: from each start (the LP's
-    rounding, every order at its least share: no regret construction, whose
-    1,000 rounds took about a second at 1,000 orders), the tabu search until it
-    has a fitting answer (the weight on overfill grows until one fits) or
-    the repair's time is up; the best found then searched on for the
-    descent's share. On type D 40 x 1000 under load the Python repair
-    sometimes found none in its 1.5 s."""
-    best = None
-    for start in starts:
+def _tabu_first(local: Local, starts, repair_deadline: float, first_deadline: float, deadline: float,
+                descend_share: float, seed: int) -> np.ndarray | None:
+    """feasible_first for one resource per option: every order at its least
+    share first (instant; it fits at once on types C-E, and no regret
+    construction, whose 1,000 rounds took about a second at 1,000 orders),
+    then from each start (the LP's rounding) the tabu search until it has a
+    fitting answer (the weight on overfill grows until one fits) or the
+    repair's time is up (the grace's, while none fits); the best found then
+    searched on for the descent's share. On type D 40 x 1000 under load the
+    Python repair sometimes found none in its 1.5 s."""
+    least = _least_share(local)
+    best = least if _fits(local, least) else None
+    for start in starts + ([] if best is not None else [lambda: least]):
         if best is not None and time.perf_counter() > repair_deadline:
             break
         chosen = start()
         chosen = np.where(chosen < 0, local.ptr[:-1], chosen)
-        found = tabu(local, chosen, repair_deadline, seed, until_fits=True)
+        found = tabu(local, chosen, repair_deadline if best is not None else first_deadline, seed, until_fits=True)
         if found is not None and (best is None or local.cost[found].sum() < local.cost[best].sum() - EPS):
             best = found
     if best is None:
@@ -157,6 +165,107 @@ def _tabu_first(local: Local, starts, repair_deadline: float, deadline: float, d
     if descend_share > 0:
         best = tabu(local, best, now + descend_share * max(0.0, deadline - now), seed)
     return local.pair[best]
+
+
+def _fits(local: Local, chosen: np.ndarray) -> bool:
+    used = np.asarray(local.use[chosen].sum(axis=0)).ravel()
+    return bool((used <= local.supply + EPS).all())
+
+
+def _single(local: Local) -> tuple[np.ndarray, np.ndarray]:
+    """Each option's resource (-1: none that binds) and what it takes of it, for single_resource components."""
+    has = np.diff(local.use.indptr) > 0
+    res, amount = np.full(len(local.pair), -1), np.zeros(len(local.pair))
+    res[has] = local.use.indices[local.use.indptr[:-1][has]]
+    amount[has] = local.use.data[local.use.indptr[:-1][has]]
+    return res, amount
+
+
+def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
+    """A lower bound on a single_resource component's cost, and the prices
+    (one per resource) that gave it: capacity rows priced into the costs,
+    each order at its cheapest priced option, by subgradient steps. It bounds
+    what the LP bounds (the order rows are integral), in tens of
+    milliseconds where GLOP took 0.4-0.7 s on type D/E 40 x 1000."""
+    res, amount = _single(local)
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    starts, position = local.ptr[:-1], np.arange(len(owner))
+    prices = np.zeros(len(local.supply) + 1)  # the last: options taking no resource
+    best, best_prices = -np.inf, prices[:-1].copy()
+    theta, stale = 2.0, 0
+    for _ in range(LAGRANGE_ROUNDS):
+        if time.perf_counter() > deadline:
+            break
+        priced = local.cost + prices[res] * amount
+        low = np.minimum.reduceat(priced, starts)
+        value = float(low.sum() - prices[:-1] @ local.supply)
+        if value > best + EPS:
+            best, best_prices, stale = value, prices[:-1].copy(), 0
+        elif (stale := stale + 1) >= LAGRANGE_STALE:
+            theta, stale = theta / 2, 0
+        at = np.minimum.reduceat(np.where(priced == low[owner], position, len(owner)), starts)
+        taken = res[at] >= 0
+        g = np.bincount(res[at][taken], amount[at][taken], len(local.supply)) - local.supply
+        g[(prices[:-1] <= 0) & (g < 0)] = 0.0
+        if g @ g <= EPS:
+            break  # the priced answer fits with complementary slackness: optimal
+        target = best + LAGRANGE_TARGET * abs(best)
+        prices[:-1] = np.maximum(0.0, prices[:-1] + theta * (target - value) / (g @ g) * g)
+    return best, best_prices
+
+
+def priced_fit(local: Local, prices: np.ndarray) -> np.ndarray:
+    """From the Lagrangian prices, an answer that mostly fits: orders in
+    decreasing regret (second cheapest priced option minus the cheapest),
+    each at its cheapest priced option that still fits (where it overfills
+    least when none does; the tabu search repairs the rest)."""
+    res, amount = _single(local)
+    priced = local.cost + np.append(prices, 0.0)[res] * amount
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    low = np.minimum.reduceat(priced, local.ptr[:-1])
+    second = np.minimum.reduceat(np.where(priced == low[owner], np.inf, priced), local.ptr[:-1])
+    left = np.append(local.supply, np.inf)
+    chosen = np.full(len(local.orders), -1)
+    for i in np.argsort(low - second, kind="stable").tolist():
+        lo, hi = local.ptr[i], local.ptr[i + 1]
+        room = left[res[lo:hi]] - amount[lo:hi]
+        q = lo + int(np.argmin(np.where(room >= -EPS, priced[lo:hi], np.inf)) if (room >= -EPS).any()
+                     else np.argmax(room))
+        chosen[i] = q
+        left[res[q]] -= amount[q]
+    return _mend(local, chosen, res, amount)
+
+
+def _mend(local: Local, chosen: np.ndarray, res: np.ndarray, amount: np.ndarray, rounds: int = 20) -> np.ndarray:
+    """Shifts orders off overfilled resources to options with room, the
+    cheapest per unit freed first, a round of moves per numpy pass (the tabu
+    search, one move per step, took 50-200 steps on priced type E answers)."""
+    chosen = chosen.copy()
+    supply = np.append(local.supply, np.inf)
+    used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
+                                 len(local.supply)), 0.0)
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    for _ in range(rounds):
+        over = used > supply + EPS
+        if not over.any():
+            break
+        here = res[chosen][owner]
+        room = supply - used
+        fits = over[here] & (res != here) & (amount <= room[res] + EPS)
+        if not fits.any():
+            break
+        score = np.where(fits, (local.cost - local.cost[chosen][owner]) / np.maximum(amount[chosen][owner], EPS), np.inf)
+        low = np.minimum.reduceat(score, local.ptr[:-1])
+        best = np.minimum.reduceat(np.where(score == low[owner], np.arange(len(owner)), len(owner)), local.ptr[:-1])
+        movers = np.flatnonzero(np.isfinite(low))
+        for i in movers[np.argsort(low[movers], kind="stable")].tolist():
+            q, old = int(best[i]), int(chosen[i])
+            if used[res[old]] > supply[res[old]] + EPS and used[res[q]] + amount[q] <= supply[res[q]] + EPS:
+                used[res[old]] -= amount[old]
+                used[res[q]] += amount[q]
+                chosen[i] = q
+        used[-1] = 0.0
+    return chosen
 
 
 def _least_share(local: Local) -> np.ndarray:
@@ -382,11 +491,7 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     rng = np.random.default_rng(seed)
     k = len(local.orders)
     owner = np.repeat(np.arange(k), np.diff(local.ptr))
-    has = np.diff(local.use.indptr) > 0
-    res = np.full(len(local.pair), -1)
-    amount = np.zeros(len(local.pair))
-    res[has] = local.use.indices[local.use.indptr[:-1][has]]
-    amount[has] = local.use.data[local.use.indptr[:-1][has]]
+    res, amount = _single(local)
     supply = np.append(local.supply, np.inf)  # resource -1: none that binds
     slot = np.unique(local.node, return_inverse=True)[1]  # node (or unserved) as 0..m-1
     m = int(slot.max()) + 1
@@ -399,7 +504,7 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     value, over = float(cost[chosen].sum()), float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
     best, best_value = (chosen.copy(), value) if over <= EPS else (None, np.inf)
     base = float(np.abs(cost).mean()) / max(float(amount[amount > 0].mean()) if (amount > 0).any() else 1.0, EPS)
-    weight = base
+    weight = base * (REPAIR_WEIGHT if until_fits else 1.0)
     tabu_until = np.zeros((k, m), dtype=np.int64)
     step = last_better = last_kick = 0
     idx = np.arange(k)
@@ -425,8 +530,10 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
         score = np.where((slot != cur_slot[owner]) & fine, score, np.inf)
         q = int(np.argmin(score))
         move_s, move_c, move = score[q], d_cost[q], ((int(owner[q]), q),)
-        # swaps: order i to j's node and j to i's (for a sample of i when large)
-        rows = idx if k * k <= SWAP_PAIRS else rng.choice(k, max(1, SWAP_PAIRS // k), replace=False)
+        # swaps: order i to j's node and j to i's (for a sample of i when large; not while a large answer
+        # overfills: shifts mend it, and a step with swaps costs ten times one without at 1,000 orders)
+        rows = idx if k * k <= SWAP_PAIRS else np.zeros(0, np.int64) if over > EPS \
+            else rng.choice(k, max(1, SWAP_PAIRS // k), replace=False)
         qi = option_at[rows][:, cur_slot]  # (rows, k): i's option at j's node
         qj = option_at[:, cur_slot[rows]].T  # (rows, k): j's option at i's node
         valid = (qi >= 0) & (qj >= 0) & (cur_slot[rows][:, None] != cur_slot[None, :])

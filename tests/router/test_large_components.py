@@ -121,3 +121,27 @@ def test_a_large_component_whose_lp_runs_out_of_time_gets_the_flows_answer_never
     assert optimal.status in ("optimal", "feasible")
     assert violations(problem, optimal.parts) == []
     assert optimal.objective <= solve_greedy(problem).objective + 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(must_assign_problems())
+def test_without_the_lp_the_lagrangian_bound_holds_and_infeasible_is_said_only_when_exact_proves_it(problem):
+    # the path of tight components whose LP would not finish in its share (types D and E at 1,000 orders)
+    with patch("engine.routing.optimal.LP_PAIR_S", 1.0):
+        optimal = solve_optimal(problem, time_limit_s=0.3)
+    exact = solve_mip(problem)
+    if optimal.status == "infeasible":
+        assert exact.status == "infeasible"
+    if exact.status == "optimal":
+        assert optimal.status in ("optimal", "feasible")
+        assert violations(problem, optimal.parts) == []
+        assert optimal.bound is None or optimal.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
+
+
+def test_type_e_at_1000_orders_keeps_to_its_time_by_lagrangian_prices_in_place_of_the_lp():
+    problem = to_problem(gap("E", 40, 1000, 1))
+    with patch("engine.routing.optimal.solve_relaxation", side_effect=AssertionError("the LP was started")):
+        optimal = solve_optimal(problem, time_limit_s=0.2)
+    assert optimal.status == "feasible"
+    assert violations(problem, optimal.parts) == []
+    assert optimal.bound is not None and optimal.bound <= optimal.objective
