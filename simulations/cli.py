@@ -116,10 +116,8 @@ def run_replay(args: argparse.Namespace) -> int:
     router = RouterSettings(solver=args.solver) if args.solver else None
     batching = Batching(window_ms=args.window_ms) if args.window_ms else None
     s = replay.replay_scenario(router, batching)
-    first = min([rec.first] + [x.at for x in rec.day.sales] + [d[0] for d in rec.deliveries])
     with tqdm(total=len(rec.day.orders), desc="replay", unit="order") as bar:
-        outcome = simulate(s, network, rec.day, None, "memory:", progress=bar.update,
-                           parts=replay.plan_for(rec, s), deliveries=rec.deliveries, bounds=(first, rec.last + 1))
+        outcome = replay.run(rec, s, network, progress=bar.update)
     kpis = {"recorded": results.kpis_of(views, recorded_network, None, events), "replayed": results.kpis(outcome)}
     nodes = {"recorded": results.nodes_of(views, recorded_network), "replayed": results.nodes(outcome)}
     hourly = {"recorded": results.hourly_of(views, recorded_network), "replayed": results.hourly(outcome)}
