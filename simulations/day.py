@@ -347,9 +347,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         schedule(ids + sorted(watching), clock.now())
 
     while heap:
-        t, _, kind, item = heapq.heappop(heap)
+        t, n, kind, item = heapq.heappop(heap)
         if deadline is not None and (deadline < t or (deadline == t and kind != "order")):
             flush(deadline)  # a batch closing now is routed before what else happens now
+            heapq.heappush(heap, (t, n, kind, item))  # what the batch set off before t goes first
+            continue
         if t >= t1:
             break
         clock.advance_to(max(t, clock.now()))
