@@ -17,11 +17,11 @@ from engine.clock import ShiftedClock
 from engine.config import Batching, Config
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from engine.routing.types import SOLVERS, RouterSettings
-from simulations import plots, replay, results
+from simulations import plots, replay, replications, results
 from simulations.labels import BENEFIT, value
 from simulations.report import html_report, party_totals
 from simulations.day import simulate
-from simulations.variants import run_scenario
+from simulations.variants import run_replications
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 replay_doc = replay.__doc__
@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="simulation-results")
     p.add_argument("--jobs", type=int, default=1, help="variants run at once, each in a process of its own "
                    "(the results are the same; use the machine's cores)")
+    p.add_argument("--replications", type=int, default=1, metavar="N",
+                   help="run every variant with N seeds (seed, seed + 1, ...: the same customers in every variant) "
+                        "and report each KPI's mean with a 95%% interval and the difference against the base; "
+                        "the other files are the first seed's")
     p.set_defaults(func=run)
 
     r = sub.add_parser("replay", help="replay a recorded day against a changed network or router",
@@ -116,10 +120,8 @@ def run_replay(args: argparse.Namespace) -> int:
     router = RouterSettings(solver=args.solver) if args.solver else None
     batching = Batching(window_ms=args.window_ms) if args.window_ms else None
     s = replay.replay_scenario(router, batching)
-    first = min([rec.first] + [x.at for x in rec.day.sales] + [d[0] for d in rec.deliveries])
     with tqdm(total=len(rec.day.orders), desc="replay", unit="order") as bar:
-        outcome = simulate(s, network, rec.day, None, "memory:", progress=bar.update,
-                           parts=replay.plan_for(rec, s), deliveries=rec.deliveries, bounds=(first, rec.last + 1))
+        outcome = replay.run(rec, s, network, progress=bar.update)
     kpis = {"recorded": results.kpis_of(views, recorded_network, None, events), "replayed": results.kpis(outcome)}
     nodes = {"recorded": results.nodes_of(views, recorded_network), "replayed": results.nodes(outcome)}
     hourly = {"recorded": results.hourly_of(views, recorded_network), "replayed": results.hourly(outcome)}
@@ -136,20 +138,32 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        s, variants = run_scenario(args.scenario, jobs=args.jobs)
+        s, runs = run_replications(args.scenario, args.replications, jobs=args.jobs)
     except DomainError as e:
         print(f"o2o simulate: {e}", file=sys.stderr)
         return 2
+    variants = runs[0]
+    summary = None
+    if args.replications > 1:
+        summary = replications.summarise([s.seed + r for r in range(len(runs))],
+                                         [{v.name: v.kpis for v in run} for run in runs])
     kpis, nodes, hourly = ({v.name: getattr(v, key) for v in variants} for key in ("kpis", "nodes", "hourly"))
-    breaks, seconds = {v.name: v.breaks for v in variants}, {v.name: v.seconds for v in variants}
+    seconds = {v.name: v.seconds for v in variants}
+    breaks = {v.name + (f" (seed {s.seed + r})" if r else ""): v.breaks for r, run in enumerate(runs) for v in run}
     benefit = {v.name: v.benefit for v in variants if v.benefit is not None} or None
     files = write_all(Path(args.out), f"Simulation: {s.name}", s.description, Path(args.scenario).read_text(),
-                      kpis, nodes, hourly, benefit)
+                      kpis, nodes, hourly, benefit, summary)
     _summary(kpis)
+    if summary:
+        files += replications.write(Path(args.out), summary)
+        _replications_summary(summary)
     if benefit:
         _benefit_summary(kpis, benefit)
     cpu = {v.name: v.cpu_seconds for v in variants}
     print(f"{'run seconds (CPU)':<25}" + "".join(f"{f'{seconds[n]} ({cpu[n]})':>15}" for n in kpis))
+    if summary:
+        wall, used = (round(sum(getattr(v, k) for run in runs for v in run), 1) for k in ("seconds", "cpu_seconds"))
+        print(f"{len(runs)} replications x {len(variants)} variants: {wall} s run ({used} s CPU)")
     broken = {k: v for k, v in breaks.items() if v}
     for name, lines in broken.items():
         print(f"conservation broken in {name}: {lines[:3]}", file=sys.stderr)
@@ -160,20 +174,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_all(out: Path, title: str, description: str, text: str, kpis: dict, nodes: dict, hourly: dict,
-              benefit: dict | None = None) -> list[Path]:
+              benefit: dict | None = None, summary: dict | None = None) -> list[Path]:
     tables = results.write(out, kpis, nodes, hourly, benefit)
     pngs = plots.draw(out, kpis, nodes, hourly, benefit)
-    return tables + pngs + [html_report(out / "report.html", title, description, text, kpis, nodes, pngs, benefit)]
+    return tables + pngs + [html_report(out / "report.html", title, description, text, kpis, nodes, pngs, benefit,
+                                        summary)]
+
+
+SUMMARY_KEYS = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95",
+                "delivery_cost_per_order", "kitchen_share", "stockouts_online", "stockouts_pos", "reroutes",
+                "nodes_full_in_a_slot"]
 
 
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
-    keys = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "handover_min_p95", "delivery_cost_per_order",
-            "kitchen_share", "stockouts_online", "stockouts_pos", "reroutes", "nodes_full_in_a_slot"]
     print("\n" + f"{'':<25}" + "".join(f"{n[:14]:>15}" for n in names))
-    for key in keys:
+    for key in SUMMARY_KEYS:
         cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
         print(f"{key:<25}{cells}")
+
+
+def _replications_summary(summary: dict) -> None:
+    """Each main KPI's mean [95% interval] over the seeds per variant, then each
+    variant's paired difference against the base [interval], * where it excludes 0."""
+    names, seeds = summary["variants"], summary["seeds"]
+    print(f"\n{summary['replications']} replications (seeds {seeds[0]}..{seeds[-1]}), 95% intervals (Student t)")
+    for title, others in (("mean [interval]", names), (f"difference against {names[0]}, * significant", names[1:])):
+        print(f"\n{title:<25}" + "".join(f"{n[:32]:>34}" for n in others))
+        for key in SUMMARY_KEYS:
+            row = summary["kpis"].get(key, {})
+            if not row:
+                continue
+            cells = ["-" if n not in row else replications.shown(key, row[n]) if others is names
+                     else replications.shown_diff(key, row[n]["diff"]) for n in others]
+            print(f"{key:<25}" + "".join(f"{c:>34}" for c in cells))
 
 
 def _benefit_summary(kpis: dict[str, dict], benefit: dict[str, dict], top: int = 5) -> None:

@@ -39,6 +39,7 @@ from simulations.scenario import Scenario, ScenarioError, Variant, describe, rep
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
+TIMER = "timer"  # in a part's plan (a replay's): the service's timer ran then for it; no other is made up for it
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Outcome:
     pos_short: int = 0  # counter customers who found an item missing
     late_cancels: int = 0
     refunds_refused: int = 0  # a return the engine refused (e.g. the rest of a split order still open)
+    commands_refused: int = 0  # a replay's recorded commands the engine refused (the replay differs there)
     returned: Counter = field(default_factory=Counter)  # (node, sku) -> units back on a shelf
     opening: dict[str, dict[str, int]] = field(default_factory=dict)
     days: int = 1
@@ -188,9 +190,12 @@ def simulated_parts(s: Scenario) -> PartPlan:
 def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str,
              progress: Callable[[int], None] = lambda n: None, parts: PartPlan | None = None,
              deliveries: list[tuple[float, str, dict[str, int]]] | None = None,
-             bounds: tuple[float, float] | None = None) -> Outcome:
+             bounds: tuple[float, float] | None = None, commands: list[tuple[float, Any]] = (),
+             step_s: float = STEP_S) -> Outcome:
     """One variant's day. A replay passes the recorded node behaviour (`parts`),
-    the recorded deliveries and the recorded day's bounds."""
+    the recorded deliveries, the recorded day's bounds, the other commands
+    recorded (sign-ups, benefit rules, stock counts ..., at their times) and
+    step_s 0: node actions at their own times, not gathered per 30 s."""
     started, cpu = time.perf_counter(), time.process_time()
     name = v.name if v else "base"
     network = variant_network(base, s, v)
@@ -259,6 +264,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     for sale in day.sales:
         if sale.node in open_ids:
             push(sale.at, "sale", sale)
+    for t, cmd in commands:
+        push(t, "command", cmd)
     if deliveries is None:
         for today in days:
             for hhmm in s.stock.replenish_at:
@@ -288,6 +295,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     deadline: float | None = None
     steps: dict[float, list] = defaultdict(list)
     scheduled: set[tuple[str, str]] = set()
+    timed: set[tuple[str, str]] = set()  # parts whose plan says when the timer ran (TIMER)
     watching: set[str] = set()  # orders that may be routed again
 
     def schedule(order_ids: list[str], now: float) -> None:
@@ -305,11 +313,17 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 slot, used = engine.readmodels.slot_used.get(node, (-1, 0))
                 fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
                 cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes, part.lines))
-                answer = min((_bucket(t) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))), default=math.inf)
-                if answer > now + timeout:  # the part expires before the engine hears of the node's answer
+                answer = min((_bucket(t, step_s) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))),
+                             default=math.inf)
+                if any(c is TIMER for _, c in cmds):
+                    timed.add((oid, node))
+                elif answer > now + timeout:  # the part expires before the engine hears of the node's answer
                     tick_after(now + timeout)
                 for t, cmd in cmds:
-                    if isinstance(cmd, (CancelOrder, RefundOrder)):
+                    if cmd is TIMER:
+                        if t < math.inf:
+                            push(t, "timer")
+                    elif isinstance(cmd, (CancelOrder, RefundOrder)):
                         push(t, "cancel", cmd)
                     else:
                         add_step(t, cmd)
@@ -317,7 +331,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                             watching.add(oid)
 
     def add_step(t: float, cmd: Any) -> None:
-        bucket = _bucket(t)
+        bucket = _bucket(t, step_s)
         if bucket not in steps:
             push(bucket, "steps", bucket)
         steps[bucket].append(cmd)
@@ -333,9 +347,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         schedule(ids + sorted(watching), clock.now())
 
     while heap:
-        t, _, kind, item = heapq.heappop(heap)
-        if deadline is not None and deadline < t:
-            flush(deadline)
+        t, n, kind, item = heapq.heappop(heap)
+        if deadline is not None and (deadline < t or (deadline == t and kind != "order")):
+            flush(deadline)  # a batch closing now is routed before what else happens now
+            heapq.heappush(heap, (t, n, kind, item))  # what the batch set off before t goes first
+            continue
         if t >= t1:
             break
         clock.advance_to(max(t, clock.now()))
@@ -348,7 +364,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         elif kind == "steps":
             cmds = steps.pop(item)
             refused = engine.node_steps(cmds)
-            if any(isinstance(c, DeclineOrder) and e is None for c, e in zip(cmds, refused)):
+            if any(isinstance(c, DeclineOrder) and e is None and (c.order_id, c.node) not in timed
+                   for c, e in zip(cmds, refused)):
                 tick_after(t)
         elif kind == "timer":
             engine.expire_due()
@@ -359,6 +376,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             watching.intersection_update(k for k in watching if engine.readmodels.orders[k].status == "placed")
         elif kind == "sale":
             _sell(engine, out, item)
+        elif kind == "command":
+            try:
+                engine.handle(item)
+            except DomainError:
+                out.commands_refused += 1
         elif kind == "signup":
             engine.sign_up(item)
             out.joined.add(item.member)
@@ -392,9 +414,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     return out
 
 
-def _bucket(t: float) -> float:
-    """When a node action due at t is stored: the next whole 30 s (a recorded step time stays put)."""
-    return -(-(t - 1e-6) // STEP_S) * STEP_S
+def _bucket(t: float, step_s: float = STEP_S) -> float:
+    """When a node action due at t is stored: the next whole 30 s (a recorded step time stays put); step_s 0: at t."""
+    return -(-(t - 1e-6) // step_s) * step_s if step_s else t
 
 
 def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:

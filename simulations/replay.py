@@ -1,26 +1,30 @@
-"""Counterfactual replay: the orders, counter sales and deliveries recorded
-in an engine's event store, at their recorded times, against a changed
-network or router. Where the replay routes a part to the node that served
-it in the record, that node behaves as recorded (same delays after routing);
-elsewhere it behaves as the scenario's defaults say."""
+"""Counterfactual replay: the orders, counter sales, deliveries and other
+commands recorded in an engine's event store (a simulation's or `o2o
+serve`'s), at their recorded times, against a changed network or router.
+Orders decided together in the record are routed together. Where the replay
+routes a part to the node that served it in the record, that node behaves
+as recorded (same delays after routing; at the recorded moment itself, the
+service's timer too); elsewhere it behaves as the scenario's defaults say."""
 from __future__ import annotations
 
+import bisect
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, CancelOrder, DeclineOrder, Discount, Line, RefundOrder, ReportProgress, ReturnLine, SignUpMember,
-    SubmitOrder,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, ClosePeriod, CountStock, DeclineOrder, Discount, Line,
+    PublishBenefitRules, RedeemPoints, RefundOrder, ReportProgress, ReturnLine, SignUpMember, SubmitOrder,
 )
 from domain.network import Network
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
-from simulations.day import PartPlan, Routed, simulated_parts
+from simulations.day import TIMER, Outcome, PartPlan, Routed, simulate, simulated_parts
 from engine.config import Batching
 from simulations.scenario import Scenario
 
@@ -35,8 +39,13 @@ class Recorded:
     actions: dict[tuple[str, str], list[tuple[float, Any]]] = field(default_factory=lambda: defaultdict(list))
     cancels: dict[str, float] = field(default_factory=dict)
     refunds: dict[tuple[str, str], list[tuple[float, Any]]] = field(default_factory=lambda: defaultdict(list))
+    decided: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # order -> routed or rejected at
+    expired: dict[tuple[str, str], float] = field(default_factory=dict)
+    commands: list[tuple[float, Any]] = field(default_factory=list)  # the rest the record tells, at their times
     first: float = 0.0
     last: float = 0.0
+    batches: set[float] = field(default_factory=set)  # when batches of new orders were routed
+    places: dict[str, tuple[float, float]] = field(default_factory=dict)  # the recorded network's nodes
 
 
 def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
@@ -44,9 +53,10 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
     node_of = {ids.inventory_id(n.id): n.id for n in network.nodes}
     orders, sales, deliveries = [], [], []
     routed_at: dict[tuple[str, str], float] = {}
-    rec = Recorded(Day(orders, sales), deliveries, routed_at)
+    rec = Recorded(Day(orders, sales), deliveries, routed_at, places={n.id: (n.lat, n.lon) for n in network.nodes})
     views = ReadModels(network)
     log = EventLog(store)
+    members: dict[Any, str] = {}  # member aggregate id -> the member's key
     events = 0
     try:
         for nid, e in log.stored_events():
@@ -63,8 +73,13 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                     pickup_node=e.pickup_node, promise_minutes=round((e.promised_at - at) / 60), member=e.member,
                     **_paid_as(e.money, e.lines))))
             elif kind == "Routed":
+                rec.decided[oid].append(at)
                 for p in e.parts:
                     routed_at[(oid, p.node)] = at
+            elif kind == "Rejected":
+                rec.decided[oid].append(at)
+            elif kind == "Expired":
+                rec.expired[(oid, e.node)] = at
             elif kind == "Accepted":
                 rec.actions[(oid, e.node)].append((at, AcceptOrder(order_id=oid, node=e.node)))
             elif kind == "Declined":
@@ -89,12 +104,29 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
             elif kind == "Made" and e.member and sales and sales[-1].node == e.node:  # the sale's money, same commit
                 sales[-1] = Sale(sales[-1].at, e.node, sales[-1].lines, e.member)
             elif kind == "SignedUp":
-                rec.day.signups.append(SignUpMember(member=e.member, node=e.node, via=e.via, clerk=e.clerk))
+                members[e.originator_id] = e.member
+                rec.commands.append((at, SignUpMember(member=e.member, node=e.node, via=e.via, clerk=e.clerk)))
+            elif kind == "IdentityBound":
+                rec.commands.append((at, BindIdentity(members[e.originator_id], e.kind, e.external_id)))
+            elif kind == "PointsRedeemed":
+                rec.commands.append((at, RedeemPoints(members[e.originator_id], e.points, e.gift, e.ref)))
+            elif kind == "Published":
+                rec.commands.append((at, PublishBenefitRules(e.rules)))
+            elif kind == "PeriodClosed":
+                rec.commands.append((at, ClosePeriod(e.period)))
+            elif kind == "Adjusted" and e.originator_id in node_of:
+                rec.commands.append((at, AdjustStock(node_of[e.originator_id], e.sku, e.delta, e.reason)))
+            elif kind == "Counted" and e.originator_id in node_of:
+                rec.commands.append((at, CountStock(node_of[e.originator_id], e.sku, e.counted)))
             elif kind == "Received" and e.ref != "opening stock" and e.originator_id in node_of:
                 deliveries.append((at, node_of[e.originator_id], dict(e.lines)))
     finally:
         log.close()
     orders.sort(key=lambda x: x[0])
+    rec.batches = {t for t, _ in orders}
+    for times in rec.decided.values():
+        times.sort()
+    rec.commands.sort(key=lambda x: x[0])
     return rec, views, events
 
 
@@ -115,17 +147,34 @@ def recorded_parts(rec: Recorded, fallback: PartPlan) -> PartPlan:
     """The recorded behaviour of a node for an order, shifted to when the replay routed it there."""
 
     def plan(p: Routed) -> list[tuple[float, Any]]:
-        oid = p.order
-        if (oid, p.node) not in rec.routed_at:  # the record never sent it there: default behaviour
+        oid, key = p.order, (p.order, p.node)
+        if key not in rec.routed_at:  # the record never sent it there: default behaviour
             return fallback(p)
-        recorded = rec.actions.get((oid, p.node), []) + rec.refunds.get((oid, p.node), [])  # none: expired
-        shift = p.at - rec.routed_at[(oid, p.node)]
+        recorded = rec.actions.get(key, []) + rec.refunds.get(key, [])  # none: expired
+        shift = p.at - rec.routed_at[key]
         out = [(t + shift, cmd) for t, cmd in recorded]
         if oid in rec.cancels:
             out.append((rec.cancels[oid] + shift, CancelOrder(order_id=oid, reason="customer cancelled")))
+        if shift == 0:  # routed when the record did: the timer ran for it when the record's did
+            out.append((_timer_after(rec, key), TIMER))
         return out
 
     return plan
+
+
+def _timer_after(rec: Recorded, key: tuple[str, str]) -> float:
+    """When the service's timer routed the order again after this part was
+    declined or expired: its next decision, unless a batch of new orders made
+    it (that batch routes it); inf if none did."""
+    ended = [t for t, c in rec.actions.get(key, []) if isinstance(c, DeclineOrder)] + (
+        [rec.expired[key]] if key in rec.expired else [])
+    if not ended:
+        return math.inf
+    decided = rec.decided.get(key[0], [])
+    i = bisect.bisect_left(decided, min(ended))
+    if i == len(decided) or decided[i] in rec.batches:
+        return math.inf
+    return decided[i]
 
 
 def replay_scenario(router=None, batching=None) -> Scenario:
@@ -142,3 +191,33 @@ def replay_scenario(router=None, batching=None) -> Scenario:
 
 def plan_for(rec: Recorded, s: Scenario) -> PartPlan:
     return recorded_parts(rec, simulated_parts(s))
+
+
+def run(rec: Recorded, s: Scenario, network: Network, store: str = "memory:",
+        progress: Callable[[int], None] = lambda n: None) -> Outcome:
+    """The recorded day replayed from its first recorded command to its last
+    recorded event (nothing after it: the record does not know what came next)."""
+    first = min([rec.first] + [x.at for x in rec.day.sales] + [d[0] for d in rec.deliveries]
+                + [t for t, _ in rec.commands[:1]])
+    return simulate(s, network, rec.day, None, store, progress=progress, parts=plan_for(rec, s),
+                    deliveries=rec.deliveries, bounds=(first, math.nextafter(rec.last, math.inf)),
+                    commands=_in(network, rec), step_s=0.0)
+
+
+def _in(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
+    """The recorded commands as the replayed network can take them: a sign-up
+    at a node it lacks is made at the nearest store (by its first clerk, as a
+    simulation's variant that closes a store does); stock counted or adjusted
+    at such a node is left out."""
+    nodes = {n.id for n in network.nodes}
+    stores = [n for n in network.nodes if n.kind == "store"] or network.nodes
+    out = []
+    for t, cmd in rec.commands:
+        node = getattr(cmd, "node", None)
+        if node is None or node in nodes:
+            out.append((t, cmd))
+        elif isinstance(cmd, SignUpMember):
+            lat, lon = rec.places[node]
+            near = min(stores, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
+            out.append((t, msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")))
+    return out

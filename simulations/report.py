@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from domain.benefit import ROLES
+from simulations import replications
 from simulations.labels import BENEFIT, KPIS, Kpi, change, value, verdict
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;padding:0 1em;color:#222}
@@ -20,7 +21,8 @@ th.group{text-align:center}th.sub{font-weight:normal;font-size:85%;color:#555}td
 
 
 def html_report(path: Path, title: str, description: str, scenario_text: str, kpis: dict[str, dict],
-                nodes: dict[str, list[dict]], plots: list[Path], benefit: dict[str, dict] | None = None) -> Path:
+                nodes: dict[str, list[dict]], plots: list[Path], benefit: dict[str, dict] | None = None,
+                summary: dict | None = None) -> Path:
     names = list(kpis)
     images = "".join(
         f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" alt="{p.stem}">'
@@ -32,6 +34,7 @@ def html_report(path: Path, title: str, description: str, scenario_text: str, kp
 <p class="note">Changes are against <b>{html.escape(names[0])}</b>; green is better, red worse
 (changes of rates in percentage points, pt).</p>
 {_kpi_table(kpis)}
+{_replications_section(summary) if summary else ""}
 <h2>Plots</h2>{images}
 <h2>Busiest nodes</h2>
 <p class="note">The nodes whose busiest 30-minute slot came closest to capacity in any variant, busiest first:
@@ -67,6 +70,37 @@ def _kpi_table(kpis: dict[str, dict], shown: list[Kpi] = KPIS) -> str:
             d = change(k, v, ref.get(k.key)) if n != names[0] else ""
             delta = f' <span class="d {verdict(k, v, ref.get(k.key))}">({d})</span>' if d else ""
             cells += f"<td>{value(k, v)}{delta}</td>"
+        out += f"<tr><th>{html.escape(k.label)}</th>{cells}</tr>"
+    return out + "</table>"
+
+
+def _replications_section(summary: dict, shown: list[Kpi] = KPIS) -> str:
+    """Each KPI's mean and 95% interval over the seeds, and each variant's paired
+    difference against the base: significant ones (the interval excludes 0) bold and starred."""
+    names, seeds = summary["variants"], summary["seeds"]
+    out = (f'<h2>Over {summary["replications"]} replications</h2><p class="note">Seeds {seeds[0]} to {seeds[-1]}, '
+           f'every variant with the same customers per seed (the table above and the plots are seed {seeds[0]}\'s). '
+           f'Mean [95% interval, Student t]; for a variant, then its paired difference against '
+           f'<b>{html.escape(names[0])}</b> [interval]. <b>Bold, *</b>: significant, the interval excludes 0 '
+           f'(green better, red worse).</p><table><tr><th></th>'
+           + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>")
+    for k in shown:
+        row = summary["kpis"].get(k.key)
+        if not row:
+            continue
+        cells = ""
+        for n in names:
+            c = row.get(n)
+            if c is None:
+                cells += "<td>-</td>"
+                continue
+            d = c.get("diff")
+            diff = ""
+            if d is not None:
+                text = html.escape(replications.shown_diff(k.key, d))
+                text = f"<b>{text}</b>" if d["significant"] else text
+                diff = f'<br><span class="d {replications.verdict(k.key, d)}">{text}</span>'
+            cells += f"<td>{html.escape(replications.shown(k.key, c))}{diff}</td>"
         out += f"<tr><th>{html.escape(k.label)}</th>{cells}</tr>"
     return out + "</table>"
 

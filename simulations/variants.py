@@ -1,6 +1,8 @@
 """Runs a scenario: its base day and every variant, one after another or in
 worker processes (each variant is independent: the same results either
-way), with one progress bar counting orders."""
+way), with one progress bar counting orders; with replications, all of that
+once per seed (seed, seed + 1, ...: replication r of every variant sees the
+same customers)."""
 from __future__ import annotations
 
 import multiprocessing
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import msgspec
 from tqdm import tqdm
 
 from domain.network import Network
@@ -19,7 +22,7 @@ from simulations import results
 from simulations.demand import Day, base_day, surge_size
 from simulations.network_gen import CitySpec, generate
 from simulations.day import simulate, variant_network
-from simulations.scenario import Scenario, Variant, load_scenario
+from simulations.scenario import Scenario, ScenarioError, Variant, load_scenario
 
 PROGRESS_EVERY = 50  # orders a worker reports at a time
 
@@ -55,32 +58,56 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
         outcome.engine.close()
 
 
-@young_collections_only()
 def run_scenario(path: str | Path, progress: bool = True, jobs: int = 1) -> tuple[Scenario, list[VariantResult]]:
     """Raises a ScenarioError naming the field before anything runs."""
+    s, runs = run_replications(path, 1, progress, jobs)
+    return s, runs[0]
+
+
+@young_collections_only()
+def run_replications(path: str | Path, replications: int, progress: bool = True,
+                     jobs: int = 1) -> tuple[Scenario, list[list[VariantResult]]]:
+    """Every variant once per seed: the scenario's seed + r for replication r.
+    Raises a ScenarioError naming the field before anything runs."""
     s, folder = load_scenario(path)
+    if replications < 1:
+        raise ScenarioError("--replications", f"must be at least 1, got {replications}")
     network = network_of(s, folder)
     variants: list[Variant | None] = [None, *s.variants]
     for v in variants:
         variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
-    total = sum(s.demand.orders + sum(surge_size(s, network, x, d) for x in (v.surges if v else []))
-                for v in variants for d in range(s.days))
-    with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
-        if jobs <= 1 or len(variants) == 1:
-            day = base_day(s, network)
-            out = []
-            for v in variants:
-                bar.set_postfix_str(v.name if v else "base")
-                out.append(run_variant(s, network, day, v, bar.update))
-            return s, out
-        return s, _in_workers(Path(path), len(variants), jobs, bar)
+    runs = []
+    with tqdm(total=0, desc=s.name, unit="order", disable=not progress) as bar:
+        for r in range(replications):
+            seeded = _seeded(s, s.seed + r, r)
+            bar.total += sum(seeded.demand.orders + sum(surge_size(seeded, network, x, d) for x in (v.surges if v else []))
+                             for v in variants for d in range(s.days))
+            bar.refresh()
+            seed = f"seed {seeded.seed} " if replications > 1 else ""
+            if jobs <= 1 or len(variants) == 1:
+                day = base_day(seeded, network)
+                out = []
+                for v in variants:
+                    bar.set_postfix_str(seed + (v.name if v else "base"))
+                    out.append(run_variant(seeded, network, day, v, bar.update))
+                runs.append(out)
+            else:
+                bar.set_postfix_str(seed.strip())
+                runs.append(_in_workers(Path(path), len(variants), jobs, bar, seeded.seed))
+    return s, runs
 
 
-def _in_workers(path: Path, n: int, jobs: int, bar: tqdm) -> list[VariantResult]:
+def _seeded(s: Scenario, seed: int, r: int) -> Scenario:
+    """Replication r: its seed, and event stores of its own after the first."""
+    store = s.store.replace("{variant}", f"{{variant}}-seed{seed}") if r else s.store
+    return msgspec.structs.replace(s, seed=seed, store=store)
+
+
+def _in_workers(path: Path, n: int, jobs: int, bar: tqdm, seed: int) -> list[VariantResult]:
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no solver threads or locks inherited
     with ctx.Manager() as manager, ProcessPoolExecutor(min(jobs, n), mp_context=ctx) as pool:
         ticks = manager.Queue()
-        futures = [pool.submit(_worker, str(path), i, ticks) for i in range(n)]
+        futures = [pool.submit(_worker, str(path), i, ticks, seed) for i in range(n)]
         while True:
             done, _ = wait(futures, timeout=0.2)
             try:
@@ -93,8 +120,9 @@ def _in_workers(path: Path, n: int, jobs: int, bar: tqdm) -> list[VariantResult]
 
 
 @young_collections_only()
-def _worker(path: str, index: int, ticks) -> VariantResult:
+def _worker(path: str, index: int, ticks, seed: int) -> VariantResult:
     s, folder = load_scenario(path)
+    s = _seeded(s, seed, seed - s.seed)
     network = network_of(s, folder)
     pending = 0
 

@@ -38,9 +38,11 @@ routing and storing, not a sold-out city."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import msgspec
 from tqdm import tqdm
@@ -84,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds an order may wait for its reply")
     p.add_argument("--quick", action="store_true", help="1,000/s for 5 s, a 3-step sweep of 3 s, echo at 2 rates")
     p.add_argument("--out", default="bench-results", help="folder for load.json and load.png")
+    p.add_argument("--keep", metavar="DIR", help="keep the network file and each session's store and logs in DIR "
+                   "(DIR/network.json, DIR/session-K/events.db: `o2o replay` can replay them); default: a "
+                   "temporary folder, deleted after the run")
     p.set_defaults(func=run)
 
 
@@ -96,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
                          "sweep and the main run one at a time")
     repeats = args.repeat - 1  # sessions 1 .. repeat-1 run the first session's orders again
     n_orders = sum(p.count for plans in todo[:1] + todo[1 + repeats:] for p in plans if p.subject == SUBMIT) + args.intake
-    with tempfile.TemporaryDirectory(prefix="o2o-bench-load-") as tmp:
-        folder = Path(tmp)
+    with _folder(args.keep) as folder:
         print(f"drawing {n_orders:,} orders from {Path(args.scenario).name}", flush=True)
         base, orders = demand(args.scenario, n_orders)
         network = roomy(base)
@@ -150,7 +154,24 @@ def run(args: argparse.Namespace) -> int:
     table(report)
     plot(report, out / "load.png")
     print(f"\nwrote {out / 'load.json'} and {out / 'load.png'}")
+    if args.keep:
+        print(f"kept {args.keep}: replay with o2o replay --events sqlite:///{Path(args.keep) / 'session-0' / 'events.db'} "
+              f"--network {Path(args.keep) / 'network.json'}")
     return 0 if report["zero_loss"]["ok"] else 1
+
+
+@contextlib.contextmanager
+def _folder(keep: str | None) -> Iterator[Path]:
+    """DIR to keep (made, must hold no session yet), or a temporary folder deleted after."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="o2o-bench-load-") as tmp:
+            yield Path(tmp)
+        return
+    folder = Path(keep)
+    if folder.is_dir() and any(folder.glob("session-*")):
+        raise SystemExit(f"o2o bench load: --keep {keep} holds an earlier run's sessions: name an empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
 
 
 def _sqlite_synchronous(store: str) -> str | None:
