@@ -24,17 +24,25 @@ class NodeInventory(Aggregate):
     owner = ""
 
     class Reserved(Aggregate.Event):
-        """Triggered directly, as Order.Routed: one per routed part."""
+        """One order's reservation: no longer written (ReservedMany is), kept so stores that hold it replay."""
 
         order_id: str
         lines: dict[str, int]
         at: float
 
         def apply(self, inv: "NodeInventory") -> None:
-            inv.reservations[self.order_id] = self.lines
-            reserved = inv.reserved
-            for sku, qty in self.lines.items():
-                reserved[sku] = reserved.get(sku, 0) + qty
+            _hold(inv, self.order_id, self.lines)
+
+    class ReservedMany(Aggregate.Event):
+        """Triggered directly, as Order.Routed: the reservations a routed batch
+        made at this node, one event for all its orders."""
+
+        orders: dict[str, dict[str, int]]  # order id -> lines
+        at: float
+
+        def apply(self, inv: "NodeInventory") -> None:
+            for order_id, lines in self.orders.items():
+                _hold(inv, order_id, lines)
 
     @staticmethod
     def create_id(node_id: str, at: float) -> object:
@@ -85,21 +93,31 @@ class NodeInventory(Aggregate):
         if levels:
             self._safety_set(levels=dict(levels), at=at)
 
-    def can_reserve(self, lines: dict[str, int]) -> str | None:
-        """None if the lines fit within ATP, else the first SKU short."""
+    def can_reserve(self, lines: dict[str, int], held: dict[str, int] | None = None) -> str | None:
+        """None if the lines fit within ATP (less `held`: SKU -> quantity about
+        to be reserved), else the first SKU short."""
         for sku, qty in lines.items():
-            if self.atp(sku) < qty:
+            if self.atp(sku) - (held.get(sku, 0) if held else 0) < qty:
                 return sku
         return None
 
     def reserve(self, order_id: str, lines: dict[str, int], at: float) -> None:
-        check_lines(lines)
-        if order_id in self.reservations:
-            raise Conflict("order_id", f"order {order_id} already holds a reservation at {self.node_id}")
-        short = self.can_reserve(lines)
-        if short is not None:
-            raise Conflict(f"lines.{short}", f"only {max(self.atp(short), 0)} available to promise at {self.node_id}")
-        trigger(self, self.Reserved, order_id=order_id, lines=dict(lines), at=at)
+        self.reserve_many({order_id: lines}, at)
+
+    def reserve_many(self, orders: dict[str, dict[str, int]], at: float) -> None:
+        """Reserves each order's lines, all or none, as one event."""
+        held: dict[str, int] = {}
+        for order_id, lines in orders.items():
+            check_lines(lines)
+            if order_id in self.reservations:
+                raise Conflict("order_id", f"order {order_id} already holds a reservation at {self.node_id}")
+            short = self.can_reserve(lines, held)
+            if short is not None:
+                left = max(self.atp(short) - held.get(short, 0), 0)
+                raise Conflict(f"lines.{short}", f"only {left} available to promise at {self.node_id}")
+            for sku, qty in lines.items():
+                held[sku] = held.get(sku, 0) + qty
+        trigger(self, self.ReservedMany, orders={k: dict(v) for k, v in orders.items()}, at=at)
 
     def release(self, order_id: str, reason: str, at: float) -> None:
         if order_id not in self.reservations:
@@ -180,3 +198,10 @@ class NodeInventory(Aggregate):
         self.pos_sales[sale_id] = at
         for sku, qty in lines.items():
             self.on_hand[sku] -= qty
+
+
+def _hold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:
+    inv.reservations[order_id] = lines
+    reserved = inv.reserved
+    for sku, qty in lines.items():
+        reserved[sku] = reserved.get(sku, 0) + qty

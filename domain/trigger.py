@@ -1,4 +1,4 @@
-"""Triggering the hot events (every order's Placed, Routed, Reserved)
+"""Triggering the hot events (every order's Placed and Routed, a batch's ReservedMany per node)
 without the frozen dataclass's `__init__`, which sets each field through
 `object.__setattr__`, the costliest step of making an event (figures in
 benchmarks/README.md).

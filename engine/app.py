@@ -62,6 +62,21 @@ def _open_entries(aggregate: Any) -> int:
     return len(aggregate.reservations) + len(aggregate.pos_sales)
 
 
+class _Reservations:
+    """A routed batch's reservations, made at the end as one event per node; until
+    then each order's check counts what the orders before it set aside there."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, dict[str, int]]] = {}  # node -> order id -> lines
+        self.held: dict[str, dict[str, int]] = {}  # node -> SKU -> quantity
+
+    def add(self, node: str, order_id: str, lines: dict[str, int]) -> None:
+        self.orders.setdefault(node, {})[order_id] = lines
+        held = self.held.setdefault(node, {})
+        for sku, qty in lines.items():
+            held[sku] = held.get(sku, 0) + qty
+
+
 class Engine:
     def __init__(
         self,
@@ -561,10 +576,14 @@ class Engine:
             for o, key in zip(orders, keys)
         ]
         decisions = self.router.route(requests, self.network_state(at))
+        reserving = _Reservations()
         for order, key, decision in zip(orders, keys, decisions):
-            self._apply_decision(uow, order, key, decision, at)
+            self._apply_decision(uow, order, key, decision, at, reserving)
+        for node, reservations in reserving.orders.items():
+            uow.inventory(node).reserve_many(reservations, at)
 
-    def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float) -> None:
+    def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float,
+                        reserving: _Reservations) -> None:
         lost = d.lost
         if not d.parts:
             own = self.ownership
@@ -578,14 +597,15 @@ class Engine:
             for node in released:
                 uow.inventory(node).release(key, reason="order rejected", at=at)
             return
+        held = reserving.held
         for p in d.parts:
-            short = uow.inventory(p.node).can_reserve(p.lines)
+            short = uow.inventory(p.node).can_reserve(p.lines, held.get(p.node))
             if short is not None:  # only if the view lagged the store; never half-reserve
                 self.give_back(uow, order, "rejected", at)
                 order.reject(f"stock of {short} changed at {p.node} while routing", lost, at)
                 return
         for p in d.parts:
-            uow.inventory(p.node).reserve(key, p.lines, at)
+            reserving.add(p.node, key, p.lines)
         order.route(
             # plain floats: a router may hand back numpy scalars, events must be JSON
             [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=float(p.eta_at),

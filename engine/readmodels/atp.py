@@ -45,7 +45,8 @@ class AtpView:
             NodeInventory.Adjusted: self._adjusted,
             NodeInventory.Counted: self._adjusted,  # carries the delta the count made
             NodeInventory.SafetyStockSet: self._safety_set,
-            NodeInventory.Reserved: self._reserved,
+            NodeInventory.Reserved: self._reserved,  # stores written before ReservedMany
+            NodeInventory.ReservedMany: self._reserved_many,
             NodeInventory.Released: self._released,
             NodeInventory.Consumed: self._consumed,
             NodeInventory.SoldOverCounter: self._sold,
@@ -136,6 +137,11 @@ class AtpView:
 
     def _reserved(self, e: Any) -> None:
         self.add("reserved", self.rows[e.originator_id], e.lines, 1)
+
+    def _reserved_many(self, e: Any) -> None:
+        row = self.rows[e.originator_id]
+        for lines in e.orders.values():
+            self.add("reserved", row, lines, 1)
 
     def _released(self, e: Any) -> None:
         self.add("reserved", self.rows[e.originator_id], e.lines, -1)

@@ -33,23 +33,26 @@ def decisions(b: Batch, sol: Solution) -> list[Decision]:
     for o, n, r in zip(lost_o.tolist(), lost_n.tolist(), reason):
         losses[o].append(Loss(node=b.nodes.ids[n], reason=r))
     parts: list[list[Part]] = [[] for _ in range(n_orders)]
-    names = [k for k in part_terms if k != "slack"]
-    scale = np.array([[1000.0 if k == "distance_km" else 10.0 if k == "eta" else 100.0] for k in names])
-    # one rounding for all columns (np.round(x, d) is rint(x * 10**d) / 10**d): a small batch pays per numpy call
-    columns = dict(zip(names, (np.rint(np.stack([part_terms[k] for k in names]) * scale) / scale).tolist()))
+    # one rounding for all columns (np.round(x, d) is rint(x * 10**d) / 10**d): a small batch pays per numpy call;
+    # a row per part in CostTerms' field order, so each is made from its row by position
+    rows = (np.rint(np.stack([part_terms[k] for k in _TERMS]) * _SCALE) / _SCALE).T.tolist()
     eta_at = (b.now + part_terms["eta"] * 60).tolist()
-    for k, (o, n) in enumerate(zip(part_o.tolist(), part_n.tolist())):
-        lines = b.orders[o].lines
-        skus = list(lines)
-        parts[o].append(Part(
-            node=b.nodes.ids[n], lines={skus[i]: lines[skus[i]] for i in sol.parts[o][n]}, eta_at=eta_at[k],
-            cost=CostTerms(distance_km=columns["distance_km"][k], eta_min=columns["eta"][k],
-                           delivery=columns["delivery"][k], time=columns["time"][k],
-                           lateness=columns["lateness"][k], operating=columns["operating"][k],
-                           home=columns["home"][k], total=columns["total"][k]),
-        ))
+    node_ids, orders, chosen = b.nodes.ids, b.orders, sol.parts
+    for o, n, row, at in zip(part_o.tolist(), part_n.tolist(), rows, eta_at):
+        lines = orders[o].lines
+        served = chosen[o][n]
+        if served != list(range(len(lines))):  # not the order's lines as they stand (a split): a dict of its own
+            skus = list(lines)
+            lines = {skus[i]: lines[skus[i]] for i in served}
+        parts[o].append(Part(node=node_ids[n], lines=lines, eta_at=at, cost=CostTerms(*row)))
     return [Decision(key=o.key, parts=parts[i], lost=losses[i], reason=None if parts[i] else _why_unserved(o.mode, losses[i]))
             for i, o in enumerate(b.orders)]
+
+
+# the cost terms in CostTerms' field order ("eta" is eta_min), with the decimals each is rounded to
+_TERMS = ("distance_km", "eta", "delivery", "time", "lateness", "operating", "home", "total")
+_SCALE = np.array([[1000.0], [10.0], [100.0], [100.0], [100.0], [100.0], [100.0], [100.0]])
+assert len(_TERMS) == len(CostTerms.__struct_fields__)
 
 
 def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray):
@@ -69,12 +72,14 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
         considered = np.where(b.pickup[rows, None], b.reach[rows], b.nodes.delivers[None, :]) | excluded[rows]
         cost = b.total_all(rows)
         cost[~considered | chosen[rows] | (cost >= limit[rows, None])] = np.inf
+        lost = np.flatnonzero(np.isfinite(cost).any(axis=1))  # most orders have no cheaper node: ranked no further
+        cost = cost[lost]
         top = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < n_nodes else np.tile(np.arange(n_nodes), (len(cost), 1))
         top_cost = np.take_along_axis(cost, top, axis=1)
         order = np.lexsort((top, top_cost), axis=1)  # cheapest first, ties by node
         top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
         r, c = np.nonzero(np.isfinite(top_cost))
-        found_o.append(start + r)
+        found_o.append(start + lost[r])
         found_n.append(top[r, c])
     lo, ln = np.concatenate(found_o).astype(np.int64), np.concatenate(found_n).astype(np.int64)
     return lo, ln, _reasons(b, lo, ln, excluded)

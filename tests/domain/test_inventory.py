@@ -101,3 +101,30 @@ def test_replaying_the_events_gives_the_same_inventory():
     for e in events:
         copy = e.mutate(copy)
     assert vars(copy) == vars(inv)
+
+
+def test_a_batch_reserves_for_each_order_in_one_event_all_or_none():
+    inv = stocked(A=5, B=1)
+    inv.collect_events()
+    inv.reserve_many({"o1": {"A": 2}, "o2": {"A": 3, "B": 1}}, at=1.0)
+    (e,) = inv.collect_events()
+    assert type(e) is NodeInventory.ReservedMany and e.orders == {"o1": {"A": 2}, "o2": {"A": 3, "B": 1}}
+    assert inv.reservations == {"o1": {"A": 2}, "o2": {"A": 3, "B": 1}} and inv.atp("A") == 0
+    with pytest.raises(Conflict, match="only 0 available"):  # the orders before it in the batch count
+        inv.reserve_many({"o3": {"B": 1}}, at=2.0)
+    inv.receive({"A": 2}, ref="po", at=2.0)
+    with pytest.raises(Conflict, match="only 1 available"):
+        inv.reserve_many({"o3": {"A": 1}, "o4": {"A": 2}}, at=2.0)
+    with pytest.raises(Conflict, match="already holds"):
+        inv.reserve_many({"o3": {"A": 1}, "o1": {"A": 1}}, at=2.0)
+    assert "o3" not in inv.reservations and inv.reserved == {"A": 5, "B": 1}
+
+
+def test_a_single_reservation_event_of_an_older_store_replays():
+    inv = stocked(A=5)
+    inv.trigger_event(NodeInventory.Reserved, order_id="o1", lines={"A": 2}, at=1.0)
+    inv.reserve("o2", {"A": 1}, at=2.0)
+    copy = None
+    for e in inv.collect_events():
+        copy = e.mutate(copy)
+    assert vars(copy) == vars(inv) and copy.reservations == {"o1": {"A": 2}, "o2": {"A": 1}} and copy.atp("A") == 2

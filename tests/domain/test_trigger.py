@@ -42,7 +42,7 @@ def test_triggered_events_equal_the_librarys_and_build_the_same_aggregates():
     for inv in (inv_ours, inv_theirs):
         inv.receive({"A": 5}, ref="po", at=1.0)
         inv.collect_events()
-    trigger(inv_ours, NodeInventory.Reserved, order_id=str(oid), lines={"A": 2}, at=2.0)
-    inv_theirs.trigger_event(NodeInventory.Reserved, order_id=str(oid), lines={"A": 2}, at=2.0)
+    trigger(inv_ours, NodeInventory.ReservedMany, orders={str(oid): {"A": 2}}, at=2.0)
+    inv_theirs.trigger_event(NodeInventory.ReservedMany, orders={str(oid): {"A": 2}}, at=2.0)
     _same(inv_ours.collect_events()[0], inv_theirs.collect_events()[0], mapper)
     assert inv_ours.reserved == inv_theirs.reserved == {"A": 2} and inv_ours.version == inv_theirs.version

@@ -122,10 +122,23 @@ def test_the_hot_events_as_triggered_and_as_decoded_from_the_store_are_the_class
     order.route([RoutedPart(node="S1", lines={"A": 1}, eta_at=T + 900, cost={"total": 2.0})], [], T)
     triggered = inv.collect_events() + order.collect_events()
     decoded = [mapper.to_domain_event(mapper.to_stored_event(e)) for e in triggered]
-    hot = (NodeInventory.Reserved, Order.Placed, Order.Routed)
+    hot = (NodeInventory.ReservedMany, Order.Placed, Order.Routed)
     assert [type(e) for e in decoded] == [type(e) for e in triggered]
     assert all(any(type(e) is c for e in triggered) for c in hot)
     assert all(views.handles(type(e)) for e in triggered)
     views.apply_all(decoded)
     atp = views.atp
     assert views.orders[str(order.id)].status == "routed" and atp.reserved[atp.row("S1"), atp.col("A")] == 1
+
+
+def test_a_reservation_event_of_a_store_written_before_reserved_many_still_feeds_the_atp_view():
+    views = ReadModels(small_network())
+    mapper = MsgspecMapper(transcoder=JSONTranscoder())
+    inv = NodeInventory(node_id="S1", at=T)
+    inv.receive({"A": 3}, ref="po-1", at=T)
+    inv.trigger_event(NodeInventory.Reserved, order_id="o1", lines={"A": 2}, at=T)  # as written until then
+    inv.reserve_many({"o2": {"A": 1}}, T)
+    decoded = [mapper.to_domain_event(mapper.to_stored_event(e)) for e in inv.collect_events()]
+    views.apply_all(decoded)
+    atp = views.atp
+    assert atp.reserved[atp.row("S1"), atp.col("A")] == 3 and int(atp.atp()[atp.row("S1"), atp.col("A")]) == 0
