@@ -7,7 +7,7 @@ import importlib
 
 BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
            "benchmarks.benefit", "benchmarks.scaleout", "benchmarks.scaleout.border",
-           "benchmarks.scaleout.filters"]
+           "benchmarks.scaleout.filters", "benchmarks.scaleout.chaos"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,7 +13,7 @@ import msgspec
 import nats
 import pytest
 
-from adapters.cli_cluster import prepare_jetstream
+from adapters.cli_cluster import check_store, prepare_jetstream
 from adapters.embedded_nats import EmbeddedCluster
 from adapters.intake import publish_orders
 from domain import ids
@@ -95,6 +95,7 @@ def test_two_engines_serve_their_partitions_and_one_takes_over_when_the_other_is
     pmap = partition_map(load_network(SAMPLE_NETWORK), config.partitions)
     with EmbeddedCluster(tmp_path / "cluster", size=3) as cluster:
         run(prepare_jetstream(cluster.url, config, 3))
+        check_store(postgres_url)  # the tables, made once: two engines creating them at once collide
         engines = {}
         for name, mine, spare in (("a", "p1", "p2"), ("b", "p2", "p1")):
             engines[name] = ServeProcess(cluster.urls[0 if name == "a" else 1], postgres_url, tmp_path / f"{name}.log",
