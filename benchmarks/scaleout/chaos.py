@@ -20,15 +20,13 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import msgspec
 
+from benchmarks.scaleout.harness import cluster_on_postgres, launch
 from domain.errors import InvalidInput
 
 READY = "serving on"
@@ -66,7 +64,7 @@ def summary(r: dict) -> str:
              f"lost {r['lost']}, decided twice {r['decided_twice']}, oversold {len(r['oversold'])}, "
              f"event stream equal to the store: {r['stream_equals_store']} ({r['stored_events']} events stored, "
              f"{r['published']} in the stream: {r['published_twice']} twice, {r['not_published']} missing, "
-             f"{r['out_of_order']} out of order)"]
+             f"{r['out_of_order']} out of order; {r['gaps_in_ids']} ids never used, rolled back)"]
     for f in r["faults"]:
         lines.append(f"  {f['at_s']:6.1f} s  {f['what']:<44} longest wait after it {f['longest_wait_s']:.1f} s")
     lines.append(f"p99 wait outside faults {r['p99_quiet_s']:.2f} s; takeovers seen in the logs: {r['takeovers']}")
@@ -75,74 +73,45 @@ def summary(r: dict) -> str:
 
 
 def run_chaos(store_url: str, rate: float, seconds: float, ttl: float, intake_share: float, folder: Path) -> dict:
-    from adapters.cli_cluster import check_store, prepare_jetstream
-    from adapters.embedded_nats import EmbeddedCluster
-    from engine.config import Config
+    with cluster_on_postgres(folder, store_url, 2, ttl) as setup:
+        cluster, store, procs = setup.cluster, setup.store, setup.procs
+        engine_args = {"a": setup.engine_argv(["p1"], ["p2"]), "b": setup.engine_argv(["p2"], ["p1"])}
+        setup.start_engines(engine_args)
+        faults: list[dict] = []
 
-    schema = f"o2o_chaos_{uuid.uuid4().hex[:10]}"
-    store = _with_schema(store_url, schema)
-    config_file = folder / "o2o.toml"
-    config_file.write_text(f"[partitions]\ncount = 2\nlease_ttl_s = {ttl}\n")
-    config = Config().with_overrides({"partitions": {"count": 2, "lease_ttl_s": ttl}})
-    procs: dict[str, subprocess.Popen] = {}
-    _schema(store_url, schema, create=True)
-    try:
-        check_store(store)  # the tables, made once: several processes creating them at once collide
-        with EmbeddedCluster(folder / "nats", size=3) as cluster:
-            _retry(lambda: asyncio.run(prepare_jetstream(cluster.url, config, 3)))  # a fresh cluster may lag
-            procs["relay"] = _launch(["relay", "--store", store, "--nats", cluster.url], folder / "relay.log")
-            engine_args = {
-                "a": ["serve", "--nats", cluster.url, "--store", store, "--config", str(config_file),
-                      "--partitions", "p1", "--standby", "p2", "--events", "external"],
-                "b": ["serve", "--nats", cluster.url, "--store", store, "--config", str(config_file),
-                      "--partitions", "p2", "--standby", "p1", "--events", "external"]}
-            for name, argv in engine_args.items():  # together, as `o2o cluster up` starts them
-                procs[name] = _launch(argv, folder / f"engine-{name}.log")
-            for name in engine_args:
-                _wait(procs[name], folder / f"engine-{name}.log", READY)
-            faults: list[dict] = []
+        async def schedule(t0: float) -> None:
+            async def at(share: float) -> None:
+                await asyncio.sleep(max(0.0, t0 + share * seconds - time.monotonic()))
 
-            async def schedule(t0: float) -> None:
-                async def at(share: float) -> None:
-                    await asyncio.sleep(max(0.0, t0 + share * seconds - time.monotonic()))
+            def note(what: str) -> None:
+                faults.append({"at_s": round(time.monotonic() - t0, 2), "what": what})
+                print(f"{faults[-1]['at_s']:6.1f} s  {what}", flush=True)
 
-                def note(what: str) -> None:
-                    faults.append({"at_s": round(time.monotonic() - t0, 2), "what": what})
-                    print(f"{faults[-1]['at_s']:6.1f} s  {what}", flush=True)
+            await at(0.2)
+            procs["a"].send_signal(signal.SIGKILL)
+            note("kill -9 engine a (owner of p1)")
+            await at(0.3)
+            procs["a"].wait()
+            procs["a"] = launch(engine_args["a"], folder / "engine-a.log")
+            note("engine a started again (stands by)")
+            await at(0.45)
+            leader = await _intake_leader(cluster.url)
+            cluster.stop_server(leader, kill=True)
+            note(f"kill -9 nats-server {cluster.server_name(leader)} (O2O_INTAKE's leader)")
+            await at(0.6)
+            cluster.start_server(leader)
+            note(f"nats-server {cluster.server_name(leader)} started again")
+            await at(0.7)
+            procs["b"].send_signal(signal.SIGSTOP)
+            note(f"SIGSTOP engine b for {2.5 * ttl:g} s (past its lease)")
+            await asyncio.sleep(2.5 * ttl)
+            procs["b"].send_signal(signal.SIGCONT)
+            note("SIGCONT engine b")
 
-                await at(0.2)
-                procs["a"].send_signal(signal.SIGKILL)
-                note("kill -9 engine a (owner of p1)")
-                await at(0.3)
-                procs["a"].wait()
-                procs["a"] = _launch(engine_args["a"], folder / "engine-a.log")
-                note("engine a started again (stands by)")
-                await at(0.45)
-                leader = await _intake_leader(cluster.url)
-                cluster.stop_server(leader, kill=True)
-                note(f"kill -9 nats-server {cluster.server_name(leader)} (O2O_INTAKE's leader)")
-                await at(0.6)
-                cluster.start_server(leader)
-                note(f"nats-server {cluster.server_name(leader)} started again")
-                await at(0.7)
-                procs["b"].send_signal(signal.SIGSTOP)
-                note(f"SIGSTOP engine b for {2.5 * ttl:g} s (past its lease)")
-                await asyncio.sleep(2.5 * ttl)
-                procs["b"].send_signal(signal.SIGCONT)
-                note("SIGCONT engine b")
-
-            try:
-                sent, answered, by_reply, by_intake = asyncio.run(_drive(cluster.url, rate, seconds, intake_share,
-                                                                          schedule))
-                decided, oversold, last = _drained(store, set(by_reply) | set(by_intake))
-                published = asyncio.run(_published(cluster.url, last))
-            finally:  # before the servers stop: they drain to them
-                for proc in procs.values():
-                    _stop(proc)
-    finally:
-        for proc in procs.values():
-            _stop(proc)
-        _schema(store_url, schema, create=False)
+        sent, answered, by_reply, by_intake = asyncio.run(_drive(cluster.url, rate, seconds, intake_share,
+                                                                  schedule))
+        decided, oversold, stored = _drained(store, set(by_reply) | set(by_intake))
+        published = asyncio.run(_published(cluster.url, len(stored)))
     acknowledged = set(by_reply) | set(by_intake)
     lost = sorted(acknowledged - set(decided))
     twice = sorted(k for k, n in decided.items() if n > 1)
@@ -155,10 +124,11 @@ def run_chaos(store_url: str, rate: float, seconds: float, ttl: float, intake_sh
     result = {
         "rate": rate, "seconds": seconds, "ttl": ttl, "sent": len(sent), "acknowledged": len(acknowledged),
         "by_reply": len(by_reply), "by_intake": len(by_intake), "lost": len(lost), "lost_ids": lost[:20],
-        "decided_twice": len(twice), "oversold": oversold, "stored_events": last,
-        "stream_equals_store": published == list(range(1, last + 1)), "published": len(published),
+        "decided_twice": len(twice), "oversold": oversold, "stored_events": len(stored),
+        "gaps_in_ids": (stored[-1] - len(stored)) if stored else 0,
+        "stream_equals_store": published == stored, "published": len(published),
         "published_twice": sum(n - 1 for n in Counter(published).values()),
-        "not_published": len(set(range(1, last + 1)) - set(published)),
+        "not_published": len(set(stored) - set(published)),
         "out_of_order": sum(1 for x, y in zip(published, published[1:]) if y < x), "faults": faults,
         "p99_quiet_s": round(quiet[int(0.99 * (len(quiet) - 1))] if quiet else 0.0, 3),
         "takeovers": logs.count("took partition"),
@@ -229,7 +199,7 @@ async def _drive(url: str, rate: float, seconds: float, intake_share: float, sch
 
 def _drained(store: str, acknowledged: set[str], timeout: float = 120.0):
     """Once every acknowledged order is decided (or the timeout): decisions
-    per order, nodes reserving more than they hold, the last notification id."""
+    per order, nodes reserving more than they hold, the stored notification ids."""
     from domain import ids
     from engine.store.eventlog import EventLog
     from engine.store.network_file import SAMPLE_NETWORK, load_network
@@ -240,7 +210,9 @@ def _drained(store: str, acknowledged: set[str], timeout: float = 120.0):
         try:
             decided: Counter[str] = Counter()
             external = {}
-            for _, e in log.stored_events():
+            stored = []  # notification ids: a rolled-back transaction leaves a gap in the sequence
+            for nid, e in log.stored_events():
+                stored.append(nid)
                 kind = type(e).__name__
                 if kind == "Placed":
                     external[e.originator_id] = e.external_id
@@ -251,14 +223,14 @@ def _drained(store: str, acknowledged: set[str], timeout: float = 120.0):
                 for node in load_network(SAMPLE_NETWORK).nodes:
                     inv = log.repository.get(ids.inventory_id(node.id))
                     over += [f"{node.id}/{s}" for s, r in inv.reserved.items() if r > inv.on_hand.get(s, 0)]
-                return decided, over, log.last_notification_id()
+                return decided, over, stored
         finally:
             log.close()
         time.sleep(1.0)
 
 
-async def _published(url: str, last: int, timeout: float = 60.0) -> list[int]:
-    """The notification ids in the event stream, once it holds `last` of them (or the timeout)."""
+async def _published(url: str, count: int, timeout: float = 60.0) -> list[int]:
+    """The notification ids in the event stream, once it holds `count` of them (or the timeout)."""
     import nats
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -267,7 +239,7 @@ async def _published(url: str, last: int, timeout: float = 60.0) -> list[int]:
     nc = await nats.connect(url.split(","))
     js = nc.jetstream()
     deadline = time.monotonic() + timeout
-    while (await js.stream_info(STREAM)).state.messages < last and time.monotonic() < deadline:
+    while (await js.stream_info(STREAM)).state.messages < count and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     count = (await js.stream_info(STREAM)).state.messages
     sub = await js.subscribe("o2o.events.>", stream=STREAM, ordered_consumer=True,
@@ -288,51 +260,12 @@ async def _intake_leader(url: str) -> int:
     return int(info.cluster.leader.removeprefix("n")) - 1
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
-def _retry(fn, tries: int = 5):
-    for i in range(tries):
-        try:
-            return fn()
-        except Exception:  # noqa: BLE001 - JetStream's API before its meta leader settles
-            if i == tries - 1:
-                raise
-            time.sleep(2.0)
 
 
-def _launch(argv: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "adapters.cli", *argv], stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT)
 
 
-def _wait(proc: subprocess.Popen, log: Path, ready: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while ready not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{log.name}: did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
 
 
-def _with_schema(url: str, schema: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
-
-def _schema(url: str, schema: str, create: bool) -> None:
-    import psycopg
-
-    from engine.store.urls import store_env
-
-    env = store_env(url)
-    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-                         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-                         connect_timeout=5) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}" if create else f"DROP SCHEMA IF EXISTS {schema} CASCADE")
