@@ -145,6 +145,10 @@ async def serve(args: argparse.Namespace) -> int:
                               flush=True)
                         await relay.start()
             print("shutting down: finishing the batch in flight", flush=True)
+            routes, intake = run.service.routes, run.service.intake
+            print(f"{engine.store.conflicts} write conflicts" + (
+                f", {routes.forwarded} requests forwarded to partition owners, "
+                f"{intake.handed_off if intake else 0} intake orders handed off" if routes else ""), flush=True)
     except DomainError as e:  # a store or network that cannot be opened: one line, nothing left running
         raise SystemExit(f"o2o serve: {e}") from None
     finally:

@@ -89,10 +89,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", metavar="DIR", help="keep the network file and each session's store and logs in DIR "
                    "(DIR/network.json, DIR/session-K/events.db: `o2o replay` can replay them); default: a "
                    "temporary folder, deleted after the run")
+    p.add_argument("--engines", type=int, default=0,
+                   help="scale-out: the main run on a 3-node cluster and PostgreSQL (--store, default the test "
+                        "server) with 1 engine, then with N engines owning a partition each; CPU per 1,000 orders "
+                        "per component (benchmarks/scaleout/load.py)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engines:
+        return run_engines_report(args)
     todo = sessions(args)
     if args.repeat < 1:
         raise SystemExit("o2o bench load: --repeat must be at least 1")
@@ -158,6 +164,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept {args.keep}: replay with o2o replay --events sqlite:///{Path(args.keep) / 'session-0' / 'events.db'} "
               f"--network {Path(args.keep) / 'network.json'}")
     return 0 if report["zero_loss"]["ok"] else 1
+
+
+def run_engines_report(args: argparse.Namespace) -> int:
+    from benchmarks.scaleout.load import run_engines
+
+    if args.engines < 1:
+        raise SystemExit("o2o bench load: --engines must be at least 1")
+    with _folder(args.keep) as folder:
+        n = 500 * 2 + int(args.rate * args.seconds)  # the warm-up and the main run
+        print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
+        base, orders = demand(args.scenario, n)
+        network_file = folder / "network.json"
+        dump_network(roomy(base), network_file)
+        report = {"machine": {**machine(), "load_average_before": os.getloadavg()},
+                  "parameters": {"scenario": Path(args.scenario).name, "rate": args.rate, "seconds": args.seconds,
+                                 "engines": args.engines, "window_ms": args.window_ms, "max_batch": args.max_batch,
+                                 "solver": args.solver},
+                  **run_engines(args, network_file, orders, folder)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load-engines.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    print(f"engines' CPU per 1,000 orders, {args.engines} engines against 1: {report['cpu_per_1000_ratio']}")
+    print(f"wrote {out / 'load-engines.json'}")
+    return 0
 
 
 @contextlib.contextmanager

@@ -50,6 +50,7 @@ class AggregateStore:
         self.snapshots = snapshots
         self.max_retries = max_retries
         self.cached: dict[UUID, Any] = {}
+        self.conflicts = 0  # saves refused for a version another writer took (then retried)
         self._snapshot_at: dict[UUID, int] = {}  # version of the last snapshot taken (or of the aggregate loaded)
 
     def get(self, aggregate_id: UUID) -> Any | None:
@@ -79,6 +80,7 @@ class AggregateStore:
                 result = work(uow)
                 recordings = self.save(uow.touched.values())
             except IntegrityError:
+                self.conflicts += 1
                 self._forget(uow.touched.values(), stale=True)
                 on_conflict()
                 continue
