@@ -19,7 +19,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from adapters.intake import Intake
-from engine.ownership import Misdirected
 
 log = logging.getLogger("o2o.partitions")
 
@@ -71,13 +70,13 @@ class PartitionRoutes:
         if handoff is not None:
             await handoff.stop()
 
-    async def forward(self, msg: Msg, e: Misdirected) -> bool:
+    async def forward(self, msg: Msg, partition: str) -> bool:
         """Passes the request on to the partition's owner, who answers the
         client; False when it was forwarded once already (answer it 421)."""
         headers = msg.headers or {}
         if FORWARDED in headers or not msg.reply:
             return False
-        await self.nc.publish(owner_subject(e.partition, msg.subject), msg.data, reply=msg.reply,
+        await self.nc.publish(owner_subject(partition, msg.subject), msg.data, reply=msg.reply,
                               headers={**headers, FORWARDED: self.owner})
         self.forwarded += 1
         return True

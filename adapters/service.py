@@ -122,6 +122,7 @@ class O2OService:
         nats.micro keeps them."""
         request, check, offer = ep.request, self.engine.check_order, self.worker.offer
         clock = time.perf_counter_ns
+        own, routes = self.engine.ownership, self.routes
 
         async def on_msg(msg: Msg) -> None:
             start = clock()
@@ -130,7 +131,10 @@ class O2OService:
             mp = bool(headers) and wants_msgpack(headers)
             try:
                 cmd = decode(msg.data, request, mp)
-                offer(cmd, (ep, msg, mp), check(cmd))  # answered with its batch, by _answer
+                # scale-out: an order of another partition goes to its owner before it costs a check and a batch
+                foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node) if own is not None else None
+                if foreign is None or not await routes.forward(msg, foreign):
+                    offer(cmd, (ep, msg, mp), check(cmd))  # answered with its batch, by _answer
             except Exception as e:
                 w = _refusal(e)
                 endpoint._num_errors += 1
@@ -251,7 +255,7 @@ class O2OService:
                 log.warning("could not answer %s: %s", ep.name, untraced(e))
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
-        if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result):
+        if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result.partition):
             return  # the partition's owner answers
         if not isinstance(result, Exception):  # not raised: a raised error's traceback would hold this frame
             try:

@@ -27,16 +27,17 @@ SEND_TICK_S = 0.0005  # the sender wakes this often and sends every request due
 
 class Payloads(msgspec.Struct):
     items: list[bytes]
+    subjects: list[str] | None = None  # one per item, over --subject (a client that knows where each goes)
 
 
-def write_payloads(path: str, payloads: list[bytes]) -> None:
+def write_payloads(path: str, payloads: list[bytes], subjects: list[str] | None = None) -> None:
     with open(path, "wb") as f:
-        f.write(msgspec.msgpack.encode(Payloads(payloads)))
+        f.write(msgspec.msgpack.encode(Payloads(payloads, subjects)))
 
 
-def read_payloads(path: str) -> list[bytes]:
+def read_payloads(path: str) -> Payloads:
     with open(path, "rb") as f:
-        return msgspec.msgpack.decode(f.read(), type=Payloads).items
+        return msgspec.msgpack.decode(f.read(), type=Payloads)
 
 
 class Result(msgspec.Struct):
@@ -55,7 +56,8 @@ def arrays(r: Result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.frombuffer(r.replies, np.int16))
 
 
-async def run(url: str, subject: str, payloads: list[bytes], rate: float, timeout: float) -> Result:
+async def run(url: str, subject: str, payloads: list[bytes], rate: float, timeout: float,
+              subjects: list[str] | None = None) -> Result:
     n = len(payloads)
     latency = np.full(n, np.nan)
     code = np.zeros(n, np.int32)
@@ -96,7 +98,7 @@ async def run(url: str, subject: str, payloads: list[bytes], rate: float, timeou
         if due > sent:
             lag = max(lag, now - (start + sent / rate))
         while sent < due:
-            await publish(subject, payloads[sent], reply=replies_to[sent])
+            await publish(subjects[sent] if subjects else subject, payloads[sent], reply=replies_to[sent])
             sent += 1
         await asyncio.sleep(SEND_TICK_S)
     last_due = start + (n - 1) / rate
@@ -122,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a request may wait for its reply")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    payloads = read_payloads(a.payloads)
-    result = asyncio.run(run(a.url, a.subject, payloads, a.rate, a.timeout))
+    loaded = read_payloads(a.payloads)
+    result = asyncio.run(run(a.url, a.subject, loaded.items, a.rate, a.timeout, loaded.subjects))
     with open(a.out, "wb") as f:
         f.write(msgspec.msgpack.encode(result))
     print(f"sent {result.sent} at {a.rate:g}/s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} KB",

@@ -113,6 +113,20 @@ class Ownership:
         """Its recorded region; for an order placed before partitions, worked out as at placement."""
         return order.region or self.region_of(order.lat, order.lon, order.pickup_node)
 
+    def foreign(self, lat: float | None, lon: float | None, pickup_node: str | None) -> str | None:
+        """The partition an order placed here belongs to, if this engine does
+        not own it (None when it does, or when the order's location is missing:
+        checking it says why)."""
+        if pickup_node is not None:
+            region = self._region_of_node.get(pickup_node)
+        elif lat is not None and lon is not None:
+            region = self.pmap.home_region(lat, lon)
+        else:
+            region = None
+        if region is None or region in self.regions:
+            return None
+        return self.pmap.of_region(region)
+
     def check_node(self, node: str) -> None:
         if node not in self.nodes:
             p = self.pmap.of_node(node)

@@ -93,6 +93,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scale-out: the main run on a 3-node cluster and PostgreSQL (--store, default the test "
                         "server) with 1 engine, then with N engines owning a partition each; CPU per 1,000 orders "
                         "per component (benchmarks/scaleout/load.py)")
+    p.add_argument("--equal-load", action="store_true",
+                   help="with --engines: offer N x --rate to N engines, so each serves what the one engine did "
+                        "(micro-batches of the same size: CPU per order depends on it)")
+    p.add_argument("--partition-aware", action="store_true",
+                   help="with --engines: send each order to its partition owner's subject, as a client that "
+                        "knows the partition map (else engines forward what is not theirs)")
     p.set_defaults(func=run)
 
 
@@ -172,7 +178,7 @@ def run_engines_report(args: argparse.Namespace) -> int:
     if args.engines < 1:
         raise SystemExit("o2o bench load: --engines must be at least 1")
     with _folder(args.keep) as folder:
-        n = 500 * 2 + int(args.rate * args.seconds)  # the warm-up and the main run
+        n = 500 * 2 + int(args.rate * args.seconds * (args.engines if args.equal_load else 1))  # warm-up, main run
         print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
         base, orders = demand(args.scenario, n)
         network_file = folder / "network.json"

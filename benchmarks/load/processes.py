@@ -40,10 +40,11 @@ def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, 
 
 
 def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int, server: EmbeddedNats | None,
-           folder: Path, bar: tqdm) -> tuple[loadgen.Result, dict[str, float]]:
-    """One run: the generator in its own process; the service's and the server's CPU measured around it."""
+          folder: Path, bar: tqdm, subjects: list[str] | None = None) -> tuple[loadgen.Result, dict[str, float]]:
+    """One run: the generator in its own process; the service's and the server's CPU measured around it.
+    `subjects`: one per payload, instead of the plan's subject."""
     pfile, rfile = folder / "payloads.bin", folder / "result.bin"
-    loadgen.write_payloads(str(pfile), payloads)
+    loadgen.write_payloads(str(pfile), payloads, subjects)
     rfile.unlink(missing_ok=True)
     nats_pid = server.proc.pid if server and server.proc else None
     cpu0 = cpu_seconds(pid)

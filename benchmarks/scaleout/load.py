@@ -52,15 +52,19 @@ def _session(args: argparse.Namespace, n: int, store_url: str, network_file: Pat
                  "--accept-timeout-s", "86400", *args.serve_args.split())
         setup.start_engines({f"e{i + 1}": setup.engine_argv([f"p{i + 1}"], extra=extra) for i in range(n)})
         url = setup.cluster.urls[0]
-        warm, main = Plan("warm-up", SUBMIT, 500, 2.0), Plan("main", SUBMIT, args.rate, args.seconds)
+        rate = args.rate * (n if args.equal_load else 1)
+        warm, main = Plan("warm-up", SUBMIT, 500, 2.0), Plan("main", SUBMIT, rate, args.seconds)
         payloads = [msgspec.json.encode(o) for o in orders]
+        subjects = _owner_subjects(network_file, n, orders) if args.partition_aware else None
+        w, m = slice(0, warm.count), slice(warm.count, warm.count + main.count)
         with tqdm(total=warm.seconds + main.seconds, desc=f"{n} engine(s)", unit="s") as bar:
-            drive(url, warm, payloads[:warm.count], args.timeout, setup.procs["e1"].pid, None, folder, bar)
+            drive(url, warm, payloads[w], args.timeout, setup.procs["e1"].pid, None, folder, bar,
+                  subjects[w] if subjects else None)
             pids = _pids(setup)
             before = {k: _cpu(p) for k, p in pids.items()}
             locks = _LockSampler(setup.store).start()
-            result, usage = drive(url, main, payloads[warm.count:warm.count + main.count], args.timeout,
-                                  setup.procs["e1"].pid, None, folder, bar)
+            result, usage = drive(url, main, payloads[m], args.timeout, setup.procs["e1"].pid, None, folder, bar,
+                                  subjects[m] if subjects else None)
             locks.stop()
             pids.update({k: p for k, p in _pids(setup).items() if k not in pids})  # backends opened meanwhile
             after = {k: _cpu(p) for k, p in pids.items()}
@@ -69,6 +73,7 @@ def _session(args: argparse.Namespace, n: int, store_url: str, network_file: Pat
             stop(setup.procs[name])
         logs = {k: (folder / f"engine-{k}.log").read_text(errors="replace") for k in setup.procs if k.startswith("e")}
     answered = max(1, run["answered"])
+    rate = main.rate
     per_1000 = {k: round((after[k] - before.get(k, 0.0)) * 1000 / answered, 3) for k in after}
     groups = {"engines": [v for k, v in per_1000.items() if k.startswith("e")],
               "relay": per_1000.get("relay", 0.0),
@@ -76,7 +81,7 @@ def _session(args: argparse.Namespace, n: int, store_url: str, network_file: Pat
               "postgres": round(sum(v for k, v in per_1000.items() if k.startswith("pg-")), 3)}
     conflicts = sum(_count(r"(\d+) write conflicts", t) for t in logs.values())
     forwarded = sum(_count(r"(\d+) requests forwarded", t) for t in logs.values())
-    return {"engines": n, "offered_per_s": args.rate, "seconds": args.seconds, "answered": answered,
+    return {"engines": n, "partition_aware_client": bool(args.partition_aware), "offered_per_s": rate, "seconds": args.seconds, "answered": answered,
             "throughput_per_s": run["achieved_per_s"], "p99_ms": run["latency_ms"].get("p99"),
             "errors": run["errors"], "timeouts": run["timeouts"],
             "cpu_s_per_1000": per_1000, "cpu_s_per_1000_by_part": groups,
@@ -84,6 +89,19 @@ def _session(args: argparse.Namespace, n: int, store_url: str, network_file: Pat
             "lock_wait_s_per_1000": round(locks.waiting_s * 1000 / answered, 4),
             "conflicts_per_1000": round(conflicts * 1000 / answered, 3),
             "forwarded_share": round(forwarded / answered, 3), "load_average": os.getloadavg()}
+
+
+def _owner_subjects(network_file: Path, n: int, orders: list[Any]) -> list[str]:
+    """Each order's owner subject, as a client that knows the partition map sends it (no forwarding)."""
+    from adapters.partition_routes import owner_subject
+    from engine.config import PartitionSettings
+    from engine.partitions import partition_map
+    from engine.store.network_file import load_network
+
+    pmap = partition_map(load_network(network_file), PartitionSettings(count=n))
+    region = {node.id: node.region for node in pmap.network.nodes}
+    return [owner_subject(pmap.of_region(region[o.pickup_node] if o.pickup_node else pmap.home_region(o.lat, o.lon)),
+                          SUBMIT) for o in orders]
 
 
 def _pids(setup) -> dict[str, int]:
