@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engines", type=int, default=0,
                    help="scale-out: the main run on a 3-node cluster and PostgreSQL (--store, default the test "
                         "server) with 1 engine, then with N engines owning a partition each; CPU per 1,000 orders "
-                        "per component (benchmarks/scaleout/load.py)")
+                        "per component (benchmarks/load/engines.py)")
     p.add_argument("--equal-load", action="store_true",
                    help="with --engines: offer N x --rate to N engines, so each serves what the one engine did "
                         "(micro-batches of the same size: CPU per order depends on it)")
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_engines_report(args: argparse.Namespace) -> int:
-    from benchmarks.scaleout.load import run_engines
+    from benchmarks.load.engines import run_engines
 
     if args.engines < 1:
         raise SystemExit("o2o bench load: --engines must be at least 1")

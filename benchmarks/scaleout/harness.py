@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,26 +53,17 @@ def retry(fn, tries: int = 5, pause_s: float = 2.0):
 
 
 @contextlib.contextmanager
-def fresh_schema(url: str, prefix: str) -> Iterator[str]:
+def fresh_schema(url: str) -> Iterator[str]:
     """A store URL on a new schema of the PostgreSQL at `url`, dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    _execute(url, f"CREATE SCHEMA {name}")
+    from benchmarks.store.stores import check_postgres, drop_schemas, new_store
+
+    check_postgres(url)
+    schemas: list[str] = []
+    store = new_store("postgres", Path("."), url, schemas)
     try:
-        yield f"{url}{'&' if '?' in url else '?'}schema={name}"
+        yield store
     finally:
-        _execute(url, f"DROP SCHEMA IF EXISTS {name} CASCADE")
-
-
-def _execute(url: str, statement: str) -> None:
-    import psycopg
-
-    from engine.store.urls import store_env
-
-    env = store_env(url)
-    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-                         user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-                         connect_timeout=5) as conn:
-        conn.execute(statement)
+        drop_schemas(url, schemas)
 
 
 @dataclass
@@ -112,7 +102,7 @@ def cluster_on_postgres(folder: Path, store_url: str, partitions: int, ttl: floa
     config_file.write_text(f"[partitions]\ncount = {partitions}\nlease_ttl_s = {ttl}\n"
                            + (f"[network]\nfile = \"{network}\"\n" if network else ""))
     config = Config().with_overrides({"partitions": {"count": partitions, "lease_ttl_s": ttl}})
-    with fresh_schema(store_url, "o2o_bench") as store:
+    with fresh_schema(store_url) as store:
         check_store(store)  # the tables, made once: several processes creating them at once collide
         with EmbeddedCluster(folder / "nats", size=3) as cluster:
             retry(lambda: asyncio.run(prepare_jetstream(cluster.url, config, 3)))
