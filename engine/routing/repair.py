@@ -39,6 +39,7 @@ TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in t
 KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick; the share of orders it moves
 REPAIR_WEIGHT = 100.0  # the tabu search mending an answer starts with overfill weighed this much more
 LAGRANGE_ROUNDS = 300  # subgradient steps at most; on type D/E 40 x 1000, 100 came within 0.05% of the LP's value
+LAGRANGE_MIN_ROUNDS = 150  # whatever the deadline (about 30 ms at 40 x 1000): fewer gave type D prices that misled
 LAGRANGE_TARGET = 0.5  # each step aims this far (relative) above the best bound yet (the step halves after
 LAGRANGE_STALE = 3  # this many steps without a better bound): of 18 settings tried on D/E, the quickest
 
@@ -193,8 +194,8 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     prices = np.zeros(len(local.supply) + 1)  # the last: options taking no resource
     best, best_prices = -np.inf, prices[:-1].copy()
     theta, stale = 2.0, 0
-    for _ in range(LAGRANGE_ROUNDS):
-        if time.perf_counter() > deadline:
+    for step in range(LAGRANGE_ROUNDS):
+        if step >= LAGRANGE_MIN_ROUNDS and time.perf_counter() > deadline:
             break
         priced = local.cost + prices[res] * amount
         low = np.minimum.reduceat(priced, starts)
@@ -212,6 +213,17 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
         target = best + LAGRANGE_TARGET * abs(best)
         prices[:-1] = np.maximum(0.0, prices[:-1] + theta * (target - value) / (g @ g) * g)
     return best, best_prices
+
+
+def priced_options(local: Local, prices: np.ndarray, k: int) -> np.ndarray:
+    """The pairs of each order's k cheapest options at the Lagrangian prices."""
+    res, amount = _single(local)
+    priced = local.cost + np.append(prices, 0.0)[res] * amount
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    by_price = np.lexsort((priced, owner))  # options stay grouped by order
+    rank = np.empty(len(owner), np.int64)
+    rank[by_price] = np.arange(len(owner)) - local.ptr[owner[by_price]]
+    return local.pair[(rank < k) & (local.pair >= 0)]
 
 
 def priced_fit(local: Local, prices: np.ndarray) -> np.ndarray:
