@@ -142,24 +142,27 @@ def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capa
 
 def _tabu_first(local: Local, starts, repair_deadline: float, first_deadline: float, deadline: float,
                 descend_share: float, seed: int) -> np.ndarray | None:
-    """feasible_first for one resource per option: every order at its least
-    share first (instant; it fits at once on types C-E, and no regret
-    construction, whose 1,000 rounds took about a second at 1,000 orders),
-    then from each start (the LP's rounding) the tabu search until it has a
-    fitting answer (the weight on overfill grows until one fits) or the
-    repair's time is up (the grace's, while none fits); the best found then
-    searched on for the descent's share. On type D 40 x 1000 under load the
-    Python repair sometimes found none in its 1.5 s."""
+    """feasible_first for one resource per option: from each start (the LP's
+    rounding) the tabu search until it has a fitting answer (the weight on
+    overfill grows until one fits) or the time is up (the first start: the
+    whole time, then the repair's share); every order at its least share
+    (instant, no regret construction, whose 1,000 rounds took about a second
+    at 1,000 orders) when none fits: it fits at once on types C-E, else it
+    is repaired too, within the grace. The best found is then searched on
+    for the descent's share."""
     least = _least_share(local)
-    best = least if _fits(local, least) else None
-    for start in starts + ([] if best is not None else [lambda: least]):
+    fallback = least if _fits(local, least) else None  # on type E 9x the bound: kept for last
+    best = None
+    for start in starts + ([] if fallback is not None else [lambda: least]):
         if best is not None and time.perf_counter() > repair_deadline:
             break
         chosen = start()
         chosen = np.where(chosen < 0, local.ptr[:-1], chosen)
-        found = tabu(local, chosen, repair_deadline if best is not None else first_deadline, seed, until_fits=True)
+        found = tabu(local, chosen, repair_deadline if best is not None else deadline if fallback is not None
+                     else first_deadline, seed, until_fits=True)
         if found is not None and (best is None or local.cost[found].sum() < local.cost[best].sum() - EPS):
             best = found
+    best = fallback if best is None else best
     if best is None:
         return None
     now = time.perf_counter()
