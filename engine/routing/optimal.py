@@ -38,6 +38,7 @@ LP_PAIR_S = 12e-6  # GLOP's time per pair on type D/E (40 x 1000: 0.4-0.7 s); a 
 GREEDY_ORDER_S = 25e-6  # greedy's time per order (GAP 40 x 1000 at load 4: about 25 ms)
 LAGRANGE_SHARE = 0.25  # of the time left, what the Lagrangian bound may use in place of that LP
 PRICED_OPTIONS = 3  # per order, in the LP that follows it (2 left type D 40 x 1000 infeasible)
+PRICED_LP_SHARE = 0.8  # of the time left, what that LP may use: its whole answers are most of the answer's quality
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
@@ -181,7 +182,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             mask = np.zeros(len(work.pair_order), bool)
             mask[kept] = True
             now = time.perf_counter()
-            relaxed = _relax(work.restricted(mask), orders, stock, capacity, now + LP_SHARE * (deadline - now))
+            relaxed = _relax(work.restricted(mask), orders, stock, capacity, now + PRICED_LP_SHARE * (deadline - now))
             if relaxed != "infeasible":
                 break
         if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
