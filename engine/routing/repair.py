@@ -512,6 +512,12 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     m = int(slot.max()) + 1
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
+    # every option at a node takes that node's resource (its capacity: generalised assignment), and no
+    # two nodes share one: a swap's overfill then has a formula a third of the general case's cost
+    node_res = np.full(m, -2)
+    node_res[slot] = res
+    bound_res = res[res >= 0]
+    by_node = bool((node_res[slot] == res).all()) and len(np.unique(bound_res)) == len(np.unique(slot[res >= 0]))
     cost = local.cost
     chosen = np.array(chosen)
     used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
@@ -555,17 +561,22 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
         qi_, qj_ = np.where(valid, qi, 0), np.where(valid, qj, 0)
         # the (up to four) resources involved, each counted once: what the new options take, what the
         # orders leave (options at one node may take different resources, or none)
-        roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
-                 np.broadcast_to(cur_res[None, :], qi_.shape)]
         ai, aj = cur_amt[rows][:, None], cur_amt[None, :]
-        s_over = np.zeros(qi_.shape)
-        for n, r in enumerate(roles):
-            after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
-                - ai * (roles[2] == r) - aj * (roles[3] == r)
-            term = excess(r, after) - over_now[r]
-            for earlier in roles[:n]:
-                term = np.where(earlier == r, 0.0, term)
-            s_over += term
+        if by_node:  # i's node's resource gives up ai and takes j's option there, and the other way round
+            ri, rj = cur_res[rows][:, None], cur_res[None, :]
+            s_over = excess(ri, used[ri] - ai + amount[qj_]) - over_now[ri] \
+                + excess(rj, used[rj] - aj + amount[qi_]) - over_now[rj]
+        else:
+            roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
+                     np.broadcast_to(cur_res[None, :], qi_.shape)]
+            s_over = np.zeros(qi_.shape)
+            for n, r in enumerate(roles):
+                after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
+                    - ai * (roles[2] == r) - aj * (roles[3] == r)
+                term = excess(r, after) - over_now[r]
+                for earlier in roles[:n]:
+                    term = np.where(earlier == r, 0.0, term)
+                s_over += term
         s_cost = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
         fine = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
         fine |= (over + s_over <= EPS) & (value + s_cost < best_value - EPS)
