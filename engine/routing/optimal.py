@@ -22,7 +22,7 @@ from engine.routing.greedy import solve_greedy
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
-from engine.routing.repair import (Local, Search, feasible_first, lagrangian, priced_fit,
+from engine.routing.repair import (Local, Search, feasible_first, lagrangian, priced_fit, priced_options,
                                    single_resource, tabu)
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
@@ -36,7 +36,9 @@ FEASIBLE_GRACE_S = 3.0  # past the budget, what finding a first feasible answer 
 LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greedy cannot place may use
 LP_PAIR_S = 12e-6  # GLOP's time per pair on type D/E (40 x 1000: 0.4-0.7 s); a longer LP than its share is not started
 GREEDY_ORDER_S = 25e-6  # greedy's time per order (GAP 40 x 1000 at load 4: about 25 ms)
-LAGRANGE_SHARE = 0.4  # of the time left, what the Lagrangian bound may use in place of that LP
+LAGRANGE_SHARE = 0.25  # of the time left, what the Lagrangian bound may use in place of that LP
+PRICED_OPTIONS = 3  # per order, in the LP that follows it (2 left type D 40 x 1000 infeasible)
+PRICED_LP_SHARE = 0.8  # of the time left, what that LP may use: its whole answers are most of the answer's quality
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
@@ -171,10 +173,24 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     relaxed, rounding = None, None  # rounding: (pairs, x) to round for the repair's first start
     if hard and _lp_too_long(work, orders, LP_SHARE * (deadline - now)) \
             and single_resource(local := Local.of(work, orders, stock, capacity)):
-        # the time limit holds: Lagrangian prices bound the component and give the repair its start
+        # the time limit holds: Lagrangian prices bound the component, and the LP over each order's few
+        # cheapest options at those prices (on type C-E 40 x 1000 it had the whole LP's value, in a tenth
+        # of its time) gives the whole answers to keep; failing that, the priced answer is the start
         bound, prices = lagrangian(local, now + LAGRANGE_SHARE * (deadline - now))
-        chosen = local.pair[priced_fit(local, prices)]
-        rounding = chosen[chosen >= 0], np.ones(int((chosen >= 0).sum()))
+        for k in (PRICED_OPTIONS, 2 * PRICED_OPTIONS):  # (infeasible over these options proves nothing: more)
+            kept = np.sort(priced_options(local, prices, k))
+            mask = np.zeros(len(work.pair_order), bool)
+            mask[kept] = True
+            now = time.perf_counter()
+            relaxed = _relax(work.restricted(mask), orders, stock, capacity, now + PRICED_LP_SHARE * (deadline - now))
+            if relaxed != "infeasible":
+                break
+        if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
+            relaxed = replace(relaxed[0], pairs=kept[relaxed[0].pairs]), bound
+        else:
+            relaxed = None
+            chosen = local.pair[priced_fit(local, prices)]
+            rounding = chosen[chosen >= 0], np.ones(int((chosen >= 0).sum()))
     elif not work.split:
         relaxed = _relax(work, orders, stock, capacity, now + LP_SHARE * (deadline - now) if hard
                          else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)

@@ -39,6 +39,7 @@ TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in t
 KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick; the share of orders it moves
 REPAIR_WEIGHT = 100.0  # the tabu search mending an answer starts with overfill weighed this much more
 LAGRANGE_ROUNDS = 300  # subgradient steps at most; on type D/E 40 x 1000, 100 came within 0.05% of the LP's value
+LAGRANGE_MIN_ROUNDS = 150  # whatever the deadline (about 30 ms at 40 x 1000): fewer gave type D prices that misled
 LAGRANGE_TARGET = 0.5  # each step aims this far (relative) above the best bound yet (the step halves after
 LAGRANGE_STALE = 3  # this many steps without a better bound): of 18 settings tried on D/E, the quickest
 
@@ -141,24 +142,27 @@ def feasible_first(problem: Problem, orders: np.ndarray, stock: np.ndarray, capa
 
 def _tabu_first(local: Local, starts, repair_deadline: float, first_deadline: float, deadline: float,
                 descend_share: float, seed: int) -> np.ndarray | None:
-    """feasible_first for one resource per option: every order at its least
-    share first (instant; it fits at once on types C-E, and no regret
-    construction, whose 1,000 rounds took about a second at 1,000 orders),
-    then from each start (the LP's rounding) the tabu search until it has a
-    fitting answer (the weight on overfill grows until one fits) or the
-    repair's time is up (the grace's, while none fits); the best found then
-    searched on for the descent's share. On type D 40 x 1000 under load the
-    Python repair sometimes found none in its 1.5 s."""
+    """feasible_first for one resource per option: from each start (the LP's
+    rounding) the tabu search until it has a fitting answer (the weight on
+    overfill grows until one fits) or the time is up (the first start: the
+    whole time, then the repair's share); every order at its least share
+    (instant, no regret construction, whose 1,000 rounds took about a second
+    at 1,000 orders) when none fits: it fits at once on types C-E, else it
+    is repaired too, within the grace. The best found is then searched on
+    for the descent's share."""
     least = _least_share(local)
-    best = least if _fits(local, least) else None
-    for start in starts + ([] if best is not None else [lambda: least]):
+    fallback = least if _fits(local, least) else None  # on type E 9x the bound: kept for last
+    best = None
+    for start in starts + ([] if fallback is not None else [lambda: least]):
         if best is not None and time.perf_counter() > repair_deadline:
             break
         chosen = start()
         chosen = np.where(chosen < 0, local.ptr[:-1], chosen)
-        found = tabu(local, chosen, repair_deadline if best is not None else first_deadline, seed, until_fits=True)
+        found = tabu(local, chosen, repair_deadline if best is not None else deadline if fallback is not None
+                     else first_deadline, seed, until_fits=True)
         if found is not None and (best is None or local.cost[found].sum() < local.cost[best].sum() - EPS):
             best = found
+    best = fallback if best is None else best
     if best is None:
         return None
     now = time.perf_counter()
@@ -193,8 +197,8 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     prices = np.zeros(len(local.supply) + 1)  # the last: options taking no resource
     best, best_prices = -np.inf, prices[:-1].copy()
     theta, stale = 2.0, 0
-    for _ in range(LAGRANGE_ROUNDS):
-        if time.perf_counter() > deadline:
+    for step in range(LAGRANGE_ROUNDS):
+        if step >= LAGRANGE_MIN_ROUNDS and time.perf_counter() > deadline:
             break
         priced = local.cost + prices[res] * amount
         low = np.minimum.reduceat(priced, starts)
@@ -212,6 +216,17 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
         target = best + LAGRANGE_TARGET * abs(best)
         prices[:-1] = np.maximum(0.0, prices[:-1] + theta * (target - value) / (g @ g) * g)
     return best, best_prices
+
+
+def priced_options(local: Local, prices: np.ndarray, k: int) -> np.ndarray:
+    """The pairs of each order's k cheapest options at the Lagrangian prices."""
+    res, amount = _single(local)
+    priced = local.cost + np.append(prices, 0.0)[res] * amount
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    by_price = np.lexsort((priced, owner))  # options stay grouped by order
+    rank = np.empty(len(owner), np.int64)
+    rank[by_price] = np.arange(len(owner)) - local.ptr[owner[by_price]]
+    return local.pair[(rank < k) & (local.pair >= 0)]
 
 
 def priced_fit(local: Local, prices: np.ndarray) -> np.ndarray:
@@ -497,6 +512,12 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     m = int(slot.max()) + 1
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
+    # every option at a node takes that node's resource (its capacity: generalised assignment), and no
+    # two nodes share one: a swap's overfill then has a formula a third of the general case's cost
+    node_res = np.full(m, -2)
+    node_res[slot] = res
+    bound_res = res[res >= 0]
+    by_node = bool((node_res[slot] == res).all()) and len(np.unique(bound_res)) == len(np.unique(slot[res >= 0]))
     cost = local.cost
     chosen = np.array(chosen)
     used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
@@ -540,17 +561,22 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
         qi_, qj_ = np.where(valid, qi, 0), np.where(valid, qj, 0)
         # the (up to four) resources involved, each counted once: what the new options take, what the
         # orders leave (options at one node may take different resources, or none)
-        roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
-                 np.broadcast_to(cur_res[None, :], qi_.shape)]
         ai, aj = cur_amt[rows][:, None], cur_amt[None, :]
-        s_over = np.zeros(qi_.shape)
-        for n, r in enumerate(roles):
-            after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
-                - ai * (roles[2] == r) - aj * (roles[3] == r)
-            term = excess(r, after) - over_now[r]
-            for earlier in roles[:n]:
-                term = np.where(earlier == r, 0.0, term)
-            s_over += term
+        if by_node:  # i's node's resource gives up ai and takes j's option there, and the other way round
+            ri, rj = cur_res[rows][:, None], cur_res[None, :]
+            s_over = excess(ri, used[ri] - ai + amount[qj_]) - over_now[ri] \
+                + excess(rj, used[rj] - aj + amount[qi_]) - over_now[rj]
+        else:
+            roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
+                     np.broadcast_to(cur_res[None, :], qi_.shape)]
+            s_over = np.zeros(qi_.shape)
+            for n, r in enumerate(roles):
+                after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
+                    - ai * (roles[2] == r) - aj * (roles[3] == r)
+                term = excess(r, after) - over_now[r]
+                for earlier in roles[:n]:
+                    term = np.where(earlier == r, 0.0, term)
+                s_over += term
         s_cost = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
         fine = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
         fine |= (over + s_over <= EPS) & (value + s_cost < best_value - EPS)
