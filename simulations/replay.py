@@ -24,7 +24,7 @@ from domain.network import Network
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
-from simulations.day import TIMER, Outcome, PartPlan, Routed, simulate, simulated_parts
+from simulations.day import TIMER, Outcome, PartPlan, Routed, nearest, simulate, simulated_parts
 from engine.config import Batching
 from simulations.scenario import Scenario
 
@@ -217,7 +217,6 @@ def _in(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
         if node is None or node in nodes:
             out.append((t, cmd))
         elif isinstance(cmd, SignUpMember):
-            lat, lon = rec.places[node]
-            near = min(stores, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
+            near = nearest(stores, *rec.places[node])
             out.append((t, msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")))
     return out
