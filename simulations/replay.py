@@ -201,10 +201,10 @@ def run(rec: Recorded, s: Scenario, network: Network, store: str = "memory:",
                 + [t for t, _ in rec.commands[:1]])
     return simulate(s, network, rec.day, None, store, progress=progress, parts=plan_for(rec, s),
                     deliveries=rec.deliveries, bounds=(first, math.nextafter(rec.last, math.inf)),
-                    commands=_in(network, rec), step_s=0.0)
+                    commands=_commands_for(network, rec), step_s=0.0)
 
 
-def _in(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
+def _commands_for(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
     """The recorded commands as the replayed network can take them: a sign-up
     at a node it lacks is made at the nearest store (by its first clerk, as a
     simulation's variant that closes a store does); stock counted or adjusted
