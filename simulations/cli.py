@@ -20,7 +20,6 @@ from engine.routing.types import SOLVERS, RouterSettings
 from simulations import plots, replay, replications, results
 from simulations.labels import BENEFIT, value
 from simulations.report import html_report, party_totals
-from simulations.day import simulate
 from simulations.variants import run_replications
 
 SCENARIOS = Path(__file__).parent / "scenarios"

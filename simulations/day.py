@@ -225,7 +225,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         if cmd.node in open_ids:
             return cmd
         gone = next(n for n in base.nodes if n.id == cmd.node)
-        near = min(stores_open, key=lambda n: (n.lat - gone.lat) ** 2 + (n.lon - gone.lon) ** 2)
+        near = nearest(stores_open, gone.lat, gone.lon)
         return msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")
 
     for i, cmd in enumerate(day.signups):  # at a store a variant closed: at the first open node, as before
@@ -256,7 +256,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             else:
                 gone = next(n for n in base.nodes if n.id == cmd.pickup_node)
                 lat, lon = gone.lat, gone.lon
-            near = min(pickup_ids, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
+            near = nearest(pickup_ids, lat, lon)
             cmd = msgspec.structs.replace(cmd, pickup_node=near.id)
         push(t, "order", cmd)
     for t, cmd in day.joined:  # before the sale at the same moment: the new member pays as one
@@ -412,6 +412,11 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             engine.handle(ClosePeriod(period=period))
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     return out
+
+
+def nearest(nodes: list[Node], lat: float, lon: float) -> Node:
+    """The node nearest to a place (a closed store's stand-in)."""
+    return min(nodes, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
 
 
 def _bucket(t: float, step_s: float = STEP_S) -> float:

@@ -24,7 +24,7 @@ from domain.network import Network
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
-from simulations.day import TIMER, Outcome, PartPlan, Routed, simulate, simulated_parts
+from simulations.day import TIMER, Outcome, PartPlan, Routed, nearest, simulate, simulated_parts
 from engine.config import Batching
 from simulations.scenario import Scenario
 
@@ -201,10 +201,10 @@ def run(rec: Recorded, s: Scenario, network: Network, store: str = "memory:",
                 + [t for t, _ in rec.commands[:1]])
     return simulate(s, network, rec.day, None, store, progress=progress, parts=plan_for(rec, s),
                     deliveries=rec.deliveries, bounds=(first, math.nextafter(rec.last, math.inf)),
-                    commands=_in(network, rec), step_s=0.0)
+                    commands=_commands_for(network, rec), step_s=0.0)
 
 
-def _in(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
+def _commands_for(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
     """The recorded commands as the replayed network can take them: a sign-up
     at a node it lacks is made at the nearest store (by its first clerk, as a
     simulation's variant that closes a store does); stock counted or adjusted
@@ -217,7 +217,6 @@ def _in(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
         if node is None or node in nodes:
             out.append((t, cmd))
         elif isinstance(cmd, SignUpMember):
-            lat, lon = rec.places[node]
-            near = min(stores, key=lambda n: (n.lat - lat) ** 2 + (n.lon - lon) ** 2)
+            near = nearest(stores, *rec.places[node])
             out.append((t, msgspec.structs.replace(cmd, node=near.id, clerk=f"{near.id}-clerk1")))
     return out

@@ -77,12 +77,11 @@ def run_replications(path: str | Path, replications: int, progress: bool = True,
     for v in variants:
         variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
     runs = []
-    with tqdm(total=0, desc=s.name, unit="order", disable=not progress) as bar:
-        for r in range(replications):
-            seeded = _seeded(s, s.seed + r, r)
-            bar.total += sum(seeded.demand.orders + sum(surge_size(seeded, network, x, d) for x in (v.surges if v else []))
-                             for v in variants for d in range(s.days))
-            bar.refresh()
+    seeds = [_seeded(s, s.seed + r, r) for r in range(replications)]
+    total = sum(x.demand.orders + sum(surge_size(x, network, u, d) for u in (v.surges if v else []))
+                for x in seeds for v in variants for d in range(s.days))
+    with tqdm(total=total, desc=s.name, unit="order", disable=not progress) as bar:
+        for seeded in seeds:
             seed = f"seed {seeded.seed} " if replications > 1 else ""
             if jobs <= 1 or len(variants) == 1:
                 day = base_day(seeded, network)
