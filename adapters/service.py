@@ -18,7 +18,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.micro import ServiceConfig, add_service
 from nats.micro.request import Request, ServiceError
-from nats.protocol.command import pub_cmd
 
 from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
@@ -72,6 +71,7 @@ class O2OService:
             metadata={"schemas": "o2o.schema"},
         ))
         self._by_subject = {ep.subject: ep for ep in ENDPOINTS}
+        self._direct: dict[int, tuple[Endpoint, Callable[..., Any]]] = {}  # subscription id -> intake
         clock = self.engine.clock
         test_clock = clock if isinstance(clock, TestClock) else None
         for ep in ENDPOINTS + (CLOCK_ENDPOINTS if test_clock else []):
@@ -84,7 +84,11 @@ class O2OService:
                 assert endpoint._name == ep.name and endpoint._subscription is not None
                 # the subscription nats.micro made (subject, queue group, $SRV INFO and STATS stay its),
                 # with the lean callback in place of the Request and handler coroutine it makes per order
-                endpoint._subscription._cb = self._lean(ep, endpoint)
+                take = self._intake(ep, endpoint)
+                endpoint._subscription._cb = self._lean(ep, take)
+                self._direct[endpoint._subscription._id] = (ep, take)
+        if self._direct:
+            self._receive_directly()
         await self.svc.add_endpoint(name="schema", subject="o2o.schema", handler=self._schema,
                                     metadata={"description": "JSON Schemas of every request, reply and event"})
         if self.intake:
@@ -114,36 +118,57 @@ class O2OService:
 
         return handle
 
-    def _lean(self, ep: Endpoint, endpoint: Any) -> Callable[[Msg], Any]:
+    def _intake(self, ep: Endpoint, endpoint: Any) -> Callable[[bytes, bool, Any], WireError | str | None]:
         """An order's way in, as nats.micro's endpoint and `_handler` take it,
         without a Request object and a handler coroutine per order: the same
-        decode, check and queue, the same error replies, and the endpoint's
-        statistics (requests, errors, last error, processing time) kept as
-        nats.micro keeps them."""
+        decode, check and queue, and the endpoint's statistics (requests,
+        errors, last error, processing time) kept as nats.micro keeps them.
+        Returns the error to answer at once, if any, or (scale-out) the
+        partition whose owner the order must be forwarded to."""
         request, check, offer = ep.request, self.engine.check_order, self.worker.offer
         clock = time.perf_counter_ns
-        own, routes = self.engine.ownership, self.routes
+        own = self.engine.ownership
 
-        async def on_msg(msg: Msg) -> None:
+        def take(data: bytes, mp: bool, to: Any) -> WireError | str | None:
             start = clock()
             endpoint._num_requests += 1
-            headers = msg.headers
-            mp = bool(headers) and wants_msgpack(headers)
+            error = None
             try:
-                cmd = decode(msg.data, request, mp)
+                cmd = decode(data, request, mp)
                 # scale-out: an order of another partition goes to its owner before it costs a check and a batch
                 foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node) if own is not None else None
-                if foreign is None or not await routes.forward(msg, foreign):
-                    offer(cmd, (ep, msg, mp), check(cmd))  # answered with its batch, by _answer
+                if foreign is not None:
+                    endpoint._processing_time += clock() - start
+                    return foreign  # the caller forwards it
+                offer(cmd, to, check(cmd))  # answered with its batch, by _answer
             except Exception as e:
-                w = _refusal(e)
+                error = _refusal(e)
                 endpoint._num_errors += 1
-                endpoint._last_error = repr(ServiceError(str(w.code), w.description))
-                await Request(msg).respond_error(str(w.code), w.description)
+                endpoint._last_error = repr(ServiceError(str(error.code), error.description))
             endpoint._processing_time += clock() - start
             endpoint._average_processing_time = int(endpoint._processing_time / endpoint._num_requests)
+            return error
+
+        return take
+
+    def _lean(self, ep: Endpoint, take: Callable[[bytes, bool, Any], WireError | str | None]) -> Callable[[Msg], Any]:
+        """The subscription's callback: orders with headers (MessagePack) come this way."""
+
+        async def on_msg(msg: Msg) -> None:
+            headers = msg.headers
+            mp = bool(headers) and wants_msgpack(headers)
+            await self._taken(msg, take(msg.data, mp, (ep, msg, mp)))
 
         return on_msg
+
+    async def _taken(self, msg: Msg, outcome: WireError | str | None) -> None:
+        """Answers an order refused at once, or forwards it to its partition's owner."""
+        if isinstance(outcome, str):
+            if await self.routes.forward(msg, outcome):
+                return
+            outcome = WireError(421, f"the order is for partition {outcome}, which is moving: retry")
+        if outcome is not None:
+            await Request(msg).respond_error(str(outcome.code), outcome.description)
 
     async def _dispatch(self, msg: Msg, subject: str) -> None:
         """A request forwarded to this engine as its partition's owner
@@ -189,6 +214,31 @@ class O2OService:
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
+    def _receive_directly(self) -> None:
+        """Orders without headers go from nats-py's parser straight to their
+        endpoint's intake: no Msg, no trip through the subscription's queue and
+        task, no coroutines per order (what the subscription counts is counted
+        here; anything else goes the client's own way)."""
+        nc, direct = self.nc, self._direct
+        process = nc._process_msg
+
+        async def process_msg(sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+            route = direct.get(sid)
+            if route is None or headers or not reply:
+                return await process(sid, subject, reply, data, headers)
+            sub = nc._subs.get(sid)
+            if sub is None:  # unsubscribed (stopping): dropped, as the client drops it
+                return
+            nc.stats["in_msgs"] += 1
+            nc.stats["in_bytes"] += len(data)
+            sub._received += 1
+            ep, take = route
+            outcome = take(data, False, (ep, reply, False))
+            if outcome is not None:
+                await self._taken(nc._build_message(sid, subject, reply, data, None), outcome)
+
+        nc._process_msg = process_msg
+
     def _clock_handler(self, ep: Endpoint, clock: TestClock) -> Callable[[Request], Any]:
         """Moves the test clock on the engine's thread (after what was queued
         there), runs the timers at once, then answers with the new time."""
@@ -218,37 +268,41 @@ class O2OService:
             result = e
         await self._respond(ep, req, mp, result)
 
-    async def _answer(self, answers: list[tuple[tuple[Endpoint, Msg, bool], Any]]) -> None:
+    async def _answer(self, answers: list[tuple[tuple[Endpoint, Any, bool], Any]]) -> None:
         """A batch of orders' replies, sent in one go: the JSON ones encoded
-        and written to the connection as one buffer of PUB commands (not a
-        publish each, with its checks and flush); errors and MessagePack
-        replies (their header) one by one."""
+        into one buffer of PUB commands written to the connection at once (not
+        a publish each, with its checks and flush); errors and MessagePack
+        replies (their header) one by one. An order taken straight from the
+        parser carries its reply subject (bytes), not a Msg."""
         nc = self.nc
         together: list[bytes] = []
-        ok: list[tuple[tuple[Endpoint, Msg, bool], Any]] = []
+        ok: list[tuple[tuple[Endpoint, Any, bool], Any]] = []
         one_by_one = []
         size = 0
         for item in answers:
             (ep, msg, mp), result = item
-            if mp or isinstance(result, Exception) or not msg.reply:
+            reply = msg if type(msg) is bytes else msg.reply.encode()
+            if mp or isinstance(result, Exception) or not reply:
                 one_by_one.append(item)
                 continue
             data = encode(result)
-            together.append(pub_cmd(msg.reply, "", data))
+            together += (b"PUB ", reply, b" %d\r\n" % len(data), data, b"\r\n")
             ok.append(item)
             size += len(data)
         if together and (not nc.is_connected or nc.is_draining_pubs):
             one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
         elif together:
             try:
-                nc.stats["out_msgs"] += len(together)  # what Client.publish does for each message
+                nc.stats["out_msgs"] += len(ok)  # what Client.publish does for each message
                 nc.stats["out_bytes"] += size
                 await nc._send_command(b"".join(together))
                 if nc._flush_queue is not None and nc._flush_queue.empty():
                     await nc._flush_pending()
             except Exception as e:
-                log.warning("could not answer %d orders: %s", len(together), untraced(e))
+                log.warning("could not answer %d orders: %s", len(ok), untraced(e))
         for (ep, msg, mp), result in one_by_one:
+            if type(msg) is bytes:
+                msg = Msg(_client=nc, reply=msg.decode())
             try:
                 await self._respond(ep, Request(msg), mp, result)
             except Exception as e:  # the connection is gone: the rest of the batch still gets its answers
@@ -301,6 +355,7 @@ class O2OService:
             await self.intake.stop()
         if self.svc is not None:
             await self.svc.stop()
+        self.nc.__dict__.pop("_process_msg", None)  # the client's own receive path again
         await self.worker.stop()
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)

@@ -203,3 +203,19 @@ def test_when_the_orders_ahead_would_take_too_long_a_submit_gets_503_instead_of_
             assert engine.readmodels.kpis()["orders"] == 180 + len(results) - len(refused)
 
     run(go())
+
+
+def test_an_order_refused_in_its_batch_gets_its_error_and_counts_as_one_in_the_stats(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            signed = await request(nc, "o2o.members.signup", {"member": "m-poor", "node": STORE.id})
+            assert signed[0] == 200
+            # the member holds no points: found when the batch spends them, after the order was taken
+            code, error = await request(nc, "o2o.orders.submit", order("p1", member="m-poor", points_used=10))
+            assert code == 409 and "points_used" in error
+            assert (await request(nc, "o2o.orders.submit", order("p2")))[0] == 200
+            stats = json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)
+            submit = {e["name"]: e for e in stats["endpoints"]}["submit"]
+            assert submit["num_requests"] == 2 and submit["num_errors"] == 1
+
+    run(go())
