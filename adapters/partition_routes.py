@@ -74,7 +74,7 @@ class PartitionRoutes:
         """Passes the request on to the partition's owner, who answers the
         client; False when it was forwarded once already (answer it 421)."""
         headers = msg.headers or {}
-        if FORWARDED in headers or not msg.reply:
+        if FORWARDED in headers or not msg.reply or not msg.subject:  # (an answer's Msg has no subject)
             return False
         await self.nc.publish(owner_subject(partition, msg.subject), msg.data, reply=msg.reply,
                               headers={**headers, FORWARDED: self.owner})
