@@ -295,7 +295,7 @@ class Engine:
                                        or topic in always)
         n = last = 0
         for last, event in self.log.stored_events(1, skip=skip):
-            n += self._follow_event(event, last, own_commit=False)
+            n += self._follow_event(event, last)
         self._tail = max(last, self._tail)
         self._own.clear()
         self._let_go()
@@ -310,7 +310,7 @@ class Engine:
             if nid in self._own:
                 self._own.discard(nid)
                 continue
-            n += self._follow_event(event, nid, own_commit=False)
+            n += self._follow_event(event, nid)
         self._let_go()
         return n
 
@@ -319,7 +319,7 @@ class Engine:
         while self._losing:
             self._lost(self._losing.pop())
 
-    def _follow_event(self, event: Any, nid: int, own_commit: bool) -> int:
+    def _follow_event(self, event: Any, nid: int) -> int:
         """Applies one stored event if it concerns this engine; 1 if it did."""
         own = self.ownership
         if isinstance(event, Order.Transferred):
@@ -350,7 +350,7 @@ class Engine:
                 return 0
         if own.concerns(event):
             self.readmodels.apply(event, nid)
-            if type(event) is BenefitRules.Event or isinstance(event, BenefitRules.Event):
+            if isinstance(event, BenefitRules.Event):
                 self.store.evict(lambda a: isinstance(a, BenefitRules))  # the cached rule book is stale
             return 1
         return 0

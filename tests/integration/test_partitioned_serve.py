@@ -23,7 +23,7 @@ from engine.partitions import partition_map
 from engine.store.eventlog import EventLog
 from engine.store.network_file import SAMPLE_NETWORK, load_network
 from tests.integration.conftest import ServeProcess
-from tests.integration.test_process import orders
+from tests.integration.test_process import orders, outcomes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
@@ -69,16 +69,9 @@ async def submit(url: str, cmds, timeout: float = 2.0, patience: float = 30.0,
 
 def stored_state(store: str) -> tuple[Counter, Counter, list[str]]:
     """Placed and first-decision counts per order, and every node that reserves more than it holds."""
+    placed, decided, _ = outcomes(store)
     log = EventLog(store)
     try:
-        placed, decided, seen = Counter(), Counter(), set()
-        for _, e in log.stored_events():
-            kind, oid = type(e).__name__, str(e.originator_id)
-            if kind == "Placed":
-                placed[oid] += 1
-            elif kind in ("Routed", "Rejected") and oid not in seen:
-                decided[oid] += 1
-                seen.add(oid)
         over = []
         for node in load_network(SAMPLE_NETWORK).nodes:
             inv: NodeInventory = log.repository.get(ids.inventory_id(node.id))
