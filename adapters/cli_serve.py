@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated partitions (docs/scale-out.md) whose leases this engine holds before it "
                         "serves, standing by while another holds them (env O2O_PARTITIONS)")
     p.add_argument("--standby", default=os.environ.get("O2O_STANDBY", ""),
-                   help="comma-separated partitions this engine takes over when their lease has been vacant for a "
-                        "lease TTL, i.e. their own engine died (env O2O_STANDBY)")
+                   help="comma-separated partitions this engine takes over when their lease lapses, i.e. their own "
+                        "engine died (tried once it has run for a lease TTL; env O2O_STANDBY)")
     connection_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
 

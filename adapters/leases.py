@@ -167,6 +167,7 @@ class LeaseKeeper:
         self.standby = tuple(p for p in standby if p not in tuple(partitions))
         self.wanted = tuple(partitions) + self.standby
         self._free_since: dict[str, float] = {}
+        self._started = time.monotonic()
         self.on_acquired, self.on_lost = on_acquired, on_lost
         self.every_s = every_s or bucket.ttl_s / 6
         self.held: dict[str, Lease] = {}
@@ -180,7 +181,7 @@ class LeaseKeeper:
             try:
                 if lease is None:
                     if partition in self.standby and not (len(self.held) >= len(self.wanted) - len(self.standby)
-                                                          and await self._vacant_for_a_ttl(partition)):
+                                                          and await self._vacant(partition)):
                         continue  # its own partitions first, then only one whose engine is gone
                     won = await self.bucket.acquire(partition, self.owner)
                     if won:
@@ -197,14 +198,16 @@ class LeaseKeeper:
                 self.timeouts += 1  # carry on: the fence protects the data if the lease is gone
                 log.warning("lease of partition %s: no answer from the KV bucket, carrying on", partition)
 
-    async def _vacant_for_a_ttl(self, partition: str) -> bool:
-        """A standby takes a partition only once it has seen it without a
-        holder for a whole TTL: its own engine, started with it, wins it first."""
-        if await self.bucket.holder(partition) is not None:
+    async def _vacant(self, partition: str) -> bool:
+        """A standby takes a partition once this keeper has run for a TTL (an
+        engine started beside it wins its own partition first) and it has seen
+        the partition without a holder a renewal period ago and still."""
+        now = time.monotonic()
+        if now - self._started < self.bucket.ttl_s or await self.bucket.holder(partition) is not None:
             self._free_since.pop(partition, None)
             return False
-        since = self._free_since.setdefault(partition, time.monotonic())
-        return time.monotonic() - since >= self.bucket.ttl_s
+        since = self._free_since.setdefault(partition, now)
+        return now - since >= self.every_s * 0.9
 
     async def run(self) -> None:
         while True:
@@ -321,8 +324,8 @@ async def hold_partitions(config, names: Iterable[str], stop: asyncio.Event, say
     a thread: see Held). Returns it with the partitions held so far and
     their epochs; None if `stop` is set first. The names are checked
     against the configuration's partition map (InvalidInput naming `--partitions`).
-    `standby`: partitions it takes over when their lease has been vacant for
-    a TTL (their own engine died), tried after the named ones are held."""
+    `standby`: partitions it takes over when their lease lapses (their own
+    engine died), tried after the named ones are held and a TTL after start."""
     from domain.errors import InvalidInput
     from engine.partitions import partition_map
     from engine.store.network_file import load_network
