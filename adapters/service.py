@@ -25,6 +25,7 @@ from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
 from adapters.partition_routes import PartitionRoutes
 from adapters.schemas import all_schemas
+from domain.ids import order_id
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
@@ -136,7 +137,8 @@ class O2OService:
             try:
                 cmd = decode(data, request, mp)
                 # scale-out: an order of another partition goes to its owner before it costs a check and a batch
-                foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node) if own is not None else None
+                foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_id(cmd.channel, cmd.external_id)) \
+                    if own is not None else None
                 if foreign is not None:
                     endpoint._processing_time += clock() - start
                     return foreign  # the caller forwards it

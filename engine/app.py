@@ -17,7 +17,7 @@ from domain import ids
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
-from domain.errors import DomainError, InvalidInput, NotFound
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
@@ -119,7 +119,7 @@ class Engine:
         self._followed: frozenset[type] = frozenset()  # event classes followed of other engines' writes
         self._topics: list[str] = []
         self._tail = 0  # the last notification id the follower read
-        self._moved: list[str] = []  # orders the batch in hand transferred to another partition
+        self._moved: list[tuple[str, str]] = []  # orders the batch in hand moved to another partition
         self._own: set[int] = set()  # this engine's notifications of followed classes the follower has yet to pass
         self._losing: set[str] = set()  # partitions seen taken over, to drop once the events in hand are read
 
@@ -177,6 +177,10 @@ class Engine:
                                                         self.catch_up)
         except PartitionLost as e:
             self._lost(e.partition)
+            raise
+        except Conflict as e:
+            if own is not None and (lost := self._taken_over()) is not None:
+                raise lost from e  # read models behind a take-over: what it refused was not this engine's to decide
             raise
         for rec in recordings:
             self.readmodels.apply(rec.domain_event, rec.notification.id)
@@ -272,6 +276,21 @@ class Engine:
 
         return run
 
+    def _taken_over(self) -> PartitionLost | None:
+        """After a refusal: whether another engine took one of this engine's
+        partitions (its fence, read from the store, has a newer epoch); if
+        so the partition is dropped. A former owner's read models can be
+        behind the store, so a command may fail on the store's state before
+        any save could conflict."""
+        own = self.ownership
+        for p, held in sorted(own.epochs.items()):
+            self.store.cached.pop(ids.partition_id(p), None)
+            fence = self.store.get(ids.partition_id(p))
+            if fence is not None and fence.epoch > held:
+                self._lost(p)
+                return PartitionLost(p, held, fence.epoch, fence.owner)
+        return None
+
     def _lost(self, partition: str) -> None:
         self.drop(partition)
         for hook in self.on_partition_lost:
@@ -290,6 +309,7 @@ class Engine:
         self.readmodels.reset()
         own.orders.clear()
         own.sales.clear()
+        own.moved.clear()
         always = {get_topic(c) for c in (*self._followed, Order.Placed, Sale.Made)}
         skip = lambda oid, topic: not (oid in own.inventories or oid in own.orders or oid in own.sales  # noqa: E731
                                        or topic in always)
@@ -330,12 +350,12 @@ class Engine:
                     for past in self.log.events.get(oid, lte=event.originator_version - 1):
                         self.readmodels.apply(past)
                     own.orders.add(oid)
+                    own.moved.pop(oid, None)
                 self.readmodels.apply(event, nid)
                 return 1
             if known:
                 self.readmodels.apply(event, nid)
-                self.readmodels.order_view.forget(str(oid))
-                own.orders.discard(oid)
+                self._moved_away(oid, event.region)
                 return 1
             return 0
         if isinstance(event, PartitionFence.Taken):
@@ -451,11 +471,18 @@ class Engine:
         results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
         for i, key, repeat in answered:
             results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
-        for key in moved:  # transferred to another partition: its owner answers for it from now on
-            self.readmodels.order_view.forget(key)
-            self.ownership.orders.discard(oid := UUID(key))
-            self.store.cached.pop(oid, None)
+        for key, region in moved:  # transferred to another partition: its owner answers for it from now on
+            self._moved_away(UUID(key), region)
         return results
+
+    def _moved_away(self, oid: UUID, region: str) -> None:
+        """An order of this engine's regions now served in `region`: forgotten
+        here, remembered as moved (a repeat of it is sent there)."""
+        self.readmodels.order_view.forget(str(oid))
+        own = self.ownership
+        own.orders.discard(oid)
+        own.moved[oid] = region
+        self.store.cached.pop(oid, None)
 
     def route_pending(self) -> int:
         """Routes orders waiting after a decline or expiry (the next batch)."""
@@ -465,9 +492,11 @@ class Engine:
         return 1
 
     def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder],
-                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]], list[str]]:
+                checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]],
+                                                            list[tuple[str, str]]]:
         at = self.clock.now()
-        self._moved: list[str] = []  # set again on a retry
+        self._moved: list[tuple[str, str]] = []  # (order, region it went to); set again on a retry
+        own = self.ownership
         results: list[Any] = [None] * len(cmds)
         fresh: dict[UUID, Order] = {}
         keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
@@ -478,6 +507,9 @@ class Engine:
             repeat = key in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
+                    if own is not None and oid in own.moved:  # placed here once, served elsewhere now
+                        p = own.pmap.of_region(own.moved[oid])
+                        raise Misdirected("order_id", f"order {oid} was moved to partition {p}", p)
                     order = self._place(cmd, at, checked[i] if checked else None)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
@@ -490,7 +522,13 @@ class Engine:
                     continue
             answered.append((i, key, repeat))
         waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
-        batch = list(fresh.values()) + [uow.order(k) for k in waiting]
+        again = [uow.order(k) for k in waiting]
+        if own is not None and any(o.outcome or not o.pending for o in again):
+            # decided by an engine that took the partition over: these read models are behind, and the
+            # fence stamp makes any write of this batch conflict, so this engine finds out
+            kept = [(k, o) for k, o in zip(waiting, again) if not (o.outcome or not o.pending)]
+            waiting, again = [k for k, _ in kept], [o for _, o in kept]
+        batch = list(fresh.values()) + again
         if batch:
             self._route(uow, batch, at, keys + waiting)
         return results, answered, self._moved
@@ -589,7 +627,7 @@ class Engine:
             own = self.ownership
             if own is not None and not order.parts and (region := own.transfer_target(order)) is not None:
                 order.transfer(region, d.reason or "no node of this partition can serve it", at)
-                self._moved.append(key)
+                self._moved.append((key, region))
                 return
             released = sorted(order.parts)
             self.give_back(uow, order, "rejected", at)

@@ -60,6 +60,7 @@ class Ownership:
         self.inventories: dict[UUID, str] = {}  # inventory id -> node, owned nodes only
         self.orders: set[UUID] = set()  # open or closed orders of the owned partitions seen so far
         self.sales: set[UUID] = set()  # counter sales at owned nodes seen so far
+        self.moved: dict[UUID, str] = {}  # orders of owned regions moved away -> the region they went to
         self._region_of_node = {n.id: n.region for n in pmap.network.nodes}
         node_ids = [n.id for n in pmap.network.nodes]
         self._node_partition = np.array([pmap.of_node(n) for n in node_ids], dtype=object)
@@ -113,10 +114,15 @@ class Ownership:
         """Its recorded region; for an order placed before partitions, worked out as at placement."""
         return order.region or self.region_of(order.lat, order.lon, order.pickup_node)
 
-    def foreign(self, lat: float | None, lon: float | None, pickup_node: str | None) -> str | None:
-        """The partition an order placed here belongs to, if this engine does
-        not own it (None when it does, or when the order's location is missing:
-        checking it says why)."""
+    def foreign(self, lat: float | None, lon: float | None, pickup_node: str | None,
+                order_id: UUID | None = None) -> str | None:
+        """The partition an order submitted here belongs to, if this engine does
+        not own it: its home's, or where it was moved (a repeat is answered
+        there). None when it is this engine's, or when the order's location is
+        missing: checking it says why."""
+        gone = self.moved.get(order_id) if order_id is not None else None
+        if gone is not None:
+            return self.pmap.of_region(gone)
         if pickup_node is not None:
             region = self._region_of_node.get(pickup_node)
         elif lat is not None and lon is not None:

@@ -65,6 +65,7 @@ class TwoEngines(RuleBasedStateMachine):
         self.node_of_sale: dict[object, str] = {}
         self.checked = 0  # notifications checked for their writer
         self.acked: dict[str, tuple[str, str]] = {}  # order id -> (channel, external id)
+        self.sent: dict[str, SubmitOrder] = {}  # order id -> what was submitted
         self.n = 0
         self.take("a", "west")
         self.take("b", "east")
@@ -158,6 +159,40 @@ class TwoEngines(RuleBasedStateMachine):
         if reply is not None:
             assert self.holder[home] == to, "an engine acknowledged an order of a partition it had lost"
             self.acked[reply.order_id] = ("app", f"o{self.n}")
+            self.sent[reply.order_id] = cmd
+
+    @precondition(lambda self: self.acked)
+    @rule(data=st.data(), to=st.sampled_from(ENGINES))
+    def a_client_sends_an_order_again(self, data, to):
+        """A repeat places nothing (its batch may route orders that wait) and is
+        answered by the engine holding the order's region now (it may have
+        moved since); a former owner not told yet answers from what it last
+        knew: reads are not fenced, writes are."""
+        oid = data.draw(st.sampled_from(sorted(self.acked)))
+        order = self.stored_order(oid)
+        cmd = self.sent[oid]
+        versions = len(list(self.engines["a"].log.events.get(order.id)))
+        refusal = None
+        current = self.engines[to].ownership.epochs == {p: self.epoch[p] for p, h in self.holder.items() if h == to}
+        owner = self.owner_of_order(oid)  # before: its batch may move the order on
+        try:
+            reply = self.engines[to].submit(cmd)
+        except Misdirected as e:
+            assert owner != to or not current, e
+            refusal = e
+            SEEN["a repeat sent to an engine the order is not in was refused"] += 1
+            reply = None
+        except PartitionLost as e:
+            reply, refusal = None, e  # a former owner routing what waited found out
+        self.check_writes(to)
+        placed_again = [e for e in self.engines["a"].log.events.get(order.id, gt=versions)
+                        if isinstance(e, Order.Placed)]
+        assert not placed_again, "a repeat placed the order again"
+        if reply is not None:
+            assert reply.repeat
+            assert owner == to or not current, "an engine answered for an order held elsewhere"
+        elif current and owner == to:
+            raise AssertionError(f"the engine holding the order refused its repeat: {refusal}")
 
     @precondition(lambda self: self.acked)
     @rule(data=st.data(), step=st.sampled_from(["accept", "decline", "ready"]), right=st.booleans())
