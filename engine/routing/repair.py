@@ -269,7 +269,8 @@ def _mend(local: Local, chosen: np.ndarray, res: np.ndarray, amount: np.ndarray,
         fits = over[here] & (res != here) & (amount <= room[res] + EPS)
         if not fits.any():
             break
-        score = np.where(fits, (local.cost - local.cost[chosen][owner]) / np.maximum(amount[chosen][owner], EPS), np.inf)
+        freed = np.maximum(amount[chosen][owner], EPS)
+        score = np.where(fits, (local.cost - local.cost[chosen][owner]) / freed, np.inf)
         low = np.minimum.reduceat(score, local.ptr[:-1])
         best = np.minimum.reduceat(np.where(score == low[owner], np.arange(len(owner)), len(owner)), local.ptr[:-1])
         movers = np.flatnonzero(np.isfinite(low))
