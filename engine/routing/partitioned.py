@@ -17,11 +17,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+import msgspec
 import numpy as np
 
+from domain.order import Loss
 from engine.ownership import Ownership
 from engine.partitions import PartitionMap
+from engine.routing.explain import _why_unserved
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
+
+
+FULL = "capacity full"  # engine/routing/explain.py's reason for a node with no capacity left (or masked)
 
 
 @dataclass
@@ -68,6 +74,7 @@ class PartitionedRouter:
         self.own = Ownership(pmap) if self.pmap is not None else None  # holds nothing: only its questions are asked
         self.stats = RouteStats(partitions=len(self.pmap.partitions) if self.pmap is not None else 1)
         self._masks: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}
 
     def route(self, orders: list[OrderToRoute], state: NetworkState) -> list[Decision]:
         if not orders:
@@ -85,7 +92,9 @@ class PartitionedRouter:
         tried = [_Tried(o.mode, o.lat, o.lon, [own.region_of(o.lat, o.lon, o.pickup_node)]) for o in orders]
         at = {i: pm.of_region(t.regions_tried[0]) for i, t in enumerate(tried)}  # order -> the partition routing it
         out: list[Decision | None] = [None] * len(orders)
+        passes: list[list[tuple[str, Decision]]] = [[] for _ in orders]  # (partition, its decision) per order
         moved: set[int] = set()
+        full = state.capacity_left
         while at:
             groups: dict[str, list[int]] = {}
             for i, p in at.items():
@@ -99,6 +108,7 @@ class PartitionedRouter:
                 slowest = max(slowest, took)
                 for i, d in zip(rows, decided):
                     out[i] = d
+                    passes[i].append((p, d))
             self.stats.parallel_s += slowest
             done, at = list(at), {}
             self.stats.served_after_handover += sum(1 for i in done if out[i].parts and i in moved)
@@ -114,7 +124,25 @@ class PartitionedRouter:
                     self.stats.moved.add(orders[i].key)
             if at:  # the next pass routes against what this one left
                 state = _after(state, [out[i] for i in done if out[i].parts])
-        return out
+        if not self._rows:
+            self._rows = {n: i for i, n in enumerate(state.node_ids)}
+        return [self._explained(d, seen, full, o.mode) if d.lost or len(seen) > 1 else d
+                for d, seen, o in zip(out, passes, orders)]
+
+    def _explained(self, d: Decision, passes: list[tuple[str, Decision]], capacity: np.ndarray, mode: str) -> Decision:
+        """Each node's loss as its own partition's pass saw it; a node of a partition that never routed the
+        order lost to the mask, not to "capacity full", which would read as a cause of rejection."""
+        of_node, row = self.pmap.of_node, self._rows
+        routed = {p for p, _ in passes}
+        lost = [x for p, dp in passes for x in dp.lost if of_node(x.node) == p]
+        for x in d.lost:
+            q = of_node(x.node)
+            if q not in routed:
+                masked = x.reason == FULL and capacity[row[x.node]] > 0
+                lost.append(Loss(x.node, f"in partition {q}, which did not route the order") if masked else x)
+        if lost == d.lost:
+            return d
+        return msgspec.structs.replace(d, lost=lost, reason=None if d.parts else _why_unserved(mode, lost))
 
     def _masked(self, state: NetworkState, partition: str) -> NetworkState:
         """Only the partition's nodes have capacity, as in its engine (Engine.network_state)."""

@@ -48,8 +48,9 @@ def test_an_order_is_served_at_home_when_home_has_stock_even_if_a_foreign_node_i
     assert nodes_of(make_router().route([o], state(net))) != [["S2"]]  # globally, not the costly S2
     assert nodes_of(make_router().route([o], state(net)))[0][0] in ("S3", "K1")
     router = PartitionedRouter(make_router(), declared_map(net, {"west": ["W"], "east": ["E"]}))
-    assert nodes_of(router.route([o], state(net)))[0][0] in ("S1", "S2")
-    assert router.stats.handed_over == 0
+    d = router.route([o], state(net))[0]
+    assert d.parts[0].node in ("S1", "S2") and router.stats.handed_over == 0
+    assert {x.reason for x in d.lost if x.node in ("S3", "K1")} == {"in partition east, which did not route the order"}
 
 
 def test_an_order_its_home_cannot_serve_is_handed_over_to_the_other_partition():
@@ -67,6 +68,7 @@ def test_a_handed_over_order_gets_only_what_the_home_orders_left():
     router = PartitionedRouter(make_router(), declared_map(net, {"west": ["W"], "east": ["E"]}))
     d = router.route([order("west", 0.5, {"C": 1}), order("east", 3.5, {"C": 1})], state(net))
     assert nodes_of(d) == [[], ["K1"]]  # the east order is K1's at home; nothing left for the west one
+    assert "no stock of SKU C" in d[0].reason and "capacity" not in d[0].reason  # not the other partition's mask
     assert router.stats.handed_over == 1 and router.stats.served_after_handover == 0
 
 
