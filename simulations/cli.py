@@ -193,7 +193,8 @@ SUMMARY_KEYS = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "han
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
     print("\n" + f"{'':<25}" + "".join(f"{n[:14]:>15}" for n in names))
-    for key in SUMMARY_KEYS + [k for k in ("handed_over_share",) if any(k in kpis[n] for n in names)]:
+    partitioned = [k for k in ("handed_over_share", "served_after_handover") if any(k in kpis[n] for n in names)]
+    for key in SUMMARY_KEYS + partitioned:
         cells = "".join(f"{_fmt(kpis[n].get(key)):>15}" for n in names)
         print(f"{key:<25}{cells}")
 

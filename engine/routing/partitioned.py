@@ -38,10 +38,10 @@ class RouteStats:
     batches: int = 0
     orders: int = 0  # routings: an order routed again after a decline counts again
     hops: int = 0  # moves to another partition (an Order.Transferred each in the engine)
-    served_after_handover: int = 0  # routings that served an order after a move
     route_s: float = 0.0  # every sub-batch, one after another: one process doing all partitions' work
     parallel_s: float = 0.0  # per pass, the slowest partition: N engines side by side
     moved: set[str] = field(default_factory=set)  # orders moved at least once
+    served_abroad: set[str] = field(default_factory=set)  # of them, served after a move
 
     @property
     def handed_over(self) -> int:
@@ -49,8 +49,8 @@ class RouteStats:
 
     def as_dict(self) -> dict:
         b = max(self.batches, 1)
-        return {"partitions": self.partitions, "batches": self.batches, "routed": self.orders, "handed_over": self.handed_over, "hops": self.hops,
-                "served_after_handover": self.served_after_handover,
+        return {"partitions": self.partitions, "batches": self.batches, "routed": self.orders,
+                "handed_over": self.handed_over, "hops": self.hops, "served_after_handover": len(self.served_abroad),
                 "route_ms_per_batch": round(self.route_s * 1000 / b, 2),
                 "parallel_ms_per_batch": round(self.parallel_s * 1000 / b, 2)}
 
@@ -111,7 +111,7 @@ class PartitionedRouter:
                     passes[i].append((p, d))
             self.stats.parallel_s += slowest
             done, at = list(at), {}
-            self.stats.served_after_handover += sum(1 for i in done if out[i].parts and i in moved)
+            self.stats.served_abroad.update(orders[i].key for i in done if out[i].parts and i in moved)
             for i in done:
                 if out[i].parts:
                     continue
