@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         _benefit_summary(kpis, benefit)
     cpu = {v.name: v.cpu_seconds for v in variants}
     print(f"{'run seconds (CPU)':<25}" + "".join(f"{f'{seconds[n]} ({cpu[n]})':>15}" for n in kpis))
+    # partitioned: all partitions' routing one after another (the slowest partition's per pass)
+    ms = {v.name: f"{(v.routing or {}).get('route_ms_per_batch')} ({(v.routing or {}).get('parallel_ms_per_batch')})"
+          for v in variants}
+    print(f"{'route ms/batch (parallel)':<25}" + "".join(f"{ms[n]:>15}" for n in kpis))
     if summary:
         wall, used = (round(sum(getattr(v, k) for run in runs for v in run), 1) for k in ("seconds", "cpu_seconds"))
         print(f"{len(runs)} replications x {len(variants)} variants: {wall} s run ({used} s CPU)")
@@ -188,8 +192,9 @@ SUMMARY_KEYS = ["orders", "fill_rate", "on_time_rate", "handover_min_mean", "han
 def _summary(kpis: dict[str, dict]) -> None:
     names = list(kpis)
     print("\n" + f"{'':<25}" + "".join(f"{n[:14]:>15}" for n in names))
-    for key in SUMMARY_KEYS:
-        cells = "".join(f"{_fmt(kpis[n][key]):>15}" for n in names)
+    partitioned = [k for k in ("handed_over_share", "served_after_handover") if any(k in kpis[n] for n in names)]
+    for key in SUMMARY_KEYS + partitioned:
+        cells = "".join(f"{_fmt(kpis[n].get(key)):>15}" for n in names)
         print(f"{key:<25}{cells}")
 
 

@@ -31,6 +31,9 @@ from engine.app import Engine
 from engine.config import Config, EngineSettings, StoreSettings
 from engine.clock import SimClock
 from engine.memory import young_collections_only
+from engine.partitions import PartitionMap, partition_map
+from engine.routing.partitioned import PartitionedRouter
+from engine.routing.router import make_router
 from engine.readmodels.orders import held
 from simulations.demand import (
     PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
@@ -64,6 +67,7 @@ class Outcome:
     rules: str | None = None  # the benefit rule set's version, if one was published
     rules_text: str | None = None  # and what it says, in a line
     report_benefit: bool = False  # members' and benefit figures are reported (simulations/scenario.py)
+    routing: dict = field(default_factory=dict)  # batches, route times, hand-overs (engine/routing/partitioned.py)
 
 
 def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
@@ -103,6 +107,16 @@ def variant_network(base: Network, s: Scenario, v: Variant | None) -> Network:
         for n in nodes:
             stock.setdefault(n.id, {})[sku] = units
     return msgspec.structs.replace(base, nodes=nodes, skus=skus, stock=stock)
+
+
+def variant_partitions(network: Network, s: Scenario, v: Variant | None) -> PartitionMap | None:
+    """The partitions a variant routes in (over its own network), or None: global routing."""
+    if v is None or v.partitions is None:
+        return None
+    try:
+        return partition_map(network, v.partitions)
+    except DomainError as e:
+        raise ScenarioError(f"$.variants[{s.variants.index(v)}].partitions", e.reason) from None
 
 
 def _managed(n: Node, s: Scenario) -> Node:
@@ -208,7 +222,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     before = s.members.signed_up_over_days * 86_400.0 if day.signups and bounds is None else 0.0
     clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
-    engine = build_engine(config, network=network, clock=clock)
+    routed = PartitionedRouter(make_router(router), variant_partitions(network, s, v))
+    engine = build_engine(config, network=network, clock=clock, router=routed)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
                   days=len(days), report_benefit=reports_benefit(s))
     spec = rules_of(s, v)
@@ -411,6 +426,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             clock.advance_to(max(t, clock.now()))
             engine.handle(ClosePeriod(period=period))
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    out.routing = routed.stats.as_dict()
     return out
 
 

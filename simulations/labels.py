@@ -33,6 +33,8 @@ KPIS = [
     Kpi("capacity_use", "capacity use over the day", "{:.1%}", 0),
     Kpi("nodes_full_in_a_slot", "nodes full in some slot", "{:,}", -1, True),
     Kpi("kitchen_share", "served by kitchens", "{:.1%}", 0, True),
+    Kpi("handed_over_share", "handed over to another partition", "{:.1%}", 0),
+    Kpi("served_after_handover", "of them, served there", "{:,}", 0),
     Kpi("average_order_value", "average order value (minor units)", "{:,}", 0),
     Kpi("online_revenue", "online revenue kept (minor units)", "{:,}", 1),
     Kpi("online_refunds", "online refunds after hand-over (minor units)", "{:,}", -1),

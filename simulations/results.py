@@ -24,6 +24,10 @@ CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "c
 
 def kpis(o: Outcome) -> dict:
     out = kpis_of(o.engine.readmodels, o.network, o.pos_short, o.engine.last_notification_id(), o.days)
+    if o.routing.get("partitions", 1) > 1:  # orders moved to another partition's nodes (global: none)
+        moved = o.routing["handed_over"]
+        out.update(handed_over=moved, handed_over_share=round(moved / out["orders"], 4) if out["orders"] else None,
+                   served_after_handover=o.routing["served_after_handover"])
     if o.report_benefit:
         out.update(member_kpis(o, out["online_revenue"]))
     return out
@@ -299,6 +303,6 @@ def _csv(path: Path, rows: list[dict]) -> None:
         path.write_text("")
         return
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))  # a partitioned variant adds some
         w.writeheader()
         w.writerows(rows)

@@ -15,7 +15,7 @@ from msgspec import Meta, Struct
 
 from domain.benefit import RuleSet, check_rules
 from domain.errors import DomainError, InvalidInput
-from engine.config import Batching
+from engine.config import Batching, PartitionSettings
 from engine.routing.types import RouterSettings
 
 Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
@@ -137,6 +137,8 @@ class Variant(Struct, frozen=True, forbid_unknown_fields=True):
     capacity_factor: Annotated[float, Meta(gt=0)] | None = None
     stock_per_node: dict[str, Annotated[int, Meta(ge=0)]] = {}  # SKU -> starting units at every node
     benefit: dict[str, Any] | None = None  # a rule set of its own instead of the scenario's (see Scenario.benefit)
+    # routed as that many engines would (count, or declared regions): home partition first, then hand-over
+    partitions: PartitionSettings | None = None
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):

@@ -21,7 +21,7 @@ from engine.store.network_file import SAMPLE_NETWORK, load_network
 from simulations import results
 from simulations.demand import Day, base_day, surge_size
 from simulations.network_gen import CitySpec, generate
-from simulations.day import simulate, variant_network
+from simulations.day import simulate, variant_network, variant_partitions
 from simulations.scenario import Scenario, ScenarioError, Variant, load_scenario
 
 PROGRESS_EVERY = 50  # orders a worker reports at a time
@@ -37,6 +37,7 @@ class VariantResult:
     seconds: float
     cpu_seconds: float
     benefit: dict | None = None  # statements and sign-ups, when the scenario reports them
+    routing: dict | None = None  # batches and route times (not in kpis: those are free of run times)
 
 
 def network_of(s: Scenario, folder: Path) -> Network:
@@ -53,7 +54,7 @@ def run_variant(s: Scenario, network: Network, day: Day, v: Variant | None,
     try:
         return VariantResult(outcome.variant, results.kpis(outcome), results.nodes(outcome), results.hourly(outcome),
                              results.conservation(outcome), round(outcome.seconds, 2),
-                             round(outcome.cpu_seconds, 2), results.benefit(outcome))
+                             round(outcome.cpu_seconds, 2), results.benefit(outcome), outcome.routing)
     finally:
         outcome.engine.close()
 
@@ -75,7 +76,8 @@ def run_replications(path: str | Path, replications: int, progress: bool = True,
     network = network_of(s, folder)
     variants: list[Variant | None] = [None, *s.variants]
     for v in variants:
-        variant_network(network, s, v)  # a variant naming what the network lacks fails here, not in a worker
+        variant_partitions(variant_network(network, s, v), s, v)  # a variant naming what the network lacks fails
+        # here, not in a worker
     runs = []
     seeds = [_seeded(s, s.seed + r, r) for r in range(replications)]
     total = sum(x.demand.orders + sum(surge_size(x, network, u, d) for u in (v.surges if v else []))

@@ -78,6 +78,19 @@ def test_a_variant_that_changes_nothing_equals_the_base_and_changes_show(scenari
     assert all(b == [] for b in breaks.values()), breaks  # stock conserved in every variant
 
 
+@pytest.mark.slow
+def test_one_partition_routes_as_global_routing_and_more_hand_orders_over(tmp_path):
+    path = tmp_path / "parts.toml"
+    path.write_text(SCENARIO.split("[[variants]]")[0] + '[[variants]]\nname = "one"\npartitions = {count = 1}\n'
+                    '[[variants]]\nname = "four"\npartitions = {count = 4}\n')
+    _, variants = run_scenario(path, progress=False)
+    kpis = {v.name: v.kpis for v in variants}
+    assert kpis["one"] == kpis["base"]  # one partition holds every node: nothing to hand over
+    assert kpis["four"]["orders"] == kpis["base"]["orders"] and 0 <= kpis["four"]["handed_over_share"] <= 1
+    routing = {v.name: v.routing for v in variants}
+    assert routing["four"]["partitions"] == 4 and routing["four"]["batches"] > 0
+
+
 def test_the_event_store_of_a_simulation_rebuilds_to_the_same_read_models(scenario, tmp_path):
     s, folder = load_scenario(scenario)
     network = network_of(s, folder)
@@ -114,6 +127,8 @@ def test_a_bad_scenario_is_refused_naming_the_field(tmp_path, text, field):
 @pytest.mark.parametrize("variant, field", [
     ('close_stores = ["S999"]', "$.variants[0].close_stores"),
     ("stock_per_node = {NOPE-1 = 3}", "$.variants[0].stock_per_node"),
+    ("partitions = {count = 99}", "$.variants[0].partitions"),
+    ('partitions = {declared = {west = ["nowhere"]}}', "$.variants[0].partitions"),
 ])
 def test_a_variant_naming_what_the_network_lacks_is_refused_naming_the_field(tmp_path, capsys, variant, field):
     path = tmp_path / "bad.toml"
