@@ -18,7 +18,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.micro import ServiceConfig, add_service
 from nats.micro.request import Request, ServiceError
-from nats.protocol.command import pub_cmd
 
 from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
