@@ -595,11 +595,13 @@ class Engine:
     def network_state(self, at: float) -> NetworkState:
         atp = self.readmodels.atp
         capacity = self.readmodels.capacity_left(at)
+        elsewhere = None
         if self.ownership is not None:  # only its own nodes: others' stock and slots are not its to give
-            capacity = np.where(self.ownership.node_mask, capacity, 0)
+            elsewhere = ~self.ownership.node_mask
+            capacity = np.where(elsewhere, 0, capacity)
         return NetworkState(
             network=self.network, node_ids=atp.node_ids, sku_ids=atp.sku_ids, atp=atp.atp(),
-            capacity_left=capacity, now=at,
+            capacity_left=capacity, now=at, elsewhere=elsewhere,
         )
 
     def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str]) -> None:

@@ -17,7 +17,7 @@ MAX_LOSSES = 5  # cheaper nodes explained per decision
 BLOCK = 1000  # orders per block of the dense cost matrix: about 5 MB per matrix at 600 nodes
 
 # reasons, in the order they are checked
-EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN = range(7)
+EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN, ELSEWHERE = range(8)
 
 
 def decisions(b: Batch, sol: Solution) -> list[Decision]:
@@ -89,9 +89,10 @@ def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> 
     """Why node ln[k] could not take order lo[k], the first check that fails."""
     _, _, eta, slack = b.timing(lo, ln)
     short = _short_line(b, lo, ln)
-    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < eta, slack < 0,
+    elsewhere = b.state.elsewhere[ln] if b.state.elsewhere is not None else np.zeros(len(ln), bool)
+    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < eta, slack < 0, elsewhere,
               b.state.capacity_left[ln] <= 0, short >= 0]
-    code = np.select(checks, [EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK], TAKEN)
+    code = np.select(checks, [EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, ELSEWHERE, FULL, NO_STOCK], TAKEN)
     out = []
     for k, (o, c) in enumerate(zip(lo.tolist(), code.tolist())):
         order = b.orders[o]
@@ -103,6 +104,8 @@ def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> 
             out.append("closed")
         elif c == TOO_LATE:
             out.append(f"too late (ready in {eta[k]:.0f} min)")
+        elif c == ELSEWHERE:
+            out.append("in another partition: served there if this one cannot")
         elif c == FULL:
             out.append("capacity full")
         elif c == NO_STOCK:

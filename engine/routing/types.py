@@ -45,6 +45,7 @@ class NetworkState:
     atp: np.ndarray  # (nodes, skus) int64, available to promise now
     capacity_left: np.ndarray  # (nodes,) int64, orders the node can still take this slot
     now: float  # epoch seconds
+    elsewhere: np.ndarray | None = None  # (nodes,) bool: another engine's partition (scale-out; capacity 0 here)
 
 
 class CostTerms(msgspec.Struct, frozen=True):

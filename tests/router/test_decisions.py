@@ -2,6 +2,8 @@
 SKUs, night shifts, and the reasons given when an order is not served."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -143,3 +145,13 @@ def test_a_new_read_model_with_as_many_skus_in_another_order_is_read_by_its_own_
                            node_ids=["A"], sku_ids=list(skus), atp=np.array(atp), capacity_left=np.array([5]), now=NOON)
         d = router.route([order(lines={skus[0]: 1}), order("o2", lines={skus[1]: 1})], st_)
         assert [bool(x.parts) for x in d] == [True, False]
+
+
+def test_a_node_of_another_partition_is_lost_as_elsewhere_not_full():
+    nodes = [node("MINE"), node("THEIRS", km_north=0.5)]
+    st_ = state(nodes, {"MINE": {"a": 0}, "THEIRS": {"a": 5}})
+    st_ = dataclasses.replace(st_, capacity_left=np.array([10, 0]), elsewhere=np.array([False, True]))
+    d = route([order()], st_)[0]
+    assert d.parts == []
+    assert [(x.node, x.reason) for x in d.lost] == [
+        ("MINE", "no stock of SKU a"), ("THEIRS", "in another partition: served there if this one cannot")]
