@@ -158,7 +158,7 @@ def up_cluster(args: argparse.Namespace) -> int:
         replicas = min(3, cluster.size)
         asyncio.run(prepare_jetstream(cluster.url, config, replicas))
         print(f"JetStream: lease bucket {config.partitions.lease_bucket!r} (TTL {config.partitions.lease_ttl_s:g} s), "
-              f"streams O2O_INTAKE and O2O_EVENTS, {replicas} replica(s) each", flush=True)
+              f"streams O2O_INTAKE, O2O_HANDOFF and O2O_EVENTS, {replicas} replica(s) each", flush=True)
         relay = start_relay(cluster.url, store, run_dir)
         print(f"event relay (one for the store; the engines run --events external): pid {relay['pid']}  "
               f"log {relay['log']}", flush=True)

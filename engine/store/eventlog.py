@@ -12,7 +12,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from engine.store.mapper import MsgspecMapper
-from engine.store.urls import ensure_schema, store_env
+from engine.store.urls import creating_tables, store_env
 
 
 class EventLog(Application):
@@ -28,8 +28,8 @@ class EventLog(Application):
         opened = store_env(store)
         if snapshots:
             opened["IS_SNAPSHOTTING_ENABLED"] = "y"
-        ensure_schema(opened)
-        super().__init__(env={**opened, **(env or {})})
+        with creating_tables(opened):
+            super().__init__(env={**opened, **(env or {})})
 
     def construct_mapper(self) -> MsgspecMapper:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from domain.errors import InvalidInput
@@ -79,26 +81,31 @@ def describe(url: str) -> str:
     return url
 
 
-def ensure_schema(env: dict[str, str]) -> bool:
-    """Creates a PostgreSQL store's schema if it is missing (the library would
-    fail on it with a long traceback); True if it did. A server that cannot be
-    reached is one clear error naming the store."""
+@contextmanager
+def creating_tables(env: dict[str, str]) -> Iterator[None]:
+    """Around the library's CREATE TABLE IF NOT EXISTS: creates a missing
+    PostgreSQL schema and holds an advisory lock, so engines starting at
+    once on a fresh store create its tables one after the other (at once,
+    PostgreSQL fails one of them with "tuple concurrently updated"). A
+    server that cannot be reached is one clear error naming the store."""
     if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
-        return False
+        yield
+        return
     import psycopg
     from psycopg.sql import SQL, Identifier
 
     schema = env.get("POSTGRES_SCHEMA")
     where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
     try:
-        with psycopg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), dbname=env["POSTGRES_DBNAME"],
-                             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-                             connect_timeout=10, autocommit=True) as conn:
-            if not schema or conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone():
-                return False
-            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        conn = psycopg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), dbname=env["POSTGRES_DBNAME"],
+                               user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+                               connect_timeout=10, autocommit=True)
     except psycopg.Error as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InvalidInput("store", f"PostgreSQL at {where}: {reason}") from None
-    log.warning("created schema %r in PostgreSQL at %s", schema, where)
-    return True
+    with conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"o2o-tables-{schema or ''}",))
+        if schema and not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone():
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+            log.warning("created schema %r in PostgreSQL at %s", schema, where)
+        yield  # the session's lock ends with the connection

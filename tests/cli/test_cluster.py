@@ -100,8 +100,8 @@ def test_a_standby_engine_takes_the_partition_over_when_its_owner_is_killed(tmp_
         state = _until(lambda: (run_dir / "cluster.json").exists() and json.loads((run_dir / "cluster.json").read_text()),
                        "cluster up writes its state")
         owner_of = {f"{os.uname().nodename}-{e['pid']}": e["pid"] for e in state["engines"]}
-        first = _until(lambda: _status(run_dir)["partitions"][0]["owner"], "an engine holds p1")
-        epoch = _status(run_dir)["partitions"][0]["epoch"]
+        held = _until(lambda: (p := _status(run_dir)["partitions"][0])["owner"] and p, "an engine holds p1")
+        first, epoch = held["owner"], held["epoch"]
         assert first in owner_of, (first, owner_of)
         os.kill(owner_of[first], signal.SIGKILL)
         second = _until(lambda: (o := _status(run_dir)["partitions"][0]["owner"]) not in (None, first) and o,

@@ -42,3 +42,30 @@ def test_a_bad_store_url_is_refused_naming_the_reason(url, words):
 
 def test_passwords_are_hidden_when_a_store_is_described():
     assert describe("postgres://alice:s3cret@h/db") == "postgres://alice:***@h/db"
+
+
+@pytest.mark.postgres
+def test_engines_opening_a_fresh_postgres_store_at_once_all_open_it(postgres_url):
+    """Unserialised, concurrent CREATE TABLE IF NOT EXISTS fails some of them
+    with "tuple concurrently updated" (seen when a cluster's engines start)."""
+    import threading
+
+    from engine.store.eventlog import EventLog
+
+    start, errors, logs = threading.Barrier(8), [], []
+
+    def open_it():
+        start.wait()
+        try:
+            logs.append(EventLog(postgres_url))
+        except Exception as e:  # noqa: BLE001 - the test reports every failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for log in logs:
+        log.close()
+    assert errors == [] and len(logs) == 8
