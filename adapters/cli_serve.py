@@ -76,6 +76,12 @@ async def follow_leases(service: object, held: object) -> None:
             print(f"partition {partition}: {e}", file=sys.stderr, flush=True)
 
 
+def _publisher(events: str, relay) -> str:
+    if relay:
+        return "by a relay process"
+    return "by an o2o relay run apart" if events == "external" else "in-process"
+
+
 def _test_clock(engine: object) -> str:
     from engine.clock import TestClock, iso
 
@@ -129,7 +135,7 @@ async def serve(args: argparse.Namespace) -> int:
             engine, relay = run.engine, run.relay
             print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
                   f"{len(engine.network.nodes)} nodes, {engine.last_notification_id()} events stored, events "
-                  f"published {'by a relay process' if relay else 'in-process'}"
+                  f"published {_publisher(config.nats.events, relay)}"
                   f"{_test_clock(engine)}", flush=True)
             while not stop.is_set():
                 if held:
