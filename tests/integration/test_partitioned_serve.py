@@ -15,7 +15,7 @@ import pytest
 
 from adapters.cli_cluster import check_store, prepare_jetstream
 from adapters.embedded_nats import EmbeddedCluster
-from adapters.intake import publish_orders
+from adapters.intake import DURABLE as INTAKE_DURABLE, STREAM as INTAKE_STREAM, publish_orders
 from domain import ids
 from domain.inventory import NodeInventory
 from engine.config import Config
@@ -88,7 +88,7 @@ def test_two_engines_serve_their_partitions_and_one_takes_over_when_the_other_is
     pmap = partition_map(load_network(SAMPLE_NETWORK), config.partitions)
     with EmbeddedCluster(tmp_path / "cluster", size=3) as cluster:
         run(prepare_jetstream(cluster.url, config, 3))
-        check_store(postgres_url)  # the tables, made once: two engines creating them at once collide
+        check_store(postgres_url)  # as `o2o cluster up` does first
         engines = {}
         for name, mine, spare in (("a", "p1", "p2"), ("b", "p2", "p1")):
             engines[name] = ServeProcess(cluster.urls[0 if name == "a" else 1], postgres_url, tmp_path / f"{name}.log",
@@ -102,6 +102,7 @@ def test_two_engines_serve_their_partitions_and_one_takes_over_when_the_other_is
             client_url = cluster.urls[2]  # a server neither engine is connected to
             replies, _ = run(submit(client_url, cmds, moving=False))  # misdirected ones are forwarded, not refused
             run(_publish(client_url, orders(60, "intake")))
+            run(_intake_taken(client_url))  # else a kill mid-batch leaves them all to the survivor: none handed off
 
             engines["a"].kill()  # p1's owner: b takes p1 over once its lease lapses
             killed_at = time.monotonic()
@@ -131,6 +132,19 @@ async def _publish(url: str, cmds) -> None:
     nc = await nats.connect(url)
     await publish_orders(nc.jetstream(), cmds)
     await nc.close()
+
+
+async def _intake_taken(url: str, timeout: float = 30.0) -> None:
+    """Until the engines have acknowledged every intake message."""
+    nc = await nats.connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while (c := await nc.jetstream().consumer_info(INTAKE_STREAM, INTAKE_DURABLE)).num_pending \
+                or c.num_ack_pending:
+            assert time.monotonic() < deadline, f"intake not taken: {c.num_pending} pending, {c.num_ack_pending} unacked"
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
 
 
 async def _stream_messages(url: str, stream: str) -> int:
