@@ -140,7 +140,7 @@ def up_cluster(args: argparse.Namespace) -> int:
         args.count = None
     config = _config(args, store)
     pmap = _map(config)
-    where = check_store(store)  # and its tables created by this one process: engines starting at once race on it
+    where = check_store(store)  # reachable, before any process starts: one clear error
     print(f"event store: {where}", flush=True)
 
     cluster = EmbeddedCluster(run_dir / "nats", size=args.servers, base_port=args.base_port,

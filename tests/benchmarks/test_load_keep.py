@@ -15,9 +15,10 @@ def test_keep_makes_the_folder_and_leaves_it_after_the_run(tmp_path):
 
 def test_keep_refuses_a_folder_holding_an_earlier_runs_sessions(tmp_path):
     (tmp_path / "session-0").mkdir()
+    (tmp_path / "session-0" / "events.db").write_text("earlier")
     with pytest.raises(SystemExit, match="--keep .* holds an earlier run's sessions"):
-        with _folder(str(tmp_path)):
-            pass
+        _folder(str(tmp_path)).__enter__()  # refused on entering, before a run could write there
+    assert (tmp_path / "session-0" / "events.db").read_text() == "earlier"  # and the earlier run left as it was
 
 
 def test_without_keep_the_folder_is_gone_after_the_run():
