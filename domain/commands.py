@@ -69,6 +69,23 @@ class SubmitOrder(Command, tag="submit_order"):
     paid: Fen | None = None  # lines - line discounts - order discounts - points value + delivery fee
 
 
+class QuoteOrder(Command, tag="quote_order"):
+    """A cart's options before checkout: delivery to the address from the best
+    node, pickup at the chosen store or at stores near the address (the
+    pickup area), a split when no single node has it all, and what is short
+    where. Nothing is reserved."""
+
+    lines: Lines
+    lat: Annotated[float, Meta(ge=-90, le=90)] | None = None  # the address, or the pickup area's centre
+    lon: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    modes: Literal["delivery", "pickup", "both"] = "both"
+    pickup_node: NodeId | None = None  # pickup at this store only
+    within_km: Annotated[float, Meta(gt=0, le=50)] = 3.0  # the pickup area around lat/lon
+    promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # as SubmitOrder's
+    member: Key | None = None
+    quote_id: Key | None = None  # the caller's id for the quote; absent: one is made
+
+
 class CancelOrder(Command, tag="cancel_order"):
     order_id: Key
     reason: Text = "cancelled by customer"

@@ -15,7 +15,7 @@ import numpy as np
 
 from domain import ids
 from domain.commands import (
-    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, BindIdentity, CancelOrder, Command, CountStock, DeclineOrder, FindStock, QuoteOrder, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
@@ -33,9 +33,10 @@ from engine.handlers import COMMANDS, Batched, Query, Write, release_gift, settl
 from engine.memory import untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
+from engine.quotes import Quotes
 from engine.readmodels import ReadModels
 from engine.replies import (
-    MemberReply, NodeStock, OrderReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
+    MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
 )
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
@@ -111,6 +112,7 @@ class Engine:
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
         )
         self.readmodels = ReadModels(network)
+        self.quotes = Quotes(self)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
         self.ownership = Ownership(partitions) if partitions is not None else None
@@ -697,6 +699,14 @@ class Engine:
             return len(gifts) + expired
 
         return self._transaction(work)
+
+    # -- quotes ----------------------------------------------------------
+    def quote(self, cmd: QuoteOrder) -> QuoteReply:
+        """A cart's options before checkout (engine/quotes.py); nothing is reserved."""
+        return self.quotes.quote(cmd)
+
+    def quote_batch(self, cmds: list[QuoteOrder]) -> list[QuoteReply | DomainError]:
+        return self.quotes.quote_batch(cmds)
 
     def order_status(self, order_id: str) -> OrderReply:
         record = self.readmodels.orders.get(str(order_uuid(order_id)))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, Command,
     CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PayStatements, PublishBenefitRules,
-    RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    QuoteOrder, RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.benefit import PartyLedger
@@ -27,7 +27,7 @@ from domain.money import OrderMoney, Refund, Refunds, portion
 from domain.sale import Sale
 from engine.points import bucket_times, eligible_cash, points_for
 from engine.replies import (
-    BenefitRulesReply, MemberReply, OrderReply, SaleReply, StatementsReply, StockNearby, StockReply, statement_replies,
+    BenefitRulesReply, MemberReply, OrderReply, QuoteReply, SaleReply, StatementsReply, StockNearby, StockReply, statement_replies,
 )
 from domain.benefit import period_end
 from engine import benefit
@@ -144,6 +144,10 @@ def progress(e: "Engine", uow: UnitOfWork, cmd: ReportProgress, at: float) -> st
         if order.outcome == "completed" and order.member:
             earn_points(e, uow, order.member, _cash(order.money, order.lines, e), f"order/{order.id}", at)
     return str(order.id)
+
+
+def quote(e: "Engine", q: QuoteOrder) -> QuoteReply:
+    return e.quote(q)
 
 
 def order_status(e: "Engine", q: GetOrder) -> OrderReply:
@@ -400,6 +404,7 @@ COMMANDS: dict[type[Command], Handler] = {
     DeclineOrder: Write(decline, order_answer),
     ReportProgress: Write(progress, order_answer),
     GetOrder: Query(order_status),
+    QuoteOrder: Query(quote),
     ReceiveStock: Write(receive, stock_answer),
     AdjustStock: Write(adjust, stock_answer),
     CountStock: Write(count, stock_answer),

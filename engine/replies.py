@@ -203,6 +203,41 @@ def first_decision(r: OrderRecord) -> Decision | None:
     )
 
 
+class QuotePart(msgspec.Struct, frozen=True):
+    node: str
+    lines: dict[str, int]
+    eta_at: datetime  # delivered (delivery) or ready (pickup) by then
+    distance_km: float
+    cost: float  # the router's cost terms' total
+
+
+class QuoteOption(msgspec.Struct, frozen=True):
+    """One way to serve the cart: one node, or parts at several (a split)."""
+
+    mode: Literal["delivery", "pickup"]
+    node: str  # the first part's node
+    parts: list[QuotePart]
+    eta_at: datetime  # when the last part is there
+    promised_at: datetime  # what a submit now would promise: the window is from eta_at to this
+    split: bool = False
+    best: bool = False  # what a submit of this cart now would get (of its mode; pickup: at this node)
+
+
+class Shortage(msgspec.Struct, frozen=True):
+    node: str
+    sku: str
+    wanted: int
+    available: int
+
+
+class QuoteReply(msgspec.Struct, frozen=True):
+    quote_id: str
+    at: datetime
+    options: list[QuoteOption]  # the best first; pickup options nearest first
+    short: list[Shortage]  # nearby nodes that cannot promise a line of the cart
+    reason: str | None = None  # why no option, when there is none
+
+
 class NodeStock(msgspec.Struct, frozen=True):
     node: str
     kind: str
