@@ -46,6 +46,14 @@ from engine.unit_of_work import UnitOfWork, order_uuid
 T = TypeVar("T")
 
 
+def _cost(p: Any) -> dict[str, float]:
+    """A part's cost terms as stored; `straight_line: 1` when its ETA is a straight-line guess (engine/travel.py)."""
+    cost = {k: float(v) for k, v in msgspec.structs.asdict(p.cost).items()}
+    if getattr(p, "straight_line", False):
+        cost["straight_line"] = 1.0
+    return cost
+
+
 def _kept(aggregate: Any) -> bool:
     """What stays in memory between commands: every inventory of the nodes
     this process writes, open orders, and the rule book and the parties'
@@ -651,7 +659,7 @@ class Engine:
         order.route(
             # plain floats: a router may hand back numpy scalars, events must be JSON
             [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=float(p.eta_at),
-                        cost={k: float(v) for k, v in msgspec.structs.asdict(p.cost).items()}) for p in d.parts],
+                        cost=_cost(p)) for p in d.parts],
             lost, at,
         )
 

@@ -161,8 +161,9 @@ def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reas
         text = f"not served: {reason}" if reason else "waiting for a node"
     else:
         text = "routed to " + "; ".join([
-            "%s (%.1f km, ETA %.0f min, cost %.1f)" % (node, c.get("distance_km", 0), c.get("eta_min", 0),
-                                                      c.get("total", 0))
+            "%s (%.1f km, ETA %s%.0f min, cost %.1f)" % (node, c.get("distance_km", 0),
+                                                        "~" if c.get("straight_line") else "", c.get("eta_min", 0),
+                                                        c.get("total", 0))
             for node, c in parts.items()])
     if lost:
         shown = ", ".join([x["node"] + ": " + x["reason"] for x in lost[:3]])

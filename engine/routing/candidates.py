@@ -18,6 +18,7 @@ from domain.network import Network
 from engine.geo import EARTH_KM
 from engine.routing.problem import Problem
 from engine.routing.types import NetworkState, OrderToRoute, RouterSettings, Weights
+from engine.travel import STRAIGHT_LINE, TravelTimes
 
 # Lateness risk rises from 0 to 1 as the slack to the promise falls below this.
 RISK_SLACK_MIN = 15.0
@@ -40,10 +41,11 @@ class NodeArrays:
     hours: list[list[tuple[int, int]]]
     tz: ZoneInfo
     speed_kmh: float
+    travel: TravelTimes = STRAIGHT_LINE  # engine/travel.py: where travel minutes come from
     _opens: np.ndarray | None = None  # (windows, 3): node row, opens, closes in minutes
 
     @classmethod
-    def of(cls, network: Network) -> "NodeArrays":
+    def of(cls, network: Network, travel: TravelTimes = STRAIGHT_LINE) -> "NodeArrays":
         ns = network.nodes
 
         def arr(f):
@@ -56,6 +58,7 @@ class NodeArrays:
             operating=arr(lambda n: n.operating_cost),
             delivers=np.array(["delivery" in n.modes for n in ns]), picks_up=np.array(["pickup" in n.modes for n in ns]),
             hours=[[w.minutes() for w in n.hours] for n in ns], tz=ZoneInfo(network.timezone), speed_kmh=network.speed_kmh,
+            travel=travel,
         )
 
     def open_until(self, now: float) -> np.ndarray:
@@ -100,6 +103,8 @@ class Batch:
 
     reach: np.ndarray  # (O, N) bool: in the radius (delivery) or the chosen store (pickup)
     excluded: tuple[np.ndarray, np.ndarray]  # (order, node) pairs that declined or let the order expire
+    road: np.ndarray | None = None  # (O, N) travel minutes from the travel source; None: dist at the network's speed
+    guessed: np.ndarray | None = None  # (O, N) bool: road minutes guessed by straight line; None: none
 
     @property
     def now(self) -> float:
@@ -109,8 +114,15 @@ class Batch:
         """Distance, pickup, minutes to hand-over (eta) and slack to the promise of (order, node) pairs."""
         dist = self.dist[oi, ni]
         pickup = self.pickup[oi]
-        eta = self.nodes.prep[ni] + np.where(pickup, 0.0, dist * (60 / self.nodes.speed_kmh))
+        travel = dist * (60 / self.nodes.speed_kmh) if self.road is None else self.road[oi, ni]
+        eta = self.nodes.prep[ni] + np.where(pickup, 0.0, travel)
         return dist, pickup, eta, self.minutes_left[oi] - eta
+
+    def straight_line(self, oi: np.ndarray, ni: np.ndarray) -> np.ndarray:
+        """(pairs,) bool: delivery times guessed by straight line where the source had none."""
+        if self.guessed is None:
+            return np.zeros(len(oi), bool)
+        return self.guessed[oi, ni] & ~self.pickup[oi]
 
     def terms(self, oi: np.ndarray, ni: np.ndarray) -> dict[str, np.ndarray]:
         """Cost terms of (order, node) pairs; oi and ni broadcast like numpy arrays."""
@@ -130,7 +142,7 @@ class Batch:
         `terms` would give it, computed in place (explanations rank it)."""
         w, n = self.weights, self.nodes
         dist, pickup, home = self.dist[rows], self.pickup[rows], self.home[rows]
-        eta = dist * (60 / n.speed_kmh)
+        eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[rows].copy()
         eta[pickup] = 0.0
         eta += n.prep
         lateness = self.minutes_left[rows, None] - eta  # the slack, then the risk
@@ -154,6 +166,7 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     lat = np.fromiter((o.lat for o in orders), float, n_orders)
     lon = np.fromiter((o.lon for o in orders), float, n_orders)
     dist = _distances(lat, lon, nodes)
+    road = nodes.travel.road(nodes, lat, lon, dist)
     pickup = np.array([o.mode == "pickup" for o in orders], dtype=bool)
 
     # in reach: delivery within the radius, pickup at the chosen store (if it offers pickup)
@@ -174,7 +187,8 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
               open_for=nodes.open_until(state.now), pickup=pickup,
               minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
               home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64),
-              reach=reach, excluded=excluded)
+              reach=reach, excluded=excluded, road=None if road is None else road.minutes,
+              guessed=None if road is None else road.guessed)
 
     # the checks on orders x nodes that need no ETA first (stock: bit sets, see _stocked), then the rest per pair
     allowed = _stocked(line_ptr, line_sku, line_qty, stock, n_orders, any_line=settings.allow_split)

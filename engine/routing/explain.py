@@ -37,14 +37,15 @@ def decisions(b: Batch, sol: Solution) -> list[Decision]:
     # a row per part in CostTerms' field order, so each is made from its row by position
     rows = (np.rint(np.stack([part_terms[k] for k in _TERMS]) * _SCALE) / _SCALE).T.tolist()
     eta_at = (b.now + part_terms["eta"] * 60).tolist()
+    guessed = b.straight_line(part_o, part_n).tolist()
     node_ids, orders, chosen = b.nodes.ids, b.orders, sol.parts
-    for o, n, row, at in zip(part_o.tolist(), part_n.tolist(), rows, eta_at):
+    for o, n, row, at, guess in zip(part_o.tolist(), part_n.tolist(), rows, eta_at, guessed):
         lines = orders[o].lines
         served = chosen[o][n]
         if served != list(range(len(lines))):  # not the order's lines as they stand (a split): a dict of its own
             skus = list(lines)
             lines = {skus[i]: lines[skus[i]] for i in served}
-        parts[o].append(Part(node=node_ids[n], lines=lines, eta_at=at, cost=CostTerms(*row)))
+        parts[o].append(Part(node=node_ids[n], lines=lines, eta_at=at, cost=CostTerms(*row), straight_line=guess))
     return [Decision(key=o.key, parts=parts[i], lost=losses[i], reason=None if parts[i] else _why_unserved(o.mode, losses[i]))
             for i, o in enumerate(b.orders)]
 

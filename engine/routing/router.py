@@ -13,6 +13,7 @@ from engine.routing.mip import solve_mip
 from engine.routing.optimal import solve_optimal
 from engine.routing.problem import Problem, Solution
 from engine.routing.types import Decision, NetworkState, OrderToRoute, RouterSettings
+from engine.travel import STRAIGHT_LINE, TravelTimes
 
 
 def solver_for(settings: RouterSettings) -> Callable[[Problem], Solution]:
@@ -24,8 +25,9 @@ def solver_for(settings: RouterSettings) -> Callable[[Problem], Solution]:
 
 
 class NetworkRouter:
-    def __init__(self, settings: RouterSettings):
+    def __init__(self, settings: RouterSettings, travel: TravelTimes = STRAIGHT_LINE):
         self.settings = settings
+        self.travel = travel  # engine/travel.py: straight line, a matrix or a road table service
         self.solve = solver_for(settings)
         self._nodes: tuple[Network, NodeArrays] | None = None  # the network itself: an id can be reused once freed
 
@@ -41,12 +43,12 @@ class NetworkRouter:
 
     def nodes(self, state: NetworkState) -> NodeArrays:
         if self._nodes is None or self._nodes[0] is not state.network:
-            arrays = NodeArrays.of(state.network)
+            arrays = NodeArrays.of(state.network, self.travel)
             if arrays.ids != list(state.node_ids):
                 raise ValueError("network state rows must follow the network's node order")
             self._nodes = (state.network, arrays)
         return self._nodes[1]
 
 
-def make_router(settings: RouterSettings = RouterSettings()) -> NetworkRouter:
-    return NetworkRouter(settings)
+def make_router(settings: RouterSettings = RouterSettings(), travel: TravelTimes = STRAIGHT_LINE) -> NetworkRouter:
+    return NetworkRouter(settings, travel)

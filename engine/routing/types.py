@@ -64,6 +64,7 @@ class Part(msgspec.Struct, frozen=True):
     lines: dict[str, int]
     eta_at: float  # epoch seconds the part is expected at hand-over
     cost: CostTerms
+    straight_line: bool = False  # the travel source had no road time: the ETA is a straight-line guess
 
 
 class Decision(msgspec.Struct, frozen=True):
