@@ -170,16 +170,18 @@ def refund_of(money: OrderMoney, returned: dict[str, int], refunded: dict[str, l
 
 def returned_goods(money: OrderMoney, held: dict[str, int], returned: dict[str, int],
                    refunded: dict[str, list[int]], lines: dict[str, int], fee_left: int,
-                   return_to: str | None, write_off: bool) -> Refund:
+                   return_to: str | None, write_off: bool, shorted: dict[str, int] | None = None) -> Refund:
     """A refund of goods the customer holds (`held`: sku -> units handed
     over): of `lines` (sku -> units), or, with no lines, of all still held
     and what is left of the delivery fee. The goods come back to a node or
-    are written off. Raises naming the field."""
+    are written off. `returned` counts units refunded, including `shorted`
+    ones never handed over. Raises naming the field."""
     if not return_to and not write_off:
         raise InvalidInput("return_to", "goods handed over come back to a node (return_to) or are written off")
     if return_to and write_off:
         raise InvalidInput("write_off", "either return_to a node or write_off, not both")
-    left = {sku: q - returned.get(sku, 0) for sku, q in held.items()}
+    shorted = shorted or {}
+    left = {sku: q - returned.get(sku, 0) + shorted.get(sku, 0) for sku, q in held.items()}
     if not lines:
         lines = {sku: q for sku, q in left.items() if q > 0}
         if not lines and fee_left <= 0:

@@ -47,6 +47,15 @@ class PartState(Struct):
     routed_at: float
 
 
+SHORTED = "shorted"  # id prefix of the refund the engine makes when it drops an order's unserved rest
+ENGINE_REFUNDS = ("cancelled", "rejected")  # refund ids the engine makes when an order ends unserved
+
+
+def made_by_engine(refund_id: str) -> bool:
+    """A refund the engine made itself (cancellation, rejection, a dropped rest), not one asked for."""
+    return refund_id in ENGINE_REFUNDS or refund_id.startswith(SHORTED + "-")
+
+
 def check_pickup(mode: str, pickup_node: str | None) -> None:
     """The pickup rule: a pickup order names the store the customer chose."""
     if mode == "pickup" and not pickup_node:
@@ -128,6 +137,7 @@ class Order(Aggregate):
         self.reroutes = 0
         self.money = money
         self.refunds = NO_REFUNDS  # shared until the first refund: most orders have none
+        self.shorted: dict[str, int] = {}  # lines dropped unserved after goods were handed over
         self.region = region
         self.regions_tried: list[str] = [region] if region else []  # home, then each region it was moved to
 
@@ -215,6 +225,25 @@ class Order(Aggregate):
         if any(p.status == "handed_over" for p in self.parts.values()):
             raise Conflict("order", "part of the order was already handed over")
         self._rejected(reason=reason, lost=list(lost), released=sorted(self.parts), at=at)
+
+    def short(self, reason: str, lost: list[Loss], at: float) -> Refund | None:
+        """What is still pending cannot be served, but goods were already
+        handed over: the order keeps those, drops the rest and refunds it
+        (partial fulfilment). Returns the refund, None if nothing was paid."""
+        self._check_open()
+        if not self.handed_over:
+            raise Conflict("order", "nothing was handed over: the whole order is rejected instead")
+        if not self.pending:
+            raise Conflict("order", "nothing is pending to drop")
+        lines = dict(self.pending)
+        self._shorted(reason=reason, lost=list(lost), lines=lines, at=at)
+        if self.money is None or not (self.money.paid or self.money.points_used):
+            return None
+        refund = refund_of(self.money, self.refunds.returned, self.refunds.refunded, lines)
+        refund_id = f"{SHORTED}-{len(self.refunds.ids)}"  # refund ids only grow: never reused
+        self._refunded(refund_id=refund_id, fingerprint=refund_id, reason=f"not served: {reason}", lines=refund.lines,
+                       cash=refund.cash, points=refund.points, delivery_fee=0, return_to=None, write_off=False, at=at)
+        return refund
 
     def accept(self, node: str | None, at: float) -> str:
         part = self._advance(node, "routed")
@@ -306,7 +335,7 @@ class Order(Aggregate):
                 raise Conflict("lines", "part of the order is still open: name the handed-over lines to refund")
             fee = self.money.delivery_fee - self.refunds.delivery_fee if whole else 0
             refund = returned_goods(self.money, handed, self.refunds.returned, self.refunds.refunded, lines, fee,
-                                    return_to, write_off)
+                                    return_to, write_off, self.shorted)
         self._refunded(refund_id=refund_id, fingerprint=fingerprint, reason=reason, lines=refund.lines,
                        cash=refund.cash, points=refund.points, delivery_fee=refund.delivery_fee,
                        return_to=return_to, write_off=write_off, at=at)
@@ -343,6 +372,14 @@ class Order(Aggregate):
         self.outcome = "rejected"
         self.reason = reason
         self.parts = {}
+
+    @event("Shorted")
+    def _shorted(self, reason: str, lost: list[Loss], lines: dict[str, int], at: float) -> None:
+        self.pending = {}
+        self.shorted = merge_lines(self.shorted, lines)
+        self.reason = reason
+        if all(p.status == "handed_over" for p in self.parts.values()):
+            self.outcome = "completed"
 
     @event("Accepted")
     def _accepted(self, node: str, at: float) -> None:

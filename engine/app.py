@@ -641,18 +641,13 @@ class Engine:
                 order.transfer(region, d.reason or "no node of this partition can serve it", at)
                 self._moved.append((key, region))
                 return
-            released = sorted(order.parts)
-            self.give_back(uow, order, "rejected", at)
-            order.reject(d.reason or "no node can serve it", lost, at)
-            for node in released:
-                uow.inventory(node).release(key, reason="order rejected", at=at)
+            self._unserved(uow, order, key, d.reason or "no node can serve it", lost, at)
             return
         held = reserving.held
         for p in d.parts:
             short = uow.inventory(p.node).can_reserve(p.lines, held.get(p.node))
             if short is not None:  # only if the view lagged the store; never half-reserve
-                self.give_back(uow, order, "rejected", at)
-                order.reject(f"stock of {short} changed at {p.node} while routing", lost, at)
+                self._unserved(uow, order, key, f"stock of {short} changed at {p.node} while routing", lost, at)
                 return
         for p in d.parts:
             reserving.add(p.node, key, p.lines)
@@ -662,6 +657,21 @@ class Engine:
                         cost=_cost(p)) for p in d.parts],
             lost, at,
         )
+
+    def _unserved(self, uow: UnitOfWork, order: Order, key: str, reason: str, lost: list, at: float) -> None:
+        """No node can take what is pending: the order is rejected and refunded,
+        or, once goods were handed over, it keeps those and its rest is
+        dropped and refunded (partial fulfilment)."""
+        if order.handed_over:
+            done = order.short(reason, lost, at)
+            if done is not None:
+                settle_points(self, uow, order.member, f"order/{order.id}", order.money, order.refunds.refunded, done, at)
+            return
+        released = sorted(order.parts)
+        self.give_back(uow, order, "rejected", at)
+        order.reject(reason, lost, at)
+        for node in released:
+            uow.inventory(node).release(key, reason="order rejected", at=at)
 
     def expire_due(self) -> int:
         """The timers, as of the clock's time: parts not accepted in time go back

@@ -21,6 +21,7 @@ from domain.commands import (
     PublishBenefitRules, RedeemPoints, RefundOrder, ReportProgress, ReturnLine, SignUpMember, SubmitOrder,
 )
 from domain.network import Network
+from domain.order import made_by_engine
 from engine.store.eventlog import EventLog
 from engine.readmodels import ReadModels
 from simulations.demand import Day, Sale
@@ -76,7 +77,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.decided[oid].append(at)
                 for p in e.parts:
                     routed_at[(oid, p.node)] = at
-            elif kind == "Rejected":
+            elif kind in ("Rejected", "Shorted"):
                 rec.decided[oid].append(at)
             elif kind == "Expired":
                 rec.expired[(oid, e.node)] = at
@@ -92,7 +93,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.actions[(oid, e.node)].append((at, ReportProgress(order_id=oid, step=step, node=e.node)))
             elif kind == "Cancelled":
                 rec.cancels[oid] = at
-            elif kind == "Refunded" and e.refund_id not in ("cancelled", "rejected") and e.lines:
+            elif kind == "Refunded" and not made_by_engine(e.refund_id) and e.lines:
                 r = views.orders[oid]
                 node = next((n for n, part in r.parts.items() if set(e.lines) & set(part.lines)), None)
                 whole = e.fingerprint.startswith("[]|")  # asked for all that was left

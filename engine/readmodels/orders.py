@@ -55,6 +55,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     points_returned: int = 0
     refunds: tuple[str, ...] = ()  # refund ids, in the order made (immutable: none made per order placed)
     returned: dict[str, int] | None = None  # units refunded, by SKU
+    shorted: dict[str, int] | None = None  # units dropped unserved after goods were handed over
     region: str | None = None  # its home region where partitions are owned (moved by a transfer)
 
 
@@ -65,8 +66,8 @@ def held(r: OrderRecord) -> dict[str, int]:
         if part.status == "handed_over":
             for sku, q in part.lines.items():
                 out[sku] = out.get(sku, 0) + q
-    returned = r.returned or {}
-    return {sku: q - returned.get(sku, 0) for sku, q in out.items()}
+    returned, shorted = r.returned or {}, r.shorted or {}  # units refunded include the shorted ones
+    return {sku: q - returned.get(sku, 0) + shorted.get(sku, 0) for sku, q in out.items()}
 
 
 _RANK = {status: i for i, status in enumerate(PROGRESS)}
@@ -101,6 +102,7 @@ class OrderView:
             Order.Cancelled: self._cancelled,
             Order.Refunded: self._refunded,
             Order.Transferred: self._transferred,
+            Order.Shorted: self._shorted,
         }
 
     # -- caches --------------------------------------------------------
@@ -205,6 +207,16 @@ class OrderView:
         r.points_returned += sum(e.points.values())
         r.refunds = (*r.refunds, e.refund_id)
         r.returned = merge_lines(r.returned or {}, e.lines)
+
+    def _shorted(self, e: Any) -> None:
+        """The rest dropped after goods were handed over: the order ends with those once its open parts do."""
+        r = self.orders[self._key(e.originator_id)]
+        r.pending = {}
+        r.shorted = merge_lines(r.shorted or {}, e.lines)
+        r.reason = e.reason
+        r.lost = self._lost(e.lost)
+        self.to_route.pop(r.order_id, None)
+        r.status = "completed" if all(p.status == "handed_over" for p in r.parts.values()) else _least(r.parts)
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)

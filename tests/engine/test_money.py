@@ -6,14 +6,15 @@ import pytest
 from uuid import UUID
 
 from domain.commands import (
-    AcceptOrder, CancelOrder, Discount, Line, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter,
+    AcceptOrder, CancelOrder, DeclineOrder, Discount, Line, RefundOrder, RefundSale, ReportProgress, ReturnLine, SellOverCounter,
     SignUpMember,
     SubmitOrder,
 )
 from domain import ids
 from domain.errors import Conflict, InvalidInput, NotFound
-from engine.app import Engine
+from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
+from engine.routing.types import RouterSettings
 from tests.engine.network_fixture import at_km, small_network
 
 T0 = 1_700_000_000.0
@@ -243,3 +244,29 @@ def test_a_sale_uploaded_late_by_an_offline_till_keeps_its_own_time_and_one_from
     with pytest.raises(InvalidInput) as e:
         sell(engine, "late-2", [Line("A", 1)], sold_at=T0 + 3600)
     assert e.value.field == "sold_at"
+
+
+def test_a_split_order_whose_rest_cannot_be_served_after_a_hand_over_keeps_what_it_got_and_refunds_the_rest():
+    # A only at S1, B only at S2: the order is split; S2 hands B over, then S1 declines and no one else has A
+    network = small_network({"S1": {"A": 1}, "S2": {"B": 5}, "S3": {}, "K1": {}})
+    engine = Engine(network, EngineSettings(router=RouterSettings(allow_split=True)), clock=SimClock(T0),
+                    store="memory:").start()
+    try:
+        order_id = submit(engine, "split", [Line("A", 1), Line("B", 1)]).order_id  # 5.00 + 3.00
+        engine.accept(AcceptOrder(order_id=order_id, node="S2"))
+        for step in ("picked", "dispatched", "delivered"):
+            engine.progress(ReportProgress(order_id=order_id, step=step, node="S2"))
+        engine.decline(DeclineOrder(order_id=order_id, node="S1", reason="broken"))
+        other = submit(engine, "other", [Line("B", 1)])  # routed in the same batch as the rest of "split"
+        assert other.status == "routed" and other.node == "S2"
+        reply = engine.order_status(order_id)
+        assert reply.status == "completed" and "no node" in (reply.reason or "")
+        assert reply.money.paid == 800 and reply.money.refunded == 500 and reply.money.kept == 300
+        order = engine.store.get(UUID(order_id))
+        assert order.shorted == {"A": 1} and order.outcome == "completed"
+        with pytest.raises(Conflict):  # the dropped unit was never handed over: only B can come back
+            engine.handle(refund(order_id, "r1", {"A": 1}, write_off=True))
+        back = engine.handle(refund(order_id, "r2", {"B": 1}, write_off=True))
+        assert back.money.refunded == 800 and back.money.kept == 0
+    finally:
+        engine.close()
