@@ -40,6 +40,10 @@ class Ledger:
 
 
 def solve_greedy(problem: Problem, orders: np.ndarray | None = None) -> Solution:
+    """orders: only these, in this order (the others stay unserved); the
+    status says whether every must-assign order among them was placed."""
+    if problem.line_ptr[-1] == 0 and not problem.split:
+        return _without_lines(problem, orders)
     ledger = Ledger(problem)
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     nodes, costs, loads = problem.pair_node.tolist(), problem.pair_cost.tolist(), problem.pair_load.tolist()
@@ -59,8 +63,38 @@ def solve_greedy(problem: Problem, orders: np.ndarray | None = None) -> Solution
         else:
             if problem.split and len(lines) > 1:
                 parts[o] = _split(problem, ledger, o, lines, range(ptr[o], ptr[o + 1]), nodes, costs, loads)
-    status = "infeasible" if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)) else "feasible"
-    return Solution(parts, status, objective(problem, parts))
+    return Solution(parts, status_of(problem, parts, orders), objective(problem, parts))
+
+
+def status_of(problem: Problem, parts: list[dict[int, list[int]]], orders: np.ndarray | None = None) -> str:
+    """"infeasible" when a must-assign order (among those given) is left out, else "feasible"."""
+    which = range(problem.n_orders) if orders is None else orders.tolist()
+    return "infeasible" if any(not parts[o] and np.isinf(problem.penalty[o]) for o in which) else "feasible"
+
+
+def _without_lines(problem: Problem, orders: np.ndarray | None) -> Solution:
+    """Orders that take no stock (generalised assignment): capacity alone,
+    in plain lists (the ledger's per-pair calls took 30 ms at 1,000 x 40)."""
+    cap = problem.capacity.tolist()
+    nodes, costs, loads = problem.pair_node.tolist(), problem.pair_cost.tolist(), problem.pair_load.tolist()
+    ptr, penalty = problem.pair_ptr.tolist(), problem.penalty.tolist()
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    value = 0.0
+    which = range(problem.n_orders) if orders is None else orders.tolist()
+    for o in which:
+        pen = penalty[o]
+        for p in range(ptr[o], ptr[o + 1]):
+            if costs[p] > pen:
+                break
+            n = nodes[p]
+            if cap[n] >= loads[p]:
+                cap[n] -= loads[p]
+                parts[o] = {n: []}
+                value += costs[p]
+                break
+    served = np.array([bool(p) for p in parts])
+    value += float(problem.penalty[~served].sum())
+    return Solution(parts, status_of(problem, parts, orders), value)
 
 
 def _split(problem, ledger, o, lines, pairs, nodes, costs, loads) -> dict[int, list[int]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine.routing import flow
-from engine.routing.greedy import solve_greedy
+from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
@@ -35,9 +35,11 @@ HARD_IMPROVER, HARD_PARAMS = "sat", "num_workers:2"  # for must-assign component
 FEASIBLE_GRACE_S = 3.0  # past the budget, what finding a first feasible answer may take (then "unknown")
 LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greedy cannot place may use
 LP_PAIR_S = 12e-6  # GLOP's time per pair on type D/E (40 x 1000: 0.4-0.7 s); a longer LP than its share is not started
-GREEDY_ORDER_S = 25e-6  # greedy's time per order (GAP 40 x 1000 at load 4: about 25 ms)
+GREEDY_ORDER_S = 25e-6  # greedy's time per order with stock lines; without (GAP 40 x 1000), 6 us
+GREEDY_NO_LINES_S = 8e-6
 LAGRANGE_SHARE = 0.25  # of the time left, what the Lagrangian bound may use in place of that LP
-PRICED_OPTIONS = 3  # per order, in the LP that follows it (2 left type D 40 x 1000 infeasible)
+PRICED_OPTIONS = (2, 4, 8)  # per order, in the LP that follows it: more only when fewer leave it infeasible
+# (on C-E 40 x 1000 two had the whole LP's value, in 7-20 ms against 14-85 for three)
 PRICED_LP_SHARE = 0.8  # of the time left, what that LP may use: its whole answers are most of the answer's quality
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
@@ -58,6 +60,7 @@ class Answer:
     proven: bool
     infeasible: bool = False  # proven: no answer places every must-assign order
     improve: bool = True  # worth a whole-component MIP if time is left (not for components too large for one)
+    greedy: Solution | None = None  # greedy's answer on the component from the same supply, when it was run
 
     def gap(self) -> float:
         if not np.isfinite(self.objective):
@@ -102,16 +105,21 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
                 and deadline - time.perf_counter() >= MIN_IMPROVE_S:
             _improve(work, a, parts, stock, capacity, deadline)
     proven = all(a.proven for a in answers)
+    # one component holding every order, from the problem's own supply: its greedy answer is greedy's
+    same = answers[0].greedy if len(answers) == 1 and work is problem and len(open_orders) == len(served) \
+        and len(answers[0].orders) == len(served) else None
+    if same is not None:  # (its status was over the component's orders: orders with no node count too)
+        same = replace(same, status=status_of(problem, same.parts))
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
         # infeasible only when proven: a must-assign order with no allowed node, or a component proven so
         nowhere = np.isinf(work.penalty) & (work.pair_ptr[1:] == work.pair_ptr[:-1])
         status = "infeasible" if nowhere.any() or any(a.infeasible for a in answers) else "unknown"
-        return _no_worse_than_greedy(problem, Solution(parts, status, float("inf")))
+        return _no_worse_than_greedy(problem, Solution(parts, status, float("inf")), same)
     value = objective(problem, parts)
     # the bound: what is decided outright costs what it costs; the rest is bounded per component
-    bound = value + sum(a.bound - a.objective for a in answers)
+    bound = problem.round_bound(value + sum(a.bound - a.objective for a in answers))
     mine = Solution(parts, "optimal" if proven else "feasible", value, bound if np.isfinite(bound) else None)
-    return mine if proven else _no_worse_than_greedy(problem, mine)
+    return mine if proven else _no_worse_than_greedy(problem, mine, same)
 
 
 def each_at_cheapest(problem: Problem) -> Solution | None:
@@ -165,19 +173,22 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
-    hard = not work.split and bool(np.isinf(work.penalty[orders]).any()) \
-        and _greedy_on(work, orders, stock, capacity).status == "infeasible"
+    greedy = _greedy_on(work, orders, stock, capacity) if not work.split and np.isinf(work.penalty[orders]).any() \
+        else None
+    hard = greedy is not None and greedy.status == "infeasible"
     if hard:  # it uses all of its time: keep back what the final comparison with greedy takes
-        deadline -= GREEDY_ORDER_S * work.n_orders
+        deadline -= (GREEDY_ORDER_S if work.line_ptr[-1] else GREEDY_NO_LINES_S) * work.n_orders
     now = time.perf_counter()
     relaxed, rounding = None, None  # rounding: (pairs, x) to round for the repair's first start
-    if hard and _lp_too_long(work, orders, LP_SHARE * (deadline - now)) \
+    restricted = False  # the LP saw only some pairs: its reduced costs prove nothing
+    # (also when greedy places every order: type B 40 x 1000, whose whole LP took 0.4 s)
+    if greedy is not None and _lp_too_long(work, orders, (LP_SHARE if hard else 1.0) * (deadline - now)) \
             and single_resource(local := Local.of(work, orders, stock, capacity)):
         # the time limit holds: Lagrangian prices bound the component, and the LP over each order's few
         # cheapest options at those prices (on type C-E 40 x 1000 it had the whole LP's value, in a tenth
         # of its time) gives the whole answers to keep; failing that, the priced answer is the start
         bound, prices = lagrangian(local, now + LAGRANGE_SHARE * (deadline - now))
-        for k in (PRICED_OPTIONS, 2 * PRICED_OPTIONS):  # (infeasible over these options proves nothing: more)
+        for k in PRICED_OPTIONS:  # (infeasible over these options proves nothing: more)
             kept = np.sort(priced_options(local, prices, k))
             mask = np.zeros(len(work.pair_order), bool)
             mask[kept] = True
@@ -186,7 +197,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             if relaxed != "infeasible":
                 break
         if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
-            relaxed = replace(relaxed[0], pairs=kept[relaxed[0].pairs]), bound
+            relaxed, restricted = (replace(relaxed[0], pairs=kept[relaxed[0].pairs]), bound), True
         else:
             relaxed = None
             chosen = local.pair[priced_fit(local, prices)]
@@ -198,7 +209,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
         # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
         return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     if relaxed == "infeasible":  # then so is the integer problem
-        return Answer(orders, np.inf, np.inf, False, infeasible=True)
+        return Answer(orders, np.inf, np.inf, False, infeasible=True, greedy=greedy)
     if isinstance(relaxed, tuple):
         lp, bound = relaxed
         pairs, x = lp.pairs, lp.x
@@ -208,7 +219,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             rest = _fix(work, orders, pairs, x, fractional, parts, stock, capacity)
     proven = infeasible = False
     if len(rest):
-        start = _feasible_start(work, rest, stock, capacity, deadline, rounding, hard=hard and rest is orders)
+        start = _feasible_start(work, rest, stock, capacity, deadline, rounding, hard=hard)
         left = deadline - time.perf_counter()
         if hard and start is not None:
             # the rest to the tabu search (then CP-SAT); no MIP over a component too large for its LP
@@ -231,10 +242,13 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     value = objective(work, parts, orders)
     if hard and np.isfinite(value) and not proven:
         value = _descend(work, orders, parts, stock, capacity, deadline)
-    answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible)
+    bound = work.round_bound(bound)
+    answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible,
+                    greedy=greedy)
     # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
     # started from the answer, in _improve, uses the time better)
-    if not answer.proven and not hard and lp is not None and rest is not orders and np.isfinite(value):
+    if not answer.proven and not hard and not restricted and lp is not None and rest is not orders \
+            and np.isfinite(value):
         _close_by_reduced_costs(work, answer, lp, parts, stock, capacity, deadline)
     return answer
 
@@ -421,13 +435,13 @@ def _improve(work: Problem, a: Answer, parts, stock, capacity, deadline: float) 
                 parts[o] = sol.parts[o]
             a.objective = sol.objective
         if sol.bound is not None:
-            a.bound = max(a.bound, sol.bound)
-        a.proven = sol.status == "optimal"
+            a.bound = max(a.bound, work.round_bound(sol.bound))
+        a.proven = sol.status == "optimal" or a.objective <= a.bound + 1e-9 * max(1.0, abs(a.bound))
     _take(work, parts, a.orders, stock, capacity)
 
 
-def _no_worse_than_greedy(problem: Problem, mine: Solution) -> Solution:
-    greedy = solve_greedy(problem)
+def _no_worse_than_greedy(problem: Problem, mine: Solution, greedy: Solution | None = None) -> Solution:
+    greedy = solve_greedy(problem) if greedy is None else greedy
     if greedy.status != "infeasible" and (mine.status == "infeasible" or greedy.objective < mine.objective - 1e-9):
         return Solution(greedy.parts, "feasible", greedy.objective, mine.bound)
     return mine

@@ -57,6 +57,18 @@ class Problem:
         return replace(self, pair_order=self.pair_order[keep], pair_node=self.pair_node[keep],
                        pair_cost=self.pair_cost[keep], pair_load=self.pair_load[keep])
 
+    def round_bound(self, bound: float) -> float:
+        """A lower bound on the objective raised to the next integer when
+        every answer's objective is one (integer costs, penalties and split
+        penalty); a solver's tolerance is allowed for first."""
+        if not hasattr(self, "_integral"):
+            pen = self.penalty[np.isfinite(self.penalty)]
+            self._integral = all(bool(np.all(v == np.round(v))) for v in (self.pair_cost, pen)) \
+                and float(self.split_penalty).is_integer()
+        if not self._integral or not np.isfinite(bound):
+            return bound
+        return float(np.ceil(bound - 1e-6 * max(1.0, abs(bound))))
+
     def lines(self, o: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.line_ptr[o], self.line_ptr[o + 1]
         return self.line_sku[a:b], self.line_qty[a:b]

@@ -36,6 +36,7 @@ REPAIR_SHARE = 0.5  # of the time given, what the repairs may use
 REPAIR_STEPS = 50  # per order; type D 20 x 200 needed far fewer from the LP's rounding
 SWAP_PAIRS = 40_000  # swaps the tabu search weighs per step (all of them up to 200 orders, else a sample of orders)
 TENURE = (5, 12)  # steps an order may not go back to a node it left (drawn in this range)
+SMALL_TENURE, SMALL = (2, 6), 200  # up to SMALL orders (every swap weighed each step): shorter
 KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick; the share of orders it moves
 REPAIR_WEIGHT = 100.0  # the tabu search mending an answer starts with overfill weighed this much more
 LAGRANGE_ROUNDS = 300  # subgradient steps at most; on type D/E 40 x 1000, 100 came within 0.05% of the LP's value
@@ -56,6 +57,12 @@ class Local:
     use: sp.csr_matrix  # (Q, R) what each option takes of each resource
     supply: np.ndarray  # (R,)
     option_of: np.ndarray  # (problem's pairs,) the option of each pair, -1 if none
+
+    def dense(self) -> "Dense":
+        """The component as matrices (single_resource components only), made once."""
+        if not hasattr(self, "_dense"):
+            self._dense = Dense.of(self)
+        return self._dense
 
     @classmethod
     def of(cls, problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> "Local":
@@ -185,31 +192,68 @@ def _single(local: Local) -> tuple[np.ndarray, np.ndarray]:
     return res, amount
 
 
+@dataclass
+class Dense:
+    """A single_resource component as orders x slots matrices (a slot: a node,
+    or "unserved"), for the Lagrangian's steps: on generalised assignment
+    every order has an option at every node, so a step is a few operations
+    over one matrix instead of reductions over ragged groups."""
+
+    option: np.ndarray  # (k, m) the option of each order at each slot, -1: none
+    cost: np.ndarray  # (k, m) its cost, inf: none
+    res: np.ndarray  # (k, m) its resource, R (one past the last): none that binds
+    amount: np.ndarray  # (k, m) what it takes of it
+    slot_res: np.ndarray | None  # (m,) the resource of each slot when every option there takes it, else None
+
+    @classmethod
+    def of(cls, local: Local) -> "Dense":
+        res, amount = _single(local)
+        k, n_res = len(local.orders), len(local.supply)
+        owner = np.repeat(np.arange(k), np.diff(local.ptr))
+        slot = np.unique(local.node, return_inverse=True)[1].reshape(-1)
+        m = int(slot.max()) + 1 if len(slot) else 0
+        option = np.full((k, m), -1)
+        option[owner, slot] = np.arange(len(owner))
+        cost = np.full((k, m), np.inf)
+        cost[owner, slot] = local.cost
+        r = np.full((k, m), n_res)
+        r[owner, slot] = np.where(res >= 0, res, n_res)
+        a = np.zeros((k, m))
+        a[owner, slot] = amount
+        first = r.max(axis=0) if k else np.zeros(m, np.int64)
+        same = bool(((r == first) | (option < 0)).all())
+        return cls(option, cost, r, a, first if same else None)
+
+    def priced(self, prices: np.ndarray) -> np.ndarray:
+        """(k, m) costs with each resource's price (prices: one per resource, then 0) times what is taken."""
+        if self.slot_res is not None:
+            return self.cost + self.amount * prices[self.slot_res]
+        return self.cost + self.amount * prices[self.res]
+
+
 def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     """A lower bound on a single_resource component's cost, and the prices
     (one per resource) that gave it: capacity rows priced into the costs,
     each order at its cheapest priced option, by subgradient steps. It bounds
     what the LP bounds (the order rows are integral), in tens of
     milliseconds where GLOP took 0.4-0.7 s on type D/E 40 x 1000."""
-    res, amount = _single(local)
-    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
-    starts, position = local.ptr[:-1], np.arange(len(owner))
-    prices = np.zeros(len(local.supply) + 1)  # the last: options taking no resource
+    dense = local.dense()
+    k, n_res = len(local.orders), len(local.supply)
+    rows = np.arange(k)
+    prices = np.zeros(n_res + 1)  # the last: options taking no resource
     best, best_prices = -np.inf, prices[:-1].copy()
     theta, stale = 2.0, 0
     for step in range(LAGRANGE_ROUNDS):
         if step >= LAGRANGE_MIN_ROUNDS and time.perf_counter() > deadline:
             break
-        priced = local.cost + prices[res] * amount
-        low = np.minimum.reduceat(priced, starts)
-        value = float(low.sum() - prices[:-1] @ local.supply)
+        priced = dense.priced(prices)
+        at = priced.argmin(axis=1)
+        value = float(priced[rows, at].sum() - prices[:-1] @ local.supply)
         if value > best + EPS:
             best, best_prices, stale = value, prices[:-1].copy(), 0
         elif (stale := stale + 1) >= LAGRANGE_STALE:
             theta, stale = theta / 2, 0
-        at = np.minimum.reduceat(np.where(priced == low[owner], position, len(owner)), starts)
-        taken = res[at] >= 0
-        g = np.bincount(res[at][taken], amount[at][taken], len(local.supply)) - local.supply
+        g = np.bincount(dense.res[rows, at], dense.amount[rows, at], n_res + 1)[:-1] - local.supply
         g[(prices[:-1] <= 0) & (g < 0)] = 0.0
         if g @ g <= EPS:
             break  # the priced answer fits with complementary slackness: optimal
@@ -220,13 +264,16 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
 
 def priced_options(local: Local, prices: np.ndarray, k: int) -> np.ndarray:
     """The pairs of each order's k cheapest options at the Lagrangian prices."""
-    res, amount = _single(local)
-    priced = local.cost + np.append(prices, 0.0)[res] * amount
-    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
-    by_price = np.lexsort((priced, owner))  # options stay grouped by order
-    rank = np.empty(len(owner), np.int64)
-    rank[by_price] = np.arange(len(owner)) - local.ptr[owner[by_price]]
-    return local.pair[(rank < k) & (local.pair >= 0)]
+    dense = local.dense()
+    priced = dense.priced(np.append(prices, 0.0))
+    if k < priced.shape[1]:
+        cheapest = np.argpartition(priced, k - 1, axis=1)[:, :k]
+        option = np.take_along_axis(dense.option, cheapest, axis=1)
+        option = option[np.take_along_axis(priced, cheapest, axis=1) < np.inf]
+    else:
+        option = dense.option[dense.option >= 0]
+    pair = local.pair[option]
+    return pair[pair >= 0]
 
 
 def priced_fit(local: Local, prices: np.ndarray) -> np.ndarray:
@@ -530,6 +577,7 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     tabu_until = np.zeros((k, m), dtype=np.int64)
     step = last_better = last_kick = 0
     idx = np.arange(k)
+    tenure = SMALL_TENURE if k <= SMALL else TENURE
 
     def excess(r, x):
         return np.maximum(0.0, x - supply[r])
@@ -591,7 +639,7 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
             break
         for i, q in move:
             old = int(chosen[i])
-            tabu_until[i, slot[old]] = step + int(rng.integers(TENURE[0], TENURE[1] + 1))
+            tabu_until[i, slot[old]] = step + int(rng.integers(tenure[0], tenure[1] + 1))
             used[res[old]] -= amount[old]
             used[res[q]] += amount[q]
             chosen[i] = q

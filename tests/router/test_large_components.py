@@ -20,7 +20,7 @@ from engine.routing.mip import solve_mip, solve_relaxation
 from engine.routing.optimal import PRICED_OPTIONS, solve_optimal
 from engine.routing.problem import objective, violations, whole
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
-from engine.routing.repair import Local, construct, single_resource, tabu
+from engine.routing.repair import Local, construct, priced_options, single_resource, tabu
 from tests.router.test_solvers import must_assign_problems, problems
 
 
@@ -152,7 +152,42 @@ def test_type_e_at_1000_orders_solves_no_lp_over_every_pair_but_one_over_its_che
     with patch("engine.routing.optimal.solve_relaxation", side_effect=relaxation), \
             patch("engine.routing.optimal.LP_PAIR_S", 1.0):
         optimal = solve_optimal(problem, time_limit_s=2)
-    assert sizes and max(sizes) <= 2 * PRICED_OPTIONS * problem.n_orders < len(problem.pair_order)
+    assert sizes and max(sizes) <= max(PRICED_OPTIONS) * problem.n_orders < len(problem.pair_order)
     assert optimal.status == "feasible"
     assert violations(problem, optimal.parts) == []
     assert optimal.bound is not None and optimal.bound <= optimal.objective
+
+
+def test_a_must_assign_component_greedy_places_whose_lp_is_too_long_gets_the_priced_lp_and_beats_greedy():
+    # type B 40 x 1000: greedy places every order, but the whole LP (0.4 s) is longer than the budget
+    problem = to_problem(gap("B", 40, 1000, 1))
+    greedy = solve_greedy(problem)
+    assert greedy.status == "feasible"
+    sizes = []
+
+    def relaxation(sub, *args, **kwargs):
+        sizes.append(len(sub.pair_order))
+        return solve_relaxation(sub, *args, **kwargs)
+
+    with patch("engine.routing.optimal.solve_relaxation", side_effect=relaxation), \
+            patch("engine.routing.optimal.LP_PAIR_S", 1.0):
+        optimal = solve_optimal(problem, time_limit_s=2)
+    assert sizes and max(sizes) < len(problem.pair_order)
+    assert violations(problem, optimal.parts) == []
+    assert optimal.objective < greedy.objective
+    assert optimal.bound is not None and optimal.bound <= optimal.objective
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10])
+def test_priced_options_are_each_orders_k_cheapest_at_the_prices(k):
+    problem = to_problem(gap("D", 5, 30, 1))
+    local = Local.of(problem, np.arange(problem.n_orders), problem.stock, problem.capacity)
+    prices = np.random.default_rng(k).uniform(0, 2, len(local.supply))
+    kept = set(priced_options(local, prices, k).tolist())
+    use = local.use.toarray()
+    priced = local.cost + use @ prices
+    for i in range(problem.n_orders):
+        q = np.arange(local.ptr[i], local.ptr[i + 1])
+        mine = np.array([local.pair[x] in kept for x in q])
+        assert mine.sum() == min(k, len(q))
+        assert priced[q][mine].max() <= priced[q][~mine].min(initial=np.inf) + 1e-9

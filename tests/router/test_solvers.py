@@ -3,6 +3,7 @@ answer is feasible, optimal is never worse than greedy, and optimal equals
 a proven optimum within 0.1%."""
 from __future__ import annotations
 
+from dataclasses import replace
 from unittest.mock import patch
 
 import numpy as np
@@ -14,7 +15,7 @@ from benchmarks.gap import gap
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip
 from engine.routing.optimal import solve_optimal
-from engine.routing.problem import violations
+from engine.routing.problem import objective, violations
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
 from engine.routing.reduce import prune_dominated
 
@@ -165,3 +166,54 @@ def test_type_d_generalised_assignment_gets_a_feasible_answer_that_every_order_a
     assert optimal.status in ("optimal", "feasible")
     assert violations(problem, optimal.parts) == []
     assert optimal.bound is not None and optimal.bound <= optimal.objective
+
+
+@st.composite
+def capacity_only_problems(draw, whole: bool = False):
+    """Orders without lines (generalised assignment): capacity alone binds. whole: integer penalties."""
+    n_nodes, n_orders = draw(st.integers(1, 5)), draw(st.integers(1, 12))
+    nodes = [NodeSpec(id=f"n{j}", capacity=draw(st.none() | st.integers(0, 6).map(float))) for j in range(n_nodes)]
+    orders = [OrderSpec(id=f"o{i}", penalty=draw(st.none() | (st.integers(0, 40).map(float) if whole else st.floats(0, 40))))
+              for i in range(n_orders)]
+    cost = [[draw(st.none() | st.integers(-3, 40).map(float)) for _ in range(n_nodes)] for _ in range(n_orders)]
+    load = [[float(draw(st.integers(1, 4))) for _ in range(n_nodes)] for _ in range(n_orders)]
+    return to_problem(ProblemFile(nodes=nodes, orders=orders, cost=cost, load=load))
+
+
+@settings(max_examples=150, deadline=None)
+@given(capacity_only_problems(), st.data())
+def test_greedy_without_stock_lines_places_each_order_in_turn_at_its_cheapest_node_with_room(problem, data):
+    orders = np.array(data.draw(st.permutations(range(problem.n_orders))), dtype=np.int64)
+    got = solve_greedy(problem, orders)
+    left = problem.capacity.copy()
+    for o in orders.tolist():
+        want = -1
+        for p in range(problem.pair_ptr[o], problem.pair_ptr[o + 1]):
+            if problem.pair_cost[p] > problem.penalty[o]:
+                break
+            if left[problem.pair_node[p]] >= problem.pair_load[p]:
+                want = int(problem.pair_node[p])
+                left[want] -= problem.pair_load[p]
+                break
+        assert got.node_of(o) == want
+    assert got.objective == pytest.approx(objective(problem, got.parts))
+    left_out = [o for o in orders.tolist() if got.node_of(o) < 0 and np.isinf(problem.penalty[o])]
+    assert got.status == ("infeasible" if left_out else "feasible")  # over the orders given only
+
+
+@settings(max_examples=100, deadline=None)
+@given(capacity_only_problems(whole=True))
+def test_with_integer_costs_the_bound_is_a_whole_number_no_higher_than_the_optimum(problem):
+    optimal, exact = solve_optimal(problem, time_limit_s=5), solve_mip(problem)
+    if optimal.bound is not None and np.isfinite(optimal.bound):
+        assert optimal.bound == np.floor(optimal.bound)
+        if exact.status == "optimal":
+            assert optimal.bound <= exact.objective + 1e-9
+
+
+def test_a_fractional_bound_is_rounded_up_only_when_every_cost_is_whole():
+    problem = to_problem(gap("C", 5, 40, 1))
+    assert problem.round_bound(1390.3) == 1391.0
+    assert problem.round_bound(1391.0000000001) == 1391.0  # a solver's tolerance is not a whole unit
+    halves = replace(problem, pair_cost=problem.pair_cost + 0.5)
+    assert halves.round_bound(1390.3) == 1390.3
