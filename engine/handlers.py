@@ -182,7 +182,11 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
         at = cmd.sold_at
     lines = e.lines(cmd.lines)
     money = e.money(cmd.lines, cmd.discounts, 0, cmd.points_used, cmd.points_value, cmd.paid, cmd.member)
-    uow.inventory(cmd.node).sell_over_counter(cmd.sale_id, lines, at)
+    inventory = uow.inventory(cmd.node)
+    short = {sku: qty for sku, qty in lines.items() if inventory.free(sku) < qty}
+    if short:  # refused below; what the customer asked for is demand the shelf did not meet
+        e.readmodels.demand.record_pos_short(cmd.node, short, at)
+    inventory.sell_over_counter(cmd.sale_id, lines, at)
     if uow.sale(cmd.node, cmd.sale_id, missing_ok=True) is not None:
         raise Conflict("sale_id", f"POS sale {cmd.sale_id} is already recorded at {cmd.node}")
     if cmd.points_used:

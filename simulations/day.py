@@ -447,7 +447,10 @@ def _sell(engine: Engine, out: Outcome, sale: Sale) -> None:
     i = view.node_index[sale.node]
     lines = {k: q for k, q in sale.lines.items() if view.on_hand[i, view.sku_index[k]] - view.reserved[i, view.sku_index[k]] >= q}
     out.pos_customers += 1
-    out.pos_short += len(lines) < len(sale.lines)
+    if len(lines) < len(sale.lines):
+        out.pos_short += 1
+        engine.readmodels.demand.record_pos_short(sale.node, {k: q for k, q in sale.lines.items() if k not in lines},
+                                                  sale.at)
     if lines:
         engine.sell(SellOverCounter(node=sale.node, sale_id=f"pos-{out.pos_customers}",
                                     lines=[Line(k, q) for k, q in lines.items()], member=sale.member))

@@ -15,11 +15,8 @@ import numpy as np
 
 from domain.benefit import ROLES
 from domain.commands import GetStatement
+from engine.readmodels.demand import CAUSES, cause
 from simulations.day import Outcome
-
-# why a rejected order found no node, from the router's explanations, most binding first
-CAUSES = (("capacity", "capacity full"), ("no_stock", "no stock"), ("closed", "closed"),
-          ("late", "too late"), ("out_of_reach", "too far"))
 
 
 def kpis(o: Outcome) -> dict:
@@ -82,11 +79,7 @@ def kpis_of(views, network, pos_short: int | None, events: int, days: int = 1) -
 
 
 def _cause(r) -> str:
-    reasons = [x["reason"] for x in r.lost] + [r.reason or ""]
-    for name, text in CAUSES:
-        if any(text in reason for reason in reasons):
-            return name
-    return "unexplained"
+    return cause([x["reason"] for x in r.lost], r.reason)
 
 
 def _slots(network) -> dict[str, int]:

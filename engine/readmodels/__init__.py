@@ -9,6 +9,7 @@ One module per model, each with a table of handlers keyed by event class:
 - capacity: parts routed per node in its current slot;
 - members: members, their identities and points, sign-ups per node;
 - counter_sales: POS sales and units, each sale's money and refunds;
+- demand: units sold, lost and short per node and SKU (the replenishment policy's input);
 - benefit: benefit-sharing rules, credited lines and statements;
 - kpis: queries over the models above.
 
@@ -35,6 +36,7 @@ from engine.readmodels.atp import AtpView
 from engine.readmodels.benefit import BenefitView
 from engine.readmodels.capacity import CapacityView
 from engine.readmodels.counter_sales import CounterSales
+from engine.readmodels.demand import DemandView
 from engine.readmodels.members import MemberView
 from engine.readmodels.orders import OrderRecord, OrderView, PartRecord
 
@@ -68,9 +70,11 @@ class ReadModels:
         self.member_view = MemberView()
         self.counter_sales = CounterSales()
         self.benefit = BenefitView()
+        self.demand = DemandView(self.order_view.orders)  # after the order view: it reads a rejected order's lines
         self.last_notification_id = 0
         self._handlers = _dispatch_table(
-            (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales, self.benefit))
+            (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales, self.benefit,
+             self.demand))
 
     # -- the models' state, as the engine and its clients read it --------
     @property
@@ -159,6 +163,7 @@ class ReadModels:
             "sales": {k: msgspec.to_builtins(v) for k, v in self.sales.items()},
             "statements": {"/".join(k): msgspec.to_builtins(v) for k, v in sorted(self.benefit.statements.items())},
             "members": self.members,
+            "demand": self.demand.state(),
             "kpis": self.kpis(),
         }
 
@@ -173,13 +178,21 @@ def _dispatch_table(models: Iterable[Any]) -> dict[type, Handler]:
 
 
 def _each(handlers: tuple[Handler, ...]) -> Handler:
-    if len(handlers) == 2:  # the case there is (Routed, SoldOverCounter): no loop on a hot event
+    if len(handlers) == 2:  # the cases there are (Routed, Consumed, ...): no loop on a hot event
         first, second = handlers
 
         def both(event: Any) -> None:
             first(event)
             second(event)
         return both
+    if len(handlers) == 3:  # SoldOverCounter
+        one, two, three = handlers
+
+        def three_of(event: Any) -> None:
+            one(event)
+            two(event)
+            three(event)
+        return three_of
 
     def each(event: Any) -> None:
         for h in handlers:
