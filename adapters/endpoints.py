@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from domain import commands as c
 from engine import clock as k
+from engine import replenish as rp
 from engine import replies as r
 
 
@@ -33,6 +34,8 @@ ENDPOINTS = [
     Endpoint("count", "o2o.stock.count", c.CountStock, r.StockReply, "Stocktake: sets on-hand"),
     Endpoint("stock", "o2o.stock.get", c.GetStock, r.StockReply, "A node's stock: on hand and available to promise"),
     Endpoint("nearby", "o2o.stock.nearby", c.FindStock, r.StockNearby, "Which nodes that could serve a location have a SKU"),
+    Endpoint("suggest", "o2o.stock.suggest", c.SuggestStock, rp.Suggestions,
+             "Replenishment: transfers and purchases per node and SKU for the next delivery, from recent demand"),
     Endpoint("pos_sale", "o2o.pos.sale", c.SellOverCounter, r.StockReply, "Over-the-counter sale from the same stock"),
     Endpoint("pos_refund", "o2o.pos.refund", c.RefundSale, r.SaleReply, "Money back for a counter sale; the goods return to a node or are written off"),
     Endpoint("sign_up", "o2o.members.signup", c.SignUpMember, r.MemberReply, "Sign a member up at a node"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
 from domain.benefit import PERIOD_ID, RuleSet
@@ -247,6 +248,35 @@ class FindStock(Command, tag="find_stock"):
 
 class GetMember(Command, tag="get_member"):
     member: Key
+
+
+# -- replenishment --------------------------------------------------------
+LocalTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class ReplenishPolicy(Struct, frozen=True, forbid_unknown_fields=True):
+    """How stock suggestions are made: an order-up-to level per node and SKU
+    from the demand of the same hours on recent days (sold, lost and short),
+    at a service level, over the time to the delivery after the next one
+    (docs/replenishment.md)."""
+
+    deliveries: Annotated[list[LocalTime], Meta(min_length=1, max_length=24)] = msgspec.field(
+        default_factory=lambda: ["11:00", "16:00"])  # local times goods arrive at every node, daily
+    history_days: Annotated[int, Meta(ge=1, le=28)] = 7  # recent days whose demand is averaged
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.95  # chance a node-SKU's stock lasts to the next delivery
+    transfer_km: Annotated[float, Meta(ge=0, le=50)] = 3.0  # surplus moved from kitchens and stores this near (0: none)
+    min_transfer: Annotated[int, Meta(ge=1, le=100_000)] = 2  # fewer units are bought, not moved
+    pack: Annotated[int, Meta(ge=1, le=10_000)] = 1  # purchases rounded up to whole packs
+    quote_weight: Annotated[float, Meta(ge=0, le=1)] = 0.5  # a quote found short: that share of a unit of demand
+    new_skus: bool = False  # suggest SKUs a node has never held (demand lost there for them)
+
+
+class SuggestStock(Command, tag="suggest_stock"):
+    """Transfers and purchases per node and SKU for the next delivery, from recent demand and stock."""
+
+    nodes: Annotated[list[NodeId], Meta(max_length=10_000)] = []  # none: every node
+    at: Annotated[float, Meta(ge=0)] | None = None  # UTC epoch s the suggestion is made at; absent: now
+    policy: ReplenishPolicy = ReplenishPolicy()
 
 
 # -- benefit sharing ----------------------------------------------------

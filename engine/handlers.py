@@ -19,6 +19,7 @@ from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, Command,
     CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PayStatements, PublishBenefitRules,
     QuoteOrder, RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    SuggestStock,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.benefit import PartyLedger
@@ -31,6 +32,7 @@ from engine.replies import (
 )
 from domain.benefit import period_end
 from engine import benefit
+from engine.replenish import Suggestions, suggest
 from engine.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -227,6 +229,14 @@ def find_stock(e: "Engine", q: FindStock) -> StockNearby:
     return e.find_stock(q)
 
 
+def suggest_stock(e: "Engine", q: SuggestStock) -> Suggestions:
+    for k, node in enumerate(q.nodes):
+        if node not in e.nodes:
+            raise NotFound(f"nodes[{k}]", f"unknown node {node!r}")
+    at = q.at if q.at is not None else e.clock.now()
+    return suggest(e.network, e.readmodels.atp, e.readmodels.demand, q.policy, at, list(q.nodes) or None)
+
+
 # -- members --------------------------------------------------------------
 def sign_up(e: "Engine", uow: UnitOfWork, cmd: SignUpMember, at: float) -> str:
     node = e.nodes.get(cmd.node)
@@ -416,6 +426,7 @@ COMMANDS: dict[type[Command], Handler] = {
     RefundSale: Write(refund_sale, sale_answer),
     GetStock: Query(get_stock),
     FindStock: Query(find_stock),
+    SuggestStock: Query(suggest_stock),
     SignUpMember: Write(sign_up, member_answer),
     BindIdentity: Write(bind, member_answer),
     RedeemPoints: Write(redeem, member_answer),

@@ -29,7 +29,7 @@ EXAMPLES = [
     ("pos-refund.json", "o2o.pos.refund"),  # after the member's points were used: it takes some back
     ("member-rebind.json", "o2o.members.rebind"), ("benefit-rules.json", "o2o.benefit.rules.publish"),
     ("benefit-statement.json", "o2o.benefit.statement"), ("benefit-close.json", "o2o.benefit.close"),
-    ("benefit-paid.json", "o2o.benefit.paid"),
+    ("benefit-paid.json", "o2o.benefit.paid"), ("stock-suggest.json", "o2o.stock.suggest"),
 ]
 # only with a test clock (o2o serve --test-clock)
 CLOCK_EXAMPLES = [("clock-advance.json", "o2o.clock.advance"), ("clock-set.json", "o2o.clock.set")]

@@ -1,0 +1,147 @@
+"""Replenishment suggestions: order-up-to levels from recent demand, transfers before purchases."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.commands import Line, ReplenishPolicy, SellOverCounter, SubmitOrder, SuggestStock
+from domain.errors import Conflict, NotFound
+from engine.app import Engine, EngineSettings
+from engine.clock import SimClock
+from engine.replenish import deliveries_around
+from tests.engine.network_fixture import at_km, small_network
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def local(day: int, hhmm: str) -> float:
+    h, m = map(int, hhmm.split(":"))
+    return datetime(2026, 12, 1 + day, h, m, tzinfo=TZ).timestamp()
+
+
+NO_MOVES = ReplenishPolicy(transfer_km=0)
+
+
+def make(stock: dict | None = None) -> Engine:
+    return Engine(small_network(stock), EngineSettings(), clock=SimClock(local(0, "07:00")), store="memory:").start()
+
+
+@pytest.fixture
+def engine():
+    e = make()
+    yield e
+    e.close()
+
+
+def sell(engine: Engine, node: str, at: float, sale_id: str, **lines: int) -> None:
+    engine.clock.advance_to(at)
+    engine.sell(SellOverCounter(node=node, sale_id=sale_id, lines=[Line(s, q) for s, q in lines.items()]))
+
+
+def plan(engine: Engine, suggestion, node: str, sku: str):
+    return next((x for x in suggestion.lines if (x.node, x.sku) == (node, sku)), None)
+
+
+def test_the_next_delivery_and_the_one_after_it_come_from_the_local_times():
+    assert deliveries_around(["16:00", "11:00"], "Asia/Shanghai", local(0, "12:00")) == (local(0, "16:00"), local(1, "11:00"))
+    assert deliveries_around(["11:00", "16:00"], "Asia/Shanghai", local(0, "11:00")) == (local(0, "11:00"), local(0, "16:00"))
+
+
+def test_with_no_day_of_demand_behind_it_nothing_is_suggested(engine):
+    sell(engine, "S1", local(0, "12:00"), "p1", A=2)
+    engine.clock.advance_to(local(0, "16:00"))
+    s = engine.handle(SuggestStock(policy=NO_MOVES))
+    assert s.history_days == 0 and s.purchases == [] and s.transfers == []
+
+
+def test_a_node_is_topped_up_to_the_demand_of_the_same_hours_yesterday_plus_a_margin(engine):
+    for k in range(4):  # 4 apples sold between 11:00 and 16:00 on day 0, at S1 (which holds 5)
+        sell(engine, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    s = engine.handle(SuggestStock(policy=NO_MOVES))
+    assert s.history_days == 1 and s.delivery_at.timestamp() == local(1, "11:00")
+    a = plan(engine, s, "S1", "A")
+    # mean 4, spread at least Poisson's (2), 95%: 4 + 1.645 x 2 = 7.3 -> 8; 1 apple left
+    assert (a.expected, a.target, a.free, a.buy) == (4.0, 8, 1, 7)
+    assert plan(engine, s, "S2", "A") is None  # nothing sold there: 5 on the shelf is enough
+    assert s.units_to_buy == sum(p.qty for p in s.purchases)
+
+
+def test_counter_customers_who_went_without_raise_the_level_as_sales_do(engine):
+    sell(engine, "S2", local(0, "12:00"), "p1", A=5)  # S2's last apples
+    for k in range(3):
+        with pytest.raises(Conflict):
+            sell(engine, "S2", local(0, f"1{3 + k}:00"), f"p{2 + k}", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    a = plan(engine, engine.handle(SuggestStock(policy=NO_MOVES)), "S2", "A")
+    assert a.expected == 8.0 and a.buy == a.target  # nothing left
+
+
+def test_online_orders_lost_for_stock_raise_the_level_where_they_were_lost(engine):
+    lat, lon = at_km(1.0)  # S2 is nearest and holds no cherries; nobody holds 20
+    engine.clock.advance_to(local(0, "12:00"))
+    reply = engine.submit(SubmitOrder(channel="app", external_id="o1", lines=[Line("C", 20)], lat=lat, lon=lon))
+    assert reply.status == "rejected"
+    engine.clock.advance_to(local(1, "11:00"))
+    c = plan(engine, engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, new_skus=True))), "S2", "C")
+    assert c is not None and c.expected == 20.0 and c.buy >= 20
+
+
+def test_a_nearby_kitchen_s_surplus_is_moved_before_anything_is_bought(engine):
+    for k in range(4):
+        sell(engine, "S3", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    s = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0)))  # K1 is 2 km from S3, 50 apples
+    moved = [t for t in s.transfers if (t.to_node, t.sku) == ("S3", "A")]
+    assert [(t.from_node, t.qty) for t in moved] == [("K1", 7)]
+    assert plan(engine, s, "S3", "A").buy == 0 and plan(engine, s, "K1", "A").transfer_out == 7
+    assert s.units_to_move == 7
+
+
+def test_surplus_below_the_smallest_transfer_is_not_moved_and_the_rest_is_bought():
+    e = make({"S1": {"A": 5}, "S2": {"A": 1}, "S3": {"A": 4}, "K1": {"A": 1}})
+    try:
+        for k in range(4):
+            sell(e, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+        e.clock.advance_to(local(1, "11:00"))
+        s = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0, min_transfer=5)))
+        assert s.transfers == [] and plan(e, s, "S1", "A").buy == 7
+    finally:
+        e.close()
+
+
+def test_a_source_keeps_a_day_of_its_own_demand_and_moves_only_the_rest():
+    e = make({"S1": {"A": 5}, "S2": {"A": 0}, "S3": {"A": 20}, "K1": {"A": 0}})
+    try:
+        for k in range(4):
+            sell(e, "S3", local(0, f"0{7 + k}:30"), f"q{k}", A=1)  # S3 sells its 4 in the morning
+        for k in range(4):
+            sell(e, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+        e.clock.advance_to(local(1, "11:00"))
+        s = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0)))
+        # S3: 16 left, keeps a day's 4 + 1.645 x 2 -> 8: 8 to spare; S1 needs 7
+        assert [(t.from_node, t.to_node, t.qty) for t in s.transfers] == [("S3", "S1", 7)]
+    finally:
+        e.close()
+
+
+def test_only_the_nodes_asked_for_are_suggested_and_an_unknown_node_is_named(engine):
+    for k in range(4):
+        sell(engine, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+        sell(engine, "S3", local(0, f"1{2 + k}:00"), f"q{k}", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    s = engine.handle(SuggestStock(nodes=["S3"], policy=NO_MOVES))
+    assert {p.node for p in s.purchases} == {"S3"}
+    with pytest.raises(NotFound) as e:
+        engine.handle(SuggestStock(nodes=["S1", "X9"]))
+    assert e.value.field == "nodes[1]"
+
+
+def test_packs_round_purchases_up(engine):
+    for k in range(4):
+        sell(engine, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    s = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, pack=6)))
+    assert plan(engine, s, "S1", "A").buy == 12
