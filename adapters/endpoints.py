@@ -23,6 +23,8 @@ class Endpoint:
 
 ENDPOINTS = [
     Endpoint("submit", "o2o.orders.submit", c.SubmitOrder, r.OrderReply, "Submit an online order; the reply carries the routing decision"),
+    Endpoint("quote", "o2o.orders.quote", c.QuoteOrder, r.QuoteReply,
+             "A cart's options before checkout: delivery, pickup nearby, a split, what is short; nothing reserved"),
     Endpoint("cancel", "o2o.orders.cancel", c.CancelOrder, r.OrderReply, "Cancel an order before hand-over; its stock is released"),
     Endpoint("refund", "o2o.orders.refund", c.RefundOrder, r.OrderReply, "Money back, whole or by line: before hand-over a cancellation, after it the goods return to a node or are written off"),
     Endpoint("accept", "o2o.orders.accept", c.AcceptOrder, r.OrderReply, "A node accepts the order routed to it"),

@@ -24,13 +24,14 @@ from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
 from adapters.partition_routes import PartitionRoutes
+from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
 from domain.ids import order_id
 from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
-from engine.handlers import COMMANDS, Batched
+from engine.handlers import COMMANDS, Batched, Many
 from engine.memory import untraced
 from engine.ownership import Misdirected
 from engine.replies import ts
@@ -48,6 +49,7 @@ class O2OService:
         self.engine = engine
         self.nc = nc
         self.worker = EngineWorker(engine, self._answer, batching, backpressure)
+        self.queries = QueryBatches(self.worker, self._answer, batching.max_batch, backpressure.max_queue)
         self.intake = Intake(nc, self.worker, ack_wait=backpressure.ack_wait_s) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None
         if self.publisher:
@@ -97,7 +99,9 @@ class O2OService:
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="ticker")
 
     def _handler(self, ep: Endpoint) -> Callable[[Request], Any]:
-        batched = isinstance(COMMANDS[ep.request], Batched)  # orders go through the micro-batches
+        handler = COMMANDS[ep.request]
+        batched = isinstance(handler, Batched)  # orders go through the micro-batches
+        many = handler if isinstance(handler, Many) else None  # quotes: answered many at a time
 
         async def handle(req: Request) -> None:
             mp = wants_msgpack(req.headers)
@@ -106,6 +110,9 @@ class O2OService:
                 if batched:
                     checked = self.engine.check_order(cmd)  # now, so they count in the stats; not made again
                     self.worker.offer(cmd, (ep, req, mp), checked)  # answered with its batch, by _answer
+                    return
+                if many is not None:
+                    self.queries.offer(many, cmd, (ep, req._msg, mp))  # answered with its batch, by _answer
                     return
                 fut = asyncio.ensure_future(self.worker.call(self.engine.handle, cmd))
             except Overloaded as e:
@@ -358,6 +365,7 @@ class O2OService:
         if self.svc is not None:
             await self.svc.stop()
         self.nc.__dict__.pop("_process_msg", None)  # the client's own receive path again
+        await self.queries.stop()  # before the worker's thread goes
         await self.worker.stop()
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)

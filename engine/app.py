@@ -29,7 +29,7 @@ from domain.quantities import available, check_lines
 from engine.clock import Clock, SystemClock
 from engine.config import EngineSettings
 from engine.geo import haversine_km
-from engine.handlers import COMMANDS, Batched, Query, Write, release_gift, settle_points
+from engine.handlers import COMMANDS, Batched, Many, Query, Write, release_gift, settle_points
 from engine.memory import untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
@@ -391,6 +391,11 @@ class Engine:
         handler = COMMANDS[type(cmd)]
         if isinstance(handler, Query):
             return handler.answer(self, cmd)
+        if isinstance(handler, Many):
+            result = handler.answer(self, [cmd])[0]
+            if isinstance(result, DomainError):
+                raise result
+            return result
         if isinstance(handler, Batched):
             return self.submit(cmd)
         key = self._transaction(lambda uow: handler.step(self, uow, cmd, self.clock.now()))

@@ -51,11 +51,19 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Many:
+    """A query answered many at a time (`answer(engine, cmds)`: a reply or a
+    DomainError per command): quotes share one candidate build per batch."""
+
+    answer: Callable[["Engine", list[Any]], list[Any]]
+
+
+@dataclass(frozen=True)
 class Batched:
     """Orders: gathered into micro-batches and routed together."""
 
 
-Handler = Write | Query | Batched
+Handler = Write | Query | Many | Batched
 
 
 CLOCK_SKEW_S = 300.0  # a till's clock may run this far ahead of the engine's
@@ -148,8 +156,8 @@ def progress(e: "Engine", uow: UnitOfWork, cmd: ReportProgress, at: float) -> st
     return str(order.id)
 
 
-def quote(e: "Engine", q: QuoteOrder) -> QuoteReply:
-    return e.quote(q)
+def quotes(e: "Engine", qs: list[QuoteOrder]) -> list[QuoteReply | Any]:
+    return e.quote_batch(qs)
 
 
 def order_status(e: "Engine", q: GetOrder) -> OrderReply:
@@ -418,7 +426,7 @@ COMMANDS: dict[type[Command], Handler] = {
     DeclineOrder: Write(decline, order_answer),
     ReportProgress: Write(progress, order_answer),
     GetOrder: Query(order_status),
-    QuoteOrder: Query(quote),
+    QuoteOrder: Many(quotes),
     ReceiveStock: Write(receive, stock_answer),
     AdjustStock: Write(adjust, stock_answer),
     CountStock: Write(count, stock_answer),

@@ -17,8 +17,10 @@ from msgspec import Meta
 
 from adapters.wire import WireError, decode
 from domain import ids
-from domain.commands import CancelOrder, FindStock, GetMember, GetOrder, Key, RedeemPoints, SignUpMember, SubmitOrder
-from engine.replies import MemberReply, OrderReply, StockNearby
+from domain.commands import (
+    CancelOrder, FindStock, GetMember, GetOrder, Key, QuoteOrder, RedeemPoints, SignUpMember, SubmitOrder,
+)
+from engine.replies import MemberReply, OrderReply, QuoteReply, StockNearby
 
 VERSION = "0.1.0"
 
@@ -60,6 +62,8 @@ class Client:
 # (method, path, subject, request body struct, reply struct, summary)
 ROUTES = [
     ("POST", "/v1/orders", "o2o.orders.submit", SubmitOrder, OrderReply, "Submit an order; the reply is the decision"),
+    ("POST", "/v1/quotes", "o2o.orders.quote", QuoteOrder, QuoteReply,
+     "A cart's options before checkout (delivery, pickup nearby, a split, what is short); nothing reserved"),
     ("GET", "/v1/orders/{external_id}", "o2o.orders.status", None, OrderReply, "An order's status"),
     ("POST", "/v1/orders/{external_id}/cancel", "o2o.orders.cancel", CancelBody, OrderReply, "Cancel an order"),
     ("GET", "/v1/stock/nearby", "o2o.stock.nearby", None, StockNearby, "Nodes near a place that have a SKU"),
@@ -81,7 +85,7 @@ class RestApi:
         self._openapi: bytes | None = None
 
     def routes(self) -> list[web.RouteDef]:
-        handlers = {"/v1/orders": self.submit, "/v1/orders/{external_id}": self.status,
+        handlers = {"/v1/orders": self.submit, "/v1/quotes": self.quote, "/v1/orders/{external_id}": self.status,
                     "/v1/orders/{external_id}/cancel": self.cancel, "/v1/stock/nearby": self.nearby,
                     "/v1/members": self.sign_up, "/v1/members/{member}": self.member,
                     "/v1/members/{member}/redeem": self.redeem}
@@ -132,6 +136,9 @@ class RestApi:
         if cmd.channel != client.channel:
             raise WireError(403, f"$.channel: this key submits for channel {client.channel!r}")
         return await self._ask("o2o.orders.submit", cmd)
+
+    async def quote(self, request: web.Request, client: Client) -> web.Response:
+        return await self._ask("o2o.orders.quote", await self._body(request, QuoteOrder))
 
     def _order_id(self, request: web.Request, client: Client) -> str:
         external_id = decode(_enc.encode(request.match_info["external_id"]), Key)

@@ -176,6 +176,12 @@ def test_the_rest_api_submits_reads_cancels_finds_stock_and_signs_members_up_per
                 async with http.get(f"{gw.url}/v1/stock/nearby?sku=SAN-001&lat=31.2025&lon=121.527",
                                     headers=app) as r:
                     assert r.status == 200 and (await r.json())["nodes"]
+                async with http.post(f"{gw.url}/v1/quotes", json={"lines": [{"sku": "SAN-001", "qty": 1}],
+                                                                  "lat": 31.2025, "lon": 121.527}, headers=app) as r:
+                    assert r.status == 200 and (await r.json())["options"][0]["best"]
+                async with http.post(f"{gw.url}/v1/quotes", json={"lines": [{"sku": "SAN-001", "qty": 0}]},
+                                     headers=app) as r:
+                    assert r.status == 400 and "qty" in (await r.json())["error"]
                 async with http.post(f"{gw.url}/v1/members", json={"member": "M-9", "node": "S001", "via": "online"},
                                      headers=app) as r:
                     assert r.status == 200

@@ -14,6 +14,7 @@ from tests.integration.conftest import run, running_service
 ROOT = Path(__file__).resolve().parents[2]
 # in the order a day would bring them
 EXAMPLES = [
+    ("quote.json", "o2o.orders.quote"),
     ("order.json", "o2o.orders.submit"), ("order-status.json", "o2o.orders.status"),
     ("order-accept.json", "o2o.orders.accept"), ("order-progress.json", "o2o.orders.progress"),
     ("order-cancel.json", "o2o.orders.cancel"), ("order-pickup.json", "o2o.orders.submit"),
