@@ -537,11 +537,21 @@ class Engine:
                     continue
             answered.append((i, key, repeat))
         waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
-        again = [uow.order(k) for k in waiting]
-        if own is not None and any(o.outcome or not o.pending for o in again):
-            # decided by an engine that took the partition over: these read models are behind, and the
-            # fence stamp makes any write of this batch conflict, so this engine finds out
-            kept = [(k, o) for k, o in zip(waiting, again) if not (o.outcome or not o.pending)]
+        if own is None:
+            again = [uow.order(k) for k in waiting]
+        else:
+            # these read models can be behind the store: an order another engine decided (after taking
+            # the partition over: the fence stamp makes any write of this batch conflict, so this engine
+            # finds out) or moved to a region this engine does not own (following the store forgets it
+            # here) is not routed, and does not fail the batch
+            kept = []
+            for k in waiting:
+                try:
+                    o = uow.order(k)
+                except Misdirected:
+                    continue
+                if not (o.outcome or not o.pending):
+                    kept.append((k, o))
             waiting, again = [k for k, _ in kept], [o for _, o in kept]
         batch = list(fresh.values()) + again
         if batch:
