@@ -12,7 +12,7 @@ quotes are decided by the router itself, one cart at a time.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -37,8 +37,6 @@ class Quotes:
 
     def __init__(self, engine: Any):
         self.engine = engine
-        # called with each batch's shortages (node, SKU, wanted, available): the unmet-demand read model's feed
-        self.on_short: list[Callable[[list[Shortage], float], None]] = []
         self._arrays: tuple[Any, NodeArrays] | None = None
 
     def quote(self, cmd: QuoteOrder) -> QuoteReply:
@@ -82,14 +80,15 @@ class Quotes:
         by_quote: dict[int, list[int]] = {}
         for k, (i, _) in enumerate(owner):
             by_quote.setdefault(i, []).append(k)
-        shortages: list[Shortage] = []
+        demand = e.readmodels.demand
         for i, ks in by_quote.items():
+            short = self._short(batch, ks, state)
             results[i] = self._reply(cmds[i], at, [asks[k] for k in ks], [decided[k] for k in ks],
-                                     [split.get(k) for k in ks], self._short(batch, ks, state))
-            shortages += results[i].short
-        if shortages:
-            for hook in self.on_short:
-                hook(shortages, at)
+                                     [split.get(k) for k in ks], short)
+            # unmet demand: what the nearest node (of the first way asked for) lacks, once per quote
+            nearest = [s for s in short if s.node == short[0].node] if short else []
+            if nearest and _nearest(batch, ks[0]) == nearest[0].node:
+                demand.record_quote_short(nearest[0].node, {s.sku: s.wanted - s.available for s in nearest}, at)
         return results
 
     def _router(self, state: NetworkState) -> tuple[RouterSettings, NodeArrays]:
@@ -211,6 +210,12 @@ def alone(b: Batch) -> Solution:
     counts = (p.line_ptr[1:] - p.line_ptr[:-1]).tolist()
     parts = [{n: list(range(c))} if s else {} for n, c, s in zip(node.tolist(), counts, served.tolist())]
     return Solution(parts, "optimal", 0.0)
+
+
+def _nearest(b: Batch, k: int) -> str | None:
+    """The nearest node in reach of ask k (a pickup: its store)."""
+    reach = np.flatnonzero(b.reach[k])
+    return b.nodes.ids[reach[np.argmin(b.dist[k, reach])]] if len(reach) else None
 
 
 def _option(ask: OrderToRoute, d: Decision, best: bool) -> QuoteOption:

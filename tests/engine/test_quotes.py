@@ -53,6 +53,13 @@ def test_pickup_options_are_the_nearest_stores_that_can_serve_the_cart_with_thei
     assert any(s.node == "S2" and s.sku == "C" and s.available == 0 for s in q.short)
 
 
+def test_what_the_nearest_node_lacks_is_recorded_as_unmet_demand_once_per_quote(engine):
+    engine.quote(cart(km=1.0, modes="delivery", C=1, A=7))  # S2 nearest: no C, 5 of A
+    engine.quote(cart(km=1.0, modes="pickup", C=2))  # the pickup area's nearest store is S2 too
+    engine.quote(cart(km=0.0, modes="delivery", A=1))  # S1 has it: nothing lacking
+    assert engine.readmodels.demand.short_quote == {("S2", "C"): 3, ("S2", "A"): 2}
+
+
 def test_a_split_is_offered_when_no_single_node_has_the_whole_cart_but_never_as_best():
     net = small_network({"S1": {"A": 5}, "S2": {"C": 1}, "S3": {}, "K1": {}})
     e = Engine(net, EngineSettings(), clock=SimClock(T0)).start()
