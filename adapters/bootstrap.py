@@ -20,11 +20,12 @@ from domain.errors import DomainError
 from domain.network import Network
 from engine.app import Engine
 from engine.clock import Clock, TestClock, parse_time
-from engine.config import Config
+from engine.config import Config, TravelSettings
 from engine.partitions import partition_map
 from engine.routing.types import Router
 from engine.store.network_file import load_network
 from engine.store.urls import sqlite_path
+from engine.travel import STRAIGHT_LINE, Grid, TravelTimes
 
 
 def build_engine(config: Config, network: Network | None = None, clock: Clock | None = None,
@@ -39,6 +40,10 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
     if clock is None:
         clock = configured_clock(config)
     pmap = partition_map(network, config.partitions) if partitions is not None else None
+    if router is None and (config.travel.matrix or config.travel.url):
+        from engine.routing.router import make_router
+
+        router = make_router(config.engine.router, travel_source(config.travel, network))
     engine = Engine(network, config.engine, clock=clock, router=router, store=config.store.url, partitions=pmap,
                     owner=owner).start()
     try:
@@ -49,6 +54,22 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
         engine.close()
         raise
     return engine
+
+
+def travel_source(settings: TravelSettings, network: Network) -> TravelTimes:
+    """The configured source of travel minutes (docs/travel.md)."""
+    if settings.matrix:
+        from engine.store.travel_file import load_travel_matrix
+
+        return load_travel_matrix(settings.matrix)
+    if settings.url:
+        from adapters.travel_table import TableService
+
+        return TableService(Grid.around(network, settings.cell_m), settings.url, settings.protocol, settings.profile,
+                            timeout_s=settings.timeout_s, cache_cells=settings.cache_cells,
+                            cache_ttl_s=settings.cache_ttl_s, retry_after_s=settings.retry_after_s,
+                            max_locations=settings.max_locations)
+    return STRAIGHT_LINE
 
 
 def publish_rules(engine: Engine, config: Config) -> None:

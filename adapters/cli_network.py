@@ -8,6 +8,8 @@ import math
 import sys
 from collections import Counter
 
+import numpy as np
+
 from domain.network import Network, Node
 from engine.store.network_file import SAMPLE_NETWORK, NetworkFileError, load_network
 
@@ -23,6 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.set_defaults(func=func)
         if name == "plot":
             c.add_argument("--out", default="network.png", help="the PNG to write")
+    c = cmds.add_parser("travel-matrix", help="build a travel-matrix file once from a road table service",
+                        description="Asks an OSRM- (or Valhalla-) compatible table service for the minutes from "
+                                    "every node to every area cell it can reach, and writes the matrix file "
+                                    "`o2o serve --travel-matrix` and scenarios read (docs/travel.md).")
+    c.add_argument("file", nargs="?", default=str(SAMPLE_NETWORK), help="a .json or .toml file (default: the sample city)")
+    c.add_argument("--from-table", required=True, metavar="URL", help="the table service, e.g. http://127.0.0.1:5000")
+    c.add_argument("--out", required=True, help="the matrix file (JSON) to write")
+    c.add_argument("--cell-m", type=float, default=250.0, help="area cell size in metres (default 250)")
+    c.add_argument("--protocol", choices=["osrm", "valhalla"], default="osrm")
+    c.add_argument("--profile", default="driving", help="OSRM profile or Valhalla costing (default driving)")
+    c.add_argument("--max-locations", type=int, default=100, help="sources + destinations per call (default 100)")
+    c.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    c.set_defaults(func=run_travel_matrix)
 
 
 def _load(path: str) -> Network | None:
@@ -121,4 +136,31 @@ def run_plot(args: argparse.Namespace) -> int:
     fig.savefig(args.out, dpi=110)
     plt.close(fig)
     print(f"wrote {args.out}")
+    return 0
+
+
+def run_travel_matrix(args: argparse.Namespace) -> int:
+    from adapters.travel_table import TableError, TableService, build_matrix
+    from engine.store.travel_file import dump_travel_matrix
+    from engine.travel import Grid
+
+    network = _load(args.file)
+    if network is None:
+        return 2
+    if not 50 <= args.cell_m <= 5000 or args.max_locations < 2 or args.timeout <= 0:
+        print("o2o network travel-matrix: --cell-m is 50..5000, --max-locations >= 2, --timeout > 0", file=sys.stderr)
+        return 2
+    service = TableService(Grid.around(network, args.cell_m), args.from_table, args.protocol, args.profile,
+                           timeout_s=args.timeout, max_locations=args.max_locations)
+    try:
+        matrix = build_matrix(network, service,
+                              lambda done, of: print(f"\r{done:,} / {of:,} cells", end="", file=sys.stderr, flush=True))
+    except TableError as e:
+        print(f"\no2o network travel-matrix: {e}", file=sys.stderr)
+        return 1
+    dump_travel_matrix(matrix, args.out, network=network.name, source=args.from_table)
+    known = int((~np.isnan(matrix.minutes())).sum())
+    g = matrix.grid
+    print(f"\nwrote {args.out}: {len(matrix.node_ids)} nodes x {g.rows} x {g.cols} cells of {args.cell_m:g} m, "
+          f"{known:,} times known, {service.calls:,} calls")
     return 0

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="configuration file (TOML; sample: docs/examples/o2o.toml); flags override it")
     p.add_argument("--store", help=f"event store URL (default {DEFAULT_STORE}; env O2O_STORE)")
     p.add_argument("--network", help="network file, JSON or TOML (default: the sample city)")
+    p.add_argument("--travel-matrix", metavar="FILE",
+                   help="travel minutes from a matrix file (docs/travel.md; env O2O_TRAVEL_MATRIX)")
+    p.add_argument("--travel-url", metavar="URL",
+                   help="travel minutes from an OSRM-compatible table service (env O2O_TRAVEL_URL)")
     p.add_argument("--window-ms", type=float, help=f"micro-batch window (default {Batching().window_ms:g})")
     p.add_argument("--max-batch", type=int, help=f"orders per micro-batch at most (default {Batching().max_batch})")
     p.add_argument("--max-queue", type=int,
@@ -101,8 +105,18 @@ def serve_config(args: argparse.Namespace) -> Config:
         "store": {"url": args.store},
         "network": {"file": args.network},
         "clock": _clock_flags(args.test_clock),
+        "travel": _travel_flags(args.travel_matrix, args.travel_url),
     }
     return load_config(args.config, overrides=flags)
+
+
+def _travel_flags(matrix: str | None, url: str | None) -> dict[str, object]:
+    """A flag names the one source: it replaces the other one the file or environment may give."""
+    if matrix and url:
+        raise SystemExit("o2o serve: give --travel-matrix or --travel-url, not both")
+    if matrix:
+        return {"matrix": matrix, "url": ""}
+    return {"url": url, "matrix": ""} if url else {}
 
 
 def _clock_flags(test_clock: str | None) -> dict[str, object]:

@@ -182,6 +182,23 @@ class PartitionSettings(Struct, frozen=True, forbid_unknown_fields=True):
     lease_replicas: Annotated[int, Meta(ge=1, le=5)] = 3  # of the KV bucket: 3 on a 3-node cluster
 
 
+class TravelSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """Where travel minutes come from (docs/travel.md): straight line at the
+    network's speed (neither set), a matrix file, or a road table service."""
+
+    matrix: str = ""  # a travel-matrix file (o2o network travel-matrix builds one)
+    url: Annotated[str, Meta(pattern=r"^(https?://[^/\s]+.*)?$")] = ""  # an OSRM- or Valhalla-compatible table
+    # service, e.g. http://127.0.0.1:5000
+    protocol: Literal["osrm", "valhalla"] = "osrm"
+    profile: str = "driving"  # OSRM's profile in the path; Valhalla's costing (auto, bicycle, motor_scooter)
+    cell_m: Annotated[float, Meta(ge=50, le=5000)] = 250.0  # area cells the service is asked for (url only)
+    timeout_s: Positive = 2.0  # per call; then the straight line, marked as a guess
+    retry_after_s: Annotated[float, Meta(ge=0)] = 30.0  # after a failed call, the straight line this long
+    cache_cells: Annotated[int, Meta(ge=1)] = 100_000  # cells' rows kept (LRU)
+    cache_ttl_s: Positive = 3600.0  # a cell's row is asked again after this
+    max_locations: Annotated[int, Meta(ge=2)] = 100  # per call (OSRM's --max-table-size)
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     engine: EngineSettings = EngineSettings()
     batching: Batching = Batching()
@@ -193,6 +210,11 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     gateway: GatewaySettings = GatewaySettings()
     partitions: PartitionSettings = PartitionSettings()
     benefit: BenefitSettings = BenefitSettings()
+    travel: TravelSettings = TravelSettings()
+
+    def __post_init__(self) -> None:
+        if self.travel.matrix and self.travel.url:
+            raise InvalidInput("config.travel", "give a matrix or a url, not both")
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "config") -> "Config":
         """A copy with nested values replaced ({"batching": {"max_batch": 100}}); validated."""
@@ -205,6 +227,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "O2O_PHONE_SALT": ("engine", "phone_salt"),
     "O2O_STORE": ("store", "url"),
     "O2O_NETWORK": ("network", "file"),
+    "O2O_TRAVEL_MATRIX": ("travel", "matrix"),
+    "O2O_TRAVEL_URL": ("travel", "url"),
     "O2O_NATS_URL": ("nats", "url"),
     "O2O_NATS_USER": ("nats", "user"),
     "O2O_NATS_PASSWORD": ("nats", "password"),

@@ -98,3 +98,48 @@ def test_a_rule_sets_time_without_its_offset_is_refused(tmp_path):
     with pytest.raises(InvalidInput) as e:
         load_config(sample_rules(tmp_path, effective_from="2027-01-01T00:00:00"), environ={})
     assert e.value.field == "config.benefit.rules[0].effective_from"
+
+
+def test_the_travel_source_is_named_by_the_environment_and_a_flag_replaces_it(tmp_path):
+    from adapters.cli_serve import _travel_flags
+
+    env = {"O2O_TRAVEL_URL": "http://127.0.0.1:5000"}
+    assert load_config(environ=env).travel.url == "http://127.0.0.1:5000"
+    config = load_config(environ=env, overrides={"travel": _travel_flags("m.json", None)})
+    assert (config.travel.matrix, config.travel.url) == ("m.json", "")
+
+
+@pytest.mark.parametrize("travel, field, reason", [
+    ({"matrix": "m.json", "url": "http://x"}, "config.travel", "a matrix or a url, not both"),
+    ({"url": "osrm.local:5000"}, "config.travel.url", "expected str matching regex"),
+    ({"timeout_s": 0}, "config.travel.timeout_s", "> 0"),
+    ({"protocol": "graphhopper"}, "config.travel.protocol", "invalid enum value 'graphhopper'"),
+    ({"cell_m": 10}, "config.travel.cell_m", ">= 50"),
+])
+def test_a_bad_travel_setting_is_refused_naming_its_field(travel, field, reason):
+    with pytest.raises(InvalidInput) as e:
+        load_config(environ={}, overrides={"travel": travel})
+    assert e.value.field == field and reason in e.value.reason
+
+
+def test_an_engine_built_with_a_travel_matrix_routes_by_it_and_a_bad_file_names_its_field(tmp_path):
+    import numpy as np
+
+    from engine.store.travel_file import TravelFileError, dump_travel_matrix
+    from engine.travel import Grid, TravelMatrix
+
+    config = load_config(environ={}, overrides={"store": {"url": "memory:"}})
+    network = build_engine(config).network
+    grid = Grid.around(network, 1000)
+    dump_travel_matrix(TravelMatrix(grid, [n.id for n in network.nodes], np.full((len(network.nodes), grid.size), 9.0)),
+                       tmp_path / "m.json")
+    engine = build_engine(config.with_overrides({"travel": {"matrix": str(tmp_path / "m.json")}}))
+    try:
+        assert engine.router.travel.node_ids == [n.id for n in network.nodes]
+    finally:
+        engine.close()
+    (tmp_path / "bad.json").write_text('{"grid": {"lat0": 0, "lon0": 0, "dlat": 1, "dlon": 1, "rows": 1, "cols": 1}, '
+                                       '"nodes": [], "minutes": []}')
+    with pytest.raises(TravelFileError) as e:
+        build_engine(config.with_overrides({"travel": {"matrix": str(tmp_path / "bad.json")}}))
+    assert e.value.field == "$.nodes"

@@ -38,3 +38,17 @@ def test_the_promise_is_the_matrix_minutes_and_a_guess_outside_it_is_marked_stra
         assert "ETA ~" in guess.explanation
     finally:
         e.close()
+
+
+def test_a_quote_promises_by_the_same_matrix_as_the_submit_after_it():
+    from domain.commands import QuoteOrder
+
+    e = engine_with({"S1": 25.0, "S2": 7.0, "S3": 30.0, "K1": 30.0})
+    try:
+        lat, lon = at_km(0.1)
+        best = e.quote(QuoteOrder(lines=[Line("A", 1)], lat=lat, lon=lon, modes="delivery")).options[0]
+        assert best.node == "S2" and best.eta_at.timestamp() == T0 + (10 + 7.0) * 60
+        reply = submit(e, "after-quote", km=0.1)
+        assert (reply.node, reply.parts[0].eta_at) == (best.node, best.eta_at)
+    finally:
+        e.close()
