@@ -22,6 +22,7 @@ from engine.routing.problem import Problem, Solution, flat, objective, ranges
 # HiGHS reached proven optima fastest on these instances with 2 cores (see
 # ENGINEERING.md and benchmarks/README.md); SCIP is the fallback.
 SOLVERS = ("highs", "scip", "cbc")
+SOLVER_INFINITY = 1e19  # a bound this large is a solver's way of saying it has none
 
 
 @dataclass
@@ -120,7 +121,8 @@ def solve_mip(
         return Solution(parts, "infeasible" if status == mbh.SolveStatus.INFEASIBLE else "unknown", float("inf"))
     decode(np.round(s.variable_values()).astype(int), parts)
     pen = problem.penalty[orders]  # the model leaves out the constant: every finite penalty
-    bound = float(s.best_objective_bound() + pen[np.isfinite(pen)].sum())
+    raw = float(s.best_objective_bound())  # SCIP says "no bound" as -1e20, its infinity
+    bound = raw + float(pen[np.isfinite(pen)].sum()) if abs(raw) < SOLVER_INFINITY else -np.inf
     return Solution(parts, "optimal" if status == mbh.SolveStatus.OPTIMAL else "feasible",
                     objective(problem, parts, orders), bound if np.isfinite(bound) else None)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ortools.linear_solver.python import model_builder_helper as mbh
 
 from benchmarks.gap import gap
 from engine.routing.greedy import solve_greedy
@@ -217,3 +218,27 @@ def test_a_fractional_bound_is_rounded_up_only_when_every_cost_is_whole():
     assert problem.round_bound(1391.0000000001) == 1391.0  # a solver's tolerance is not a whole unit
     halves = replace(problem, pair_cost=problem.pair_cost + 0.5)
     assert halves.round_bound(1390.3) == 1390.3
+
+
+def test_a_solver_that_has_no_bound_gives_none_not_its_infinity():
+    # SCIP stopped by its time limit before any bound reports -1e20 (its infinity): no bound, not that
+    problem = to_problem(gap("D", 3, 6, 1))
+    start = solve_optimal(problem, time_limit_s=1)
+
+    class Stopped:
+        def __init__(self, x):
+            self.x = x
+
+        def variable_values(self):
+            return self.x
+
+        def best_objective_bound(self):
+            return -1e20
+
+    def run(lb, ub, obj, rows, integral, time_limit_s, solver, start_x=None, params=None, dual=False):
+        return Stopped(start_x), mbh.SolveStatus.FEASIBLE
+
+    with patch("engine.routing.mip._run", side_effect=run):
+        sol = solve_mip(problem, solver="scip", hint=start.parts)
+    assert sol.status == "feasible" and sol.objective == start.objective
+    assert sol.bound is None
