@@ -45,7 +45,7 @@ def build_engine(config: Config, network: Network | None = None, clock: Clock | 
 
         router = make_router(config.engine.router, travel_source(config.travel, network))
     engine = Engine(network, config.engine, clock=clock, router=router, store=config.store.url, partitions=pmap,
-                    owner=owner).start()
+                    owner=owner, schedule=config.schedule).start()
     try:
         for partition, epoch in sorted((partitions or {}).items()):
             engine.take(partition, epoch)

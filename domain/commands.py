@@ -5,6 +5,7 @@ bad field), so their constraints are part of the public contract.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -61,6 +62,10 @@ class SubmitOrder(Command, tag="submit_order"):
     lon: Annotated[float, Meta(ge=-180, le=180)] | None = None
     pickup_node: NodeId | None = None  # pickup: the store the customer chose
     promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # default per mode
+    # a later slot (today or a later day, within the engine's horizon): hand-over between these, with their offset
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    later_ok: bool = False  # placed while the nodes are closed: book the first slot after opening, not reject it
     member: Key | None = None
     # money, all optional (absent: the price list, no discounts or fees); checked to add up when `paid` is given
     discounts: Annotated[list[Discount], Meta(max_length=20)] = []

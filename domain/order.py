@@ -1,10 +1,12 @@
 """An online order and its way through the network.
 
-placed -> routed -> accepted -> picked -> ready (pickup) | dispatched (delivery)
+placed [-> booked] -> routed -> accepted -> picked -> ready (pickup) | dispatched (delivery)
 -> collected | delivered. An order may be split into parts, one per node; each
 part moves on its own and the order's status is that of its least advanced
 part. A declined or expired part's lines go back to `pending` and are routed
 again, never to the same node. Terminal states: completed, cancelled, rejected.
+An order for a later slot is booked first (a node and its slot planned, no
+stock held) and routed at its lead time, when its stock is reserved.
 """
 from __future__ import annotations
 
@@ -37,6 +39,15 @@ class RoutedPart(Struct, frozen=True):
 class Loss(Struct, frozen=True):
     node: str
     reason: str
+
+
+class Booking(Struct, frozen=True):
+    """A slot booked for an order: planned at `nodes` (one, unless split), routed (stock reserved) at `due_at`."""
+
+    nodes: list[str]
+    window_start: float  # epoch seconds: hand-over from then ...
+    window_end: float  # ... to then (the order's promise)
+    due_at: float
 
 
 class PartState(Struct):
@@ -140,6 +151,7 @@ class Order(Aggregate):
         self.shorted: dict[str, int] = {}  # lines dropped unserved after goods were handed over
         self.region = region
         self.regions_tried: list[str] = [region] if region else []  # home, then each region it was moved to
+        self.booking: Booking | None = None  # a later slot's booking, kept after routing (capacity is counted by it)
 
     @classmethod
     def place(
@@ -180,7 +192,7 @@ class Order(Aggregate):
         if self.outcome:
             return self.outcome
         if self.pending:
-            return "placed"
+            return "booked" if self.booking is not None and not self.parts and not self.reroutes else "placed"
         return min((p.status for p in self.parts.values()), key=PROGRESS.index)
 
     @property
@@ -219,6 +231,22 @@ class Order(Aggregate):
         if routed != self.pending:
             raise Conflict("parts", f"routed lines {routed} differ from pending lines {self.pending}")
         trigger(self, self.Routed, parts=list(parts), lost=list(lost), at=at)
+
+    def book(self, nodes: list[str], window_start: float, window_end: float, due_at: float, at: float,
+             lost: list[Loss] = ()) -> None:
+        """Books a later slot at `nodes`: routed (and its stock reserved) at `due_at`.
+        `lost`: why cheaper nodes were not planned, as a routing records it."""
+        self._check_open()
+        if not nodes:
+            raise InvalidInput("nodes", "a booking names at least one node")
+        if self.parts or self.booking is not None:
+            raise Conflict("order", "only an order not yet routed or booked is booked")
+        if not window_start < window_end:
+            raise InvalidInput("window_end", "must be after window_start")
+        if not at <= due_at <= window_start:
+            raise InvalidInput("due_at", "an order is due for routing between now and its window's start")
+        self._booked(nodes=list(nodes), window_start=window_start, window_end=window_end, due_at=due_at,
+                     lost=list(lost), at=at)
 
     def reject(self, reason: str, lost: list[Loss], at: float) -> None:
         self._check_open()
@@ -380,6 +408,12 @@ class Order(Aggregate):
         self.reason = reason
         if all(p.status == "handed_over" for p in self.parts.values()):
             self.outcome = "completed"
+
+    @event("Booked")
+    def _booked(self, nodes: list[str], window_start: float, window_end: float, due_at: float, lost: list[Loss],
+                at: float) -> None:
+        self.booking = Booking(nodes=list(nodes), window_start=window_start, window_end=window_end, due_at=due_at)
+        self.promised_at = window_end
 
     @event("Accepted")
     def _accepted(self, node: str, at: float) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import os
 
@@ -36,9 +37,10 @@ from engine.partitions import PartitionMap
 from engine.quotes import Quotes
 from engine.readmodels import ReadModels
 from engine.replies import (
-    MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
+    ts, MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
 )
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
+from engine.scheduling import ScheduleSettings, Slot, next_opening, requested, slot_after
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog, topic_of as get_topic
 from engine.unit_of_work import UnitOfWork, order_uuid
@@ -96,6 +98,7 @@ class Engine:
         store: str = "memory:",
         partitions: PartitionMap | None = None,
         owner: str = "",
+        schedule: ScheduleSettings = ScheduleSettings(),
     ):
         """Opens the store; `start()` replays it into the read models and opens the network.
 
@@ -113,6 +116,8 @@ class Engine:
         self.nodes = {n.id: n for n in network.nodes}
         self.skus = {s.id: s for s in network.skus}
         self.list_price = {s.id: to_minor(s.price, network.minor_units) for s in network.skus}  # converted once
+        self.schedule = schedule
+        self._tz = ZoneInfo(network.timezone)
         interval = settings.inventory_snapshot_interval
         self.log = EventLog(store, snapshots=interval > 0)
         self.store = AggregateStore(
@@ -513,6 +518,8 @@ class Engine:
         self._moved: list[tuple[str, str]] = []  # (order, region it went to); set again on a retry
         own = self.ownership
         results: list[Any] = [None] * len(cmds)
+        slots: dict[str, Slot] = {}  # fresh orders asking for a later slot
+        later: set[str] = set()  # fresh orders to book after opening rather than reject as closed
         fresh: dict[UUID, Order] = {}
         keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
@@ -525,13 +532,20 @@ class Engine:
                     if own is not None and oid in own.moved:  # placed here once, served elsewhere now
                         p = own.pmap.of_region(own.moved[oid])
                         raise Misdirected("order_id", f"order {oid} was moved to partition {p}", p)
-                    order = self._place(cmd, at, checked[i] if checked else None)
+                    slot = None
+                    if cmd.window_start is not None or cmd.window_end is not None:
+                        slot = requested(cmd, at, self.schedule)
+                    order = self._place(cmd, at, checked[i] if checked else None, slot)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
                     fresh[oid] = uow.add(order)
                     if uow.ownership is not None:
                         uow.partitions.add(uow.ownership.pmap.of_region(order.region))
                     keys.append(key)
+                    if slot is not None and slot.start > at:
+                        slots[key] = slot
+                    elif cmd.later_ok:
+                        later.add(key)
                 except DomainError as e:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
@@ -554,7 +568,9 @@ class Engine:
                     kept.append((k, o))
             waiting, again = [k for k, _ in kept], [o for _, o in kept]
         batch = list(fresh.values()) + again
-        if batch:
+        if slots or later or any(o.booking is not None for o in again):
+            self._route_scheduled(uow, batch, at, keys + waiting, slots, later)
+        elif batch:
             self._route(uow, batch, at, keys + waiting)
         return results, answered, self._moved
 
@@ -590,7 +606,7 @@ class Engine:
         return price(lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in discounts),
                      delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
 
-    def _place(self, cmd: SubmitOrder, at: float, checked: Any = None) -> Order:
+    def _place(self, cmd: SubmitOrder, at: float, checked: Any = None, slot: Slot | None = None) -> Order:
         lines, lat, lon, money = checked or self.check_order(cmd)
         region = None
         own = self.ownership
@@ -601,12 +617,16 @@ class Engine:
                 raise Misdirected("lat" if cmd.pickup_node is None else "pickup_node",
                                   f"the order's home region {region} is in partition {p}, "
                                   "which this engine does not own", p)
-        minutes = cmd.promise_minutes or (
-            self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
-        )
+        if slot is None:
+            minutes = cmd.promise_minutes or (
+                self.settings.pickup_promise_minutes if cmd.mode == "pickup" else self.settings.delivery_promise_minutes
+            )
+            promised_at = at + minutes * 60
+        else:
+            promised_at = slot.end  # a window's order is promised by its end
         return Order.place(
             channel=cmd.channel, external_id=cmd.external_id, lines=lines, value=self._value(lines, money), mode=cmd.mode,
-            lat=lat, lon=lon, promised_at=at + minutes * 60, at=at, pickup_node=cmd.pickup_node, member=cmd.member,
+            lat=lat, lon=lon, promised_at=promised_at, at=at, pickup_node=cmd.pickup_node, member=cmd.member,
             money=money, region=region,
         )
 
@@ -629,23 +649,34 @@ class Engine:
             capacity_left=capacity, now=at, elsewhere=elsewhere,
         )
 
-    def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str]) -> None:
-        members = self.readmodels.members
-        requests = [
-            OrderToRoute(
-                key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
-                placed_at=o.placed_at, promised_at=o.promised_at, value=o.value, pickup_node=o.pickup_node,
-                home_node=members[o.member]["node"] if o.member in members else None,
-                excluded=tuple(o.excluded) + tuple(o.parts),
-            )
-            for o, key in zip(orders, keys)
-        ]
-        decisions = self.router.route(requests, self.network_state(at))
+    def _route(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str], state: NetworkState | None = None,
+               keep: set[str] | None = None) -> list[tuple[Order, str, Decision]]:
+        """Routes the orders (against `state`, default: the network now) and
+        reserves their stock. Orders of `keep` that no node can serve are not
+        rejected but returned, with their decision."""
+        decisions = self.router.route(self._requests(orders, keys), state or self.network_state(at))
         reserving = _Reservations()
+        kept = []
         for order, key, decision in zip(orders, keys, decisions):
+            if keep and not decision.parts and key in keep:
+                kept.append((order, key, decision))
+                continue
             self._apply_decision(uow, order, key, decision, at, reserving)
         for node, reservations in reserving.orders.items():
             uow.inventory(node).reserve_many(reservations, at)
+        return kept
+
+    def _requests(self, orders: list[Order], keys: list[str], promised: list[float] | None = None) -> list[OrderToRoute]:
+        members = self.readmodels.members
+        return [
+            OrderToRoute(
+                key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
+                placed_at=o.placed_at, promised_at=o.promised_at if promised is None else promised[i], value=o.value,
+                pickup_node=o.pickup_node, home_node=members[o.member]["node"] if o.member in members else None,
+                excluded=tuple(o.excluded) + tuple(o.parts),
+            )
+            for i, (o, key) in enumerate(zip(orders, keys))
+        ]
 
     def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float,
                         reserving: _Reservations) -> None:
@@ -688,11 +719,158 @@ class Engine:
         for node in released:
             uow.inventory(node).release(key, reason="order rejected", at=at)
 
+    # -- scheduled orders (engine/scheduling.py) -------------------------
+    def _route_scheduled(self, uow: UnitOfWork, orders: list[Order], at: float, keys: list[str],
+                         slots: dict[str, Slot], later: set[str]) -> None:
+        """A batch with orders for later slots. Orders for now are routed
+        first (those of `later` that no node serves now are booked for the
+        first slot after the nodes open); then, slot by slot, fresh orders are
+        booked and the booked orders due are routed, each slot against the
+        nodes' hours then and the capacity left in it. What this transaction
+        puts in a slot is counted as it goes (the read models see it after)."""
+        taken: dict[tuple[str, int], int] = {}
+        by_start: dict[float, list[tuple[Order, str]]] = {}
+        now_orders, now_keys = [], []
+        for o, k in zip(orders, keys):
+            slot = slots.get(k)
+            b = o.booking
+            start = slot.start if slot is not None else b.window_start if b is not None and b.window_start > at else None
+            if start is None:
+                now_orders.append(o)
+                now_keys.append(k)
+            else:
+                by_start.setdefault(start, []).append((o, k))
+        if now_orders:
+            before = [set(o.parts) for o in now_orders]
+            kept = self._route(uow, now_orders, at, now_keys, keep=later)
+            self._count_taken(taken, now_orders, before, at)
+            for order, key, d in kept:
+                self._book_later(uow, order, key, d, at, taken)
+        for start in sorted(by_start):
+            group = by_start[start]
+            fresh = [(o, k) for o, k in group if k in slots]
+            booked = self._book(uow, fresh, start, [o.promised_at for o, _ in fresh], at, taken)
+            due = [(o, k) for o, k in booked if o.booking.due_at <= at]
+            planned = [o for o, k in group if k not in slots and o.status == "booked"]  # counted in the read models
+            self._route_booked(uow, due + [(o, k) for o, k in group if k not in slots], start, at, taken, planned)
+
+    def _book(self, uow: UnitOfWork, items: list[tuple[Order, str]], start: float, ends: list[float], at: float,
+              taken: dict[tuple[str, int], int], closed_now: str = "") -> list[tuple[Order, str]]:
+        """Books each order for the slot from `start` to its end at the node
+        the router plans it at then; rejects those no node could serve."""
+        if not items:
+            return []
+        orders, keys = [o for o, _ in items], [k for _, k in items]
+        state = self._state_at(at, start, taken, [])
+        decisions = self.router.route(self._requests(orders, keys, ends), state)
+        due_at = max(at, start - self.schedule.lead_minutes * 60)
+        capacity = self.readmodels.capacity
+        out = []
+        for order, key, end, d in zip(orders, keys, ends, decisions):
+            if not d.parts:
+                window = f"{ts(start).isoformat()} to {ts(end).isoformat()}"
+                self._unserved(uow, order, key, f"{closed_now}no node can serve the slot {window}: {d.reason}", d.lost, at)
+                continue
+            nodes = [p.node for p in d.parts]
+            order.book(nodes, start, end, due_at, at, d.lost)
+            if due_at > at:  # routed now otherwise, and counted then
+                for node in nodes:
+                    slot = (node, capacity.slot_of(node, start))
+                    taken[slot] = taken.get(slot, 0) + 1
+            out.append((order, key))
+        return out
+
+    def _route_booked(self, uow: UnitOfWork, items: list[tuple[Order, str]], start: float, at: float,
+                      taken: dict[tuple[str, int], int], planned: list[Order]) -> None:
+        """Routes booked orders due, their stock reserved now, against their
+        slot; an order no node can serve then is rejected now, its reason
+        saying the slot cannot be kept (the customer is told early)."""
+        if not items:
+            return
+        orders, keys = [o for o, _ in items], [k for _, k in items]
+        before = [set(o.parts) for o in orders]
+        kept = self._route(uow, orders, at, keys, state=self._state_at(at, start, taken, planned), keep=set(keys))
+        self._count_taken(taken, orders, before, start)
+        for order, key, d in kept:
+            window = f"{ts(start).isoformat()} to {ts(order.promised_at).isoformat()}"
+            self._unserved(uow, order, key, f"the booked slot {window} cannot be kept: {d.reason}", d.lost, at)
+
+    def _book_later(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float,
+                    taken: dict[tuple[str, int], int]) -> None:
+        """An order no node serves now, whose customer allows a later slot:
+        booked for the first slot after a node that could serve it opens,
+        if it is closed now; rejected as decided otherwise."""
+        opening = self._first_opening(order, at)
+        if opening is None or opening <= at or opening > at + self.schedule.horizon_days * 86_400:
+            self._unserved(uow, order, key, d.reason or "no node can serve it", d.lost, at)
+            return
+        slot = slot_after(opening, self.schedule, self._tz)
+        booked = self._book(uow, [(order, key)], slot.start, [slot.end], at, taken,
+                            closed_now=f"closed until {ts(opening).isoformat()}; ")
+        if booked and order.booking.due_at <= at:
+            self._route_booked(uow, booked, slot.start, at, taken, [])
+
+    def _first_opening(self, order: Order, at: float) -> float | None:
+        """When the first node that could serve the order opens (now, if one is open)."""
+        if order.mode == "pickup":
+            nodes = [self.nodes[order.pickup_node]] if order.pickup_node in self.nodes else []
+        else:
+            nodes = [n for n in self.network.nodes if "delivery" in n.modes
+                     and haversine_km(order.lat, order.lon, n.lat, n.lon) <= n.delivery_radius_km]
+        times = [t for n in nodes if n.id not in order.excluded
+                 and (t := next_opening([w.minutes() for w in n.hours], self._tz, at, self.schedule.horizon_days))
+                 is not None]
+        return min(times, default=None)
+
+    def _state_at(self, at: float, start: float, taken: dict[tuple[str, int], int], planned: list[Order]) -> NetworkState:
+        """The network as the router plans a slot from `start`: stock now, the
+        nodes' hours then, the capacity left in that slot less what this
+        transaction took there, plus the places `planned` orders (booked,
+        being routed) hold there already."""
+        capacity = self.readmodels.capacity
+        left = capacity.capacity_left(at, start)
+        rows = self.readmodels.atp.node_index
+        for (node, slot), n in taken.items():
+            if slot == capacity.slot_of(node, start):
+                left[rows[node]] -= n
+        for order in planned:
+            for node in order.booking.nodes:
+                left[rows[node]] += 1
+        state = self.network_state(at)
+        elsewhere = state.elsewhere
+        state.capacity_left = np.maximum(left if elsewhere is None else np.where(elsewhere, 0, left), 0)
+        state.now = start
+        return state
+
+    def _count_taken(self, taken: dict[tuple[str, int], int], orders: list[Order], before: list[set[str]],
+                     when: float) -> None:
+        """Counts the parts just routed in the slot of `when` at their nodes."""
+        capacity = self.readmodels.capacity
+        for order, had in zip(orders, before):
+            for node in order.parts:
+                if node not in had:
+                    slot = (node, capacity.slot_of(node, when))
+                    taken[slot] = taken.get(slot, 0) + 1
+
+    def _route_due(self) -> int:
+        """Booked orders whose lead time has come are routed, their stock reserved (or rejected, the customer told)."""
+        now = self.clock.now()
+        due = self.readmodels.order_view.due(now)
+        if not due:
+            return 0
+
+        def work(uow: UnitOfWork) -> int:
+            self._route_scheduled(uow, [uow.order(k) for k in due], now, due, {}, set())
+            return len(due)
+
+        return self._transaction(work)
+
     def expire_due(self) -> int:
         """The timers, as of the clock's time: parts not accepted in time go back
-        to routing; gifts not collected in time are released; points due expire.
-        Returns how many of those happened (parts, gifts, members' expiries)."""
-        return self._expire_parts() + self._expire_points()
+        to routing; booked orders due are routed; gifts not collected in time
+        are released; points due expire. Returns how many of those happened
+        (parts, booked orders, gifts, members' expiries)."""
+        return self._expire_parts() + self._route_due() + self._expire_points()
 
     def _expire_parts(self) -> int:
         """Parts the node neither accepted nor declined in time go back to routing."""

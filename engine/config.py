@@ -21,6 +21,7 @@ from msgspec import Meta, Struct
 from domain.benefit import RuleSet
 from domain.errors import InvalidInput
 from engine.routing.types import RouterSettings
+from engine.scheduling import ScheduleSettings
 from engine.store.network_file import SAMPLE_NETWORK
 from engine.store.urls import DEFAULT_STORE
 
@@ -211,6 +212,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     partitions: PartitionSettings = PartitionSettings()
     benefit: BenefitSettings = BenefitSettings()
     travel: TravelSettings = TravelSettings()
+    schedule: ScheduleSettings = ScheduleSettings()  # orders for a later slot (engine/scheduling.py)
 
     def __post_init__(self) -> None:
         if self.travel.matrix and self.travel.url:

@@ -62,6 +62,9 @@ class OrderReply(msgspec.Struct, frozen=True):
     repeat: bool = False  # a resubmission: nothing new was stored
     first_decision: Decision | None = None
     money: OrderMoneyReply | None = None  # None: placed before amounts were recorded
+    window_start: datetime | None = None  # booked for a later slot: hand-over between these ...
+    window_end: datetime | None = None
+    due_at: datetime | None = None  # ... routed, its stock reserved, at this time
 
 
 class StockReply(msgspec.Struct, frozen=True):
@@ -176,6 +179,8 @@ def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
     cost = {n: r.cost[n] for n in r.parts if n in r.cost}
     lost = [LossReply(node=x["node"], reason=x["reason"]) for x in r.lost]
     explanation = explain(cost, r.lost, r.reason)
+    if r.window_start is not None:
+        return _booked_reply(r, parts, cost, lost, explanation, repeat)
     if r.reroutes == 0 and r.status in ("routed", "rejected"):  # still as first decided (a fresh order's reply)
         first = Decision(outcome=r.status, parts=parts, lost=lost, reason=r.reason, explanation=explanation)
     else:
@@ -187,6 +192,28 @@ def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
         money=None if r.paid is None else OrderMoneyReply(
             paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded, points_used=r.points_used,
             points_returned=r.points_returned, refunds=list(r.refunds)),
+    )
+
+
+def _booked_reply(r: OrderRecord, parts: list[PartReply], cost: dict, lost: list[LossReply], explanation: str,
+                  repeat: bool) -> OrderReply:
+    """The reply for an order booked for a later slot (kept apart: the reply to an order for now is on the hot path)."""
+    window = f"{ts(r.window_start).isoformat()} to {ts(r.window_end).isoformat()}"
+    node = parts[0].node if parts else None
+    if r.status == "booked":
+        node = r.booked_nodes[0] if r.booked_nodes else None
+        explanation = (f"booked at {', '.join(r.booked_nodes or [])} for {window}; "
+                       f"routed and its stock reserved at {ts(r.due_at).isoformat()}")
+    elif parts:
+        explanation = f"{explanation}; booked for {window}"
+    return OrderReply(
+        order_id=r.order_id, channel=r.channel, external_id=r.external_id, status=r.status, mode=r.mode,
+        promised_at=ts(r.promised_at), node=node, parts=parts, explanation=explanation, cost=cost, lost=lost,
+        reason=r.reason, repeat=repeat, first_decision=first_decision(r),
+        money=None if r.paid is None else OrderMoneyReply(
+            paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded, points_used=r.points_used,
+            points_returned=r.points_returned, refunds=list(r.refunds)),
+        window_start=ts(r.window_start), window_end=ts(r.window_end), due_at=ts(r.due_at),
     )
 
 

@@ -6,7 +6,7 @@ One module per model, each with a table of handlers keyed by event class:
 - atp: on hand / reserved / safety per node x SKU (the router's view of stock);
 - orders: every order's status, parts and first answer, the orders waiting
   for routing and the parts waiting for their node's decision;
-- capacity: parts routed per node in its current slot;
+- capacity: orders each node takes per slot (routed now, or booked for a later slot);
 - members: members, their identities and points, sign-ups per node;
 - counter_sales: POS sales and units, each sale's money and refunds;
 - demand: units sold, lost and short per node and SKU (the replenishment policy's input);
@@ -160,6 +160,7 @@ class ReadModels:
             "to_route": list(self.to_route),
             "awaiting": sorted(f"{o}/{n}@{t}" for (o, n), t in self.awaiting.items()),
             "slot_used": dict(sorted(self.slot_used.items())),
+            "slot_booked": {n: dict(sorted(s.items())) for n, s in sorted(self.capacity.slot_booked.items())},
             "sales": {k: msgspec.to_builtins(v) for k, v in self.sales.items()},
             "statements": {"/".join(k): msgspec.to_builtins(v) for k, v in sorted(self.benefit.statements.items())},
             "members": self.members,

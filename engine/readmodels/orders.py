@@ -7,6 +7,7 @@ routed part's lines and cost terms: made for the event, never changed by
 the order)."""
 from __future__ import annotations
 
+import heapq
 from typing import Any, Callable, Iterable
 from uuid import UUID
 
@@ -57,6 +58,10 @@ class OrderRecord(msgspec.Struct, gc=False):
     returned: dict[str, int] | None = None  # units refunded, by SKU
     shorted: dict[str, int] | None = None  # units dropped unserved after goods were handed over
     region: str | None = None  # its home region where partitions are owned (moved by a transfer)
+    window_start: float | None = None  # a booked order's slot (epoch seconds) ...
+    window_end: float | None = None
+    due_at: float | None = None  # ... and when it is routed, its stock reserved
+    booked_nodes: list[str] | None = None  # where it was planned
 
 
 def held(r: OrderRecord) -> dict[str, int]:
@@ -86,6 +91,8 @@ class OrderView:
         self.awaiting: dict[tuple[str, str], float] = {}  # (order, node) -> routed_at
         self._keys: dict[UUID, str] = {}  # order id -> its key in `orders`, for the order's next events
         self._losses: dict[Any, dict[str, str]] = {}  # Loss -> its record, shared by every order that lost there
+        self._due: list[tuple[float, str]] = []  # booked orders by due time (a heap; left ones dropped as met)
+        self._due_now: dict[str, None] = {}  # booked orders due, until routed, rejected or cancelled
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {
@@ -103,6 +110,7 @@ class OrderView:
             Order.Refunded: self._refunded,
             Order.Transferred: self._transferred,
             Order.Shorted: self._shorted,
+            Order.Booked: self._booked,
         }
 
     # -- caches --------------------------------------------------------
@@ -143,6 +151,26 @@ class OrderView:
             points_used=money.points_used if money else 0, region=e.region,
         )
         self.to_route[oid] = None
+
+    def _booked(self, e: Any) -> None:
+        """Booked for a later slot: it waits for its due time, not for routing."""
+        key = self._key(e.originator_id)
+        r = self.orders[key]
+        r.status = "booked"
+        r.window_start, r.window_end, r.due_at, r.booked_nodes = e.window_start, e.window_end, e.due_at, list(e.nodes)
+        r.promised_at = e.window_end
+        r.lost = self._lost(e.lost)
+        self.to_route.pop(key, None)
+        heapq.heappush(self._due, (e.due_at, key))
+
+    def due(self, now: float) -> list[str]:
+        """Booked orders whose due time has come, still booked, oldest due first."""
+        heap, due = self._due, self._due_now
+        while heap and heap[0][0] <= now:
+            due[heapq.heappop(heap)[1]] = None
+        for key in [k for k in due if (r := self.orders.get(k)) is None or r.status != "booked"]:
+            del due[key]
+        return list(due)
 
     def _transferred(self, e: Any) -> None:
         """Moved to another region's partition: still waiting for routing, there."""
