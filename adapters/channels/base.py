@@ -251,6 +251,19 @@ def promise_minutes(deliver_at: float | None, now: float) -> int | None:
     return min(max(minutes, 5), 7 * 1440)
 
 
+SCHEDULED_WINDOW_MINUTES = 30  # a platform's scheduled delivery time ends a window this long
+
+
+def delivery_window(deliver_at: float | None, now: float) -> dict[str, datetime]:
+    """A pre-order's delivery time as the submit's window (handed over in the
+    half hour up to it), booked by the engine for that slot; nothing for an
+    order as soon as possible or a time already past."""
+    if not deliver_at or deliver_at <= now:
+        return {}
+    end = datetime.fromtimestamp(deliver_at, timezone.utc)
+    return {"window_start": end - timedelta(minutes=SCHEDULED_WINDOW_MINUTES), "window_end": end}
+
+
 class Channel:
     """The interface (and the shared parts) of a channel adapter."""
 

@@ -12,7 +12,8 @@ nothing here. In `message`: `id` (a string), `openId` (the merchant's store
 id, else `shopId`), `groups[].items[]` with `extendCode` (merchant SKU, else
 `skuId`), `price`, `quantity`, amounts in yuan (`totalPrice` paid,
 `deliverFee`, `packageFee`), `deliveryGeo` = "lng,lat" in GCJ-02 (longitude
-first), `deliverTime` naive GMT+8 (null: as soon as possible). Answer
+first), `deliverTime` naive GMT+8 (null: as soon as possible; with `book`, a
+pre-order booked for the half hour up to it). Answer
 `{"message":"ok"}` (GET probes too).
 
 Out: the JSON-RPC API (`nop`, `id`, `action`, `token`, `metas{app_key,
@@ -34,7 +35,8 @@ from typing import Any
 import msgspec
 
 from adapters.channels.base import (Answer, Call, Channel, HttpCall, Intake, Push, Refusal, answer_json, check_fresh,
-                                    decode_json, epoch, key, local_time, md5_hex, promise_minutes, same, settle)
+                                    decode_json, delivery_window, epoch, key, local_time, md5_hex, promise_minutes, same,
+                                    settle)
 from adapters.channels.geo import gcj02_to_wgs84
 from domain import ids
 from domain.commands import CancelOrder, Line, RefundOrder, SubmitOrder
@@ -162,9 +164,10 @@ class Eleme(Channel):
         lat, lon = gcj02_to_wgs84(lat, lon)
         deliver_at = (local_time(o.deliverTime, self.settings.timezone_hours, "message.deliverTime")
                       if o.deliverTime else None)
+        when = (delivery_window(deliver_at, self.clock()) if o.book  # a pre-order: booked for its slot
+                else {"promise_minutes": promise_minutes(deliver_at, self.clock())})
         cmd = SubmitOrder(channel=self.name, external_id=external_id, lines=lines, mode="delivery", lat=lat, lon=lon,
-                          discounts=discounts, delivery_fee=fees, paid=paid,
-                          promise_minutes=promise_minutes(deliver_at, self.clock()))
+                          discounts=discounts, delivery_fee=fees, paid=paid, **when)
         return Intake(cmd, f"{self.name}:{external_id}")
 
     def ok(self, push: Push) -> Answer:

@@ -7,7 +7,8 @@ twice, `detail` is a JSON string. `sig = md5(<push URL> + "?" + sorted k=v
 joined by & (without sig, decoded values) + app_secret)`. Amounts in yuan
 (`total`, `shipping_fee`, `price`, `box_price`) and fen (`package_bag_money`);
 `latitude`/`longitude` GCJ-02; `pick_type` 1 = self-pickup (or "到店自取" in
-`caution`); `delivery_time` epoch seconds, 0 = as soon as possible. Answer
+`caution`); `delivery_time` epoch seconds, 0 = as soon as possible (else a
+pre-order, booked for the half hour up to it). Answer
 `{"data":"ok"}`; a refusal `{"data":"ng","error":{...}}`.
 
 Out: signed GETs to `<api_url>/order/confirm`, `/order/cancel` (`reason_code`
@@ -27,8 +28,8 @@ from urllib.parse import unquote, urlencode
 import msgspec
 
 from adapters.channels.base import (Answer, Call, Channel, HttpCall, Intake, Push, Refusal, answer_json, check_fresh,
-                                    coordinate, decode_json, epoch, ident, key, md5_hex, need,
-                                    promise_minutes, same, settle)
+                                    coordinate, decode_json, delivery_window, epoch, ident, key, md5_hex, need,
+                                    same, settle)
 from adapters.channels.geo import gcj02_to_wgs84
 from domain import ids
 from domain.commands import CancelOrder, Line, RefundOrder, ReturnLine, SubmitOrder
@@ -175,7 +176,7 @@ class Meituan(Channel):
         pickup = f.get("pick_type") == "1" or (not f.get("pick_type") and "到店自取" in f.get("caution", ""))
         deliver_at = epoch(f.get("delivery_time") or 0, "delivery_time")
         common = dict(channel=self.name, external_id=external_id, lines=lines, discounts=discounts,
-                      delivery_fee=fees, paid=paid, promise_minutes=promise_minutes(deliver_at, self.clock()))
+                      delivery_fee=fees, paid=paid, **delivery_window(deliver_at, self.clock()))
         if pickup:
             cmd = SubmitOrder(mode="pickup", pickup_node=node, **common)
         else:

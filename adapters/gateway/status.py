@@ -32,7 +32,8 @@ DURABLE = "o2o-gateway"
 FILTER = "o2o.events.order.>"
 REJECTED = "o2o.rejected.gateway"
 # the event's subject suffix -> our kind (handed_over is delivered or collected by its `how`)
-KINDS = {"routed": "routed", "accepted": "accepted", "declined": "declined", "rejected": "rejected",
+# booked: a pre-order the engine took for its slot is confirmed as a routed one is (its routing later is not news)
+KINDS = {"routed": "routed", "booked": "routed", "accepted": "accepted", "declined": "declined", "rejected": "rejected",
          "ready_for_pickup": "ready", "dispatched": "dispatched", "cancelled": "cancelled"}
 _call_encoder = msgspec.json.Encoder()
 _call_decoder = msgspec.json.Decoder(Call)

@@ -86,7 +86,8 @@ def test_a_meituan_pickup_and_a_scheduled_delivery(channels):
     later = int(time.time()) + 3 * 3600
     [(scheduled, _)] = accept(mt, push(meituan_push(f"{HOOK}/order", meituan_order(delivery_time=str(later))),
                                        f"{HOOK}/order"))
-    assert scheduled.promise_minutes in (180, 181)
+    assert scheduled.promise_minutes is None  # a pre-order: booked for the half hour up to its time
+    assert scheduled.window_end.timestamp() == later and scheduled.window_start.timestamp() == later - 1800
 
 
 def test_a_meituan_signature_over_another_url_or_secret_or_body_is_refused(channels):
@@ -150,7 +151,8 @@ def test_an_eleme_pre_order_carries_its_delivery_time_from_beijing_time(channels
     at = time.time() + 2 * 3600
     local = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at + 8 * 3600))
     [(cmd, _)] = accept(channels["eleme"], push(eleme_push(10, eleme_order(deliverTime=local, book=True)), tail=""))
-    assert cmd.promise_minutes in (120, 121)
+    assert cmd.promise_minutes is None and cmd.window_end.timestamp() == int(at)  # booked for the half hour up to it
+    assert (cmd.window_end - cmd.window_start).total_seconds() == 1800
 
 
 def test_an_eleme_signature_is_checked_over_the_message_exactly_as_sent(channels):
@@ -332,3 +334,21 @@ def test_meituan_forms_decode_as_parse_qsl_and_unquote_would_on_any_text():
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         assert _unquote(text) == unquote(text), text
         assert form_pairs(text) == parse_qsl(text, keep_blank_values=True), text
+
+
+def test_a_booked_pre_order_is_confirmed_to_its_platform_once_and_its_routing_later_owes_nothing(channels, tmp_path):
+    from adapters.gateway.outbox import Outbox
+    from adapters.gateway.status import StatusRelay
+
+    class Nats:
+        def jetstream(self):
+            return None
+
+    relay = StatusRelay(Nats(), channels, Outbox(str(tmp_path / "outbox.db")), http=None, clock=lambda: 0.0)
+    oid = "6f1d7a3e-0000-4000-8000-000000000001"
+    event = lambda n, data: json.dumps({"originator_id": oid, "notification_id": n, "data": data}).encode()  # noqa: E731
+    relay.take("o2o.events.order.placed", event(1, {"channel": "meituan", "external_id": "2700", "mode": "delivery"}))
+    confirm = relay.take("o2o.events.order.booked", event(2, {"nodes": ["S001"], "window_start": 1.0, "window_end": 2.0,
+                                                               "due_at": 0.5, "lost": [], "at": 0.0}))
+    assert confirm is not None and confirm.action == "confirm" and confirm.external_id == "2700"
+    assert relay.take("o2o.events.order.routed", event(3, {"parts": [], "lost": [], "at": 0.5})) is None
