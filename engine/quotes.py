@@ -21,11 +21,11 @@ from domain.commands import QuoteOrder, SubmitOrder
 from domain.errors import DomainError, InvalidInput
 from engine.memory import untraced
 from engine.replies import QuoteOption, QuotePart, QuoteReply, Shortage, ts
-from engine.routing.candidates import Batch, NodeArrays, _distances, build
-from engine.routing.explain import decisions
+from engine.routing.candidates import Batch, NodeArrays, _distances, _sku_index, build
+from engine.routing.explain import chosen_parts, decisions
 from engine.routing.greedy import solve_greedy
 from engine.routing.problem import Solution
-from engine.routing.types import Decision, NetworkState, OrderToRoute, RouterSettings
+from engine.routing.types import NetworkState, OrderToRoute, Part, RouterSettings
 
 PICKUP_OPTIONS = 3  # pickup options per quote, nearest first
 PICKUP_TRIED = 8  # stores of the pickup area tried for them (nearest first)
@@ -47,18 +47,20 @@ class Quotes:
 
     def quote_batch(self, cmds: list[QuoteOrder]) -> list[QuoteReply | DomainError]:
         """Each quote as if its cart were submitted alone now; a bad one is a
-        DomainError in its slot, naming the field."""
+        DomainError in its slot, naming the field. One candidate build for the
+        batch; losses are explained only for quotes with no option at all."""
         e = self.engine
         at = e.clock.now()
         state = e.network_state(at)
         settings, nodes = self._router(state)
         results: list[Any] = [None] * len(cmds)
         asks: list[OrderToRoute] = []
-        owner: list[tuple[int, str]] = []  # per ask: (quote, "delivery" | "pickup")
+        owner: list[int] = []  # per ask: its quote
+        areas = self._pickup_areas(cmds, nodes)
         for i, cmd in enumerate(cmds):
             qid = cmd.quote_id or uuid.uuid4().hex
             try:
-                mine = self._asks(cmd, qid, at, nodes)
+                mine = self._asks(cmd, qid, at, areas.get(i, []))
             except DomainError as err:
                 results[i] = untraced(err)
                 continue
@@ -66,30 +68,44 @@ class Quotes:
                 results[i] = QuoteReply(quote_id=qid, at=ts(at), options=[], short=[],
                                         reason=f"no pickup store within {cmd.within_km:g} km")
             asks += mine
-            owner += [(i, ask.mode) for ask in mine]
+            owner += [i] * len(mine)
         if not asks:
             return results
         whole = msgspec.structs.replace(settings, allow_split=False) if settings.allow_split else settings
         batch = build(asks, state, whole, nodes)  # a pickup is at one store: whole there, or not at all
-        decided = decisions(batch, alone(batch))
+        decided = chosen_parts(batch, alone(batch).parts)[0]
         if settings.allow_split:  # parts may beat whole: the router decides each delivery cart, alone
             for k, ask in enumerate(asks):
                 if ask.mode == "delivery":
-                    decided[k] = e.router.route([ask], state)[0]
+                    decided[k] = e.router.route([ask], state)[0].parts
         split = self._splits(asks, decided, state, settings, nodes)
         by_quote: dict[int, list[int]] = {}
-        for k, (i, _) in enumerate(owner):
+        for k, i in enumerate(owner):
             by_quote.setdefault(i, []).append(k)
+        near = _near(batch)
+        atp, col = state.atp, _sku_index(state.sku_ids)
         demand = e.readmodels.demand
         for i, ks in by_quote.items():
-            short = self._short(batch, ks, state)
-            results[i] = self._reply(cmds[i], at, [asks[k] for k in ks], [decided[k] for k in ks],
-                                     [split.get(k) for k in ks], short)
+            short = _short(batch, ks, near, atp, col)
+            results[i] = self._reply(at, [asks[k] for k in ks], [decided[k] for k in ks], [split.get(k) for k in ks],
+                                     short)
             # unmet demand: what the nearest node (of the first way asked for) lacks, once per quote
-            nearest = [s for s in short if s.node == short[0].node] if short else []
-            if nearest and _nearest(batch, ks[0]) == nearest[0].node:
-                demand.record_quote_short(nearest[0].node, {s.sku: s.wanted - s.available for s in nearest}, at)
+            first = nodes.ids[near[ks[0]][0]] if near[ks[0]] else None
+            lacking = {s.sku: s.wanted - s.available for s in short if s.node == first}
+            if lacking:
+                demand.record_quote_short(first, lacking, at)
+        self._explain_none(results, by_quote, asks, state, whole, nodes)
         return results
+
+    def _explain_none(self, results: list[Any], by_quote: dict[int, list[int]], asks: list[OrderToRoute],
+                      state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> None:
+        """Why a quote has no option: the losses of its first way asked for, as routing explains them."""
+        none = [i for i in by_quote if not results[i].options]
+        if not none:
+            return
+        b = build([asks[by_quote[i][0]] for i in none], state, settings, nodes)
+        for i, d in zip(none, decisions(b, alone(b))):
+            results[i] = msgspec.structs.replace(results[i], reason=d.reason)
 
     def _router(self, state: NetworkState) -> tuple[RouterSettings, NodeArrays]:
         router = self.engine.router
@@ -100,26 +116,37 @@ class Quotes:
             self._arrays = (state.network, NodeArrays.of(state.network))
         return settings, self._arrays[1]
 
-    def _asks(self, cmd: QuoteOrder, qid: str, at: float, nodes: NodeArrays) -> list[OrderToRoute]:
+    def _asks(self, cmd: QuoteOrder, qid: str, at: float, area: list[str]) -> list[OrderToRoute]:
         """The carts to route alone: a delivery to the address, pickups at the
         chosen store or at the stores of the pickup area, nearest first.
-        Checked as a submit of the cart would be (the same errors)."""
+        Checked as a submit of the cart would be (the same errors), once."""
+        e = self.engine
         located = cmd.lat is not None and cmd.lon is not None
-        out = []
+        ways: list[tuple[str, str | None]] = []
         if cmd.modes != "pickup" and (located or cmd.modes == "delivery"):
-            out.append(self._ask(self._as_submit(cmd, qid, "delivery", None), at))
+            ways.append(("delivery", None))
         if cmd.modes != "delivery":
             if cmd.pickup_node is not None:
-                stores = [cmd.pickup_node]
+                ways.append(("pickup", cmd.pickup_node))
             elif located:
-                stores = self._pickup_area(cmd, nodes)
-            elif not out:
+                ways += [("pickup", s) for s in area]
+            elif not ways:
                 raise InvalidInput("lat", "a quote needs the address or pickup area (lat, lon), or a pickup_node")
-            else:
-                stores = []
-            out += [self._ask(self._as_submit(cmd, qid, "pickup", s), at) for s in stores]
-        if not out:  # no store in the pickup area: the cart's own errors still answered
-            self.engine.check_order(self._as_submit(cmd, qid, "delivery", None))
+        first = ways[0] if ways else ("delivery", None)  # no store in the pickup area: the cart is still checked
+        lines, _, _, money = e.check_order(self._as_submit(cmd, qid, *first))
+        if cmd.pickup_node is not None and len(ways) > 1:
+            e.check_order(self._as_submit(cmd, qid, "pickup", cmd.pickup_node))  # the store offers pickup
+        value = e._value(lines, money)
+        members = e.readmodels.members
+        home = members[cmd.member]["node"] if cmd.member in members else None
+        out = []
+        for mode, node in ways:
+            minutes = cmd.promise_minutes or (
+                e.settings.pickup_promise_minutes if mode == "pickup" else e.settings.delivery_promise_minutes)
+            lat, lon = (cmd.lat, cmd.lon) if located else (e.nodes[node].lat, e.nodes[node].lon)
+            # as Engine._place and Engine._route hand an order to the router
+            out.append(OrderToRoute(key=qid, lines=lines, mode=mode, lat=lat, lon=lon, placed_at=at,
+                                    promised_at=at + minutes * 60, value=value, pickup_node=node, home_node=home))
         return out
 
     @staticmethod
@@ -127,75 +154,95 @@ class Quotes:
         return SubmitOrder(channel="quote", external_id=qid, lines=cmd.lines, mode=mode, lat=cmd.lat, lon=cmd.lon,
                            pickup_node=node, promise_minutes=cmd.promise_minutes, member=cmd.member)
 
-    def _ask(self, sub: SubmitOrder, at: float) -> OrderToRoute:
-        """The cart as Engine._place and Engine._route would hand it to the router."""
-        e = self.engine
-        lines, lat, lon, money = e.check_order(sub)
-        minutes = sub.promise_minutes or (
-            e.settings.pickup_promise_minutes if sub.mode == "pickup" else e.settings.delivery_promise_minutes)
-        members = e.readmodels.members
-        return OrderToRoute(key=sub.external_id, lines=lines, mode=sub.mode, lat=lat, lon=lon, placed_at=at,
-                            promised_at=at + minutes * 60, value=e._value(lines, money), pickup_node=sub.pickup_node,
-                            home_node=members[sub.member]["node"] if sub.member in members else None)
+    @staticmethod
+    def _pickup_areas(cmds: list[QuoteOrder], nodes: NodeArrays) -> dict[int, list[str]]:
+        """Per quote asking for pickup in an area: its stores offering pickup, nearest first (all quotes at once)."""
+        which = [i for i, c in enumerate(cmds) if c.modes != "delivery" and c.pickup_node is None
+                 and c.lat is not None and c.lon is not None]
+        if not which:
+            return {}
+        dist = _distances(np.array([cmds[i].lat for i in which]), np.array([cmds[i].lon for i in which]), nodes)
+        dist[:, ~nodes.picks_up] = np.inf
+        dist[dist > np.array([cmds[i].within_km for i in which])[:, None]] = np.inf
+        top = _nearest_first(dist, PICKUP_TRIED)
+        ids = nodes.ids
+        return {i: [ids[n] for n in row] for i, row in zip(which, top)}
 
-    def _pickup_area(self, cmd: QuoteOrder, nodes: NodeArrays) -> list[str]:
-        dist = _distances(np.array([cmd.lat]), np.array([cmd.lon]), nodes)[0]
-        inside = np.flatnonzero(nodes.picks_up & (dist <= cmd.within_km))
-        nearest = inside[np.argsort(dist[inside], kind="stable")][:PICKUP_TRIED]
-        return [nodes.ids[k] for k in nearest.tolist()]
-
-    def _splits(self, asks: list[OrderToRoute], decided: list[Decision], state: NetworkState,
-                settings: RouterSettings, nodes: NodeArrays) -> dict[int, Decision]:
+    def _splits(self, asks: list[OrderToRoute], decided: list[list[Part]], state: NetworkState,
+                settings: RouterSettings, nodes: NodeArrays) -> dict[int, list[Part]]:
         """Delivery carts no single node can serve, in parts (greedy: each
         line at the cheapest node that has it), when splitting is off."""
         if settings.allow_split:
             return {}
-        ks = [k for k, (a, d) in enumerate(zip(asks, decided)) if a.mode == "delivery" and not d.parts
-              and len(a.lines) > 1]
+        ks = [k for k, (a, d) in enumerate(zip(asks, decided)) if a.mode == "delivery" and not d and len(a.lines) > 1]
         if not ks:
             return {}
         b = build([asks[k] for k in ks], state, msgspec.structs.replace(settings, allow_split=True), nodes)
-        return {k: d for k, d in zip(ks, decisions(b, solve_greedy(b.problem))) if d.parts}
+        return {k: parts for k, parts in zip(ks, chosen_parts(b, solve_greedy(b.problem).parts)[0]) if parts}
 
-    def _short(self, b: Batch, ks: list[int], state: NetworkState) -> list[Shortage]:
-        """The nearest nodes in reach (a pickup: its store) that cannot promise a line of the cart."""
-        out: dict[tuple[str, str], Shortage] = {}
-        sku_col = {s: j for j, s in enumerate(state.sku_ids)}
-        for k in ks:
-            ask = b.orders[k]
-            reach = np.flatnonzero(b.reach[k])
-            near = reach[np.argsort(b.dist[k, reach], kind="stable")][:SHORT_NODES]
-            for n in near.tolist():
-                node = b.nodes.ids[n]
-                for sku, qty in ask.lines.items():
-                    j = sku_col.get(sku)
-                    have = max(int(state.atp[n, j]), 0) if j is not None else 0
-                    if have < qty and (node, sku) not in out:
-                        out[(node, sku)] = Shortage(node=node, sku=sku, wanted=qty, available=have)
-        return list(out.values())
-
-    def _reply(self, cmd: QuoteOrder, at: float, asks: list[OrderToRoute], decided: list[Decision],
-               splits: list[Decision | None], short: list[Shortage]) -> QuoteReply:
+    def _reply(self, at: float, asks: list[OrderToRoute], decided: list[list[Part]],
+               splits: list[list[Part] | None], short: list[Shortage]) -> QuoteReply:
         """The options, best first: the delivery the router would decide, else
         the nearest pickup store that can serve it; a split the router would
         not make (splitting off) is shown, never best."""
         delivery: list[QuoteOption] = []
         pickup: list[QuoteOption] = []
-        reason = None
         for ask, d, s in zip(asks, decided, splits):
-            if d.parts:
+            if d:
                 (delivery if ask.mode == "delivery" else pickup).append(_option(ask, d, best=ask.mode == "delivery"))
             elif s is not None:
                 delivery.append(_option(ask, s, best=False))
-            if not d.parts and reason is None:
-                reason = d.reason
         pickup = pickup[:PICKUP_OPTIONS]
         if pickup and not any(o.best for o in delivery):
             pickup[0] = msgspec.structs.replace(pickup[0], best=True)
         options = delivery[:1] + pickup
         options.sort(key=lambda o: not o.best)
-        return QuoteReply(quote_id=asks[0].key, at=ts(at), options=options, short=short,
-                          reason=None if options else reason)
+        return QuoteReply(quote_id=asks[0].key, at=ts(at), options=options, short=short)
+
+
+def _nearest_first(dist: np.ndarray, k: int) -> list[list[int]]:
+    """Per row, the columns of the k smallest finite values, smallest first (ties: lower column)."""
+    n = dist.shape[1]
+    k = min(k, n)
+    if k == 0:
+        return [[] for _ in range(len(dist))]
+    top = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(dist), 1))
+    top_d = np.take_along_axis(dist, top, axis=1)
+    order = np.lexsort((top, top_d), axis=1)
+    top, top_d = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_d, order, axis=1)
+    finite = np.isfinite(top_d)
+    return [row[ok].tolist() for row, ok in zip(top, finite)]
+
+
+def _near(b: Batch) -> list[list[int]]:
+    """Per ask, the nearest nodes in reach whose shortages are reported (a pickup: its store)."""
+    out: list[list[int]] = [[] for _ in b.orders]
+    rows = np.flatnonzero(~b.pickup)
+    if len(rows):
+        dist = np.where(b.reach[rows], b.dist[rows], np.inf)
+        for k, top in zip(rows.tolist(), _nearest_first(dist, SHORT_NODES)):
+            out[k] = top
+    index = b.nodes.index
+    for k in np.flatnonzero(b.pickup).tolist():
+        n = index.get(b.orders[k].pickup_node, -1)
+        if n >= 0 and b.reach[k, n]:
+            out[k] = [n]
+    return out
+
+
+def _short(b: Batch, ks: list[int], near: list[list[int]], atp: np.ndarray, col: dict[str, int]) -> list[Shortage]:
+    """The nodes near the quote's asks that cannot promise a line of the cart."""
+    out: dict[tuple[int, str], Shortage] = {}
+    ids = b.nodes.ids
+    lines = b.orders[ks[0]].lines  # one cart per quote
+    for k in ks:
+        for n in near[k]:
+            for sku, qty in lines.items():
+                j = col.get(sku)
+                have = max(int(atp.item(n, j)), 0) if j is not None else 0
+                if have < qty and (n, sku) not in out:
+                    out[(n, sku)] = Shortage(node=ids[n], sku=sku, wanted=qty, available=have)
+    return list(out.values())
 
 
 def alone(b: Batch) -> Solution:
@@ -212,14 +259,8 @@ def alone(b: Batch) -> Solution:
     return Solution(parts, "optimal", 0.0)
 
 
-def _nearest(b: Batch, k: int) -> str | None:
-    """The nearest node in reach of ask k (a pickup: its store)."""
-    reach = np.flatnonzero(b.reach[k])
-    return b.nodes.ids[reach[np.argmin(b.dist[k, reach])]] if len(reach) else None
-
-
-def _option(ask: OrderToRoute, d: Decision, best: bool) -> QuoteOption:
+def _option(ask: OrderToRoute, chosen: list[Part], best: bool) -> QuoteOption:
     parts = [QuotePart(node=p.node, lines=dict(p.lines), eta_at=ts(p.eta_at), distance_km=p.cost.distance_km,
-                       cost=p.cost.total) for p in d.parts]
+                       cost=p.cost.total) for p in chosen]
     return QuoteOption(mode=ask.mode, node=parts[0].node, parts=parts, eta_at=max(p.eta_at for p in parts),
                        promised_at=ts(ask.promised_at), split=len(parts) > 1, best=best)

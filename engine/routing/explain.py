@@ -22,23 +22,34 @@ EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN, ELSEWHERE = range(8)
 
 def decisions(b: Batch, sol: Solution) -> list[Decision]:
     n_orders = len(b.orders)
-    part_o = np.array([o for o in range(n_orders) for _ in sol.parts[o]], dtype=np.int64)
-    part_n = np.array([n for o in range(n_orders) for n in sol.parts[o]], dtype=np.int64)
-    part_terms = b.terms(part_o, part_n)
+    parts, part_o, part_n, total = chosen_parts(b, sol.parts)
     limit = np.full(n_orders, np.inf)
     np.minimum.at(limit, part_o, -np.inf)  # served: replaced by the dearest part's cost below
-    np.maximum.at(limit, part_o, part_terms["total"])
+    np.maximum.at(limit, part_o, total)
     lost_o, lost_n, reason = _losses(b, limit, part_o, part_n)
     losses: list[list[Loss]] = [[] for _ in range(n_orders)]
     for o, n, r in zip(lost_o.tolist(), lost_n.tolist(), reason):
         losses[o].append(Loss(node=b.nodes.ids[n], reason=r))
+    return [Decision(key=o.key, parts=parts[i], lost=losses[i], reason=None if parts[i] else _why_unserved(o.mode, losses[i]))
+            for i, o in enumerate(b.orders)]
+
+
+def chosen_parts(b: Batch, chosen: list[dict[int, list[int]]]) -> tuple[list[list[Part]], np.ndarray, np.ndarray,
+                                                                        np.ndarray]:
+    """Each order's parts (node, lines, ETA, cost terms) as chosen (node ->
+    indices of the order's lines), without the losses; also each part's
+    (order, node) and total cost."""
+    n_orders = len(b.orders)
+    part_o = np.array([o for o in range(n_orders) for _ in chosen[o]], dtype=np.int64)
+    part_n = np.array([n for o in range(n_orders) for n in chosen[o]], dtype=np.int64)
+    part_terms = b.terms(part_o, part_n)
     parts: list[list[Part]] = [[] for _ in range(n_orders)]
     # one rounding for all columns (np.round(x, d) is rint(x * 10**d) / 10**d): a small batch pays per numpy call;
     # a row per part in CostTerms' field order, so each is made from its row by position
     rows = (np.rint(np.stack([part_terms[k] for k in _TERMS]) * _SCALE) / _SCALE).T.tolist()
     eta_at = (b.now + part_terms["eta"] * 60).tolist()
     guessed = b.straight_line(part_o, part_n).tolist()
-    node_ids, orders, chosen = b.nodes.ids, b.orders, sol.parts
+    node_ids, orders = b.nodes.ids, b.orders
     for o, n, row, at, guess in zip(part_o.tolist(), part_n.tolist(), rows, eta_at, guessed):
         lines = orders[o].lines
         served = chosen[o][n]
@@ -46,8 +57,7 @@ def decisions(b: Batch, sol: Solution) -> list[Decision]:
             skus = list(lines)
             lines = {skus[i]: lines[skus[i]] for i in served}
         parts[o].append(Part(node=node_ids[n], lines=lines, eta_at=at, cost=CostTerms(*row), straight_line=guess))
-    return [Decision(key=o.key, parts=parts[i], lost=losses[i], reason=None if parts[i] else _why_unserved(o.mode, losses[i]))
-            for i, o in enumerate(b.orders)]
+    return parts, part_o, part_n, part_terms["total"]
 
 
 # the cost terms in CostTerms' field order ("eta" is eta_min), with the decimals each is rounded to

@@ -203,4 +203,5 @@ def test_a_quotes_best_option_is_what_a_submit_of_the_same_cart_right_after_gets
 
 
 def _area(e: Engine, lat: float, lon: float) -> list[str]:
-    return e.quotes._pickup_area(QuoteOrder(lines=[Line("A", 1)], lat=lat, lon=lon), e.router.nodes(e.network_state(0)))
+    return e.quotes._pickup_areas([QuoteOrder(lines=[Line("A", 1)], lat=lat, lon=lon)],
+                                  e.router.nodes(e.network_state(0))).get(0, [])
