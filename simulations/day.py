@@ -38,7 +38,7 @@ from engine.readmodels.orders import held
 from simulations.demand import (
     PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
 )
-from simulations.scenario import Scenario, ScenarioError, Variant, describe, reports_benefit, rule_set, rules_of
+from simulations.scenario import Scenario, ScenarioError, Variant, describe, reports_benefit, rule_set, rules_of, travel_of
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
@@ -222,7 +222,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     before = s.members.signed_up_over_days * 86_400.0 if day.signups and bounds is None else 0.0
     clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
-    routed = PartitionedRouter(make_router(router), variant_partitions(network, s, v))
+    routed = PartitionedRouter(make_router(router, travel_of(s, v)), variant_partitions(network, s, v))
     engine = build_engine(config, network=network, clock=clock, router=routed)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
                   days=len(days), report_benefit=reports_benefit(s))

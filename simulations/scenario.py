@@ -6,6 +6,7 @@ See docs/simulations.md for every field.
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -139,6 +140,7 @@ class Variant(Struct, frozen=True, forbid_unknown_fields=True):
     benefit: dict[str, Any] | None = None  # a rule set of its own instead of the scenario's (see Scenario.benefit)
     # routed as that many engines would (count, or declared regions): home partition first, then hand-over
     partitions: PartitionSettings | None = None
+    travel_matrix: str | None = None  # travel minutes of its own (docs/travel.md); "straight": the straight line
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,6 +158,7 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     members: Members = Members()
     stock: Stock = Stock()
     router: RouterSettings = RouterSettings()
+    travel_matrix: str | None = None  # a travel-matrix file, relative to the scenario (docs/travel.md); none: straight line
     batching: Batching = Batching()
     store: str = "memory:"  # event store per variant; sqlite:///dir/{variant}.db keeps them
     # the benefit-sharing rule set published before the first day (domain/benefit.py's RuleSet
@@ -187,6 +190,7 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     for i, name in enumerate(names):
         if name == "base" or names.index(name) != i:
             raise ScenarioError(f"$.variants[{i}].name", f"{name!r} is taken (base, or another variant)")
+    scenario = _travel_paths(scenario, path.parent)
     if scenario.network.file is None and scenario.network.generate is None:
         raise ScenarioError("$.network", "give a file or generate settings")
     if sum(scenario.demand.channels.values()) <= 0:
@@ -196,6 +200,39 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
         if spec is not None:
             rule_set(spec, "check", 0.0, field)
     return scenario, path.parent
+
+
+def _travel_paths(s: Scenario, folder: Path) -> Scenario:
+    """Travel-matrix files relative to the scenario's folder, checked before anything runs."""
+    def resolve(name: str | None, field: str) -> str | None:
+        if name is None or name == "straight":
+            return name
+        path = str(folder / name)
+        try:
+            travel_matrix(path)
+        except InvalidInput as e:
+            raise ScenarioError(field, str(e)) from None
+        return path
+
+    variants = [msgspec.structs.replace(v, travel_matrix=resolve(v.travel_matrix, f"$.variants[{i}].travel_matrix"))
+                for i, v in enumerate(s.variants)]
+    return msgspec.structs.replace(s, travel_matrix=resolve(s.travel_matrix, "$.travel_matrix"), variants=variants)
+
+
+@functools.lru_cache(maxsize=4)
+def travel_matrix(path: str):
+    """A matrix file read once per process (variants and replications share it)."""
+    from engine.store.travel_file import load_travel_matrix
+
+    return load_travel_matrix(path)
+
+
+def travel_of(s: Scenario, v: "Variant | None"):
+    """The travel source a variant routes with: its own matrix, else the scenario's, else the straight line."""
+    from engine.travel import STRAIGHT_LINE
+
+    name = v.travel_matrix if v is not None and v.travel_matrix is not None else s.travel_matrix
+    return STRAIGHT_LINE if name is None or name == "straight" else travel_matrix(name)
 
 
 FILLED_IN = ("version", "effective_from")  # by the simulation, from the variant and the first day
