@@ -274,6 +274,7 @@ class ReplenishPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     pack: Annotated[int, Meta(ge=1, le=10_000)] = 1  # purchases rounded up to whole packs
     quote_weight: Annotated[float, Meta(ge=0, le=1)] = 0.5  # a quote found short: that share of a unit of demand
     new_skus: bool = False  # suggest SKUs a node has never held (demand lost there for them)
+    min_stock: Annotated[int, Meta(ge=0, le=100_000)] = 3  # units kept of every SKU a node carries, sold or not
 
 
 class SuggestStock(Command, tag="suggest_stock"):

@@ -108,6 +108,9 @@ def suggest(network: Network, atp: AtpView, demand: DemandView, policy: Replenis
     scope = np.zeros(shape[0], dtype=bool)
     for n in (nodes if nodes else atp.node_ids):
         scope[atp.node_index[n]] = True
+    # every SKU a node carries stays on its shelf: a slow seller's few sales say little, and an online
+    # basket needs all its SKUs at one node
+    target = np.where(carried, np.maximum(target, policy.min_stock + atp.safety), target)
     need = np.where(carried & scope[:, None], np.maximum(target - position, 0), 0)
     # a source keeps a day of its own demand (and the level of this delivery): only the rest moves
     daily = _demand(atp, demand, weights, now - max(days) * DAY_S, now) / max(days)

@@ -145,3 +145,13 @@ def test_packs_round_purchases_up(engine):
     engine.clock.advance_to(local(1, "11:00"))
     s = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, pack=6)))
     assert plan(engine, s, "S1", "A").buy == 12
+
+
+def test_every_sku_a_node_carries_is_kept_at_the_smallest_stock_sold_or_not(engine):
+    sell(engine, "S1", local(0, "12:00"), "p1", A=1)
+    engine.clock.advance_to(local(1, "11:00"))
+    kept = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, min_stock=3)))
+    assert plan(engine, kept, "S3", "C").buy == 1  # S3 lists 2 cherries and sold none
+    assert plan(engine, kept, "S2", "C") is None  # S2 does not carry them
+    bare = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, min_stock=0)))
+    assert plan(engine, bare, "S3", "C") is None
