@@ -20,8 +20,8 @@ import msgspec
 import numpy as np
 
 from domain.commands import (
-    AcceptOrder, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock, RefundOrder,
-    ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder,
+    AcceptOrder, AdjustStock, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock,
+    RefundOrder, ReplenishPolicy, ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder, SuggestStock,
 )
 from domain.benefit import period_end, period_of
 from domain.errors import DomainError
@@ -38,7 +38,9 @@ from engine.readmodels.orders import held
 from simulations.demand import (
     PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
 )
-from simulations.scenario import Scenario, ScenarioError, Variant, describe, reports_benefit, rule_set, rules_of, travel_of
+from simulations.scenario import (
+    Scenario, ScenarioError, Variant, describe, reports_benefit, reports_replenishment, rule_set, rules_of, travel_of,
+)
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
 TICK_S = 1.0  # the service's timer: expiry, and routing again what was declined
@@ -52,7 +54,9 @@ class Outcome:
     network: Network
     seconds: float
     cpu_seconds: float = 0.0  # this process's CPU: the steadier figure on a shared machine
-    replenished: Counter = field(default_factory=Counter)  # (node, sku) -> units
+    replenished: Counter = field(default_factory=Counter)  # (node, sku) -> units bought
+    transferred: Counter = field(default_factory=Counter)  # (node, sku) -> units moved in (out: negative)
+    report_replenishment: bool = False  # units bought and moved are reported
     pos_sold: Counter = field(default_factory=Counter)
     pos_customers: int = 0
     pos_short: int = 0  # counter customers who found an item missing
@@ -225,7 +229,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     routed = PartitionedRouter(make_router(router, travel_of(s, v)), variant_partitions(network, s, v))
     engine = build_engine(config, network=network, clock=clock, router=routed)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
-                  days=len(days), report_benefit=reports_benefit(s))
+                  days=len(days), report_benefit=reports_benefit(s), report_replenishment=reports_replenishment(s))
+    policy = msgspec.structs.replace(v.replenish, deliveries=list(s.stock.replenish_at)) if v and v.replenish else None
     spec = rules_of(s, v)
     if spec is not None:  # in force from the clock's start, before any member signs up
         rules = rule_set(spec, name, t0 - before)
@@ -414,7 +419,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 else:
                     out.refunds_refused += 1
         elif kind == "replenish":
-            _replenish(engine, out, target)
+            _replenish(engine, out, target, policy)
         elif kind == "delivery":
             node, lines = item
             engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in lines.items()], ref="replayed delivery"))
@@ -466,8 +471,14 @@ def _stock_matrix(engine: Engine, stock: dict[str, dict[str, int]]) -> np.ndarra
     return m
 
 
-def _replenish(engine: Engine, out: Outcome, target: np.ndarray) -> None:
-    """Tops every node up to its starting stock."""
+def _replenish(engine: Engine, out: Outcome, target: np.ndarray, policy: ReplenishPolicy | None = None) -> None:
+    """Tops every node up to its starting stock; with a policy, brings what
+    the engine suggests instead, once it knows a day of demand."""
+    if policy is not None:
+        suggested = engine.handle(SuggestStock(policy=policy))
+        if suggested.history_days:
+            _apply(engine, out, suggested)
+            return
     view = engine.readmodels.atp
     gap = target - view.on_hand
     for i in np.flatnonzero((gap > 0).any(axis=1)):
@@ -475,3 +486,29 @@ def _replenish(engine: Engine, out: Outcome, target: np.ndarray) -> None:
         top_up = {view.sku_ids[j]: int(gap[i, j]) for j in np.flatnonzero(gap[i] > 0)}
         engine.receive(ReceiveStock(node=node, lines=[Line(k, q) for k, q in top_up.items()], ref="replenishment"))
         out.replenished.update({(node, k): q for k, q in top_up.items()})
+
+
+def _apply(engine: Engine, out: Outcome, suggested: Any) -> None:
+    """Transfers (an adjustment out of the source, a receipt at the destination) and purchases, in one transaction."""
+    cmds: list[Any] = []
+    arriving: dict[str, dict[str, int]] = defaultdict(dict)
+    for t in suggested.transfers:
+        cmds.append(AdjustStock(node=t.from_node, sku=t.sku, delta=-t.qty, reason=f"transfer to {t.to_node}"))
+        arriving[t.to_node][t.sku] = arriving[t.to_node].get(t.sku, 0) + t.qty
+    cmds += [ReceiveStock(node=node, lines=[Line(k, q) for k, q in sorted(lines.items())], ref="transfer")
+             for node, lines in sorted(arriving.items())]
+    buying: dict[str, dict[str, int]] = defaultdict(dict)
+    for p in suggested.purchases:
+        buying[p.node][p.sku] = p.qty
+    cmds += [ReceiveStock(node=node, lines=[Line(k, q) for k, q in sorted(lines.items())], ref="replenishment")
+             for node, lines in sorted(buying.items())]
+    if not cmds:
+        return
+    refused = [e for e in engine.handle_many(cmds) if e is not None]
+    if refused:  # the suggestion was made from the same read models a moment before: a bug
+        raise RuntimeError(f"a replenishment suggestion was refused: {refused[0]}")
+    for t in suggested.transfers:
+        out.transferred[(t.from_node, t.sku)] -= t.qty
+        out.transferred[(t.to_node, t.sku)] += t.qty
+    for p in suggested.purchases:
+        out.replenished[(p.node, p.sku)] += p.qty

@@ -27,6 +27,9 @@ def kpis(o: Outcome) -> dict:
                    served_after_handover=o.routing["served_after_handover"])
     if o.report_benefit:
         out.update(member_kpis(o, out["online_revenue"]))
+    if o.report_replenishment:
+        out.update(units_bought=sum(o.replenished.values()),
+                   units_moved=sum(q for q in o.transferred.values() if q > 0))
     return out
 
 
@@ -255,6 +258,8 @@ def conservation(o: Outcome) -> list[str]:
         for sku, q in lines.items():
             add(node, sku, q)
     for (node, sku), q in o.replenished.items():
+        add(node, sku, q)
+    for (node, sku), q in o.transferred.items():
         add(node, sku, q)
     for (node, sku), q in o.returned.items():
         add(node, sku, q)

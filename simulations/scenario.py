@@ -15,6 +15,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from domain.benefit import RuleSet, check_rules
+from domain.commands import ReplenishPolicy
 from domain.errors import DomainError, InvalidInput
 from engine.config import Batching, PartitionSettings
 from engine.routing.types import RouterSettings
@@ -141,6 +142,9 @@ class Variant(Struct, frozen=True, forbid_unknown_fields=True):
     # routed as that many engines would (count, or declared regions): home partition first, then hand-over
     partitions: PartitionSettings | None = None
     travel_matrix: str | None = None  # travel minutes of its own (docs/travel.md); "straight": the straight line
+    # deliveries bring what engine/replenish.py suggests instead of topping up to the starting stock
+    # (docs/replenishment.md; its deliveries are the scenario's stock.replenish_at)
+    replenish: ReplenishPolicy | None = None
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +199,9 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
         raise ScenarioError("$.network", "give a file or generate settings")
     if sum(scenario.demand.channels.values()) <= 0:
         raise ScenarioError("$.demand.channels", "the channel shares must add up to more than 0")
+    for i, v in enumerate(scenario.variants):
+        if v.replenish is not None and v.replenish.deliveries != ReplenishPolicy().deliveries:
+            raise ScenarioError(f"$.variants[{i}].replenish.deliveries", "the deliveries are the scenario's stock.replenish_at")
     for field, spec in [("$.benefit", scenario.benefit)] + [
             (f"$.variants[{i}].benefit", v.benefit) for i, v in enumerate(scenario.variants)]:
         if spec is not None:
@@ -252,6 +259,11 @@ def rule_set(spec: dict[str, Any], version: str, effective_from: float, field: s
         raise ScenarioError(f"{field}{at[-1][1:] if at else ''}", reason + (" (a key)" if "`key`" in where else "")) from None
     except DomainError as e:
         raise ScenarioError(f"{field}.{e.field}", e.reason) from None
+
+
+def reports_replenishment(s: Scenario) -> bool:
+    """Whether the run reports units bought and moved (a variant applies replenishment suggestions)."""
+    return any(v.replenish is not None for v in s.variants)
 
 
 def reports_benefit(s: Scenario) -> bool:
