@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "adapters.cli_network",
     "adapters.cli_state",
+    "adapters.cli_replenish",
     "adapters.cli_benefit",
     "adapters.cli_solve",
     "adapters.cli_serve",

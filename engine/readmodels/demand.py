@@ -48,6 +48,7 @@ class DemandView:
         self.short_counter: dict[Cell, int] = {}  # units counter customers went without (observed)
         self.short_quote: dict[Cell, int] = {}  # units quotes found short (observed)
         self.opened_at: float | None = None  # the first node inventory opened: demand is known from then
+        self.seen_until = 0.0  # the latest event's time: demand is known up to then
         self._nodes: dict[Any, str] = {}  # inventory aggregate id -> node
         self._current: dict[str, tuple[int, dict[Cell, int]]] = {}  # kind -> its latest bucket (most events fall there)
 
@@ -88,6 +89,7 @@ class DemandView:
                          for (n, s), q in sorted(cells.items())} for k in (SOLD_ONLINE, SOLD_COUNTER, LOST_ONLINE)},
             "lost": {f"{n}/{s}": dict(sorted(c.items())) for (n, s), c in sorted(self.lost.items())},
             "opened_at": self.opened_at,
+            "seen_until": self.seen_until,
         }
 
     def since(self, now: float) -> float | None:
@@ -102,17 +104,27 @@ class DemandView:
         self._nodes[e.originator_id] = e.node_id
         if self.opened_at is None or e.at < self.opened_at:
             self.opened_at = e.at
+        self._seen(e.at)
+
+    def _seen(self, at: float) -> None:
+        if at > self.seen_until:
+            self.seen_until = at
 
     def _consumed(self, e: Any) -> None:
         self._count(SOLD_ONLINE, self._nodes[e.originator_id], e.lines, e.at)
+        if e.at > self.seen_until:
+            self.seen_until = e.at
 
     def _sold(self, e: Any) -> None:
         self._count(SOLD_COUNTER, self._nodes[e.originator_id], e.lines, e.at)
+        if e.at > self.seen_until:
+            self.seen_until = e.at
 
     def _rejected(self, e: Any) -> None:
         """The order's units are lost at the node that would have served it:
         its pickup store, else the cheapest candidate that lost (the first
         named); an order no node could even be considered for is lost nowhere."""
+        self._seen(e.at)
         r = self._orders.get(str(e.originator_id))
         if r is None:
             return
