@@ -632,10 +632,15 @@ class Engine:
 
     def _value(self, lines: dict[str, int], money: OrderMoney) -> float:
         """The goods' worth in the major unit, for the router's penalty of leaving an order unserved."""
-        at_list = sum(self.list_price[s] * q for s, q in lines.items())
-        if money.goods == at_list:  # the price list's: as the router was tuned on it
-            return round(sum(self.skus[s].price * q for s, q in lines.items()), 2)
-        return money.goods / 10 ** self.network.minor_units
+        list_price = self.list_price
+        at_list = 0
+        for s, q in lines.items():
+            at_list += list_price[s] * q
+        goods = money.paid - money.delivery_fee  # the lines' cash, as price() makes it (OrderMoney.goods)
+        if goods == at_list:  # the price list's: as the router was tuned on it
+            skus = self.skus
+            return round(sum([skus[s].price * q for s, q in lines.items()]), 2)
+        return goods / 10 ** self.network.minor_units
 
     def network_state(self, at: float) -> NetworkState:
         atp = self.readmodels.atp
