@@ -41,6 +41,9 @@ LAGRANGE_SHARE = 0.25  # of the time left, what the Lagrangian bound may use in 
 PRICED_OPTIONS = (2, 4, 8)  # per order, in the LP that follows it: more only when fewer leave it infeasible
 # (on C-E 40 x 1000 two had the whole LP's value, in 7-20 ms against 14-85 for three)
 PRICED_LP_SHARE = 0.8  # of the time left, what that LP may use: its whole answers are most of the answer's quality
+PRICED_LP_MIN_S = 0.15  # and at least this, past the budget if need be (7-20 ms of CPU; without it, on a machine
+# at load 10 it ran out on one instance in four, after 10 ms of CPU, and the priced answer alone was 2-5% above
+# the bound)
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
@@ -193,7 +196,8 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             mask = np.zeros(len(work.pair_order), bool)
             mask[kept] = True
             now = time.perf_counter()
-            relaxed = _relax(work.restricted(mask), orders, stock, capacity, now + PRICED_LP_SHARE * (deadline - now))
+            relaxed = _relax(work.restricted(mask), orders, stock, capacity,
+                             now + max(PRICED_LP_SHARE * (deadline - now), PRICED_LP_MIN_S))
             if relaxed != "infeasible":
                 break
         if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
