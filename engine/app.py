@@ -671,16 +671,16 @@ class Engine:
             uow.inventory(node).reserve_many(reservations, at)
         return kept
 
-    def _requests(self, orders: list[Order], keys: list[str], promised: list[float] | None = None) -> list[OrderToRoute]:
+    def _requests(self, orders: list[Order], keys: list[str]) -> list[OrderToRoute]:
         members = self.readmodels.members
         return [
             OrderToRoute(
                 key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
-                placed_at=o.placed_at, promised_at=o.promised_at if promised is None else promised[i], value=o.value,
-                pickup_node=o.pickup_node, home_node=members[o.member]["node"] if o.member in members else None,
+                placed_at=o.placed_at, promised_at=o.promised_at, value=o.value, pickup_node=o.pickup_node,
+                home_node=members[o.member]["node"] if o.member in members else None,
                 excluded=tuple(o.excluded) + tuple(o.parts),
             )
-            for i, (o, key) in enumerate(zip(orders, keys))
+            for o, key in zip(orders, keys)
         ]
 
     def _apply_decision(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float,
@@ -767,7 +767,8 @@ class Engine:
             return []
         orders, keys = [o for o, _ in items], [k for _, k in items]
         state = self._state_at(at, start, taken, [])
-        decisions = self.router.route(self._requests(orders, keys, ends), state)
+        requests = [msgspec.structs.replace(r, promised_at=end) for r, end in zip(self._requests(orders, keys), ends)]
+        decisions = self.router.route(requests, state)
         due_at = max(at, start - self.schedule.lead_minutes * 60)
         capacity = self.readmodels.capacity
         out = []
@@ -803,10 +804,10 @@ class Engine:
     def _book_later(self, uow: UnitOfWork, order: Order, key: str, d: Decision, at: float,
                     taken: dict[tuple[str, int], int]) -> None:
         """An order no node serves now, whose customer allows a later slot:
-        booked for the first slot after a node that could serve it opens,
-        if it is closed now; rejected as decided otherwise."""
+        booked for the first slot after the first node that could serve it
+        and is closed now opens; rejected as decided if none is closed."""
         opening = self._first_opening(order, at)
-        if opening is None or opening <= at or opening > at + self.schedule.horizon_days * 86_400:
+        if opening is None or opening > at + self.schedule.horizon_days * 86_400:
             self._unserved(uow, order, key, d.reason or "no node can serve it", d.lost, at)
             return
         slot = slot_after(opening, self.schedule, self._tz)
@@ -816,7 +817,7 @@ class Engine:
             self._route_booked(uow, booked, slot.start, at, taken, [])
 
     def _first_opening(self, order: Order, at: float) -> float | None:
-        """When the first node that could serve the order opens (now, if one is open)."""
+        """When the first node that could serve the order and is closed now opens."""
         if order.mode == "pickup":
             nodes = [self.nodes[order.pickup_node]] if order.pickup_node in self.nodes else []
         else:
@@ -824,7 +825,7 @@ class Engine:
                      and haversine_km(order.lat, order.lon, n.lat, n.lon) <= n.delivery_radius_km]
         times = [t for n in nodes if n.id not in order.excluded
                  and (t := next_opening([w.minutes() for w in n.hours], self._tz, at, self.schedule.horizon_days))
-                 is not None]
+                 is not None and t > at]
         return min(times, default=None)
 
     def _state_at(self, at: float, start: float, taken: dict[tuple[str, int], int], planned: list[Order]) -> NetworkState:

@@ -31,12 +31,13 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=SH)
 
 
-def network(capacity: dict[str, int] | None = None, stock: dict | None = None):
-    """The small town, every node open 09:00-22:00 local."""
+def network(capacity: dict[str, int] | None = None, stock: dict | None = None, always_open: tuple[str, ...] = ()):
+    """The small town, every node open 09:00-22:00 local (but those always open)."""
     net = small_network(stock)
     cap = capacity or {}
     return msgspec.structs.replace(net, nodes=[
-        msgspec.structs.replace(n, hours=[Window("09:00", "22:00")], capacity_per_slot=cap.get(n.id, n.capacity_per_slot))
+        msgspec.structs.replace(n, hours=[Window("00:00", "24:00") if n.id in always_open else Window("09:00", "22:00")],
+                                capacity_per_slot=cap.get(n.id, n.capacity_per_slot))
         for n in net.nodes])
 
 
@@ -87,6 +88,16 @@ def test_an_order_placed_while_closed_is_booked_for_the_first_slot_after_opening
     clock.advance_to(local(2026, 3, 21, 8, 15).timestamp())
     assert engine.expire_due() == 1
     assert engine.order_status(reply.order_id).status == "routed"  # routed while still closed, for its slot
+
+
+def test_an_order_an_open_node_cannot_serve_is_booked_for_when_a_closed_one_that_can_opens():
+    engine, _ = engine_at(local(2026, 3, 20, 22, 40), stock={"S1": {"C": 1}, "K1": {"A": 5}}, always_open=("K1",))
+    refused = engine.submit(order("now", sku="C"))
+    assert refused.status == "rejected" and "S1 closed" in refused.reason  # K1, open, has no C
+    reply = engine.submit(order("later", sku="C", later_ok=True))
+    assert (reply.status, reply.node, reply.window_start) == ("booked", "S1", local(2026, 3, 21, 9, 0))
+    nowhere = engine.submit(order("none", sku="B", later_ok=True))  # no node has any B: nothing to wait for
+    assert nowhere.status == "rejected" and "no stock of SKU B" in nowhere.reason
 
 
 def test_a_window_starting_within_the_lead_time_is_booked_and_routed_at_once():

@@ -70,6 +70,8 @@ def test_an_order_placed_at_night_is_booked_for_opening_and_routed_at_its_lead_t
 
             closed, _ = await submit(delivery("night-0"))
             assert closed["status"] == "rejected" and "closed" in closed["reason"]
+            _, bad = await submit(delivery("half", window_start=local(2026, 3, 21, 9, 0)))
+            assert bad["Nats-Service-Error-Code"] == "400" and "$.window_end" in bad["Nats-Service-Error"]
             late = await ok(nc, "o2o.orders.submit", delivery("night-1", later_ok=True))
             assert late["status"] == "booked"
             assert (late["window_start"], late["window_end"], late["due_at"]) == (
