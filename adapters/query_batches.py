@@ -1,8 +1,9 @@
-"""Queries answered many at a time (engine.handlers.Many: quotes). What
-arrives while the engine thread answers a batch goes in the next one: a
-quiet service answers each request at once, a busy one in batches that
-grow with the load, with no window to wait out (a quote changes nothing,
-so nothing is gained by waiting for company)."""
+"""Queries answered many at a time (engine.handlers.Many: quotes). A batch
+closes `window_s` after its first query arrived (or at `max_batch`), and
+what arrives while the engine thread answers it goes in the next: a quote
+costs a fixed part per batch (the candidate build's numpy calls) and a
+small part per cart, so a few milliseconds of waiting cut the CPU per quote
+several times over (figures in benchmarks/README.md)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,11 +16,12 @@ from engine.handlers import Many
 
 class QueryBatches:
     def __init__(self, worker: EngineWorker, answer: Callable[[list[tuple[Any, Any]]], Awaitable[None]],
-                 max_batch: int = 500, max_queue: int = 20_000):
+                 max_batch: int = 500, max_queue: int = 20_000, window_s: float = 0.005):
         self.worker = worker
         self.answer = answer  # takes a batch's (to, result) pairs, as EngineWorker's
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.window_s = window_s
         self.waiting: dict[Many, deque[tuple[Any, Any]]] = {}
         self.running: dict[Many, asyncio.Task] = {}
         self.batches = 0
@@ -40,6 +42,8 @@ class QueryBatches:
         engine = self.worker.engine
         try:
             while queue:
+                if len(queue) < self.max_batch and self.window_s > 0:
+                    await asyncio.sleep(self.window_s)
                 batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
                 self.batches += 1
                 try:

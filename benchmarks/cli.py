@@ -6,7 +6,8 @@ import argparse
 import importlib
 
 BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
-           "benchmarks.benefit", "benchmarks.travel", "benchmarks.scaleout", "benchmarks.scaleout.border",
+           "benchmarks.benefit", "benchmarks.travel", "benchmarks.quotes", "benchmarks.scaleout",
+           "benchmarks.scaleout.border",
            "benchmarks.scaleout.filters", "benchmarks.scaleout.chaos"]
 
 

@@ -202,15 +202,8 @@ class Quotes:
 
 def _nearest_first(dist: np.ndarray, k: int) -> list[list[int]]:
     """Per row, the columns of the k smallest finite values, smallest first (ties: lower column)."""
-    n = dist.shape[1]
-    k = min(k, n)
-    if k == 0:
-        return [[] for _ in range(len(dist))]
-    top = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(dist), 1))
-    top_d = np.take_along_axis(dist, top, axis=1)
-    order = np.lexsort((top, top_d), axis=1)
-    top, top_d = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_d, order, axis=1)
-    finite = np.isfinite(top_d)
+    top = np.argsort(dist, axis=1, kind="stable")[:, :k]  # one call: rows are few and short (a batch x nodes)
+    finite = np.isfinite(np.take_along_axis(dist, top, axis=1))
     return [row[ok].tolist() for row, ok in zip(top, finite)]
 
 
