@@ -73,6 +73,7 @@ class SubmitOrder(Command, tag="submit_order"):
     points_used: Points = 0  # the member's points spent on this order
     points_value: Fen = 0  # what those points took off the price
     paid: Fen | None = None  # lines - line discounts - order discounts - points value + delivery fee
+    hold: Key | None = None  # a quote's id whose hold this order uses (the same cart, mode and pickup store)
 
 
 class QuoteOrder(Command, tag="quote_order"):
@@ -90,6 +91,7 @@ class QuoteOrder(Command, tag="quote_order"):
     promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # as SubmitOrder's
     member: Key | None = None
     quote_id: Key | None = None  # the caller's id for the quote; absent: one is made
+    hold_minutes: Annotated[int, Meta(ge=0, le=30)] = 0  # > 0: the best option's stock is held this long
 
 
 class CancelOrder(Command, tag="cancel_order"):

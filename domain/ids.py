@@ -56,3 +56,7 @@ def ledger_id(party: str, period: str) -> UUID:
 
 def partition_id(partition: str) -> UUID:
     return uuid5(_ROOT, f"partition/{partition}")
+
+
+def hold_id(quote_id: str) -> UUID:
+    return uuid5(_ROOT, f"hold/{quote_id}")

@@ -34,7 +34,7 @@ from engine.handlers import COMMANDS, Batched, Many, Query, Write, release_gift,
 from engine.memory import untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
-from engine.quotes import Quotes
+from engine.quotes import Quotes, expire_holds, use_hold
 from engine.readmodels import ReadModels
 from engine.replies import (
     ts, MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
@@ -516,6 +516,7 @@ class Engine:
                                                             list[tuple[str, str]]]:
         at = self.clock.now()
         self._moved: list[tuple[str, str]] = []  # (order, region it went to); set again on a retry
+        self._held: dict[str, tuple[str, dict[str, int]]] = {}  # order -> the node and lines a quote's hold kept
         own = self.ownership
         results: list[Any] = [None] * len(cmds)
         slots: dict[str, Slot] = {}  # fresh orders asking for a later slot
@@ -538,6 +539,8 @@ class Engine:
                     order = self._place(cmd, at, checked[i] if checked else None, slot)
                     if cmd.points_used:  # spent as the order is placed, or the order is refused
                         uow.member(cmd.member).spend(cmd.points_used, f"order/{oid}", at, field="points_used")
+                    if cmd.hold is not None:  # last: nothing after it refuses the order
+                        use_hold(uow, cmd.hold, order, key, at, self._held)
                     fresh[oid] = uow.add(order)
                     if uow.ownership is not None:
                         uow.partitions.add(uow.ownership.pmap.of_region(order.region))
@@ -659,7 +662,11 @@ class Engine:
         """Routes the orders (against `state`, default: the network now) and
         reserves their stock. Orders of `keep` that no node can serve are not
         rejected but returned, with their decision."""
-        decisions = self.router.route(self._requests(orders, keys), state or self.network_state(at))
+        requests = self._requests(orders, keys)
+        held = {r.key: part for r in requests if r.key in self._held
+                and (part := self.quotes.held(r, *self._held.pop(r.key))) is not None}  # a quote's hold: its node
+        routed = iter(self.router.route([r for r in requests if r.key not in held], state or self.network_state(at)))
+        decisions = [Decision(key=r.key, parts=[held[r.key]]) if r.key in held else next(routed) for r in requests]
         reserving = _Reservations()
         kept = []
         for order, key, decision in zip(orders, keys, decisions):
@@ -876,7 +883,7 @@ class Engine:
         to routing; booked orders due are routed; gifts not collected in time
         are released; points due expire. Returns how many of those happened
         (parts, booked orders, gifts, members' expiries)."""
-        return self._expire_parts() + self._route_due() + self._expire_points()
+        return self._expire_parts() + self._route_due() + self._expire_points() + expire_holds(self)
 
     def _expire_parts(self) -> int:
         """Parts the node neither accepted nor declined in time go back to routing."""

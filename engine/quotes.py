@@ -17,10 +17,12 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from domain import ids
 from domain.commands import QuoteOrder, SubmitOrder
-from domain.errors import DomainError, InvalidInput
+from domain.hold import Hold, reservation_key
+from domain.errors import DomainError, InvalidInput, NotFound
 from engine.memory import untraced
-from engine.replies import QuoteOption, QuotePart, QuoteReply, Shortage, ts
+from engine.replies import HoldReply, QuoteOption, QuotePart, QuoteReply, Shortage, ts
 from engine.routing.candidates import Batch, NodeArrays, _distances, _sku_index, build
 from engine.routing.explain import chosen_parts, decisions
 from engine.routing.greedy import solve_greedy
@@ -95,7 +97,58 @@ class Quotes:
             if lacking:
                 demand.record_quote_short(first, lacking, at)
         self._explain_none(results, by_quote, asks, state, whole, nodes)
+        wanted = [i for i, c in enumerate(cmds) if c.hold_minutes and isinstance(results[i], QuoteReply)]
+        if wanted:
+            self._hold(cmds, results, wanted, at)
         return results
+
+    def _hold(self, cmds: list[QuoteOrder], results: list[Any], wanted: list[int], at: float) -> None:
+        """The best options' stock held for the quotes that asked (domain/hold.py), in one
+        transaction; a quote whose best option cannot be held says why."""
+        def work(uow: Any) -> dict[int, tuple[HoldReply | None, str | None]]:
+            out: dict[int, tuple[HoldReply | None, str | None]] = {}
+            for i in wanted:
+                r = results[i]
+                best = next((o for o in r.options if o.best), None)
+                if best is None or best.split:
+                    out[i] = (None, "no option to hold" if best is None else "a split is not held")
+                    continue
+                if uow._get(ids.hold_id(r.quote_id)) is not None:
+                    out[i] = (None, f"quote {r.quote_id} placed a hold before: quote again under another id")
+                    continue
+                lines = best.parts[0].lines
+                inventory = uow.inventory(best.node)
+                short = inventory.can_reserve(lines)
+                if short is not None:  # another hold of this batch took it
+                    out[i] = (None, f"the stock of {short} at {best.node} is held for another quote")
+                    continue
+                hold = uow.add(Hold.place(r.quote_id, best.node, best.mode, lines, cmds[i].hold_minutes, at))
+                inventory.reserve(reservation_key(r.quote_id), lines, at)
+                out[i] = (HoldReply(node=best.node, lines=dict(lines), expires_at=ts(hold.expires_at)), None)
+            return out
+
+        for i, (made, why) in self.engine._transaction(work).items():
+            results[i] = msgspec.structs.replace(results[i], hold=made, hold_refused=why)
+
+    def held(self, ask: OrderToRoute, node: str, lines: dict[str, int]) -> Part | None:
+        """The part a submit using a hold gets at the held node, if the node can
+        still take it now (open, in time, with capacity); the held stock counts
+        as available. None: the order is routed as any other."""
+        e = self.engine
+        state = e.network_state(ask.placed_at)
+        settings, nodes = self._router(state)
+        n = nodes.index[node]
+        atp = state.atp.copy()
+        col = _sku_index(state.sku_ids)
+        for sku, qty in lines.items():
+            atp[n, col[sku]] += qty  # the read model still counts the hold's reservation
+        state.atp = atp
+        whole = msgspec.structs.replace(settings, allow_split=False, candidates=len(nodes.ids))
+        b = build([ask], state, whole, nodes)
+        p = b.problem
+        if n not in p.pair_node[p.pair_ptr[0]:p.pair_ptr[1]].tolist():
+            return None
+        return chosen_parts(b, [{n: list(range(len(ask.lines)))}])[0][0][0]
 
     def _explain_none(self, results: list[Any], by_quote: dict[int, list[int]], asks: list[OrderToRoute],
                       state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> None:
@@ -236,6 +289,37 @@ def _short(b: Batch, ks: list[int], near: list[list[int]], atp: np.ndarray, col:
                 if have < qty and (n, sku) not in out:
                     out[(n, sku)] = Shortage(node=ids[n], sku=sku, wanted=qty, available=have)
     return list(out.values())
+
+
+def use_hold(uow: Any, quote_id: str, order: Any, key: str, at: float,
+             held: dict[str, tuple[str, dict[str, int]]]) -> None:
+    """An order placed with a quote's hold: the hold is used, its stock goes
+    back to the node, and the order is routed there first (`Quotes.held`);
+    a hold lapsed or used already leaves the order to be routed as any other."""
+    hold = uow._get(ids.hold_id(quote_id))
+    if hold is None:
+        raise NotFound("hold", f"no hold under quote {quote_id!r}")
+    if hold.check_use(order.lines, order.mode, order.pickup_node, at):
+        hold.use(key, at)
+        uow.inventory(hold.node).release(reservation_key(quote_id), reason=f"hold used by order {key}", at=at)
+        held[key] = (hold.node, dict(hold.lines))
+
+
+def expire_holds(engine: Any) -> int:
+    """Holds not used by their time lapse, their stock released (the engine's timer)."""
+    now = engine.clock.now()
+    due = engine.readmodels.holds.due(now)
+    if not due:
+        return 0
+
+    def work(uow: Any) -> int:
+        for quote_id in due:
+            hold = uow._get(ids.hold_id(quote_id))
+            hold.lapse(now)
+            uow.inventory(hold.node).release(reservation_key(quote_id), reason="hold lapsed", at=now)
+        return len(due)
+
+    return engine._transaction(work)
 
 
 def alone(b: Batch) -> Solution:

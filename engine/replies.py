@@ -258,12 +258,22 @@ class Shortage(msgspec.Struct, frozen=True):
     available: int
 
 
+class HoldReply(msgspec.Struct, frozen=True):
+    """Stock set aside for the quote's best option: a submit with `hold` set to the quote id uses it."""
+
+    node: str
+    lines: dict[str, int]
+    expires_at: datetime
+
+
 class QuoteReply(msgspec.Struct, frozen=True):
     quote_id: str
     at: datetime
     options: list[QuoteOption]  # the best first; pickup options nearest first
     short: list[Shortage]  # nearby nodes that cannot promise a line of the cart
     reason: str | None = None  # why no option, when there is none
+    hold: HoldReply | None = None  # asked for (hold_minutes) and made
+    hold_refused: str | None = None  # asked for and not made: why
 
 
 class NodeStock(msgspec.Struct, frozen=True):

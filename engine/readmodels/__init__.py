@@ -25,6 +25,7 @@ from uuid import UUID
 import msgspec
 import numpy as np
 
+from domain.hold import Hold
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.network import Network
@@ -37,6 +38,7 @@ from engine.readmodels.benefit import BenefitView
 from engine.readmodels.capacity import CapacityView
 from engine.readmodels.counter_sales import CounterSales
 from engine.readmodels.demand import DemandView
+from engine.readmodels.holds import HoldView
 from engine.readmodels.members import MemberView
 from engine.readmodels.orders import OrderRecord, OrderView, PartRecord
 
@@ -45,7 +47,7 @@ __all__ = ["AGGREGATES", "AtpView", "OrderRecord", "PartRecord", "ReadModels", "
 Handler = Callable[[Any], None]
 
 # Every event of these aggregates must have a handler; events of others are ignored.
-AGGREGATES = (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger)
+AGGREGATES = (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger, Hold)
 
 
 class UnhandledEvent(TypeError):
@@ -71,10 +73,11 @@ class ReadModels:
         self.counter_sales = CounterSales()
         self.benefit = BenefitView()
         self.demand = DemandView(self.order_view.orders)  # after the order view: it reads a rejected order's lines
+        self.holds = HoldView()
         self.last_notification_id = 0
         self._handlers = _dispatch_table(
             (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales, self.benefit,
-             self.demand))
+             self.demand, self.holds))
 
     # -- the models' state, as the engine and its clients read it --------
     @property
@@ -165,6 +168,7 @@ class ReadModels:
             "statements": {"/".join(k): msgspec.to_builtins(v) for k, v in sorted(self.benefit.statements.items())},
             "members": self.members,
             "demand": self.demand.state(),
+            "holds": self.holds.state(),
             "kpis": self.kpis(),
         }
 

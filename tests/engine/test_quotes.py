@@ -14,6 +14,7 @@ from domain.errors import DomainError, InvalidInput, NotFound
 from domain.network import Window
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
+from engine.readmodels import ReadModels
 from engine.routing.types import RouterSettings
 from tests.engine.network_fixture import at_km, small_network
 
@@ -205,3 +206,70 @@ def test_a_quotes_best_option_is_what_a_submit_of_the_same_cart_right_after_gets
 def _area(e: Engine, lat: float, lon: float) -> list[str]:
     return e.quotes._pickup_areas([QuoteOrder(lines=[Line("A", 1)], lat=lat, lon=lon)],
                                   e.router.nodes(e.network_state(0))).get(0, [])
+
+
+# -- holds ---------------------------------------------------------------------------------------------
+
+def _submit(e: Engine, ext: str, km: float, hold: str | None = None, **lines: int):
+    lat, lon = at_km(km)
+    return e.submit(SubmitOrder(channel="app", external_id=ext, lines=[Line(s, q) for s, q in lines.items()],
+                                lat=lat, lon=lon, hold=hold))
+
+
+def test_a_held_quotes_stock_is_kept_from_other_orders_and_the_submit_with_the_hold_gets_it(engine):
+    q = engine.quote(msgspec.structs.replace(cart(km=0.0, modes="delivery", C=1), quote_id="q1", hold_minutes=5))
+    assert q.hold is not None and q.hold.node == "S1" and q.hold.lines == {"C": 1}
+    assert q.hold.expires_at.timestamp() == T0 + 300
+    assert engine.stock("S1", ["C"]).available["C"] == 0
+    other = _submit(engine, "other", 0.0, C=1)
+    assert other.node != "S1"  # S1's only C is held
+    mine = _submit(engine, "mine", 0.0, hold="q1", C=1)
+    assert mine.status == "routed" and mine.node == "S1"
+    assert mine.parts[0].eta_at == q.options[0].parts[0].eta_at
+    assert engine.readmodels.holds.holds["q1"].status == "used"
+    assert engine.stock("S1", ["C"]).available["C"] == 0  # now the order's
+
+
+def test_a_hold_lapses_at_its_time_and_its_stock_goes_back(engine):
+    engine.quote(msgspec.structs.replace(cart(km=0.0, modes="delivery", C=1), quote_id="q1", hold_minutes=1))
+    engine.clock.advance_to(T0 + 59)
+    engine.expire_due()
+    assert engine.stock("S1", ["C"]).available["C"] == 0
+    engine.clock.advance_to(T0 + 60)
+    assert engine.expire_due() == 1
+    assert engine.stock("S1", ["C"]).available["C"] == 1
+    assert engine.readmodels.holds.holds["q1"].status == "lapsed"
+    late = _submit(engine, "late", 0.0, hold="q1", C=1)  # routed as any other order
+    assert late.status == "routed" and late.node == "S1"
+
+
+def test_a_hold_is_refused_for_another_cart_or_an_unknown_quote_and_nothing_changes(engine):
+    engine.quote(msgspec.structs.replace(cart(km=0.0, modes="delivery", C=1), quote_id="q1", hold_minutes=5))
+    before = stored(engine)
+    with pytest.raises(InvalidInput) as e:
+        _submit(engine, "o1", 0.0, hold="q1", C=1, A=1)
+    assert e.value.field == "hold"
+    with pytest.raises(NotFound) as e:
+        _submit(engine, "o2", 0.0, hold="nope", C=1)
+    assert e.value.field == "hold"
+    assert stored(engine) == before
+
+
+def test_two_quotes_cannot_hold_the_same_last_unit(engine):
+    a, b = engine.quote_batch([msgspec.structs.replace(cart(km=0.0, modes="delivery", C=1), quote_id=q, hold_minutes=5)
+                               for q in ("qa", "qb")])
+    assert a.hold is not None and b.hold is None and "held for another quote" in b.hold_refused
+
+
+def test_holds_rebuilt_from_the_store_equal_the_live_read_models(engine):
+    engine.quote(msgspec.structs.replace(cart(km=0.0, C=1), quote_id="q1", hold_minutes=5))
+    engine.quote(msgspec.structs.replace(cart(km=1.0, A=1), quote_id="q2", hold_minutes=1))
+    _submit(engine, "o1", 0.0, hold="q1", C=1)
+    engine.clock.advance_to(T0 + 120)
+    engine.expire_due()
+    rebuilt = ReadModels(engine.network)
+    for nid, event in engine.stored_events():
+        rebuilt.apply(event, nid)
+    assert rebuilt.state()["holds"] == engine.readmodels.state()["holds"]
+    assert rebuilt.state()["atp"] == engine.readmodels.state()["atp"]
+    assert {q: h.status for q, h in rebuilt.holds.holds.items()} == {"q1": "used", "q2": "lapsed"}

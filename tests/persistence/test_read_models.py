@@ -8,6 +8,7 @@ import pytest
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import JSONTranscoder
 
+from domain.hold import Hold
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.sale import Sale
@@ -73,7 +74,7 @@ def _event_classes(aggregate: type) -> list[type]:
 
 def test_every_event_of_every_known_aggregate_has_a_read_model_handler():
     views = ReadModels(small_network())
-    assert AGGREGATES == (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger)
+    assert AGGREGATES == (NodeInventory, Order, Member, Sale, BenefitRules, PartyLedger, Hold)
     unhandled = [c.__qualname__ for a in AGGREGATES for c in _event_classes(a) if not views.handles(c)]
     assert unhandled == []
     assert all(_event_classes(a) for a in AGGREGATES)
