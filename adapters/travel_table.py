@@ -90,6 +90,7 @@ class TableService(CellTimes):
         lat, lon = self.grid.centres(cells)
         half_diagonal = float(np.hypot(self.grid.dlat * 111.2, self.grid.dlon * 111.2 * np.cos(np.radians(lat.mean())))) / 2
         reach = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :]) <= nodes.radius + half_diagonal
+        reach &= nodes.delivers[None, :]  # pickup has no travel: a pickup-only node is never asked for
         out = np.full((len(cells), len(nodes.ids)), np.nan)
         per_call = max(1, self.max_locations // 2)
         try:

@@ -147,3 +147,13 @@ def test_o2o_network_travel_matrix_writes_nothing_when_the_service_fails(standin
 def expected_on(standin, grid, n, o) -> float:
     lat, lon = grid.centres(grid.cells(np.array([o.lat]), np.array([o.lon])))
     return float(standin.seconds([n.lat], [n.lon], lat, lon)[0, 0])
+
+
+def test_a_pickup_only_node_is_never_asked_for(standin):
+    from engine.routing.candidates import NodeArrays
+
+    nodes = [node("A"), node("P", modes=["pickup"])]
+    arrays = NodeArrays.of(state(nodes, {"A": {"a": 1}, "P": {"a": 1}}).network)
+    o = order(km_north=0.2)
+    rows = service(standin).fetch(arrays, GRID.cells(np.array([o.lat]), np.array([o.lon])))
+    assert not np.isnan(rows[0, 0]) and np.isnan(rows[0, 1])
