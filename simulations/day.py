@@ -39,7 +39,8 @@ from simulations.demand import (
     PROMOTION_PRICE, Day, Sale, clock_time, day_bounds, on_day, popularity, surge_orders,
 )
 from simulations.scenario import (
-    Scenario, ScenarioError, Variant, describe, reports_benefit, reports_replenishment, rule_set, rules_of, travel_of,
+    Scenario, ScenarioError, Variant, describe, reports_benefit, reports_replenishment, rule_set, rules_of,
+    travel_matrix, travel_of,
 )
 
 STEP_S = 30.0  # node actions due within the same 30 s are stored together
@@ -227,6 +228,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     clock = SimClock(t0 - before)
     config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
     routed = PartitionedRouter(make_router(router, travel_of(s, v)), variant_partitions(network, s, v))
+    roads = travel_matrix(s.roads) if s.roads else None  # the couriers' true minutes, whatever the router assumes
+    places: dict[str, tuple[float, float]] = {}  # order -> delivery place, when roads are simulated
     engine = build_engine(config, network=network, clock=clock, router=routed)
     out = Outcome(name, engine, network, 0.0, opening={k: dict(x) for k, x in network.stock.items()},
                   days=len(days), report_benefit=reports_benefit(s), report_replenishment=reports_replenishment(s))
@@ -332,7 +335,10 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 n = nodes[node]
                 slot, used = engine.readmodels.slot_used.get(node, (-1, 0))
                 fill = used / max(n.capacity_per_slot, 1) if slot == int(now // (n.slot_minutes * 60)) else 0.0
-                cmds = plan(Routed(oid, node, r.mode, part.eta_at, now, fill, n.prep_minutes, part.lines))
+                eta = part.eta_at
+                if roads is not None and r.mode == "delivery" and oid in places:
+                    eta += _road_shift(roads, node, places[oid], n.prep_minutes, r.cost.get(node, {}))
+                cmds = plan(Routed(oid, node, r.mode, eta, now, fill, n.prep_minutes, part.lines))
                 answer = min((_bucket(t, step_s) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))),
                              default=math.inf)
                 if any(c is TIMER for _, c in cmds):
@@ -362,6 +368,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
         cmds, batch, deadline = batch, [], None
         watching.update(engine.readmodels.to_route)  # declined or expired: routed again in this batch
         results = engine.submit_batch(cmds)
+        if roads is not None:
+            places.update((r.order_id, (c.lat, c.lon)) for c, r in zip(cmds, results)
+                          if not isinstance(r, DomainError) and c.lat is not None)
         progress(len(cmds))
         ids = [r.order_id for r in results if not isinstance(r, DomainError)]
         schedule(ids + sorted(watching), clock.now())
@@ -433,6 +442,14 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     out.seconds, out.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     out.routing = routed.stats.as_dict()
     return out
+
+
+def _road_shift(roads: Any, node: str, place: tuple[float, float], prep: float, cost: dict[str, float]) -> float:
+    """Seconds the couriers' true road time adds to the router's ETA (negative: saves)."""
+    true = roads.minutes_of(node, *place)
+    if true is None or "eta_min" not in cost:
+        return 0.0
+    return (prep + true - cost["eta_min"]) * 60
 
 
 def nearest(nodes: list[Node], lat: float, lon: float) -> Node:

@@ -163,6 +163,7 @@ class Scenario(Struct, frozen=True, forbid_unknown_fields=True):
     stock: Stock = Stock()
     router: RouterSettings = RouterSettings()
     travel_matrix: str | None = None  # a travel-matrix file, relative to the scenario (docs/travel.md); none: straight line
+    roads: str | None = None  # a travel-matrix file of the minutes couriers really take; none: the router's own
     batching: Batching = Batching()
     store: str = "memory:"  # event store per variant; sqlite:///dir/{variant}.db keeps them
     # the benefit-sharing rule set published before the first day (domain/benefit.py's RuleSet
@@ -223,7 +224,10 @@ def _travel_paths(s: Scenario, folder: Path) -> Scenario:
 
     variants = [msgspec.structs.replace(v, travel_matrix=resolve(v.travel_matrix, f"$.variants[{i}].travel_matrix"))
                 for i, v in enumerate(s.variants)]
-    return msgspec.structs.replace(s, travel_matrix=resolve(s.travel_matrix, "$.travel_matrix"), variants=variants)
+    if s.roads == "straight":
+        raise ScenarioError("$.roads", "a travel-matrix file: the couriers' true minutes")
+    return msgspec.structs.replace(s, travel_matrix=resolve(s.travel_matrix, "$.travel_matrix"),
+                                   roads=resolve(s.roads, "$.roads"), variants=variants)
 
 
 @functools.lru_cache(maxsize=4)

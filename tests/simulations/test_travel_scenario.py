@@ -1,7 +1,8 @@
 """A scenario may route with a travel matrix (the scenario's or a
 variant's own): "straight" is the base's straight line again, a road
-matrix moves the day; a matrix file that is missing or bad is refused
-naming the field before anything runs."""
+matrix moves the day; couriers may drive roads the router does not know
+(`roads`); a matrix file that is missing or bad is refused naming the
+field before anything runs."""
 from __future__ import annotations
 
 import pytest
@@ -48,3 +49,25 @@ def test_a_missing_or_bad_matrix_is_refused_naming_the_field(tmp_path, text, fie
     with pytest.raises(ScenarioError) as e:
         load_scenario(path)
     assert e.value.field == field
+
+
+@pytest.mark.slow
+def test_couriers_on_roads_the_router_does_not_know_run_later_than_promised_and_a_router_that_knows_them_does_not(
+        tmp_path):
+    assert roads(["--out", str(tmp_path / "roads.json"), "--cell-m", "1000"]) == 0
+    path = tmp_path / "truth.toml"
+    busy = BASE.replace("orders = 150", "orders = 600")  # enough orders that some run late
+    path.write_text(busy.replace('[network]', 'roads = "roads.json"\n[network]') +
+                    '[[variants]]\nname = "knows-roads"\ntravel_matrix = "roads.json"\n')
+    _, variants = run_scenario(path, progress=False)
+    kpis = {v.name: v.kpis for v in variants}
+    _, plain = run_scenario(_without_roads(path), progress=False)
+    assert kpis["base"]["on_time_rate"] < plain[0].kpis["on_time_rate"]  # straight-line promises, roads driven
+    assert kpis["knows-roads"]["on_time_rate"] > kpis["base"]["on_time_rate"]
+    assert kpis["base"]["handover_min_mean"] > plain[0].kpis["handover_min_mean"]
+
+
+def _without_roads(path):
+    plain = path.with_name("plain.toml")
+    plain.write_text(path.read_text().replace('roads = "roads.json"\n', ""))
+    return plain
