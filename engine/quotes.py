@@ -30,7 +30,7 @@ from engine.routing.problem import Solution
 from engine.routing.types import NetworkState, OrderToRoute, Part, RouterSettings
 
 PICKUP_OPTIONS = 3  # pickup options per quote, nearest first
-PICKUP_TRIED = 8  # stores of the pickup area tried for them (nearest first)
+PICKUP_TRIED = 5  # stores of the pickup area tried for them (nearest first): each is a candidate row
 SHORT_NODES = 3  # nearest nodes in reach whose shortages a delivery quote reports
 
 
