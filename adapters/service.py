@@ -82,7 +82,7 @@ class O2OService:
             await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=handler,
                                         metadata={"description": ep.doc, "request": ep.request.__name__,
                                                   "reply": ep.reply.__name__})
-            if isinstance(COMMANDS.get(ep.request), Batched):
+            if isinstance(COMMANDS.get(ep.request), (Batched, Many)):
                 endpoint = self.svc._endpoints[-1]
                 assert endpoint._name == ep.name and endpoint._subscription is not None
                 # the subscription nats.micro made (subject, queue group, $SRV INFO and STATS stay its),
@@ -127,7 +127,7 @@ class O2OService:
         return handle
 
     def _intake(self, ep: Endpoint, endpoint: Any) -> Callable[[bytes, bool, Any], WireError | str | None]:
-        """An order's way in, as nats.micro's endpoint and `_handler` take it,
+        """An order's (or a quote's) way in, as nats.micro's endpoint and `_handler` take it,
         without a Request object and a handler coroutine per order: the same
         decode, check and queue, and the endpoint's statistics (requests,
         errors, last error, processing time) kept as nats.micro keeps them.
@@ -136,6 +136,8 @@ class O2OService:
         request, check, offer = ep.request, self.engine.check_order, self.worker.offer
         clock = time.perf_counter_ns
         own = self.engine.ownership
+        handler = COMMANDS[request]
+        many, ask = (handler, self.queries.offer) if isinstance(handler, Many) else (None, None)  # quotes
 
         def take(data: bytes, mp: bool, to: Any) -> WireError | str | None:
             start = clock()
@@ -143,13 +145,16 @@ class O2OService:
             error = None
             try:
                 cmd = decode(data, request, mp)
-                # scale-out: an order of another partition goes to its owner before it costs a check and a batch
-                foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_id(cmd.channel, cmd.external_id)) \
-                    if own is not None else None
-                if foreign is not None:
-                    endpoint._processing_time += clock() - start
-                    return foreign  # the caller forwards it
-                offer(cmd, to, check(cmd))  # answered with its batch, by _answer
+                if many is not None:
+                    ask(many, cmd, to)  # answered with its batch, by _answer
+                else:
+                    # scale-out: an order of another partition goes to its owner before it costs a check and a batch
+                    foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_id(cmd.channel, cmd.external_id)) \
+                        if own is not None else None
+                    if foreign is not None:
+                        endpoint._processing_time += clock() - start
+                        return foreign  # the caller forwards it
+                    offer(cmd, to, check(cmd))  # answered with its batch, by _answer
             except Exception as e:
                 error = _refusal(e)
                 endpoint._num_errors += 1

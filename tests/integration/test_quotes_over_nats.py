@@ -4,7 +4,10 @@ best option."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
+
+import msgspec
 
 from domain.commands import Line, QuoteOrder, SubmitOrder
 from engine.store.network_file import load_sample
@@ -32,6 +35,13 @@ def test_quotes_in_flight_together_are_answered_each_and_the_best_is_what_a_subm
             assert code == 404 and error.startswith("$.lines[0].sku")
             code, error = await request(nc, "o2o.orders.quote", {"lines": [{"sku": SKUS[0], "qty": 0}]})
             assert code == 400 and "qty" in error
+
+            msg = await nc.request("o2o.orders.quote", msgspec.msgpack.encode(carts[1]), timeout=10,
+                                   headers={"Content-Type": "application/msgpack"})
+            assert msgspec.msgpack.decode(msg.data)["quote_id"] == "q1"
+            stats = json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)
+            quote = next(e for e in stats["endpoints"] if e["name"] == "quote")
+            assert quote["num_requests"] == 43 and quote["num_errors"] == 2
 
             best = replies[0][1]["options"][0]
             code, reply = await request(nc, "o2o.orders.submit", SubmitOrder(
