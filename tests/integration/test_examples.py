@@ -19,6 +19,7 @@ EXAMPLES = [
     ("order-accept.json", "o2o.orders.accept"), ("order-progress.json", "o2o.orders.progress"),
     ("order-cancel.json", "o2o.orders.cancel"), ("order-pickup.json", "o2o.orders.submit"),
     ("order-decline.json", "o2o.orders.decline"), ("order-refund.json", "o2o.orders.refund"),
+    ("order-scheduled.json", "o2o.orders.submit"),
     ("stock-receive.json", "o2o.stock.receive"),
     ("stock-adjust.json", "o2o.stock.adjust"), ("stock-count.json", "o2o.stock.count"),
     ("stock-get.json", "o2o.stock.get"), ("stock-nearby.json", "o2o.stock.nearby"),
@@ -48,6 +49,8 @@ def test_every_example_request_succeeds_in_a_days_order(nats_server):
                 reply = json.loads(msg.data)
                 if name == "order.json":
                     assert reply["status"] == "routed", reply
+                if name == "order-scheduled.json":  # noon on 2026-01-01: booked for tomorrow's 18:00
+                    assert (reply["status"], reply["due_at"]) == ("booked", "2026-01-02T09:15:00Z"), reply
                 if name == "member-get.json":
                     assert reply["identities"] == {"wechat": "wx-oA1b2C3d"} and reply["points"] >= 0
                     assert reply["reserved"] == 0 and reply["gifts"] == [] and reply["buckets"]
@@ -128,4 +131,5 @@ def test_published_events_of_every_kind_validate_against_their_schemas(nats_serv
             return seen
 
     seen = run(go())
-    assert {"o2o.events.order.placed", "o2o.events.order.routed", "o2o.events.member.signed_up"} <= set(seen)
+    assert {"o2o.events.order.placed", "o2o.events.order.routed", "o2o.events.order.booked",
+            "o2o.events.member.signed_up"} <= set(seen)
