@@ -50,7 +50,8 @@ T = TypeVar("T")
 
 def _cost(p: Any) -> dict[str, float]:
     """A part's cost terms as stored; `straight_line: 1` when its ETA is a straight-line guess (engine/travel.py)."""
-    cost = {k: float(v) for k, v in msgspec.structs.asdict(p.cost).items()}
+    terms = p.cost
+    cost = dict(zip(terms.__struct_fields__, map(float, msgspec.structs.astuple(terms))))
     if getattr(p, "straight_line", False):
         cost["straight_line"] = 1.0
     return cost
@@ -61,6 +62,11 @@ def _kept(aggregate: Any) -> bool:
     this process writes, open orders, and the rule book and the parties'
     ledgers of open periods (booked at every member's hand-over: loading a
     ledger replays its month); members are loaded when needed."""
+    cls = type(aggregate)
+    if cls is Order:  # most of what a batch saves: no isinstance through the aggregates' ABCMeta
+        return aggregate.outcome is None
+    if cls is NodeInventory:
+        return True
     if isinstance(aggregate, (NodeInventory, BenefitRules)):
         return True
     if isinstance(aggregate, PartyLedger):
