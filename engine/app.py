@@ -530,6 +530,7 @@ class Engine:
         fresh: dict[UUID, Order] = {}
         keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
+        known_key = self.readmodels.order_view.known_key
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
             key = str(oid)
@@ -548,6 +549,7 @@ class Engine:
                     if cmd.hold is not None:  # last: nothing after it refuses the order
                         use_hold(uow, cmd.hold, order, key, at, self._held)
                     fresh[oid] = uow.add(order)
+                    known_key(oid, key)  # the read model's Placed handler then need not format it again
                     if uow.ownership is not None:
                         uow.partitions.add(uow.ownership.pmap.of_region(order.region))
                     keys.append(key)
