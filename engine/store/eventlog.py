@@ -83,8 +83,7 @@ class EventLog(Application):
         straight into the Notification its recording holds: the library
         makes a StoredEvent, then a Notification, through frozen
         dataclasses' __init__ (benchmarks/README.md)."""
-        stored = self.mapper.stored
-        notes = [stored(e, Notification) for e in events]
+        notes = self.mapper.stored_all(events, Notification)
         ids = self.recorder.insert_events(notes)
         recordings = []
         if ids:

@@ -58,24 +58,39 @@ class MsgspecMapper(Mapper):
         a Notification whose id the save fills in), made without the frozen
         dataclass's __init__, which sets field by field (about 0.7 us of
         the 4-5 us of storing an event: benchmarks/README.md)."""
-        cls = type(domain_event)
-        known = _WRITES.get(cls)
-        if known is None:
-            known = _WRITES[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
-        state = dict(vars(domain_event))
-        originator_id = state.pop("originator_id")
-        originator_version = state.pop("originator_version")
-        if known[1] > 1:
-            state["class_version"] = known[1]
-        data = _encoder.encode(state)
+        return self.stored_all([domain_event], as_class)[0]
+
+    def stored_all(self, events: list[Any], as_class: type) -> list[Any]:
+        """`stored` of each event, in one loop: the save's hot path, where a
+        call and the lookups per event were a share of it."""
+        wrap = self._wrap if self.compressor or self.cipher else None
+        writes, encode = _WRITES, _encoder.encode
+        out = []
+        for e in events:
+            cls = type(e)
+            known = writes.get(cls)
+            if known is None:
+                known = writes[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+            state = e.__dict__.copy()
+            originator_id = state.pop("originator_id")
+            originator_version = state.pop("originator_version")
+            if known[1] > 1:
+                state["class_version"] = known[1]
+            data = encode(state)
+            if wrap is not None:
+                data = wrap(data)
+            stored = _new(as_class)
+            _setattr(stored, "__dict__", {"originator_id": originator_id, "originator_version": originator_version,
+                                          "topic": known[0], "state": data})
+            out.append(stored)
+        return out
+
+    def _wrap(self, data: bytes) -> bytes:
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
             data = self.cipher.encrypt(data)
-        stored = _new(as_class)
-        _setattr(stored, "__dict__", {"originator_id": originator_id, "originator_version": originator_version,
-                                      "topic": known[0], "state": data})
-        return stored
+        return data
 
     def to_domain_event(self, stored: StoredEvent) -> Any:
         return self.decode(stored.topic, stored.state, stored.originator_id, stored.originator_version)
