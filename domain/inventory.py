@@ -96,8 +96,10 @@ class NodeInventory(Aggregate):
     def can_reserve(self, lines: dict[str, int], held: dict[str, int] | None = None) -> str | None:
         """None if the lines fit within ATP (less `held`: SKU -> quantity about
         to be reserved), else the first SKU short."""
+        on_hand, reserved, safety = self.on_hand, self.reserved, self.safety  # atp() inlined: twice per part routed
         for sku, qty in lines.items():
-            if self.atp(sku) - (held.get(sku, 0) if held else 0) < qty:
+            if available(on_hand.get(sku, 0), reserved.get(sku, 0), safety.get(sku, 0)) - (
+                    held.get(sku, 0) if held else 0) < qty:
                 return sku
         return None
 
