@@ -68,7 +68,7 @@ class ServeProcess:
         self.url, self.store, self.log, self.extra, self.env = url, store, log, extra, env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> "ServeProcess":
+    def start(self, timeout: float = 90) -> "ServeProcess":  # a wait, not a timing: a loaded machine is slow
         return self.launch().serving(timeout)
 
     def launch(self) -> "ServeProcess":
@@ -78,8 +78,8 @@ class ServeProcess:
                                      stdout=out, stderr=out, env=self.env)
         return self
 
-    def serving(self, timeout: float = 30) -> "ServeProcess":
-        """Waits until it says it serves."""
+    def serving(self, timeout: float = 90) -> "ServeProcess":
+        """Waits until it says it serves; one that does not in time is killed, not left behind."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "serving on" in self.log.read_text():
@@ -87,7 +87,8 @@ class ServeProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"o2o serve exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             time.sleep(0.1)
-        raise RuntimeError(f"o2o serve did not start: {self.log.read_text()[-2000:]}")
+        self.kill()
+        raise RuntimeError(f"o2o serve did not start in {timeout} s: {self.log.read_text()[-2000:]}")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
