@@ -20,6 +20,7 @@ from domain.commands import (
 )
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
+from domain.hold import Hold
 from domain.inventory import NodeInventory
 from domain.network import Network, validate
 from domain.partition import PartitionFence
@@ -330,10 +331,11 @@ class Engine:
         self.readmodels.reset()
         own.orders.clear()
         own.sales.clear()
+        own.holds.clear()
         own.moved.clear()
-        always = {get_topic(c) for c in (*self._followed, Order.Placed, Sale.Made)}
+        always = {get_topic(c) for c in (*self._followed, Order.Placed, Sale.Made, Hold.Placed)}
         skip = lambda oid, topic: not (oid in own.inventories or oid in own.orders or oid in own.sales  # noqa: E731
-                                       or topic in always)
+                                       or oid in own.holds or topic in always)
         n = last = 0
         for last, event in self.log.stored_events(1, skip=skip):
             n += self._follow_event(event, last)

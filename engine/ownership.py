@@ -17,6 +17,7 @@ import numpy as np
 from domain import ids
 from domain.benefit import BenefitRules, PartyLedger
 from domain.errors import Conflict, DomainError
+from domain.hold import Hold
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
@@ -60,6 +61,7 @@ class Ownership:
         self.inventories: dict[UUID, str] = {}  # inventory id -> node, owned nodes only
         self.orders: set[UUID] = set()  # open or closed orders of the owned partitions seen so far
         self.sales: set[UUID] = set()  # counter sales at owned nodes seen so far
+        self.holds: set[UUID] = set()  # quotes' holds at owned nodes seen so far
         self.moved: dict[UUID, str] = {}  # orders of owned regions moved away -> the region they went to
         self._region_of_node = {n.id: n.region for n in pmap.network.nodes}
         node_ids = [n.id for n in pmap.network.nodes]
@@ -199,6 +201,10 @@ class Ownership:
                 self.sales.add(oid)
                 return True
             return False
+        if isinstance(event, Hold.Event):  # its stock is reserved at the node: the node's owner lets it lapse
+            if isinstance(event, Hold.Placed) and event.node in self.nodes:
+                self.holds.add(oid)
+            return oid in self.holds
         return False
 
     def classes_followed(self, handled: Iterable[type]) -> list[type]:
