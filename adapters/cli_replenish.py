@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         _csv(out / "nodes" / f"{node}.csv", fields, [row for row in plan if row["node"] == node])
     print(f"{events} events; delivery at {s.delivery_at.isoformat()} covering until {s.covers_until.isoformat()}, "
           f"{s.history_days} days of demand")
+    if not s.history_days:  # a store of less than a day (the quick start's demo) gives nothing to go by
+        print("nothing suggested: the levels rest on the demand of past days in the hours the delivery covers, "
+              "and the store holds no such day yet (docs/replenishment.md)")
     print(f"buy {s.units_to_buy} units ({len(s.purchases)} lines), move {s.units_to_move} units "
           f"({len(s.transfers)} transfers); written to {out}")
     return 0

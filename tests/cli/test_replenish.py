@@ -61,3 +61,15 @@ def test_a_bad_policy_or_node_is_named_and_nothing_is_written(tmp_path, capsys):
     assert main(args + ["--node", "S1", "--node", "X9"]) == 2
     assert "--node[1]: unknown node 'X9'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_store_of_less_than_a_day_says_why_nothing_is_suggested(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/events.db"
+    network = small_network()
+    dump_network(network, tmp_path / "town.json")
+    engine = Engine(network, clock=SimClock(local(0, "12:00")), store=url).start()
+    engine.sell(SellOverCounter(node="S1", sale_id="p0", lines=[Line("A", 1)]))
+    engine.close()
+    assert main(["replenish", "--store", url, "--network", str(tmp_path / "town.json"), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "0 days of demand" in out and "nothing suggested" in out and "buy 0 units" in out
