@@ -66,18 +66,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: asyncio.run(serve(a)))
 
 
-async def follow_leases(service: object, held: object) -> None:
-    """Takes over each partition whose lease was just won, drops each lost."""
+async def follow_leases(service: object, held: object, taken: dict[str, int] | None = None) -> None:
+    """Takes over each partition whose lease was just won (and those of
+    `taken`, held before the engine started), drops each lost."""
+    for partition, epoch in sorted((taken or {}).items()):
+        nodes = await _take(service, held, partition, epoch)
+        if nodes is not None:
+            print(f"serving partition {partition} at epoch {epoch} ({nodes} nodes fenced)", flush=True)
     for change, partition, epoch in held.take_changes():
-        try:
-            if change == "take":
-                nodes = await service.take(partition, epoch)
+        if change == "take":
+            nodes = await _take(service, held, partition, epoch)
+            if nodes is not None:
                 print(f"took partition {partition} over at epoch {epoch} ({nodes} nodes fenced)", flush=True)
-            else:
-                await service.drop(partition)
-                print(f"lease of partition {partition} lost: dropped it", file=sys.stderr, flush=True)
-        except DomainError as e:  # a newer owner fenced it already: its lease will say so at the next renewal
-            print(f"partition {partition}: {e}", file=sys.stderr, flush=True)
+            continue
+        try:
+            await service.drop(partition)
+            print(f"lease of partition {partition} lost: dropped it", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - the engine has dropped it; the subjects are left when NATS answers
+            print(f"partition {partition}: dropping it: {e!r}", file=sys.stderr, flush=True)
+
+
+async def _take(service: object, held: object, partition: str, epoch: int) -> int | None:
+    """Fences and serves the partition; if that fails (a newer owner fenced it,
+    the fence lost to a writer too often, NATS did not answer) the engine lets
+    it go and the lease goes back, to be tried for again: an engine stays up."""
+    try:
+        return await service.take(partition, epoch)
+    except Exception as e:  # noqa: BLE001 - any failure: give it back rather than serve half of it
+        print(f"partition {partition}: could not take it over ({e!r}); giving its lease back", file=sys.stderr,
+              flush=True)
+    try:
+        await service.drop(partition)
+    except Exception as e:  # noqa: BLE001
+        print(f"partition {partition}: dropping it: {e!r}", file=sys.stderr, flush=True)
+    held.give_back(partition)
+    return None
 
 
 def _publisher(events: str, relay) -> str:
@@ -144,9 +167,12 @@ async def serve(args: argparse.Namespace) -> int:
             if holding is None:
                 return 0
             held, taken = holding
-        async with running(config, "o2o serve", long_lived=True, partitions=taken,
+        # the partitions held are taken over once serving (follow_leases), as later ones are
+        async with running(config, "o2o serve", long_lived=True, partitions={} if held else None,
                            owner=held.owner if held else "") as run:
             engine, relay = run.engine, run.relay
+            if held:
+                await follow_leases(run.service, held, taken)
             print(f"o2o-engine serving on {run.config.nats.url}, store {describe(config.store.url)}, "
                   f"{len(engine.network.nodes)} nodes, {engine.last_notification_id()} events stored, events "
                   f"published {_publisher(config.nats.events, relay)}"

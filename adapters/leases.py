@@ -214,6 +214,17 @@ class LeaseKeeper:
             await self.tick()
             await asyncio.sleep(self.every_s)
 
+    async def give_back(self, partition: str) -> None:
+        """Hands a held lease back (this engine could not take the partition
+        over); it is wanted still, so a later round tries for it again."""
+        lease = self.held.pop(partition, None)
+        if lease is None:
+            return
+        try:
+            await self.bucket.release(lease)
+        except (LeaseLost, *NO_ANSWER) as e:  # lapses after the TTL instead
+            log.warning("release of partition %s: %s", partition, e)
+
     def start(self) -> "LeaseKeeper":
         self._task = asyncio.get_running_loop().create_task(self.run(), name=f"leases-{self.owner}")
         return self
@@ -256,6 +267,7 @@ class Held:
     def __init__(self, config, names: list[str], owner: str, standby: list[str] = ()):
         self.config, self.names, self.owner, self.standby = config, names, owner, list(standby)
         self.changes: queue.SimpleQueue[tuple[str, str, int]] = queue.SimpleQueue()
+        self._given_back: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.failed: BaseException | None = None
         self.keeper: LeaseKeeper | None = None
         self.ttl_s = 0.0
@@ -286,6 +298,8 @@ class Held:
                                       on_acquired=lambda lease: self.changes.put(("take", lease.partition, lease.epoch)),
                                       on_lost=lambda lease: self.changes.put(("drop", lease.partition, lease.epoch)))
             while not self._stopping.is_set():
+                while not self._given_back.empty():
+                    await self.keeper.give_back(self._given_back.get_nowait())
                 await self.keeper.tick()
                 for _ in range(max(1, round(self.keeper.every_s / 0.05))):  # wake soon when asked to stop
                     if self._stopping.is_set():
@@ -302,6 +316,11 @@ class Held:
                 out.append(self.changes.get_nowait())
             except queue.Empty:
                 return out
+
+    def give_back(self, partition: str) -> None:
+        """The serving side could not take `partition` over: its lease goes
+        back to the bucket and is tried for again (from the keeper's thread)."""
+        self._given_back.put(partition)
 
     async def release(self, release: bool = True) -> None:
         """Stops renewing and hands back the leases still held (a standby need not wait for the TTL)."""

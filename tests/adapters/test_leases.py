@@ -206,3 +206,24 @@ def test_a_lease_outlives_the_kill_of_its_buckets_leader_when_its_ttl_covers_the
         epoch, held, leader, now_leader = run(go())
     assert held is not None and held.epoch == epoch  # never refused: still ours, same epoch
     assert now_leader != leader
+
+
+def test_a_lease_given_back_is_free_at_once_and_tried_for_again_at_a_higher_epoch(cluster):
+    """An engine that could not take a partition over (its fence lost to a
+    writer, NATS did not answer) gives the lease back rather than dying."""
+    async def go():
+        nc, leases = await bucket(cluster, ttl=30)
+        won = []
+        keeper = LeaseKeeper(leases, "engine-a", ["p1"], on_acquired=won.append)
+        await keeper.tick()
+        await keeper.give_back("p1")
+        free = await leases.holder("p1")
+        await keeper.tick()
+        held = await leases.holder("p1")
+        await nc.close()
+        return won, free, held
+
+    won, free, held = run(go())
+    assert free is None  # not left to lapse after the TTL
+    assert [w.partition for w in won] == ["p1", "p1"] and won[1].epoch > won[0].epoch
+    assert (held.owner, held.epoch) == ("engine-a", won[1].epoch)
