@@ -210,11 +210,13 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
              progress: Callable[[int], None] = lambda n: None, parts: PartPlan | None = None,
              deliveries: list[tuple[float, str, dict[str, int]]] | None = None,
              bounds: tuple[float, float] | None = None, commands: list[tuple[float, Any]] = (),
-             step_s: float = STEP_S) -> Outcome:
+             step_s: float = STEP_S, due_timer: Callable[[str, float], float | None] = lambda oid, due: None) -> Outcome:
     """One variant's day. A replay passes the recorded node behaviour (`parts`),
     the recorded deliveries, the recorded day's bounds, the other commands
-    recorded (sign-ups, benefit rules, stock counts ..., at their times) and
-    step_s 0: node actions at their own times, not gathered per 30 s."""
+    recorded (sign-ups, benefit rules, stock counts ..., at their times),
+    step_s 0: node actions at their own times, not gathered per 30 s, and
+    `due_timer`: when the record's timer routed a booked order due (None: a
+    tick after its due time, as the service's would find it)."""
     started, cpu = time.perf_counter(), time.process_time()
     name = v.name if v else "base"
     network = variant_network(base, s, v)
@@ -320,14 +322,22 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     scheduled: set[tuple[str, str]] = set()
     timed: set[tuple[str, str]] = set()  # parts whose plan says when the timer ran (TIMER)
     watching: set[str] = set()  # orders that may be routed again
+    booked: set[str] = set()  # booked orders whose due time has its timer
 
     def schedule(order_ids: list[str], now: float) -> None:
         for oid in order_ids:
             r = engine.readmodels.orders.get(oid)
             if r is None:
                 continue
-            if r.status == "placed":
+            if r.status in ("placed", "booked"):
                 watching.add(oid)
+            if r.status == "booked" and oid not in booked:  # routed, its stock reserved, by the timer at its due time
+                booked.add(oid)
+                t = due_timer(oid, r.due_at)
+                if t is None:
+                    tick_after(r.due_at - 1e-6)
+                else:
+                    push(t, "timer")
             for node, part in r.parts.items():
                 if part.status != "routed" or (oid, node) in scheduled:
                     continue
@@ -402,7 +412,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
             if engine.readmodels.to_route:
                 engine.route_pending()
             schedule(sorted(watching), clock.now())
-            watching.intersection_update(k for k in watching if engine.readmodels.orders[k].status == "placed")
+            watching.intersection_update(k for k in watching if engine.readmodels.orders[k].status in ("placed", "booked"))
         elif kind == "sale":
             _sell(engine, out, item)
         elif kind == "command":

@@ -11,6 +11,7 @@ import bisect
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import msgspec
@@ -47,6 +48,7 @@ class Recorded:
     last: float = 0.0
     batches: set[float] = field(default_factory=set)  # when batches of new orders were routed
     places: dict[str, tuple[float, float]] = field(default_factory=dict)  # the recorded network's nodes
+    booked: dict[str, float] = field(default_factory=dict)  # order -> the due time the record booked it with
 
 
 def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
@@ -58,6 +60,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
     views = ReadModels(network)
     log = EventLog(store)
     members: dict[Any, str] = {}  # member aggregate id -> the member's key
+    placed: dict[str, tuple[int, Any]] = {}  # order -> its index in `orders`, and its Placed event
     events = 0
     try:
         for nid, e in log.stored_events():
@@ -69,6 +72,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.last = max(rec.last, at)
             if kind == "Placed":
                 rec.first = at if not orders else min(rec.first, at)
+                placed[oid] = (len(orders), e)
                 orders.append((at, SubmitOrder(
                     channel=e.channel, external_id=e.external_id, mode=e.mode, lat=e.lat, lon=e.lon,
                     pickup_node=e.pickup_node, promise_minutes=round((e.promised_at - at) / 60), member=e.member,
@@ -79,6 +83,10 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                     routed_at[(oid, p.node)] = at
             elif kind in ("Rejected", "Shorted"):
                 rec.decided[oid].append(at)
+            elif kind == "Booked" and oid in placed:
+                rec.booked[oid] = e.due_at
+                i, p = placed[oid]
+                orders[i] = (orders[i][0], _as_booked(orders[i][1], p, e))
             elif kind == "Expired":
                 rec.expired[(oid, e.node)] = at
             elif kind == "Accepted":
@@ -129,6 +137,19 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
         times.sort()
     rec.commands.sort(key=lambda x: x[0])
     return rec, views, events
+
+
+def _as_booked(cmd: SubmitOrder, placed: Any, booked: Any) -> SubmitOrder:
+    """The submit of an order the record booked: one promised by the end of
+    the slot it was booked for asked for that window; another allowed the
+    first slot after opening (booked as it was placed while its nodes were
+    closed). A window already begun when asked for was never booked: such an
+    order is replayed as one promised in the recorded minutes."""
+    if booked.at == placed.at and booked.window_end == placed.promised_at:
+        return msgspec.structs.replace(
+            cmd, promise_minutes=None, window_start=datetime.fromtimestamp(booked.window_start, timezone.utc),
+            window_end=datetime.fromtimestamp(booked.window_end, timezone.utc))
+    return msgspec.structs.replace(cmd, later_ok=True)
 
 
 def _paid_as(money: Any, lines: dict[str, int]) -> dict[str, Any]:
@@ -202,7 +223,22 @@ def run(rec: Recorded, s: Scenario, network: Network, store: str = "memory:",
                 + [t for t, _ in rec.commands[:1]])
     return simulate(s, network, rec.day, None, store, progress=progress, parts=plan_for(rec, s),
                     deliveries=rec.deliveries, bounds=(first, math.nextafter(rec.last, math.inf)),
-                    commands=_commands_for(network, rec), step_s=0.0)
+                    commands=_commands_for(network, rec), step_s=0.0, due_timer=_due_timer(rec))
+
+
+def _due_timer(rec: Recorded) -> Callable[[str, float], float | None]:
+    """When the service's timer routed a booked order at its due time: the
+    record's first decision then, if the replay booked it due when the record
+    did; else None (the simulation's own tick after its due time)."""
+
+    def when(oid: str, due_at: float) -> float | None:
+        if rec.booked.get(oid) != due_at:
+            return None
+        decided = rec.decided.get(oid, [])
+        i = bisect.bisect_left(decided, due_at)
+        return decided[i] if i < len(decided) else None
+
+    return when
 
 
 def _commands_for(network: Network, rec: Recorded) -> list[tuple[float, Any]]:
