@@ -200,13 +200,11 @@ def _build_relative(problem: Problem, orders: np.ndarray, stock: np.ndarray, cap
     obj = np.concatenate([problem.pair_cost[pairs[q]] - c0[local[q]], problem.penalty[orders[free]] - c0[free]])
     # resource use of every pair (as in _build_whole), then only the resources that can bind
     owner = problem.pair_order[pairs]
-    lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
-    line = ranges(lstart, lend)
-    lpos = np.repeat(np.arange(len(pairs)), lend - lstart)
-    n_skus = stock.shape[1]
+    lpos = np.repeat(np.arange(len(pairs)), problem.line_ptr[owner + 1] - problem.line_ptr[owner])
     node = problem.pair_node[pairs]
     use = Rows.empty()
-    use.resource(node[lpos] * n_skus + problem.line_sku[line], lpos, problem.line_qty[line].astype(float), stock.ravel())
+    _, qty, _, cell = problem.entries(pairs)  # (cells numbered in key order: the rows come in the same order)
+    use.resource(cell, lpos, qty, stock.ravel()[problem.cell_keys], dense=True)
     use.resource(node, np.arange(len(pairs)), problem.pair_load[pairs], capacity, dense=True)
     rows = Rows.empty()
     rows.add(col_order, np.arange(n), np.ones(n), np.full(len(orders), -np.inf), np.ones(len(orders)))

@@ -523,4 +523,4 @@ def _take_pairs(problem: Problem, pairs: np.ndarray, stock: np.ndarray, capacity
 
 
 def _greedy_on(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> Solution:
-    return solve_greedy(replace(problem, stock=stock, capacity=capacity), np.sort(orders))
+    return solve_greedy(problem.with_supply(stock, capacity), np.sort(orders))

@@ -28,10 +28,8 @@ MAX_PRUNE_ROUNDS = 3  # each round is exact on its own: stopping early only prun
 
 def usage(problem: Problem, pairs: np.ndarray, n_skus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stock entries of whole orders at the given pairs: cell key (node * n_skus + sku), quantity, the pair."""
-    owner = problem.pair_order[pairs]
-    lstart, lend = problem.line_ptr[owner], problem.line_ptr[owner + 1]
-    pp, line = np.repeat(pairs, lend - lstart), ranges(lstart, lend)
-    return problem.pair_node[pp] * n_skus + problem.line_sku[line], problem.line_qty[line].astype(float), pp
+    assert n_skus == problem.stock.shape[1]
+    return problem.entries(pairs)[:3]
 
 
 def prune_dominated(problem: Problem) -> Problem:
@@ -39,8 +37,8 @@ def prune_dominated(problem: Problem) -> Problem:
     n_pairs, n_skus = len(problem.pair_order), problem.stock.shape[1]
     if n_pairs == 0 or problem.split:
         return problem
-    key, qty, pp = usage(problem, np.arange(n_pairs), n_skus)
-    cells, cell = np.unique(key, return_inverse=True)
+    _, qty, pp, cell = problem.entries(np.arange(n_pairs))
+    cells = problem.cell_keys
     supply = problem.stock.ravel()[cells]
     alive = problem.pair_cost <= problem.penalty[problem.pair_order]  # else leaving it unserved is cheaper
     has_pairs = problem.pair_ptr[1:] > problem.pair_ptr[:-1]
@@ -67,15 +65,13 @@ def prune_dominated(problem: Problem) -> Problem:
 
 def contested(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     """The contested orders among those given (the closure described above)."""
-    n_skus = stock.shape[1]
     first = problem.pair_ptr[orders]
     all_pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
-    f_key, f_qty, f_pair = usage(problem, first, n_skus)
-    a_key, a_qty, a_pair = usage(problem, all_pairs, n_skus)
+    _, f_qty, f_pair, fk = problem.entries(first)
+    _, a_qty, a_pair, ak = problem.entries(all_pairs)
     f_owner, a_owner = problem.pair_order[f_pair], problem.pair_order[a_pair]
-    keys, cell = np.unique(np.concatenate([f_key, a_key]), return_inverse=True)
+    keys = problem.cell_keys  # (cells no pair here uses have no demand)
     supply = stock.ravel()[keys]
-    fk, ak = cell[: len(f_key)], cell[len(f_key):]
     # an order whose cheapest node costs more than leaving it unserved uses nothing
     wants = np.zeros(problem.n_orders, bool)
     wants[orders] = problem.pair_cost[first] <= problem.penalty[orders]
@@ -103,9 +99,9 @@ def components(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
     if len(orders) == 0:
         return []
     pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
-    key, qty, pp = usage(problem, pairs, stock.shape[1])
-    uniq, inv = np.unique(key, return_inverse=True)
-    k_tight = (np.bincount(inv, qty) > stock.ravel()[uniq] + 1e-9)[inv]
+    _, qty, pp, inv = problem.entries(pairs)
+    uniq = problem.cell_keys
+    k_tight = (np.bincount(inv, qty, len(uniq)) > stock.ravel()[uniq] + 1e-9)[inv]
     load = np.bincount(problem.pair_node[pairs], problem.pair_load[pairs], problem.n_nodes)
     n_tight = (load > capacity + 1e-9)[problem.pair_node[pairs]]
     # bipartite graph: orders, then stock cells, then nodes

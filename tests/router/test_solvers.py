@@ -202,6 +202,56 @@ def test_greedy_without_stock_lines_places_each_order_in_turn_at_its_cheapest_no
     assert got.status == ("infeasible" if left_out else "feasible")  # over the orders given only
 
 
+def _in_turn(problem, orders) -> list[int]:
+    """Greedy as the rule says it, one order and one line at a time: each
+    order to its first node (cheapest first) with its stock and room left."""
+    stock, left = problem.stock.astype(float), problem.capacity.astype(float)
+    got = [-1] * problem.n_orders
+    for o in orders.tolist():
+        skus, qtys = problem.lines(o)
+        for p in range(problem.pair_ptr[o], problem.pair_ptr[o + 1]):
+            n = int(problem.pair_node[p])
+            if problem.pair_cost[p] > problem.penalty[o]:
+                break
+            if left[n] >= problem.pair_load[p] and (stock[n, skus] >= qtys).all():
+                left[n] -= problem.pair_load[p]
+                stock[n, skus] -= qtys
+                got[o] = n
+                break
+    return got
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(split=False), st.data())
+def test_greedy_with_stock_lines_places_each_order_in_turn_at_its_first_node_with_the_stock_and_room(problem, data):
+    orders = np.array(data.draw(st.permutations(range(problem.n_orders))), dtype=np.int64)
+    orders = orders[: data.draw(st.integers(0, len(orders)))]
+    got = solve_greedy(problem, orders)
+    assert [got.node_of(o) for o in range(problem.n_orders)] == _in_turn(problem, orders)
+    assert got.objective == pytest.approx(objective(problem, got.parts))
+    left_out = [o for o in orders.tolist() if got.node_of(o) < 0 and np.isinf(problem.penalty[o])]
+    assert got.status == ("infeasible" if left_out else "feasible")
+
+
+def test_greedy_matches_the_rule_on_larger_random_batches_where_orders_compete():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n_nodes, n_orders, n_skus = int(rng.integers(3, 12)), int(rng.integers(50, 200)), int(rng.integers(2, 12))
+        cost = [[float(rng.integers(1, 50)) if rng.random() < 0.7 else None for _ in range(n_nodes)]
+                for _ in range(n_orders)]
+        orders = [OrderSpec(id=f"o{i}", penalty=float(rng.integers(10, 60)) if rng.random() < 0.8 else None,
+                            lines=[LineSpec(sku=f"s{k}", qty=int(rng.integers(1, 4)))
+                                   for k in rng.choice(n_skus, int(rng.integers(0, 3)), replace=False)])
+                  for i in range(n_orders)]
+        nodes = [NodeSpec(id=f"n{j}", capacity=None if rng.random() < 0.2 else float(rng.integers(0, 30)))
+                 for j in range(n_nodes)]
+        stock = {f"n{j}": {f"s{k}": int(rng.integers(0, 40)) for k in range(n_skus)} for j in range(n_nodes)}
+        problem = to_problem(ProblemFile(nodes=nodes, orders=orders, cost=cost, stock=stock))
+        order = rng.permutation(n_orders)
+        got = solve_greedy(problem, order)
+        assert [got.node_of(o) for o in range(n_orders)] == _in_turn(problem, order)
+
+
 @settings(max_examples=100, deadline=None)
 @given(capacity_only_problems(whole=True))
 def test_with_integer_costs_the_bound_is_a_whole_number_no_higher_than_the_optimum(problem):
