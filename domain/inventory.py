@@ -108,18 +108,29 @@ class NodeInventory(Aggregate):
 
     def reserve_many(self, orders: dict[str, dict[str, int]], at: float) -> None:
         """Reserves each order's lines, all or none, as one event."""
-        held: dict[str, int] = {}
+        holding = self.holding()
         for order_id, lines in orders.items():
-            check_lines(lines)
-            if order_id in self.reservations:
-                raise Conflict("order_id", f"order {order_id} already holds a reservation at {self.node_id}")
-            short = self.can_reserve(lines, held)
+            short = holding.add(order_id, lines)
             if short is not None:
-                left = max(self.atp(short) - held.get(short, 0), 0)
+                left = max(self.atp(short) - holding.held.get(short, 0), 0)
                 raise Conflict(f"lines.{short}", f"only {left} available to promise at {self.node_id}")
-            for sku, qty in lines.items():
-                held[sku] = held.get(sku, 0) + qty
-        trigger(self, self.ReservedMany, orders={k: dict(v) for k, v in orders.items()}, at=at)
+        self.reserve_held(holding, at)
+
+    def holding(self) -> "Holding":
+        """Reservations to gather order by order (a routed batch's at this node),
+        each checked once as it is added, then made by `reserve_held`."""
+        return Holding(self)
+
+    def reserve_held(self, holding: "Holding", at: float) -> None:
+        """The orders of `holding` reserved here, as one event; checked again
+        only if this inventory changed since the holding began."""
+        if holding.inventory is not self:
+            raise Conflict("node", f"a holding of {holding.inventory.node_id} is not {self.node_id}'s")
+        if holding.version != self._version:
+            self.reserve_many(holding.orders, at)
+            return
+        if holding.orders:
+            trigger(self, self.ReservedMany, orders=holding.orders, at=at)
 
     def release(self, order_id: str, reason: str, at: float) -> None:
         if order_id not in self.reservations:
@@ -207,3 +218,39 @@ def _hold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:
     reserved = inv.reserved
     for sku, qty in lines.items():
         reserved[sku] = reserved.get(sku, 0) + qty
+
+
+class Holding:
+    """Reservations being gathered at one node: each order's lines checked
+    against its ATP less what the orders before it hold (the check
+    `reserve_many` makes), so a routed batch checks every part once."""
+
+    __slots__ = ("inventory", "version", "orders", "held")
+
+    def __init__(self, inventory: NodeInventory):
+        self.inventory = inventory
+        self.version = inventory._version  # reserve_held checks again if the inventory moved since
+        self.orders: dict[str, dict[str, int]] = {}  # order id -> lines
+        self.held: dict[str, int] = {}  # SKU -> quantity the orders added hold
+
+    def add(self, order_id: str, lines: dict[str, int]) -> str | None:
+        """Holds the order's lines if they fit; else holds nothing and returns the first SKU short."""
+        check_lines(lines)
+        inv = self.inventory
+        if order_id in inv.reservations or order_id in self.orders:
+            raise Conflict("order_id", f"order {order_id} already holds a reservation at {inv.node_id}")
+        held = self.held
+        short = inv.can_reserve(lines, held)
+        if short is None:
+            self.orders[order_id] = dict(lines)
+            for sku, qty in lines.items():
+                held[sku] = held.get(sku, 0) + qty
+        return short
+
+    def drop(self, order_id: str) -> None:
+        """Lets go of an order added (another of its parts did not fit elsewhere)."""
+        lines = self.orders.pop(order_id, None)
+        if lines:
+            held = self.held
+            for sku, qty in lines.items():
+                held[sku] -= qty

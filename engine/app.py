@@ -81,18 +81,30 @@ def _open_entries(aggregate: Any) -> int:
 
 
 class _Reservations:
-    """A routed batch's reservations, made at the end as one event per node; until
-    then each order's check counts what the orders before it set aside there."""
+    """A routed batch's reservations, one holding per node (domain.inventory.Holding):
+    each part checked once as it is added, made at the end as one event per node."""
 
-    def __init__(self) -> None:
-        self.orders: dict[str, dict[str, dict[str, int]]] = {}  # node -> order id -> lines
-        self.held: dict[str, dict[str, int]] = {}  # node -> SKU -> quantity
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.nodes: dict[str, Any] = {}  # node -> its Holding
 
-    def add(self, node: str, order_id: str, lines: dict[str, int]) -> None:
-        self.orders.setdefault(node, {})[order_id] = lines
-        held = self.held.setdefault(node, {})
-        for sku, qty in lines.items():
-            held[sku] = held.get(sku, 0) + qty
+    def add(self, key: str, parts: list[Any]) -> tuple[str, str] | None:
+        """Holds every part of one order, or none: returns (node, SKU) of the first short."""
+        nodes = self.nodes
+        for i, p in enumerate(parts):
+            holding = nodes.get(p.node)
+            if holding is None:
+                holding = nodes[p.node] = self.uow.inventory(p.node).holding()
+            short = holding.add(key, p.lines)
+            if short is not None:
+                for q in parts[:i]:
+                    nodes[q.node].drop(key)
+                return p.node, short
+        return None
+
+    def reserve(self, at: float) -> None:
+        for holding in self.nodes.values():
+            holding.inventory.reserve_held(holding, at)
 
 
 class Engine:
@@ -677,15 +689,14 @@ class Engine:
                 and (part := self.quotes.held(r, *self._held.pop(r.key))) is not None}  # a quote's hold: its node
         routed = iter(self.router.route([r for r in requests if r.key not in held], state or self.network_state(at)))
         decisions = [Decision(key=r.key, parts=[held[r.key]]) if r.key in held else next(routed) for r in requests]
-        reserving = _Reservations()
+        reserving = _Reservations(uow)
         kept = []
         for order, key, decision in zip(orders, keys, decisions):
             if keep and not decision.parts and key in keep:
                 kept.append((order, key, decision))
                 continue
             self._apply_decision(uow, order, key, decision, at, reserving)
-        for node, reservations in reserving.orders.items():
-            uow.inventory(node).reserve_many(reservations, at)
+        reserving.reserve(at)
         return kept
 
     def _requests(self, orders: list[Order], keys: list[str]) -> list[OrderToRoute]:
@@ -711,14 +722,10 @@ class Engine:
                 return
             self._unserved(uow, order, key, d.reason or "no node can serve it", lost, at)
             return
-        held = reserving.held
-        for p in d.parts:
-            short = uow.inventory(p.node).can_reserve(p.lines, held.get(p.node))
-            if short is not None:  # only if the view lagged the store; never half-reserve
-                self._unserved(uow, order, key, f"stock of {short} changed at {p.node} while routing", lost, at)
-                return
-        for p in d.parts:
-            reserving.add(p.node, key, p.lines)
+        short = reserving.add(key, d.parts)
+        if short is not None:  # only if the view lagged the store; never half-reserve
+            self._unserved(uow, order, key, f"stock of {short[1]} changed at {short[0]} while routing", lost, at)
+            return
         order.route(
             # plain floats: a router may hand back numpy scalars, events must be JSON
             [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=float(p.eta_at),
