@@ -113,6 +113,38 @@ class Order(Aggregate):
                                                 routed_at=self.at)
             order.pending = {}
 
+    # an order the engine rejects is refunded and rejected in the batch that
+    # routed it: triggered directly too (they were @event methods; the same
+    # topics, fields and stored JSON)
+    class Rejected(Aggregate.Event):
+        reason: str
+        lost: list[Loss]
+        released: list[str]
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.outcome = "rejected"
+            order.reason = self.reason
+            order.parts = {}
+
+    class Refunded(Aggregate.Event):
+        refund_id: str
+        fingerprint: str
+        reason: str
+        lines: dict[str, int]
+        cash: dict[str, int]
+        points: dict[str, int]
+        delivery_fee: int
+        return_to: str | None
+        write_off: bool
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            if order.refunds is NO_REFUNDS:
+                order.refunds = Refunds()
+            order.refunds.record(self.refund_id, self.fingerprint, self.lines, self.cash, self.points,
+                                 self.delivery_fee)
+
     def __init__(
         self,
         channel: str,
@@ -395,11 +427,8 @@ class Order(Aggregate):
         return part
 
     # -- events --------------------------------------------------------
-    @event("Rejected")
     def _rejected(self, reason: str, lost: list[Loss], released: list[str], at: float) -> None:
-        self.outcome = "rejected"
-        self.reason = reason
-        self.parts = {}
+        trigger(self, self.Rejected, reason=reason, lost=lost, released=released, at=at)
 
     @event("Shorted")
     def _shorted(self, reason: str, lost: list[Loss], lines: dict[str, int], at: float) -> None:
@@ -451,12 +480,10 @@ class Order(Aggregate):
         if not self.pending and all(p.status == "handed_over" for p in self.parts.values()):
             self.outcome = "completed"
 
-    @event("Refunded")
     def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
                   points: dict[str, int], delivery_fee: int, return_to: str | None, write_off: bool, at: float) -> None:
-        if self.refunds is NO_REFUNDS:
-            self.refunds = Refunds()
-        self.refunds.record(refund_id, fingerprint, lines, cash, points, delivery_fee)
+        trigger(self, self.Refunded, refund_id=refund_id, fingerprint=fingerprint, reason=reason, lines=lines,
+                cash=cash, points=points, delivery_fee=delivery_fee, return_to=return_to, write_off=write_off, at=at)
 
     @event("Transferred")
     def _transferred(self, region: str, reason: str, at: float) -> None:
