@@ -206,7 +206,8 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     # the K cheapest per order, cheapest first (oi is sorted: one stable sort on order + cost does it)
     if len(cost):
         span = float(cost.max() - cost.min()) + 1.0
-        sort = np.argsort(oi * span + (cost - cost.min()), kind="stable")
+        key = oi * span + (cost - cost.min())
+        sort = _first_k(key, oi, n_orders, settings.candidates)
         oi, ni, cost = oi[sort], ni[sort], cost[sort]
     starts = np.searchsorted(oi, np.arange(n_orders))
     keep = np.arange(len(oi)) - starts[oi] < settings.candidates
@@ -218,6 +219,22 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
         split=settings.allow_split, split_penalty=w.split_penalty,
     )
     return b
+
+
+def _first_k(key: np.ndarray, oi: np.ndarray, n_orders: int, k: int) -> np.ndarray:
+    """Positions that a stable argsort of key puts among the first k of their
+    order (oi sorted), in that order, and maybe some after them: only the
+    keys up to each order's k-th smallest are sorted (a downtown order has
+    ~70 pairs in reach, and sorting them all took 2 ms of a batch)."""
+    starts = np.searchsorted(oi, np.arange(n_orders + 1))
+    width = int(np.diff(starts).max())
+    if width <= k:
+        return np.argsort(key, kind="stable")
+    pad = np.full((n_orders, width), np.inf)
+    pad[oi, np.arange(len(oi)) - starts[oi]] = key
+    kth = np.partition(pad, k - 1, axis=1)[:, k - 1]
+    within = np.flatnonzero(key <= kth[oi])  # ties at the k-th are all kept: the stable sort decides among them
+    return within[np.argsort(key[within], kind="stable")]
 
 
 def _distances(lat: np.ndarray, lon: np.ndarray, nodes: NodeArrays) -> np.ndarray:

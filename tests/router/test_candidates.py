@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.geo import local_km
-from engine.routing.candidates import NodeArrays, _distances, _stocked
+from engine.routing.candidates import NodeArrays, _distances, _first_k, _stocked
 
 
 @settings(max_examples=200, deadline=None)
@@ -40,3 +40,19 @@ def test_the_in_place_distances_equal_local_km_to_the_last_bit(points):
     lat, lon = np.array(points).T
     want = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
     assert np.array_equal(_distances(lat, lon, nodes), want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_k_cheapest_per_order_are_those_a_stable_sort_of_every_pair_puts_first(data):
+    counts = data.draw(st.lists(st.integers(0, 12), min_size=1, max_size=8))
+    k = data.draw(st.integers(1, 6))
+    oi = np.repeat(np.arange(len(counts)), counts)
+    cost = np.array(data.draw(st.lists(st.integers(0, 5), min_size=len(oi), max_size=len(oi))), float)  # ties
+    key = oi * 6.0 + cost
+
+    def first_k(sort):
+        starts = np.searchsorted(oi[sort], np.arange(len(counts)))
+        return sort[np.arange(len(sort)) - starts[oi[sort]] < k].tolist()
+
+    assert first_k(_first_k(key, oi, len(counts), k)) == first_k(np.argsort(key, kind="stable"))
