@@ -18,6 +18,11 @@ from psycopg.sql import SQL, Identifier
 # the pipeline
 PIPELINE_MAX_BYTES = 1 << 20
 ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an hour or more
+# pages the WAL may hold before a commit copies them into the database file
+# (SQLite's default: 1,000). The orders' index pages are hit at random, so a
+# longer WAL copies each once for many commits: about 30% less CPU in the
+# save (benchmarks/README.md, issue 19). Every commit still syncs the WAL.
+WAL_AUTOCHECKPOINT = 10_000
 
 
 
@@ -28,6 +33,16 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._ids: dict[str, UUID] = {}
+        pool = self.datastore.pool
+        if not pool.is_sqlite_memory_mode:
+            create = pool._create_connection
+
+            def create_connection() -> Any:
+                conn = create()
+                conn._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+                return conn
+
+            pool._create_connection = create_connection
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         if self.datastore.originator_id_type != "uuid":
