@@ -20,7 +20,7 @@ from engine.routing.mip import solve_mip, solve_relaxation
 from engine.routing.optimal import PRICED_OPTIONS, solve_optimal
 from engine.routing.problem import objective, violations, whole
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
-from engine.routing.repair import Local, construct, priced_options, single_resource, tabu
+from engine.routing.repair import Local, construct, improve_in_rounds, priced_options, single_resource, tabu
 from tests.router.test_solvers import must_assign_problems, problems
 
 
@@ -78,6 +78,36 @@ def test_tabu_search_keeps_every_resource_within_supply_and_never_answers_worse_
     assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
     assert local.cost[best].sum() <= local.cost[start].sum() + 1e-9
     assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[best], np.arange(len(orders)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(must_assign_problems() | problems(split=False))
+def test_moves_in_rounds_keep_every_resource_within_supply_and_never_answer_worse_than_their_start(problem):
+    orders = np.arange(problem.n_orders)
+    if not len(problem.pair_order):
+        return
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    if not single_resource(local) or (local.ptr[1:] == local.ptr[:-1]).any():
+        return
+    start = construct(local, "share")
+    if (start < 0).any() or (np.asarray(local.use[start].sum(axis=0)).ravel() > local.supply + 1e-9).any():
+        return  # it starts from a fitting answer
+    best = improve_in_rounds(local, start.copy(), np.inf)
+    assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
+    assert local.cost[best].sum() <= local.cost[start].sum() + 1e-9
+    assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[best], np.arange(len(orders)))
+
+
+def test_moves_in_rounds_bring_a_type_d_answer_closer_to_its_bound():
+    # type D, 20 nodes x 200 orders: from the regret construction, to a local optimum of shifts, swaps and chains
+    problem = to_problem(gap("D", 20, 200, 1))
+    orders = np.arange(problem.n_orders)
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    start = construct(local, "share")
+    assert (start >= 0).all()
+    best = improve_in_rounds(local, start.copy(), np.inf)
+    assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
+    assert local.cost[best].sum() < local.cost[start].sum()
 
 
 def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
