@@ -303,9 +303,10 @@ def _stocked(line_ptr, line_sku, line_qty, atp, n_orders: int, any_line: bool) -
     key = line_sku.astype(np.int64) * (1 << 32) + line_qty
     uniq, which = np.unique(key, return_inverse=True)
     holds = np.take(atp, uniq >> 32, axis=1) >= (uniq & 0xFFFFFFFF)[None, :]  # (nodes, distinct lines)
-    packed = np.packbits(holds, axis=0)  # (bytes of nodes, distinct lines)
-    packed = np.vstack([packed, np.zeros(((-len(packed)) % 8, packed.shape[1]), np.uint8)])
-    words = np.ascontiguousarray(packed.T).view(np.uint64)  # (distinct lines, words of nodes)
+    # (packed along contiguous rows: along the nodes axis of `holds` it took three times as long)
+    packed = np.packbits(np.ascontiguousarray(holds.T), axis=1)  # (distinct lines, bytes of nodes)
+    packed = np.hstack([packed, np.zeros((len(packed), (-packed.shape[1]) % 8), np.uint8)])
+    words = packed.view(np.uint64)  # (distinct lines, words of nodes)
     out = np.full((n_orders, words.shape[1]), ~np.uint64(0))  # an order without lines needs no stock
     reduce = np.bitwise_or if any_line else np.bitwise_and
     out[nonempty] = reduce.reduceat(words[which], line_ptr[:-1][nonempty], axis=0)
