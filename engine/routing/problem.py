@@ -56,8 +56,9 @@ class Problem:
         """The same problem with only the pairs where keep is true."""
         out = replace(self, pair_order=self.pair_order[keep], pair_node=self.pair_node[keep],
                       pair_cost=self.pair_cost[keep], pair_load=self.pair_load[keep])
-        if hasattr(self, "_entries"):  # the cells keep their numbers
-            out._entries = self._entries.restricted(np.asarray(keep))
+        keep = np.asarray(keep)
+        if hasattr(self, "_entries") and keep.dtype == bool:  # the cells keep their numbers
+            out._entries = self._entries.restricted(keep)
         return out
 
     def with_supply(self, stock: np.ndarray, capacity: np.ndarray) -> "Problem":
@@ -126,10 +127,7 @@ class Entries:
                    cell.reshape(-1), keys)
 
     def restricted(self, keep: np.ndarray) -> "Entries":
-        if keep.dtype != bool:
-            mask = np.zeros(len(self.ptr) - 1, bool)
-            mask[keep] = True
-            keep = mask
+        """keep: (P,) bool."""
         at = keep[self.pair]
         lens = np.diff(self.ptr)[keep]
         return Entries(np.concatenate([[0], np.cumsum(lens)]), (np.cumsum(keep) - 1)[self.pair[at]], self.key[at],

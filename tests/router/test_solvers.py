@@ -292,3 +292,18 @@ def test_a_solver_that_has_no_bound_gives_none_not_its_infinity():
         sol = solve_mip(problem, solver="scip", hint=start.parts)
     assert sol.status == "feasible" and sol.objective == start.objective
     assert sol.bound is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(split=False), st.data())
+def test_a_restricted_problem_keeps_each_pairs_stock_entries_and_their_cells(problem, data):
+    problem.entries(np.arange(len(problem.pair_order)))  # numbered before the restriction, as the solver does
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(problem.pair_order),
+                                       max_size=len(problem.pair_order))), dtype=bool)
+    sub = problem.restricted(keep)
+    fresh = replace(sub)  # the same pairs, numbered from scratch
+    pairs = np.arange(len(sub.pair_order))
+    key, qty, pair, cell = sub.entries(pairs)
+    want_key, want_qty, want_pair, _ = fresh.entries(pairs)
+    assert np.array_equal(key, want_key) and np.array_equal(qty, want_qty) and np.array_equal(pair, want_pair)
+    assert np.array_equal(sub.cell_keys[cell], key)
