@@ -152,6 +152,13 @@ class CountStock(Command, tag="count_stock"):
     counted: Annotated[int, Meta(ge=0, le=10_000_000)]
 
 
+class SetSafetyStock(Command, tag="set_safety_stock"):
+    """Units of these SKUs at a node that online orders cannot take (a counter sale can): replaces their levels."""
+
+    node: NodeId
+    levels: Annotated[dict[Sku, Annotated[int, Meta(ge=0, le=10_000_000)]], Meta(min_length=1, max_length=100_000)]
+
+
 class SellOverCounter(Command, tag="sell_over_counter"):
     node: NodeId
     sale_id: Key
@@ -277,6 +284,11 @@ class ReplenishPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     quote_weight: Annotated[float, Meta(ge=0, le=1)] = 0.5  # a quote found short: that share of a unit of demand
     new_skus: bool = False  # suggest SKUs a node has never held (demand lost there for them)
     min_stock: Annotated[int, Meta(ge=0, le=100_000)] = 3  # units kept of every SKU a node carries, sold or not
+    # the counter's own demand gets its own level at this service level, on top of online demand's: a walk-in
+    # customer buys from this shelf only, while an online order can go to any node in reach
+    counter_service_level: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.999
+    counter_reserve: Literal["none", "margin", "level"] = "none"  # kept for the counter, online orders cannot take it:
+    # its level, or its margin over its mean; a measured trade of online orders for counter customers (docs)
 
 
 class SuggestStock(Command, tag="suggest_stock"):

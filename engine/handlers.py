@@ -19,7 +19,7 @@ from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, CancelRedemption, ClosePeriod, CollectGift, Command,
     CountStock, DeclineOrder, FindStock, GetMember, GetOrder, GetStatement, GetStock, PayStatements, PublishBenefitRules,
     QuoteOrder, RebindMember, ReceiveStock, RedeemPoints, RefundOrder, RefundSale, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
-    SuggestStock,
+    SetSafetyStock, SuggestStock,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.benefit import PartyLedger
@@ -181,6 +181,14 @@ def count(e: "Engine", uow: UnitOfWork, cmd: CountStock, at: float) -> tuple[str
     sku = e.sku(cmd.sku)
     uow.inventory(cmd.node).count(sku, cmd.counted, at)
     return cmd.node, [sku]
+
+
+def set_safety(e: "Engine", uow: UnitOfWork, cmd: SetSafetyStock, at: float) -> tuple[str, list[str]]:
+    if cmd.node not in e.nodes:
+        raise NotFound("node", f"unknown node {cmd.node!r}")
+    levels = {e.sku(sku, f"levels.{sku}"): q for sku, q in cmd.levels.items()}
+    uow.inventory(cmd.node).set_safety_stock(levels, at)
+    return cmd.node, list(levels)
 
 
 def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple[str, list[str]]:
@@ -430,6 +438,7 @@ COMMANDS: dict[type[Command], Handler] = {
     ReceiveStock: Write(receive, stock_answer),
     AdjustStock: Write(adjust, stock_answer),
     CountStock: Write(count, stock_answer),
+    SetSafetyStock: Write(set_safety, stock_answer),
     SellOverCounter: Write(sell, stock_answer),
     RefundSale: Write(refund_sale, sale_answer),
     GetStock: Query(get_stock),

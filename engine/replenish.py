@@ -43,6 +43,13 @@ class Purchase(msgspec.Struct, frozen=True):
     qty: int
 
 
+class Reserve(msgspec.Struct, frozen=True):
+    """Units of a SKU at a node kept for its counter: online orders cannot take them (its safety stock)."""
+    node: str
+    sku: str
+    qty: int
+
+
 class StockPlan(msgspec.Struct, frozen=True):
     """One node and SKU the suggestion moves or buys."""
 
@@ -65,6 +72,7 @@ class Suggestions(msgspec.Struct, frozen=True):
     transfers: list[Transfer]
     purchases: list[Purchase]
     lines: list[StockPlan]
+    reserves: list[Reserve] = []  # with counter_reserve: the safety stock to set where it changes
 
 
 def deliveries_around(times: list[str], timezone: str, now: float) -> tuple[float, float]:
@@ -91,15 +99,22 @@ def suggest(network: Network, atp: AtpView, demand: DemandView, policy: Replenis
     shape = atp.on_hand.shape
     weights = {SOLD_ONLINE: 1.0, SOLD_COUNTER: 1.0, LOST_ONLINE: 1.0, SHORT_COUNTER: 1.0,
                SHORT_QUOTE: policy.quote_weight}
-    cover = np.stack([_demand(atp, demand, weights, arrive - k * DAY_S, until - k * DAY_S) for k in days])
+    online = {SOLD_ONLINE: 1.0, LOST_ONLINE: 1.0, SHORT_QUOTE: policy.quote_weight}
+    counter = {SOLD_COUNTER: 1.0, SHORT_COUNTER: 1.0}
+    cover_online = np.stack([_demand(atp, demand, online, arrive - k * DAY_S, until - k * DAY_S) for k in days])
+    cover_counter = np.stack([_demand(atp, demand, counter, arrive - k * DAY_S, until - k * DAY_S) for k in days])
+    cover = cover_online + cover_counter
     before = np.zeros(shape)  # what is expected to go before the delivery arrives
     if arrive > now:
         before = np.mean([_demand(atp, demand, weights, now - k * DAY_S, arrive - k * DAY_S) for k in days], axis=0)
     mean = cover.mean(axis=0)
-    spread = cover.std(axis=0, ddof=1) if len(days) > 1 else np.zeros(shape)
-    sigma = np.maximum(spread, np.sqrt(mean))  # at least Poisson's: a few days' sales say little of the spread
     z = NormalDist().inv_cdf(policy.service_level)
-    target = np.where(mean > 0, np.ceil(mean + z * sigma - 1e-9), 0).astype(np.int64) + atp.safety
+    # two levels added up: online orders take from the shelf before the counter's customers come (they are
+    # routed ahead, and to whichever node has the whole basket, so a node's online demand jumps when its
+    # neighbours run short), and one level for both let online take the counter's share (docs/replenishment.md)
+    safety = _sku_safety(network, atp)  # the SKU's own, from the network (atp.safety holds the counter's reserves too)
+    at_counter = _level(cover_counter, NormalDist().inv_cdf(policy.counter_service_level))
+    target = _level(cover_online, z) + at_counter + safety
     free = atp.on_hand - atp.reserved
     position = np.maximum(free - np.round(before).astype(np.int64), 0)
     carried = _listed(network, atp) | (atp.on_hand > 0) | _sold(atp, demand, days, arrive, until)
@@ -110,11 +125,11 @@ def suggest(network: Network, atp: AtpView, demand: DemandView, policy: Replenis
         scope[atp.node_index[n]] = True
     # every SKU a node carries stays on its shelf: a slow seller's few sales say little, and an online
     # basket needs all its SKUs at one node
-    target = np.where(carried, np.maximum(target, policy.min_stock + atp.safety), target)
+    target = np.where(carried, np.maximum(target, policy.min_stock + safety), target)
     need = np.where(carried & scope[:, None], np.maximum(target - position, 0), 0)
     # a source keeps a day of its own demand (and the level of this delivery): only the rest moves
     daily = _demand(atp, demand, weights, now - max(days) * DAY_S, now) / max(days)
-    keep = np.where(daily > 0, np.ceil(daily + z * np.sqrt(daily) - 1e-9), 0).astype(np.int64) + atp.safety
+    keep = np.where(daily > 0, np.ceil(daily + z * np.sqrt(daily) - 1e-9), 0).astype(np.int64) + safety
     surplus = np.maximum(position - np.maximum(target, keep), 0)
 
     moved_in = np.zeros(shape, dtype=np.int64)
@@ -148,8 +163,26 @@ def suggest(network: Network, atp: AtpView, demand: DemandView, policy: Replenis
                        int(target[i, j]), int(moved_in[i, j]), int(moved_out[i, j]), int(buy[i, j]))
              for i, j in touched]
     transfers.sort(key=lambda t: (t.to_node, t.sku, t.from_node))
+    reserves: list[Reserve] = []
+    if policy.counter_reserve != "none":  # online orders leave the counter's level on the shelf
+        margin = np.maximum(at_counter - np.ceil(cover_counter.mean(axis=0) - 1e-9).astype(np.int64), 0)
+        reserve = np.where(scope[:, None], (margin if policy.counter_reserve == "margin" else at_counter) + safety,
+                           atp.safety)
+        reserves = [Reserve(atp.node_ids[i], atp.sku_ids[j], int(reserve[i, j]))
+                    for i, j in sorted(np.argwhere(reserve != atp.safety).tolist(),
+                                       key=lambda c: (atp.node_ids[c[0]], atp.sku_ids[c[1]]))]
     return Suggestions(_ts(arrive), _ts(until), len(days), int(buy.sum()), int(moved_in.sum()), transfers, purchases,
-                       lines)
+                       lines, reserves)
+
+
+def _level(cover: np.ndarray, z: float) -> np.ndarray:
+    """Per node and SKU: the demand of a window (days x nodes x SKUs) its stock lasts through with
+    probability Φ(z), as mean + z x σ rounded up; σ at least √mean (Poisson's: a few days' sales say little
+    of the spread); 0 where nothing was asked for."""
+    mean = cover.mean(axis=0)
+    spread = cover.std(axis=0, ddof=1) if len(cover) > 1 else np.zeros(mean.shape)
+    sigma = np.maximum(spread, np.sqrt(mean))
+    return np.where(mean > 0, np.ceil(mean + z * sigma - 1e-9), 0).astype(np.int64)
 
 
 OBSERVED = 0.75  # a past window counts when demand was known over this share of it (nodes open at 07:00, a
@@ -189,6 +222,16 @@ def _sold(atp: AtpView, demand: DemandView, days: list[int], arrive: float, unti
             if i is not None and j is not None and q > 0:
                 out[i, j] = True
     return out
+
+
+def _sku_safety(network: Network, atp: AtpView) -> np.ndarray:
+    """Every node's safety stock of each SKU as the network gives it."""
+    row = np.zeros(atp.on_hand.shape[1], dtype=np.int64)
+    for k in network.skus:
+        j = atp.sku_index.get(k.id)
+        if j is not None:
+            row[j] = k.safety_stock
+    return np.broadcast_to(row, atp.on_hand.shape)
 
 
 def _listed(network: Network, atp: AtpView) -> np.ndarray:

@@ -21,7 +21,8 @@ import numpy as np
 
 from domain.commands import (
     AcceptOrder, AdjustStock, CancelOrder, ClosePeriod, DeclineOrder, Line, PublishBenefitRules, ReceiveStock,
-    RefundOrder, ReplenishPolicy, ReportProgress, ReturnLine, SellOverCounter, SignUpMember, SubmitOrder, SuggestStock,
+    RefundOrder, ReplenishPolicy, ReportProgress, ReturnLine, SellOverCounter, SetSafetyStock, SignUpMember,
+    SubmitOrder, SuggestStock,
 )
 from domain.benefit import period_end, period_of
 from domain.errors import DomainError
@@ -529,6 +530,10 @@ def _apply(engine: Engine, out: Outcome, suggested: Any) -> None:
         buying[p.node][p.sku] = p.qty
     cmds += [ReceiveStock(node=node, lines=[Line(k, q) for k, q in sorted(lines.items())], ref="replenishment")
              for node, lines in sorted(buying.items())]
+    reserved: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in suggested.reserves:
+        reserved[r.node][r.sku] = r.qty
+    cmds += [SetSafetyStock(node=node, levels=dict(sorted(levels.items()))) for node, levels in sorted(reserved.items())]
     if not cmds:
         return
     refused = [e for e in engine.handle_many(cmds) if e is not None]

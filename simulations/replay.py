@@ -19,7 +19,8 @@ import msgspec
 from domain import ids
 from domain.commands import (
     AcceptOrder, AdjustStock, BindIdentity, CancelOrder, ClosePeriod, CountStock, DeclineOrder, Discount, Line,
-    PublishBenefitRules, RedeemPoints, RefundOrder, ReportProgress, ReturnLine, SignUpMember, SubmitOrder,
+    PublishBenefitRules, RedeemPoints, RefundOrder, ReportProgress, ReturnLine, SetSafetyStock, SignUpMember,
+    SubmitOrder,
 )
 from domain.network import Network
 from domain.order import made_by_engine
@@ -61,6 +62,7 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
     log = EventLog(store)
     members: dict[Any, str] = {}  # member aggregate id -> the member's key
     placed: dict[str, tuple[int, Any]] = {}  # order -> its index in `orders`, and its Placed event
+    opened: dict[Any, float] = {}  # inventory aggregate id -> when it opened (with the network's safety stock)
     events = 0
     try:
         for nid, e in log.stored_events():
@@ -125,6 +127,10 @@ def read(store: str, network: Network) -> tuple[Recorded, ReadModels, int]:
                 rec.commands.append((at, ClosePeriod(e.period)))
             elif kind == "Adjusted" and e.originator_id in node_of:
                 rec.commands.append((at, AdjustStock(node_of[e.originator_id], e.sku, e.delta, e.reason)))
+            elif kind == "Opened" and e.originator_id in node_of:
+                opened[e.originator_id] = e.at
+            elif kind == "SafetyStockSet" and e.originator_id in node_of and e.at != opened.get(e.originator_id):
+                rec.commands.append((at, SetSafetyStock(node_of[e.originator_id], dict(e.levels))))  # a reserve set
             elif kind == "Counted" and e.originator_id in node_of:
                 rec.commands.append((at, CountStock(node_of[e.originator_id], e.sku, e.counted)))
             elif kind == "Received" and e.ref != "opening stock" and e.originator_id in node_of:

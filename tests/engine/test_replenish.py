@@ -6,7 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.commands import Line, ReplenishPolicy, SellOverCounter, SubmitOrder, SuggestStock
+from domain.commands import (
+    AcceptOrder, Line, ReplenishPolicy, ReportProgress, SellOverCounter, SetSafetyStock, SubmitOrder, SuggestStock,
+)
 from domain.errors import Conflict, NotFound
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
@@ -63,8 +65,8 @@ def test_a_node_is_topped_up_to_the_demand_of_the_same_hours_yesterday_plus_a_ma
     s = engine.handle(SuggestStock(policy=NO_MOVES))
     assert s.history_days == 1 and s.delivery_at.timestamp() == local(1, "11:00")
     a = plan(engine, s, "S1", "A")
-    # mean 4, spread at least Poisson's (2), 95%: 4 + 1.645 x 2 = 7.3 -> 8; 1 apple left
-    assert (a.expected, a.target, a.free, a.buy) == (4.0, 8, 1, 7)
+    # mean 4, spread at least Poisson's (2), the counter's 99.9%: 4 + 3.09 x 2 = 10.2 -> 11; 1 apple left
+    assert (a.expected, a.target, a.free, a.buy) == (4.0, 11, 1, 10)
     assert plan(engine, s, "S2", "A") is None  # nothing sold there: 5 on the shelf is enough
     assert s.units_to_buy == sum(p.qty for p in s.purchases)
 
@@ -95,9 +97,9 @@ def test_a_nearby_kitchen_s_surplus_is_moved_before_anything_is_bought(engine):
     engine.clock.advance_to(local(1, "11:00"))
     s = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0)))  # K1 is 2 km from S3, 50 apples
     moved = [t for t in s.transfers if (t.to_node, t.sku) == ("S3", "A")]
-    assert [(t.from_node, t.qty) for t in moved] == [("K1", 7)]
-    assert plan(engine, s, "S3", "A").buy == 0 and plan(engine, s, "K1", "A").transfer_out == 7
-    assert s.units_to_move == 7
+    assert [(t.from_node, t.qty) for t in moved] == [("K1", 10)]
+    assert plan(engine, s, "S3", "A").buy == 0 and plan(engine, s, "K1", "A").transfer_out == 10
+    assert s.units_to_move == 10
 
 
 def test_surplus_below_the_smallest_transfer_is_not_moved_and_the_rest_is_bought():
@@ -107,7 +109,7 @@ def test_surplus_below_the_smallest_transfer_is_not_moved_and_the_rest_is_bought
             sell(e, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
         e.clock.advance_to(local(1, "11:00"))
         s = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0, min_transfer=5)))
-        assert s.transfers == [] and plan(e, s, "S1", "A").buy == 7
+        assert s.transfers == [] and plan(e, s, "S1", "A").buy == 10
     finally:
         e.close()
 
@@ -121,8 +123,8 @@ def test_a_source_keeps_a_day_of_its_own_demand_and_moves_only_the_rest():
             sell(e, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
         e.clock.advance_to(local(1, "11:00"))
         s = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=3.0)))
-        # S3: 16 left, keeps a day's 4 + 1.645 x 2 -> 8: 8 to spare; S1 needs 7
-        assert [(t.from_node, t.to_node, t.qty) for t in s.transfers] == [("S3", "S1", 7)]
+        # S3: 16 left, keeps what it needs; S1 needs 11 - 1
+        assert [(t.from_node, t.to_node, t.qty) for t in s.transfers] == [("S3", "S1", 10)]
     finally:
         e.close()
 
@@ -155,3 +157,53 @@ def test_every_sku_a_node_carries_is_kept_at_the_smallest_stock_sold_or_not(engi
     assert plan(engine, kept, "S2", "C") is None  # S2 does not carry them
     bare = engine.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, min_stock=0)))
     assert plan(engine, bare, "S3", "C") is None
+
+
+def test_the_counter_gets_a_level_of_its_own_on_top_of_online_demand_s():
+    e = make({"S1": {"A": 10}, "S2": {"A": 0}, "S3": {"A": 0}, "K1": {"A": 0}})
+    try:
+        e.clock.advance_to(local(0, "11:30"))  # 4 apples online, collected at S1 between 11:00 and 16:00 ...
+        reply = e.submit(SubmitOrder(channel="app", external_id="o1", lines=[Line("A", 4)], mode="pickup",
+                                     pickup_node="S1"))
+        e.handle(AcceptOrder(reply.order_id, "S1"))
+        for step in ("picked", "ready", "collected"):
+            e.handle(ReportProgress(reply.order_id, step, "S1"))
+        for k in range(4):  # ... and 4 over its counter
+            sell(e, "S1", local(0, f"1{2 + k}:00"), f"p{k}", A=1)
+        e.clock.advance_to(local(1, "11:00"))
+        s = e.handle(SuggestStock(policy=NO_MOVES))
+        a = plan(e, s, "S1", "A")
+        # online 4 + 1.645 x 2 -> 8 (95%), the counter 4 + 3.09 x 2 -> 11 (99.9%), added up: 19 (one level for
+        # the 8 together would be 8 + 1.645 x 2.83 -> 13, and online orders, routed first, would take the counter's)
+        assert (a.expected, a.target, a.free) == (8.0, 19, 2)
+        assert s.reserves == []  # by default nothing is kept from online orders
+        loose = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, counter_service_level=0.95)))
+        assert plan(e, loose, "S1", "A").target == 8 + 8
+        for kept, qty in (("level", 11), ("margin", 11 - 4)):  # the counter's level, or its margin over its mean
+            s = e.handle(SuggestStock(policy=ReplenishPolicy(transfer_km=0, counter_reserve=kept)))
+            assert [(r.node, r.sku, r.qty) for r in s.reserves if r.sku == "A"] == [("S1", "A", qty)]
+    finally:
+        e.close()
+
+
+def test_a_reserve_set_for_the_counter_is_left_by_online_orders_and_sold_over_the_counter(engine):
+    engine.clock.advance_to(local(0, "12:00"))
+    engine.handle(SetSafetyStock(node="S1", levels={"A": 4}))  # S1 holds 5 apples: 1 for online orders
+    reply = engine.submit(SubmitOrder(channel="app", external_id="o1", lines=[Line("A", 1)], mode="pickup",
+                                      pickup_node="S1"))
+    assert reply.status == "routed"
+    again = engine.submit(SubmitOrder(channel="app", external_id="o2", lines=[Line("A", 1)], mode="pickup",
+                                      pickup_node="S1"))
+    assert again.status == "rejected"  # the rest is the counter's
+    sell(engine, "S1", local(0, "12:05"), "p1", A=4)  # the counter takes it all
+    assert engine.stock("S1", ["A"]).on_hand["A"] == 1  # the online order's, reserved
+
+
+def test_a_reserve_for_an_unknown_sku_or_node_is_refused_naming_it(engine):
+    with pytest.raises(NotFound) as e:
+        engine.handle(SetSafetyStock(node="S1", levels={"A": 1, "X": 1}))
+    assert e.value.field == "levels.X"
+    assert engine.stock("S1", ["A"]).available["A"] == 5  # nothing changed
+    with pytest.raises(NotFound) as e:
+        engine.handle(SetSafetyStock(node="X9", levels={"A": 1}))
+    assert e.value.field == "node"

@@ -53,6 +53,7 @@ def test_the_variant_tops_up_until_a_day_is_known_then_buys_what_the_engine_sugg
         assert v["units_bought"] != b["units_bought"]  # from the second day, the suggestions
         assert v["units_moved"] == sum(q for q in variant.transferred.values() if q > 0)
         assert sum(variant.transferred.values()) == 0  # a move takes from one node what it gives another
+        assert (variant.engine.readmodels.atp.safety > base.engine.readmodels.atp.safety).any()  # counter reserves
     finally:
         base.engine.close()
         variant.engine.close()
