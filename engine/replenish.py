@@ -4,8 +4,8 @@ For each node and SKU, an order-up-to level for the next delivery: the
 demand expected between that delivery and the one after it (the same hours
 on recent days: units sold online and over the counter, online orders lost
 for stock, counter customers who went without, quotes that found it short),
-plus a margin for its spread at the policy's service level, plus the SKU's
-safety stock. What a node lacks of its level comes first from the surplus of
+online and counter demand each with a margin for its spread at its own
+service level, plus the SKU's safety stock. What a node lacks of its level comes first from the surplus of
 kitchens and stores near it, then is bought. docs/replenishment.md explains
 the policy and its limits.
 """
