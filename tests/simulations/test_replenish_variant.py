@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from simulations import results
-from simulations.day import simulate
+from domain.commands import SetSafetyStock
+from simulations import replay, results
+from simulations.day import simulate, variant_network
 from simulations.demand import base_day
 from simulations.scenario import ScenarioError, load_scenario, reports_replenishment
 from simulations.variants import network_of
+from tests.simulations.test_replay_recorded import orders_of
 
 SCENARIO = """
 name = "two-days"
@@ -28,7 +30,7 @@ depth = "popularity"
 replenish_at = ["09:00", "12:00"]
 [[variants]]
 name = "replenish"
-replenish = {service_level = 0.9, transfer_km = 3.0}
+replenish = {service_level = 0.9, transfer_km = 3.0, counter_reserve = "level"}
 """
 
 
@@ -73,3 +75,23 @@ def test_the_variant_s_deliveries_are_the_scenario_s_and_naming_others_is_refuse
     with pytest.raises(ScenarioError) as e:
         load_scenario(path)
     assert e.value.field == "$.variants[0].replenish.deliveries"
+
+
+@pytest.mark.slow
+def test_a_store_with_counter_reserves_replays_to_the_same_orders(scenario, tmp_path):
+    s, folder = load_scenario(scenario)
+    network = network_of(s, folder)
+    url = f"sqlite:///{tmp_path}/replenish.db"
+    variant = simulate(s, network, base_day(s, network), s.variants[0], url)
+    try:
+        assert (variant.engine.readmodels.atp.safety > 0).any()
+        rec, views, _ = replay.read(url, variant_network(network, s, s.variants[0]))
+        assert any(isinstance(c, SetSafetyStock) for _, c in rec.commands)  # the reserves set at deliveries
+        again = replay.run(rec, replay.replay_scenario(), variant_network(network, s, s.variants[0]))
+        try:
+            assert orders_of(again.engine.readmodels) == orders_of(views)
+            assert (again.engine.readmodels.atp.safety == views.atp.safety).all()
+        finally:
+            again.engine.close()
+    finally:
+        variant.engine.close()
