@@ -194,6 +194,17 @@ def _single(local: Local) -> tuple[np.ndarray, np.ndarray]:
     return res, amount
 
 
+def _slots(local: Local) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """For the moves over single_resource components: each option's order,
+    resource and amount (_single), the supply with resource -1 unbounded, and
+    its slot (node, or unserved, as 0..m-1) with the slot count m."""
+    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+    res, amount = _single(local)
+    supply = np.append(local.supply, np.inf)
+    slot = np.unique(local.node, return_inverse=True)[1]
+    return owner, res, amount, supply, slot, int(slot.max()) + 1
+
+
 @dataclass
 class Dense:
     """A single_resource component as orders x slots matrices (a slot: a node,
@@ -550,11 +561,7 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float) -> np.n
     these moves in 3-4 rounds, 0.4-0.7% below the repair's answer, where the
     tabu search's single moves had time for a fraction of that."""
     k = len(local.orders)
-    owner = np.repeat(np.arange(k), np.diff(local.ptr))
-    res, amount = _single(local)
-    supply = np.append(local.supply, np.inf)  # resource -1: none that binds
-    slot = np.unique(local.node, return_inverse=True)[1]  # node (or unserved) as 0..m-1
-    m = int(slot.max()) + 1
+    owner, res, amount, supply, slot, m = _slots(local)
     slot_res = np.full(m, -1)
     slot_res[slot] = res
     if m < 3 or not (slot_res[slot] == res).all():
@@ -697,11 +704,7 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     answer; until_fits: stop at the first fitting answer."""
     rng = np.random.default_rng(seed)
     k = len(local.orders)
-    owner = np.repeat(np.arange(k), np.diff(local.ptr))
-    res, amount = _single(local)
-    supply = np.append(local.supply, np.inf)  # resource -1: none that binds
-    slot = np.unique(local.node, return_inverse=True)[1]  # node (or unserved) as 0..m-1
-    m = int(slot.max()) + 1
+    owner, res, amount, supply, slot, m = _slots(local)
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
     # every option at a node takes that node's resource (its capacity: generalised assignment), and no
