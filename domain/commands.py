@@ -89,6 +89,9 @@ class QuoteOrder(Command, tag="quote_order"):
     pickup_node: NodeId | None = None  # pickup at this store only
     within_km: Annotated[float, Meta(gt=0, le=50)] = 3.0  # the pickup area around lat/lon
     promise_minutes: Annotated[int, Meta(ge=5, le=7 * 1440)] | None = None  # as SubmitOrder's
+    window_start: datetime | None = None  # a later slot, as SubmitOrder's
+    window_end: datetime | None = None
+    later_ok: bool = False  # as SubmitOrder's: while the nodes are closed, the first slot after opening
     member: Key | None = None
     quote_id: Key | None = None  # the caller's id for the quote; absent: one is made
     hold_minutes: Annotated[int, Meta(ge=0, le=30)] = 0  # > 0: the best option's stock is held this long

@@ -12,6 +12,7 @@ quotes are decided by the router itself, one cart at a time.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from engine.routing.explain import chosen_parts, decisions
 from engine.routing.greedy import solve_greedy
 from engine.routing.problem import Solution
 from engine.routing.types import NetworkState, OrderToRoute, Part, RouterSettings
+from engine.scheduling import Slot, requested, slot_after
 
 PICKUP_OPTIONS = 3  # pickup options per quote, nearest first
 PICKUP_TRIED = 5  # stores of the pickup area tried for them (nearest first): each is a candidate row
@@ -49,58 +51,109 @@ class Quotes:
 
     def quote_batch(self, cmds: list[QuoteOrder]) -> list[QuoteReply | DomainError]:
         """Each quote as if its cart were submitted alone now; a bad one is a
-        DomainError in its slot, naming the field. One candidate build for the
-        batch; losses are explained only for quotes with no option at all."""
+        DomainError in its slot, naming the field. One candidate build per
+        state (now, and each slot asked for); losses are explained only for
+        quotes with no option at all."""
         e = self.engine
         at = e.clock.now()
         state = e.network_state(at)
         settings, nodes = self._router(state)
         results: list[Any] = [None] * len(cmds)
-        asks: list[OrderToRoute] = []
-        owner: list[int] = []  # per ask: its quote
+        ways: list[_Way] = []
         areas = self._pickup_areas(cmds, nodes)
         for i, cmd in enumerate(cmds):
             qid = cmd.quote_id or uuid.uuid4().hex
             try:
-                mine = self._asks(cmd, qid, at, areas.get(i, []))
+                slot = requested(cmd, at, e.schedule)
+                if slot is not None and cmd.hold_minutes:
+                    raise InvalidInput("hold_minutes", "a booked slot's stock is reserved at its lead time, not held")
+                mine = self._asks(cmd, qid, at, areas.get(i, []), slot)
             except DomainError as err:
                 results[i] = untraced(err)
                 continue
             if not mine:
                 results[i] = QuoteReply(quote_id=qid, at=ts(at), options=[], short=[],
                                         reason=f"no pickup store within {cmd.within_km:g} km")
-            asks += mine
-            owner += [i] * len(mine)
-        if not asks:
+            ways += [_Way(i, ask, slot) for ask in mine]
+        if not ways:
             return results
-        whole = msgspec.structs.replace(settings, allow_split=False) if settings.allow_split else settings
-        batch = build(asks, state, whole, nodes)  # a pickup is at one store: whole there, or not at all
-        decided = chosen_parts(batch, alone(batch).parts)[0]
-        if settings.allow_split:  # parts may beat whole: the router decides each delivery cart, alone
-            for k, ask in enumerate(asks):
-                if ask.mode == "delivery":
-                    decided[k] = e.router.route([ask], state)[0].parts
-        split = self._splits(asks, decided, state, settings, nodes)
-        by_quote: dict[int, list[int]] = {}
-        for k, i in enumerate(owner):
-            by_quote.setdefault(i, []).append(k)
-        near = _near(batch)
-        atp, col = state.atp, _sku_index(state.sku_ids)
+        self._decide(ways, state, at, settings, nodes)
+        # later_ok: a way nobody serves now is planned for the first slot after its closed nodes open, as a submit's
+        later: list[tuple[_Way, str]] = []  # with why its slot is asked for
+        for w in ways:
+            if cmds[w.quote].later_ok and not w.decided:
+                opening = e._first_opening(w.ask, at)
+                if opening is not None and opening <= at + e.schedule.horizon_days * 86_400:
+                    slot = slot_after(opening, e.schedule, e._tz)
+                    w.retry = _Way(w.quote, msgspec.structs.replace(w.ask, promised_at=slot.end), slot)
+                    later.append((w, f"closed until {ts(opening).isoformat()}; no node can serve the slot "
+                                     f"{ts(slot.start).isoformat()} to {ts(slot.end).isoformat()}: "))
+        if later:
+            self._decide([w.retry for w, _ in later], state, at, settings, nodes, shorts=False)
+            for w, why in later:
+                r = w.retry
+                if r.decided:
+                    w.ask, w.slot, w.decided, w.split = r.ask, r.slot, r.decided, r.split
+                elif r.reason is not None:  # as a submit's booking would be refused
+                    w.reason = why + r.reason
+        by_quote: dict[int, list[_Way]] = {}
+        for w in ways:
+            by_quote.setdefault(w.quote, []).append(w)
         demand = e.readmodels.demand
-        for i, ks in by_quote.items():
-            short = _short(batch, ks, near, atp, col)
-            results[i] = self._reply(at, [asks[k] for k in ks], [decided[k] for k in ks], [split.get(k) for k in ks],
-                                     short)
+        for i, mine in by_quote.items():
+            short = list({(s.node, s.sku): s for w in mine for s in w.short}.values())
+            results[i] = _reply(at, mine, short, reason=mine[0].reason)
             # unmet demand: what the nearest node (of the first way asked for) lacks, once per quote
-            first = nodes.ids[near[ks[0]][0]] if near[ks[0]] else None
-            lacking = {s.sku: s.wanted - s.available for s in short if s.node == first}
+            first = mine[0].nearest
+            lacking = {s.sku: s.wanted - s.available for s in mine[0].short if s.node == first}
             if lacking:
                 demand.record_quote_short(first, lacking, at)
-        self._explain_none(results, by_quote, asks, state, whole, nodes)
         wanted = [i for i, c in enumerate(cmds) if c.hold_minutes and isinstance(results[i], QuoteReply)]
         if wanted:
             self._hold(cmds, results, wanted, at)
         return results
+
+    def _decide(self, ways: list[_Way], now: NetworkState, at: float, settings: RouterSettings, nodes: NodeArrays,
+                shorts: bool = True) -> None:
+        """Each way's parts as routing it alone would decide them, against
+        the network now or, for a slot, as a booking plans it (the nodes'
+        hours then, the capacity left in that slot); why a quote with no
+        option has none; with `shorts`, what the nearest nodes lack."""
+        e = self.engine
+        whole = msgspec.structs.replace(settings, allow_split=False) if settings.allow_split else settings
+        by_start: dict[float | None, list[_Way]] = {}
+        for w in ways:
+            by_start.setdefault(w.slot.start if w.slot is not None else None, []).append(w)
+        for start, group in by_start.items():
+            state = now if start is None else e._state_at(at, start, {}, [])
+            asks = [w.ask for w in group]
+            batch = build(asks, state, whole, nodes)  # a pickup is at one store: whole there, or not at all
+            decided = chosen_parts(batch, alone(batch).parts)[0]
+            if settings.allow_split:  # parts may beat whole: the router decides each delivery cart, alone
+                for k, ask in enumerate(asks):
+                    if ask.mode == "delivery":
+                        decided[k] = e.router.route([ask], state)[0].parts
+            split = self._splits(asks, decided, state, settings, nodes)
+            for k, w in enumerate(group):
+                w.decided, w.split = decided[k], split.get(k)
+            if shorts:
+                near = _near(batch)
+                atp, col = state.atp, _sku_index(state.sku_ids)
+                for k, w in enumerate(group):
+                    w.short = _short(batch, k, near, atp, col)
+                    w.nearest = nodes.ids[near[k][0]] if near[k] else None
+            # why no option: the losses of the quote's first way asked for, as routing explains them
+            firsts: dict[int, int] = {}
+            served: set[int] = set()
+            for k, w in enumerate(group):
+                firsts.setdefault(w.quote, k)
+                if w.decided or w.split:
+                    served.add(w.quote)
+            none = [k for q, k in firsts.items() if q not in served]
+            if none:
+                b = build([asks[k] for k in none], state, whole, nodes)
+                for k, d in zip(none, decisions(b, alone(b))):
+                    group[k].reason = d.reason
 
     def _hold(self, cmds: list[QuoteOrder], results: list[Any], wanted: list[int], at: float) -> None:
         """The best options' stock held for the quotes that asked (domain/hold.py), in one
@@ -110,8 +163,9 @@ class Quotes:
             for i in wanted:
                 r = results[i]
                 best = next((o for o in r.options if o.best), None)
-                if best is None or best.split:
-                    out[i] = (None, "no option to hold" if best is None else "a split is not held")
+                if best is None or best.split or best.window_start is not None:
+                    out[i] = (None, "no option to hold" if best is None else "a split is not held" if best.split
+                              else "a booked slot's stock is reserved at its lead time, not held")
                     continue
                 if uow._get(ids.hold_id(r.quote_id)) is not None:
                     out[i] = (None, f"quote {r.quote_id} placed a hold before: quote again under another id")
@@ -150,16 +204,6 @@ class Quotes:
             return None
         return chosen_parts(b, [{n: list(range(len(ask.lines)))}])[0][0][0]
 
-    def _explain_none(self, results: list[Any], by_quote: dict[int, list[int]], asks: list[OrderToRoute],
-                      state: NetworkState, settings: RouterSettings, nodes: NodeArrays) -> None:
-        """Why a quote has no option: the losses of its first way asked for, as routing explains them."""
-        none = [i for i in by_quote if not results[i].options]
-        if not none:
-            return
-        b = build([asks[by_quote[i][0]] for i in none], state, settings, nodes)
-        for i, d in zip(none, decisions(b, alone(b))):
-            results[i] = msgspec.structs.replace(results[i], reason=d.reason)
-
     def _router(self, state: NetworkState) -> tuple[RouterSettings, NodeArrays]:
         router = self.engine.router
         settings = getattr(router, "settings", RouterSettings())
@@ -169,10 +213,11 @@ class Quotes:
             self._arrays = (state.network, NodeArrays.of(state.network))
         return settings, self._arrays[1]
 
-    def _asks(self, cmd: QuoteOrder, qid: str, at: float, area: list[str]) -> list[OrderToRoute]:
+    def _asks(self, cmd: QuoteOrder, qid: str, at: float, area: list[str], slot: Slot | None) -> list[OrderToRoute]:
         """The carts to route alone: a delivery to the address, pickups at the
-        chosen store or at the stores of the pickup area, nearest first.
-        Checked as a submit of the cart would be (the same errors), once."""
+        chosen store or at the stores of the pickup area, nearest first; for
+        a slot, promised by its end. Checked as a submit of the cart would be
+        (the same errors), once."""
         e = self.engine
         located = cmd.lat is not None and cmd.lon is not None
         ways: list[tuple[str, str | None]] = []
@@ -196,10 +241,11 @@ class Quotes:
         for mode, node in ways:
             minutes = cmd.promise_minutes or (
                 e.settings.pickup_promise_minutes if mode == "pickup" else e.settings.delivery_promise_minutes)
+            promised = slot.end if slot is not None else at + minutes * 60
             lat, lon = (cmd.lat, cmd.lon) if located else (e.nodes[node].lat, e.nodes[node].lon)
             # as Engine._place and Engine._route hand an order to the router
             out.append(OrderToRoute(key=qid, lines=lines, mode=mode, lat=lat, lon=lon, placed_at=at,
-                                    promised_at=at + minutes * 60, value=value, pickup_node=node, home_node=home))
+                                    promised_at=promised, value=value, pickup_node=node, home_node=home))
         return out
 
     @staticmethod
@@ -233,24 +279,25 @@ class Quotes:
         b = build([asks[k] for k in ks], state, msgspec.structs.replace(settings, allow_split=True), nodes)
         return {k: parts for k, parts in zip(ks, chosen_parts(b, solve_greedy(b.problem).parts)[0]) if parts}
 
-    def _reply(self, at: float, asks: list[OrderToRoute], decided: list[list[Part]],
-               splits: list[list[Part] | None], short: list[Shortage]) -> QuoteReply:
-        """The options, best first: the delivery the router would decide, else
-        the nearest pickup store that can serve it; a split the router would
-        not make (splitting off) is shown, never best."""
-        delivery: list[QuoteOption] = []
-        pickup: list[QuoteOption] = []
-        for ask, d, s in zip(asks, decided, splits):
-            if d:
-                (delivery if ask.mode == "delivery" else pickup).append(_option(ask, d, best=ask.mode == "delivery"))
-            elif s is not None:
-                delivery.append(_option(ask, s, best=False))
-        pickup = pickup[:PICKUP_OPTIONS]
-        if pickup and not any(o.best for o in delivery):
-            pickup[0] = msgspec.structs.replace(pickup[0], best=True)
-        options = delivery[:1] + pickup
-        options.sort(key=lambda o: not o.best)
-        return QuoteReply(quote_id=asks[0].key, at=ts(at), options=options, short=short)
+
+def _reply(at: float, ways: list[_Way], short: list[Shortage], reason: str | None) -> QuoteReply:
+    """The options, best first: the delivery the router would decide, else
+    the nearest pickup store that can serve it; a split the router would
+    not make (splitting off) is shown, never best."""
+    delivery: list[QuoteOption] = []
+    pickup: list[QuoteOption] = []
+    for w in ways:
+        if w.decided:
+            (delivery if w.ask.mode == "delivery" else pickup).append(_option(w, w.decided, w.ask.mode == "delivery"))
+        elif w.split is not None:
+            delivery.append(_option(w, w.split, best=False))
+    pickup = pickup[:PICKUP_OPTIONS]
+    if pickup and not any(o.best for o in delivery):
+        pickup[0] = msgspec.structs.replace(pickup[0], best=True)
+    options = delivery[:1] + pickup
+    options.sort(key=lambda o: not o.best)
+    return QuoteReply(quote_id=ways[0].ask.key, at=ts(at), options=options, short=short,
+                      reason=None if options else reason)
 
 
 def _nearest_first(dist: np.ndarray, k: int) -> list[list[int]]:
@@ -276,19 +323,17 @@ def _near(b: Batch) -> list[list[int]]:
     return out
 
 
-def _short(b: Batch, ks: list[int], near: list[list[int]], atp: np.ndarray, col: dict[str, int]) -> list[Shortage]:
-    """The nodes near the quote's asks that cannot promise a line of the cart."""
-    out: dict[tuple[int, str], Shortage] = {}
+def _short(b: Batch, k: int, near: list[list[int]], atp: np.ndarray, col: dict[str, int]) -> list[Shortage]:
+    """The nodes near ask k that cannot promise a line of its cart."""
+    out = []
     ids = b.nodes.ids
-    lines = b.orders[ks[0]].lines  # one cart per quote
-    for k in ks:
-        for n in near[k]:
-            for sku, qty in lines.items():
-                j = col.get(sku)
-                have = max(int(atp.item(n, j)), 0) if j is not None else 0
-                if have < qty and (n, sku) not in out:
-                    out[(n, sku)] = Shortage(node=ids[n], sku=sku, wanted=qty, available=have)
-    return list(out.values())
+    for n in near[k]:
+        for sku, qty in b.orders[k].lines.items():
+            j = col.get(sku)
+            have = max(int(atp.item(n, j)), 0) if j is not None else 0
+            if have < qty:
+                out.append(Shortage(node=ids[n], sku=sku, wanted=qty, available=have))
+    return out
 
 
 def use_hold(uow: Any, quote_id: str, order: Any, key: str, at: float,
@@ -336,8 +381,27 @@ def alone(b: Batch) -> Solution:
     return Solution(parts, "optimal", 0.0)
 
 
-def _option(ask: OrderToRoute, chosen: list[Part], best: bool) -> QuoteOption:
+def _option(w: _Way, chosen: list[Part], best: bool) -> QuoteOption:
     parts = [QuotePart(node=p.node, lines=dict(p.lines), eta_at=ts(p.eta_at), distance_km=p.cost.distance_km,
                        cost=p.cost.total) for p in chosen]
-    return QuoteOption(mode=ask.mode, node=parts[0].node, parts=parts, eta_at=max(p.eta_at for p in parts),
-                       promised_at=ts(ask.promised_at), split=len(parts) > 1, best=best)
+    slot = w.slot
+    return QuoteOption(mode=w.ask.mode, node=parts[0].node, parts=parts, eta_at=max(p.eta_at for p in parts),
+                       promised_at=ts(w.ask.promised_at), split=len(parts) > 1, best=best,
+                       window_start=ts(slot.start) if slot is not None else None,
+                       window_end=ts(slot.end) if slot is not None else None)
+
+
+@dataclass
+class _Way:
+    """One way a quote asks to be served (a delivery, a pickup at one store),
+    for now or for a slot, and what routing it alone decides."""
+
+    quote: int
+    ask: OrderToRoute
+    slot: Slot | None
+    decided: list[Part] = field(default_factory=list)
+    split: list[Part] | None = None
+    short: list[Shortage] = field(default_factory=list)
+    nearest: str | None = None  # the nearest node in reach, whose shortages feed the demand read model
+    reason: str | None = None  # why no node serves it (the quote's first way only)
+    retry: _Way | None = None  # later_ok: the same way planned for the first slot after opening

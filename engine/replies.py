@@ -249,6 +249,8 @@ class QuoteOption(msgspec.Struct, frozen=True):
     promised_at: datetime  # what a submit now would promise: the window is from eta_at to this
     split: bool = False
     best: bool = False  # what a submit of this cart now would get (of its mode; pickup: at this node)
+    window_start: datetime | None = None  # booked for this slot (asked for, or later_ok while closed); else now
+    window_end: datetime | None = None
 
 
 class Shortage(msgspec.Struct, frozen=True):
