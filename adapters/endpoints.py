@@ -34,6 +34,8 @@ ENDPOINTS = [
     Endpoint("receive", "o2o.stock.receive", c.ReceiveStock, r.StockReply, "Goods received at a node"),
     Endpoint("adjust", "o2o.stock.adjust", c.AdjustStock, r.StockReply, "Stock adjustment with a reason"),
     Endpoint("count", "o2o.stock.count", c.CountStock, r.StockReply, "Stocktake: sets on-hand"),
+    Endpoint("safety", "o2o.stock.safety", c.SetSafetyStock, r.StockReply,
+             "Safety stock per SKU at a node: units online orders cannot take (a counter sale can); replaces their levels"),
     Endpoint("stock", "o2o.stock.get", c.GetStock, r.StockReply, "A node's stock: on hand and available to promise"),
     Endpoint("nearby", "o2o.stock.nearby", c.FindStock, r.StockNearby, "Which nodes that could serve a location have a SKU"),
     Endpoint("suggest", "o2o.stock.suggest", c.SuggestStock, rp.Suggestions,

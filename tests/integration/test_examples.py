@@ -22,6 +22,7 @@ EXAMPLES = [
     ("order-scheduled.json", "o2o.orders.submit"),
     ("stock-receive.json", "o2o.stock.receive"),
     ("stock-adjust.json", "o2o.stock.adjust"), ("stock-count.json", "o2o.stock.count"),
+    ("stock-safety.json", "o2o.stock.safety"),
     ("stock-get.json", "o2o.stock.get"), ("stock-nearby.json", "o2o.stock.nearby"),
     ("member-signup.json", "o2o.members.signup"),
     ("member-bind.json", "o2o.members.bind"), ("pos-sale.json", "o2o.pos.sale"),
@@ -51,6 +52,8 @@ def test_every_example_request_succeeds_in_a_days_order(nats_server):
                     assert reply["status"] == "routed", reply
                 if name == "order-scheduled.json":  # noon on 2026-01-01: booked for tomorrow's 18:00
                     assert (reply["status"], reply["due_at"]) == ("booked", "2026-01-02T09:15:00Z"), reply
+                if name == "stock-safety.json":  # counted 12 just before: 4 kept for the counter
+                    assert (reply["on_hand"]["SNA-002"], reply["available"]["SNA-002"]) == (12, 8), reply
                 if name == "member-get.json":
                     assert reply["identities"] == {"wechat": "wx-oA1b2C3d"} and reply["points"] >= 0
                     assert reply["reserved"] == 0 and reply["gifts"] == [] and reply["buckets"]

@@ -126,6 +126,13 @@ def test_malformed_input_gets_an_error_naming_the_field_stores_nothing_and_the_s
                 assert (got, words in error) == (code, True), (payload if isinstance(payload, dict) else payload[:40], error)
             assert engine.last_notification_id() == before
             assert (await request(nc, "o2o.stock.receive", {"node": "NOWHERE", "lines": [{"sku": SKU, "qty": 1}]}))[0] == 404
+            for body, code, words in [({"node": "NOWHERE", "levels": {SKU: 1}}, 404, "node"),
+                                      ({"node": "S001", "levels": {"NO-SUCH": 1}}, 404, "levels.NO-SUCH"),
+                                      ({"node": "S001", "levels": {SKU: -1}}, 400, "$.levels"),
+                                      ({"node": "S001", "levels": {}}, 400, "$.levels")]:
+                got, error = await request(nc, "o2o.stock.safety", body)
+                assert (got, words in error) == (code, True), (body, error)
+            assert engine.last_notification_id() == before
             assert (await request(nc, "o2o.orders.submit", order("m-ok")))[0] == 200
 
     run(go())
