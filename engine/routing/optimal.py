@@ -38,13 +38,14 @@ LP_SHARE = 0.5  # of the time left, what the LP of a must-assign component greed
 LP_PAIR_S = 12e-6  # GLOP's time per pair on type D/E (40 x 1000: 0.4-0.7 s); a longer LP than its share is not started
 GREEDY_ORDER_S = 25e-6  # greedy's time per order with stock lines; without (GAP 40 x 1000), 6 us
 GREEDY_NO_LINES_S = 8e-6
+DECODE_ORDER_S = 10e-6  # per order of a component searched to its deadline: its answer decoded and compared
 LAGRANGE_SHARE = 0.25  # of the time left, what the Lagrangian bound may use in place of that LP
 PRICED_OPTIONS = (2, 4, 8)  # per order, in the LP that follows it: more only when fewer leave it infeasible
 # (on C-E 40 x 1000 two had the whole LP's value, in 7-20 ms against 14-85 for three)
 PRICED_LP_SHARE = 0.8  # of the time left, what that LP may use: its whole answers are most of the answer's quality
-PRICED_LP_MIN_S = 0.15  # and at least this, past the budget if need be (7-20 ms of CPU; without it, on a machine
+PRICED_LP_MIN_S = 0.15  # and at least this, up to the budget's end (7-20 ms of CPU; without it, on a machine
 # at load 10 it ran out on one instance in four, after 10 ms of CPU, and the priced answer alone was 2-5% above
-# the bound)
+# the bound; it is no longer given time past the budget, which overran it by the LP's wall time)
 DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent may use before the MIP starts
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
@@ -196,8 +197,10 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     greedy = _greedy_on(work, orders, stock, capacity) if not work.split and np.isinf(work.penalty[orders]).any() \
         else None
     hard = greedy is not None and greedy.status == "infeasible"
-    if hard:  # it uses all of its time: keep back what the final comparison with greedy takes
-        deadline -= (GREEDY_ORDER_S if work.line_ptr[-1] else GREEDY_NO_LINES_S) * work.n_orders
+    if hard:  # it uses all of its time: keep back what the final comparison with greedy and the answer's
+        # decoding take (past the budget otherwise: 6-15 ms of wall at 1,000 orders on a loaded machine)
+        deadline -= (GREEDY_ORDER_S if work.line_ptr[-1] else GREEDY_NO_LINES_S) * work.n_orders \
+            + DECODE_ORDER_S * len(orders)
     now = time.perf_counter()
     relaxed, rounding = None, None  # rounding: (pairs, x) to round for the repair's first start
     restricted = False  # the LP saw only some pairs: its reduced costs prove nothing
@@ -215,7 +218,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             mask[kept] = True
             now = time.perf_counter()
             relaxed = _relax(work.restricted(mask), orders, stock, capacity,
-                             now + max(PRICED_LP_SHARE * (deadline - now), PRICED_LP_MIN_S))
+                             now + max(PRICED_LP_SHARE * (deadline - now), min(PRICED_LP_MIN_S, deadline - now)))
             if relaxed != "infeasible":
                 break
         if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
@@ -224,6 +227,12 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             relaxed = None
             chosen = local.pair[priced_fit(local, prices)]
             rounding = chosen[chosen >= 0], np.ones(int((chosen >= 0).sum()))
+        # the rest to the repair and the search, as when greedy cannot place every order: on type B 40 x 1000
+        # (greedy places them) HiGHS on the LP's fractional rest of 21-24 orders took 35-45 ms of CPU whatever
+        # its time limit, and 110-180 ms of wall at load 8 with 70-100 left: the budget overran by up to 70 ms
+        if not hard:
+            deadline -= DECODE_ORDER_S * len(orders)
+        hard = True
     elif not work.split:
         relaxed = _relax(work, orders, stock, capacity, now + LP_SHARE * (deadline - now) if hard
                          else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)

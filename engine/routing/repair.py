@@ -41,10 +41,12 @@ KICK_AFTER, KICK_SHARE = 150, 0.1  # moves without a better answer before a kick
 REPAIR_WEIGHT = 100.0  # the tabu search mending an answer starts with overfill weighed this much more
 ROUND_ROWS = 150  # orders that move first in a round of improve_in_rounds (150, 300, 1,000 tried on C-E 40 x 1000:
 # the same answers within 0.02%, 150 in a third of the time of 1,000)
-LAGRANGE_ROUNDS = 300  # subgradient steps at most; on type D/E 40 x 1000, 100 came within 0.05% of the LP's value
-LAGRANGE_MIN_ROUNDS = 150  # whatever the deadline (about 30 ms at 40 x 1000): fewer gave type D prices that misled
-LAGRANGE_TARGET = 0.5  # each step aims this far (relative) above the best bound yet (the step halves after
-LAGRANGE_STALE = 3  # this many steps without a better bound): of 18 settings tried on D/E, the quickest
+LAGRANGE_ROUNDS = 120  # subgradient steps at most (from the uniform price, 80-300 gave the same bound within 2 units)
+LAGRANGE_MIN_ROUNDS = 80  # whatever the deadline (about 10 ms at 40 x 1000): from the uniform price, 80 came
+# within 0-2 units of the LP's value on B-E 40 x 1000 seeds 1-3 (40: up to 10; from zero prices it took 150)
+LAGRANGE_TARGET = 0.003  # each step aims this far (relative) above the best bound yet (the step halves after
+LAGRANGE_STALE = 5  # this many steps without a better bound); from zero prices 0.5 and 3 had been the quickest
+LAGRANGE_BISECT = 12  # steps of the bisection for the uniform starting price
 
 
 @dataclass
@@ -237,11 +239,15 @@ class Dense:
         same = bool(((r == first) | (option < 0)).all())
         return cls(option, cost, r, a, first if same else None)
 
-    def priced(self, prices: np.ndarray) -> np.ndarray:
-        """(k, m) costs with each resource's price (prices: one per resource, then 0) times what is taken."""
-        if self.slot_res is not None:
-            return self.cost + self.amount * prices[self.slot_res]
-        return self.cost + self.amount * prices[self.res]
+    def priced(self, prices: np.ndarray, cost: np.ndarray | None = None, amount: np.ndarray | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """(k, m) costs with each resource's price (prices: one per resource, then 0) times what is taken;
+        cost, amount: these matrices in another dtype (the Lagrangian's float32 steps), out: into this."""
+        cost = self.cost if cost is None else cost
+        amount = self.amount if amount is None else amount
+        price = prices[self.slot_res] if self.slot_res is not None else prices[self.res]
+        out = np.multiply(amount, price.astype(amount.dtype, copy=False), out=out)
+        return np.add(out, cost, out=out)
 
 
 def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
@@ -249,19 +255,24 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     (one per resource) that gave it: capacity rows priced into the costs,
     each order at its cheapest priced option, by subgradient steps. It bounds
     what the LP bounds (the order rows are integral), in tens of
-    milliseconds where GLOP took 0.4-0.7 s on type D/E 40 x 1000."""
+    milliseconds where GLOP took 0.4-0.7 s on type D/E 40 x 1000. The steps
+    run in float32 over one buffer (a step on 40 x 1000: 135 -> 72 us); the
+    bound returned is the float64 value at the best prices, so it holds."""
     dense = local.dense()
     k, n_res = len(local.orders), len(local.supply)
     rows = np.arange(k)
+    cost, amount = dense.cost.astype(np.float32), dense.amount.astype(np.float32)
+    priced = np.empty_like(cost)
     prices = np.zeros(n_res + 1)  # the last: options taking no resource
+    prices[:-1] = _uniform_price(dense, local.supply, cost, amount, priced)
     best, best_prices = -np.inf, prices[:-1].copy()
     theta, stale = 2.0, 0
     for step in range(LAGRANGE_ROUNDS):
         if step >= LAGRANGE_MIN_ROUNDS and time.perf_counter() > deadline:
             break
-        priced = dense.priced(prices)
+        dense.priced(prices, cost, amount, out=priced)
         at = priced.argmin(axis=1)
-        value = float(priced[rows, at].sum() - prices[:-1] @ local.supply)
+        value = float(priced[rows, at].sum(dtype=np.float64) - prices[:-1] @ local.supply)
         if value > best + EPS:
             best, best_prices, stale = value, prices[:-1].copy(), 0
         elif (stale := stale + 1) >= LAGRANGE_STALE:
@@ -272,7 +283,39 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
             break  # the priced answer fits with complementary slackness: optimal
         target = best + LAGRANGE_TARGET * abs(best)
         prices[:-1] = np.maximum(0.0, prices[:-1] + theta * (target - value) / (g @ g) * g)
-    return best, best_prices
+    if not np.isfinite(best):
+        return best, best_prices
+    exact = dense.priced(np.append(best_prices, 0.0))
+    return float(exact.min(axis=1).sum() - best_prices @ local.supply), best_prices
+
+
+def _uniform_price(dense: Dense, supply: np.ndarray, cost, amount, out) -> float:
+    """The lowest price, the same on every resource, at which the orders'
+    cheapest priced options take no more than the supply in all (bisection,
+    LAGRANGE_BISECT steps): where the subgradient steps start. From zero
+    prices they took 150 steps to come within 0.01% of the LP's value on type
+    D/E 40 x 1000; from here 80 came within 0-2 units of it on B-E."""
+    rows, last = np.arange(len(cost)), len(supply)
+    total = float(supply.sum())
+
+    def demand(u: float) -> float:
+        at = dense.priced(np.append(np.full(last, u), 0.0), cost, amount, out=out).argmin(axis=1)
+        taken = dense.res[rows, at] < last
+        return float(dense.amount[rows, at][taken].sum())
+
+    if demand(0.0) <= total:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(LAGRANGE_BISECT):
+        if demand(hi) <= total:
+            break
+        lo, hi = hi, hi * 4
+    else:
+        return 0.0  # no uniform price brings the demand down to the supply: the steps from zero
+    for _ in range(LAGRANGE_BISECT):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if demand(mid) > total else (lo, mid)
+    return hi
 
 
 def priced_options(local: Local, prices: np.ndarray, k: int) -> np.ndarray:
@@ -602,8 +645,8 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float) -> np.n
         used[-1] = 0.0
         return False
 
-    chunk = 0
-    while time.perf_counter() < deadline:
+    chunk, took = 0, 0.0
+    while (now := time.perf_counter()) + took < deadline:  # no round that would end past the deadline
         moved = 0
         # shifts: each order's cheapest option with room, cheapest gain first
         d = cost - cost[chosen][owner]
@@ -677,6 +720,7 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float) -> np.n
                 if fits_after((oi, oj), (qi, qj)):
                     chosen[i], chosen[j], done[i], done[j] = qi, qj, True, True
                     moved += 1
+        took = time.perf_counter() - now
         if moved:
             chunk = 0
         elif len(rows) == ROUND_ROWS:
@@ -702,6 +746,8 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     orders' swaps.) steps: at most this many moves (tests; the deadline
     otherwise); patience: stop after this many moves without a better
     answer; until_fits: stop at the first fitting answer."""
+    if time.perf_counter() >= deadline and not until_fits:  # (its set-up alone: 3-8 ms at 1,000 orders)
+        return np.array(chosen) if _fits(local, chosen) else None
     rng = np.random.default_rng(seed)
     k = len(local.orders)
     owner, res, amount, supply, slot, m = _slots(local)

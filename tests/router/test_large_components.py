@@ -223,9 +223,9 @@ def test_priced_options_are_each_orders_k_cheapest_at_the_prices(k):
         assert priced[q][mine].max() <= priced[q][~mine].min(initial=np.inf) + 1e-9
 
 
-def test_the_lp_over_the_priced_options_is_solved_even_when_the_budget_is_spent():
-    # its whole answers are most of the answer's quality (without them: 2-5% above the bound on type D),
-    # so it gets a floor of time of its own, past a budget the Lagrangian steps have used up
+def test_with_the_budget_spent_before_the_priced_lp_the_priced_answer_is_repaired_into_a_feasible_one():
+    # the LP over the priced options gets up to the budget's end, no further (a floor past it overran the
+    # budget by the LP's wall time on a loaded machine): without it the priced answer is the start
     problem = to_problem(gap("D", 40, 1000, 1))
     results = []
 
@@ -234,7 +234,7 @@ def test_the_lp_over_the_priced_options_is_solved_even_when_the_budget_is_spent(
         return results[-1]
 
     with patch("engine.routing.optimal.solve_relaxation", side_effect=relaxation):
-        optimal = solve_optimal(problem, time_limit_s=0.01)
-    assert results and not isinstance(results[0], str)
+        optimal = solve_optimal(problem, time_limit_s=0.001)
+    assert all(isinstance(r, str) for r in results)
     assert optimal.status == "feasible"
     assert violations(problem, optimal.parts) == []
