@@ -54,6 +54,9 @@ HOOD = 600  # orders per neighbourhood
 TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
 HARD_MIP_SHARE = 0.3  # of the time left, what the MIP on a must-assign component's rest may use after the repair
 ROUNDS_FROM = 200  # orders in a must-assign component from which the rest goes to improve_in_rounds, not a MIP
+SEARCH_SHARE = 0.75  # of the time left, what such a component (repair and search) may use: its last quarter
+# bought little (C-E 40 x 1000 seeds 1-6 on 150 and 200 ms of CPU: mean gap to the bound 0.25 / 0.24%,
+# 0.42 / 0.42%, 0.49 / 0.46%), and it absorbs what runs past the deadline on a loaded machine
 
 
 @dataclass
@@ -197,10 +200,17 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     greedy = _greedy_on(work, orders, stock, capacity) if not work.split and np.isinf(work.penalty[orders]).any() \
         else None
     hard = greedy is not None and greedy.status == "infeasible"
-    if hard:  # it uses all of its time: keep back what the final comparison with greedy and the answer's
-        # decoding take (past the budget otherwise: 6-15 ms of wall at 1,000 orders on a loaded machine)
-        deadline -= (GREEDY_ORDER_S if work.line_ptr[-1] else GREEDY_NO_LINES_S) * work.n_orders \
-            + DECODE_ORDER_S * len(orders)
+    searched = greedy is not None and len(orders) > ROUNDS_FROM \
+        and (hard or _lp_too_long(work, orders, deadline - time.perf_counter()))
+    # a component that uses all of its time: keep back what the final comparison with greedy and the answer's
+    # decoding take (past the budget otherwise: 6-15 ms of wall at 1,000 orders on a loaded machine)
+    last = deadline - ((GREEDY_ORDER_S if work.line_ptr[-1] else GREEDY_NO_LINES_S) * work.n_orders
+                       + DECODE_ORDER_S * len(orders)) if hard or searched else deadline
+    deadline = last
+    if searched:  # a large must-assign component, answered by the repair and the search: they end early (the LP
+        # over the priced options and the first round of moves may still use the time up to `last`)
+        now = time.perf_counter()
+        deadline = now + SEARCH_SHARE * (last - now)
     now = time.perf_counter()
     relaxed, rounding = None, None  # rounding: (pairs, x) to round for the repair's first start
     restricted = False  # the LP saw only some pairs: its reduced costs prove nothing
@@ -218,7 +228,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             mask[kept] = True
             now = time.perf_counter()
             relaxed = _relax(work.restricted(mask), orders, stock, capacity,
-                             now + max(PRICED_LP_SHARE * (deadline - now), min(PRICED_LP_MIN_S, deadline - now)))
+                             now + max(PRICED_LP_SHARE * (deadline - now), min(PRICED_LP_MIN_S, last - now)))
             if relaxed != "infeasible":
                 break
         if isinstance(relaxed, tuple):  # its value bounds the restricted problem only: the Lagrangian bound stays
@@ -230,8 +240,6 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
         # the rest to the repair and the search, as when greedy cannot place every order: on type B 40 x 1000
         # (greedy places them) HiGHS on the LP's fractional rest of 21-24 orders took 35-45 ms of CPU whatever
         # its time limit, and 110-180 ms of wall at load 8 with 70-100 left: the budget overran by up to 70 ms
-        if not hard:
-            deadline -= DECODE_ORDER_S * len(orders)
         hard = True
     elif not work.split:
         relaxed = _relax(work, orders, stock, capacity, now + LP_SHARE * (deadline - now) if hard
@@ -274,10 +282,10 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
         _take(work, parts, rest, stock, capacity)
     value = objective(work, parts, orders)
     if hard and np.isfinite(value) and not proven:
-        value = _descend(work, orders, parts, stock, capacity, deadline, local)
+        value = _descend(work, orders, parts, stock, capacity, deadline, local, last=last)
     bound = work.round_bound(bound)
     answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible,
-                    greedy=greedy)
+                    improve=not searched, greedy=greedy)
     # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
     # started from the answer, in _improve, uses the time better)
     if not answer.proven and not hard and not restricted and lp is not None and rest is not orders \
@@ -392,11 +400,12 @@ def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, sto
 
 
 def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float,
-             local: Local | None = None) -> float:
+             local: Local | None = None, last: float | None = None) -> float:
     """Shifts and swaps that lower the cost and keep every resource within
     supply (repair.py), until none does or the deadline; in place. On type
     B-E GAP of 100 orders it improved an answer more in 150 ms than SCIP or
-    CP-SAT started from it (benchmarks/README.md). Returns the objective."""
+    CP-SAT started from it (benchmarks/README.md). last: until when the
+    first round of moves may start, past the deadline. Returns the objective."""
     _take(work, parts, orders, stock, capacity, sign=-1)
     if local is None:  # (given: made from this same supply; 5-9 ms at 40 x 1000)
         local = Local.of(work, orders, stock, capacity)
@@ -407,13 +416,13 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     owner = np.repeat(np.arange(len(orders)), np.diff(local.ptr))
     skip = np.flatnonzero(local.pair < 0)  # the "unserved" option of the orders that have one
     chosen[owner[skip][~served[owner[skip]]]] = skip[~served[owner[skip]]]
-    if (chosen >= 0).all() and time.perf_counter() < deadline:
+    if (chosen >= 0).all() and time.perf_counter() < (deadline if last is None else max(deadline, last)):
         if single_resource(local):
             # on large components many improving moves per round first (up to ROUNDS_FROM orders the tabu
             # search weighs every swap each step, and did better alone on C-E 10 x 100), then the tabu
             # search's single moves (which may pass through answers that overfill); then CP-SAT from its best
             if len(orders) > ROUNDS_FROM:
-                chosen = improve_in_rounds(local, chosen, deadline)
+                chosen = improve_in_rounds(local, chosen, deadline, first_by=last)
             chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)
             assert chosen is not None  # it started from a fitting answer
         else:

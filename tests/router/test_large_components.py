@@ -17,7 +17,7 @@ from benchmarks.gap import gap
 from engine.routing.flow import applies, solve_flow
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip, solve_relaxation
-from engine.routing.optimal import PRICED_OPTIONS, solve_optimal
+from engine.routing.optimal import PRICED_OPTIONS, SEARCH_SHARE, solve_optimal
 from engine.routing.problem import objective, violations, whole
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
 from engine.routing.repair import Local, construct, improve_in_rounds, priced_options, single_resource, tabu
@@ -238,3 +238,31 @@ def test_with_the_budget_spent_before_the_priced_lp_the_priced_answer_is_repaire
     assert all(isinstance(r, str) for r in results)
     assert optimal.status == "feasible"
     assert violations(problem, optimal.parts) == []
+
+
+def test_a_large_must_assign_component_searches_until_three_quarters_of_the_budget():
+    # the last quarter bought little on C-E 40 x 1000 and absorbs what runs past the deadline under load
+    problem = to_problem(gap("D", 40, 1000, 1))
+    ends = []
+
+    def rounds(local, chosen, deadline, first_by=None):
+        ends.append(deadline)
+        return improve_in_rounds(local, chosen, deadline, first_by)
+
+    start = time.perf_counter()
+    with patch("engine.routing.optimal.improve_in_rounds", side_effect=rounds):
+        optimal = solve_optimal(problem, time_limit_s=1.0)
+    assert ends and ends[0] <= start + SEARCH_SHARE * 1.0 + 1e-3
+    assert optimal.status == "feasible"
+    assert violations(problem, optimal.parts) == []
+
+
+def test_type_b_whose_greedy_places_every_order_sends_the_lps_fractional_rest_to_no_mip():
+    # HiGHS on that rest took 35-45 ms of CPU whatever its time limit: past the budget on a loaded machine
+    problem = to_problem(gap("B", 40, 1000, 1))
+    assert solve_greedy(problem).status == "feasible"
+    with patch("engine.routing.optimal.solve_mip", side_effect=AssertionError("no MIP")):
+        optimal = solve_optimal(problem, time_limit_s=0.5)
+    assert optimal.status in ("optimal", "feasible")  # (the search may reach the bound)
+    assert violations(problem, optimal.parts) == []
+    assert optimal.objective <= solve_greedy(problem).objective
