@@ -50,19 +50,35 @@ class EngineWorker:
         the engine does not make it again). Its result (a reply or a
         DomainError) goes, with the rest of its batch, to `answer(...)` as
         `(to, result)`."""
+        refused = self.offer_many([(cmd, to, checked)])
+        if refused:
+            raise refused[0][1]
+
+    def offer_many(self, items: list[tuple[SubmitOrder, Any, Any]]) -> list[tuple[int, Overloaded]]:
+        """`offer` for the orders of one read from the connection, `(cmd, to,
+        checked)` each, queued in order with one arrival time: the same bounds
+        order by order. Returns those refused, by position."""
         if not self.accepting:
-            raise Overloaded("shutting down")
-        queued = len(self.waiting)
-        ahead = queued * self.seconds_per_order
-        if ahead > self.max_wait:
-            raise Overloaded(f"about {ahead:.1f} s of orders waiting (limit {self.max_wait:g} s)")
-        if queued >= self.max_queue:
-            raise Overloaded(f"intake queue full ({self.max_queue} orders waiting)")
-        self.waiting.append((cmd, to, asyncio.get_running_loop().time(), checked))
-        if not queued:
-            self._wake.set()
-        if self.batching.full(queued + 1):
-            self._enough.set()
+            return [(i, Overloaded("shutting down")) for i in range(len(items))]
+        waiting, spo, max_wait, max_queue = self.waiting, self.seconds_per_order, self.max_wait, self.max_queue
+        queued = start = len(waiting)
+        now = asyncio.get_running_loop().time()
+        refused = []
+        for i, (cmd, to, checked) in enumerate(items):
+            ahead = queued * spo
+            if ahead > max_wait:
+                refused.append((i, Overloaded(f"about {ahead:.1f} s of orders waiting (limit {max_wait:g} s)")))
+            elif queued >= max_queue:
+                refused.append((i, Overloaded(f"intake queue full ({max_queue} orders waiting)")))
+            else:
+                waiting.append((cmd, to, now, checked))
+                queued += 1
+        if queued > start:
+            if not start:
+                self._wake.set()
+            if self.batching.full(queued):
+                self._enough.set()
+        return refused
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Runs one engine call on the engine thread, in arrival order."""

@@ -74,7 +74,7 @@ class O2OService:
             metadata={"schemas": "o2o.schema"},
         ))
         self._by_subject = {ep.subject: ep for ep in ENDPOINTS}
-        self._direct: dict[int, tuple[Endpoint, Callable[..., Any]]] = {}  # subscription id -> intake
+        self._direct: dict[int, tuple[Endpoint, Callable[..., Any], Callable[..., Any]]] = {}  # sid -> intake
         clock = self.engine.clock
         test_clock = clock if isinstance(clock, TestClock) else None
         for ep in ENDPOINTS + (CLOCK_ENDPOINTS if test_clock else []):
@@ -89,7 +89,7 @@ class O2OService:
                 # with the lean callback in place of the Request and handler coroutine it makes per order
                 take = self._intake(ep, endpoint)
                 endpoint._subscription._cb = self._lean(ep, take)
-                self._direct[endpoint._subscription._id] = (ep, take)
+                self._direct[endpoint._subscription._id] = (ep, take, self._intake_many(ep, endpoint, take))
         if self._direct:
             self._receive_directly()
         await self.svc.add_endpoint(name="schema", subject="o2o.schema", handler=self._schema,
@@ -165,6 +165,45 @@ class O2OService:
 
         return take
 
+    def _intake_many(self, ep: Endpoint, endpoint: Any, take: Callable[[bytes, bool, Any], WireError | str | None]
+                     ) -> Callable[[list[tuple[bytes, bytes]]], list[tuple[int, WireError | str]]]:
+        """`take` for the orders of one read from the connection, `(data,
+        reply)` each: decoded and checked one by one, queued together (one
+        `offer_many`), the statistics added once. Returns the outcomes to act
+        on (as `take`'s), by position. Quotes and, with scale-out, orders go
+        one by one through `take`."""
+        request, check, offer_many = ep.request, self.engine.check_order, self.worker.offer_many
+        clock = time.perf_counter_ns
+        one_by_one = isinstance(COMMANDS[request], Many) or self.engine.ownership is not None
+
+        def take_many(batch: list[tuple[bytes, bytes]]) -> list[tuple[int, WireError | str]]:
+            if one_by_one:
+                return [(i, o) for i, (data, reply) in enumerate(batch)
+                        if (o := take(data, False, (ep, reply, False))) is not None]
+            start = clock()
+            outcomes: list[tuple[int, WireError | str]] = []
+            taken, where = [], []
+            for i, (data, reply) in enumerate(batch):
+                try:
+                    cmd = decode(data, request)
+                    taken.append((cmd, (ep, reply, False), check(cmd)))
+                    where.append(i)
+                except Exception as e:
+                    outcomes.append((i, _refusal(e)))
+            if taken:
+                outcomes += [(where[j], _refusal(e)) for j, e in offer_many(taken)]
+                outcomes.sort(key=lambda o: o[0])
+            endpoint._num_requests += len(batch)
+            if outcomes:
+                endpoint._num_errors += len(outcomes)
+                error = outcomes[-1][1]
+                endpoint._last_error = repr(ServiceError(str(error.code), error.description))
+            endpoint._processing_time += clock() - start
+            endpoint._average_processing_time = int(endpoint._processing_time / endpoint._num_requests)
+            return outcomes
+
+        return take_many
+
     def _lean(self, ep: Endpoint, take: Callable[[bytes, bool, Any], WireError | str | None]) -> Callable[[Msg], Any]:
         """The subscription's callback: orders with headers (MessagePack) come this way."""
 
@@ -229,10 +268,12 @@ class O2OService:
         task.add_done_callback(self.pending.discard)
 
     def _receive_directly(self) -> None:
-        """Orders without headers go from nats-py's parser straight to their
+        """Orders without headers go from the connection straight to their
         endpoint's intake: no Msg, no trip through the subscription's queue and
         task, no coroutines per order (what the subscription counts is counted
-        here; anything else goes the client's own way)."""
+        here; anything else goes the client's own way). The orders of one read
+        are parsed here (`_parse`) and taken together (`_intake_many`); what
+        nats-py's parser meets on its own goes through `process_msg`."""
         nc, direct = self.nc, self._direct
         process = nc._process_msg
 
@@ -246,12 +287,94 @@ class O2OService:
             nc.stats["in_msgs"] += 1
             nc.stats["in_bytes"] += len(data)
             sub._received += 1
-            ep, take = route
+            ep, take, _ = route
             outcome = take(data, False, (ep, reply, False))
             if outcome is not None:
                 await self._taken(nc._build_message(sid, subject, reply, data, None), outcome)
 
         nc._process_msg = process_msg
+        parser = nc._ps
+        parser.parse = self._parse(parser, parser.parse)
+
+    def _parse(self, parser: Any, parse: Callable[..., Any]) -> Callable[..., Any]:
+        """nats-py's `Parser.parse` with the messages (MSG, HMSG) read here:
+        the orders of one read without headers, in a row, go to their intake
+        in one call; other messages to the client's `_process_msg` as its
+        parser would send them, in order. Anything else (PING, INFO, -ERR, a
+        line that does not read as expected) and what follows it in the
+        buffer is left to nats-py's parser, which also keeps its own state
+        while it waits for a payload."""
+        nc, direct = self.nc, self._direct
+        stats, subs = nc.stats, nc._subs
+        AWAITING_CONTROL_LINE = 1  # nats.protocol.parser's state
+
+        async def flush(run: list[tuple[bytes, bytes, bytes, int]], route: Any) -> None:
+            ep, _, take_many = route
+            outcomes = take_many([(data, reply) for _, reply, data, _ in run])
+            for i, outcome in outcomes:
+                subject, reply, data, sid = run[i]
+                await self._taken(nc._build_message(sid, subject, reply, data, None), outcome)
+
+        async def fast_parse(data: bytes = b"") -> None:
+            buf = parser.buf
+            buf.extend(data)
+            if parser.state != AWAITING_CONTROL_LINE:
+                return await parse()
+            view = bytes(buf)
+            size = len(view)
+            pos = 0
+            run: list[tuple[bytes, bytes, bytes, int]] = []  # orders in a row for one intake
+            run_route = None
+            waiting = False  # for the rest of a message: kept in the buffer for the next read
+            try:
+                while pos < size:
+                    if view.startswith(b"MSG ", pos):
+                        headed = False
+                    elif view.startswith(b"HMSG ", pos):
+                        headed = True
+                    else:
+                        break  # another operation, or not all of it read yet: nats-py's parser
+                    end = view.find(b"\r\n", pos)
+                    if end < 0:
+                        waiting = size - pos < 4096  # nats-py's MAX_CONTROL_LINE_SIZE; longer: its error
+                        break
+                    args = view[pos + (5 if headed else 4):end].split()
+                    if len(args) not in ((4, 5) if headed else (3, 4)) or not args[-1].isdigit() or \
+                            not args[1].isdigit() or headed and not args[-2].isdigit():
+                        break  # malformed: nats-py's parser raises its ProtocolError
+                    start = end + 2
+                    stop = start + int(args[-1])
+                    if stop + 2 > size:
+                        waiting = True  # the payload is not all here yet
+                        break
+                    sid = int(args[1])
+                    reply = args[2] if len(args) == (5 if headed else 4) else b""
+                    pos = stop + 2
+                    route = direct.get(sid) if not headed and reply else None
+                    if route is not None and sid in subs:
+                        payload = view[start:stop]
+                        if route is not run_route and run:
+                            await flush(run, run_route)
+                            run = []
+                        run_route = route
+                        run.append((args[0], reply, payload, sid))
+                        stats["in_msgs"] += 1
+                        stats["in_bytes"] += len(payload)
+                        subs[sid]._received += 1
+                        continue
+                    if run:
+                        await flush(run, run_route)
+                        run = []
+                    split = start + int(args[-2]) if headed else start
+                    await nc._process_msg(sid, args[0], reply, view[split:stop], view[start:split] if headed else None)
+                if run:
+                    await flush(run, run_route)
+            finally:
+                del buf[:pos]
+            if pos < size and not waiting:
+                await parse()
+
+        return fast_parse
 
     def _clock_handler(self, ep: Endpoint, clock: TestClock) -> Callable[[Request], Any]:
         """Moves the test clock on the engine's thread (after what was queued
@@ -370,6 +493,7 @@ class O2OService:
         if self.svc is not None:
             await self.svc.stop()
         self.nc.__dict__.pop("_process_msg", None)  # the client's own receive path again
+        self.nc._ps.__dict__.pop("parse", None)
         await self.queries.stop()  # before the worker's thread goes
         await self.worker.stop()
         if self.pending:

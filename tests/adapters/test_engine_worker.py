@@ -101,3 +101,28 @@ def test_an_order_checked_when_offered_is_not_checked_again_by_the_engine_and_is
     assert checks == ["w1", "w2"]
     assert answered[1].status == answered[2].status == "routed"
     assert answered[1].money == answered[2].money
+
+
+def test_orders_offered_together_are_queued_in_order_and_those_past_a_bound_are_refused_by_position():
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+
+    async def go():
+        async def answer(batch):
+            raise AssertionError(f"a worker never started answered {batch}")
+
+        worker = EngineWorker(engine, answer, backpressure=Backpressure(max_queue=3, max_wait_ms=500))  # not started
+        worker.offer(order(0), 0)
+        refused = worker.offer_many([(order(i), i, None) for i in range(1, 5)])
+        assert [(i, str(e)) for i, e in refused] == [(2, "intake queue full (3 orders waiting)"),
+                                                     (3, "intake queue full (3 orders waiting)")]
+        assert [to for _, to, _, _ in worker.waiting] == [0, 1, 2]
+        worker.waiting.clear()
+        worker.seconds_per_order = 0.3  # what the last full batches cost: orders ahead take time to drain
+        refused = worker.offer_many([(order(i), i, None) for i in range(10, 20)])
+        assert [to for _, to, _, _ in worker.waiting] == [10, 11]
+        assert [i for i, _ in refused] == [2, 3, 4, 5, 6, 7, 8, 9]
+        assert str(refused[0][1]) == "about 0.6 s of orders waiting (limit 0.5 s)"
+        worker.accepting = False
+        assert [str(e) for _, e in worker.offer_many([(order(30), 30, None)])] == ["shutting down"]
+
+    asyncio.run(go())

@@ -226,3 +226,25 @@ def test_an_order_refused_in_its_batch_gets_its_error_and_counts_as_one_in_the_s
             assert submit["num_requests"] == 2 and submit["num_errors"] == 1
 
     run(go())
+
+
+def test_orders_sent_in_one_go_are_each_answered_and_counted_with_the_bad_ones_errors(nats_server):
+    async def go():
+        async with running_service(nats_server.url) as (engine, nc):
+            before = {e["name"]: e for e in json.loads(
+                (await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)["endpoints"]}["submit"]
+            payloads = [msgspec.json.encode(order(f"g{i}")) for i in range(60)]
+            payloads[17] = b"{not json"
+            payloads[41] = msgspec.json.encode(msgspec.structs.replace(order("g41"), lines=[Line("NO-SUCH", 1)]))
+            replies = await asyncio.gather(*(request(nc, "o2o.orders.submit", p) for p in payloads))
+            assert replies[17][0] == 400 and "not valid JSON" in replies[17][1]
+            assert replies[41] == (404, "$.lines[0].sku: unknown SKU 'NO-SUCH'")
+            assert all(code == 200 and body["external_id"] == f"g{i}" for i, (code, body) in enumerate(replies)
+                       if i not in (17, 41))
+            stats = json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=5)).data)
+            submit = {e["name"]: e for e in stats["endpoints"]}["submit"]
+            assert submit["num_requests"] - before["num_requests"] == 60
+            assert submit["num_errors"] - before["num_errors"] == 2
+            assert submit["processing_time"] > before["processing_time"]
+
+    run(go())
