@@ -203,12 +203,15 @@ def _single(local: Local) -> tuple[np.ndarray, np.ndarray]:
 def _slots(local: Local) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """For the moves over single_resource components: each option's order,
     resource and amount (_single), the supply with resource -1 unbounded, and
-    its slot (node, or unserved, as 0..m-1) with the slot count m."""
-    owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
-    res, amount = _single(local)
-    supply = np.append(local.supply, np.inf)
-    slot = np.unique(local.node, return_inverse=True)[1]
-    return owner, res, amount, supply, slot, int(slot.max()) + 1
+    its slot (node, or unserved, as 0..m-1) with the slot count m. Made
+    once per Local (2.5 ms at 40 x 1000; read only)."""
+    if not hasattr(local, "_slots"):
+        owner = np.repeat(np.arange(len(local.orders)), np.diff(local.ptr))
+        res, amount = _single(local)
+        supply = np.append(local.supply, np.inf)
+        slot = np.unique(local.node, return_inverse=True)[1]
+        local._slots = owner, res, amount, supply, slot, int(slot.max()) + 1
+    return local._slots
 
 
 @dataclass
@@ -606,13 +609,17 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float, first_b
     nodes' (generalised assignment), from a fitting answer; returns a fitting
     answer no costlier. On type C-E 40 x 1000 it reached a local optimum of
     these moves in 3-4 rounds, 0.4-0.7% below the repair's answer, where the
-    tabu search's single moves had time for a fraction of that."""
+    tabu search's single moves had time for a fraction of that (and from
+    that local optimum the tabu search found nothing better in 800 ms, D and
+    E seed 1). Rows are the ROUND_ROWS orders furthest above their cheapest
+    option; the next ROUND_ROWS, when those had no move, took 60% of the
+    time to the local optimum and bought 0.01% (C-E seeds 1-3)."""
+    if not rounds_apply(local):
+        return chosen
     k = len(local.orders)
     owner, res, amount, supply, slot, m = _slots(local)
     slot_res = np.full(m, -1)
     slot_res[slot] = res
-    if m < 3 or not (slot_res[slot] == res).all():
-        return chosen  # (options at one node taking different resources: not this search's case)
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
     cost = local.cost
@@ -649,7 +656,7 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float, first_b
         used[-1] = 0.0
         return False
 
-    chunk, took, first = 0, 0.0, deadline if first_by is None else max(deadline, first_by)
+    took, first = 0.0, deadline if first_by is None else max(deadline, first_by)
     # no round that would end past the deadline, but the first until first_by: on a machine at load 10 the
     # repair had left none, and a first round takes the answer about half way to its local optimum (5 ms of CPU:
     # 0.8 -> 0.46% above the bound on type D 40 x 1000)
@@ -667,12 +674,11 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float, first_b
                 moved += 1
         # swaps and chains: rows i move to j's node (a move that lowers the cost has an order not at its
         # cheapest option moving first), columns j make room there: to i's node (swap) or out (chain)
-        # (a round costs rows x orders: the orders furthest above their cheapest option first, the next
-        # ones only when those have no move)
+        # (a round costs rows x orders: the orders furthest above their cheapest option)
         regret = cost[chosen] - cheapest
         rows = np.flatnonzero(regret > EPS)
-        rows = rows[np.argsort(-regret[rows], kind="stable")][chunk * ROUND_ROWS:(chunk + 1) * ROUND_ROWS]
-        if len(rows) and time.perf_counter() < deadline:
+        rows = rows[np.argsort(-regret[rows], kind="stable")][:ROUND_ROWS]
+        if len(rows) and (time.perf_counter() < deadline or not took):
             cs, ca, cc = slot[chosen], amount[chosen].astype(np.float32), cost[chosen].astype(np.float32)
             slack = np.where(slot_res < 0, np.inf, supply[slot_res] - used[slot_res]).astype(np.float32)
             room = slack[cs] + ca + np.float32(1e-6)  # what each order's node can take once it leaves
@@ -728,13 +734,19 @@ def improve_in_rounds(local: Local, chosen: np.ndarray, deadline: float, first_b
                     chosen[i], chosen[j], done[i], done[j] = qi, qj, True, True
                     moved += 1
         took = time.perf_counter() - now
-        if moved:
-            chunk = 0
-        elif len(rows) == ROUND_ROWS:
-            chunk += 1
-        else:
+        if not moved:
             break
     return chosen
+
+
+def rounds_apply(local: Local) -> bool:
+    """improve_in_rounds' case: one resource per option, its node's, and at least 3 nodes."""
+    if not single_resource(local):
+        return False
+    _, res, _, _, slot, m = _slots(local)
+    slot_res = np.full(m, -1)
+    slot_res[slot] = res
+    return m >= 3 and bool((slot_res[slot] == res).all())
 
 
 def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None,
