@@ -21,7 +21,7 @@ import numpy as np
 from engine.routing import flow
 from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
-from engine.routing.problem import INF, Problem, Solution, flat, objective, whole
+from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
 from engine.routing.repair import (Local, Search, feasible_first, improve_in_rounds, lagrangian, priced_fit,
                                    priced_options, rounds_apply, single_resource, tabu)
@@ -151,10 +151,12 @@ def each_at_cheapest(problem: Problem) -> Solution | None:
     no order can do better, so when they all fit together this is the
     optimum. A small batch (one or two orders, off-peak) is answered here in
     microseconds; the array path below costs about a millisecond whatever
-    the size. None when they do not fit, or the batch is not small."""
+    the size. None when they do not fit."""
     n = problem.n_orders
-    if n > SMALL or (problem.split and bool((problem.pair_cost < 0).any())):
+    if problem.split and bool((problem.pair_cost < 0).any()):
         return None  # two negative-cost parts may beat one
+    if n > SMALL:
+        return each_cheapest(problem)  # the same, in arrays
     ptr, lptr = problem.pair_ptr.tolist(), problem.line_ptr.tolist()
     parts: list[dict[int, list[int]]] = [{} for _ in range(n)]
     cap: dict[int, float] = {}

@@ -166,6 +166,37 @@ def whole(problem: Problem, nodes: list[int]) -> list[dict[int, list[int]]]:
     return out
 
 
+def each_cheapest(problem: Problem) -> Solution | None:
+    """Every order at its cheapest pair, or unserved where that costs less,
+    when all of them fit together (then no order can do better: optimal);
+    None when they do not. The check of optimal.each_at_cheapest in arrays:
+    a batch of 40 orders took about 0.6 ms through the reductions to the
+    same answer, this about a tenth of that."""
+    ptr, penalty = problem.pair_ptr, problem.penalty
+    first = ptr[:-1]
+    served = ptr[1:] > first
+    served[served] = problem.pair_cost[first[served]] <= penalty[served]
+    if np.isinf(penalty[~served]).any():
+        return None
+    orders = np.flatnonzero(served)
+    pairs = first[orders]
+    node = problem.pair_node[pairs]
+    if (np.bincount(node, problem.pair_load[pairs], problem.n_nodes) > problem.capacity).any():
+        return None
+    lstart, lend = problem.line_ptr[orders], problem.line_ptr[orders + 1]
+    line = ranges(lstart, lend)
+    cell = np.repeat(node, lend - lstart) * problem.stock.shape[1] + problem.line_sku[line]
+    cells, at = np.unique(cell, return_inverse=True)
+    if (np.bincount(at, problem.line_qty[line], len(cells)) > problem.stock.reshape(-1)[cells]).any():
+        return None
+    parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
+    for o, n, k in zip(orders.tolist(), node.tolist(), (lend - lstart).tolist()):
+        parts[o] = {n: list(range(k))}
+    # summed as objective() sums it (the same float)
+    value = float(problem.pair_cost[pairs].sum() + penalty[~served].sum())
+    return Solution(parts, "optimal", value, value)
+
+
 def flat(parts: list[dict[int, list[int]]], orders: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(order, node) of every part (of the given orders only, if given)."""
     which = range(len(parts)) if orders is None else orders.tolist()
