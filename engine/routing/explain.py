@@ -18,14 +18,18 @@ BLOCK = 1000  # orders per block of the dense cost matrix: about 5 MB per matrix
 
 # reasons, in the order they are checked
 EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN, ELSEWHERE = range(8)
+_CHECKED = np.array([EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, ELSEWHERE, FULL, NO_STOCK, TAKEN])
 
 
 def decisions(b: Batch, sol: Solution) -> list[Decision]:
     n_orders = len(b.orders)
     parts, part_o, part_n, total = chosen_parts(b, sol.parts)
     limit = np.full(n_orders, np.inf)
-    np.minimum.at(limit, part_o, -np.inf)  # served: replaced by the dearest part's cost below
-    np.maximum.at(limit, part_o, total)
+    if b.problem.split:
+        np.minimum.at(limit, part_o, -np.inf)  # served: replaced by the dearest part's cost below
+        np.maximum.at(limit, part_o, total)
+    else:  # one part an order at most
+        limit[part_o] = total
     lost_o, lost_n, reason = _losses(b, limit, part_o, part_n)
     losses: list[list[Loss]] = [[] for _ in range(n_orders)]
     for o, n, r in zip(lost_o.tolist(), lost_n.tolist(), reason):
@@ -71,8 +75,10 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
     its dearest chosen node and were not chosen: (order, node, reason).
     Orders x nodes matrices are made a block of orders at a time (memory)."""
     n_orders, n_nodes = b.dist.shape
-    excluded = np.zeros(b.dist.shape, bool)
-    excluded[b.excluded] = True
+    excluded = None  # most batches have no order a node declined
+    if len(b.excluded[0]):
+        excluded = np.zeros(b.dist.shape, bool)
+        excluded[b.excluded] = True
     chosen = np.zeros(b.dist.shape, bool)
     chosen[part_o, part_n] = True
     k = min(MAX_LOSSES, n_nodes)
@@ -80,7 +86,9 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
     for start in range(0, n_orders, BLOCK):
         rows = slice(start, start + BLOCK)
         # considered: nodes offering the order's mode (for pickup, only the chosen store), and those excluded
-        considered = np.where(b.pickup[rows, None], b.reach[rows], b.nodes.delivers[None, :]) | excluded[rows]
+        considered = np.where(b.pickup[rows, None], b.reach[rows], b.nodes.delivers[None, :])
+        if excluded is not None:
+            considered |= excluded[rows]
         cost = b.total_all(rows)
         cost[~considered | chosen[rows] | (cost >= limit[rows, None])] = np.inf
         lost = np.flatnonzero(np.isfinite(cost).any(axis=1))  # most orders have no cheaper node: ranked no further
@@ -96,14 +104,22 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
     return lo, ln, _reasons(b, lo, ln, excluded)
 
 
-def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray) -> list[str]:
+def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray | None) -> list[str]:
     """Why node ln[k] could not take order lo[k], the first check that fails."""
     _, _, eta, slack = b.timing(lo, ln)
     short = _short_line(b, lo, ln)
-    elsewhere = b.state.elsewhere[ln] if b.state.elsewhere is not None else np.zeros(len(ln), bool)
-    checks = [excluded[lo, ln], ~b.reach[lo, ln], b.open_for[ln] < eta, slack < 0, elsewhere,
-              b.state.capacity_left[ln] <= 0, short >= 0]
-    code = np.select(checks, [EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, ELSEWHERE, FULL, NO_STOCK], TAKEN)
+    # a row per check, in _CHECKED's order, then one that always holds; the first true row is the reason
+    # (np.select over the rows took several times as long on a small batch)
+    checks = np.empty((8, len(lo)), bool)
+    checks[0] = False if excluded is None else excluded[lo, ln]
+    np.logical_not(b.reach[lo, ln], out=checks[1])
+    np.less(b.open_for[ln], eta, out=checks[2])
+    np.less(slack, 0, out=checks[3])
+    checks[4] = False if b.state.elsewhere is None else b.state.elsewhere[ln]
+    np.less_equal(b.state.capacity_left[ln], 0, out=checks[5])
+    np.greater_equal(short, 0, out=checks[6])
+    checks[7] = True
+    code = _CHECKED[checks.argmax(axis=0)]
     out = []
     for k, (o, c) in enumerate(zip(lo.tolist(), code.tolist())):
         order = b.orders[o]
