@@ -22,6 +22,7 @@ from engine.travel import STRAIGHT_LINE, TravelTimes
 
 # Lateness risk rises from 0 to 1 as the slack to the promise falls below this.
 RISK_SLACK_MIN = 15.0
+DISTINCT_FROM = 1024  # lines in a batch from which each distinct (SKU, qty) is checked once (_stocked)
 SORT_WHOLE = 4096  # up to this many feasible pairs, a batch's are sorted whole (_first_k)
 
 
@@ -306,14 +307,18 @@ def _stocked(line_ptr, line_sku, line_qty, atp, n_orders: int, any_line: bool) -
     nonempty = counts > 0
     if not nonempty.any():
         return np.ones((n_orders, n_nodes), bool)
-    key = line_sku.astype(np.int64) * (1 << 32) + line_qty
-    uniq, which = np.unique(key, return_inverse=True)
-    holds = np.take(atp, uniq >> 32, axis=1) >= (uniq & 0xFFFFFFFF)[None, :]  # (nodes, distinct lines)
+    if len(line_sku) <= DISTINCT_FROM:  # few lines: checking each costs less than finding the distinct ones
+        which = None
+        holds = np.take(atp, line_sku, axis=1) >= line_qty  # (nodes, lines)
+    else:
+        key = line_sku.astype(np.int64) * (1 << 32) + line_qty
+        uniq, which = np.unique(key, return_inverse=True)
+        holds = np.take(atp, uniq >> 32, axis=1) >= (uniq & 0xFFFFFFFF)[None, :]  # (nodes, distinct lines)
     # (packed along contiguous rows: along the nodes axis of `holds` it took three times as long)
     packed = np.packbits(np.ascontiguousarray(holds.T), axis=1)  # (distinct lines, bytes of nodes)
     packed = np.hstack([packed, np.zeros((len(packed), (-packed.shape[1]) % 8), np.uint8)])
     words = packed.view(np.uint64)  # (distinct lines, words of nodes)
     out = np.full((n_orders, words.shape[1]), ~np.uint64(0))  # an order without lines needs no stock
     reduce = np.bitwise_or if any_line else np.bitwise_and
-    out[nonempty] = reduce.reduceat(words[which], line_ptr[:-1][nonempty], axis=0)
+    out[nonempty] = reduce.reduceat(words if which is None else words[which], line_ptr[:-1][nonempty], axis=0)
     return np.unpackbits(out.view(np.uint8), axis=1, count=n_nodes).view(bool)

@@ -27,8 +27,9 @@ def test_the_stock_bit_sets_say_what_checking_every_line_at_every_node_says(data
     line_ptr = np.concatenate([[0], np.cumsum([len(o) for o in orders])]).astype(np.int64)
     line_sku = np.array([s for o in orders for s in o], dtype=np.int64)
     line_qty = np.array([q for o in orders for q in o.values()], dtype=np.int64)
-    for any_line in (False, True):
-        got = _stocked(line_ptr, line_sku, line_qty, atp, len(orders), any_line)
+    for any_line, distinct_from in ((False, 1024), (True, 1024), (False, 0), (True, 0)):  # each line, distinct ones
+        with patch.object(candidates, "DISTINCT_FROM", distinct_from):
+            got = _stocked(line_ptr, line_sku, line_qty, atp, len(orders), any_line)
         reduce = any if any_line else all
         want = [[reduce(atp[n, s] >= q for s, q in o.items()) if o else True for n in range(n_nodes)] for o in orders]
         assert got.tolist() == want
