@@ -23,8 +23,8 @@ from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
-from engine.routing.repair import (Local, Search, feasible_first, improve_in_rounds, lagrangian, priced_fit,
-                                   priced_options, rounds_apply, single_resource, tabu)
+from engine.routing.repair import (Local, Search, feasible_first, improve_by_nodes, improve_in_rounds, lagrangian,
+                                   priced_fit, priced_options, rounds_apply, single_resource, tabu)
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_SOLVE_S = 0.005  # with less time left than this, no solver is started
@@ -421,11 +421,11 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     if (chosen >= 0).all() and time.perf_counter() < (deadline if last is None else max(deadline, last)):
         if single_resource(local):
             # on large components many improving moves per round, to their local optimum (the tabu search
-            # found nothing better from it); up to ROUNDS_FROM orders the tabu search, which weighs every swap
-            # each step (it did better alone on C-E 10 x 100) and may pass through answers that overfill; then
-            # CP-SAT from its best
+            # over all orders found nothing better from it), then the orders of a few nodes at a time searched
+            # again; up to ROUNDS_FROM orders the tabu search, which weighs every swap each step (it did better
+            # alone on C-E 10 x 100) and may pass through answers that overfill; then CP-SAT from its best
             if len(orders) > ROUNDS_FROM and rounds_apply(local):
-                chosen = improve_in_rounds(local, chosen, deadline, first_by=last)
+                chosen = improve_by_nodes(local, improve_in_rounds(local, chosen, deadline, first_by=last), deadline)
             else:
                 chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)
             assert chosen is not None  # it started from a fitting answer

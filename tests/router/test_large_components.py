@@ -20,7 +20,8 @@ from engine.routing.mip import solve_mip, solve_relaxation
 from engine.routing.optimal import PRICED_OPTIONS, SEARCH_SHARE, solve_optimal
 from engine.routing.problem import objective, violations, whole
 from engine.routing.problem_file import LineSpec, NodeSpec, OrderSpec, ProblemFile, to_problem
-from engine.routing.repair import Local, construct, improve_in_rounds, priced_options, single_resource, tabu
+from engine.routing.repair import (Local, construct, improve_by_nodes, improve_in_rounds, priced_options, rounds_apply,
+                                   single_resource, tabu)
 from tests.router.test_solvers import must_assign_problems, problems
 
 
@@ -96,6 +97,12 @@ def test_moves_in_rounds_keep_every_resource_within_supply_and_never_answer_wors
     assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
     assert local.cost[best].sum() <= local.cost[start].sum() + 1e-9
     assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[best], np.arange(len(orders)))
+    if rounds_apply(local):  # then the orders of a node at a time (6 in the solver: these have at most 5)
+        with patch("engine.routing.repair.LNS_NODES", 1):
+            again = improve_by_nodes(local, best.copy(), time.perf_counter() + 0.02)
+        assert (np.asarray(local.use[again].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
+        assert local.cost[again].sum() <= local.cost[best].sum() + 1e-9
+        assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[again], np.arange(len(orders)))
 
 
 def test_moves_in_rounds_bring_a_type_d_answer_closer_to_its_bound():
@@ -108,6 +115,18 @@ def test_moves_in_rounds_bring_a_type_d_answer_closer_to_its_bound():
     best = improve_in_rounds(local, start.copy(), np.inf)
     assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
     assert local.cost[best].sum() < local.cost[start].sum()
+
+
+def test_nodes_searched_again_take_the_rounds_answer_lower_and_keep_it_within_capacity():
+    # type C, 20 nodes x 400 orders: from the local optimum of the rounds, the orders of 6 nodes at a time
+    problem = to_problem(gap("C", 20, 400, 3))
+    orders = np.arange(problem.n_orders)
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    start = improve_in_rounds(local, construct(local, "share"), np.inf)
+    best = improve_by_nodes(local, start.copy(), time.perf_counter() + 1.0)
+    assert (np.asarray(local.use[best].sum(axis=0)).ravel() <= local.supply + 1e-9).all()
+    assert local.cost[best].sum() < local.cost[start].sum()
+    assert np.array_equal(np.repeat(np.arange(len(orders)), np.diff(local.ptr))[best], np.arange(len(orders)))
 
 
 def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
