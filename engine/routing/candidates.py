@@ -165,14 +165,11 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
     w = settings.weights
     n_orders, n_nodes = len(orders), len(nodes.ids)
     line_ptr, line_sku, line_qty, stock = _lines(orders, state)
-    # what the arrays need of each order, in one pass (a pass per array cost more on a small batch)
-    now, home_of, base = state.now, nodes.index.get, w.unserved_base
-    per = np.array([(o.lat, o.lon, o.mode == "pickup", (o.promised_at - now) / 60, home_of(o.home_node or "", -1),
-                     np.inf if o.must_assign else base + o.value) for o in orders], float).reshape(-1, 6).T.copy()
-    lat, lon, minutes_left, penalty = per[0], per[1], per[3], per[5]
-    pickup, home = per[2] == 1.0, per[4].astype(np.int64)
+    lat = np.fromiter((o.lat for o in orders), float, n_orders)
+    lon = np.fromiter((o.lon for o in orders), float, n_orders)
     dist = _distances(lat, lon, nodes)
     road = nodes.travel.road(nodes, lat, lon, dist)
+    pickup = np.array([o.mode == "pickup" for o in orders], dtype=bool)
 
     # in reach: delivery within the radius, pickup at the chosen store (if it offers pickup)
     reach = nodes.delivers[None, :] & (dist <= nodes.radius[None, :])
@@ -189,7 +186,9 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
                 ex_n.append(k)
     excluded = (np.array(ex_o, dtype=np.int64), np.array(ex_n, dtype=np.int64))
     b = Batch(problem=None, orders=orders, nodes=nodes, state=state, weights=w, dist=dist,  # type: ignore[arg-type]
-              open_for=nodes.open_until(state.now), pickup=pickup, minutes_left=minutes_left, home=home,
+              open_for=nodes.open_until(state.now), pickup=pickup,
+              minutes_left=np.array([(o.promised_at - state.now) / 60 for o in orders]),
+              home=np.array([nodes.index.get(o.home_node or "", -1) for o in orders], dtype=np.int64),
               reach=reach, excluded=excluded, road=None if road is None else road.minutes,
               guessed=None if road is None else road.guessed)
 
@@ -218,7 +217,7 @@ def build(orders: list[OrderToRoute], state: NetworkState, settings: RouterSetti
         n_nodes=n_nodes, pair_order=oi[keep], pair_node=ni[keep], pair_cost=cost[keep],
         pair_load=np.ones(int(keep.sum())), line_ptr=line_ptr, line_sku=line_sku, line_qty=line_qty,
         stock=stock, capacity=state.capacity_left,
-        penalty=penalty,
+        penalty=np.array([np.inf if o.must_assign else w.unserved_base + o.value for o in orders]),
         split=settings.allow_split, split_penalty=w.split_penalty,
     )
     return b
