@@ -22,7 +22,7 @@ from engine.travel import STRAIGHT_LINE, TravelTimes
 
 # Lateness risk rises from 0 to 1 as the slack to the promise falls below this.
 RISK_SLACK_MIN = 15.0
-DISTINCT_FROM = 1024  # lines in a batch from which each distinct (SKU, qty) is checked once (_stocked)
+DISTINCT_FROM = 256  # lines in a batch from which each distinct (SKU, qty) is checked once (_stocked)
 SORT_WHOLE = 4096  # up to this many feasible pairs, a batch's are sorted whole (_first_k)
 
 
