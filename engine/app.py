@@ -542,12 +542,12 @@ class Engine:
         slots: dict[str, Slot] = {}  # fresh orders asking for a later slot
         later: set[str] = set()  # fresh orders to book after opening rather than reject as closed
         fresh: dict[UUID, Order] = {}
-        keys: list[str] = []  # str(order id), made once per order (UUID.__str__ is dear)
+        keys: list[str] = []  # str(order id), made once per order
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
-            key = str(oid)
+            key = ids.text(oid)
             repeat = key in self.readmodels.orders or oid in fresh
             if not repeat:
                 try:
