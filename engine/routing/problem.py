@@ -186,14 +186,9 @@ def each_cheapest(problem: Problem) -> Solution | None:
     lstart, lend = problem.line_ptr[orders], problem.line_ptr[orders + 1]
     line = ranges(lstart, lend)
     cell = np.repeat(node, lend - lstart) * problem.stock.shape[1] + problem.line_sku[line]
-    qty, stock = problem.line_qty[line], problem.stock.reshape(-1)
-    if (qty > stock[cell]).any():
+    cells, at = np.unique(cell, return_inverse=True)
+    if (np.bincount(at, problem.line_qty[line], len(cells)) > problem.stock.reshape(-1)[cells]).any():
         return None
-    ordered = np.sort(cell)
-    if (ordered[1:] == ordered[:-1]).any():  # a cell two orders draw on: their sum (np.unique cost more, so only then)
-        cells, at = np.unique(cell, return_inverse=True)
-        if (np.bincount(at, qty, len(cells)) > stock[cells]).any():
-            return None
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     for o, n, k in zip(orders.tolist(), node.tolist(), (lend - lstart).tolist()):
         parts[o] = {n: list(range(k))}
