@@ -283,9 +283,10 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             parts[o] = sol.parts[o]
         _take(work, parts, rest, stock, capacity)
     value = objective(work, parts, orders)
-    if hard and np.isfinite(value) and not proven:
-        value = _descend(work, orders, parts, stock, capacity, deadline, local, last=last)
     bound = work.round_bound(bound)
+    proven = proven or value <= bound + 1e-9 * max(1.0, abs(bound))
+    if hard and np.isfinite(value) and not proven:  # (type A 40 x 1000: the priced LP's answer is whole, optimal)
+        value = _descend(work, orders, parts, stock, capacity, deadline, local, last=last)
     answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible,
                     improve=not searched, greedy=greedy)
     # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
