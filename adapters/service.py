@@ -27,7 +27,7 @@ from adapters.partition_routes import PartitionRoutes
 from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
 from domain.ids import order_id
-from adapters.wire import WireError, decode, encode, from_exception, wants_msgpack
+from adapters.wire import WireError, decode, encode, encode_lines, from_exception, wants_msgpack
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
@@ -412,20 +412,25 @@ class O2OService:
         replies (their header) one by one. An order taken straight from the
         parser carries its reply subject (bytes), not a Msg."""
         nc = self.nc
-        together: list[bytes] = []
         ok: list[tuple[tuple[Endpoint, Any, bool], Any]] = []
+        replies: list[bytes] = []
         one_by_one = []
-        size = 0
         for item in answers:
             (ep, msg, mp), result = item
             reply = msg if type(msg) is bytes else msg.reply.encode()
             if mp or isinstance(result, Exception) or not reply:
                 one_by_one.append(item)
                 continue
-            data = encode(result)
-            together += (b"PUB ", reply, b" %d\r\n" % len(data), data, b"\r\n")
             ok.append(item)
-            size += len(data)
+            replies.append(reply)
+        together: list[bytes] = []
+        size = 0
+        if ok:
+            # one encoder call for the batch: JSON lines (a newline never occurs inside one)
+            lines = encode_lines([result for _, result in ok])
+            size = len(lines) - len(ok)
+            for reply, data in zip(replies, lines.split(b"\n")):
+                together += (b"PUB ", reply, b" %d\r\n" % len(data), data, b"\r\n")
         if together and (not nc.is_connected or nc.is_draining_pubs):
             one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
         elif together:

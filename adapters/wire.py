@@ -53,6 +53,11 @@ def encode(obj: Any, msgpack: bool = False) -> bytes:
     return _msgpack.encode(obj) if msgpack else _json.encode(obj)
 
 
+def encode_lines(objs: list[Any]) -> bytes:
+    """JSON messages, one a line (JSON never holds a raw newline): a batch encoded in one call."""
+    return _json.encode_lines(objs)
+
+
 def _field_first(message: str) -> str:
     """'Expected `int` >= 1 - at `$.lines[0].qty`' -> '$.lines[0].qty: expected int >= 1'."""
     m = re.match(r"^(.*) - at `(.*)`$", message)
