@@ -311,7 +311,15 @@ class O2OService:
         async def flush(run: list[tuple[bytes, bytes, bytes, int]], route: Any) -> None:
             ep, _, take_many = route
             outcomes = take_many([(data, reply) for _, reply, data, _ in run])
+            if not outcomes:
+                return
+            # refusals (bad input, 503) in one buffer, as nats.micro's respond_error would send each
+            refused = [(run[i][1], o) for i, o in outcomes if type(o) is WireError]
+            if refused and not await self._publish_all([_error_reply(reply, w) for reply, w in refused], 0):
+                refused = []  # publish's own rules: one by one
             for i, outcome in outcomes:
+                if refused and type(outcome) is WireError:
+                    continue
                 subject, reply, data, sid = run[i]
                 await self._taken(nc._build_message(sid, subject, reply, data, None), outcome)
 
@@ -423,25 +431,13 @@ class O2OService:
                 continue
             ok.append(item)
             replies.append(reply)
-        together: list[bytes] = []
-        size = 0
         if ok:
             # one encoder call for the batch: JSON lines (a newline never occurs inside one)
             lines = encode_lines([result for _, result in ok])
-            size = len(lines) - len(ok)
-            for reply, data in zip(replies, lines.split(b"\n")):
-                together += (b"PUB ", reply, b" %d\r\n" % len(data), data, b"\r\n")
-        if together and (not nc.is_connected or nc.is_draining_pubs):
-            one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
-        elif together:
-            try:
-                nc.stats["out_msgs"] += len(ok)  # what Client.publish does for each message
-                nc.stats["out_bytes"] += size
-                await nc._send_command(b"".join(together))
-                if nc._flush_queue is not None and nc._flush_queue.empty():
-                    await nc._flush_pending()
-            except Exception as e:
-                log.warning("could not answer %d orders: %s", len(ok), untraced(e))
+            together = [b"PUB %s %d\r\n%s\r\n" % (reply, len(data), data)
+                        for reply, data in zip(replies, lines.split(b"\n"))]
+            if not await self._publish_all(together, len(lines) - len(ok)):
+                one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
         for (ep, msg, mp), result in one_by_one:
             if type(msg) is bytes:
                 msg = Msg(_client=nc, reply=msg.decode())
@@ -449,6 +445,25 @@ class O2OService:
                 await self._respond(ep, Request(msg), mp, result)
             except Exception as e:  # the connection is gone: the rest of the batch still gets its answers
                 log.warning("could not answer %s: %s", ep.name, untraced(e))
+
+    async def _publish_all(self, commands: list[bytes], size: int) -> bool:
+        """PUB or HPUB commands (`size`: their payloads' bytes) written to the
+        connection at once, not a publish each with its checks and flush;
+        False, sending nothing, while the client is not connected or drains
+        (publish's own rules apply then). A write that fails is logged: those
+        callers hear nothing, as with a publish into a lost connection."""
+        nc = self.nc
+        if not nc.is_connected or nc.is_draining_pubs:
+            return False
+        try:
+            nc.stats["out_msgs"] += len(commands)  # what Client.publish does for each message
+            nc.stats["out_bytes"] += size
+            await nc._send_command(b"".join(commands))
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
+        except Exception as e:
+            log.warning("could not answer %d requests: %s", len(commands), untraced(e))
+        return True
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
         if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result.partition):
@@ -506,6 +521,17 @@ class O2OService:
         if self.publisher:
             await self.publisher.stop()
             self.engine.on_commit.remove(self.publisher.feed)
+
+
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})  # as nats-py writes a header value
+
+
+def _error_reply(reply: bytes, w: WireError) -> bytes:
+    """The HPUB command nats.micro's `respond_error` has the client send: its
+    two headers in its order, no body."""
+    hdr = b"NATS/1.0\r\nNats-Service-Error: %s\r\nNats-Service-Error-Code: %d\r\n\r\n" % (
+        w.description.strip().translate(_NEWLINES).encode(), w.code)
+    return b"HPUB %s %d %d\r\n%s\r\n" % (reply, len(hdr), len(hdr), hdr)
 
 
 def _refusal(e: Exception) -> WireError:

@@ -116,3 +116,29 @@ def test_a_malformed_line_is_left_to_nats_pys_parser_and_its_protocol_error():
         pass
     else:
         raise AssertionError("no ProtocolError")
+
+
+def test_an_order_refused_at_once_is_answered_with_the_command_nats_micros_respond_error_sends():
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.micro.request import Request
+
+    from adapters.service import _error_reply
+    from adapters.wire import WireError
+
+    sent: list[bytes] = []
+    nc = Client()
+
+    async def send_command(cmd, priority=False):
+        sent.append(bytes(cmd))
+
+    nc._send_command = send_command
+    nc._max_pending_size = 1 << 20  # not connected: publish buffers, as while reconnecting
+    error = WireError(400, "$.lines[0].qty: expected `int` >= 1\r\nand \u00e9 more ")
+
+    async def go():
+        await Request(Msg(_client=nc, reply="_INBOX.x.1")).respond_error(str(error.code), error.description)
+
+    asyncio.run(go())
+    # nats-py writes its empty reply-to field as a second space: the server reads the same command
+    assert [cmd.replace(b"  ", b" ", 1) for cmd in sent] == [_error_reply(b"_INBOX.x.1", error)]
