@@ -27,7 +27,7 @@ from adapters.partition_routes import PartitionRoutes
 from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
 from domain.ids import order_id
-from adapters.wire import WireError, decode, encode, encode_lines, from_exception, wants_msgpack
+from adapters.wire import WireError, decode, encode, encode_into, from_exception, wants_msgpack
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
@@ -61,6 +61,7 @@ class O2OService:
         self._ticker: asyncio.Task | None = None
         self.svc: Any = None
         self._schemas: bytes | None = None
+        self._scratch = bytearray()  # each JSON reply of a batch is encoded here, then copied out
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -315,7 +316,8 @@ class O2OService:
                 return
             # refusals (bad input, 503) in one buffer, as nats.micro's respond_error would send each
             refused = [(run[i][1], o) for i, o in outcomes if type(o) is WireError]
-            if refused and not await self._publish_all([_error_reply(reply, w) for reply, w in refused], 0):
+            if refused and not await self._publish_all(b"".join([_error_reply(reply, w) for reply, w in refused]),
+                                                       len(refused), 0):
                 refused = []  # publish's own rules: one by one
             for i, outcome in outcomes:
                 if refused and type(outcome) is WireError:
@@ -432,11 +434,14 @@ class O2OService:
             ok.append(item)
             replies.append(reply)
         if ok:
-            # one encoder call for the batch: JSON lines (a newline never occurs inside one)
-            lines = encode_lines([result for _, result in ok])
-            together = [b"PUB %s %d\r\n%s\r\n" % (reply, len(data), data)
-                        for reply, data in zip(replies, lines.split(b"\n"))]
-            if not await self._publish_all(together, len(lines) - len(ok)):
+            out, scratch, size = bytearray(), self._scratch, 0
+            for reply, (_, result) in zip(replies, ok):
+                encode_into(result, scratch)
+                out += b"PUB %s %d\r\n" % (reply, len(scratch))
+                out += scratch
+                out += b"\r\n"
+                size += len(scratch)
+            if not await self._publish_all(out, len(ok), size):
                 one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
         for (ep, msg, mp), result in one_by_one:
             if type(msg) is bytes:
@@ -446,8 +451,8 @@ class O2OService:
             except Exception as e:  # the connection is gone: the rest of the batch still gets its answers
                 log.warning("could not answer %s: %s", ep.name, untraced(e))
 
-    async def _publish_all(self, commands: list[bytes], size: int) -> bool:
-        """PUB or HPUB commands (`size`: their payloads' bytes) written to the
+    async def _publish_all(self, commands: bytes | bytearray, n: int, size: int) -> bool:
+        """`n` PUB or HPUB commands (`size`: their payloads' bytes) written to the
         connection at once, not a publish each with its checks and flush;
         False, sending nothing, while the client is not connected or drains
         (publish's own rules apply then). A write that fails is logged: those
@@ -456,13 +461,13 @@ class O2OService:
         if not nc.is_connected or nc.is_draining_pubs:
             return False
         try:
-            nc.stats["out_msgs"] += len(commands)  # what Client.publish does for each message
+            nc.stats["out_msgs"] += n  # what Client.publish does for each message
             nc.stats["out_bytes"] += size
-            await nc._send_command(b"".join(commands))
+            await nc._send_command(commands)
             if nc._flush_queue is not None and nc._flush_queue.empty():
                 await nc._flush_pending()
         except Exception as e:
-            log.warning("could not answer %d requests: %s", len(commands), untraced(e))
+            log.warning("could not answer %d requests: %s", n, untraced(e))
         return True
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:

@@ -53,9 +53,9 @@ def encode(obj: Any, msgpack: bool = False) -> bytes:
     return _msgpack.encode(obj) if msgpack else _json.encode(obj)
 
 
-def encode_lines(objs: list[Any]) -> bytes:
-    """JSON messages, one a line (JSON never holds a raw newline): a batch encoded in one call."""
-    return _json.encode_lines(objs)
+def encode_into(obj: Any, buffer: bytearray) -> None:
+    """JSON into `buffer` (replacing what it held): a reused buffer spares a bytes object per message."""
+    _json.encode_into(obj, buffer)
 
 
 def _field_first(message: str) -> str:
