@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import resource
 import sys
 import time
@@ -22,6 +23,8 @@ import nats
 import numpy as np
 
 TIMEOUT = -1  # code of a request that heard nothing within the timeout
+MISROUTED = -2  # code of a request answered ok with a reply naming another order
+_EXTERNAL_ID = re.compile(rb'"external_id":\s*("[^"]*")')
 SEND_TICK_S = 0.0005  # the sender wakes this often and sends every request due
 
 
@@ -45,7 +48,7 @@ class Result(msgspec.Struct):
     sent: int
     seconds: float  # from the first due time to the last reply
     latency_s: bytes  # float64 per request, NaN where no reply came
-    code: bytes  # int32 per request: 0 ok, the service's error code, or TIMEOUT
+    code: bytes  # int32 per request: 0 ok, the service's error code, TIMEOUT or MISROUTED
     replies: bytes  # int16 per request: replies received (1, or 0, or more: doubled)
     max_send_lag_s: float  # how far behind its schedule the generator ever was
     cpu_s: float  # the generator's own CPU
@@ -59,6 +62,8 @@ def arrays(r: Result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 async def run(url: str, subject: str, payloads: list[bytes], rate: float, timeout: float,
               subjects: list[str] | None = None) -> Result:
     n = len(payloads)
+    # an order's ok reply names its external_id: a reply meant for another request shows (JSON orders only)
+    expect = [m.group(1) if (m := _EXTERNAL_ID.search(p)) else None for p in payloads]
     latency = np.full(n, np.nan)
     code = np.zeros(n, np.int32)
     replies = np.zeros(n, np.int16)
@@ -82,6 +87,8 @@ async def run(url: str, subject: str, payloads: list[bytes], rate: float, timeou
         if headers and "Nats-Service-Error-Code" in headers:
             c = headers["Nats-Service-Error-Code"]
             code[i] = int(c) if c.isdigit() else 500
+        elif expect[i] is not None and expect[i] not in msg.data:
+            code[i] = MISROUTED
         if answered == n:
             all_in.set()
 

@@ -26,7 +26,7 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result | None]]) -
                 outcomes[event.originator_id] += 1
     finally:
         log.close()
-    answered = refused = unanswered = doubled = 0
+    answered = refused = unanswered = doubled = misrouted = 0
     missing = twice = stored_refused = 0
     for orders, r in sent:
         if r is None:  # the JetStream intake: acknowledged means stored, every one was
@@ -39,6 +39,9 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result | None]]) -
             if c == loadgen.TIMEOUT:
                 unanswered += 1
                 continue
+            if c == loadgen.MISROUTED:  # an ok reply naming another order: this one's fate is unknown to its client
+                misrouted += 1
+                continue
             if c == 0:
                 answered += 1
                 if placed[oid] == 0 or outcomes[oid] == 0:
@@ -48,9 +51,10 @@ def zero_loss(store: str, sent: list[tuple[list[Any], loadgen.Result | None]]) -
             else:
                 refused += 1
                 stored_refused += placed[oid] > 0
-    ok = missing == twice == stored_refused == doubled == unanswered == 0
-    return {"ok": ok, "orders_sent": answered + refused + unanswered, "answered": answered, "refused": refused,
-            "unanswered": unanswered, "doubled_replies": doubled, "answered_but_not_stored": missing,
+    ok = missing == twice == stored_refused == doubled == unanswered == misrouted == 0
+    return {"ok": ok, "orders_sent": answered + refused + unanswered + misrouted, "answered": answered,
+            "refused": refused, "unanswered": unanswered, "doubled_replies": doubled,
+            "answered_with_another_orders_reply": misrouted, "answered_but_not_stored": missing,
             "stored_twice": twice, "refused_but_stored": stored_refused}
 
 

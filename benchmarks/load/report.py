@@ -36,7 +36,9 @@ def table(report: dict[str, Any]) -> None:
     z = report["zero_loss"]
     print(f"zero-loss check: {'passed' if z['ok'] else 'FAILED'}: {z['orders_sent']:,} sent, {z['answered']:,} answered "
           f"and stored once with one outcome, {z['refused']} refused, {z['unanswered']} unanswered, "
-          f"{z['answered_but_not_stored']} answered but not stored, {z['stored_twice']} stored twice, "
+          f"{z['answered_but_not_stored']} answered but not stored, "
+          f"{z.get('answered_with_another_orders_reply', 0)} answered with another order's reply, "
+          f"{z['stored_twice']} stored twice, "
           f"{z['doubled_replies']} doubled replies")
 
 

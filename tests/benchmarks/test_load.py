@@ -4,12 +4,15 @@ check must catch an answered order the store lacks, a refused one it holds and a
 reply that came twice."""
 from __future__ import annotations
 
+import asyncio
 import json
 
+import nats
 import numpy as np
 import pytest
 
 from adapters.cli import main
+from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
 from benchmarks.load.check import zero_loss
 from benchmarks.load.plan import demand
@@ -91,3 +94,37 @@ def test_repeat_runs_the_main_run_on_as_many_fresh_engines_first_and_the_worst_r
     assert m["worst"] == {"repeat": 3, "p99_ms": 40.0, "errors": 2, "timeouts": 0}
     assert not m["all_sustained"] and m["median_cpu_us_per_request"] == 102.0
     assert repeated([run(1, 90.0, {}), run(2, 300.0, {})])["worst"]["repeat"] == 2
+
+
+def test_an_ok_reply_naming_another_order_is_caught_and_fails_the_check(tmp_path):
+    server = EmbeddedNats(tmp_path / "nats").start()
+    payloads = [b'{"channel":"app","external_id":"o-%d","lines":[]}' % i for i in range(6)]
+
+    async def go() -> loadgen.Result:
+        nc = await nats.connect(server.url)
+
+        async def answer(msg):  # orders 1 and 4 get order 0's reply
+            ext = msg.data.split(b'"external_id":"')[1].split(b'"')[0]
+            wrong = ext in (b"o-1", b"o-4")
+            await msg.respond(b'{"external_id":"%s","status":"routed"}' % (b"o-0" if wrong else ext))
+
+        await nc.subscribe("o2o.orders.submit", cb=answer)
+        await nc.flush()
+        try:
+            return await loadgen.run(server.url, "o2o.orders.submit", payloads, rate=200.0, timeout=5.0)
+        finally:
+            await nc.close()
+
+    try:
+        r = asyncio.run(go())
+    finally:
+        server.stop()
+    _, code, replies = loadgen.arrays(r)
+    assert code.tolist() == [0, loadgen.MISROUTED, 0, 0, loadgen.MISROUTED, 0] and replies.tolist() == [1] * 6
+    store = f"sqlite:///{tmp_path}/events.db"
+    network, orders = demand("simulations/scenarios/ordinary-day.toml", 2)
+    engine = Engine(network, clock=ShiftedClock(NOON), store=store).start()
+    engine.submit_batch(orders)
+    engine.close()
+    z = zero_loss(store, [(orders, _result([0, loadgen.MISROUTED], [1, 1]))])
+    assert not z["ok"] and z["answered_with_another_orders_reply"] == 1 and z["orders_sent"] == 2
