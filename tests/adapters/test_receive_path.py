@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import pytest
 from nats.protocol.parser import Parser
 
 from adapters.service import O2OService
@@ -110,12 +111,8 @@ def test_a_malformed_line_is_left_to_nats_pys_parser_and_its_protocol_error():
     service = SimpleNamespace(nc=nc, _direct={}, _taken=None)
     parser = Parser(nc)
     parse = O2OService._parse(service, parser, parser.parse)
-    try:
+    with pytest.raises(ProtocolError):
         asyncio.run(parse(b"MSG a b c d e f\r\nxx\r\n"))
-    except ProtocolError:
-        pass
-    else:
-        raise AssertionError("no ProtocolError")
 
 
 def test_an_order_refused_at_once_is_answered_with_the_command_nats_micros_respond_error_sends():

@@ -132,6 +132,7 @@ def _network():
 
 def _apply(e: Engine, clock: SimClock, orders: list[str], step: tuple) -> None:
     kind, n = step[0], len(orders)
+    before = stored(e)
     try:
         if kind == "submit":
             lat, lon = at_km(step[1])
@@ -161,8 +162,8 @@ def _apply(e: Engine, clock: SimClock, orders: list[str], step: tuple) -> None:
             clock.advance_to(clock.now() + step[1])
             e.expire_due()
             e.route_pending()
-    except DomainError:
-        pass
+    except DomainError as err:  # random steps: a refusal names its field and stores nothing
+        assert err.field and err.reason and stored(e) == before, err
 
 
 @pytest.mark.slow
