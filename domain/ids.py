@@ -23,10 +23,15 @@ def named(name: str) -> UUID:
     return u
 
 
+def plain_hex(u: UUID) -> str:
+    """`u.hex`: UUID formats the 128-bit int with `%`, several times dearer
+    than the bytes' hex (once per order placed and per row stored: benchmarks/README.md)."""
+    return _to_bytes(u.int, 16, "big").hex()
+
+
 def text(u: UUID) -> str:
-    """`str(u)`: UUID.__str__ formats the 128-bit int with `%`, several times
-    dearer than the bytes' hex (once per order placed: benchmarks/README.md)."""
-    h = _to_bytes(u.int, 16, "big").hex()
+    """`str(u)`, from plain_hex."""
+    h = plain_hex(u)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -79,19 +79,18 @@ class Quotes:
             return results
         self._decide(ways, state, at, settings, nodes)
         # later_ok: a way nobody serves now is planned for the first slot after its closed nodes open, as a submit's
-        later: list[tuple[_Way, str]] = []  # with why its slot is asked for
+        later: list[tuple[_Way, _Way, str]] = []  # a way, the same for its slot, and why that slot is asked for
         for w in ways:
             if cmds[w.quote].later_ok and not w.decided:
                 opening = e._first_opening(w.ask, at)
                 if opening is not None and opening <= at + e.schedule.horizon_days * 86_400:
                     slot = slot_after(opening, e.schedule, e._tz)
-                    w.retry = _Way(w.quote, msgspec.structs.replace(w.ask, promised_at=slot.end), slot)
-                    later.append((w, f"closed until {ts(opening).isoformat()}; no node can serve the slot "
-                                     f"{ts(slot.start).isoformat()} to {ts(slot.end).isoformat()}: "))
+                    later.append((w, _Way(w.quote, msgspec.structs.replace(w.ask, promised_at=slot.end), slot),
+                                  f"closed until {ts(opening).isoformat()}; no node can serve the slot "
+                                  f"{ts(slot.start).isoformat()} to {ts(slot.end).isoformat()}: "))
         if later:
-            self._decide([w.retry for w, _ in later], state, at, settings, nodes, shorts=False)
-            for w, why in later:
-                r = w.retry
+            self._decide([r for _, r, _ in later], state, at, settings, nodes, shorts=False)
+            for w, r, why in later:
                 if r.decided:
                     w.ask, w.slot, w.decided, w.split = r.ask, r.slot, r.decided, r.split
                 elif r.reason is not None:  # as a submit's booking would be refused
@@ -404,4 +403,3 @@ class _Way:
     short: list[Shortage] = field(default_factory=list)
     nearest: str | None = None  # the nearest node in reach, whose shortages feed the demand read model
     reason: str | None = None  # why no node serves it (the quote's first way only)
-    retry: _Way | None = None  # later_ok: the same way planned for the first slot after opening

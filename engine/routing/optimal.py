@@ -284,10 +284,10 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
         _take(work, parts, rest, stock, capacity)
     value = objective(work, parts, orders)
     bound = work.round_bound(bound)
-    proven = proven or value <= bound + 1e-9 * max(1.0, abs(bound))
+    proven = proven or _meets(value, bound)
     if hard and np.isfinite(value) and not proven:  # (type A 40 x 1000: the priced LP's answer is whole, optimal)
         value = _descend(work, orders, parts, stock, capacity, deadline, local, last=last)
-    answer = Answer(orders, value, bound, proven or value <= bound + 1e-9 * max(1.0, abs(bound)), infeasible,
+    answer = Answer(orders, value, bound, proven or _meets(value, bound), infeasible,
                     improve=not searched, greedy=greedy)
     # (not on tight must-assign components: HiGHS proves nothing there in any useful time, and CP-SAT
     # started from the answer, in _improve, uses the time better)
@@ -522,6 +522,11 @@ def _relax(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np
     served = np.bincount(problem.pair_order[pairs], x, problem.n_orders)[orders]
     finite = np.isfinite(pen)
     return relaxed, float(problem.pair_cost[pairs] @ x + pen[finite] @ (1 - served[finite]))
+
+
+def _meets(value: float, bound: float) -> bool:
+    """The answer is at its bound (within float noise): proven optimal."""
+    return value <= bound + 1e-9 * max(1.0, abs(bound))
 
 
 def _lp_too_long(problem: Problem, orders: np.ndarray, share_s: float) -> bool:

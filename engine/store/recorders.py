@@ -13,6 +13,8 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from domain.ids import plain_hex
+
 # psycopg 3.3.9 hangs for ever sending one query of several MB in pipeline
 # mode (benchmarks/README.md); above this many bytes a save is sent without
 # the pipeline
@@ -23,7 +25,6 @@ ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an 
 # longer WAL copies each once for many commits: about 30% less CPU in the
 # save (benchmarks/README.md, issue 19). Every commit still syncs the WAL.
 WAL_AUTOCHECKPOINT = 10_000
-_to_bytes = int.to_bytes
 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
@@ -63,9 +64,9 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         # the state as a bytearray: Python's sqlite3 binds it as the same BLOB, but
         # looks a bytes parameter up in its adapter registry first (a tuple
         # built, a dict and two attributes looked up: 1% of an order, benchmarks/README.md);
-        # the id's hex from its bytes: UUID.hex formats the 128-bit int with `%`, several times dearer
+        # the id's hex from its bytes (ids.plain_hex: UUID.hex is several times dearer)
         c.executemany(self.insert_events_statement, [
-            (_to_bytes(s.originator_id.int, 16, "big").hex() if isinstance(s.originator_id, UUID)
+            (plain_hex(s.originator_id) if isinstance(s.originator_id, UUID)
              else s.originator_id, s.originator_version, s.topic, bytearray(s.state)) for s in stored_events])
         c.execute("SELECT last_insert_rowid()")
         last = c.fetchone()[0]
