@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from adapters.cli import main
 from benchmarks.families import FAMILIES
 from benchmarks.solver import ALL
 
 
+@pytest.mark.slow
 def test_a_tiny_run_reports_every_family_with_times_fill_and_gaps(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["bench", "solver", "--quick", "--sizes", "30", "--instances", "1", "--repeat", "1",

@@ -73,6 +73,7 @@ def _positive(figures: dict, *names: str) -> None:
         assert isinstance(figures[name], (int, float)) and figures[name] > 0, (name, figures[name])
 
 
+@pytest.mark.slow
 def test_a_built_store_is_reused_until_a_rebuild_is_asked_for(tmp_path):
     from benchmarks.store.build import build
 

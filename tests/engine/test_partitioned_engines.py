@@ -315,6 +315,7 @@ def run_machine(store, examples: int = 25, every_case: bool = True):
     assert not every_case or all(SEEN[k] for k in cases), dict(SEEN)
 
 
+@pytest.mark.slow
 def test_two_engines_on_one_sqlite_store_keep_every_promise(tmp_path):
     counter = iter(range(10**6))
     run_machine(lambda: contextlib.nullcontext(f"sqlite:///{tmp_path}/events-{next(counter)}.db"))

@@ -49,6 +49,7 @@ def secured_nats(tmp_path):
     proc.wait(5)
 
 
+@pytest.mark.slow
 def test_the_gateway_user_can_do_its_job_and_a_channel_cannot_publish_anothers_subjects(secured_nats, tmp_path):
     async def go():
         engine_config = Config().with_overrides({"nats": {"url": secured_nats, "user": "engine",

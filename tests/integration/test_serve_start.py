@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "docs" / "examples" / "o2o.toml"
 
 
+@pytest.mark.slow
 def test_serve_runs_on_the_shipped_sample_configuration_with_the_phone_salt_from_the_environment(nats_server, tmp_path):
     store = f"sqlite:///{tmp_path}/events.db"
     env = {**os.environ, "O2O_PHONE_SALT": "salt-from-env"}

@@ -172,6 +172,7 @@ def test_a_large_component_whose_lp_runs_out_of_time_gets_the_flows_answer_never
     assert optimal.objective <= solve_greedy(problem).objective + 1e-6
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(must_assign_problems())
 def test_without_the_lp_the_lagrangian_bound_holds_and_infeasible_is_said_only_when_exact_proves_it(problem):

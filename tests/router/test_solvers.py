@@ -158,6 +158,7 @@ def test_optimal_says_infeasible_only_when_exact_proves_it_and_otherwise_places_
         assert optimal.objective >= exact.objective - 1e-6 * max(1.0, abs(exact.objective))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nodes, orders, seed", [(10, 100, 1), (20, 100, 2)])
 def test_type_d_generalised_assignment_gets_a_feasible_answer_that_every_order_and_capacity_respects(nodes, orders, seed):
     # type D: loads 1-100, cost falls as load rises, capacities at 80% of the average load: greedy cannot place them all
