@@ -50,13 +50,16 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
     if warm:
         engine.submit_batch(orders[:warm])
         orders = orders[warm:]
+    collector = _Collections()
     try:
         if mark:
             mark("start")
+        gc.callbacks.append(collector)
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(orders), batch):
             engine.submit_batch(orders[i:i + batch])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        gc.callbacks.remove(collector)
         if mark:
             mark("stop")
     finally:
@@ -64,7 +67,23 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         gc.unfreeze()
         gc.set_threshold(*threshold)
     n = max(len(orders), 1)
-    return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1)}
+    return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1),
+            "gc_us_per_order": round(collector.seconds / n * 1e6, 1), "gc_collections": collector.count,
+            "gc_longest_ms": round(collector.longest * 1e3, 1)}
+
+
+class _Collections:
+    """The collector's time (wall: it holds the one thread) as gc.callbacks report it."""
+
+    def __init__(self) -> None:
+        self.seconds, self.count, self.longest, self._start = 0.0, 0, 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._start
+            self.seconds, self.count, self.longest = self.seconds + took, self.count + 1, max(self.longest, took)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
             r = one_run(network, orders, args.batch, f"sqlite:///{tmp}/events.db")
             r["load_before"] = float(load)
             runs.append(r)
-            print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall "
-                  f"(load {load})", flush=True)
+            print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall, "
+                  f"collector {r['gc_us_per_order']} us in {r['gc_collections']} collections (longest "
+                  f"{r['gc_longest_ms']} ms) (load {load})", flush=True)
     report = {"machine": machine(), "orders": args.orders, "batch": args.batch, "scenario": args.scenario,
               "runs": runs, "median_cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in runs)}
     out = Path(args.out)
