@@ -37,9 +37,11 @@ def applies(problem: Problem, orders: np.ndarray) -> bool:
 
 
 def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
-               deadline: float) -> np.ndarray:
+               deadline: float, beat: int = -1) -> np.ndarray:
     """A node per order given (-1: unserved) within the stock and capacity
-    given, as cheap as the rounds until the deadline make it (at least one)."""
+    given, as cheap as the rounds until the deadline make it (at least one;
+    no more when the first serves no more than `beat` orders: another answer
+    serves as many, and the rounds gain cost, not orders)."""
     k = len(orders)
     counts = problem.pair_ptr[orders + 1] - problem.pair_ptr[orders]
     pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
@@ -78,7 +80,7 @@ def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
         value = float(cost[fixed[at]].sum() + penalty[~at].sum())
         if value < best_value - 1e-9:
             best, best_value = fixed, value
-        if not (overfill > 1e-9).any() or time.perf_counter() > deadline:
+        if not (overfill > 1e-9).any() or time.perf_counter() > deadline or int(at.sum()) <= beat:
             break
         # an overfilled cell becomes a gate of the network; what gates cannot hold (an order's second gated
         # cell, quantities above 1) is priced
