@@ -50,6 +50,7 @@ DESCEND_SHARE = 0.2  # of the time left after a repair, what the cost descent ma
 FLOW_FROM = 2000  # orders in a component from which its LP is not tried in the budget: flow.py answers it
 FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use before the flow takes over
 FLOW_SHARE = 0.6  # of the time left, what the flow may use; neighbourhoods of its answer the rest
+START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
 FLOW_WHEN = 0.2  # the flow is tried when at least this share of greedy's unserved orders find every node full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
 HOOD = 600  # orders per neighbourhood
@@ -93,6 +94,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     # starts no phase past the budget and greedy's answer is there however little time the rest gets
     baseline = solve_greedy(problem) if problem.n_orders >= FLOW_FROM and np.isfinite(problem.penalty).all() \
         else None
+    if baseline is not None and time.perf_counter() >= deadline:  # (a loaded machine) no phase past the budget
+        return replace(baseline, status="feasible")
     work = prune_dominated(problem)  # same optimum, fewer pairs
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     served = np.flatnonzero(work.pair_ptr[1:] > work.pair_ptr[:-1])
@@ -316,8 +319,12 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     _solve_component. Off-peak (stock binding) the value-first greedy was
     the better start, at peak (capacity binding) the flow (README, "5,000
     orders")."""
-    by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
     nodes = np.full(work.n_orders, -1)
+    if deadline - time.perf_counter() < START_ORDER_S * len(orders):
+        # no time for a start (a loaded machine): the component unserved, and greedy's answer, computed first
+        # (solve_optimal), is the one returned
+        return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
+    by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
     nodes[orders] = _nodes_of(solve_greedy(work.with_supply(stock, capacity), by_value).parts, orders)
     n_pairs = int((work.pair_ptr[orders + 1] - work.pair_ptr[orders]).sum())
     now = time.perf_counter()
