@@ -53,8 +53,9 @@ FLOW_SHARE = 0.6  # of the time left, what the flow may use; neighbourhoods of i
 START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
 FLOW_WHEN = 0.2  # the flow is tried when at least this share of greedy's unserved orders find every node full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
-HOOD = 600  # orders per neighbourhood
-HOOD_ORDER_S = 35e-6  # CPU per order of a neighbourhood solved again (600 orders: about 20 ms)
+HOOD = 2500  # orders per neighbourhood, at most
+HOOD_ORDER_S = 35e-6  # CPU per order of a neighbourhood solved again, until one is measured (600: about 20 ms)
+HOOD_TIME_SHARE = 0.35  # of the time left, what a neighbourhood is sized to take at the last one's pace
 HOOD_MIN = 100  # a neighbourhood smaller than this is not worth its set-up
 TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
 HARD_MIP_SHARE = 0.3  # of the time left, what the MIP on a must-assign component's rest may use after the repair
@@ -127,7 +128,7 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     proven = all(a.proven for a in answers)
     # one component holding every order, from the problem's own supply: its greedy answer is greedy's
     same = answers[0].greedy if len(answers) == 1 and work is problem and len(open_orders) == len(served) \
-        and len(answers[0].orders) == len(served) else baseline
+        and len(answers[0].orders) == len(served) and answers[0].greedy is not None else baseline
     if same is not None:  # (its status was over the component's orders: orders with no node count too)
         same = replace(same, status=status_of(problem, same.parts))
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
@@ -380,8 +381,9 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
     started only when one of its size fits in the time left."""
     tried = np.zeros(work.n_orders, bool)
     has_pairs = work.pair_ptr[orders + 1] > work.pair_ptr[orders]
-    while (left := deadline - time.perf_counter()) > HOOD_ORDER_S * HOOD_MIN:
-        size = min(HOOD, int(left / HOOD_ORDER_S))
+    rate = HOOD_ORDER_S  # seconds per order released, as the last neighbourhood took
+    while (left := deadline - time.perf_counter()) > rate * HOOD_MIN:
+        size = min(HOOD, int(HOOD_TIME_SHARE * left / rate))
         mine = nodes[orders]
         served = mine >= 0
         seeds = orders[~served & ~tried[orders] & has_pairs]
@@ -405,7 +407,9 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
         _take_pairs(work, held, stock, capacity, sign=-1.0)
         for o in release.tolist():
             parts[o] = {}
+        began = time.perf_counter()
         a = _solve_component(work, release, True, parts, stock, capacity, deadline, solver, by_flow=False)
+        rate = max(HOOD_ORDER_S / 4, (time.perf_counter() - began) / len(release))
         if a.objective > before + 1e-9:
             _take(work, parts, release, stock, capacity, sign=-1)
             _assign(work, held, parts)
