@@ -37,11 +37,13 @@ def applies(problem: Problem, orders: np.ndarray) -> bool:
 
 
 def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
-               deadline: float, beat: int = -1) -> np.ndarray:
+               deadline: float, beat: int = -1, last: float = np.inf) -> np.ndarray:
     """A node per order given (-1: unserved) within the stock and capacity
     given, as cheap as the rounds until the deadline make it (at least one;
     no more when the first serves no more than `beat` orders: another answer
-    serves as many, and the rounds gain cost, not orders)."""
+    serves as many, and the rounds gain cost, not orders). No round is
+    started after the deadline, nor one that would end past `last` at the
+    last round's pace."""
     k = len(orders)
     counts = problem.pair_ptr[orders + 1] - problem.pair_ptr[orders]
     pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
@@ -65,6 +67,7 @@ def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
                       if (counts > 0).any() else 1.0)
     by_options = np.argsort(counts, kind="stable")  # who is placed first in the repair
     best, best_value = np.full(k, -1), float(penalty.sum())
+    began = time.perf_counter()
     for r in range(MAX_ROUNDS):
         chosen = _flow(k, local, node_slot, cost + np.bincount(entry_pair, qty * price[cell], len(pairs)), penalty,
                        slots, gated, cell, qty, entry_ptr, cell_slot, supply)
@@ -80,8 +83,10 @@ def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
         value = float(cost[fixed[at]].sum() + penalty[~at].sum())
         if value < best_value - 1e-9:
             best, best_value = fixed, value
-        if not (overfill > 1e-9).any() or time.perf_counter() > deadline or int(at.sum()) <= beat:
+        now = time.perf_counter()
+        if not (overfill > 1e-9).any() or now > deadline or now + (now - began) > last or int(at.sum()) <= beat:
             break
+        began = now
         # an overfilled cell becomes a gate of the network; what gates cannot hold (an order's second gated
         # cell, quantities above 1) is priced
         price = np.where(gated, np.maximum(0.0, price + step / np.sqrt(1 + r) * overfill), 0.0)
