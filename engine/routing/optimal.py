@@ -52,6 +52,7 @@ FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use b
 FLOW_SHARE = 0.8  # of the time left, what the flow may use; neighbourhoods of its answer the rest (at peak,
 # 5,000 orders, seeds 0-1: 0.3 / 0.6 / 0.8 of it left clustered 12.8 / 12.6 / 9.8-10.4% above exact, downtown
 # 28.9-30.9 / 25.7-29.1 / 21.9-23.4%)
+REDUCE_ORDER_S = 5e-6  # CPU per order of the reductions (prune, contested, components: 20-30 ms at 5,000)
 START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
 FLOW_WHEN = 0.2  # the flow is tried when at least this share of greedy's unserved orders find every node full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
@@ -97,7 +98,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     # starts no phase past the budget and greedy's answer is there however little time the rest gets
     baseline = solve_greedy(problem) if problem.n_orders >= FLOW_FROM and np.isfinite(problem.penalty).all() \
         else None
-    if baseline is not None and time.perf_counter() >= deadline:  # (a loaded machine) no phase past the budget
+    if baseline is not None and deadline - time.perf_counter() < (REDUCE_ORDER_S + START_ORDER_S) * problem.n_orders:
+        # (a loaded machine) no time for the reductions and a start: no phase is begun that would end past the budget
         return replace(baseline, status="feasible")
     work = prune_dominated(problem)  # same optimum, fewer pairs
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
