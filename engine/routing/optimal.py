@@ -124,7 +124,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     groups = [(c, True) for c in groups if len(c) >= LP_FIRST]
     if small:
         groups.insert(0, (np.sort(np.concatenate(small)), False))
-    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
+    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver, baseline=baseline)
+               for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > rel_gap and a.improve and not a.infeasible and not work.split \
                 and deadline - time.perf_counter() >= MIN_IMPROVE_S:
@@ -201,7 +202,7 @@ def each_at_cheapest(problem: Problem) -> Solution | None:
 
 
 def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stock, capacity, deadline: float,
-                     solver: str, by_flow: bool = True) -> Answer:
+                     solver: str, by_flow: bool = True, baseline: Solution | None = None) -> Answer:
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
@@ -211,7 +212,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     by_flow = by_flow and large and flow.applies(work, orders)
     if by_flow and len(orders) >= FLOW_FROM:
         # the LP alone would take 0.3-8 s here (benchmarks/README.md)
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, baseline)
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
@@ -264,7 +265,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
                          else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
     if relaxed == "unknown" and by_flow:
         # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, baseline)
     if relaxed == "infeasible":  # then so is the integer problem
         return Answer(orders, np.inf, np.inf, False, infeasible=True, greedy=greedy)
     if isinstance(relaxed, tuple):
@@ -316,31 +317,49 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     return answer
 
 
-def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
-    """Two starts, the cheaper kept: greedy taking the orders of most value
-    (penalty) first, and the priced min-cost flow (flow.py) for a share of
-    the time when its first round fits in what is left; then neighbourhoods
-    of that answer solved exactly while the budget lasts; in place, like
-    _solve_component. Off-peak (stock binding) the value-first greedy was
-    the better start, at peak (capacity binding) the flow (README, "5,000
-    orders")."""
+def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str,
+             baseline: Solution | None = None) -> Answer:
+    """A start, then neighbourhoods of it solved exactly while the budget
+    lasts; in place, like _solve_component. The start: the priced min-cost
+    flow (flow.py, exact on capacity) for a share of the time where
+    capacity binds (at least FLOW_WHEN of greedy's unserved orders find
+    every node full), else greedy taking the orders of most value (penalty)
+    first. At 5,000 orders off-peak (stock binding) the flow's first round
+    cost more than that greedy's answer and served no more; at peak it
+    served 40-150 orders more (README, "5,000 orders"). baseline: greedy's
+    answer on the whole batch, when solve_optimal made one (it tells where
+    capacity binds without a greedy pass here)."""
     nodes = np.full(work.n_orders, -1)
     if deadline - time.perf_counter() < START_ORDER_S * len(orders):
         # no time for a start (a loaded machine): the component unserved, and greedy's answer, computed first
         # (solve_optimal), is the one returned
         return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
-    by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
-    nodes[orders] = _nodes_of(solve_greedy(work.with_supply(stock, capacity), by_value).parts, orders)
+    if baseline is not None:
+        at = _nodes_of(baseline.parts, np.arange(work.n_orders))
+        flow_first = _capacity_blocked(work, orders, at[orders],
+                                       work.capacity - np.bincount(at[at >= 0], minlength=work.n_nodes)) > FLOW_WHEN
+    else:
+        flow_first = False
     n_pairs = int((work.pair_ptr[orders + 1] - work.pair_ptr[orders]).sum())
     now = time.perf_counter()
     # (no phase is started that would end past the budget)
-    if deadline - now > FLOW_ROUND_PAIR_S * n_pairs and _capacity_blocked(work, orders, nodes, capacity) > FLOW_WHEN:
-        filled = int((nodes[orders] >= 0).sum())
-        by_flow = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now), beat=filled,
-                                  last=deadline)
-        # fill first: the start with more orders served (its neighbourhoods begin from fewer unserved)
-        if (by_flow >= 0).sum() > filled:
-            nodes[orders] = by_flow
+    if flow_first and deadline - now > FLOW_ROUND_PAIR_S * n_pairs:
+        nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
+                                        last=deadline)
+    else:
+        by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
+        nodes[orders] = _nodes_of(solve_greedy(work.with_supply(stock, capacity), by_value).parts, orders)
+        now = time.perf_counter()
+        mine = nodes[orders]
+        room = capacity - np.bincount(mine[mine >= 0], minlength=work.n_nodes)
+        if baseline is None and deadline - now > FLOW_ROUND_PAIR_S * n_pairs \
+                and _capacity_blocked(work, orders, mine, room) > FLOW_WHEN:
+            filled = int((mine >= 0).sum())
+            by_flow = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
+                                      beat=filled, last=deadline)
+            # fill first: the start with more orders served (its neighbourhoods begin from fewer unserved)
+            if (by_flow >= 0).sum() > filled:
+                nodes[orders] = by_flow
     answer = whole(work, nodes.tolist())
     for o in orders:
         parts[o] = answer[o]
@@ -349,16 +368,13 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
 
 
-def _capacity_blocked(work: Problem, orders: np.ndarray, nodes: np.ndarray, capacity: np.ndarray) -> float:
-    """The share of the unserved orders (at these nodes) whose every candidate node is full: what the flow,
-    exact on capacity, may place. At 5,000 orders it was 0-12% off-peak, where stock binds and the flow's
-    first round cost more than greedy's answer, and 24-96% at peak, where it served 40-150 more."""
-    mine = nodes[orders]
-    unserved = orders[mine < 0]
+def _capacity_blocked(work: Problem, orders: np.ndarray, nodes: np.ndarray, room: np.ndarray) -> float:
+    """The share of the given orders left unserved (nodes: theirs, -1 unserved) whose every candidate node
+    has no room left (room: capacity left per node; every load is 1 where the flow applies). At 5,000 orders
+    it was 0-12% off-peak, where stock binds, and 24-96% at peak."""
+    unserved = orders[nodes < 0]
     if not len(unserved):
         return 0.0
-    room = capacity - np.bincount(mine[mine >= 0], work.pair_load[work.pair_of(orders[mine >= 0], mine[mine >= 0])],
-                                  work.n_nodes)
     pairs = ranges(work.pair_ptr[unserved], work.pair_ptr[unserved + 1])
     fits = np.bincount(work.pair_order[pairs], room[work.pair_node[pairs]] >= work.pair_load[pairs], work.n_orders)
     return float((fits[unserved] == 0).mean())
