@@ -285,10 +285,11 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             # improve_in_rounds then used for 0.1-0.3% below the repair's answer)
             left = left * HARD_MIP_SHARE if (lp is not None or not large) and len(orders) <= ROUNDS_FROM else 0.0
         if start is None:
-            # not over a whole large component whose LP ran out of time: HiGHS on a neighbourhood of 600-700
-            # orders given the last 25-30 ms took 100-110 ms of CPU and found nothing (5,000-order batches)
-            sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) \
-                if left > MIN_SOLVE_S and not (large and rest is orders and relaxed == "unknown") else None
+            # not over a whole large component (no must-assign order) whose LP ran out of time: HiGHS on a
+            # neighbourhood of 600-700 orders given the last 25-30 ms took 100-110 ms of CPU and found nothing
+            # (5,000-order batches)
+            sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > MIN_SOLVE_S \
+                and not (large and greedy is None and rest is orders and relaxed == "unknown") else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=IMPROVER, hint=start.parts) \
                 if left > MIN_SOLVE_S else None
