@@ -25,6 +25,7 @@ from engine.routing.reduce import usage
 
 SCALE = 1000.0  # the flow takes integer costs: costs in thousandths
 MAX_ROUNDS = 5
+PACE_MARGIN = 1.25  # a round may take this much longer than the last (downtown peak, 5,000: 61 then 70 ms)
 STEP = 0.1  # first price step per unit overfilled, x the mean cheapest cost
 GATE_QTY = 1  # lines in larger quantities do not pass through a gate (it counts orders): priced instead
 
@@ -84,7 +85,8 @@ def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
         if value < best_value - 1e-9:
             best, best_value = fixed, value
         now = time.perf_counter()
-        if not (overfill > 1e-9).any() or now > deadline or now + (now - began) > last or int(at.sum()) <= beat:
+        if not (overfill > 1e-9).any() or now > deadline or now + PACE_MARGIN * (now - began) > last \
+                or int(at.sum()) <= beat:
             break
         began = now
         # an overfilled cell becomes a gate of the network; what gates cannot hold (an order's second gated
