@@ -52,9 +52,11 @@ FLOW_AFTER = 0.8  # of the time left, what the LP of a large component may use b
 FLOW_SHARE = 0.8  # of the time left, what the flow may use; neighbourhoods of its answer the rest (at peak,
 # 5,000 orders, seeds 0-1: 0.3 / 0.6 / 0.8 of it left clustered 12.8 / 12.6 / 9.8-10.4% above exact, downtown
 # 28.9-30.9 / 25.7-29.1 / 21.9-23.4%)
+GREEDY_LARGE_S = 6e-6  # CPU per order of greedy on a large batch, kept back for the comparison at the end
+# (16-20 ms at 5,000 on a quiet machine, 30-50 at load 3)
 REDUCE_ORDER_S = 5e-6  # CPU per order of the reductions (prune, contested, components: 20-30 ms at 5,000)
 START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
-FLOW_WHEN = 0.2  # the flow is tried when at least this share of greedy's unserved orders find every node full
+FLOW_WHEN = 0.55  # the flow starts a large component when at least this share of its orders' cheapest nodes are full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
 HOOD = 2500  # orders per neighbourhood, at most
 HOOD_ORDER_S = 35e-6  # CPU per order of a neighbourhood solved again, until one is measured (600: about 20 ms)
@@ -96,13 +98,12 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     deadline = time.perf_counter() + time_limit_s
     if (quick := each_at_cheapest(problem)) is not None:
         return quick
-    # a large batch's answer is compared with greedy's at the end: greedy first, so that the comparison
-    # starts no phase past the budget and greedy's answer is there however little time the rest gets
-    baseline = solve_greedy(problem) if problem.n_orders >= FLOW_FROM and np.isfinite(problem.penalty).all() \
-        else None
-    if baseline is not None and deadline - time.perf_counter() < (REDUCE_ORDER_S + START_ORDER_S) * problem.n_orders:
-        # (a loaded machine) no time for the reductions and a start: no phase is begun that would end past the budget
-        return replace(baseline, status="feasible")
+    # a large batch's answer is compared with greedy's at the end: the time that takes is kept back, and with
+    # no time for the reductions and a start as well (a loaded machine) greedy's answer is all there is
+    if problem.n_orders >= FLOW_FROM and np.isfinite(problem.penalty).all():
+        if deadline - time.perf_counter() < (REDUCE_ORDER_S + START_ORDER_S + GREEDY_LARGE_S) * problem.n_orders:
+            return replace(solve_greedy(problem), status="feasible")
+        deadline -= GREEDY_LARGE_S * problem.n_orders
     work = prune_dominated(problem)  # same optimum, fewer pairs
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     served = np.flatnonzero(work.pair_ptr[1:] > work.pair_ptr[:-1])
@@ -126,8 +127,7 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     groups = [(c, True) for c in groups if len(c) >= LP_FIRST]
     if small:
         groups.insert(0, (np.sort(np.concatenate(small)), False))
-    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver, baseline=baseline)
-               for c, large in groups]
+    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > rel_gap and a.improve and not a.infeasible and not work.split \
                 and deadline - time.perf_counter() >= MIN_IMPROVE_S:
@@ -135,7 +135,7 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     proven = all(a.proven for a in answers)
     # one component holding every order, from the problem's own supply: its greedy answer is greedy's
     same = answers[0].greedy if len(answers) == 1 and work is problem and len(open_orders) == len(served) \
-        and len(answers[0].orders) == len(served) and answers[0].greedy is not None else baseline
+        and len(answers[0].orders) == len(served) else None
     if same is not None:  # (its status was over the component's orders: orders with no node count too)
         same = replace(same, status=status_of(problem, same.parts))
     if any(not p and np.isinf(problem.penalty[o]) for o, p in enumerate(parts)):
@@ -204,8 +204,7 @@ def each_at_cheapest(problem: Problem) -> Solution | None:
 
 
 def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stock, capacity, deadline: float,
-                     solver: str, by_flow: bool = True, baseline: Solution | None = None,
-                     close_from: float = MIN_SOLVE_S) -> Answer:
+                     solver: str, by_flow: bool = True, close_from: float = MIN_SOLVE_S) -> Answer:
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
@@ -215,7 +214,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     by_flow = by_flow and large and flow.applies(work, orders)
     if by_flow and len(orders) >= FLOW_FROM:
         # the LP alone would take 0.3-8 s here (benchmarks/README.md)
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, baseline)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
@@ -268,7 +267,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
                          else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
     if relaxed == "unknown" and by_flow:
         # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, baseline)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
     if relaxed == "infeasible":  # then so is the integer problem
         return Answer(orders, np.inf, np.inf, False, infeasible=True, greedy=greedy)
     if isinstance(relaxed, tuple):
@@ -321,49 +320,28 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     return answer
 
 
-def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str,
-             baseline: Solution | None = None) -> Answer:
+def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
     """A start, then neighbourhoods of it solved exactly while the budget
-    lasts; in place, like _solve_component. The start: the priced min-cost
-    flow (flow.py, exact on capacity) for a share of the time where
-    capacity binds (at least FLOW_WHEN of greedy's unserved orders find
-    every node full), else greedy taking the orders of most value (penalty)
-    first. At 5,000 orders off-peak (stock binding) the flow's first round
-    cost more than that greedy's answer and served no more; at peak it
-    served 40-150 orders more (README, "5,000 orders"). baseline: greedy's
-    answer on the whole batch, when solve_optimal made one (it tells where
-    capacity binds without a greedy pass here)."""
+    lasts; in place, like _solve_component. The start: where capacity
+    binds (FLOW_WHEN), the priced min-cost flow (flow.py, exact on
+    capacity) for a share of the time; else greedy taking the orders of
+    most value (penalty) first. At 5,000 orders off-peak (stock binding)
+    the flow's first round cost more than that greedy's answer and served
+    no more; at peak it served 40-150 orders more (README, "5,000
+    orders")."""
     nodes = np.full(work.n_orders, -1)
     if deadline - time.perf_counter() < START_ORDER_S * len(orders):
-        # no time for a start (a loaded machine): the component unserved, and greedy's answer, computed first
-        # (solve_optimal), is the one returned
+        # no time for a start (a loaded machine): the component unserved, and greedy's answer is the one returned
         return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
-    if baseline is not None:
-        at = _nodes_of(baseline.parts, np.arange(work.n_orders))
-        flow_first = _capacity_blocked(work, orders, at[orders],
-                                       work.capacity - np.bincount(at[at >= 0], minlength=work.n_nodes)) > FLOW_WHEN
-    else:
-        flow_first = False
     n_pairs = int((work.pair_ptr[orders + 1] - work.pair_ptr[orders]).sum())
     now = time.perf_counter()
     # (no phase is started that would end past the budget)
-    if flow_first and deadline - now > FLOW_ROUND_PAIR_S * n_pairs:
+    if _at_full_cheapest(work, orders, capacity) >= FLOW_WHEN and deadline - now > FLOW_ROUND_PAIR_S * n_pairs:
         nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
                                         last=deadline)
     else:
         by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
         nodes[orders] = _nodes_of(solve_greedy(work.with_supply(stock, capacity), by_value).parts, orders)
-        now = time.perf_counter()
-        mine = nodes[orders]
-        room = capacity - np.bincount(mine[mine >= 0], minlength=work.n_nodes)
-        if baseline is None and deadline - now > FLOW_ROUND_PAIR_S * n_pairs \
-                and _capacity_blocked(work, orders, mine, room) > FLOW_WHEN:
-            filled = int((mine >= 0).sum())
-            by_flow = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
-                                      beat=filled, last=deadline)
-            # fill first: the start with more orders served (its neighbourhoods begin from fewer unserved)
-            if (by_flow >= 0).sum() > filled:
-                nodes[orders] = by_flow
     answer = whole(work, nodes.tolist())
     for o in orders:
         parts[o] = answer[o]
@@ -372,16 +350,17 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
 
 
-def _capacity_blocked(work: Problem, orders: np.ndarray, nodes: np.ndarray, room: np.ndarray) -> float:
-    """The share of the given orders left unserved (nodes: theirs, -1 unserved) whose every candidate node
-    has no room left (room: capacity left per node; every load is 1 where the flow applies). At 5,000 orders
-    it was 0-12% off-peak, where stock binds, and 24-96% at peak."""
-    unserved = orders[nodes < 0]
-    if not len(unserved):
+def _at_full_cheapest(work: Problem, orders: np.ndarray, capacity: np.ndarray) -> float:
+    """The share of the given orders whose cheapest node has less room than
+    the orders whose cheapest it is: how much capacity binds. At 5,000
+    orders 0.11-0.19 off-peak (clustered, uniform, promo-heavy), 0.39-0.48
+    off-peak downtown and capacity-tight, 0.60-0.76 at peak."""
+    has = orders[work.pair_ptr[orders + 1] > work.pair_ptr[orders]]
+    if not len(has):
         return 0.0
-    pairs = ranges(work.pair_ptr[unserved], work.pair_ptr[unserved + 1])
-    fits = np.bincount(work.pair_order[pairs], room[work.pair_node[pairs]] >= work.pair_load[pairs], work.n_orders)
-    return float((fits[unserved] == 0).mean())
+    first = work.pair_ptr[has]
+    node = work.pair_node[first]
+    return float((np.bincount(node, work.pair_load[first], work.n_nodes) > capacity + 1e-9)[node].mean())
 
 
 def _nodes_of(parts, orders: np.ndarray) -> np.ndarray:
