@@ -54,7 +54,8 @@ FLOW_SHARE = 0.8  # of the time left, what the flow may use; neighbourhoods of i
 # 28.9-30.9 / 25.7-29.1 / 21.9-23.4%)
 GREEDY_LARGE_S = 6e-6  # CPU per order of greedy on a large batch, kept back for the comparison at the end
 # (16-20 ms at 5,000 on a quiet machine, 30-50 at load 3)
-REDUCE_ORDER_S = 5e-6  # CPU per order of the reductions (prune, contested, components: 20-30 ms at 5,000)
+REDUCE_ORDER_S = 4e-6  # CPU per order of the reductions (prune, contested, components: 16-20 ms at 5,000 on a
+# quiet machine, 27-40 at load 3)
 START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
 FLOW_WHEN = 0.55  # the flow starts a large component when at least this share of its orders' cheapest nodes are full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
@@ -98,12 +99,15 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     deadline = time.perf_counter() + time_limit_s
     if (quick := each_at_cheapest(problem)) is not None:
         return quick
+    reserve = 0.0
     # a large batch's answer is compared with greedy's at the end: the time that takes is kept back, and with
     # no time for the reductions and a start as well (a loaded machine) greedy's answer is all there is
     if problem.n_orders >= FLOW_FROM and np.isfinite(problem.penalty).all():
         if deadline - time.perf_counter() < (REDUCE_ORDER_S + START_ORDER_S + GREEDY_LARGE_S) * problem.n_orders:
             return replace(solve_greedy(problem), status="feasible")
-        deadline -= GREEDY_LARGE_S * problem.n_orders
+        reserve = GREEDY_LARGE_S * problem.n_orders
+        deadline -= reserve
+    began = time.perf_counter()
     work = prune_dominated(problem)  # same optimum, fewer pairs
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     served = np.flatnonzero(work.pair_ptr[1:] > work.pair_ptr[:-1])
@@ -123,11 +127,17 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
             _take_pairs(work, first, stock, capacity)
     # the small components together in one quick MIP (one solver call, not one each), then each large one
     groups = components(work, open_orders, stock, capacity)
+    # how much slower than on a quiet machine this batch runs (the reductions' time against what they take there):
+    # a loaded machine slows every phase alike, and the flow path's estimates are scaled by it
+    pace = max(1.0, (time.perf_counter() - began) / (REDUCE_ORDER_S * problem.n_orders))
+    if reserve:  # greedy's time at the end, at this pace
+        deadline -= (pace - 1.0) * reserve
     small = [c for c in groups if len(c) < LP_FIRST]
     groups = [(c, True) for c in groups if len(c) >= LP_FIRST]
     if small:
         groups.insert(0, (np.sort(np.concatenate(small)), False))
-    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver) for c, large in groups]
+    answers = [_solve_component(work, c, large, parts, stock, capacity, deadline, solver, pace=pace)
+               for c, large in groups]
     for a in sorted(answers, key=Answer.gap, reverse=True):
         if a.gap() > rel_gap and a.improve and not a.infeasible and not work.split \
                 and deadline - time.perf_counter() >= MIN_IMPROVE_S:
@@ -204,7 +214,7 @@ def each_at_cheapest(problem: Problem) -> Solution | None:
 
 
 def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stock, capacity, deadline: float,
-                     solver: str, by_flow: bool = True, close_from: float = MIN_SOLVE_S) -> Answer:
+                     solver: str, by_flow: bool = True, close_from: float = MIN_SOLVE_S, pace: float = 1.0) -> Answer:
     """Solves one component in place (parts, stock and capacity are updated).
     The LP first: when it comes out integral that is the proven optimum; a
     large component keeps what the LP answers whole and a MIP takes the
@@ -214,7 +224,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     by_flow = by_flow and large and flow.applies(work, orders)
     if by_flow and len(orders) >= FLOW_FROM:
         # the LP alone would take 0.3-8 s here (benchmarks/README.md)
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, pace)
     rest, bound, lp = orders, -np.inf, None
     # must-assign orders a greedy pass cannot place (tight generalised assignment): the LP gets at most a
     # share of the time, its whole answers are kept whatever the size, and a descent improves the answer
@@ -267,7 +277,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
                          else now + FLOW_AFTER * (deadline - now) if by_flow else deadline)
     if relaxed == "unknown" and by_flow:
         # the LP ran out of its share (a loaded machine: it is timed by the clock): the flow's answer, not greedy's
-        return _by_flow(work, orders, parts, stock, capacity, deadline, solver)
+        return _by_flow(work, orders, parts, stock, capacity, deadline, solver, pace)
     if relaxed == "infeasible":  # then so is the integer problem
         return Answer(orders, np.inf, np.inf, False, infeasible=True, greedy=greedy)
     if isinstance(relaxed, tuple):
@@ -320,7 +330,8 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
     return answer
 
 
-def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str) -> Answer:
+def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline: float, solver: str,
+             pace: float = 1.0) -> Answer:
     """A start, then neighbourhoods of it solved exactly while the budget
     lasts; in place, like _solve_component. The start: where capacity
     binds (FLOW_WHEN), the priced min-cost flow (flow.py, exact on
@@ -328,15 +339,16 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     most value (penalty) first. At 5,000 orders off-peak (stock binding)
     the flow's first round cost more than that greedy's answer and served
     no more; at peak it served 40-150 orders more (README, "5,000
-    orders")."""
+    orders"). pace: how much slower than on a quiet machine this batch
+    runs; the estimates of what a phase takes are scaled by it."""
     nodes = np.full(work.n_orders, -1)
-    if deadline - time.perf_counter() < START_ORDER_S * len(orders):
+    if deadline - time.perf_counter() < pace * START_ORDER_S * len(orders):
         # no time for a start (a loaded machine): the component unserved, and greedy's answer is the one returned
         return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
     n_pairs = int((work.pair_ptr[orders + 1] - work.pair_ptr[orders]).sum())
     now = time.perf_counter()
     # (no phase is started that would end past the budget)
-    if _at_full_cheapest(work, orders, capacity) >= FLOW_WHEN and deadline - now > FLOW_ROUND_PAIR_S * n_pairs:
+    if _at_full_cheapest(work, orders, capacity) >= FLOW_WHEN and deadline - now > pace * FLOW_ROUND_PAIR_S * n_pairs:
         nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
                                         last=deadline)
     else:
