@@ -59,11 +59,11 @@ def test_up_starts_three_servers_and_an_engine_that_takes_its_lease_and_down_sto
         state = _until(lambda: (run_dir / "cluster.json").exists() and json.loads((run_dir / "cluster.json").read_text()),
                        "cluster up writes its state")
         pids = [s["pid"] for s in state["servers"]] + [e["pid"] for e in state["engines"]]
-        def serving(s: dict) -> bool:  # holds p1, then serves: its intake consumer exists
-            return bool(s["partitions"][0]["owner"]) and any(
-                c["name"] == "o2o-engine" for st in s["streams"] if st["name"] == "O2O_INTAKE" for c in st["consumers"])
+        def serving(s: dict) -> bool:  # holds both partitions, then serves: its consumers exist (p2's comes last)
+            consumers = {c["name"] for st in s["streams"] for c in st["consumers"]}
+            return all(p["owner"] for p in s["partitions"]) and {"o2o-engine", "o2o-engine-p2"} <= consumers
 
-        status = _until(lambda: (s := _status(run_dir)) and serving(s) and s, "the engine holds p1 and serves")
+        status = _until(lambda: (s := _status(run_dir)) and serving(s) and s, "the engine holds p1 and p2 and serves")
         assert [s["health"] for s in status["servers"]] == ["ok"] * 3
         p1, p2 = status["partitions"]
         assert p1["owner"] == f"{os.uname().nodename}-{state['engines'][0]['pid']}" and p1["epoch"] >= 1
