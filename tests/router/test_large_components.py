@@ -269,10 +269,11 @@ def test_a_large_must_assign_component_searches_until_three_quarters_of_the_budg
         ends.append(deadline)
         return improve_in_rounds(local, chosen, deadline, first_by)
 
+    # 2 s, not the router's 0.2: on a loaded machine the repair before the rounds may take a second
     start = time.perf_counter()
     with patch("engine.routing.optimal.improve_in_rounds", side_effect=rounds):
-        optimal = solve_optimal(problem, time_limit_s=1.0)
-    assert ends and ends[0] <= start + SEARCH_SHARE * 1.0 + 1e-3
+        optimal = solve_optimal(problem, time_limit_s=2.0)
+    assert ends and ends[0] <= start + SEARCH_SHARE * 2.0 + 1e-3
     assert optimal.status == "feasible"
     assert violations(problem, optimal.parts) == []
 
