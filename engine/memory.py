@@ -16,9 +16,9 @@ from typing import Iterator, TypeVar
 
 NEVER = 2**31 - 1
 # Young collections after this many new containers (CPython's default 700):
-# each walks what the last ones promoted too, so rarer ones cost less per
-# order and pause no longer (figures in benchmarks/README.md, issue 19)
-YOUNG = 100_000
+# each costs a fixed part besides walking the young objects, and an order
+# makes some hundred containers, most kept (figures in benchmarks/README.md)
+YOUNG = 10_000
 E = TypeVar("E", bound=BaseException)
 
 
