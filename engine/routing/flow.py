@@ -38,13 +38,11 @@ def applies(problem: Problem, orders: np.ndarray) -> bool:
 
 
 def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
-               deadline: float, beat: int = -1, last: float = np.inf) -> np.ndarray:
+               deadline: float, last: float = np.inf) -> np.ndarray:
     """A node per order given (-1: unserved) within the stock and capacity
-    given, as cheap as the rounds until the deadline make it (at least one;
-    no more when the first serves no more than `beat` orders: another answer
-    serves as many, and the rounds gain cost, not orders). No round is
-    started after the deadline, nor one that would end past `last` at the
-    last round's pace."""
+    given, as cheap as the rounds until the deadline make it (at least one).
+    No round is started after the deadline, nor one that would end past
+    `last` at the last round's pace."""
     k = len(orders)
     counts = problem.pair_ptr[orders + 1] - problem.pair_ptr[orders]
     pairs = ranges(problem.pair_ptr[orders], problem.pair_ptr[orders + 1])
@@ -85,8 +83,7 @@ def solve_flow(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity
         if value < best_value - 1e-9:
             best, best_value = fixed, value
         now = time.perf_counter()
-        if not (overfill > 1e-9).any() or now > deadline or now + PACE_MARGIN * (now - began) > last \
-                or int(at.sum()) <= beat:
+        if not (overfill > 1e-9).any() or now > deadline or now + PACE_MARGIN * (now - began) > last:
             break
         began = now
         # an overfilled cell becomes a gate of the network; what gates cannot hold (an order's second gated
