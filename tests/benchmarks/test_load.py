@@ -33,7 +33,9 @@ def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path
     report = json.loads((out / "load.json").read_text())
     assert (out / "load.png").stat().st_size > 0
     runs = {(r["name"], r["offered_per_s"]): r for r in report["runs"]}
-    assert set(runs) == {("warm-up", 500), ("sweep", 200), ("sweep", 400), ("main", 300), ("echo", 500)}
+    every = {("warm-up", 500), ("sweep", 200), ("sweep", 400), ("main", 300), ("echo", 500)}
+    # the sweep stops at a step it does not sustain: on a machine busy with other tests that may be the first
+    assert set(runs) == every or set(runs) == every - {("sweep", 400)} and not runs[("sweep", 200)]["sustained"]
     for r in report["runs"]:
         assert r["sent"] == int(r["offered_per_s"] * r["seconds"]) or r["name"] == "warm-up"
         assert r["answered"] + sum(r["errors"].values()) + r["timeouts"] == r["sent"]
