@@ -95,13 +95,17 @@ class EmbeddedCluster:
         self.size, self.name, self.host = size, name, host
         self.max_memory_store, self.max_file_store = max_memory_store, max_file_store
 
-        def port(offset: int, i: int) -> int:
-            return base_port + offset + i if base_port else free_port()
-
-        self.client_ports = [port(0, i) for i in range(size)]
-        self.route_ports = [port(100, i) for i in range(size)]
-        self.http_ports = [port(200, i) for i in range(size)]
+        self.base_port = base_port
+        self._pick_ports()
         self.procs: list[subprocess.Popen | None] = [None] * size
+
+    def _pick_ports(self) -> None:
+        def port(offset: int, i: int) -> int:
+            return self.base_port + offset + i if self.base_port else free_port()
+
+        self.client_ports = [port(0, i) for i in range(self.size)]
+        self.route_ports = [port(100, i) for i in range(self.size)]
+        self.http_ports = [port(200, i) for i in range(self.size)]
 
     @property
     def urls(self) -> list[str]:
@@ -146,14 +150,24 @@ class EmbeddedCluster:
             raise RuntimeError(f"{self.server_name(i)}: {e}; log {log_path}") from None
 
     def start(self, timeout: float = 30.0) -> "EmbeddedCluster":
-        """Every server, then waits until each reports JetStream healthy (a meta leader elected)."""
-        try:
-            for i in range(self.size):
-                self.start_server(i)
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        """Every server, then waits until each reports JetStream healthy (a meta leader elected).
+        With free ports, a failed start is tried again on new ones: another process may take a
+        port between its pick and the server's bind (tests start clusters side by side)."""
+        attempts = 1 if self.base_port else 3
+        for attempt in range(attempts):
+            try:
+                for i in range(self.size):
+                    self.start_server(i)
+                self.wait_healthy(timeout)
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                self._pick_ports()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:

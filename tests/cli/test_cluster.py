@@ -79,7 +79,7 @@ def test_up_starts_three_servers_and_an_engine_that_takes_its_lease_and_down_sto
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGINT)
-            up.wait(60)
+            print(up.communicate(timeout=60)[0])  # what cluster up said, shown if the test failed before
     assert up.returncode == 0, out
     assert "nats-server n3: nats://127.0.0.1:" in out and "engine 1: wants partition(s) p1,p2" in out and "stopped" in out
     assert not (run_dir / "cluster.json").exists()
@@ -112,6 +112,7 @@ def test_a_standby_engine_takes_the_partition_over_when_its_owner_is_killed(tmp_
     finally:
         up.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
         out, _ = up.communicate(timeout=120)
+        print(out)  # shown if the test fails
     assert second in owner_of and after["owner"] == second and after["epoch"] > epoch
     assert engines == {owner_of[first]: False, owner_of[second]: True}
     assert up.returncode == 0 and f"(pid {owner_of[first]}) exited with -9" in out and out.rstrip().endswith("stopped")
