@@ -398,18 +398,25 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
     tried = np.zeros(work.n_orders, bool)
     has_pairs = work.pair_ptr[orders + 1] > work.pair_ptr[orders]
     rate = HOOD_ORDER_S  # seconds per order released, as the last neighbourhood took
+    cheapest = _cheapest_cost(work)
     while (left := deadline - time.perf_counter()) > rate * HOOD_MIN:
         size = min(HOOD, int(HOOD_TIME_SHARE * left / rate))
         mine = nodes[orders]
         served = mine >= 0
         seeds = orders[~served & ~tried[orders] & has_pairs]
-        if not len(seeds):
-            return
+        if len(seeds):
+            seeds = seeds[np.argsort(-work.penalty[seeds], kind="stable")]
+        else:  # then the served orders furthest above their cheapest node, the dearest first
+            seeds = orders[served & ~tried[orders]]
+            regret = work.pair_cost[work.pair_of(seeds, nodes[seeds])] - cheapest[seeds]
+            seeds = seeds[regret > 1e-9][np.argsort(-regret[regret > 1e-9], kind="stable")]
+            if not len(seeds):
+                return
         part_o, part_n = orders[served], mine[served]
         at_node = np.argsort(part_n, kind="stable")
         node_ptr = np.searchsorted(part_n[at_node], np.arange(work.n_nodes + 1))
         hood: set[int] = set()
-        for u in seeds[np.argsort(-work.penalty[seeds], kind="stable")].tolist():
+        for u in seeds.tolist():
             tried[u] = True
             hood.add(u)
             for n in work.pair_node[work.pair_ptr[u]:work.pair_ptr[u + 1]].tolist():
@@ -435,6 +442,12 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
             _take_pairs(work, held, stock, capacity)
         else:
             nodes[release] = _nodes_of(parts, release)
+
+
+def _cheapest_cost(work: Problem) -> np.ndarray:
+    """Each order's cheapest pair cost (an order with no pair: a neighbour's, never read)."""
+    cost = np.append(work.pair_cost, np.inf)
+    return np.minimum.reduceat(cost, np.minimum(work.pair_ptr[:-1], len(cost) - 1))
 
 
 def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, stock, capacity, deadline: float,

@@ -65,3 +65,14 @@ def test_an_unproven_answer_cheaper_than_greedys_but_serving_fewer_orders_gives_
     assert _no_worse_than_greedy(None, fewer, greedy).parts == greedy.parts
     assert _no_worse_than_greedy(None, fewer, greedy).bound == 80.0
     assert _no_worse_than_greedy(None, more, greedy) is more
+
+
+def test_each_orders_cheapest_cost_is_the_least_of_its_pairs():
+    from engine.routing.optimal import _cheapest_cost
+
+    problem = batch("downtown", "peak", n_orders=400)
+    cheapest = _cheapest_cost(problem)
+    ptr = problem.pair_ptr
+    with_pairs = [o for o in range(problem.n_orders) if ptr[o + 1] > ptr[o]]
+    assert with_pairs
+    assert all(cheapest[o] == problem.pair_cost[ptr[o]:ptr[o + 1]].min() for o in with_pairs)
