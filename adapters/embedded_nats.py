@@ -154,21 +154,18 @@ class EmbeddedCluster:
         With free ports, a failed start is tried again on new ones: another process may take a
         port between its pick and the server's bind (tests start clusters side by side)."""
         attempts = 1 if self.base_port else 3
-        for attempt in range(attempts):
+        while True:
             try:
                 for i in range(self.size):
                     self.start_server(i)
                 self.wait_healthy(timeout)
                 return self
-            except RuntimeError:
+            except BaseException as e:
                 self.stop()
-                if attempt == attempts - 1:
+                attempts -= 1
+                if not isinstance(e, RuntimeError) or not attempts:
                     raise
                 self._pick_ports()
-            except BaseException:
-                self.stop()
-                raise
-        return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         import urllib.error

@@ -59,10 +59,11 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         for i in range(0, len(orders), batch):
             engine.submit_batch(orders[i:i + batch])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        gc.callbacks.remove(collector)
         if mark:
             mark("stop")
     finally:
+        if collector in gc.callbacks:  # (a failed batch must not leave it timing the caller's collections)
+            gc.callbacks.remove(collector)
         engine.close()
         gc.unfreeze()
         gc.set_threshold(*threshold)

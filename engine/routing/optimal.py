@@ -21,7 +21,7 @@ import numpy as np
 from engine.routing import flow
 from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
-from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, ranges, whole
+from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
 from engine.routing.repair import (Local, Search, feasible_first, improve_by_nodes, improve_in_rounds, lagrangian,
                                    priced_fit, priced_options, rounds_apply, single_resource, tabu)
@@ -398,7 +398,6 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
     tried = np.zeros(work.n_orders, bool)
     has_pairs = work.pair_ptr[orders + 1] > work.pair_ptr[orders]
     rate = HOOD_ORDER_S  # seconds per order released, as the last neighbourhood took
-    cheapest = _cheapest_cost(work)
     while (left := deadline - time.perf_counter()) > rate * HOOD_MIN:
         size = min(HOOD, int(HOOD_TIME_SHARE * left / rate))
         mine = nodes[orders]
@@ -406,9 +405,9 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
         seeds = orders[~served & ~tried[orders] & has_pairs]
         if len(seeds):
             seeds = seeds[np.argsort(-work.penalty[seeds], kind="stable")]
-        else:  # then the served orders furthest above their cheapest node, the dearest first
+        else:  # then the served orders furthest above their cheapest node (first pair), the dearest first
             seeds = orders[served & ~tried[orders]]
-            regret = work.pair_cost[work.pair_of(seeds, nodes[seeds])] - cheapest[seeds]
+            regret = work.pair_cost[work.pair_of(seeds, nodes[seeds])] - work.pair_cost[work.pair_ptr[seeds]]
             seeds = seeds[regret > 1e-9][np.argsort(-regret[regret > 1e-9], kind="stable")]
             if not len(seeds):
                 return
@@ -442,12 +441,6 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
             _take_pairs(work, held, stock, capacity)
         else:
             nodes[release] = _nodes_of(parts, release)
-
-
-def _cheapest_cost(work: Problem) -> np.ndarray:
-    """Each order's cheapest pair cost (an order with no pair: a neighbour's, never read)."""
-    cost = np.append(work.pair_cost, np.inf)
-    return np.minimum.reduceat(cost, np.minimum(work.pair_ptr[:-1], len(cost) - 1))
 
 
 def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, stock, capacity, deadline: float,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -248,15 +248,16 @@ class Dense:
         same = bool(((r == first) | (option < 0)).all())
         return cls(option, cost, r, a, first if same else None)
 
-    def priced(self, prices: np.ndarray, cost: np.ndarray | None = None, amount: np.ndarray | None = None,
-               out: np.ndarray | None = None) -> np.ndarray:
-        """(k, m) costs with each resource's price (prices: one per resource, then 0) times what is taken;
-        cost, amount: these matrices in another dtype (the Lagrangian's float32 steps), out: into this."""
-        cost = self.cost if cost is None else cost
-        amount = self.amount if amount is None else amount
+    def float32(self) -> "Dense":
+        """The same with cost and amount in float32 (the Lagrangian's steps: half the memory to stream)."""
+        return replace(self, cost=self.cost.astype(np.float32), amount=self.amount.astype(np.float32))
+
+    def priced(self, prices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(k, m) costs with each resource's multiplier (prices: one per resource, then 0) times what is
+        taken, in this Dense's dtype; out: into this."""
         price = prices[self.slot_res] if self.slot_res is not None else prices[self.res]
-        out = np.multiply(amount, price.astype(amount.dtype, copy=False), out=out)
-        return np.add(out, cost, out=out)
+        out = np.multiply(self.amount, price.astype(self.amount.dtype, copy=False), out=out)
+        return np.add(out, self.cost, out=out)
 
 
 def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
@@ -270,16 +271,16 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     dense = local.dense()
     k, n_res = len(local.orders), len(local.supply)
     rows = np.arange(k)
-    cost, amount = dense.cost.astype(np.float32), dense.amount.astype(np.float32)
-    priced = np.empty_like(cost)
+    steps = dense.float32()
+    priced = np.empty_like(steps.cost)
     prices = np.zeros(n_res + 1)  # the last: options taking no resource
-    prices[:-1] = _uniform_multiplier(dense, local.supply, cost, amount, priced)
+    prices[:-1] = _uniform_multiplier(dense, steps, local.supply, priced)
     best, best_prices = -np.inf, prices[:-1].copy()
     theta, stale = 2.0, 0
     for step in range(LAGRANGE_ROUNDS):
         if step >= LAGRANGE_MIN_ROUNDS and time.perf_counter() > deadline:
             break
-        dense.priced(prices, cost, amount, out=priced)
+        steps.priced(prices, out=priced)
         at = priced.argmin(axis=1)
         value = float(priced[rows, at].sum(dtype=np.float64) - prices[:-1] @ local.supply)
         if value > best + EPS:
@@ -298,17 +299,18 @@ def lagrangian(local: Local, deadline: float) -> tuple[float, np.ndarray]:
     return float(exact.min(axis=1).sum() - best_prices @ local.supply), best_prices
 
 
-def _uniform_multiplier(dense: Dense, supply: np.ndarray, cost, amount, out) -> float:
+def _uniform_multiplier(dense: Dense, steps: Dense, supply: np.ndarray, out: np.ndarray) -> float:
     """The lowest Lagrangian multiplier (a price on capacity, not money), the
     same on every resource, at which the orders' cheapest priced options take no more than the supply in all (bisection,
     LAGRANGE_BISECT steps): where the subgradient steps start. From zero
     prices they took 150 steps to come within 0.01% of the LP's value on type
-    D/E 40 x 1000; from here 80 came within 0-2 units of it on B-E."""
-    rows, last = np.arange(len(cost)), len(supply)
+    D/E 40 x 1000; from here 80 came within 0-2 units of it on B-E. Priced
+    in `steps` (dense in float32), what is taken summed from `dense`."""
+    rows, last = np.arange(len(dense.cost)), len(supply)
     total = float(supply.sum())
 
     def demand(u: float) -> float:
-        at = dense.priced(np.append(np.full(last, u), 0.0), cost, amount, out=out).argmin(axis=1)
+        at = steps.priced(np.append(np.full(last, u), 0.0), out=out).argmin(axis=1)
         taken = dense.res[rows, at] < last
         return float(dense.amount[rows, at][taken].sum())
 
