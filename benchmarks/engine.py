@@ -8,7 +8,8 @@ what was built at start frozen, no full collections), so the figure is
 what the served engine pays. CPU microseconds per order (this process's
 CPU time), the median of --repeat runs, each on a fresh engine and store. The figure to compare
 before and after a change on the order path; bench load gives the
-process's whole cost."""
+process's whole cost. Each batch's wall time is reported too (median, p99,
+max): what a stall in the engine's thread costs the orders of its batch."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.load.plan import SCENARIO, demand, roomy
 from benchmarks.solver import machine
@@ -55,9 +58,12 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         if mark:
             mark("start")
         gc.callbacks.append(collector)
+        batches = []  # each batch's wall time: a stall (a checkpoint, a collection) holds every order of it
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(orders), batch):
+            began = time.perf_counter()
             engine.submit_batch(orders[i:i + batch])
+            batches.append(time.perf_counter() - began)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if mark:
             mark("stop")
@@ -70,7 +76,10 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
     n = max(len(orders), 1)
     return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1),
             "gc_us_per_order": round(collector.seconds / n * 1e6, 1), "gc_collections": collector.count,
-            "gc_longest_ms": round(collector.longest * 1e3, 1)}
+            "gc_longest_ms": round(collector.longest * 1e3, 1),
+            "batch_ms": {"median": round(statistics.median(batches) * 1e3, 1) if batches else 0.0,
+                         "p99": round(float(np.percentile(batches, 99)) * 1e3, 1) if batches else 0.0,
+                         "max": round(max(batches, default=0.0) * 1e3, 1)}}
 
 
 class _Collections:
@@ -99,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             runs.append(r)
             print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall, "
                   f"collector {r['gc_us_per_order']} us in {r['gc_collections']} collections (longest "
-                  f"{r['gc_longest_ms']} ms) (load {load})", flush=True)
+                  f"{r['gc_longest_ms']} ms), batches median / p99 / max {r['batch_ms']['median']} / "
+                  f"{r['batch_ms']['p99']} / {r['batch_ms']['max']} ms (load {load})", flush=True)
     report = {"machine": machine(), "orders": args.orders, "batch": args.batch, "scenario": args.scenario,
               "runs": runs, "median_cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in runs)}
     out = Path(args.out)

@@ -31,6 +31,12 @@ class EventLog(Application):
         with creating_tables(opened):
             super().__init__(env={**opened, **(env or {})})
 
+    def close(self) -> None:
+        closing = getattr(self.recorder, "close", None)
+        if closing is not None:
+            closing()
+        super().close()
+
     def construct_mapper(self) -> MsgspecMapper:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper)
 

@@ -14,17 +14,13 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from domain.ids import plain_hex
+from engine.store.wal import BACKSTOP_PAGES, Checkpointer
 
 # psycopg 3.3.9 hangs for ever sending one query of several MB in pipeline
 # mode (benchmarks/README.md); above this many bytes a save is sent without
 # the pipeline
 PIPELINE_MAX_BYTES = 1 << 20
 ID_CACHE_SIZE = 50_000  # originator ids parsed and kept: the open orders of an hour or more
-# pages the WAL may hold before a commit copies them into the database file
-# (SQLite's default: 1,000). The orders' index pages are hit at random, so a
-# longer WAL copies each once for many commits: about 30% less CPU in the
-# save (benchmarks/README.md, issue 19). Every commit still syncs the WAL.
-WAL_AUTOCHECKPOINT = 10_000
 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
@@ -34,16 +30,28 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._ids: dict[str, UUID] = {}
+        self.checkpointer: Checkpointer | None = None  # started by the first write: only a writer needs one
         pool = self.datastore.pool
         if not pool.is_sqlite_memory_mode:
             create = pool._create_connection
 
             def create_connection() -> Any:
                 conn = create()
-                conn._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+                conn._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
                 return conn
 
             pool._create_connection = create_connection
+
+    def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> Any:
+        if self.checkpointer is None and not self.datastore.pool.is_sqlite_memory_mode:
+            self.checkpointer = Checkpointer(self.datastore.pool.db_name)
+        return super().insert_events(stored_events, **kwargs)
+
+    def close(self) -> None:
+        """Stops the checkpoints (the store's connections are the library's to close)."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+            self.checkpointer = None
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         if self.datastore.originator_id_type != "uuid":

@@ -16,5 +16,7 @@ def test_a_small_run_reports_cpu_wall_and_the_collectors_share_and_restores_the_
     assert run["gc_collections"] >= 0 and run["gc_us_per_order"] >= 0
     # the longest is part of the sum (both rounded to a tenth)
     assert run["gc_longest_ms"] <= run["gc_us_per_order"] * 400 / 1e3 + 0.1
+    batches = run["batch_ms"]  # four batches: their wall times in order, none longer than the run
+    assert 0 < batches["median"] <= batches["p99"] <= batches["max"] <= run["wall_us_per_order"] * 400 / 1e3 + 0.1
     assert gc.get_threshold() == threshold and gc.callbacks == callbacks
     assert "collector" in capsys.readouterr().out

@@ -1,15 +1,52 @@
-"""The SQLite store's connections: a longer WAL between checkpoints (cheaper
-saves), every commit still synced to disk (nothing acknowledged is lost)."""
+"""The SQLite store's connections: every commit synced to disk (nothing
+acknowledged is lost), and the log copied into the database file by a
+thread of the writer's own, not by its commits."""
+import time
+from uuid import uuid4
+
+from eventsourcing.persistence import StoredEvent
+
 from engine.store.eventlog import EventLog
-from engine.store.recorders import WAL_AUTOCHECKPOINT
+from engine.store.wal import BACKSTOP_PAGES
 
 
-def test_a_sqlite_store_checkpoints_less_often_and_still_syncs_every_commit(tmp_path):
+def _write(log: EventLog, n: int) -> None:
+    log.recorder.insert_events([StoredEvent(originator_id=uuid4(), originator_version=1, topic="t:T",
+                                            state=b"{}" * 500) for _ in range(n)])
+
+
+def test_a_sqlite_store_syncs_every_commit_and_leaves_checkpoints_to_its_thread(tmp_path):
     log = EventLog(f"sqlite:///{tmp_path}/events.db")
     with log.recorder.datastore.transaction(commit=False) as c:
         c.execute("PRAGMA wal_autocheckpoint")
-        assert c.fetchone()[0] == WAL_AUTOCHECKPOINT > 1000
+        assert c.fetchone()[0] == BACKSTOP_PAGES > 1000  # the commits' own: only a backstop
         c.execute("PRAGMA synchronous")
         assert c.fetchone()[0] == 2  # FULL
         c.execute("PRAGMA journal_mode")
         assert c.fetchone()[0] == "wal"
+    log.close()
+
+
+def test_the_writers_thread_copies_the_log_and_stops_with_the_store(tmp_path):
+    log = EventLog(f"sqlite:///{tmp_path}/events.db")
+    assert log.recorder.checkpointer is None  # a reader never starts one
+    _write(log, 200)
+    checkpointer = log.recorder.checkpointer
+    runs = checkpointer.runs
+    deadline = time.monotonic() + 10
+    while checkpointer.runs == runs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert checkpointer.runs > runs
+    _write(log, 200)
+    busy, pages, copied = checkpointer.checkpoint()
+    assert busy == 0 and pages > 0 and copied == pages  # no reader holds it back: all of it copied
+    thread = checkpointer._thread
+    log.close()
+    assert not thread.is_alive() and log.recorder.checkpointer is None
+
+
+def test_an_in_memory_store_has_no_checkpoints(tmp_path):
+    log = EventLog("memory:")
+    log.recorder.insert_events([StoredEvent(originator_id=uuid4(), originator_version=1, topic="t:T", state=b"{}")])
+    assert getattr(log.recorder, "checkpointer", None) is None
+    log.close()
