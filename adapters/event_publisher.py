@@ -23,18 +23,24 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
+from nats.errors import MaxPayloadError
 from nats.js.errors import NotFoundError
+
+from adapters.nats_connection import publish_all
+from domain import ids
 
 log = logging.getLogger("o2o.events")
 
 STREAM = "O2O_EVENTS"
 SUBJECTS = ["o2o.events.>"]
 ID_HEADER = "O2o-Notification-Id"
+ID_HEADER_BYTES = ID_HEADER.encode()
 MAX_FED = 200_000  # events held in memory for publishing; beyond, the store is read instead
 
 
@@ -46,9 +52,7 @@ class NotStored(Exception):
     """JetStream refused a message of the page (or nobody answered for the stream)."""
 
 
-def event_msg_id(notification_id: int) -> str:
-    """A published event's de-duplication key: its notification id in the store."""
-    return f"o2o-{notification_id}"
+MSG_ID = b"o2o-%d"  # a published event's de-duplication key: its notification id in the store
 
 
 @lru_cache(maxsize=None)
@@ -63,13 +67,36 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def envelope(note: Any) -> bytes:
+def envelope(nid: int, topic: str, originator_id: str, version: int, state: bytes) -> bytes:
     """The stored state is already JSON: wrap it without decoding it."""
-    head = (
-        f'{{"notification_id":{note.id},"topic":"{note.topic}",'
-        f'"originator_id":"{note.originator_id}","originator_version":{note.originator_version},"data":'
-    ).encode()
-    return head + note.state + b"}"
+    return b'{"notification_id":%d,"topic":"%s","originator_id":"%s","originator_version":%d,"data":%s}' % (
+        nid, topic.encode(), originator_id.encode(), version, state)
+
+
+@lru_cache(maxsize=None)
+def _subject(topic: str) -> bytes:
+    return subject_for(topic).encode()
+
+
+def hpub(row: tuple[int, str, int, str, bytes], previous: int, reply: bytes) -> tuple[bytes, int]:
+    """One stored event as the HPUB command nats-py's publish would send for it
+    (the same headers, in the same order), and its size as the server counts
+    it against its maximum payload (headers and payload)."""
+    nid, oid, version, topic, state = row
+    payload = envelope(nid, topic, oid, version, state)
+    if previous:
+        hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s: %d\r\nNats-Expected-Last-Msg-Id: %s\r\n\r\n" % (
+            MSG_ID % nid, ID_HEADER_BYTES, nid, MSG_ID % previous)
+    else:
+        hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s: %d\r\n\r\n" % (MSG_ID % nid, ID_HEADER_BYTES, nid)
+    size = len(hdr) + len(payload)
+    return b"HPUB %s %s%d %d\r\n%s%s\r\n" % (_subject(topic), reply, len(hdr), size, hdr, payload), size
+
+
+def _rows(notes: Any) -> list[tuple[int, str, int, str, bytes]]:
+    """The library's notifications as the rows the publisher reads."""
+    return [(n.id, ids.text(n.originator_id) if type(n.originator_id) is UUID else str(n.originator_id),
+             n.originator_version, n.topic, n.state) for n in notes]
 
 
 async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **kw: Any) -> None:
@@ -133,13 +160,12 @@ class EventPublisher:
                     await asyncio.sleep(0.5)
                     continue
             self.committed.clear()  # before reading, so a commit after the read wakes us
-            notes = self._take()
-            if notes is None:
-                notes = await loop.run_in_executor(self.pool, self.recorder.select_notifications, self.last + 1,
-                                                   self.page)
-            if notes:
+            rows = self._take()
+            if rows is None:
+                rows = await loop.run_in_executor(self.pool, self._read, self.last + 1)
+            if rows:
                 try:
-                    await self._publish(notes)
+                    await self._publish(rows)
                 except Exception as e:  # server away or an ack lost
                     log.warning("publishing events after %d failed (%r); resuming where the stream ends",
                                 self.last, e)
@@ -159,7 +185,7 @@ class EventPublisher:
             self._fed.clear()
         self._fed.extend(notes)
 
-    def _take(self) -> list[Any] | None:
+    def _take(self) -> list[tuple[int, str, int, str, bytes]] | None:
         """The next page from what was fed, if it follows on from the last published
         without a gap (another writer's events, or ids the store skipped): else None."""
         fed = self._fed
@@ -173,28 +199,38 @@ class EventPublisher:
                 notes.append(fed.popleft())
         except IndexError:  # feed() cleared it meanwhile, from the engine's thread: read the store
             return None
-        return notes
+        return _rows(notes)
 
-    async def _publish(self, notes: list[Any]) -> None:
+    def _read(self, start: int) -> list[tuple[int, str, int, str, bytes]]:
+        """A page of the store from `start`: (notification id, originator id as text, version, topic, state)."""
+        rows = getattr(self.recorder, "notification_rows", None)
+        if rows is not None:
+            return rows(start, self.page, text_ids=True)
+        return _rows(self.recorder.select_notifications(start, self.page))  # in memory: the library's
+
+    async def _publish(self, rows: list[tuple[int, str, int, str, bytes]]) -> None:
+        """A page in one write of HPUB commands; each message names the one
+        before it, so the ack asked for by the last answers for the page."""
         self._page_no += 1
-        reply = f"{self._inbox}.{self._page_no}"
+        reply = b"%s.%d " % (self._inbox.encode(), self._page_no)
         self._refused = None
         self._page_done.clear()
         previous = self.last
-        last = notes[-1]
-        publish = self.nc.publish
-        for note in notes:
-            headers = {"Nats-Msg-Id": event_msg_id(note.id), ID_HEADER: str(note.id)}
-            if previous:
-                headers["Nats-Expected-Last-Msg-Id"] = event_msg_id(previous)
-            # the chain makes the last ack answer for the page: a lost or refused message refuses all after it
-            await publish(subject_for(note.topic), envelope(note), reply=reply if note is last else "",
-                          headers=headers)
-            previous = note.id
+        out, size, largest = bytearray(), 0, self.nc.max_payload
+        last = len(rows) - 1
+        for i, row in enumerate(rows):
+            command, n = hpub(row, previous, reply if i == last else b"")
+            if n > largest:  # as publish refuses it: the server would close the connection
+                raise MaxPayloadError(f"event {row[0]} is {n} bytes, the server takes {largest}")
+            out += command
+            size += n
+            previous = row[0]
+        if not await publish_all(self.nc, out, len(rows), size):
+            raise NotStored("not connected")  # published nothing: resumed where the stream ends
         await asyncio.wait_for(self._page_done.wait(), self.ack_timeout)
         if self._refused is not None:
             raise NotStored(self._refused)
-        self.last = notes[-1].id
+        self.last = rows[-1][0]
 
     async def _on_ack(self, msg: Msg) -> None:
         if msg.subject.rpartition(".")[2] != str(self._page_no) or self._page_done.is_set():

@@ -1,15 +1,21 @@
 """The NATS connection every command that talks to a server opens: the
 flags that choose the server and authenticate (`connection_options`), the
 connection they make (`connect`), and the same flags handed on to a child
-process (`connection_argv`, for the relay `o2o serve` starts)."""
+process (`connection_argv`, for the relay `o2o serve` starts); and many
+messages written to it at once (`publish_all`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import ssl
 import sys
 from typing import Any
 
 import nats
+
+from engine.memory import untraced
+
+log = logging.getLogger("o2o.nats")
 
 # the connection flags besides --nats, with their help
 CONNECTION = [("creds", "NATS credentials file (JWT + NKey)"), ("nkey", "NKey seed file"), ("user", None),
@@ -55,3 +61,22 @@ async def connect(args: Any, url: str, **extra: Any) -> nats.NATS:
         user_credentials=args.creds, nkeys_seed=args.nkey, tls=tls, name="o2o",
         max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet, **extra,
     )
+
+
+async def publish_all(nc: Any, commands: bytes | bytearray, n: int, size: int) -> bool:
+    """`n` PUB or HPUB commands (`size`: their payloads' bytes) written to the
+    connection at once, not a publish each with its checks and flush;
+    False, sending nothing, while the client is not connected or drains
+    (publish's own rules apply then). A write that fails is logged: those
+    messages are lost, as with a publish into a lost connection."""
+    if not nc.is_connected or nc.is_draining_pubs:
+        return False
+    try:
+        nc.stats["out_msgs"] += n  # what Client.publish does for each message
+        nc.stats["out_bytes"] += size
+        await nc._send_command(commands)
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await nc._flush_pending()
+    except Exception as e:
+        log.warning("could not publish %d messages: %s", n, untraced(e))
+    return True

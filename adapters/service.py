@@ -23,6 +23,7 @@ from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
+from adapters.nats_connection import publish_all
 from adapters.partition_routes import PartitionRoutes
 from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
@@ -316,8 +317,8 @@ class O2OService:
                 return
             # refusals (bad input, 503) in one buffer, as nats.micro's respond_error would send each
             refused = [(run[i][1], o) for i, o in outcomes if type(o) is WireError]
-            if refused and not await self._publish_all(b"".join([_error_reply(reply, w) for reply, w in refused]),
-                                                       len(refused), 0):
+            if refused and not await publish_all(nc, b"".join([_error_reply(reply, w) for reply, w in refused]),
+                                                 len(refused), 0):
                 refused = []  # publish's own rules: one by one
             for i, outcome in outcomes:
                 if refused and type(outcome) is WireError:
@@ -441,7 +442,7 @@ class O2OService:
                 out += scratch
                 out += b"\r\n"
                 size += len(scratch)
-            if not await self._publish_all(out, len(ok), size):
+            if not await publish_all(nc, out, len(ok), size):
                 one_by_one = ok + one_by_one  # publish's own rules apply (buffered while reconnecting, or refused)
         for (ep, msg, mp), result in one_by_one:
             if type(msg) is bytes:
@@ -450,25 +451,6 @@ class O2OService:
                 await self._respond(ep, Request(msg), mp, result)
             except Exception as e:  # the connection is gone: the rest of the batch still gets its answers
                 log.warning("could not answer %s: %s", ep.name, untraced(e))
-
-    async def _publish_all(self, commands: bytes | bytearray, n: int, size: int) -> bool:
-        """`n` PUB or HPUB commands (`size`: their payloads' bytes) written to the
-        connection at once, not a publish each with its checks and flush;
-        False, sending nothing, while the client is not connected or drains
-        (publish's own rules apply then). A write that fails is logged: those
-        callers hear nothing, as with a publish into a lost connection."""
-        nc = self.nc
-        if not nc.is_connected or nc.is_draining_pubs:
-            return False
-        try:
-            nc.stats["out_msgs"] += n  # what Client.publish does for each message
-            nc.stats["out_bytes"] += size
-            await nc._send_command(commands)
-            if nc._flush_queue is not None and nc._flush_queue.empty():
-                await nc._flush_pending()
-        except Exception as e:
-            log.warning("could not answer %d requests: %s", n, untraced(e))
-        return True
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
         if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result.partition):

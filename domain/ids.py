@@ -31,7 +31,11 @@ def plain_hex(u: UUID) -> str:
 
 def text(u: UUID) -> str:
     """`str(u)`, from plain_hex."""
-    h = plain_hex(u)
+    return dashed(plain_hex(u))
+
+
+def dashed(h: str) -> str:
+    """`str(UUID(h))` of a UUID's 32 hex digits (as SQLite stores ids)."""
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

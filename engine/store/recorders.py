@@ -13,7 +13,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from domain.ids import plain_hex
+from domain.ids import dashed, plain_hex
 from engine.store.wal import BACKSTOP_PAGES, Checkpointer
 
 # psycopg 3.3.9 hangs for ever sending one query of several MB in pipeline
@@ -80,10 +80,11 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         last = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
 
-    def notification_rows(self, start: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+    def notification_rows(self, start: int, limit: int, text_ids: bool = False) -> list[tuple[int, Any, int, str, bytes]]:
         """(notification id, originator id, version, topic, state) from `start`:
         what select_notifications returns, without a Notification object per
-        row (they were the costly part of a replay's reading)."""
+        row (they were the costly part of a replay's reading); `text_ids`:
+        originator ids as `str(UUID)` writes them, not parsed (for publishing)."""
         statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
                      "WHERE rowid>=? ORDER BY rowid LIMIT ?")
         with self.datastore.transaction(commit=False) as c:
@@ -92,6 +93,8 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
             rows = c.fetchall()
         if self.datastore.originator_id_type != "uuid":
             return rows
+        if text_ids:
+            return [(r[0], dashed(r[1]), r[2], r[3], r[4]) for r in rows]
         ids, convert = self._ids, self.convert_originator_id
         return [(r[0], ids.get(r[1]) or convert(r[1]), r[2], r[3], r[4]) for r in rows]
 
@@ -107,14 +110,17 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         return self._insert_without_pipeline(stored_events, **kwargs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's select_notifications
-    def notification_rows(self, start: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+    def notification_rows(self, start: int, limit: int, text_ids: bool = False) -> list[tuple[int, Any, int, str, bytes]]:
         """As SQLiteEventRecorder.notification_rows."""
         statement = SQL("SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
                         "WHERE notification_id>=%s ORDER BY notification_id LIMIT %s").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, (start, limit), prepare=True)
-            return curs.fetchall()
+            rows = curs.fetchall()
+        if text_ids:
+            return [(r[0], str(r[1]), r[2], r[3], r[4]) for r in rows]
+        return rows
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
     def _insert_without_pipeline(self, stored_events: list[StoredEvent], **kwargs: Any) -> Any:
