@@ -81,7 +81,8 @@ def _subject(topic: str) -> bytes:
 def hpub(row: tuple[int, str, int, str, bytes], previous: int, reply: bytes) -> tuple[bytes, int]:
     """One stored event as the HPUB command nats-py's publish would send for it
     (the same headers, in the same order), and its size as the server counts
-    it against its maximum payload (headers and payload)."""
+    it against its maximum payload (headers and payload). `reply`: the reply
+    subject and a space, or empty."""
     nid, oid, version, topic, state = row
     payload = envelope(nid, topic, oid, version, state)
     if previous:
