@@ -21,7 +21,7 @@ import numpy as np
 from engine.routing import flow
 from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
-from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, whole
+from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, ranges, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
 from engine.routing.repair import (Local, Search, feasible_first, improve_by_nodes, improve_in_rounds, lagrangian,
                                    priced_fit, priced_options, rounds_apply, single_resource, tabu)
@@ -56,11 +56,19 @@ GREEDY_LARGE_S = 6e-6  # CPU per order of greedy on a large batch, kept back for
 # (16-20 ms at 5,000 on a quiet machine, 30-50 at load 3)
 REDUCE_ORDER_S = 4e-6  # CPU per order of the reductions (prune, contested, components: 16-20 ms at 5,000 on a
 # quiet machine, 27-40 at load 3)
-START_ORDER_S = 5e-6  # CPU per order of the value-first greedy start (4,700-5,000 orders: 17-20 ms)
+START_ORDER_S = 6e-6  # CPU per order of the priced greedy start (_priced_start; greedy alone: 17-20 ms at 5,000)
 FLOW_WHEN = 0.55  # the flow starts a large component when at least this share of its orders' cheapest nodes are full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
+FLOW_MIN_ROUNDS = 4  # the flow starts only with time for this many rounds: its first alone was 2-20 points further
+# from exact than _priced_start at peak (5,000 orders), but at 1 s (5 rounds, then neighbourhoods) it ended 0.7-2.6
+# points closer
+STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's prices, x the mean cheapest cost (capacity at 1 and 4:
+# 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% of exact's at 1 / 2 / 4)
 HOOD = 2500  # orders per neighbourhood, at most
-HOOD_ORDER_S = 35e-6  # CPU per order of a neighbourhood solved again, until one is measured (600: about 20 ms)
+HOOD_ORDER_S, HOOD_AT = 35e-6, 600  # CPU per order of a neighbourhood of 600 solved again (about 20 ms)
+HOOD_POWER = 1.7  # its time grows as orders ** this: 260 / 600 / 2,500 orders took 8-12 / 25 / 340-550 ms at load 2
+# (sized by 35 us per order whatever the size, a first neighbourhood of 2,500 could run out of the time left
+# after the flow at 1 s, and its answer was undone: 21% above exact on downtown peak, against 5% when it fitted)
 HOOD_TIME_SHARE = 0.35  # of the time left, what a neighbourhood is sized to take at the last one's pace
 HOOD_MIN = 100  # a neighbourhood smaller than this is not worth its set-up
 HOOD_CLOSE_S = 0.02  # the time left from which a neighbourhood's answer is closed by reduced costs (its MIP:
@@ -334,13 +342,13 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
              pace: float = 1.0) -> Answer:
     """A start, then neighbourhoods of it solved exactly while the budget
     lasts; in place, like _solve_component. The start: where capacity
-    binds (FLOW_WHEN), the priced min-cost flow (flow.py, exact on
-    capacity) for a share of the time; else greedy taking the orders of
-    most value (penalty) first. At 5,000 orders off-peak (stock binding)
-    the flow's first round cost more than that greedy's answer and served
-    no more; at peak it served 40-150 orders more (README, "5,000
-    orders"). pace: how much slower than on a quiet machine this batch
-    runs; the estimates of what a phase takes are scaled by it."""
+    binds (FLOW_WHEN) and the time left holds FLOW_MIN_ROUNDS of its
+    rounds, the priced min-cost flow (flow.py, exact on capacity) for a
+    share of the time; else greedy at prices of what binds
+    (_priced_start). At 5,000 orders off-peak (stock binding) the flow's
+    first round cost more than greedy's answer and served no more (README,
+    "5,000 orders"). pace: how much slower than on a quiet machine this
+    batch runs; the estimates of what a phase takes are scaled by it."""
     nodes = np.full(work.n_orders, -1)
     if deadline - time.perf_counter() < pace * START_ORDER_S * len(orders):
         # no time for a start (a loaded machine): the component unserved, and greedy's answer is the one returned
@@ -348,18 +356,61 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
     n_pairs = int((work.pair_ptr[orders + 1] - work.pair_ptr[orders]).sum())
     now = time.perf_counter()
     # (no phase is started that would end past the budget)
-    if _at_full_cheapest(work, orders, capacity) >= FLOW_WHEN and deadline - now > pace * FLOW_ROUND_PAIR_S * n_pairs:
+    if _at_full_cheapest(work, orders, capacity) >= FLOW_WHEN \
+            and deadline - now > FLOW_MIN_ROUNDS * pace * FLOW_ROUND_PAIR_S * n_pairs / FLOW_SHARE:
         nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
                                         last=deadline)
     else:
-        by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
-        nodes[orders] = _nodes_of(solve_greedy(work.with_supply(stock, capacity), by_value).parts, orders)
+        nodes[orders] = _priced_start(work, orders, stock, capacity)
     answer = whole(work, nodes.tolist())
     for o in orders:
         parts[o] = answer[o]
     _take_pairs(work, work.pair_of(orders[nodes[orders] >= 0], nodes[orders][nodes[orders] >= 0]), stock, capacity)
     _neighbourhoods(work, orders, nodes, parts, stock, capacity, deadline, solver)
     return Answer(orders, _value(work, orders, nodes[orders]), -np.inf, False, improve=False)
+
+
+def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Greedy, the orders of most value first, each at its cheapest node by
+    a price that counts what it takes: every pair costs more by the share of
+    each stock cell and of the node's capacity that "every order at its
+    cheapest" would overfill, x STOCK_PRICE / CAPACITY_PRICE x the mean
+    cheapest cost. Orders steer clear of what binds where a node nearly as
+    cheap has room. At 5,000 orders (seed 0, gap to exact) it left
+    downtown peak 16% and clustered peak 14% above exact where the flow's
+    first round left 36 and 23%, in half its time; off-peak 9-12% against
+    10-12% for the same greedy without prices. The node of each order
+    given (-1: unserved)."""
+    ptr = work.pair_ptr
+    pairs = ranges(ptr[orders], ptr[orders + 1])
+    pairs = pairs[work.pair_cost[pairs] <= work.penalty[work.pair_order[pairs]]]  # else unserved is cheaper
+    if not len(pairs):
+        return np.full(len(orders), -1)
+    owner = work.pair_order[pairs]
+    first = np.ones(len(pairs), bool)
+    first[1:] = owner[1:] != owner[:-1]
+    key, qty, _, cell = work.entries(pairs)
+    n_entries = np.diff(work._cells().ptr)[pairs]
+    entry_pair = np.repeat(np.arange(len(pairs)), n_entries)
+    n_cells = len(work.cell_keys)
+    demand = np.bincount(cell, qty * first[entry_pair], n_cells)
+    supply = np.zeros(n_cells)
+    supply[cell] = stock.reshape(-1)[key]
+    over = np.where(demand > supply, 1.0 - supply / np.maximum(demand, 1e-9), 0.0)
+    node = work.pair_node[pairs]
+    load = np.bincount(node[first], work.pair_load[pairs][first], work.n_nodes)
+    cap_over = np.where(load > capacity, 1.0 - np.maximum(capacity, 0.0) / np.maximum(load, 1e-9), 0.0)
+    unit = max(1.0, float(work.pair_cost[pairs][first].mean()))
+    priced = work.pair_cost[pairs] + unit * (STOCK_PRICE * np.bincount(entry_pair, over[cell], len(pairs))
+                                             + CAPACITY_PRICE * cap_over[node])
+    perm = pairs[np.lexsort((priced, owner))]
+    # (an order stops at a pair dearer than its penalty: with the prices added, only where the true cost is)
+    sub = replace(work, pair_order=work.pair_order[perm], pair_node=work.pair_node[perm],
+                  pair_cost=np.zeros(len(perm)), pair_load=work.pair_load[perm], penalty=np.full(work.n_orders, 1.0),
+                  stock=stock, capacity=capacity)
+    sub._entries = work._cells().permuted(perm)
+    by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
+    return _nodes_of(solve_greedy(sub, by_value).parts, orders)
 
 
 def _at_full_cheapest(work: Problem, orders: np.ndarray, capacity: np.ndarray) -> float:
@@ -397,9 +448,10 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
     started only when one of its size fits in the time left."""
     tried = np.zeros(work.n_orders, bool)
     has_pairs = work.pair_ptr[orders + 1] > work.pair_ptr[orders]
-    rate = HOOD_ORDER_S  # seconds per order released, as the last neighbourhood took
-    while (left := deadline - time.perf_counter()) > rate * HOOD_MIN:
-        size = min(HOOD, int(HOOD_TIME_SHARE * left / rate))
+    # a neighbourhood of n orders takes about scale * n ** HOOD_POWER seconds, scale as the last one took
+    scale = HOOD_ORDER_S * HOOD_AT ** (1.0 - HOOD_POWER)
+    while (left := deadline - time.perf_counter()) > scale * HOOD_MIN ** HOOD_POWER:
+        size = min(HOOD, int((HOOD_TIME_SHARE * left / scale) ** (1.0 / HOOD_POWER)))
         mine = nodes[orders]
         served = mine >= 0
         seeds = orders[~served & ~tried[orders] & has_pairs]
@@ -432,7 +484,8 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
         began = time.perf_counter()
         a = _solve_component(work, release, True, parts, stock, capacity, deadline, solver, by_flow=False,
                              close_from=HOOD_CLOSE_S)
-        rate = max(HOOD_ORDER_S / 4, (time.perf_counter() - began) / len(release))
+        scale = max(HOOD_ORDER_S / 4 * HOOD_AT ** (1.0 - HOOD_POWER),
+                    (time.perf_counter() - began) / len(release) ** HOOD_POWER)
         if a.objective > before + 1e-9:
             _take(work, parts, release, stock, capacity, sign=-1)
             _assign(work, held, parts)

@@ -126,6 +126,13 @@ class Entries:
         return cls(np.concatenate([[0], np.cumsum(lens)]), pair, key, problem.line_qty[line].astype(float),
                    cell.reshape(-1), keys)
 
+    def permuted(self, perm: np.ndarray) -> "Entries":
+        """The entries of pairs renumbered: new pair j is old pair perm[j]."""
+        lens = np.diff(self.ptr)[perm]
+        at = ranges(self.ptr[perm], self.ptr[perm + 1])
+        return Entries(np.concatenate([[0], np.cumsum(lens)]), np.repeat(np.arange(len(perm)), lens), self.key[at],
+                       self.qty[at], self.cell[at], self.keys)
+
     def restricted(self, keep: np.ndarray) -> "Entries":
         """keep: (P,) bool."""
         at = keep[self.pair]
