@@ -59,11 +59,14 @@ REDUCE_ORDER_S = 4e-6  # CPU per order of the reductions (prune, contested, comp
 START_ORDER_S = 6e-6  # CPU per order of the priced greedy start (_priced_start; greedy alone: 17-20 ms at 5,000)
 FLOW_WHEN = 0.55  # the flow starts a large component when at least this share of its orders' cheapest nodes are full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
-FLOW_MIN_ROUNDS = 4  # the flow starts only with time for this many rounds: its first alone was 2-20 points further
-# from exact than _priced_start at peak (5,000 orders), but at 1 s (5 rounds, then neighbourhoods) it ended 0.7-2.6
-# points closer
-STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's prices, x the mean cheapest cost (capacity at 1 and 4:
-# 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% of exact's at 1 / 2 / 4)
+FLOW_MIN_ROUNDS = 20  # the flow starts only with time for this many of its rounds (about 1 s at 5,000 orders):
+# _priced_start (16 rounds of prices) then neighbourhoods ended closer to exact at 200 ms and 1 s (at 1 s, peak,
+# 5 cases, load 3.7: 2.6% on average against 4.5%), the flow (5 rounds) then neighbourhoods at 2 s (0.51 / 0.94%)
+STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's price steps, x the mean cheapest cost (one round, capacity
+# at 1 and 4: 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% at 1 / 2 / 4)
+PRICE_SHARE = 0.25  # of the time left, what the rounds of prices may use (16 rounds: 20-30 ms at 5,000, load 2)
+PRICE_ROUNDS, PRICE_DECAY = 16, 0.85  # its rounds of prices and their step's decay (at 5,000 orders, seed 0: 4 / 0.7
+# left the start 1-4 points further from exact, 24 / 0.9 about the same as 16 / 0.85)
 FILL_ORDER_S = 1e-6  # CPU per order of the component, kept back for _fill_unserved (3-4 ms at 5,000 at load 2)
 HOOD = 2500  # orders per neighbourhood, at most
 HOOD_ORDER_S, HOOD_AT = 35e-6, 600  # CPU per order of a neighbourhood of 600 solved again (about 20 ms)
@@ -362,7 +365,7 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
         nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
                                         last=deadline)
     else:
-        nodes[orders] = _priced_start(work, orders, stock, capacity)
+        nodes[orders] = _priced_start(work, orders, stock, capacity, until=now + PRICE_SHARE * (deadline - now))
     answer = whole(work, nodes.tolist())
     for o in orders:
         parts[o] = answer[o]
@@ -393,17 +396,20 @@ def _fill_unserved(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts, 
     _take_pairs(work, work.pair_of(new, nodes[new]), stock, capacity)
 
 
-def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray,
+                  rounds: int = PRICE_ROUNDS, until: float = np.inf) -> np.ndarray:
     """Greedy, the orders of most value first, each at its cheapest node by
-    a price that counts what it takes: every pair costs more by the share of
-    each stock cell and of the node's capacity that "every order at its
-    cheapest" would overfill, x STOCK_PRICE / CAPACITY_PRICE x the mean
-    cheapest cost. Orders steer clear of what binds where a node nearly as
-    cheap has room. At 5,000 orders (seed 0, gap to exact) it left
-    downtown peak 16% and clustered peak 14% above exact where the flow's
-    first round left 36 and 23%, in half its time; off-peak 9-12% against
-    10-12% for the same greedy without prices. The node of each order
-    given (-1: unserved)."""
+    a price that counts what it takes. The prices come from rounds of
+    tatonnement: each order picks its cheapest node at the prices so far,
+    and every stock cell and node capacity those picks overfill gets
+    dearer by the share overfilled (x STOCK_PRICE / CAPACITY_PRICE x the
+    mean cheapest cost, the step shrinking by PRICE_DECAY a round). Orders
+    then steer clear of what binds where a node nearly as cheap has room.
+    At 5,000 orders (seed 0, the start alone against exact): downtown peak
+    8% above exact after 16 rounds, 17% after one, 36% for the flow's first
+    round; uniform peak 7 / 17%, capacity-tight peak 4 / 10%; off-peak
+    4-9% against 8-13% (README, "5,000 orders", 2026-12-07). The node of
+    each order given (-1: unserved). No round starts after `until`."""
     ptr = work.pair_ptr
     pairs = ranges(ptr[orders], ptr[orders + 1])
     pairs = pairs[work.pair_cost[pairs] <= work.penalty[work.pair_order[pairs]]]  # else unserved is cheaper
@@ -412,20 +418,32 @@ def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity
     owner = work.pair_order[pairs]
     first = np.ones(len(pairs), bool)
     first[1:] = owner[1:] != owner[:-1]
+    starts = np.flatnonzero(first)
+    seg = np.cumsum(first) - 1  # each pair's order, numbered
     key, qty, _, cell = work.entries(pairs)
-    n_entries = np.diff(work._cells().ptr)[pairs]
-    entry_pair = np.repeat(np.arange(len(pairs)), n_entries)
+    entry_pair = np.repeat(np.arange(len(pairs)), np.diff(work._cells().ptr)[pairs])
     n_cells = len(work.cell_keys)
-    demand = np.bincount(cell, qty * first[entry_pair], n_cells)
     supply = np.zeros(n_cells)
     supply[cell] = stock.reshape(-1)[key]
-    over = np.where(demand > supply, 1.0 - supply / np.maximum(demand, 1e-9), 0.0)
-    node = work.pair_node[pairs]
-    load = np.bincount(node[first], work.pair_load[pairs][first], work.n_nodes)
-    cap_over = np.where(load > capacity, 1.0 - np.maximum(capacity, 0.0) / np.maximum(load, 1e-9), 0.0)
-    unit = max(1.0, float(work.pair_cost[pairs][first].mean()))
-    priced = work.pair_cost[pairs] + unit * (STOCK_PRICE * np.bincount(entry_pair, over[cell], len(pairs))
-                                             + CAPACITY_PRICE * cap_over[node])
+    node, load = work.pair_node[pairs], work.pair_load[pairs]
+    cost = work.pair_cost[pairs]
+    unit = max(1.0, float(cost[first].mean()))
+    cell_price, node_price = np.zeros(n_cells), np.zeros(work.n_nodes)
+    picked, priced = first, cost
+    for r in range(rounds + 1):
+        demand = np.bincount(cell, qty * picked[entry_pair], n_cells)
+        taken = np.bincount(node[picked], load[picked], work.n_nodes)
+        step = unit * PRICE_DECAY ** r
+        cell_price += step * STOCK_PRICE * np.where(demand > supply, 1.0 - supply / np.maximum(demand, 1e-9), 0.0)
+        node_price += step * CAPACITY_PRICE * np.where(
+            taken > capacity, 1.0 - np.maximum(capacity, 0.0) / np.maximum(taken, 1e-9), 0.0)
+        priced = cost + np.bincount(entry_pair, cell_price[cell], len(pairs)) + node_price[node]
+        if r == rounds or time.perf_counter() > until:
+            break
+        at = np.flatnonzero(priced <= np.minimum.reduceat(priced, starts)[seg])
+        at = at[np.concatenate([[True], seg[at][1:] != seg[at][:-1]])]  # one per order (ties: the first)
+        picked = np.zeros(len(pairs), bool)
+        picked[at] = True
     perm = pairs[np.lexsort((priced, owner))]
     # (an order stops at a pair dearer than its penalty: with the prices added, only where the true cost is)
     sub = replace(work, pair_order=work.pair_order[perm], pair_node=work.pair_node[perm],
