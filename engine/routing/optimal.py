@@ -64,7 +64,8 @@ FLOW_MIN_ROUNDS = 20  # the flow starts only with time for this many of its roun
 # 5 cases, load 3.7: 2.6% on average against 4.5%), the flow (5 rounds) then neighbourhoods at 2 s (0.51 / 0.94%)
 STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's price steps, x the mean cheapest cost (one round, capacity
 # at 1 and 4: 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% at 1 / 2 / 4)
-PRICE_SHARE = 0.25  # of the time left, what the rounds of prices may use (16 rounds: 20-30 ms at 5,000, load 2)
+PRICE_SHARE = 0.5  # of the time left after the greedy pass, what the rounds of prices may use (16 rounds: 20-30 ms
+# at 5,000, load 2; at 200 ms a quarter left 1.4-2.9 points more on 4 of 6 cases, the neighbourhoods did less)
 PRICE_ROUNDS, PRICE_DECAY = 16, 0.85  # its rounds of prices and their step's decay (at 5,000 orders, seed 0: 4 / 0.7
 # left the start 1-4 points further from exact, 24 / 0.9 about the same as 16 / 0.85)
 FILL_ORDER_S = 1e-6  # CPU per order of the component, kept back for _fill_unserved (3-4 ms at 5,000 at load 2)
@@ -365,7 +366,9 @@ def _by_flow(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
         nodes[orders] = flow.solve_flow(work, orders, stock, capacity, now + FLOW_SHARE * (deadline - now),
                                         last=deadline)
     else:
-        nodes[orders] = _priced_start(work, orders, stock, capacity, until=now + PRICE_SHARE * (deadline - now))
+        # (the greedy pass after the prices takes about START_ORDER_S per order)
+        until = now + PRICE_SHARE * (deadline - now - pace * START_ORDER_S * len(orders))
+        nodes[orders] = _priced_start(work, orders, stock, capacity, until=until)
     answer = whole(work, nodes.tolist())
     for o in orders:
         parts[o] = answer[o]
