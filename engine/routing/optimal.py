@@ -60,8 +60,10 @@ START_ORDER_S = 6e-6  # CPU per order of the priced greedy start (_priced_start;
 FLOW_WHEN = 0.55  # the flow starts a large component when at least this share of its orders' cheapest nodes are full
 FLOW_ROUND_PAIR_S = 1e-6  # CPU of the flow's first round per pair (5,000 orders, 40,000 pairs: 35-45 ms)
 FLOW_MIN_ROUNDS = 20  # the flow starts only with time for this many of its rounds (about 1 s at 5,000 orders):
-# _priced_start (16 rounds of prices) then neighbourhoods ended closer to exact at 200 ms and 1 s (at 1 s, peak,
-# 5 cases, load 3.7: 2.6% on average against 4.5%), the flow (5 rounds) then neighbourhoods at 2 s (0.51 / 0.94%)
+# at 200 ms _priced_start (16 rounds of prices) then neighbourhoods ended far closer to exact (peak: 3-8% against
+# 10-38%); at 1 s the flow (5 rounds) then neighbourhoods ended closer on clustered, uniform and capacity-tight peak
+# (0.3-0.9% against 0.5-1.2%) but 3-7% above exact on downtown peak where the priced start ended at 2.1-2.7% (the
+# worst family first); at 2 s the flow (0.51 against 0.94% on average over 6 peak cases)
 STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's price steps, x the mean cheapest cost (one round, capacity
 # at 1 and 4: 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% at 1 / 2 / 4)
 PRICE_SHARE = 0.5  # of the time left after the greedy pass, what the rounds of prices may use (16 rounds: 20-30 ms
