@@ -66,8 +66,8 @@ FLOW_MIN_ROUNDS = 20  # the flow starts only with time for this many of its roun
 # worst family first); at 2 s the flow (0.51 against 0.94% on average over 6 peak cases)
 STOCK_PRICE, CAPACITY_PRICE = 1.0, 2.0  # _priced_start's price steps, x the mean cheapest cost (one round, capacity
 # at 1 and 4: 0.5 and 1.8 points further from exact at peak, 200 ms; fill kept 55-68% / 63-83% / 63-74% at 1 / 2 / 4)
-PRICE_SHARE = 0.5  # of the time left after the greedy pass, what the rounds of prices may use (16 rounds: 20-30 ms
-# at 5,000, load 2; at 200 ms a quarter left 1.4-2.9 points more on 4 of 6 cases, the neighbourhoods did less)
+PRICE_SHARE = 0.5  # of the time left after the greedy pass, what the rounds of prices may use (16 rounds: 20-35 ms
+# at 5,000, load 2; at 200 ms a quarter left 0.3-1.8 points more on 4 of 6 cases, 0.1-0.2 less on 2)
 PRICE_ROUNDS, PRICE_DECAY = 16, 0.85  # its rounds of prices and their step's decay (at 5,000 orders, seed 0: 4 / 0.7
 # left the start 1-4 points further from exact, 24 / 0.9 about the same as 16 / 0.85)
 FILL_ORDER_S = 1e-6  # CPU per order of the component, kept back for _fill_unserved (3-4 ms at 5,000 at load 2)
@@ -411,9 +411,10 @@ def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity
     mean cheapest cost, the step shrinking by PRICE_DECAY a round). Orders
     then steer clear of what binds where a node nearly as cheap has room.
     At 5,000 orders (seed 0, the start alone against exact): downtown peak
-    8% above exact after 16 rounds, 17% after one, 36% for the flow's first
+    8% above exact after 16 rounds, 17% after one, 41% for the flow's first
     round; uniform peak 7 / 17%, capacity-tight peak 4 / 10%; off-peak
-    4-9% against 8-13% (README, "5,000 orders", 2026-12-07). The node of
+    4-9% against 9-12% for the greedy without prices (README, "5,000
+    orders", 2026-12-07). The node of
     each order given (-1: unserved). No round starts after `until`."""
     ptr = work.pair_ptr
     pairs = ranges(ptr[orders], ptr[orders + 1])
