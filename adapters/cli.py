@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before numpy loads: the router's searches end at a deadline, so BLAS threads buy no answer
+# sooner, only CPU (5,000 orders, 1 s: 1.48 s of CPU against 0.99 with one; benchmarks/README.md),
+# and the other cores are the event loop's, the relay's and nats-server's
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # command -> the module that registers it (tests/cli/test_cli_table.py keeps them in step)
 COMMANDS = {
