@@ -7,7 +7,8 @@ with the open-loop generator (benchmarks/loadgen.py) in a process of its
 own: orders from the simulations' demand generator, sent at a fixed rate
 whatever the replies do, latency from each order's due time. Per run:
 achieved throughput, latency p50/p90/p99/p99.9/max, errors and timeouts,
-the engine's CPU and peak memory.
+the engine's CPU and peak memory, and the CPU of the relay it starts (a
+child process publishing its events, not in the engine's figure).
 
 --sweep raises the rate step by step and reports the highest rate
 sustained (no error, no timeout, p99 <= 250 ms, throughput within 2% of

@@ -39,6 +39,9 @@ def summary(plan: Plan, r: loadgen.Result, usage: dict[str, float]) -> dict[str,
         "generator_cpu_s": round(r.cpu_s, 2), "service_cpu_s": round(usage["service_cpu_s"], 2),
         "service_cpu_us_per_request": round(1e6 * usage["service_cpu_s"] / r.sent, 1),
         "nats_server_cpu_s": None if usage["nats_server_cpu_s"] is None else round(usage["nats_server_cpu_s"], 2),
+        # the service's child processes (the relay publishing its events): not in the service's own figure
+        "relay_cpu_us_per_request": None if usage.get("children_cpu_s") is None
+        else round(1e6 * usage["children_cpu_s"] / r.sent, 1),
         "service_rss_bytes": usage["service_rss_bytes"],
         "per_second": per_second(plan.rate, np.where(code == 0, latency, np.nan)),
     }

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
 from benchmarks.load.plan import Plan
-from benchmarks.procstat import cpu_seconds, memory_bytes
+from benchmarks.procstat import children, cpu_seconds, memory_bytes
 
 
 def start(args: list[str], log: Path, ready: str, timeout: float = 120,
@@ -30,6 +30,13 @@ def start(args: list[str], log: Path, ready: str, timeout: float = 120,
             raise RuntimeError(f"{' '.join(args[:3])} did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
     return proc
+
+
+def _cpu_since(pid: int, before: float) -> float:
+    try:
+        return cpu_seconds(pid) - before
+    except OSError:  # it ended during the run: what it used is not known
+        return 0.0
 
 
 def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, log: Path) -> subprocess.Popen:
@@ -49,6 +56,7 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
     nats_pid = server.proc.pid if server and server.proc else None
     cpu0 = cpu_seconds(pid)
     nats0 = cpu_seconds(nats_pid) if nats_pid else 0.0
+    kids = {k: cpu_seconds(k) for k in children(pid)}  # the relay: the service's own, on another core
     t0 = time.perf_counter()
     gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--subject", plan.subject,
                             "--payloads", str(pfile), "--rate", str(plan.rate), "--timeout", str(timeout),
@@ -64,5 +72,6 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
         raise RuntimeError(f"load generator failed: {(folder / 'loadgen.log').read_text()[-2000:]}")
     wall = time.perf_counter() - t0
     usage = {"service_cpu_s": cpu_seconds(pid) - cpu0, "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
+             "children_cpu_s": sum(_cpu_since(k, c) for k, c in kids.items()) if kids else None,
              "wall_s": wall, "service_rss_bytes": memory_bytes("VmRSS", pid)}
     return msgspec.msgpack.decode(rfile.read_bytes(), type=loadgen.Result), usage
