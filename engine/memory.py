@@ -22,7 +22,7 @@ NEVER = 2**31 - 1
 YOUNG = 10_000
 # A middle collection after every second young one (CPython's default: ten). It walks
 # what the young ones kept since the last, all of which an order keeps: in tens it
-# paused the engine 17-30 ms of CPU each, in twos 4-6.5 ms, and the collector's CPU per
+# paused the engine 17-30 ms of CPU each, in twos 4-13 ms, and the collector's CPU per
 # order fell 6.4-7.1 -> 3.8-6.0 us (fewer cache misses; benchmarks/README.md)
 MIDDLE = 2
 E = TypeVar("E", bound=BaseException)
