@@ -40,6 +40,7 @@ class EngineWorker:
         self.accepting = True
         self.committed = asyncio.Event()  # set after every engine call: new events may be stored
         self.batches = 0
+        self.batched = 0  # orders in them (the service's $SRV stats give both)
         self._runner: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -125,6 +126,7 @@ class EngineWorker:
 
     async def _route(self, batch: list[tuple[SubmitOrder, Any, float, Any]]) -> None:
         self.batches += 1
+        self.batched += len(batch)
         try:
             results: list[Any] = await self.call(self.engine.submit_batch, [b[0] for b in batch],
                                                  [b[3] for b in batch])

@@ -3,6 +3,8 @@ echo responder started and waited for, and the load generator driven."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from tqdm import tqdm
 
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
-from benchmarks.load.plan import Plan
+from benchmarks.load.plan import SUBMIT, Plan
 from benchmarks.procstat import children, cpu_seconds, memory_bytes
 
 
@@ -39,6 +41,26 @@ def _cpu_since(pid: int, before: float) -> float:
         return 0.0
 
 
+def batches(url: str) -> tuple[int, int] | None:
+    """(micro-batches, orders in them) so far, from the submit endpoint's $SRV
+    STATS data (the first engine to answer); None where none says."""
+    import nats
+
+    async def ask() -> dict:
+        nc = await nats.connect(url)
+        try:
+            return json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=2.0)).data)
+        finally:
+            await nc.close()
+
+    try:
+        stats = asyncio.run(ask())
+    except Exception:  # an older engine, or none: the figure is left out
+        return None
+    data = next((e.get("data") for e in stats.get("endpoints", []) if e.get("name") == "submit"), None)
+    return (data["batches"], data["orders"]) if data else None
+
+
 def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, log: Path) -> subprocess.Popen:
     # nodes never accept in this benchmark: no part may expire and be routed again mid-run
     return start(["-m", "adapters.cli", "serve", "--nats", url, "--store", store, "--network", str(network),
@@ -57,6 +79,7 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
     cpu0 = cpu_seconds(pid)
     nats0 = cpu_seconds(nats_pid) if nats_pid else 0.0
     kids = {k: cpu_seconds(k) for k in children(pid)}  # the relay: the service's own, on another core
+    batched = batches(url) if plan.subject == SUBMIT else None
     t0 = time.perf_counter()
     gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--subject", plan.subject,
                             "--payloads", str(pfile), "--rate", str(plan.rate), "--timeout", str(timeout),
@@ -74,4 +97,7 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
     usage = {"service_cpu_s": cpu_seconds(pid) - cpu0, "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
              "children_cpu_s": sum(_cpu_since(k, c) for k, c in kids.items()) if kids else None,
              "wall_s": wall, "service_rss_bytes": memory_bytes("VmRSS", pid)}
+    after = batches(url) if batched else None
+    if after and after[0] > batched[0]:  # the orders of the run's micro-batches, on average
+        usage["orders_per_batch"] = (after[1] - batched[1]) / (after[0] - batched[0])
     return msgspec.msgpack.decode(rfile.read_bytes(), type=loadgen.Result), usage

@@ -44,6 +44,8 @@ def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path
         assert r["service_cpu_s"] > 0 and r["per_second"]
         # the engine's relay publishes its events from a child process: its CPU is reported beside the engine's
         assert (r["relay_cpu_us_per_request"] > 0) if r["target"] == "engine" else r["relay_cpu_us_per_request"] is None
+        # the engine's $SRV stats count its micro-batches: at most --max-batch orders each
+        assert (1 <= r["orders_per_batch"] <= 500) if r["target"] == "engine" else r["orders_per_batch"] is None
     sent = sum(r["sent"] for r in report["runs"] if r["target"] == "engine") + 150
     z = report["zero_loss"]
     assert z["ok"] and z["orders_sent"] == z["answered"] == sent
