@@ -124,7 +124,7 @@ def _case(family: str, n: int, regime: str, n_inst: int, repeat: int, network, r
             batch, solution, *runs = _timed(router, inst, 1 if name == "exact" else repeat)
             for kept, measured in zip(times[name], runs):
                 kept.extend(measured)
-            filled[name].append(sum(1 for p in solution.parts if p))
+            filled[name].append(solution.filled)
             objective[name].append(solution.objective)
             if name == "optimal":
                 proven.append(solution.status == "optimal")
@@ -168,7 +168,7 @@ def _gap_case(kind: str, n: int, m: int, n_inst: int, repeat: int, args, bar) ->
                 solution = solve(problem)
                 times[name][0].append(time.perf_counter() - t0)
                 times[name][1].append(time.process_time() - c0)
-            placed[name].append(sum(1 for p in solution.parts if p))
+            placed[name].append(solution.filled)
             objective[name].append(solution.objective)
             status[name].append(solution.status)
             if name == "optimal":

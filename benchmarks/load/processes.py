@@ -46,10 +46,12 @@ def batches(url: str) -> tuple[int, int] | None:
     STATS data (the first engine to answer); None where none says."""
     import nats
 
+    from adapters.service import NAME
+
     async def ask() -> dict:
         nc = await nats.connect(url)
         try:
-            return json.loads((await nc.request("$SRV.STATS.o2o-engine", b"", timeout=2.0)).data)
+            return json.loads((await nc.request(f"$SRV.STATS.{NAME}", b"", timeout=2.0)).data)
         finally:
             await nc.close()
 

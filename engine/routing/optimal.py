@@ -76,6 +76,7 @@ HOOD_ORDER_S, HOOD_AT = 35e-6, 600  # CPU per order of a neighbourhood of 600 so
 HOOD_POWER = 1.7  # its time grows as orders ** this: 260 / 600 / 2,500 orders took 8-12 / 25 / 340-550 ms at load 2
 # (sized by 35 us per order whatever the size, a first neighbourhood of 2,500 could run out of the time left
 # after the flow at 1 s, and its answer was undone: 21% above exact on downtown peak, against 5% when it fitted)
+HOOD_SCALE = HOOD_ORDER_S * HOOD_AT ** (1.0 - HOOD_POWER)  # seconds = HOOD_SCALE * orders ** HOOD_POWER
 HOOD_TIME_SHARE = 0.35  # of the time left, what a neighbourhood is sized to take at the last one's pace
 HOOD_MIN = 100  # a neighbourhood smaller than this is not worth its set-up
 HOOD_CLOSE_S = 0.02  # the time left from which a neighbourhood's answer is closed by reduced costs (its MIP:
@@ -390,7 +391,7 @@ def _fill_unserved(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts, 
     out = out[work.pair_ptr[out + 1] > work.pair_ptr[out]]
     if not len(out):
         return
-    placed = solve_greedy(work.with_supply(stock, capacity), out[np.argsort(-work.penalty[out], kind="stable")])
+    placed = solve_greedy(work.with_supply(stock, capacity), _by_value(work, out))
     got = _nodes_of(placed.parts, out)
     if not (got >= 0).any():
         return
@@ -456,8 +457,7 @@ def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity
                   pair_cost=np.zeros(len(perm)), pair_load=work.pair_load[perm], penalty=np.full(work.n_orders, 1.0),
                   stock=stock, capacity=capacity)
     sub._entries = work._cells().permuted(perm)
-    by_value = orders[np.argsort(-work.penalty[orders], kind="stable")]
-    return _nodes_of(solve_greedy(sub, by_value).parts, orders)
+    return _nodes_of(solve_greedy(sub, _by_value(work, orders)).parts, orders)
 
 
 def _at_full_cheapest(work: Problem, orders: np.ndarray, capacity: np.ndarray) -> float:
@@ -471,6 +471,11 @@ def _at_full_cheapest(work: Problem, orders: np.ndarray, capacity: np.ndarray) -
     first = work.pair_ptr[has]
     node = work.pair_node[first]
     return float((np.bincount(node, work.pair_load[first], work.n_nodes) > capacity + 1e-9)[node].mean())
+
+
+def _by_value(work: Problem, orders: np.ndarray) -> np.ndarray:
+    """The orders, the most valuable first (by the penalty of leaving them unserved; ties in their order)."""
+    return orders[np.argsort(-work.penalty[orders], kind="stable")]
 
 
 def _nodes_of(parts, orders: np.ndarray) -> np.ndarray:
@@ -496,14 +501,14 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
     tried = np.zeros(work.n_orders, bool)
     has_pairs = work.pair_ptr[orders + 1] > work.pair_ptr[orders]
     # a neighbourhood of n orders takes about scale * n ** HOOD_POWER seconds, scale as the last one took
-    scale = HOOD_ORDER_S * HOOD_AT ** (1.0 - HOOD_POWER)
+    scale = HOOD_SCALE
     while (left := deadline - time.perf_counter()) > scale * HOOD_MIN ** HOOD_POWER:
         size = min(HOOD, int((HOOD_TIME_SHARE * left / scale) ** (1.0 / HOOD_POWER)))
         mine = nodes[orders]
         served = mine >= 0
         seeds = orders[~served & ~tried[orders] & has_pairs]
         if len(seeds):
-            seeds = seeds[np.argsort(-work.penalty[seeds], kind="stable")]
+            seeds = _by_value(work, seeds)
         else:  # then the served orders furthest above their cheapest node (first pair), the dearest first
             seeds = orders[served & ~tried[orders]]
             regret = work.pair_cost[work.pair_of(seeds, nodes[seeds])] - work.pair_cost[work.pair_ptr[seeds]]
@@ -531,7 +536,7 @@ def _neighbourhoods(work: Problem, orders: np.ndarray, nodes: np.ndarray, parts,
         began = time.perf_counter()
         a = _solve_component(work, release, True, parts, stock, capacity, deadline, solver, by_flow=False,
                              close_from=HOOD_CLOSE_S)
-        scale = max(HOOD_ORDER_S / 4 * HOOD_AT ** (1.0 - HOOD_POWER),
+        scale = max(HOOD_SCALE / 4,
                     (time.perf_counter() - began) / len(release) ** HOOD_POWER)
         if a.objective > before + 1e-9:
             _take(work, parts, release, stock, capacity, sign=-1)
@@ -695,13 +700,9 @@ def _no_worse_than_greedy(problem: Problem, mine: Solution, greedy: Solution | N
     weigh only in part.)"""
     greedy = solve_greedy(problem) if greedy is None else greedy
     if greedy.status != "infeasible" and (mine.status == "infeasible" or greedy.objective < mine.objective - 1e-9
-                                          or _filled(greedy) > _filled(mine)):
+                                          or greedy.filled > mine.filled):
         return Solution(greedy.parts, "feasible", greedy.objective, mine.bound)
     return mine
-
-
-def _filled(solution: Solution) -> int:
-    return sum(1 for p in solution.parts if p)
 
 
 def _assign(problem: Problem, pairs: np.ndarray, parts: list[dict[int, list[int]]]) -> None:

@@ -163,6 +163,11 @@ class Solution:
         """The single node of a whole order, -1 if unserved."""
         return next(iter(self.parts[o]), -1)
 
+    @property
+    def filled(self) -> int:
+        """Orders served, wholly or in part."""
+        return sum(1 for p in self.parts if p)
+
 
 def whole(problem: Problem, nodes: list[int]) -> list[dict[int, list[int]]]:
     """Parts for whole-order assignments (-1 = unserved)."""
