@@ -154,20 +154,68 @@ class ErrorReply(msgspec.Struct, frozen=True):
     reason: str
 
 
+_UTC = timezone.utc
+_fromtimestamp = datetime.fromtimestamp
+_TS: dict[float, datetime] = {}  # recent times: every order of a batch is promised by the same few
+
+
 def ts(t: float) -> datetime:
-    return datetime.fromtimestamp(t, tz=timezone.utc)
+    """`datetime.fromtimestamp(t, tz=utc)`, remembered: it costs about as much
+    as building the rest of a reply part (benchmarks/README.md, issue 19)."""
+    d = _TS.get(t)
+    if d is None:
+        if len(_TS) >= 4096:
+            _TS.clear()
+        d = _TS[t] = _fromtimestamp(t, _UTC)
+    return d
+
+
+# "%.1f" and "%.0f" of the cost terms an explanation shows, remembered: a
+# float's formatting is about 2,000 instructions, its lookup a tenth of that,
+# and the terms are rounded, so the same values come back (distances, ETAs,
+# totals). Zero is not looked up: 0.0 and -0.0 are one key but two texts.
+_ONE: dict[float, str] = {}
+_NONE: dict[float, str] = {}
+
+
+def _one(x: float) -> str:
+    s = _ONE.get(x) if x else None
+    if s is None:
+        s = "%.1f" % x
+        if x:
+            if len(_ONE) >= 16_384:
+                _ONE.clear()
+            _ONE[x] = s
+    return s
+
+
+def _none(x: float) -> str:
+    s = _NONE.get(x) if x else None
+    if s is None:
+        s = "%.0f" % x
+        if x:
+            if len(_NONE) >= 16_384:
+                _NONE.clear()
+            _NONE[x] = s
+    return s
+
+
+def _routed_to(node: str, c: dict[str, float]) -> str:
+    get = c.get
+    return "%s (%s km, ETA %s%s min, cost %s)" % (node, _one(get("distance_km", 0)),
+                                                  "~" if get("straight_line") else "", _none(get("eta_min", 0)),
+                                                  _one(get("total", 0)))
 
 
 def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reason: str | None) -> str:
     # %-formats and lists, not generators of f-strings: a third less per fresh order's reply
     if not parts:
         text = f"not served: {reason}" if reason else "waiting for a node"
+    elif len(parts) == 1:  # most orders: one part
+        (node, c), = parts.items()
+        text = "routed to " + _routed_to(node, c)
     else:
-        text = "routed to " + "; ".join([
-            "%s (%.1f km, ETA %s%.0f min, cost %.1f)" % (node, c.get("distance_km", 0),
-                                                        "~" if c.get("straight_line") else "", c.get("eta_min", 0),
-                                                        c.get("total", 0))
-            for node, c in parts.items()])
+        text = "routed to " + "; ".join([_routed_to(node, c) for node, c in parts.items()])
     if lost:
         shown = ", ".join([x["node"] + ": " + x["reason"] for x in lost[:3]])
         text += f"; passed over {shown} and {len(lost) - 3} more" if len(lost) > 3 else f"; passed over {shown}"
@@ -175,23 +223,31 @@ def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reas
 
 
 def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
-    parts = [PartReply(node=p.node, lines=p.lines, eta_at=ts(p.eta_at), status=p.status) for p in r.parts.values()]
-    cost = {n: r.cost[n] for n in r.parts if n in r.cost}
-    lost = [LossReply(node=x["node"], reason=x["reason"]) for x in r.lost]
-    explanation = explain(cost, r.lost, r.reason)
+    # structs made by position (in their fields' order): keywords cost msgspec a name lookup each
+    rparts, rcost = r.parts, r.cost
+    if len(rparts) == 1:  # most orders: one part
+        (n, p), = rparts.items()
+        parts = [PartReply(p.node, p.lines, ts(p.eta_at), p.status)]
+        cost = {n: rcost[n]} if n in rcost else {}
+    else:
+        parts = [PartReply(p.node, p.lines, ts(p.eta_at), p.status) for p in rparts.values()]
+        cost = {n: rcost[n] for n in rparts if n in rcost}
+    rlost = r.lost
+    lost = [LossReply(x["node"], x["reason"]) for x in rlost] if rlost else []
+    explanation = explain(cost, rlost, r.reason)
     if r.window_start is not None:
         return _booked_reply(r, parts, cost, lost, explanation, repeat)
-    if r.reroutes == 0 and r.status in ("routed", "rejected"):  # still as first decided (a fresh order's reply)
-        first = Decision(outcome=r.status, parts=parts, lost=lost, reason=r.reason, explanation=explanation)
+    status = r.status
+    if r.reroutes == 0 and (status == "routed" or status == "rejected"):  # still as first decided (a fresh order's reply)
+        first = Decision(status, parts, lost, r.reason, explanation)
     else:
         first = first_decision(r)
+    paid = r.paid
     return OrderReply(
-        order_id=r.order_id, channel=r.channel, external_id=r.external_id, status=r.status, mode=r.mode,
-        promised_at=ts(r.promised_at), node=parts[0].node if parts else None, parts=parts,
-        explanation=explanation, cost=cost, lost=lost, reason=r.reason, repeat=repeat, first_decision=first,
-        money=None if r.paid is None else OrderMoneyReply(
-            paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded, points_used=r.points_used,
-            points_returned=r.points_returned, refunds=list(r.refunds)),
+        r.order_id, r.channel, r.external_id, status, r.mode, ts(r.promised_at), parts[0].node if parts else None,
+        parts, explanation, cost, lost, r.reason, repeat, first,
+        None if paid is None else OrderMoneyReply(paid, r.refunded, paid - r.refunded, r.points_used,
+                                                  r.points_returned, list(r.refunds)),
     )
 
 
