@@ -15,8 +15,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from uuid import UUID
 
+from datetime import datetime
+
+import eventsourcing.domain as _library
 from eventsourcing.domain import (
-    Aggregate, CanInitAggregate, CanMutateAggregate, _init_mentions_id, _spec_filter_kwargs_for_method_params,
+    Aggregate, CanCreateTimestamp, CanInitAggregate, CanMutateAggregate, _init_mentions_id,
+    _spec_filter_kwargs_for_method_params,
 )
 from eventsourcing.utils import get_topic
 
@@ -27,7 +31,7 @@ def trigger(agg: Aggregate, event_class: type, **fields: Any) -> None:
     """As `agg.trigger_event(event_class, **fields)`."""
     event = object.__new__(event_class)
     version = agg._version + 1
-    timestamp = event_class.create_timestamp()
+    timestamp = _now(_library.TZINFO) if event_class.create_timestamp is _TIMESTAMP else event_class.create_timestamp()
     object.__setattr__(event, "__dict__", {"originator_id": agg._id, "originator_version": version,
                                            "timestamp": timestamp, **fields})
     if event_class.mutate is _MUTATE:
@@ -43,7 +47,8 @@ def trigger(agg: Aggregate, event_class: type, **fields: Any) -> None:
 def create(aggregate_class: type[A], event_class: type, id: UUID, **fields: Any) -> A:  # noqa: A002
     """As `aggregate_class._create(event_class, id=id, **fields)`."""
     event = object.__new__(event_class)
-    version, timestamp = aggregate_class.INITIAL_VERSION, event_class.create_timestamp()
+    version = aggregate_class.INITIAL_VERSION
+    timestamp = _now(_library.TZINFO) if event_class.create_timestamp is _TIMESTAMP else event_class.create_timestamp()
     state = {"originator_id": id, "originator_version": version, "timestamp": timestamp,
              "originator_topic": get_topic(aggregate_class), **fields}
     object.__setattr__(event, "__dict__", state)
@@ -61,6 +66,9 @@ def create(aggregate_class: type[A], event_class: type, id: UUID, **fields: Any)
 
 
 _MUTATE, _INIT = CanMutateAggregate.mutate, CanInitAggregate.mutate
+# the library's create_timestamp is datetime.now(TZINFO) through two calls: made here directly, its TZINFO
+# read at each call as the library reads it
+_TIMESTAMP, _now = CanCreateTimestamp.create_timestamp, datetime.now
 _PARAMS: dict[type, tuple[str, ...] | None] = {}
 
 

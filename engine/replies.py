@@ -277,10 +277,11 @@ def first_decision(r: OrderRecord) -> Decision | None:
     f = r.first
     if f is None:
         return None
-    cost = {p["node"]: p["cost"] for p in f["parts"]}
+    fparts = [p if isinstance(p, dict) else msgspec.structs.asdict(p) for p in f["parts"]]  # dicts, or a Routed event's parts
+    cost = {p["node"]: p["cost"] for p in fparts}
     return Decision(
         outcome=f["outcome"],
-        parts=[PartReply(node=p["node"], lines=p["lines"], eta_at=ts(p["eta_at"]), status="routed") for p in f["parts"]],
+        parts=[PartReply(node=p["node"], lines=p["lines"], eta_at=ts(p["eta_at"]), status="routed") for p in fparts],
         lost=[LossReply(**x) for x in f["lost"]],
         reason=f["reason"],
         explanation=explain(cost, f["lost"], f["reason"]),

@@ -210,12 +210,8 @@ class OrderView:
         r.status = _least(parts)
         if r.first is None:
             r.first_answer_at = at
-            r.first = {
-                "outcome": "routed",
-                "parts": [{"node": p.node, "lines": p.lines, "eta_at": p.eta_at, "cost": p.cost} for p in e.parts],
-                "lost": lost,
-                "reason": None,
-            }
+            # the event's own parts (frozen: node, lines, eta_at, cost), read as such by replies.first_decision
+            r.first = {"outcome": "routed", "parts": e.parts, "lost": lost, "reason": None}
         self.to_route.pop(key, None)
 
     def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
