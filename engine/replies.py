@@ -178,33 +178,24 @@ _ONE: dict[float, str] = {}
 _NONE: dict[float, str] = {}
 
 
-def _one(x: float) -> str:
-    s = _ONE.get(x) if x else None
+def _figure(x: float, fmt: str, memo: dict[float, str]) -> str:
+    """`fmt % x`, from `memo` where it was made before."""
+    s = memo.get(x) if x else None
     if s is None:
-        s = "%.1f" % x
+        s = fmt % x
         if x:
-            if len(_ONE) >= 16_384:
-                _ONE.clear()
-            _ONE[x] = s
-    return s
-
-
-def _none(x: float) -> str:
-    s = _NONE.get(x) if x else None
-    if s is None:
-        s = "%.0f" % x
-        if x:
-            if len(_NONE) >= 16_384:
-                _NONE.clear()
-            _NONE[x] = s
+            if len(memo) >= 16_384:
+                memo.clear()
+            memo[x] = s
     return s
 
 
 def _routed_to(node: str, c: dict[str, float]) -> str:
     get = c.get
-    return "%s (%s km, ETA %s%s min, cost %s)" % (node, _one(get("distance_km", 0)),
-                                                  "~" if get("straight_line") else "", _none(get("eta_min", 0)),
-                                                  _one(get("total", 0)))
+    return "%s (%s km, ETA %s%s min, cost %s)" % (node, _figure(get("distance_km", 0), "%.1f", _ONE),
+                                                  "~" if get("straight_line") else "",
+                                                  _figure(get("eta_min", 0), "%.0f", _NONE),
+                                                  _figure(get("total", 0), "%.1f", _ONE))
 
 
 def explain(parts: dict[str, dict[str, float]], lost: list[dict[str, str]], reason: str | None) -> str:

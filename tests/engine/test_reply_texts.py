@@ -16,14 +16,14 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 @given(st.lists(finite, max_size=6))
 def test_a_remembered_figure_reads_as_formatting_it_again(xs):
     for x in xs + xs:  # the second time from the memo
-        assert replies._one(x) == "%.1f" % x
-        assert replies._none(x) == "%.0f" % x
+        assert replies._figure(x, "%.1f", replies._ONE) == "%.1f" % x
+        assert replies._figure(x, "%.0f", replies._NONE) == "%.0f" % x
 
 
 def test_zero_and_minus_zero_keep_their_own_text():
     for x in (0.0, -0.0, 0, -0.0, 0.0):
-        assert replies._one(x) == "%.1f" % x
-        assert replies._none(x) == "%.0f" % x
+        assert replies._figure(x, "%.1f", replies._ONE) == "%.1f" % x
+        assert replies._figure(x, "%.0f", replies._NONE) == "%.0f" % x
 
 
 @given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), max_size=6))
