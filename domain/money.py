@@ -100,6 +100,8 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
     their value shared over the lines (largest remainder by what each line
     still costs), checked to add up to `paid` when that is given. Raises
     InvalidInput naming the field."""
+    if not discounts and not points_used and not points_value:  # most orders: nothing to share out
+        return _undiscounted(lines, list_price, currency, discounts, delivery_fee, points_used, points_value, paid)
     merged: dict[str, list[int]] = {}  # sku -> [qty, gross, discount]
     for k, line in enumerate(lines):
         unit = list_price[line.sku] if line.unit_price is None else line.unit_price
@@ -134,11 +136,39 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
                in zip(merged.items(), order_share, points_share, value_share, after_order)}
     total = goods + delivery_fee
     if paid is not None and paid != total:
-        gross, line_off = sum(m[1] for m in merged.values()), sum(m[2] for m in merged.values())
-        raise InvalidInput("paid", f"{paid} does not add up: lines {gross} - line discounts {line_off} - order "
-                                   f"discounts {discounts} - points {points_value} + delivery {delivery_fee} = {total}")
+        _not_paid(paid, out, discounts, points_value, delivery_fee, total)
     return OrderMoney(currency=currency, lines=out, discounts=discounts, delivery_fee=delivery_fee,
                       points_used=points_used, points_value=points_value, paid=total)
+
+
+def _undiscounted(lines: list, list_price: dict[str, int], currency: str, discounts: int, delivery_fee: int,
+                  points_used: int, points_value: int, paid: int | None) -> OrderMoney:
+    """price() of lines with no order discount and no points, in one pass (a
+    LineMoney made per line, merged again where a SKU comes back): the same
+    money, checks and errors, for about half the instructions."""
+    out: dict[str, LineMoney] = {}
+    goods = 0
+    for k, line in enumerate(lines):
+        sku, qty, discount = line.sku, line.qty, line.discount
+        gross = (list_price[sku] if line.unit_price is None else line.unit_price) * qty
+        if discount > gross:
+            raise InvalidInput(f"lines[{k}].discount", f"{discount} is more than the line's {gross}")
+        cash = gross - discount
+        goods += cash
+        m = out.get(sku)
+        out[sku] = LineMoney(qty, gross, discount, 0, 0, 0, cash) if m is None else LineMoney(
+            m.qty + qty, m.gross + gross, m.discount + discount, 0, 0, 0, m.paid + cash)
+    total = goods + delivery_fee
+    if paid is not None and paid != total:
+        _not_paid(paid, out, discounts, points_value, delivery_fee, total)
+    return OrderMoney(currency, out, discounts, delivery_fee, points_used, points_value, total)
+
+
+def _not_paid(paid: int, lines: dict[str, LineMoney], discounts: int, points_value: int, delivery_fee: int,
+              total: int) -> None:
+    gross, line_off = sum(m.gross for m in lines.values()), sum(m.discount for m in lines.values())
+    raise InvalidInput("paid", f"{paid} does not add up: lines {gross} - line discounts {line_off} - order "
+                               f"discounts {discounts} - points {points_value} + delivery {delivery_fee} = {total}")
 
 
 class Refund(Struct, frozen=True):

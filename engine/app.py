@@ -5,6 +5,7 @@ models are fed after each commit.
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -47,6 +48,7 @@ from engine.store.eventlog import EventLog, topic_of as get_topic
 from engine.unit_of_work import UnitOfWork, order_uuid
 
 T = TypeVar("T")
+_EXACT_BELOW = 10 ** 11  # minor units: a float sum of prices x quantities below it is far within half a cent
 
 
 def _cost(p: Any) -> dict[str, float]:
@@ -135,6 +137,10 @@ class Engine:
         self.nodes = {n.id: n for n in network.nodes}
         self.skus = {s.id: s for s in network.skus}
         self.list_price = {s.id: to_minor(s.price, network.minor_units) for s in network.skus}  # converted once
+        # every list price a whole number of minor units, at most cents: then an order's worth at list price is
+        # its minor units over 10**minor_units, as round(sum(price x qty), 2) makes it (_value)
+        self._whole_prices = network.minor_units <= 2 and all(
+            Decimal(str(s.price)).scaleb(network.minor_units) == self.list_price[s.id] for s in network.skus)
         self.schedule = schedule
         self._tz = ZoneInfo(network.timezone)
         interval = settings.inventory_snapshot_interval
@@ -628,8 +634,8 @@ class Engine:
         """What an order or a sale is paid, checked (raises naming the field); lines already checked."""
         if points_used and member is None:
             raise InvalidInput("points_used", "points are a member's: name the member")
-        return price(lines, self.list_price, self.network.currency, discounts=sum(d.amount for d in discounts),
-                     delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
+        return price(lines, self.list_price, self.network.currency,
+                     discounts=sum([d.amount for d in discounts]) if discounts else 0, delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
 
     def _place(self, cmd: SubmitOrder, at: float, checked: Any = None, slot: Slot | None = None) -> Order:
         lines, lat, lon, money = checked or self.check_order(cmd)
@@ -663,6 +669,10 @@ class Engine:
             at_list += list_price[s] * q
         goods = money.paid - money.delivery_fee  # the lines' cash, as price() makes it (OrderMoney.goods)
         if goods == at_list:  # the price list's: as the router was tuned on it
+            if self._whole_prices and at_list < _EXACT_BELOW:
+                # round(float sum, 2) and this are both the double nearest the sum in minor units; round()
+                # formats its float (a few thousand instructions per order), this divides two ints
+                return at_list / 10 ** self.network.minor_units
             skus = self.skus
             return round(sum([skus[s].price * q for s, q in lines.items()]), 2)
         return goods / 10 ** self.network.minor_units
