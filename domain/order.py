@@ -259,7 +259,7 @@ class Order(Aggregate):
         for p in parts:
             if p.node in self.parts or p.node in self.excluded:
                 raise Conflict("node", f"node {p.node} already served or declined this order")
-            routed = merge_lines(routed, p.lines)
+            routed = merge_lines(routed, p.lines) if routed else p.lines  # most orders: one part, compared as it is
         if routed != self.pending:
             raise Conflict("parts", f"routed lines {routed} differ from pending lines {self.pending}")
         trigger(self, self.Routed, parts=list(parts), lost=list(lost), at=at)
