@@ -59,7 +59,8 @@ def create(aggregate_class: type[A], event_class: type, id: UUID, **fields: Any)
         # the library's mutate with the __init__ parameters picked once per class, not twice per event
         agg = aggregate_class.__new__(aggregate_class)
         agg.__base_init__(id, version, timestamp)
-        agg.__init__(**{k: state[k] for k in names if k in state})
+        # the fields are __init__'s parameters (Order.place's): passed as they are, not picked one by one
+        agg.__init__(**(fields if fields.keys() == names[1] else {k: state[k] for k in names[0] if k in state}))
         event.apply(agg)
     agg._pending_events.append(event)
     return agg
@@ -69,12 +70,13 @@ _MUTATE, _INIT = CanMutateAggregate.mutate, CanInitAggregate.mutate
 # the library's create_timestamp is datetime.now(TZINFO) through two calls: made here directly, its TZINFO
 # read at each call as the library reads it
 _TIMESTAMP, _now = CanCreateTimestamp.create_timestamp, datetime.now
-_PARAMS: dict[type, tuple[str, ...] | None] = {}
+_PARAMS: dict[type, tuple[tuple[str, ...], frozenset[str]] | None] = {}
 
 
-def _init_params(aggregate_class: type) -> tuple[str, ...] | None:
-    """The names `__init__` takes (None: it takes the id too, left to the library)."""
+def _init_params(aggregate_class: type) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    """The names `__init__` takes, in order and as a set (None: it takes the id too, left to the library)."""
     if aggregate_class not in _PARAMS:
-        _PARAMS[aggregate_class] = None if aggregate_class in _init_mentions_id else tuple(
+        names = () if aggregate_class in _init_mentions_id else tuple(
             _spec_filter_kwargs_for_method_params(aggregate_class.__init__))
+        _PARAMS[aggregate_class] = None if aggregate_class in _init_mentions_id else (names, frozenset(names))
     return _PARAMS[aggregate_class]

@@ -222,8 +222,7 @@ class Engine:
             if own is not None and (lost := self._taken_over()) is not None:
                 raise lost from e  # read models behind a take-over: what it refused was not this engine's to decide
             raise
-        for rec in recordings:
-            self.readmodels.apply(rec.domain_event, rec.notification.id)
+        self.readmodels.apply_recorded(recordings)
         if own is not None:
             followed = self._followed
             self._own.update(rec.notification.id for rec in recordings if type(rec.domain_event) in followed)
@@ -515,8 +514,9 @@ class Engine:
         made it (None where not): what it depends on (SKUs, prices, nodes,
         members signed up) never goes back, so it still holds."""
         results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
+        orders = self.readmodels.orders
         for i, key, repeat in answered:
-            results[i] = order_reply(self.readmodels.orders[key], repeat=repeat)
+            results[i] = order_reply(orders[key], repeat)
         for key, region in moved:  # transferred to another partition: its owner answers for it from now on
             self._moved_away(UUID(key), region)
         return results
@@ -551,10 +551,11 @@ class Engine:
         keys: list[str] = []  # str(order id), made once per order
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
+        orders = self.readmodels.orders
         for i, cmd in enumerate(cmds):
             oid = ids.order_id(cmd.channel, cmd.external_id)
             key = ids.text(oid)
-            repeat = key in self.readmodels.orders or oid in fresh
+            repeat = key in orders or oid in fresh
             if not repeat:
                 try:
                     if own is not None and oid in own.moved:  # placed here once, served elsewhere now
