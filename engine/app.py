@@ -636,7 +636,8 @@ class Engine:
         if points_used and member is None:
             raise InvalidInput("points_used", "points are a member's: name the member")
         return price(lines, self.list_price, self.network.currency,
-                     discounts=sum([d.amount for d in discounts]) if discounts else 0, delivery_fee=delivery_fee, points_used=points_used, points_value=points_value, paid=paid)
+                     discounts=sum([d.amount for d in discounts]) if discounts else 0, delivery_fee=delivery_fee,
+                     points_used=points_used, points_value=points_value, paid=paid)
 
     def _place(self, cmd: SubmitOrder, at: float, checked: Any = None, slot: Slot | None = None) -> Order:
         lines, lat, lon, money = checked or self.check_order(cmd)

@@ -229,7 +229,7 @@ def order_reply(r: OrderRecord, repeat: bool = False) -> OrderReply:
     if r.window_start is not None:
         return _booked_reply(r, parts, cost, lost, explanation, repeat)
     status = r.status
-    if r.reroutes == 0 and (status == "routed" or status == "rejected"):  # still as first decided (a fresh order's reply)
+    if r.reroutes == 0 and (status == "routed" or status == "rejected"):  # as first decided (a fresh order's reply)
         first = Decision(status, parts, lost, r.reason, explanation)
     else:
         first = first_decision(r)
@@ -268,11 +268,11 @@ def first_decision(r: OrderRecord) -> Decision | None:
     f = r.first
     if f is None:
         return None
-    fparts = [p if isinstance(p, dict) else msgspec.structs.asdict(p) for p in f["parts"]]  # dicts, or a Routed event's parts
-    cost = {p["node"]: p["cost"] for p in fparts}
+    fparts = f["parts"]  # the Routed event's own parts (engine/readmodels/orders.py); none for a rejection
+    cost = {p.node: p.cost for p in fparts}
     return Decision(
         outcome=f["outcome"],
-        parts=[PartReply(node=p["node"], lines=p["lines"], eta_at=ts(p["eta_at"]), status="routed") for p in fparts],
+        parts=[PartReply(node=p.node, lines=p.lines, eta_at=ts(p.eta_at), status="routed") for p in fparts],
         lost=[LossReply(**x) for x in f["lost"]],
         reason=f["reason"],
         explanation=explain(cost, f["lost"], f["reason"]),
