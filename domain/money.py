@@ -101,7 +101,7 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
     still costs), checked to add up to `paid` when that is given. Raises
     InvalidInput naming the field."""
     if not discounts and not points_used and not points_value:  # most orders: nothing to share out
-        return _undiscounted(lines, list_price, currency, discounts, delivery_fee, points_used, points_value, paid)
+        return _undiscounted(lines, list_price, currency, delivery_fee, paid)
     merged: dict[str, list[int]] = {}  # sku -> [qty, gross, discount]
     for k, line in enumerate(lines):
         unit = list_price[line.sku] if line.unit_price is None else line.unit_price
@@ -121,19 +121,16 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
         raise InvalidInput("discounts", f"{discounts} off is more than the lines' {goods}")
     if points_value and not points_used:
         raise InvalidInput("points_value", "points took money off, but points_used is 0")
-    if not discounts and not points_used and not points_value:  # most orders: nothing to share out
-        out = {s: LineMoney(m[0], m[1], m[2], 0, 0, 0, a) for (s, m), a in zip(merged.items(), after_line)}
-    else:
-        order_share = allocate(discounts, after_line)
-        after_order = [a - d for a, d in zip(after_line, order_share)]
-        goods = sum(after_order)
-        if points_value > goods:
-            raise InvalidInput("points_value", f"{points_value} is more than the goods' {goods} after discounts")
-        value_share = allocate(points_value, after_order)
-        points_share = allocate(points_used, after_order)
-        goods -= points_value
-        out = {s: LineMoney(m[0], m[1], m[2], od, pts, pv, a - pv) for (s, m), od, pts, pv, a
-               in zip(merged.items(), order_share, points_share, value_share, after_order)}
+    order_share = allocate(discounts, after_line)
+    after_order = [a - d for a, d in zip(after_line, order_share)]
+    goods = sum(after_order)
+    if points_value > goods:
+        raise InvalidInput("points_value", f"{points_value} is more than the goods' {goods} after discounts")
+    value_share = allocate(points_value, after_order)
+    points_share = allocate(points_used, after_order)
+    goods -= points_value
+    out = {s: LineMoney(m[0], m[1], m[2], od, pts, pv, a - pv) for (s, m), od, pts, pv, a
+           in zip(merged.items(), order_share, points_share, value_share, after_order)}
     total = goods + delivery_fee
     if paid is not None and paid != total:
         _not_paid(paid, out, discounts, points_value, delivery_fee, total)
@@ -141,8 +138,8 @@ def price(lines: list, list_price: dict[str, int], currency: str, discounts: int
                       points_used=points_used, points_value=points_value, paid=total)
 
 
-def _undiscounted(lines: list, list_price: dict[str, int], currency: str, discounts: int, delivery_fee: int,
-                  points_used: int, points_value: int, paid: int | None) -> OrderMoney:
+def _undiscounted(lines: list, list_price: dict[str, int], currency: str, delivery_fee: int,
+                  paid: int | None) -> OrderMoney:
     """price() of lines with no order discount and no points, in one pass (a
     LineMoney made per line, merged again where a SKU comes back): the same
     money, checks and errors, for about half the instructions."""
@@ -160,8 +157,8 @@ def _undiscounted(lines: list, list_price: dict[str, int], currency: str, discou
             m.qty + qty, m.gross + gross, m.discount + discount, 0, 0, 0, m.paid + cash)
     total = goods + delivery_fee
     if paid is not None and paid != total:
-        _not_paid(paid, out, discounts, points_value, delivery_fee, total)
-    return OrderMoney(currency, out, discounts, delivery_fee, points_used, points_value, total)
+        _not_paid(paid, out, 0, 0, delivery_fee, total)
+    return OrderMoney(currency, out, 0, delivery_fee, 0, 0, total)
 
 
 def _not_paid(paid: int, lines: dict[str, LineMoney], discounts: int, points_value: int, delivery_fee: int,

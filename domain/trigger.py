@@ -12,10 +12,9 @@ fail here (checking that the event is the aggregate's next, working out
 the same aggregate (tests/domain/test_trigger.py)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
-
-from datetime import datetime
 
 import eventsourcing.domain as _library
 from eventsourcing.domain import (
@@ -68,7 +67,7 @@ def create(aggregate_class: type[A], event_class: type, id: UUID, **fields: Any)
 
 _MUTATE, _INIT = CanMutateAggregate.mutate, CanInitAggregate.mutate
 # the library's create_timestamp is datetime.now(TZINFO) through two calls: made here directly, its TZINFO
-# read at each call as the library reads it
+# read at each call as the library reads it (written out in both places: a helper's call cost more, README)
 _TIMESTAMP, _now = CanCreateTimestamp.create_timestamp, datetime.now
 _PARAMS: dict[type, tuple[tuple[str, ...], frozenset[str]] | None] = {}
 
@@ -76,7 +75,9 @@ _PARAMS: dict[type, tuple[tuple[str, ...], frozenset[str]] | None] = {}
 def _init_params(aggregate_class: type) -> tuple[tuple[str, ...], frozenset[str]] | None:
     """The names `__init__` takes, in order and as a set (None: it takes the id too, left to the library)."""
     if aggregate_class not in _PARAMS:
-        names = () if aggregate_class in _init_mentions_id else tuple(
-            _spec_filter_kwargs_for_method_params(aggregate_class.__init__))
-        _PARAMS[aggregate_class] = None if aggregate_class in _init_mentions_id else (names, frozenset(names))
+        if aggregate_class in _init_mentions_id:
+            _PARAMS[aggregate_class] = None
+        else:
+            names = tuple(_spec_filter_kwargs_for_method_params(aggregate_class.__init__))
+            _PARAMS[aggregate_class] = names, frozenset(names)
     return _PARAMS[aggregate_class]

@@ -222,7 +222,8 @@ class Engine:
             if own is not None and (lost := self._taken_over()) is not None:
                 raise lost from e  # read models behind a take-over: what it refused was not this engine's to decide
             raise
-        self.readmodels.apply_recorded(recordings)
+        for rec in recordings:
+            self.readmodels.apply(rec.domain_event, rec.notification.id)
         if own is not None:
             followed = self._followed
             self._own.update(rec.notification.id for rec in recordings if type(rec.domain_event) in followed)

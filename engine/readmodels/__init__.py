@@ -126,17 +126,6 @@ class ReadModels:
         if notification_id is not None:
             self.last_notification_id = notification_id
 
-    def apply_recorded(self, recordings: list[Any]) -> None:
-        """`apply` of each recording of a save (its event and notification id), in one loop."""
-        handlers = self._handlers
-        for rec in recordings:
-            event = rec.domain_event
-            handler = handlers.get(event.__class__)
-            if handler is None:
-                handler = self._unknown(event.__class__)
-            handler(event)
-            self.last_notification_id = rec.notification.id
-
     def apply_all(self, events: Iterable[Any]) -> None:
         for e in events:
             self.apply(e)

@@ -428,7 +428,7 @@ def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity
     starts = np.flatnonzero(first)
     seg = np.cumsum(first) - 1  # each pair's order, numbered
     key, qty, _, cell = work.entries(pairs)
-    entry_pair = np.repeat(np.arange(len(pairs)), np.diff(work._cells().ptr)[pairs])
+    entry_pair = work.entry_owner(pairs)
     n_cells = len(work.cell_keys)
     supply = np.zeros(n_cells)
     supply[cell] = stock.reshape(-1)[key]
@@ -453,10 +453,8 @@ def _priced_start(work: Problem, orders: np.ndarray, stock: np.ndarray, capacity
         picked[at] = True
     perm = pairs[np.lexsort((priced, owner))]
     # (an order stops at a pair dearer than its penalty: with the prices added, only where the true cost is)
-    sub = replace(work, pair_order=work.pair_order[perm], pair_node=work.pair_node[perm],
-                  pair_cost=np.zeros(len(perm)), pair_load=work.pair_load[perm], penalty=np.full(work.n_orders, 1.0),
-                  stock=stock, capacity=capacity)
-    sub._entries = work._cells().permuted(perm)
+    sub = work.permuted(perm, pair_cost=np.zeros(len(perm)), penalty=np.full(work.n_orders, 1.0), stock=stock,
+                        capacity=capacity)
     return _nodes_of(solve_greedy(sub, _by_value(work, orders)).parts, orders)
 
 

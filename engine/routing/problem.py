@@ -10,6 +10,7 @@ extra part paying `split_penalty`); an unserved order pays its penalty
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,14 @@ class Problem:
             out._entries = self._entries.restricted(keep)
         return out
 
+    def permuted(self, perm: np.ndarray, **changes: Any) -> "Problem":
+        """The same pairs in another order (new pair j is old pair perm[j]),
+        other fields as `changes` give them; the cells keep their numbers."""
+        out = replace(self, **{"pair_order": self.pair_order[perm], "pair_node": self.pair_node[perm],
+                               "pair_cost": self.pair_cost[perm], "pair_load": self.pair_load[perm], **changes})
+        out._entries = self._cells().permuted(perm)
+        return out
+
     def with_supply(self, stock: np.ndarray, capacity: np.ndarray) -> "Problem":
         """The same problem against other supply (of the same shape)."""
         out = replace(self, stock=stock, capacity=capacity)
@@ -77,6 +86,10 @@ class Problem:
         e = self._cells()
         at = ranges(e.ptr[pairs], e.ptr[np.asarray(pairs) + 1])
         return e.key[at], e.qty[at], e.pair[at], e.cell[at]
+
+    def entry_owner(self, pairs: np.ndarray) -> np.ndarray:
+        """For each entry `entries(pairs)` gives, the position of its pair in `pairs`."""
+        return np.repeat(np.arange(len(pairs)), np.diff(self._cells().ptr)[pairs])
 
     @property
     def cell_keys(self) -> np.ndarray:
