@@ -140,12 +140,12 @@ class Batch:
                 "time": time, "lateness": lateness, "operating": operating, "home": home,
                 "total": delivery + time + lateness + operating + home}
 
-    def total_all(self, rows: slice = slice(None)) -> np.ndarray:
-        """(orders in rows, N): those orders' total cost at every node, as
+    def total_all(self, rows: np.ndarray) -> np.ndarray:
+        """(orders of rows, N): those orders' total cost at every node, as
         `terms` would give it, computed in place (explanations rank it)."""
         w, n = self.weights, self.nodes
         dist, pickup, home = self.dist[rows], self.pickup[rows], self.home[rows]
-        eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[rows].copy()
+        eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[rows]
         eta[pickup] = 0.0
         eta += n.prep
         lateness = self.minutes_left[rows, None] - eta  # the slack, then the risk
@@ -159,6 +159,26 @@ class Batch:
         total += n.operating * w.operating
         member = np.flatnonzero(home >= 0)
         total[member, home[member]] -= w.home_bonus
+        return total
+
+    def total_at(self, oi: np.ndarray, ni: np.ndarray) -> np.ndarray:
+        """`total_all` at (order, node) pairs: the same operations in the same
+        order, so the same values to the last bit."""
+        w, n = self.weights, self.nodes
+        dist, pickup = self.dist[oi, ni], self.pickup[oi]
+        eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[oi, ni]
+        eta[pickup] = 0.0
+        eta += n.prep[ni]
+        lateness = self.minutes_left[oi] - eta
+        lateness *= -1 / RISK_SLACK_MIN
+        lateness += 1
+        np.clip(lateness, 0, 1, out=lateness)
+        total = dist * n.cost_per_km[ni]
+        total[pickup] = 0.0
+        total += eta * w.per_minute
+        total += lateness * w.lateness
+        total += n.operating[ni] * w.operating
+        total[self.home[oi] == ni] -= w.home_bonus
         return total
 
 

@@ -7,6 +7,9 @@ picked per order, and only those get a reason.
 """
 from __future__ import annotations
 
+import threading
+from itertools import chain
+
 import numpy as np
 
 from engine.routing.candidates import Batch
@@ -14,11 +17,14 @@ from engine.routing.problem import Solution, ranges
 from engine.routing.types import CostTerms, Decision, Loss, Part
 
 MAX_LOSSES = 5  # cheaper nodes explained per decision
-BLOCK = 1000  # orders per block of the dense cost matrix: about 5 MB per matrix at 600 nodes
 
 # reasons, in the order they are checked
-EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN, ELSEWHERE = range(8)
+EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, FULL, NO_STOCK, TAKEN, ELSEWHERE, NOT_PICKUP_STORE = range(9)
 _CHECKED = np.array([EXCLUDED, TOO_FAR, CLOSED, TOO_LATE, ELSEWHERE, FULL, NO_STOCK, TAKEN])
+_TEXTS = {EXCLUDED: "declined or let the order expire before", TOO_FAR: "too far", CLOSED: "closed",
+          ELSEWHERE: "in another partition: served there if this one cannot", FULL: "capacity full",
+          TAKEN: "stock or capacity went to other orders in the batch", NOT_PICKUP_STORE: "not the pickup store",
+          TOO_LATE: None, NO_STOCK: None}  # (these two name the ETA and the SKU)
 
 
 def decisions(b: Batch, sol: Solution) -> list[Decision]:
@@ -57,11 +63,21 @@ def chosen_parts(b: Batch, chosen: list[dict[int, list[int]]]) -> tuple[list[lis
     for o, n, row, at, guess in zip(part_o.tolist(), part_n.tolist(), rows, eta_at, guessed):
         lines = orders[o].lines
         served = chosen[o][n]
-        if served != list(range(len(lines))):  # not the order's lines as they stand (a split): a dict of its own
+        if served != _every_line(len(lines)):  # not the order's lines as they stand (a split): a dict of its own
             skus = list(lines)
             lines = {skus[i]: lines[skus[i]] for i in served}
-        parts[o].append(Part(node=node_ids[n], lines=lines, eta_at=at, cost=CostTerms(*row), straight_line=guess))
+        parts[o].append(Part(node_ids[n], lines, at, CostTerms(*row), guess))
     return parts, part_o, part_n, part_terms["total"]
+
+
+_RANGES: list[list[int]] = []
+
+
+def _every_line(n: int) -> list[int]:
+    """list(range(n)), made once for each n."""
+    while len(_RANGES) <= n:
+        _RANGES.append(list(range(len(_RANGES))))
+    return _RANGES[n]
 
 
 # the cost terms in CostTerms' field order ("eta" is eta_min), with the decimals each is rounded to
@@ -71,37 +87,82 @@ assert len(_TERMS) == len(CostTerms.__struct_fields__)
 
 
 def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray):
-    """Up to MAX_LOSSES nodes per order, cheapest first, that cost less than
-    its dearest chosen node and were not chosen: (order, node, reason).
-    Orders x nodes matrices are made a block of orders at a time (memory)."""
+    """Up to MAX_LOSSES nodes per order, cheapest first (ties by node), that
+    cost less than its dearest chosen node (any, when none was chosen) and
+    were considered (nodes offering the order's mode: for pickup the chosen
+    store; and nodes that declined it), not chosen: (order, node, reason).
+    Only the pairs a lower bound on the cost lets through are costed: on
+    1,000 orders x 600 nodes about 8 an order, where costing every pair took
+    most of the explanations' time (benchmarks/README.md)."""
     n_orders, n_nodes = b.dist.shape
+    nodes = b.nodes
     excluded = None  # most batches have no order a node declined
     if len(b.excluded[0]):
         excluded = np.zeros(b.dist.shape, bool)
         excluded[b.excluded] = True
+    k = min(MAX_LOSSES, n_nodes)
+    delivery = ~b.pickup
+    bound = _bound(b, delivery)
+    # a served order: the nodes below its limit; an unserved one: below the k-th dearest of its k nodes of least
+    # bound (the k cheapest are among them or cost less, so have a bound below it)
+    threshold = limit.copy()
+    unserved = np.flatnonzero(np.isinf(limit) & delivery)
+    if len(unserved):
+        least = np.argpartition(bound[unserved], k - 1, axis=1)[:, :k] if k < n_nodes \
+            else np.tile(np.arange(n_nodes), (len(unserved), 1))
+        cost = b.total_at(np.repeat(unserved, least.shape[1]), least.ravel()).reshape(least.shape)
+        cost[np.isinf(np.take_along_axis(bound[unserved], least, axis=1))] = np.inf  # fewer than k deliver
+        threshold[unserved] = cost.max(axis=1)
+    threshold += 1e-9 * (1 + np.abs(threshold))  # rounding: the bound's sums are not the cost's
+    threshold[b.pickup] = -np.inf  # (a pickup order's store is taken below)
+    flat = np.flatnonzero(bound < threshold[:, None])
+    o = flat // n_nodes
+    pairs = [(o, flat - o * n_nodes)]
+    pickup = np.flatnonzero(b.pickup)
+    if len(pickup):
+        po, pn = np.nonzero(b.reach[pickup])
+        pairs.append((pickup[po], pn))
+    if excluded is not None:  # those not among the pairs above
+        eo, en = b.excluded
+        ek = ~(delivery[eo] & nodes.delivers[en]) & ~(b.pickup[eo] & b.reach[eo, en])
+        pairs.append((eo[ek], en[ek]))
+    o, n = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
     chosen = np.zeros(b.dist.shape, bool)
     chosen[part_o, part_n] = True
-    k = min(MAX_LOSSES, n_nodes)
-    found_o, found_n = [], []
-    for start in range(0, n_orders, BLOCK):
-        rows = slice(start, start + BLOCK)
-        # considered: nodes offering the order's mode (for pickup, only the chosen store), and those excluded
-        considered = np.where(b.pickup[rows, None], b.reach[rows], b.nodes.delivers[None, :])
-        if excluded is not None:
-            considered |= excluded[rows]
-        cost = b.total_all(rows)
-        cost[~considered | chosen[rows] | (cost >= limit[rows, None])] = np.inf
-        lost = np.flatnonzero(np.isfinite(cost).any(axis=1))  # most orders have no cheaper node: ranked no further
-        cost = cost[lost]
-        top = np.argpartition(cost, k - 1, axis=1)[:, :k] if k < n_nodes else np.tile(np.arange(n_nodes), (len(cost), 1))
-        top_cost = np.take_along_axis(cost, top, axis=1)
-        order = np.lexsort((top, top_cost), axis=1)  # cheapest first, ties by node
-        top, top_cost = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_cost, order, axis=1)
-        r, c = np.nonzero(np.isfinite(top_cost))
-        found_o.append(start + lost[r])
-        found_n.append(top[r, c])
-    lo, ln = np.concatenate(found_o).astype(np.int64), np.concatenate(found_n).astype(np.int64)
-    return lo, ln, _reasons(b, lo, ln, excluded)
+    keep = ~chosen[o, n]
+    o, n = o[keep], n[keep]
+    cost = b.total_at(o, n)
+    keep = cost < limit[o]
+    o, n, cost = o[keep], n[keep], cost[keep]
+    sort = np.lexsort((n, cost, o))
+    o, n = o[sort], n[sort]
+    top = np.arange(len(o)) - np.searchsorted(o, o) < k  # among the first k of its order
+    o, n = o[top], n[top]
+    return o, n, _reasons(b, o, n, excluded)
+
+
+_scratch = threading.local()
+
+
+def _bound(b: Batch, delivery: np.ndarray) -> np.ndarray:
+    """(orders, nodes): a lower bound on a delivery's cost at each node that
+    delivers (the cost less its lateness risk: linear in distance; infinite
+    at the others), in a buffer kept
+    between batches (fresh pages of 5 MB cost more than the arithmetic)."""
+    w, nodes = b.weights, b.nodes
+    out = getattr(_scratch, "bound", None)
+    if out is None or out.shape != b.dist.shape:
+        out = _scratch.bound = np.empty(b.dist.shape)
+    if b.road is None:
+        np.multiply(b.dist, nodes.cost_per_km + 60 / nodes.speed_kmh * w.per_minute, out=out)
+    else:
+        np.multiply(b.dist, nodes.cost_per_km, out=out)
+        out += b.road * w.per_minute
+    out += nodes.prep * w.per_minute + nodes.operating * w.operating + min(0.0, w.lateness) \
+        + np.where(nodes.delivers, 0.0, np.inf)  # a node that does not deliver is not considered
+    member = np.flatnonzero((b.home >= 0) & delivery)
+    out[member, b.home[member]] -= max(0.0, w.home_bonus)
+    return out
 
 
 def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray | None) -> list[str]:
@@ -120,25 +181,15 @@ def _reasons(b: Batch, lo: np.ndarray, ln: np.ndarray, excluded: np.ndarray | No
     np.greater_equal(short, 0, out=checks[6])
     checks[7] = True
     code = _CHECKED[checks.argmax(axis=0)]
-    out = []
-    for k, (o, c) in enumerate(zip(lo.tolist(), code.tolist())):
-        order = b.orders[o]
-        if c == EXCLUDED:
-            out.append("declined or let the order expire before")
-        elif c == TOO_FAR:
-            out.append("too far" if order.mode == "delivery" else "not the pickup store")
-        elif c == CLOSED:
-            out.append("closed")
-        elif c == TOO_LATE:
-            out.append(f"too late (ready in {eta[k]:.0f} min)")
-        elif c == ELSEWHERE:
-            out.append("in another partition: served there if this one cannot")
-        elif c == FULL:
-            out.append("capacity full")
-        elif c == NO_STOCK:
-            out.append(f"no stock of SKU {list(order.lines)[short[k]]}")
-        else:
-            out.append("stock or capacity went to other orders in the batch")
+    code[(code == TOO_FAR) & b.pickup[lo]] = NOT_PICKUP_STORE
+    out = [_TEXTS[c] for c in code.tolist()]  # the texts that name nothing, then those that do
+    for k in np.flatnonzero(code == TOO_LATE).tolist():
+        out[k] = f"too late (ready in {eta[k]:.0f} min)"
+    nostock = np.flatnonzero(code == NO_STOCK)
+    if len(nostock):
+        skus = list(chain.from_iterable([o.lines for o in b.orders]))  # the batch's lines, as line_ptr counts them
+        for k, line in zip(nostock.tolist(), (b.problem.line_ptr[lo[nostock]] + short[nostock]).tolist()):
+            out[k] = "no stock of SKU " + skus[line]
     return out
 
 

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from domain.network import Network, Node, Sku, Window
 from engine.routing.candidates import build
+from engine.routing.explain import MAX_LOSSES, decisions
 from engine.routing.router import make_router
 from engine.routing.types import NetworkState, OrderToRoute, RouterSettings
+from engine.travel import Grid, TravelMatrix
 
 LAT, LON = 31.23, 121.47
 NOON = 1_767_225_600.0 + 4 * 3600  # 12:00 in Shanghai
@@ -125,7 +127,7 @@ def test_an_order_is_split_only_when_one_node_cannot_serve_it_cheaper():
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.floats(-4, 4), st.floats(0, 30), st.integers(-1, 2), st.booleans()), min_size=1, max_size=8))
-def test_the_dense_cost_matrix_explanations_rank_by_equals_the_cost_of_each_pair(rows):
+def test_the_costs_explanations_rank_by_equal_the_cost_of_each_pair(rows):
     nodes = [node("A"), node("B", km_north=1, cost_per_km=1, operating_cost=3), node("C", km_north=-2, prep_minutes=12)]
     orders = [order(f"o{i}", km_north=km, promise_min=promise, home_node=None if home < 0 else nodes[home].id,
                     mode="pickup" if pickup else "delivery", pickup_node="A" if pickup else None)
@@ -134,7 +136,59 @@ def test_the_dense_cost_matrix_explanations_rank_by_equals_the_cost_of_each_pair
     st_ = state(nodes, {"A": {"a": 1}})
     b = build(orders, st_, router.settings, router.nodes(st_))
     pairwise = b.terms(np.arange(len(orders))[:, None], np.arange(len(nodes))[None, :])["total"]
-    assert np.allclose(b.total_all(), pairwise)
+    dense = b.total_all(np.arange(len(orders)))
+    assert np.allclose(dense, pairwise)
+    oi, ni = np.divmod(np.arange(dense.size), len(nodes))
+    assert np.array_equal(b.total_at(oi, ni), dense.ravel())  # the same operations: the same bits
+
+
+def _losses_by_brute_force(b, decisions):
+    """Each order's losses as the explanations define them, from every pair's cost: nodes considered (offering
+    its mode: for pickup the chosen store; or declining it), not chosen, costing less than its dearest part (any,
+    unserved), the MAX_LOSSES cheapest, ties by node."""
+    cost = b.total_all(np.arange(len(b.orders)))
+    out = []
+    for i, (o, d) in enumerate(zip(b.orders, decisions)):
+        chosen = {p.node for p in d.parts}
+        limit = max((cost[i, b.nodes.index[p.node]] for p in d.parts), default=np.inf)
+        considered = [n for n, nid in enumerate(b.nodes.ids)
+                      if (b.reach[i, n] if o.mode == "pickup" else b.nodes.delivers[n]) or nid in o.excluded]
+        cheaper = sorted((cost[i, n], n) for n in considered if b.nodes.ids[n] not in chosen and cost[i, n] < limit)
+        out.append([b.nodes.ids[n] for _, n in cheaper[:MAX_LOSSES]])
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_the_losses_are_the_cheapest_nodes_considered_below_the_chosen_one(data):
+    n_nodes = data.draw(st.integers(1, 9))
+    nodes = [node(f"N{k}", km_north=data.draw(st.floats(-6, 6)), cost_per_km=data.draw(st.sampled_from([0.5, 1, 2, 4])),
+                  operating_cost=data.draw(st.sampled_from([0, 1, 3])), prep_minutes=data.draw(st.sampled_from([0, 5, 25])),
+                  modes=data.draw(st.sampled_from([["delivery", "pickup"], ["pickup"], ["delivery"]])),
+                  delivery_radius_km=data.draw(st.sampled_from([1.0, 3.0, 8.0])))
+             for k in range(n_nodes)]
+    ids = [n.id for n in nodes]
+    stock = {n.id: {"a": data.draw(st.integers(0, 2)), "b": data.draw(st.integers(0, 2))} for n in nodes}
+    orders = []
+    for i in range(data.draw(st.integers(1, 12))):
+        pickup = data.draw(st.booleans())
+        orders.append(order(f"o{i}", lines=data.draw(st.sampled_from([{"a": 1}, {"b": 1}, {"a": 1, "b": 1}, {"a": 2}])),
+                            km_north=data.draw(st.floats(-5, 5)), promise_min=data.draw(st.sampled_from([10, 30, 60])),
+                            mode="pickup" if pickup else "delivery",
+                            pickup_node=data.draw(st.sampled_from(ids)) if pickup else None,
+                            home_node=data.draw(st.sampled_from([None, *ids])),
+                            excluded=tuple(data.draw(st.lists(st.sampled_from(ids), max_size=2, unique=True)))))
+    settings_ = RouterSettings(solver=data.draw(st.sampled_from(["greedy", "optimal"])), allow_split=data.draw(st.booleans()))
+    router = make_router(settings_)
+    if data.draw(st.booleans()):  # road minutes per area cell (some unknown): no longer linear in distance
+        grid = Grid(lat0=LAT - 0.1, lon0=LON - 0.1, dlat=0.01, dlon=0.01, rows=20, cols=20)
+        minutes = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(0, 40, (n_nodes, grid.size))
+        minutes[minutes > 36] = np.nan
+        router = make_router(settings_, TravelMatrix(grid, ids, minutes))
+    st_ = state(nodes, stock)
+    b, solution = router.plan(orders, st_)
+    d = decisions(b, solution)
+    assert [[x.node for x in x_.lost] for x_ in d] == _losses_by_brute_force(b, d)
 
 
 def test_a_new_read_model_with_as_many_skus_in_another_order_is_read_by_its_own_columns():
