@@ -4,7 +4,8 @@ project's clustered city, a uniform city, a dense downtown, promotion-heavy
 and capacity-tight batches, each off-peak and at peak, over 600 nodes and
 2,000 SKUs; and must-assign generalised assignment problems of types A-E.
 Per case: route time (candidates + model building + solving) median and
-p99, the solver's share, objective gap to exact, and orders filled by each
+p99, the same with the decisions' explanations (what the engine pays per
+batch), the solver's share, objective gap to exact, and orders filled by each
 solver."""
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from benchmarks.families import FAMILIES, GAP_TYPES, gap_instance, gap_nodes, network_for, routing_instance
 from benchmarks.instances import REGIMES, make_instance
 from engine.memory import young_collections_only
+from engine.routing.explain import decisions
 from engine.routing.greedy import solve_greedy
 from engine.routing.mip import solve_mip, solver_output_to_stderr
 from engine.routing.optimal import solve_optimal
@@ -56,17 +58,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _timed(router: NetworkRouter, inst, repeat: int):
-    """Route time (wall and CPU: the machine may be shared) and the solver's own time, per run."""
-    route, cpu, solve = [], [], []
+    """Route time (wall and CPU: the machine may be shared), the same with the
+    explanations (all the engine pays per batch) and the solver's own time, per run."""
+    route, cpu, engine, solve = [], [], [], []
     for _ in range(repeat):
         t0, c0 = time.perf_counter(), time.process_time()
         batch, solution = router.plan(inst.orders, inst.state)
         route.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+        decisions(batch, solution)
+        engine.append(time.perf_counter() - t0)
         t1 = time.perf_counter()
         router.solve(batch.problem)
         solve.append(time.perf_counter() - t1)
-    return batch, solution, route, cpu, solve
+    return batch, solution, route, cpu, engine, solve
 
 
 @young_collections_only()  # as the engine runs (engine/memory.py): a full collection took 25 ms of a GAP solve
@@ -126,7 +131,7 @@ def _gap_limit(args) -> float:
 def _case(family: str, n: int, regime: str, n_inst: int, repeat: int, network, routers: dict[str, NetworkRouter],
           bar, exact_limit: float) -> dict:
     """One family, batch size and regime: every solver on n_inst generated instances."""
-    times = {s: ([], [], []) for s in routers}
+    times = {s: ([], [], [], []) for s in routers}
     gaps, filled, objective = [], {s: [] for s in routers}, {s: [] for s in routers}
     proven, exact_status = [], []
     for seed in range(n_inst):
@@ -151,7 +156,8 @@ def _case(family: str, n: int, regime: str, n_inst: int, repeat: int, network, r
         "family": family, "orders": n, "regime": regime, "instances": n_inst,
         "route_ms": {s: _stats(times[s][0]) for s in routers},
         "route_cpu_ms": {s: _stats(times[s][1]) for s in routers},
-        "solve_ms": {s: _stats(times[s][2]) for s in routers},
+        "with_explanations_ms": {s: _stats(times[s][2]) for s in routers},
+        "solve_ms": {s: _stats(times[s][3]) for s in routers},
         "optimal_proven": float(np.mean(proven)), "exact_time_limit_s": exact_limit,
         "exact_status": {x: exact_status.count(x) for x in sorted(set(exact_status))},
         "gap_to_exact": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps))} if gaps else None,
@@ -248,16 +254,17 @@ def _git_commit() -> str | None:
 
 
 def _table(results: list[dict]) -> None:
-    print(f"\n{'case':<30} {'route ms: greedy':>16} {'optimal (median/p99, cpu)':>27} {'exact':>7} "
+    print(f"\n{'case':<30} {'route ms: greedy':>16} {'optimal (median/p99, cpu)':>27} {'+expl.':>7} {'exact':>7} "
           f"{'gap max':>8} {'filled greedy/optimal/exact':>28} {'gain':>6} {'proven':>7}")
     for r in results:
         t, cpu = r["route_ms"], r["route_cpu_ms"]
         gain = r.get("share_of_exact_fill_gain")
         gap = r["gap_to_exact"]
         name = f"{r['family']} {r['regime']} {r['orders']}" + (f" ({r['nodes']} nodes)" if "nodes" in r else "")
+        explained = r["with_explanations_ms"]["optimal"]["median"] if "with_explanations_ms" in r else None
         print(f"{name:<30} {t['greedy']['median']:>16.1f} "
               f"{t['optimal']['median']:>12.1f}/{t['optimal']['p99']:<6.0f}{cpu['optimal']['median']:>8.1f} "
-              f"{t['exact']['median']:>7.0f} {'-' if gap is None else format(gap['max'] * 100, '.3f') + '%':>8} "
+              f"{'-' if explained is None else format(explained, '.1f'):>7} {t['exact']['median']:>7.0f} {'-' if gap is None else format(gap['max'] * 100, '.3f') + '%':>8} "
               f"{r['filled']['greedy']:>14.0f}/{r['filled']['optimal']:.0f}/"
               f"{'-' if r['filled']['exact'] is None else format(r['filled']['exact'], '.0f')}"
               f"{'-' if gain is None else f'{gain * 100:.0f}%':>8} {r['optimal_proven'] * 100:>6.0f}%")

@@ -7,7 +7,6 @@ picked per order, and only those get a reason.
 """
 from __future__ import annotations
 
-import threading
 from itertools import chain
 
 import numpy as np
@@ -94,7 +93,7 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
     Only the pairs a lower bound on the cost lets through are costed: on
     1,000 orders x 600 nodes about 8 an order, where costing every pair took
     most of the explanations' time (benchmarks/README.md)."""
-    n_orders, n_nodes = b.dist.shape
+    n_nodes = b.dist.shape[1]
     nodes = b.nodes
     excluded = None  # most batches have no order a node declined
     if len(b.excluded[0]):
@@ -102,22 +101,17 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
         excluded[b.excluded] = True
     k = min(MAX_LOSSES, n_nodes)
     delivery = ~b.pickup
-    bound = _bound(b, delivery)
-    # a served order: the nodes below its limit; an unserved one: below the k-th dearest of its k nodes of least
-    # bound (the k cheapest are among them or cost less, so have a bound below it)
-    threshold = limit.copy()
+    served = np.flatnonzero(np.isfinite(limit) & delivery)
     unserved = np.flatnonzero(np.isinf(limit) & delivery)
+    pairs = [_below(b, served, limit[served])]
     if len(unserved):
-        least = np.argpartition(bound[unserved], k - 1, axis=1)[:, :k] if k < n_nodes \
+        # below the k-th dearest of its k nodes of least bound: the k cheapest are among them or cost less
+        bound = _bound(b, unserved)
+        least = np.argpartition(bound, k - 1, axis=1)[:, :k] if k < n_nodes \
             else np.tile(np.arange(n_nodes), (len(unserved), 1))
         cost = b.total_at(np.repeat(unserved, least.shape[1]), least.ravel()).reshape(least.shape)
-        cost[np.isinf(np.take_along_axis(bound[unserved], least, axis=1))] = np.inf  # fewer than k deliver
-        threshold[unserved] = cost.max(axis=1)
-    threshold += 1e-9 * (1 + np.abs(threshold))  # rounding: the bound's sums are not the cost's
-    threshold[b.pickup] = -np.inf  # (a pickup order's store is taken below)
-    flat = np.flatnonzero(bound < threshold[:, None])
-    o = flat // n_nodes
-    pairs = [(o, flat - o * n_nodes)]
+        cost[np.isinf(np.take_along_axis(bound, least, axis=1))] = np.inf  # fewer than k deliver
+        pairs.append(_below(b, unserved, cost.max(axis=1), bound))
     pickup = np.flatnonzero(b.pickup)
     if len(pickup):
         po, pn = np.nonzero(b.reach[pickup])
@@ -134,34 +128,73 @@ def _losses(b: Batch, limit: np.ndarray, part_o: np.ndarray, part_n: np.ndarray)
     cost = b.total_at(o, n)
     keep = cost < limit[o]
     o, n, cost = o[keep], n[keep], cost[keep]
-    sort = np.lexsort((n, cost, o))
+    if excluded is None:  # each order's pairs came from one source, by node: two stable sorts keep ties by node
+        sort = np.argsort(cost, kind="stable")
+        sort = sort[np.argsort(o[sort], kind="stable")]
+    else:
+        sort = np.lexsort((n, cost, o))
     o, n = o[sort], n[sort]
     top = np.arange(len(o)) - np.searchsorted(o, o) < k  # among the first k of its order
     o, n = o[top], n[top]
     return o, n, _reasons(b, o, n, excluded)
 
 
-_scratch = threading.local()
+def _below(b: Batch, rows: np.ndarray, threshold: np.ndarray, bound: np.ndarray | None = None):
+    """Pairs (order, node) of delivery orders `rows` at nodes that deliver
+    whose bound is below the row's threshold (with a margin for rounding:
+    the bound's sums are not the cost's). With straight-line travel the
+    bound grows with distance at least at the least rate any node has, so
+    only the pairs that near are bounded (a pass over the distances alone)."""
+    threshold = threshold + 1e-9 * (1 + np.abs(threshold))
+    if bound is None:
+        w, nodes = b.weights, b.nodes
+        rate = nodes.cost_per_km + 60 / nodes.speed_kmh * w.per_minute
+        if b.road is None and len(rows) and rate.min() > 0:
+            least = _base(b).min() - (max(0.0, w.home_bonus) if (b.home[rows] >= 0).any() else 0.0)
+            within = np.full(len(b.orders), -np.inf)
+            within[rows] = (threshold - least) / rate.min()
+            flat = np.flatnonzero(b.dist < within[:, None])
+            o = flat // len(nodes.ids)
+            n = flat - o * len(nodes.ids)
+            within[rows] = threshold
+            near = _bound_at(b, o, n) < within[o]
+            return o[near], n[near]
+        bound = _bound(b, rows)
+    r, n = np.nonzero(bound < threshold[:, None])
+    return rows[r], n
 
 
-def _bound(b: Batch, delivery: np.ndarray) -> np.ndarray:
-    """(orders, nodes): a lower bound on a delivery's cost at each node that
-    delivers (the cost less its lateness risk: linear in distance; infinite
-    at the others), in a buffer kept
-    between batches (fresh pages of 5 MB cost more than the arithmetic)."""
+def _base(b: Batch) -> np.ndarray:
+    """Each node's bound at distance 0: preparation, operating cost and the
+    least lateness risk; infinite at nodes that do not deliver."""
     w, nodes = b.weights, b.nodes
-    out = getattr(_scratch, "bound", None)
-    if out is None or out.shape != b.dist.shape:
-        out = _scratch.bound = np.empty(b.dist.shape)
+    return nodes.prep * w.per_minute + nodes.operating * w.operating + min(0.0, w.lateness) \
+        + np.where(nodes.delivers, 0.0, np.inf)
+
+
+def _bound(b: Batch, rows: np.ndarray) -> np.ndarray:
+    """(rows, nodes): a lower bound on those delivery orders' cost at each
+    node that delivers (the cost less its lateness risk: linear in distance
+    with straight-line travel), infinite at the others."""
+    w, nodes = b.weights, b.nodes
     if b.road is None:
-        np.multiply(b.dist, nodes.cost_per_km + 60 / nodes.speed_kmh * w.per_minute, out=out)
+        out = b.dist[rows] * (nodes.cost_per_km + 60 / nodes.speed_kmh * w.per_minute)
     else:
-        np.multiply(b.dist, nodes.cost_per_km, out=out)
-        out += b.road * w.per_minute
-    out += nodes.prep * w.per_minute + nodes.operating * w.operating + min(0.0, w.lateness) \
-        + np.where(nodes.delivers, 0.0, np.inf)  # a node that does not deliver is not considered
-    member = np.flatnonzero((b.home >= 0) & delivery)
-    out[member, b.home[member]] -= max(0.0, w.home_bonus)
+        out = b.dist[rows] * nodes.cost_per_km
+        out += b.road[rows] * w.per_minute
+    out += _base(b)
+    home = b.home[rows]
+    member = np.flatnonzero(home >= 0)
+    out[member, home[member]] -= max(0.0, w.home_bonus)
+    return out
+
+
+def _bound_at(b: Batch, o: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """`_bound` at pairs (order, node) of delivery orders, with straight-line travel."""
+    w, nodes = b.weights, b.nodes
+    out = b.dist[o, n] * (nodes.cost_per_km + 60 / nodes.speed_kmh * w.per_minute)[n]
+    out += _base(b)[n]
+    out[b.home[o] == n] -= max(0.0, w.home_bonus)
     return out
 
 

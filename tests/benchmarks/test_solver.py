@@ -29,6 +29,8 @@ def test_a_tiny_run_reports_every_family_with_times_fill_and_gaps(tmp_path, caps
         assert c["optimal_worse_than_greedy"] == 0
         if c["family"] in FAMILIES:
             assert c["exact_status"] == {"optimal": 1}
+            for solver in ("greedy", "optimal", "exact"):  # what the engine pays: the route and its explanations
+                assert c["with_explanations_ms"][solver]["median"] > c["route_ms"][solver]["median"]
             assert c["gap_to_exact"]["max"] >= -1e-9  # exact is the optimum here
         else:
             assert c["filled"]["optimal"] == c["orders"]  # must-assign: every order placed
