@@ -3,8 +3,8 @@
 Vectorised in two steps: distances over orders x nodes select the pairs in
 reach (delivery radius, or the chosen pickup store); ETA, hours, promise,
 stock and capacity are then checked on those pairs only, and the K cheapest
-feasible nodes per order are kept. Explanations recompute one order's row
-over all nodes when a decision is written (`Batch.row`).
+feasible nodes per order are kept. The explanations cost the pairs they
+rank with `Batch.total_at`.
 """
 from __future__ import annotations
 
@@ -140,30 +140,9 @@ class Batch:
                 "time": time, "lateness": lateness, "operating": operating, "home": home,
                 "total": delivery + time + lateness + operating + home}
 
-    def total_all(self, rows: np.ndarray) -> np.ndarray:
-        """(orders of rows, N): those orders' total cost at every node, as
-        `terms` would give it, computed in place (explanations rank it)."""
-        w, n = self.weights, self.nodes
-        dist, pickup, home = self.dist[rows], self.pickup[rows], self.home[rows]
-        eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[rows]
-        eta[pickup] = 0.0
-        eta += n.prep
-        lateness = self.minutes_left[rows, None] - eta  # the slack, then the risk
-        lateness *= -1 / RISK_SLACK_MIN
-        lateness += 1
-        np.clip(lateness, 0, 1, out=lateness)
-        total = dist * n.cost_per_km
-        total[pickup] = 0.0
-        total += eta * w.per_minute
-        total += lateness * w.lateness
-        total += n.operating * w.operating
-        member = np.flatnonzero(home >= 0)
-        total[member, home[member]] -= w.home_bonus
-        return total
-
     def total_at(self, oi: np.ndarray, ni: np.ndarray) -> np.ndarray:
-        """`total_all` at (order, node) pairs: the same operations in the same
-        order, so the same values to the last bit."""
+        """The total cost of (order, node) pairs, as `terms` gives it, with
+        fewer temporaries (the explanations rank the pairs by it)."""
         w, n = self.weights, self.nodes
         dist, pickup = self.dist[oi, ni], self.pickup[oi]
         eta = dist * (60 / n.speed_kmh) if self.road is None else self.road[oi, ni]

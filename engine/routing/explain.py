@@ -1,9 +1,10 @@
 """Decisions with their explanations: the chosen nodes' cost terms, and why
 each node cheaper than the chosen one lost (any node, when none was chosen).
 
-Vectorised over the batch: the cost of every order at every node it could
-be considered for is computed at once, the few cheapest that lost are
-picked per order, and only those get a reason.
+Vectorised over the batch: the pairs that may cost less than the order's
+chosen node are found by a lower bound on the cost, only those are
+costed, the few cheapest that lost are kept per order, and only those
+get a reason.
 """
 from __future__ import annotations
 
