@@ -12,7 +12,7 @@ from domain.network import Network, Node, Sku, Window
 from engine.routing.candidates import build
 from engine.routing.explain import MAX_LOSSES, decisions
 from engine.routing.router import make_router
-from engine.routing.types import NetworkState, OrderToRoute, RouterSettings
+from engine.routing.types import NetworkState, OrderToRoute, RouterSettings, Weights
 from engine.travel import Grid, TravelMatrix
 
 LAT, LON = 31.23, 121.47
@@ -156,11 +156,11 @@ def _losses_by_brute_force(b, decisions):
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_the_losses_are_the_cheapest_nodes_considered_below_the_chosen_one(data):
     n_nodes = data.draw(st.integers(1, 9))
-    nodes = [node(f"N{k}", km_north=data.draw(st.floats(-6, 6)), cost_per_km=data.draw(st.sampled_from([0.5, 1, 2, 4])),
+    nodes = [node(f"N{k}", km_north=data.draw(st.floats(-6, 6)), cost_per_km=data.draw(st.sampled_from([0, 0.5, 1, 2, 4])),
                   operating_cost=data.draw(st.sampled_from([0, 1, 3])), prep_minutes=data.draw(st.sampled_from([0, 5, 25])),
                   modes=data.draw(st.sampled_from([["delivery", "pickup"], ["pickup"], ["delivery"]])),
                   delivery_radius_km=data.draw(st.sampled_from([1.0, 3.0, 8.0])))
@@ -176,7 +176,10 @@ def test_the_losses_are_the_cheapest_nodes_considered_below_the_chosen_one(data)
                             pickup_node=data.draw(st.sampled_from(ids)) if pickup else None,
                             home_node=data.draw(st.sampled_from([None, *ids])),
                             excluded=tuple(data.draw(st.lists(st.sampled_from(ids), max_size=2, unique=True)))))
-    settings_ = RouterSettings(solver=data.draw(st.sampled_from(["greedy", "optimal"])), allow_split=data.draw(st.booleans()))
+    weights = Weights(per_minute=data.draw(st.sampled_from([0.0, 0.2])), lateness=data.draw(st.sampled_from([-5.0, 20.0])),
+                      home_bonus=data.draw(st.sampled_from([-1.0, 2.0])))  # a bound must hold for any weights
+    settings_ = RouterSettings(solver=data.draw(st.sampled_from(["greedy", "optimal"])), allow_split=data.draw(st.booleans()),
+                               weights=weights)
     router = make_router(settings_)
     if data.draw(st.booleans()):  # road minutes per area cell (some unknown): no longer linear in distance
         grid = Grid(lat0=LAT - 0.1, lon0=LON - 0.1, dlat=0.01, dlon=0.01, rows=20, cols=20)
