@@ -264,7 +264,8 @@ def _table(results: list[dict]) -> None:
         explained = r["with_explanations_ms"]["optimal"]["median"] if "with_explanations_ms" in r else None
         print(f"{name:<30} {t['greedy']['median']:>16.1f} "
               f"{t['optimal']['median']:>12.1f}/{t['optimal']['p99']:<6.0f}{cpu['optimal']['median']:>8.1f} "
-              f"{'-' if explained is None else format(explained, '.1f'):>7} {t['exact']['median']:>7.0f} {'-' if gap is None else format(gap['max'] * 100, '.3f') + '%':>8} "
+              f"{'-' if explained is None else format(explained, '.1f'):>7} {t['exact']['median']:>7.0f} "
+              f"{'-' if gap is None else format(gap['max'] * 100, '.3f') + '%':>8} "
               f"{r['filled']['greedy']:>14.0f}/{r['filled']['optimal']:.0f}/"
               f"{'-' if r['filled']['exact'] is None else format(r['filled']['exact'], '.0f')}"
               f"{'-' if gain is None else f'{gain * 100:.0f}%':>8} {r['optimal_proven'] * 100:>6.0f}%")
