@@ -163,12 +163,18 @@ def _case(family: str, n: int, regime: str, n_inst: int, repeat: int, network, r
         "gap_to_exact": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps))} if gaps else None,
         "optimal_worse_than_greedy": int(sum(o > g + 1e-6 * max(1.0, abs(g))
                                              for o, g in zip(objective["optimal"], objective["greedy"]))),
-        "filled": {s: float(np.mean([filled[s][i] for i in answered] if s == "exact" else filled[s])) if answered
-                   or s != "exact" else None for s in routers},
+        "filled": {s: _mean_filled(filled[s], answered if s == "exact" else None) for s in routers},
         "share_of_exact_fill_gain": float(optimal_gain / exact_gain) if exact_gain > 0 else None,
         "greedy_gap_to_exact": float(np.mean([(objective["greedy"][i] - objective["exact"][i])
                                               / abs(objective["exact"][i]) for i in answered])) if answered else None,
     }
+
+
+def _mean_filled(filled: list[int], only: list[int] | None) -> float | None:
+    """Orders filled, mean over the instances (exact's: over those it answered; None if none)."""
+    if only is None:
+        return float(np.mean(filled))
+    return float(np.mean([filled[i] for i in only])) if only else None
 
 
 def _gap_case(kind: str, n: int, m: int, n_inst: int, repeat: int, args, bar) -> dict:
