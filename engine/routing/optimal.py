@@ -23,8 +23,8 @@ from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, ranges, whole
 from engine.routing.reduce import components, contested, prune_dominated, usage
-from engine.routing.repair import (Local, Search, feasible_first, improve_by_nodes, improve_in_rounds, lagrangian,
-                                   priced_fit, priced_options, rounds_apply, single_resource, tabu)
+from engine.routing.repair import (Local, Search, compiled_steps, feasible_first, improve_by_nodes, improve_in_rounds,
+                                   lagrangian, priced_fit, priced_options, rounds_apply, single_resource, tabu)
 
 LP_FIRST = 200  # from this size a component keeps a fractional LP's whole answers; below, a MIP takes it all
 MIN_SOLVE_S = 0.005  # with less time left than this, no solver is started
@@ -112,6 +112,8 @@ def solve_optimal(problem: Problem, time_limit_s: float = 0.2, solver: str = "hi
     worked on further; the default keeps batch latency down (closing the
     last of the gap costs far more time than it saves: figures in
     benchmarks/README.md), o2o solve asks for less."""
+    if not problem.split and np.isinf(problem.penalty).any():
+        compiled_steps()  # loaded once per process, outside the budget (repair.compiled_steps)
     deadline = time.perf_counter() + time_limit_s
     if (quick := each_at_cheapest(problem)) is not None:
         return quick

@@ -791,11 +791,34 @@ def rounds_apply(local: Local) -> bool:
     return m >= 3 and bool((slot_res[slot] == res).all())
 
 
+def _by_node(res: np.ndarray, slot: np.ndarray, m: int) -> bool:
+    """Every option at a node takes that node's resource (its capacity:
+    generalised assignment) and no two nodes share one: a swap's overfill
+    then has a shorter formula (tabu_kernel)."""
+    node_res = np.full(m, -2)
+    node_res[slot] = res
+    bound = slot[res >= 0]
+    return bool((node_res[slot] == res).all()) and len(np.unique(res[res >= 0])) == len(np.unique(bound))
+
+
+def compiled_steps():
+    """The tabu search's compiled steps (tabu_kernel), imported on first use:
+    only must-assign components take them, and numba's import with the
+    cached machine code costs about a second (a first compile on a new
+    machine about ten); solve_optimal loads them before its clock starts."""
+    from engine.routing import tabu_kernel
+
+    if not getattr(tabu_kernel, "warmed", False):
+        tabu_kernel.warm()
+        tabu_kernel.warmed = True
+    return tabu_kernel
+
+
 def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None,
          patience: int | None = None, until_fits: bool = False) -> np.ndarray | None:
     """Tabu search over shifts and swaps for components whose options take
-    one resource each (single_resource), every move weighed at once in
-    numpy. Moves may overfill: each step takes the move that lowers cost +
+    one resource each (single_resource), every move weighed each step (the
+    steps compiled: tabu_kernel). Moves may overfill: each step takes the move that lowers cost +
     weight x overfill the most (or raises it the least), the weight growing
     while the answer overfills and shrinking while it fits (strategic
     oscillation: on tight type D problems the answers that fit are islands
@@ -809,110 +832,39 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     answer; until_fits: stop at the first fitting answer."""
     if time.perf_counter() >= deadline and not until_fits:  # (its set-up alone: 3-8 ms at 1,000 orders)
         return np.array(chosen) if _fits(local, chosen) else None
-    rng = np.random.default_rng(seed)
     k = len(local.orders)
     owner, res, amount, supply, slot, m = _slots(local)
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
-    # every option at a node takes that node's resource (its capacity: generalised assignment), and no
-    # two nodes share one: a swap's overfill then has a formula a third of the general case's cost
-    node_res = np.full(m, -2)
-    node_res[slot] = res
-    bound_res = res[res >= 0]
-    by_node = bool((node_res[slot] == res).all()) and len(np.unique(bound_res)) == len(np.unique(slot[res >= 0]))
-    cost = local.cost
-    chosen = np.array(chosen)
-    used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
-                                 len(local.supply)), 0.0)
-    value, over = float(cost[chosen].sum()), float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
-    best, best_value = (chosen.copy(), value) if over <= EPS else (None, np.inf)
+    by_node = _by_node(res, slot, m)
+    none = len(supply) - 1  # the resource of options that take none: unlimited
+    res = np.where(res >= 0, res, none)
+    cost = np.ascontiguousarray(local.cost, dtype=float)
+    chosen = np.array(chosen, dtype=np.int64)
+    used = np.bincount(res[chosen], amount[chosen], len(supply)).astype(float)
+    used[none] = 0.0
+    value = float(cost[chosen].sum())
+    over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
+    best = chosen.copy()
     base = float(np.abs(cost).mean()) / max(float(amount[amount > 0].mean()) if (amount > 0).any() else 1.0, EPS)
-    weight = base * (REPAIR_WEIGHT if until_fits else 1.0)
-    tabu_until = np.zeros((k, m), dtype=np.int64)
-    step = last_better = last_kick = 0
-    idx = np.arange(k)
+    f = np.array([value, over, base * (REPAIR_WEIGHT if until_fits else 1.0), value if over <= EPS else np.inf, base])
+    s = np.zeros(4, np.int64)
     tenure = SMALL_TENURE if k <= SMALL else TENURE
-
-    def excess(r, x):
-        return np.maximum(0.0, x - supply[r])
-
-    while time.perf_counter() < deadline and (steps is None or step < steps) \
-            and (patience is None or step - last_better < patience) and not (until_fits and best is not None):
-        step += 1
-        cur = chosen
-        cur_slot, cur_res, cur_amt = slot[cur], res[cur], amount[cur]
-        over_now = np.maximum(0.0, used - supply)
-        # shifts: every option of every order (leaving its resource a, taking b)
-        ra, rb = cur_res[owner], res
-        same = ra == rb
-        d_over = np.where(same, excess(rb, used[rb] - cur_amt[owner] + amount) - over_now[rb],
-                          excess(rb, used[rb] + amount) - over_now[rb]
-                          + excess(ra, used[ra] - cur_amt[owner]) - over_now[ra])
-        d_cost = cost - cost[cur][owner]
-        score = d_cost + weight * d_over
-        fine = (tabu_until[owner, slot] < step) | ((over + d_over <= EPS) & (value + d_cost < best_value - EPS))
-        score = np.where((slot != cur_slot[owner]) & fine, score, np.inf)
-        q = int(np.argmin(score))
-        move_s, move_c, move = score[q], d_cost[q], ((int(owner[q]), q),)
-        # swaps: order i to j's node and j to i's (for a sample of i when large; not while a large answer
-        # overfills: shifts mend it, and a step with swaps costs ten times one without at 1,000 orders)
-        rows = idx if k * k <= SWAP_PAIRS else np.zeros(0, np.int64) if over > EPS \
-            else rng.choice(k, max(1, SWAP_PAIRS // k), replace=False)
-        qi = option_at[rows][:, cur_slot]  # (rows, k): i's option at j's node
-        qj = option_at[:, cur_slot[rows]].T  # (rows, k): j's option at i's node
-        valid = (qi >= 0) & (qj >= 0) & (cur_slot[rows][:, None] != cur_slot[None, :])
-        qi_, qj_ = np.where(valid, qi, 0), np.where(valid, qj, 0)
-        # the (up to four) resources involved, each counted once: what the new options take, what the
-        # orders leave (options at one node may take different resources, or none)
-        ai, aj = cur_amt[rows][:, None], cur_amt[None, :]
-        if by_node:  # i's node's resource gives up ai and takes j's option there, and the other way round
-            ri, rj = cur_res[rows][:, None], cur_res[None, :]
-            s_over = excess(ri, used[ri] - ai + amount[qj_]) - over_now[ri] \
-                + excess(rj, used[rj] - aj + amount[qi_]) - over_now[rj]
-        else:
-            roles = [res[qi_], res[qj_], np.broadcast_to(cur_res[rows][:, None], qi_.shape),
-                     np.broadcast_to(cur_res[None, :], qi_.shape)]
-            s_over = np.zeros(qi_.shape)
-            for n, r in enumerate(roles):
-                after = used[r] + amount[qi_] * (roles[0] == r) + amount[qj_] * (roles[1] == r) \
-                    - ai * (roles[2] == r) - aj * (roles[3] == r)
-                term = excess(r, after) - over_now[r]
-                for earlier in roles[:n]:
-                    term = np.where(earlier == r, 0.0, term)
-                s_over += term
-        s_cost = cost[qi_] + cost[qj_] - cost[cur[rows]][:, None] - cost[cur][None, :]
-        fine = (tabu_until[rows[:, None], slot[qi_]] < step) & (tabu_until[idx[None, :], slot[qj_]] < step)
-        fine |= (over + s_over <= EPS) & (value + s_cost < best_value - EPS)
-        s_score = np.where(valid & fine, s_cost + weight * s_over, np.inf)
-        if s_score.size:
-            a, b = divmod(int(np.argmin(s_score)), k)
-            if s_score[a, b] < move_s:
-                move_s, move_c = s_score[a, b], s_cost[a, b]
-                move = ((int(rows[a]), int(qi_[a, b])), (b, int(qj_[a, b])))
-        if not np.isfinite(move_s):
+    swap_rows = k if k * k <= SWAP_PAIRS else max(1, SWAP_PAIRS // k)
+    args = (cost, owner, res, amount, supply, slot, option_at, local.ptr.astype(np.int64), chosen, used,
+            np.zeros((k, m), np.int64), best, f, s)
+    kernel = compiled_steps()
+    chunk, left = 8, (np.iinfo(np.int64).max if steps is None else steps)
+    while left > 0:
+        # chunks of about a millisecond: the clock is read between them
+        t = time.perf_counter()
+        if t >= deadline:
             break
-        for i, q in move:
-            old = int(chosen[i])
-            tabu_until[i, slot[old]] = step + int(rng.integers(tenure[0], tenure[1] + 1))
-            used[res[old]] -= amount[old]
-            used[res[q]] += amount[q]
-            chosen[i] = q
-        used[-1] = 0.0
-        value += float(move_c)
-        over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
-        weight = min(weight * 1.1, base * 1e4) if over > EPS else max(weight / 1.1, base * 1e-3)
-        if over <= EPS and value < best_value - EPS:
-            best, best_value, last_better = chosen.copy(), value, step
-        if step - max(last_better, last_kick) >= KICK_AFTER:
-            # stuck: from the best answer, a few orders to random other options (iterated tabu search)
-            last_kick = step
-            chosen = (chosen if best is None else best).copy()
-            for i in rng.choice(k, max(2, int(KICK_SHARE * k)), replace=False).tolist():
-                options = np.arange(local.ptr[i], local.ptr[i + 1])
-                chosen[i] = int(rng.choice(options))
-            used = np.append(np.bincount(res[chosen][res[chosen] >= 0], amount[chosen][res[chosen] >= 0],
-                                         len(local.supply)), 0.0)
-            value = float(cost[chosen].sum())
-            over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
-            tabu_until[:] = 0
-    return best
+        n = min(chunk, left)
+        done = kernel.steps(*args, n, -1 if patience is None else patience, until_fits, swap_rows, by_node, *tenure,
+                            KICK_AFTER, min(k, max(2, int(KICK_SHARE * k))), seed)
+        left -= n
+        if done:
+            break
+        chunk = max(1, min(4 * chunk, int(chunk * 0.001 / max(time.perf_counter() - t, 1e-6))))
+    return best if np.isfinite(f[3]) else None

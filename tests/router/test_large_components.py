@@ -142,6 +142,21 @@ def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
     assert objective(problem, whole(problem, nodes.tolist())) < local.cost[start].sum()
 
 
+@pytest.mark.parametrize("kind", ["C", "E"])
+def test_tabu_search_moves_alike_by_either_overfill_formula(kind):
+    # generalised assignment takes the compiled steps' shorter formula for a swap's overfill; with whole-number
+    # loads both formulas give the same floats, so the same moves from the same seed
+    problem = to_problem(gap(kind, 10, 100, 2))
+    orders = np.arange(problem.n_orders)
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    start = construct(local, "share")
+    shorter = tabu(local, start, np.inf, seed=1, steps=400)
+    with patch("engine.routing.repair._by_node", return_value=False):
+        general = tabu(local, start, np.inf, seed=1, steps=400)
+    assert shorter is not None and np.array_equal(shorter, general)
+    assert local.cost[shorter].sum() < local.cost[start].sum()
+
+
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(must_assign_problems() | problems())
