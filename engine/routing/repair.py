@@ -786,19 +786,20 @@ def rounds_apply(local: Local) -> bool:
     if not single_resource(local):
         return False
     _, res, _, _, slot, m = _slots(local)
+    return m >= 3 and _one_per_node(res, slot, m)
+
+
+def _one_per_node(res: np.ndarray, slot: np.ndarray, m: int) -> bool:
+    """Every option at a node takes the same resource (its capacity), or every one none."""
     slot_res = np.full(m, -1)
     slot_res[slot] = res
-    return m >= 3 and bool((slot_res[slot] == res).all())
+    return bool((slot_res[slot] == res).all())
 
 
 def _by_node(res: np.ndarray, slot: np.ndarray, m: int) -> bool:
-    """Every option at a node takes that node's resource (its capacity:
-    generalised assignment) and no two nodes share one: a swap's overfill
-    then has a shorter formula (tabu_kernel)."""
-    node_res = np.full(m, -2)
-    node_res[slot] = res
-    bound = slot[res >= 0]
-    return bool((node_res[slot] == res).all()) and len(np.unique(res[res >= 0])) == len(np.unique(bound))
+    """_one_per_node, and no two nodes share a resource (generalised
+    assignment): a swap's overfill then has a shorter formula (tabu_kernel)."""
+    return _one_per_node(res, slot, m) and len(np.unique(res[res >= 0])) == len(np.unique(slot[res >= 0]))
 
 
 def compiled_steps():
@@ -818,8 +819,9 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
          patience: int | None = None, until_fits: bool = False) -> np.ndarray | None:
     """Tabu search over shifts and swaps for components whose options take
     one resource each (single_resource), every move weighed each step (the
-    steps compiled: tabu_kernel). Moves may overfill: each step takes the move that lowers cost +
-    weight x overfill the most (or raises it the least), the weight growing
+    steps compiled: tabu_kernel). Moves may overfill: each step takes the
+    move that lowers cost + weight x overfill the most (or raises it the
+    least), the weight growing
     while the answer overfills and shrinking while it fits (strategic
     oscillation: on tight type D problems the answers that fit are islands
     that shifts and swaps between fitting answers do not connect). A move
@@ -832,28 +834,24 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     answer; until_fits: stop at the first fitting answer."""
     if time.perf_counter() >= deadline and not until_fits:  # (its set-up alone: 3-8 ms at 1,000 orders)
         return np.array(chosen) if _fits(local, chosen) else None
+    kernel = compiled_steps()
     k = len(local.orders)
-    owner, res, amount, supply, slot, m = _slots(local)
+    owner, res, load, supply, slot, m = _slots(local)  # (load: what an option takes of its resource)
     option_at = np.full((k, m), -1)
     option_at[owner, slot] = np.arange(len(local.pair))
     by_node = _by_node(res, slot, m)
-    none = len(supply) - 1  # the resource of options that take none: unlimited
-    res = np.where(res >= 0, res, none)
+    res = np.where(res >= 0, res, len(supply) - 1)  # options that take none: the last resource, unlimited
     cost = np.ascontiguousarray(local.cost, dtype=float)
     chosen = np.array(chosen, dtype=np.int64)
-    used = np.bincount(res[chosen], amount[chosen], len(supply)).astype(float)
-    used[none] = 0.0
-    value = float(cost[chosen].sum())
-    over = float(np.maximum(0.0, used[:-1] - supply[:-1]).sum())
+    used = np.empty(len(supply))
+    value, over = kernel.tally(chosen, cost, res, load, supply, used)
     best = chosen.copy()
-    base = float(np.abs(cost).mean()) / max(float(amount[amount > 0].mean()) if (amount > 0).any() else 1.0, EPS)
-    f = np.array([value, over, base * (REPAIR_WEIGHT if until_fits else 1.0), value if over <= EPS else np.inf, base])
-    s = np.zeros(4, np.int64)
+    base = float(np.abs(cost).mean()) / max(float(load[load > 0].mean()) if (load > 0).any() else 1.0, EPS)
+    f = np.array([value, over, base * (REPAIR_WEIGHT if until_fits else 1.0), value if over <= EPS else np.inf])
     tenure = SMALL_TENURE if k <= SMALL else TENURE
     swap_rows = k if k * k <= SWAP_PAIRS else max(1, SWAP_PAIRS // k)
-    args = (cost, owner, res, amount, supply, slot, option_at, local.ptr.astype(np.int64), chosen, used,
-            np.zeros((k, m), np.int64), best, f, s)
-    kernel = compiled_steps()
+    args = (cost, owner, res, load, supply, slot, option_at, np.ascontiguousarray(option_at.T),
+            local.ptr.astype(np.int64), chosen, used, np.zeros((k, m), np.int64), best, f, np.zeros(4, np.int64), base)
     chunk, left = 8, (np.iinfo(np.int64).max if steps is None else steps)
     while left > 0:
         # chunks of about a millisecond: the clock is read between them
@@ -867,4 +865,4 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
         if done:
             break
         chunk = max(1, min(4 * chunk, int(chunk * 0.001 / max(time.perf_counter() - t, 1e-6))))
-    return best if np.isfinite(f[3]) else None
+    return best if np.isfinite(f[kernel.BEST_VALUE]) else None

@@ -19,9 +19,9 @@ from numba import njit
 
 EPS = 1e-9
 
-# the float state: value, overfill, weight, best value, base weight; the int state: step, last better, last
-# kick, seed drawn (0 / 1)
-VALUE, OVER, WEIGHT, BEST_VALUE, BASE = range(5)
+# the float state: value, overfill, weight, best value (inf: no fitting answer yet); the int state: step,
+# last better, last kick, seeded (0 / 1)
+VALUE, OVER, WEIGHT, BEST_VALUE = range(4)
 STEP, LAST_BETTER, LAST_KICK, SEEDED = range(4)
 
 
@@ -40,19 +40,33 @@ def _overfill(used: np.ndarray, supply: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, tabu_until, best,
-          f, s, n_steps, patience, until_fits, swap_rows, by_node, tenure_lo, tenure_hi, kick_after, kick_count,
-          seed):
+def tally(chosen, cost, res, load, supply, used):
+    """used (in place): what the chosen options take of each resource;
+    returns the answer's cost and overfill."""
+    used[:] = 0.0
+    value = 0.0
+    for i in range(len(chosen)):
+        used[res[chosen[i]]] += load[chosen[i]]
+        value += cost[chosen[i]]
+    used[len(used) - 1] = 0.0
+    return value, _overfill(used, supply)
+
+
+@njit(cache=True)
+def steps(cost, owner, res, load, supply, slot, option_at, option_by_slot, ptr, chosen, used, tabu_until, best,
+          f, s, base, n_steps, patience, until_fits, swap_rows, by_node, tenure_lo, tenure_hi, kick_after,
+          kick_count, seed):
     """Up to n_steps moves, in place. res: each option's resource, the
-    "none" resource being the last one (supply inf); option_at (orders,
-    slots): an order's option at a slot, -1 none; best: the best fitting
-    answer (s[LAST_BETTER] and f[BEST_VALUE] say whether there is one:
-    best value inf = none). swap_rows: orders whose swaps are weighed per
-    step (k: all; fewer: a sample drawn each step, none while the answer
-    overfills). by_node: every option at a node takes that node's
-    resource and no two nodes share one (generalised assignment): a swap's
-    overfill then has a shorter formula. Returns 1 when it stopped for good (no move, patience,
-    first fit), else 0."""
+    "none" resource being the last one (supply inf); load: what it takes
+    of it; option_at (orders, slots): an order's option at a slot, -1 none,
+    and option_by_slot its transpose, contiguous; best: the best fitting
+    answer (while f[BEST_VALUE] is inf there is none); base: the weight's
+    scale. swap_rows: orders whose swaps are weighed per step (k: all;
+    fewer: a sample drawn each step, none while the answer overfills).
+    by_node: every option at a node takes that node's resource and no two
+    nodes share one (generalised assignment): a swap's overfill then has a
+    shorter formula. Returns 1 when it stopped for good (no move,
+    patience, first fit), else 0."""
     if s[SEEDED] == 0:
         np.random.seed(seed)
         s[SEEDED] = 1
@@ -62,7 +76,6 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
     rows = np.arange(k)
     cur_slot, cur_res = np.empty(k, np.int64), np.empty(k, np.int64)
     cur_cost, cur_left = np.empty(k), np.empty(k)
-    option_by_slot = option_at.T.copy()  # (slots, orders): every order's option at one slot, contiguous
     for _ in range(n_steps):
         if patience >= 0 and s[STEP] - s[LAST_BETTER] >= patience:
             return 1
@@ -76,7 +89,7 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
         for b in range(k):  # each order's slot, cost and resource as it stands
             cb = chosen[b]
             cur_slot[b], cur_cost[b], cur_res[b] = slot[cb], cost[cb], res[cb]
-            cur_left[b] = used[res[cb]] - amount[cb]  # its resource's use without it
+            cur_left[b] = used[res[cb]] - load[cb]  # its resource's use without it
         # shifts: every option of every order (leaving its resource a, taking b)
         move_s, move_c = np.inf, 0.0
         m_i, m_q, m_j, m_qj = -1, -1, -1, -1
@@ -86,9 +99,9 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
                 continue
             ra, rb = cur_res[i], res[q]
             if ra == rb:
-                d_over = _excess(cur_left[i] + amount[q], supply[rb]) - over_now[rb]
+                d_over = _excess(cur_left[i] + load[q], supply[rb]) - over_now[rb]
             else:
-                d_over = _excess(used[rb] + amount[q], supply[rb]) - over_now[rb] \
+                d_over = _excess(used[rb] + load[q], supply[rb]) - over_now[rb] \
                     + _excess(cur_left[i], supply[ra]) - over_now[ra]
             d_cost = cost[q] - cur_cost[i]
             score = d_cost + weight * d_over
@@ -118,8 +131,8 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
                 s_cost = cost[qi] + cost[qj] - cur_cost[a] - cur_cost[b]
                 if by_node:  # a's node's resource gives up a and takes b's option there, and the other way round
                     rb = cur_res[b]
-                    s_over = _excess(cur_left[a] + amount[qj], supply[ra]) - over_now[ra] \
-                        + _excess(cur_left[b] + amount[qi], supply[rb]) - over_now[rb]
+                    s_over = _excess(cur_left[a] + load[qj], supply[ra]) - over_now[ra] \
+                        + _excess(cur_left[b] + load[qi], supply[rb]) - over_now[rb]
                 else:  # the (up to four) resources involved, each counted once
                     r1, r2, r3, r4 = res[qi], res[qj], ra, cur_res[b]
                     s_over = 0.0
@@ -129,13 +142,13 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
                             continue
                         after = used[r]
                         if r == r1:
-                            after += amount[qi]
+                            after += load[qi]
                         if r == r2:
-                            after += amount[qj]
+                            after += load[qj]
                         if r == r3:
-                            after -= amount[chosen[a]]
+                            after -= load[chosen[a]]
                         if r == r4:
-                            after -= amount[chosen[b]]
+                            after -= load[chosen[b]]
                         s_over += _excess(after, supply[r]) - over_now[r]
                 score = s_cost + weight * s_over
                 if score >= move_s:
@@ -150,13 +163,12 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
             i, q = (m_i, m_q) if n == 0 else (m_j, m_qj)
             old = chosen[i]
             tabu_until[i, slot[old]] = step + np.random.randint(tenure_lo, tenure_hi + 1)
-            used[res[old]] -= amount[old]
-            used[res[q]] += amount[q]
+            used[res[old]] -= load[old]
+            used[res[q]] += load[q]
             chosen[i] = q
         used[n_res - 1] = 0.0
         value += move_c
         over = _overfill(used, supply)
-        base = f[BASE]
         weight = min(weight * 1.1, base * 1e4) if over > EPS else max(weight / 1.1, base * 1e-3)
         if over <= EPS and value < best_value - EPS:
             best[:] = chosen
@@ -173,13 +185,7 @@ def steps(cost, owner, res, amount, supply, slot, option_at, ptr, chosen, used, 
             for t in range(kick_count):
                 i = rows[t]
                 chosen[i] = ptr[i] + np.random.randint(0, ptr[i + 1] - ptr[i])
-            used[:] = 0.0
-            value = 0.0
-            for i in range(k):
-                used[res[chosen[i]]] += amount[chosen[i]]
-                value += cost[chosen[i]]
-            used[n_res - 1] = 0.0
-            over = _overfill(used, supply)
+            value, over = tally(chosen, cost, res, load, supply, used)
             tabu_until[:, :] = 0
         f[VALUE], f[OVER], f[WEIGHT], f[BEST_VALUE] = value, over, weight, best_value
     return 0
@@ -189,6 +195,7 @@ def warm() -> None:
     """Compiles `steps` (or loads it from numba's cache) with the argument
     types tabu passes, by a call that makes no move."""
     i8, f8 = np.zeros(1, np.int64), np.zeros(1)
-    steps(f8, i8, i8, f8, np.full(2, np.inf), i8, np.zeros((1, 1), np.int64), np.zeros(2, np.int64), i8.copy(),
-          np.zeros(2), np.zeros((1, 1), np.int64), i8.copy(), np.zeros(5), np.ones(4, np.int64), 0, -1, False, 1,
-          True, 2, 6, 150, 1, 0)
+    one = np.zeros((1, 1), np.int64)
+    steps(f8, i8, i8, f8, np.full(2, np.inf), i8, one, one.copy(), np.zeros(2, np.int64), i8.copy(), np.zeros(2),
+          one.copy(), i8.copy(), np.zeros(4), np.ones(4, np.int64), 1.0, 0, -1, False, 1, True, 2, 6, 150, 1, 0)
+    tally(i8, f8, i8, f8, np.full(2, np.inf), np.zeros(2))
