@@ -24,6 +24,7 @@ from engine.travel import STRAIGHT_LINE, TravelTimes
 # Lateness risk rises from 0 to 1 as the slack to the promise falls below this.
 RISK_SLACK_MIN = 15.0
 DISTINCT_FROM = 256  # lines in a batch from which each distinct (SKU, qty) is checked once (_stocked)
+DIST_ROWS = 64  # orders per block of the distances' passes (64 x 600 doubles: 300 KB)
 SORT_WHOLE = 4096  # up to this many feasible pairs, a batch's are sorted whole (_first_k)
 
 
@@ -245,19 +246,26 @@ def _first_k(key: np.ndarray, oi: np.ndarray, n_orders: int, k: int) -> np.ndarr
 
 def _distances(lat: np.ndarray, lon: np.ndarray, nodes: NodeArrays) -> np.ndarray:
     """(orders, nodes) km: engine.geo.local_km, the same operations in the
-    same order (so the same values to the last bit), computed in place: on
-    1,000 x 600 the temporaries cost more than the arithmetic."""
+    same order (so the same values to the last bit), computed in place and
+    DIST_ROWS orders at a time: each block's nine passes stay in the cache
+    (over the whole 1,000 x 600 at once they ran at memory speed: 4.3
+    against 2.2 ms)."""
     k = np.pi / 180 * EARTH_KM
-    mid = np.radians((np.mean(lat) + np.mean(nodes.lat)) / 2)
-    dy = np.subtract(nodes.lat[None, :], lat[:, None])
-    dy *= k
-    dx = np.subtract(nodes.lon[None, :], lon[:, None])
-    dx *= k
-    dx *= np.cos(mid)
-    dx *= dx
-    dy *= dy
-    dx += dy
-    return np.sqrt(dx, out=dx)
+    scale = np.cos(np.radians((np.mean(lat) + np.mean(nodes.lat)) / 2))
+    out = np.empty((len(lat), len(nodes.lat)))
+    scratch = np.empty((min(DIST_ROWS, len(lat)), len(nodes.lat)))
+    for s in range(0, len(lat), DIST_ROWS):
+        dx, dy = out[s:s + DIST_ROWS], scratch[:len(out[s:s + DIST_ROWS])]
+        np.subtract(nodes.lat[None, :], lat[s:s + DIST_ROWS, None], out=dy)
+        dy *= k
+        np.subtract(nodes.lon[None, :], lon[s:s + DIST_ROWS, None], out=dx)
+        dx *= k
+        dx *= scale
+        dx *= dx
+        dy *= dy
+        dx += dy
+        np.sqrt(dx, out=dx)
+    return out
 
 
 def _lines(orders: list[OrderToRoute], state: NetworkState):

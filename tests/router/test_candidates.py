@@ -43,7 +43,9 @@ def test_the_in_place_distances_equal_local_km_to_the_last_bit(points):
                        picks_up=np.ones(3, bool), hours=[[], [], []], tz=None, speed_kmh=20.0)  # type: ignore[arg-type]
     lat, lon = np.array(points).T
     want = local_km(lat[:, None], lon[:, None], nodes.lat[None, :], nodes.lon[None, :])
-    assert np.array_equal(_distances(lat, lon, nodes), want)
+    for rows in (candidates.DIST_ROWS, 3):  # one block, and several with a short last one
+        with patch.object(candidates, "DIST_ROWS", rows):
+            assert np.array_equal(_distances(lat, lon, nodes), want)
 
 
 @settings(max_examples=200, deadline=None)
