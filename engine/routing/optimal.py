@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine.routing import flow
+from engine.routing.branch import solve_small
 from engine.routing.greedy import solve_greedy, status_of
 from engine.routing.mip import Relaxation, solve_mip, solve_relaxation
 from engine.routing.problem import INF, Problem, Solution, each_cheapest, flat, objective, ranges, whole
@@ -318,7 +319,8 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             # not over a whole large component (no must-assign order) whose LP ran out of time: HiGHS on a
             # neighbourhood of 600-700 orders given the last 25-30 ms took 100-110 ms of CPU and found nothing
             # (5,000-order batches)
-            sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver) if left > MIN_SOLVE_S \
+            sol = (solve_small(work, rest, stock, capacity)
+                   or solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver)) if left > MIN_SOLVE_S \
                 and not (large and greedy is None and rest is orders and relaxed == "unknown") else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=IMPROVER, hint=start.parts) \
@@ -586,7 +588,8 @@ def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, sto
     penalty = work.penalty.copy()
     penalty[a.orders[~may_skip]] = np.inf
     sub = replace(work.restricted(keep), penalty=penalty)
-    sol = solve_mip(sub, open_orders, rest_stock, rest_capacity, time_limit_s=left)
+    sol = solve_small(sub, open_orders, rest_stock, rest_capacity) \
+        or solve_mip(sub, open_orders, rest_stock, rest_capacity, time_limit_s=left)
     if sol.status in ("optimal", "feasible"):
         for o in open_orders:
             fixed[o] = sol.parts[o]
