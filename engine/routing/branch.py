@@ -56,7 +56,7 @@ def solve_small(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacit
     for i in range(len(options) - 1, -1, -1):
         rest[i] = rest[i + 1] + first_cost[i]
     best, best_pick = np.inf, None
-    pick = [-1] * len(options)
+    pick = [-1] * len(options)  # each order's node (-1: unserved) on the branch searched
     tried = 0
 
     def visit(i: int, cost: float) -> bool:
@@ -65,7 +65,7 @@ def solve_small(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacit
             if cost < best:
                 best, best_pick = cost, list(pick)
             return True
-        for k, (c, n, load, uses) in enumerate(options[i]):
+        for c, n, load, uses in options[i]:
             if cost + c + rest[i + 1] >= best:
                 return True  # the options come cheapest first: none after this one can do better
             tried += 1
@@ -77,7 +77,7 @@ def solve_small(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacit
                 nodes_left[n] -= load
                 for j, q in uses:
                     left[j] -= q
-            pick[i] = k
+            pick[i] = n
             done = visit(i + 1, cost + c)
             if n >= 0:
                 nodes_left[n] += load
@@ -92,8 +92,7 @@ def solve_small(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacit
     parts: list[dict[int, list[int]]] = [{} for _ in range(problem.n_orders)]
     if best_pick is None:
         return Solution(parts, "infeasible", float("inf"))
-    for o, mine, k in zip(orders.tolist(), options, best_pick):
-        n = mine[k][1]
+    for o, n in zip(orders.tolist(), best_pick):
         if n >= 0:
             parts[o] = {n: list(range(int(problem.line_ptr[o + 1] - problem.line_ptr[o])))}
     value = objective(problem, parts, orders)  # (summed as every solver's answer is)

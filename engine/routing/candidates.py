@@ -255,10 +255,11 @@ def _distances(lat: np.ndarray, lon: np.ndarray, nodes: NodeArrays) -> np.ndarra
     out = np.empty((len(lat), len(nodes.lat)))
     scratch = np.empty((min(DIST_ROWS, len(lat)), len(nodes.lat)))
     for s in range(0, len(lat), DIST_ROWS):
-        dx, dy = out[s:s + DIST_ROWS], scratch[:len(out[s:s + DIST_ROWS])]
-        np.subtract(nodes.lat[None, :], lat[s:s + DIST_ROWS, None], out=dy)
+        e = min(s + DIST_ROWS, len(lat))
+        dx, dy = out[s:e], scratch[:e - s]
+        np.subtract(nodes.lat[None, :], lat[s:e, None], out=dy)
         dy *= k
-        np.subtract(nodes.lon[None, :], lon[s:s + DIST_ROWS, None], out=dx)
+        np.subtract(nodes.lon[None, :], lon[s:e, None], out=dx)
         dx *= k
         dx *= scale
         dx *= dx

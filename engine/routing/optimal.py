@@ -319,8 +319,7 @@ def _solve_component(work: Problem, orders: np.ndarray, large: bool, parts, stoc
             # not over a whole large component (no must-assign order) whose LP ran out of time: HiGHS on a
             # neighbourhood of 600-700 orders given the last 25-30 ms took 100-110 ms of CPU and found nothing
             # (5,000-order batches)
-            sol = (solve_small(work, rest, stock, capacity)
-                   or solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=solver)) if left > MIN_SOLVE_S \
+            sol = _exact(work, rest, stock, capacity, left, solver) if left > MIN_SOLVE_S \
                 and not (large and greedy is None and rest is orders and relaxed == "unknown") else None
         else:  # HiGHS takes no starting answer through model_builder: the solver that does
             sol = solve_mip(work, rest, stock, capacity, time_limit_s=left, solver=IMPROVER, hint=start.parts) \
@@ -588,8 +587,7 @@ def _close_by_reduced_costs(work: Problem, a: Answer, lp: Relaxation, parts, sto
     penalty = work.penalty.copy()
     penalty[a.orders[~may_skip]] = np.inf
     sub = replace(work.restricted(keep), penalty=penalty)
-    sol = solve_small(sub, open_orders, rest_stock, rest_capacity) \
-        or solve_mip(sub, open_orders, rest_stock, rest_capacity, time_limit_s=left)
+    sol = _exact(sub, open_orders, rest_stock, rest_capacity, left)
     if sol.status in ("optimal", "feasible"):
         for o in open_orders:
             fixed[o] = sol.parts[o]
@@ -713,6 +711,14 @@ def _assign(problem: Problem, pairs: np.ndarray, parts: list[dict[int, list[int]
     n_lines = problem.line_ptr[1:] - problem.line_ptr[:-1]
     for o, n in zip(problem.pair_order[pairs].tolist(), problem.pair_node[pairs].tolist()):
         parts[o] = {n: list(range(n_lines[o]))}
+
+
+def _exact(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray, time_limit_s: float,
+           solver: str = "highs") -> Solution:
+    """The optimum over the given orders: a handful by branch and bound
+    (branch.py: HiGHS's set-up alone took longer), more by the MIP."""
+    return solve_small(problem, orders, stock, capacity) \
+        or solve_mip(problem, orders, stock, capacity, time_limit_s=time_limit_s, solver=solver)
 
 
 def _relax(problem: Problem, orders: np.ndarray, stock: np.ndarray, capacity: np.ndarray, deadline: float):
