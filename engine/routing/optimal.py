@@ -82,7 +82,8 @@ HOOD_TIME_SHARE = 0.35  # of the time left, what a neighbourhood is sized to tak
 HOOD_MIN = 100  # a neighbourhood smaller than this is not worth its set-up
 HOOD_CLOSE_S = 0.02  # the time left from which a neighbourhood's answer is closed by reduced costs (its MIP:
 # HiGHS took 17 ms of CPU given the last 4 ms of a 5,000-order batch)
-TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT
+TABU_PATIENCE = 2000  # moves without a better answer after which the tabu search hands over to CP-SAT,
+TABU_PATIENCE_SHARE = 0.25  # once this share of its time has also passed without one
 HARD_MIP_SHARE = 0.3  # of the time left, what the MIP on a must-assign component's rest may use after the repair
 ROUNDS_FROM = 200  # orders in a must-assign component from which the rest goes to improve_in_rounds, not a MIP
 SEARCH_SHARE = 0.75  # of the time left, what such a component (repair and search) may use: its last quarter
@@ -627,7 +628,8 @@ def _descend(work: Problem, orders: np.ndarray, parts, stock, capacity, deadline
             if len(orders) > ROUNDS_FROM and rounds_apply(local):
                 chosen = improve_by_nodes(local, improve_in_rounds(local, chosen, deadline, first_by=last), deadline)
             else:
-                chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE)
+                chosen = tabu(local, chosen, deadline, patience=TABU_PATIENCE,
+                              patience_s=TABU_PATIENCE_SHARE * (deadline - time.perf_counter()))
             assert chosen is not None  # it started from a fitting answer
         else:
             search = Search(local, chosen, seed=0)

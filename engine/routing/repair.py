@@ -817,7 +817,7 @@ def compiled_steps():
 
 
 def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps: int | None = None,
-         patience: int | None = None, until_fits: bool = False) -> np.ndarray | None:
+         patience: int | None = None, until_fits: bool = False, patience_s: float = 0.0) -> np.ndarray | None:
     """Tabu search over shifts and swaps for components whose options take
     one resource each (single_resource), every move weighed each step (the
     steps compiled: tabu_kernel). Moves may overfill: each step takes the
@@ -832,7 +832,8 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     none). (The Python descent above took about a second per sweep of 100
     orders' swaps.) steps: at most this many moves (tests; the deadline
     otherwise); patience: stop after this many moves without a better
-    answer; until_fits: stop at the first fitting answer."""
+    answer, and (patience_s) as many seconds without one as well; until_fits:
+    stop at the first fitting answer."""
     if time.perf_counter() >= deadline and not until_fits:  # (its set-up alone: 3-8 ms at 1,000 orders)
         return np.array(chosen) if _fits(local, chosen) else None
     kernel = compiled_steps()
@@ -853,15 +854,21 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     swap_rows = k if k * k <= SWAP_PAIRS else max(1, SWAP_PAIRS // k)
     args = (cost, owner, res, load, supply, slot, option_at, np.ascontiguousarray(option_at.T),
             local.ptr.astype(np.int64), chosen, used, np.zeros((k, m), np.int64), best, f, np.zeros(4, np.int64), base)
+    state = args[-2]
     chunk, left = 8, (np.iinfo(np.int64).max if steps is None else steps)
+    better_step, better_at = 0, time.perf_counter()
     while left > 0:
         # chunks of about a millisecond: the clock is read between them
         t = time.perf_counter()
         if t >= deadline:
             break
+        if state[kernel.LAST_BETTER] != better_step:
+            better_step, better_at = state[kernel.LAST_BETTER], t
         n = min(chunk, left)
-        done = kernel.steps(*args, n, -1 if patience is None else patience, until_fits, swap_rows, by_node, *tenure,
-                            KICK_AFTER, kick, seed)
+        # the kernel counts the moves without a better answer only once patience_s has passed without one too
+        # (given 10-60 s, 2,000 moves came early: CP-SAT's answers in the rest were dearer, benchmarks/README.md)
+        moves = -1 if patience is None or t - better_at < patience_s else patience
+        done = kernel.steps(*args, n, moves, until_fits, swap_rows, by_node, *tenure, KICK_AFTER, kick, seed)
         left -= n
         if done:
             break

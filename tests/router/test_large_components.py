@@ -142,6 +142,25 @@ def test_tabu_search_improves_a_type_c_answer_in_a_few_hundred_moves():
     assert objective(problem, whole(problem, nodes.tolist())) < local.cost[start].sum()
 
 
+def test_tabu_search_hands_over_after_its_moves_without_better_only_once_its_time_without_better_has_passed_too():
+    # type C 10 x 100 from the regret construction: a better answer comes within the first moves, then
+    # 20 moves without one come in milliseconds
+    problem = to_problem(gap("C", 10, 100, 1))
+    orders = np.arange(problem.n_orders)
+    local = Local.of(problem, orders, problem.stock.astype(float), problem.capacity.astype(float))
+    start = construct(local, "share")
+    tabu(local, start, np.inf, steps=1)  # numba's code loaded (or compiled) before anything is timed
+    t0 = time.perf_counter()
+    tabu(local, start, t0 + 5.0, patience=20)
+    by_moves = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    held = tabu(local, start, t0 + 0.6, patience=20, patience_s=10.0)
+    by_time = time.perf_counter() - t0
+    assert by_moves < 2.5  # stopped by its moves, far from the deadline
+    assert by_time >= 0.6  # the time patience not passed: on to the deadline
+    assert held is not None and local.cost[held].sum() < local.cost[start].sum()
+
+
 @pytest.mark.parametrize("kind", ["C", "E"])
 def test_tabu_search_moves_alike_by_either_overfill_formula(kind):
     # generalised assignment takes the compiled steps' shorter formula for a swap's overfill; with whole-number
