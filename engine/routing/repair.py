@@ -852,9 +852,9 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
     f = np.array([value, over, base * (REPAIR_WEIGHT if until_fits else 1.0), value if over <= EPS else np.inf])
     tenure, kick = (SMALL_TENURE, min(k, SMALL_KICK)) if k <= SMALL else (TENURE, max(2, int(KICK_SHARE * k)))
     swap_rows = k if k * k <= SWAP_PAIRS else max(1, SWAP_PAIRS // k)
+    counts = np.zeros(4, np.int64)  # the kernel's step, last better, last kick, seeded
     args = (cost, owner, res, load, supply, slot, option_at, np.ascontiguousarray(option_at.T),
-            local.ptr.astype(np.int64), chosen, used, np.zeros((k, m), np.int64), best, f, np.zeros(4, np.int64), base)
-    state = args[-2]
+            local.ptr.astype(np.int64), chosen, used, np.zeros((k, m), np.int64), best, f, counts, base)
     chunk, left = 8, (np.iinfo(np.int64).max if steps is None else steps)
     better_step, better_at = 0, time.perf_counter()
     while left > 0:
@@ -862,8 +862,8 @@ def tabu(local: Local, chosen: np.ndarray, deadline: float, seed: int = 0, steps
         t = time.perf_counter()
         if t >= deadline:
             break
-        if state[kernel.LAST_BETTER] != better_step:
-            better_step, better_at = state[kernel.LAST_BETTER], t
+        if counts[kernel.LAST_BETTER] != better_step:
+            better_step, better_at = counts[kernel.LAST_BETTER], t
         n = min(chunk, left)
         # the kernel counts the moves without a better answer only once patience_s has passed without one too
         # (given 10-60 s, 2,000 moves came early: CP-SAT's answers in the rest were dearer, benchmarks/README.md)
