@@ -1,0 +1,145 @@
+"""What SQLite costs the engine's thread per order on the order path, and
+how much of it the table's primary key takes (issue 19).
+
+`python -m benchmarks.store_index` runs the engine as `o2o bench engine`
+does (the bench's roomy network and orders, batches of --batch) and keeps
+the rows of each save. Then it writes those saves again, in the same
+order and sizes, into fresh SQLite stores made as the engine makes them
+(WAL, the library's synchronous=FULL, the engine's far autocheckpoint),
+with a PASSIVE checkpoint every --checkpoint-every saves (`o2o serve`'s
+checkpointer does it from its own thread every 0.25 s, about every 8
+batches at 5,000 orders/s): the insert, the commit and the checkpoint
+timed apart in CPU time of this thread, per order. Variants: the
+library's table (PRIMARY KEY (originator_id, originator_version): order
+ids are name-based UUIDs, so each order's rows land on a page of their
+own in that index), the same table without the key, and other page sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load.plan import SCENARIO, demand, roomy
+from benchmarks.solver import machine
+
+KEYED = ("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+         "PRIMARY KEY (originator_id, originator_version))")
+UNKEYED = "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB)"
+INSERT = "INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)"
+
+
+def engine_saves(orders: int, batch: int, scenario: str) -> list[list[tuple[Any, ...]]]:
+    """The rows of each save the engine made for `orders` orders in batches of `batch` (after a warm batch of as many)."""
+    from adapters.bootstrap import build_engine
+    from domain.ids import plain_hex
+    from engine.config import Config
+
+    network, cmds = demand(scenario, batch + orders)
+    saves: list[list[tuple[Any, ...]]] = []
+    with tempfile.TemporaryDirectory(prefix="o2o-store-index-") as tmp:
+        config = Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0},
+                                          "store": {"url": f"sqlite:///{tmp}/events.db"}})
+        engine = build_engine(config, network=roomy(network))
+        engine.submit_batch(cmds[:batch])
+        recorder = engine.recorder
+        insert = recorder.insert_events
+
+        def kept(stored: list[Any], **kwargs: Any) -> Any:
+            saves.append([(plain_hex(s.originator_id), s.originator_version, s.topic, bytes(s.state))
+                          for s in stored])
+            return insert(stored, **kwargs)
+
+        recorder.insert_events = kept
+        for i in range(batch, len(cmds), batch):
+            engine.submit_batch(cmds[i:i + batch])
+        engine.close()
+    return saves
+
+
+def write(saves: list[list[tuple[Any, ...]]], table: str, page_size: int, checkpoint_every: int,
+          pragmas: tuple[str, ...] = ()) -> dict[str, float]:
+    """The saves written again into a fresh store: CPU seconds of insert, commit and checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="o2o-store-index-") as tmp:
+        path = f"{tmp}/events.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA page_size={page_size}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=100000")  # engine/store/wal.py's BACKSTOP_PAGES
+        for pragma in pragmas:
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute(table)
+        checkpointer = sqlite3.connect(path, isolation_level=None)
+        cpu = {"insert": 0.0, "commit": 0.0, "checkpoint": 0.0}
+        clock = time.thread_time
+        for k, rows in enumerate(saves):
+            rows = [(a, b, c, bytearray(d)) for a, b, c, d in rows]
+            t0 = clock()
+            conn.execute("BEGIN")
+            conn.executemany(INSERT, rows)
+            t1 = clock()
+            conn.execute("COMMIT")
+            t2 = clock()
+            cpu["insert"] += t1 - t0
+            cpu["commit"] += t2 - t1
+            if (k + 1) % checkpoint_every == 0:
+                checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                cpu["checkpoint"] += clock() - t2
+        size = os.path.getsize(path)
+        checkpointer.close()
+        conn.close()
+    return {**cpu, "db_bytes": size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=60_000, help="orders the engine routes and stores (default 60,000)")
+    p.add_argument("--batch", type=int, default=150, help="orders per batch (default 150, as at 5,000/s)")
+    p.add_argument("--checkpoint-every", type=int, default=8, help="saves between checkpoints (default 8)")
+    p.add_argument("--rounds", type=int, default=3, help="each variant written this often, interleaved (default 3)")
+    p.add_argument("--page-sizes", type=int, nargs="+", default=[4096, 2048, 8192])
+    p.add_argument("--pragma", nargs="*", default=["cache_size=-262144", "mmap_size=1073741824"],
+                   help="a variant of the keyed table per PRAGMA (default: a 256 MiB page cache; a 1 GiB map)")
+    p.add_argument("--scenario", default=str(SCENARIO))
+    p.add_argument("--out", default="bench-results", help="folder for store-index.json")
+    args = p.parse_args(argv)
+    print(f"routing and storing {args.orders:,} orders in batches of {args.batch} ...", flush=True)
+    saves = engine_saves(args.orders, args.batch, args.scenario)
+    n_orders, n_rows = args.orders, sum(len(s) for s in saves)
+    print(f"{len(saves):,} saves, {n_rows:,} rows ({n_rows / n_orders:.2f} per order)", flush=True)
+    variants = [("primary key", KEYED, args.page_sizes[0], ()), ("no key", UNKEYED, args.page_sizes[0], ())]
+    variants += [(f"primary key, pages of {ps}", KEYED, ps, ()) for ps in args.page_sizes[1:]]
+    variants += [(f"primary key, {pragma}", KEYED, args.page_sizes[0], (pragma,)) for pragma in args.pragma]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
+    for r in range(args.rounds):
+        for name, table, page_size, pragmas in variants:
+            runs[name].append(write(saves, table, page_size, args.checkpoint_every, pragmas))
+    results = []
+    print(f"\n{'table':40s} {'insert':>7s} {'commit':>7s} {'ckpt':>7s} {'total':>7s}  us CPU per order "
+          f"(median of {args.rounds})")
+    for name, table, page_size, pragmas in variants:
+        med = {k: statistics.median(run[k] for run in runs[name]) / n_orders * 1e6
+               for k in ("insert", "commit", "checkpoint")}
+        total = statistics.median(sum(run[k] for k in ("insert", "commit", "checkpoint")) for run in runs[name])
+        med["total"] = total / n_orders * 1e6
+        results.append({"variant": name, "page_size": page_size, "keyed": table is KEYED, "pragmas": list(pragmas),
+                        "us_per_order": {k: round(v, 2) for k, v in med.items()},
+                        "runs": runs[name]})
+        print(f"{name:40s} {med['insert']:7.1f} {med['commit']:7.1f} {med['checkpoint']:7.1f} {med['total']:7.1f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "orders": n_orders, "batch": args.batch, "rows": n_rows,
+              "checkpoint_every": args.checkpoint_every, "rounds": args.rounds, "results": results}
+    (out / "store-index.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out / 'store-index.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
