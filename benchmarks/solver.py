@@ -246,7 +246,20 @@ def machine() -> dict[str, object]:
     libraries = {name: version(name) for name in ("eventsourcing", "msgspec", "nats-py", "psycopg")}
     return {"cores": os.cpu_count(), "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             "python": platform.python_version(), "platform": platform.platform(),
-            "ortools": ortools.__version__, "numpy": np.__version__, **libraries, "git_commit": _git_commit()}
+            "ortools": ortools.__version__, "numpy": np.__version__, **libraries, "git_commit": _git_commit(),
+            "python_loop_s": python_loop_s()}
+
+
+def python_loop_s() -> float:
+    """CPU seconds of a fixed pure-Python loop (sum of squares below 10**6), best of 3: how fast this
+    machine runs Python now. The same code's CPU per order moved 20-25% from one machine (or hour) to
+    the next (benchmarks/README.md, issue 19); this says which kind of machine a figure came from."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        sum(i * i for i in range(10**6))
+        best = min(best, time.process_time() - start)
+    return round(best, 4)
 
 
 def _git_commit() -> str | None:

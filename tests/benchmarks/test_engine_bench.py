@@ -19,4 +19,6 @@ def test_a_small_run_reports_cpu_wall_and_the_collectors_share_and_restores_the_
     batches = run["batch_ms"]  # four batches: their wall times in order, none longer than the run
     assert 0 < batches["median"] <= batches["p99"] <= batches["max"] <= run["wall_us_per_order"] * 400 / 1e3 + 0.1
     assert gc.get_threshold() == threshold and gc.callbacks == callbacks
-    assert "collector" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "collector" in out and "a fixed Python loop in" in out
+    assert json.loads((tmp_path / "engine.json").read_text())["machine"]["python_loop_s"] > 0
