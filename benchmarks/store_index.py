@@ -1,18 +1,19 @@
-"""What SQLite costs the engine's thread per order on the order path, and
+"""What SQLite costs the engine's process per order on the order path, and
 how much of it the table's primary key takes (issue 19).
 
 `python -m benchmarks.store_index` runs the engine as `o2o bench engine`
 does (the bench's roomy network and orders, batches of --batch) and keeps
 the rows of each save. Then it writes those saves again, in the same
 order and sizes, into fresh SQLite stores made as the engine makes them
-(WAL, the library's synchronous=FULL, the engine's far autocheckpoint),
-with a PASSIVE checkpoint every --checkpoint-every saves (`o2o serve`'s
-checkpointer does it from its own thread every 0.25 s, about every 8
-batches at 5,000 orders/s): the insert, the commit and the checkpoint
-timed apart in CPU time of this thread, per order. Variants: the
-library's table (PRIMARY KEY (originator_id, originator_version): order
-ids are name-based UUIDs, so each order's rows land on a page of their
-own in that index), the same table without the key, and other page sizes.
+(WAL, the library's synchronous=FULL, the engine's far autocheckpoint and
+`o2o serve`'s checkpointer copying the log from its own thread every
+0.25 s), one save every --pace-ms (between two saves the engine's thread
+routes and applies the next batch, and the caches cool): the insert and
+the commit timed in CPU time of the writing thread, the checkpoints as
+the rest of the process's CPU, per order. Variants: the library's table
+(PRIMARY KEY (originator_id, originator_version): order ids are
+name-based UUIDs, so each order's rows land on a page of their own in
+that index), the same table without the key, other page sizes, PRAGMAs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from benchmarks.load.plan import SCENARIO, demand, roomy
 from benchmarks.solver import machine
+from engine.store.wal import BACKSTOP_PAGES, Checkpointer
 
 KEYED = ("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
          "PRIMARY KEY (originator_id, originator_version))")
@@ -63,46 +65,52 @@ def engine_saves(orders: int, batch: int, scenario: str) -> list[list[tuple[Any,
     return saves
 
 
-def write(saves: list[list[tuple[Any, ...]]], table: str, page_size: int, checkpoint_every: int,
+def write(saves: list[list[tuple[Any, ...]]], table: str, page_size: int, pace_s: float,
           pragmas: tuple[str, ...] = ()) -> dict[str, float]:
-    """The saves written again into a fresh store: CPU seconds of insert, commit and checkpoint; the rows it holds."""
+    """The saves written again into a fresh store, one every `pace_s` (the engine's thread does the rest of
+    an order's work between them) with the service's checkpointer (engine/store/wal.py) copying the log
+    from its own thread: CPU seconds of the insert and the commit (this thread) and of the checkpoints
+    (the rest of the process's CPU: nothing else runs meanwhile); the rows the store holds."""
     with tempfile.TemporaryDirectory(prefix="o2o-store-index-") as tmp:
         path = f"{tmp}/events.db"
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute(f"PRAGMA page_size={page_size}")
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA wal_autocheckpoint=100000")  # engine/store/wal.py's BACKSTOP_PAGES
+        conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         for pragma in pragmas:
             conn.execute(f"PRAGMA {pragma}")
         conn.execute(table)
-        checkpointer = sqlite3.connect(path, isolation_level=None)
-        cpu = {"insert": 0.0, "commit": 0.0, "checkpoint": 0.0}
+        batches = [[(a, b, c, bytearray(d)) for a, b, c, d in rows] for rows in saves]
+        cpu = {"insert": 0.0, "commit": 0.0}
         clock = time.thread_time
-        for k, rows in enumerate(saves):
-            rows = [(a, b, c, bytearray(d)) for a, b, c, d in rows]
+        log_bytes = 0
+        checkpointer = Checkpointer(path)
+        process = time.process_time()
+        for rows in batches:
             t0 = clock()
             conn.execute("BEGIN")
             conn.executemany(INSERT, rows)
             t1 = clock()
             conn.execute("COMMIT")
-            t2 = clock()
             cpu["insert"] += t1 - t0
-            cpu["commit"] += t2 - t1
-            if (k + 1) % checkpoint_every == 0:
-                checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                cpu["checkpoint"] += clock() - t2
+            cpu["commit"] += clock() - t1
+            log_bytes = max(log_bytes, os.path.getsize(f"{path}-wal"))
+            if pace_s:
+                time.sleep(pace_s)
+        checkpointer.close()
+        cpu["checkpoint"] = time.process_time() - process - cpu["insert"] - cpu["commit"]
         size = os.path.getsize(path)
         (written,) = conn.execute("SELECT count(*) FROM stored_events").fetchone()
-        checkpointer.close()
         conn.close()
-    return {**cpu, "db_bytes": size, "rows": written}
+    return {**cpu, "db_bytes": size, "log_bytes_max": log_bytes, "rows": written}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--orders", type=int, default=60_000, help="orders the engine routes and stores (default 60,000)")
     p.add_argument("--batch", type=int, default=150, help="orders per batch (default 150, as at 5,000/s)")
-    p.add_argument("--checkpoint-every", type=int, default=8, help="saves between checkpoints (default 8)")
+    p.add_argument("--pace-ms", type=float, default=25.0,
+                   help="ms between saves (default 25: the engine's thread busy with the rest of 150 orders at 5,000/s)")
     p.add_argument("--rounds", type=int, default=3, help="each variant written this often, interleaved (default 3)")
     p.add_argument("--page-sizes", type=int, nargs="+", default=[4096, 2048, 8192])
     p.add_argument("--pragma", nargs="*", default=["cache_size=-262144", "mmap_size=1073741824"],
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
     for r in range(args.rounds):
         for name, table, page_size, pragmas in variants:
-            runs[name].append(write(saves, table, page_size, args.checkpoint_every, pragmas))
+            runs[name].append(write(saves, table, page_size, args.pace_ms / 1000, pragmas))
     results = []
     print(f"\n{'table':40s} {'insert':>7s} {'commit':>7s} {'ckpt':>7s} {'total':>7s}  us CPU per order "
           f"(median of {args.rounds})")
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "orders": n_orders, "batch": args.batch, "rows": n_rows,
-              "checkpoint_every": args.checkpoint_every, "rounds": args.rounds, "results": results}
+              "pace_ms": args.pace_ms, "rounds": args.rounds, "results": results}
     (out / "store-index.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out / 'store-index.json'}")
     return 0
