@@ -98,7 +98,7 @@ class _Collections:
 
 def run(args: argparse.Namespace) -> int:
     network, orders = demand(args.scenario, args.orders)
-    network = roomy(network)
+    network = roomy(network, orders)
     runs = []
     for k in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="o2o-bench-engine-") as tmp:

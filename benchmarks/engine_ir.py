@@ -63,7 +63,7 @@ def child(orders: int, batch: int, warm: int) -> None:
 
     network, cmds = demand(str(SCENARIO), warm + orders)
     with tempfile.TemporaryDirectory(prefix="o2o-engine-ir-") as tmp:
-        one_run(roomy(network), cmds, batch, f"sqlite:///{tmp}/events.db", warm=warm, mark=_callgrind)
+        one_run(roomy(network, cmds), cmds, batch, f"sqlite:///{tmp}/events.db", warm=warm, mark=_callgrind)
 
 
 def start(code: Path, orders: int, batch: int, warm: int, out: Path) -> subprocess.Popen:

@@ -48,7 +48,7 @@ def engine_saves(orders: int, batch: int, scenario: str) -> list[list[tuple[Any,
     with tempfile.TemporaryDirectory(prefix="o2o-store-index-") as tmp:
         config = Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0},
                                           "store": {"url": f"sqlite:///{tmp}/events.db"}})
-        engine = build_engine(config, network=roomy(network))
+        engine = build_engine(config, network=roomy(network, cmds))
         engine.submit_batch(cmds[:batch])
         recorder = engine.recorder
         insert = recorder.insert_events
