@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import msgspec
 
@@ -17,7 +17,7 @@ SUBMIT = "o2o.orders.submit"
 ECHO = "bench.echo"
 
 
-def roomy(network: Network, orders: list[Any] = ()) -> Network:
+def roomy(network: Network, orders: Sequence[Any] = ()) -> Network:
     """Open all day, 1,000 times the capacity and 100 times the stock, and
     room for all of `orders` at every node: a slot's capacity for all of
     them, as much of each SKU a node carries as they ask for in all. A run
