@@ -38,16 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def build(network: Any, store: str) -> Any:
+    """The engine as the benches run it: no order waits long enough for a node's answer to expire."""
+    from adapters.bootstrap import build_engine
+    from engine.config import Config
+
+    return build_engine(Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0}, "store": {"url": store}}),
+                        network=network)
+
+
 def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int = 0,
             mark: Any = None) -> dict[str, float]:
     """The orders after the first `warm` (submitted first in one batch, not timed) in
     batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir)."""
-    from adapters.bootstrap import build_engine
-    from engine.config import Config
     from engine.memory import keep_long_lived
 
-    config = Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0}, "store": {"url": store}})
-    engine = build_engine(config, network=network)
+    engine = build(network, store)
     threshold = gc.get_threshold()
     keep_long_lived()  # as `o2o serve` does once its engine is up
     if warm:

@@ -27,28 +27,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.engine import build
 from benchmarks.load.plan import SCENARIO, demand, roomy
 from benchmarks.solver import machine
 from engine.store.wal import BACKSTOP_PAGES, Checkpointer
 
-KEYED = ("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
-         "PRIMARY KEY (originator_id, originator_version))")
-UNKEYED = "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB)"
-INSERT = "INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)"
+KEY = ", PRIMARY KEY (originator_id, originator_version)"
 
 
-def engine_saves(orders: int, batch: int, scenario: str) -> list[list[tuple[Any, ...]]]:
-    """The rows of each save the engine made for `orders` orders in batches of `batch` (after a warm batch of as many)."""
-    from adapters.bootstrap import build_engine
+def engine_saves(orders: int, batch: int, scenario: str) -> tuple[list[list[tuple[Any, ...]]], str, str]:
+    """The rows of each save the engine made for `orders` orders in batches of `batch` (after a warm
+    batch of as many), and its recorder's statements creating the table and inserting into it."""
     from domain.ids import plain_hex
-    from engine.config import Config
 
     network, cmds = demand(scenario, batch + orders)
     saves: list[list[tuple[Any, ...]]] = []
     with tempfile.TemporaryDirectory(prefix="o2o-store-index-") as tmp:
-        config = Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0},
-                                          "store": {"url": f"sqlite:///{tmp}/events.db"}})
-        engine = build_engine(config, network=roomy(network, cmds))
+        engine = build(roomy(network, cmds), f"sqlite:///{tmp}/events.db")
         engine.submit_batch(cmds[:batch])
         recorder = engine.recorder
         insert = recorder.insert_events
@@ -62,10 +57,11 @@ def engine_saves(orders: int, batch: int, scenario: str) -> list[list[tuple[Any,
         for i in range(batch, len(cmds), batch):
             engine.submit_batch(cmds[i:i + batch])
         engine.close()
-    return saves
+    (create,) = recorder.create_table_statements
+    return saves, create, recorder.insert_events_statement
 
 
-def write(saves: list[list[tuple[Any, ...]]], table: str, page_size: int, pace_s: float,
+def write(saves: list[list[tuple[Any, ...]]], table: str, insert: str, page_size: int, pace_s: float,
           pragmas: tuple[str, ...] = ()) -> dict[str, float]:
     """The saves written again into a fresh store, one every `pace_s` (the engine's thread does the rest of
     an order's work between them) with the service's checkpointer (engine/store/wal.py) copying the log
@@ -89,7 +85,7 @@ def write(saves: list[list[tuple[Any, ...]]], table: str, page_size: int, pace_s
         for rows in batches:
             t0 = clock()
             conn.execute("BEGIN")
-            conn.executemany(INSERT, rows)
+            conn.executemany(insert, rows)
             t1 = clock()
             conn.execute("COMMIT")
             cpu["insert"] += t1 - t0
@@ -119,16 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench-results", help="folder for store-index.json")
     args = p.parse_args(argv)
     print(f"routing and storing {args.orders:,} orders in batches of {args.batch} ...", flush=True)
-    saves = engine_saves(args.orders, args.batch, args.scenario)
+    saves, keyed, insert = engine_saves(args.orders, args.batch, args.scenario)
+    if KEY not in keyed:
+        raise SystemExit(f"benchmarks.store_index: the library's table is no longer keyed as measured: {keyed}")
+    unkeyed = keyed.replace(KEY, "")
     n_orders, n_rows = args.orders, sum(len(s) for s in saves)
     print(f"{len(saves):,} saves, {n_rows:,} rows ({n_rows / n_orders:.2f} per order)", flush=True)
-    variants = [("primary key", KEYED, args.page_sizes[0], ()), ("no key", UNKEYED, args.page_sizes[0], ())]
-    variants += [(f"primary key, pages of {ps}", KEYED, ps, ()) for ps in args.page_sizes[1:]]
-    variants += [(f"primary key, {pragma}", KEYED, args.page_sizes[0], (pragma,)) for pragma in args.pragma]
+    variants = [("primary key", keyed, args.page_sizes[0], ()), ("no key", unkeyed, args.page_sizes[0], ())]
+    variants += [(f"primary key, pages of {ps}", keyed, ps, ()) for ps in args.page_sizes[1:]]
+    variants += [(f"primary key, {pragma}", keyed, args.page_sizes[0], (pragma,)) for pragma in args.pragma]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
     for r in range(args.rounds):
         for name, table, page_size, pragmas in variants:
-            runs[name].append(write(saves, table, page_size, args.pace_ms / 1000, pragmas))
+            runs[name].append(write(saves, table, insert, page_size, args.pace_ms / 1000, pragmas))
     results = []
     print(f"\n{'table':40s} {'insert':>7s} {'commit':>7s} {'ckpt':>7s} {'total':>7s}  us CPU per order "
           f"(median of {args.rounds})")
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                for k in ("insert", "commit", "checkpoint")}
         total = statistics.median(sum(run[k] for k in ("insert", "commit", "checkpoint")) for run in runs[name])
         med["total"] = total / n_orders * 1e6
-        results.append({"variant": name, "page_size": page_size, "keyed": table is KEYED, "pragmas": list(pragmas),
+        results.append({"variant": name, "page_size": page_size, "keyed": table is keyed, "pragmas": list(pragmas),
                         "us_per_order": {k: round(v, 2) for k, v in med.items()},
                         "runs": runs[name]})
         print(f"{name:40s} {med['insert']:7.1f} {med['commit']:7.1f} {med['checkpoint']:7.1f} {med['total']:7.1f}")
