@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from domain.commands import SubmitOrder
 from engine.app import Engine
 from engine.config import Backpressure, Batching
+from engine.threads import name_os_thread
 
 
 class Overloaded(Exception):
@@ -36,7 +37,7 @@ class EngineWorker:
         self._wake = asyncio.Event()  # an order arrived to an empty queue, or the worker stops
         self._enough = asyncio.Event()  # a full batch is queued: no need to wait out the window
         self._stopping = False
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine", initializer=name_os_thread)
         self.accepting = True
         self.committed = asyncio.Event()  # set after every engine call: new events may be stored
         self.batches = 0

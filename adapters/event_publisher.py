@@ -34,6 +34,7 @@ from nats.js.errors import NotFoundError
 
 from adapters.nats_connection import publish_all
 from domain import ids
+from engine.threads import name_os_thread
 
 log = logging.getLogger("o2o.events")
 
@@ -118,7 +119,7 @@ class EventPublisher:
         self.ack_timeout = ack_timeout  # a lost ack must not stall the stream for ever
         self.poll_s = poll_s  # the store is read this often when no commit is signalled (another process writes)
         self.last = 0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="events")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="events", initializer=name_os_thread)
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._inbox = ""

@@ -28,6 +28,8 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 
+from engine.threads import name_os_thread
+
 log = logging.getLogger("o2o.leases")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
@@ -280,6 +282,7 @@ class Held:
         return self
 
     def _run(self) -> None:
+        name_os_thread()
         try:
             asyncio.run(self._keep())
         except BaseException as e:  # noqa: BLE001 - the serving side reports it

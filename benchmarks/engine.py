@@ -65,11 +65,14 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
             mark("start")
         gc.callbacks.append(collector)
         batches = []  # each batch's wall time: a stall (a checkpoint, a collection) holds every order of it
+        progress = []  # (orders done, CPU so far) after each batch
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(orders), batch):
             began = time.perf_counter()
             engine.submit_batch(orders[i:i + batch])
             batches.append(time.perf_counter() - began)
+            progress.append((min(i + batch, len(orders)), time.process_time()))
+        cpu_start = cpu
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if mark:
             mark("stop")
@@ -83,9 +86,25 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
     return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1),
             "gc_us_per_order": round(collector.seconds / n * 1e6, 1), "gc_collections": collector.count,
             "gc_longest_ms": round(collector.longest * 1e3, 1),
+            "cpu_us_per_order_by_fifth": by_fifth(progress, cpu_start),
             "batch_ms": {"median": round(statistics.median(batches) * 1e3, 1) if batches else 0.0,
                          "p99": round(float(np.percentile(batches, 99)) * 1e3, 1) if batches else 0.0,
                          "max": round(max(batches, default=0.0) * 1e3, 1)}}
+
+
+def by_fifth(progress: list[tuple[int, float]], start: float) -> list[float]:
+    """CPU us per order in each fifth of the orders (at the batches closest
+    after each fifth's end): an order costs more the more the store and the
+    open orders already hold (benchmarks/README.md)."""
+    if not progress:
+        return []
+    total, out, done, cpu = progress[-1][0], [], 0, start
+    for k in range(1, 6):
+        n, at = next(p for p in progress if p[0] >= total * k // 5)
+        if n > done:
+            out.append(round((at - cpu) / (n - done) * 1e6, 1))
+            done, cpu = n, at
+    return out
 
 
 class _Collections:
@@ -115,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall, "
                   f"collector {r['gc_us_per_order']} us in {r['gc_collections']} collections (longest "
                   f"{r['gc_longest_ms']} ms), batches median / p99 / max {r['batch_ms']['median']} / "
-                  f"{r['batch_ms']['p99']} / {r['batch_ms']['max']} ms (load {load})", flush=True)
+                  f"{r['batch_ms']['p99']} / {r['batch_ms']['max']} ms, by fifth of the orders "
+                  f"{' / '.join(str(x) for x in r['cpu_us_per_order_by_fifth'])} us (load {load})", flush=True)
     report = {"machine": machine(), "orders": args.orders, "batch": args.batch, "scenario": args.scenario,
               "runs": runs, "median_cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in runs)}
     out = Path(args.out)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 from pathlib import Path
 
+from engine.threads import name_os_thread
+
 SCHEMA = """
 create table if not exists orders (
     order_id text primary key, channel text not null, external_id text not null, mode text not null,
@@ -56,7 +58,7 @@ class Outbox:
         self.db.execute("pragma synchronous=full")  # a call recorded is a call kept, also across a power cut
         self.db.executescript(SCHEMA)
         # the gateway's event loop never waits on a commit's fsync: it serves webhooks meanwhile
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="outbox", initializer=name_os_thread)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) on the outbox's own thread (one: the outbox's work stays in order, never two at once)."""

@@ -38,6 +38,7 @@ def summary(plan: Plan, r: loadgen.Result, usage: dict[str, float]) -> dict[str,
         "sustained": good, "generator_max_send_lag_ms": round(r.max_send_lag_s * 1000, 1),
         "generator_cpu_s": round(r.cpu_s, 2), "service_cpu_s": round(usage["service_cpu_s"], 2),
         "service_cpu_us_per_request": round(1e6 * usage["service_cpu_s"] / r.sent, 1),
+        "service_cpu_us_per_request_by_thread": by_thread(usage, r.sent),
         "nats_server_cpu_s": None if usage["nats_server_cpu_s"] is None else round(usage["nats_server_cpu_s"], 2),
         # the service's child processes (the relay publishing its events): not in the service's own figure
         "relay_cpu_us_per_request": None if usage.get("children_cpu_s") is None
@@ -47,6 +48,18 @@ def summary(plan: Plan, r: loadgen.Result, usage: dict[str, float]) -> dict[str,
         "service_rss_bytes": usage["service_rss_bytes"],
         "per_second": per_second(plan.rate, np.where(code == 0, latency, np.nan)),
     }
+
+
+def by_thread(usage: dict[str, Any], sent: int) -> dict[str, float]:
+    """The service's CPU per request by thread (benchmarks.procstat.thread_cpu_seconds),
+    most first; "other": what threads that ended during the run used (Linux
+    scales each thread's ticks and the process's apart, so within a few per cent)."""
+    threads = usage.get("threads_cpu_s") or {}
+    out = {k: round(1e6 * s / sent, 1) for k, s in sorted(threads.items(), key=lambda kv: -kv[1]) if s > 0}
+    rest = usage["service_cpu_s"] - sum(threads.values())
+    if threads and rest * 1e6 / sent >= 0.5:
+        out["other"] = round(1e6 * rest / sent, 1)
+    return out
 
 
 def per_second(rate: float, latency_s: np.ndarray) -> list[dict[str, float]]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
 from benchmarks.load.plan import SUBMIT, Plan
-from benchmarks.procstat import children, cpu_seconds, memory_bytes
+from benchmarks.procstat import children, cpu_seconds, memory_bytes, thread_cpu_seconds
 
 
 def start(args: list[str], log: Path, ready: str, timeout: float = 120,
@@ -78,7 +78,7 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
     loadgen.write_payloads(str(pfile), payloads, subjects)
     rfile.unlink(missing_ok=True)
     nats_pid = server.proc.pid if server and server.proc else None
-    cpu0 = cpu_seconds(pid)
+    cpu0, threads0 = cpu_seconds(pid), thread_cpu_seconds(pid)
     nats0 = cpu_seconds(nats_pid) if nats_pid else 0.0
     kids = {k: cpu_seconds(k) for k in children(pid)}  # the relay: the service's own, on another core
     batched = batches(url) if plan.subject == SUBMIT else None
@@ -96,7 +96,10 @@ def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int,
     if gen.returncode != 0:
         raise RuntimeError(f"load generator failed: {(folder / 'loadgen.log').read_text()[-2000:]}")
     wall = time.perf_counter() - t0
-    usage = {"service_cpu_s": cpu_seconds(pid) - cpu0, "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
+    threads = thread_cpu_seconds(pid)
+    usage = {"service_cpu_s": cpu_seconds(pid) - cpu0,
+             "threads_cpu_s": {k: s - threads0.get(k, 0.0) for k, s in threads.items()},
+             "nats_server_cpu_s": (cpu_seconds(nats_pid) - nats0) if nats_pid else None,
              "children_cpu_s": sum(_cpu_since(k, c) for k, c in kids.items()) if kids else None,
              "wall_s": wall, "service_rss_bytes": memory_bytes("VmRSS", pid)}
     after = batches(url) if batched else None

@@ -11,18 +11,27 @@ def _us(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
+def _run_name(report: dict[str, Any], r: dict[str, Any]) -> str:
+    return f"{r['name']} {r['repeat']}" if "repeat" in r and len(report["main_runs"]["runs"]) > 1 else r["name"]
+
+
 def table(report: dict[str, Any]) -> None:
     print(f"\n{'run':<8} {'target':<7} {'offered/s':>9} {'achieved/s':>10} {'p50 ms':>7} {'p90':>7} {'p99':>7} "
           f"{'p99.9':>7} {'max':>7} {'cpu us/req':>10} {'relay':>6} {'batch':>6}  errors / timeouts  sustained")
     for r in report["runs"]:
         lat = r["latency_ms"] or dict.fromkeys(("p50", "p90", "p99", "p99.9", "max"), float("nan"))
         bad = f"{r['errors'] or '-'} / {r['timeouts']}"
-        name = f"{r['name']} {r['repeat']}" if "repeat" in r and len(report["main_runs"]["runs"]) > 1 else r["name"]
+        name = _run_name(report, r)
         print(f"{name:<8} {r['target']:<7} {r['offered_per_s']:>9,} {r['achieved_per_s']:>10,.0f} "
               f"{lat['p50']:>7.1f} {lat['p90']:>7.1f} {lat['p99']:>7.1f} {lat['p99.9']:>7.1f} {lat['max']:>7.1f} "
               f"{r['service_cpu_us_per_request']:>10.0f} {_us(r.get('relay_cpu_us_per_request')):>6} "
               f"{_us(r.get('orders_per_batch')):>6}  {bad:<17}  "
               f"{'yes' if r['sustained'] else 'no'}")
+    for r in report["runs"]:
+        if r["target"] == "engine" and r.get("service_cpu_us_per_request_by_thread"):
+            name = _run_name(report, r)
+            print(f"{name}: the engine's process by thread, us CPU per order: " + ", ".join(
+                f"{k} {v:.0f}" for k, v in r["service_cpu_us_per_request_by_thread"].items()))
     m = report.get("main_runs")
     if m and len(m["runs"]) > 1:
         w = m["worst"]

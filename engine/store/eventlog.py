@@ -13,6 +13,7 @@ from eventsourcing.utils import get_topic
 
 from engine.store.mapper import MsgspecMapper
 from engine.store.urls import creating_tables, store_env
+from engine.threads import name_os_thread
 
 
 class EventLog(Application):
@@ -64,7 +65,7 @@ class EventLog(Application):
                     start = notes[-1].id + 1
                 return
             decode = self.mapper.decode
-            with ThreadPoolExecutor(1, thread_name_prefix="o2o-replay") as reader:
+            with ThreadPoolExecutor(1, thread_name_prefix="o2o-replay", initializer=name_os_thread) as reader:
                 ahead = reader.submit(read, start)
                 while batch := ahead.result():
                     ahead = reader.submit(read, batch[-1][0] + 1)  # read while this page is decoded and applied

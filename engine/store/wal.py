@@ -15,6 +15,8 @@ import logging
 import sqlite3
 import threading
 
+from engine.threads import name_os_thread
+
 log = logging.getLogger("o2o.store")
 
 # At 5,000 orders/s about 4,000 pages a time. Every 1 s or 3 s the database file's sync (60-180 MB) held
@@ -35,6 +37,7 @@ class Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
+        name_os_thread()
         while not self._stop.wait(self.every_s):
             self.checkpoint()
 

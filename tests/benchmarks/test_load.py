@@ -46,6 +46,12 @@ def test_a_tiny_run_reports_every_figure_and_passes_the_zero_loss_check(tmp_path
         assert (r["relay_cpu_us_per_request"] > 0) if r["target"] == "engine" else r["relay_cpu_us_per_request"] is None
         # the engine's $SRV stats count its micro-batches: at most --max-batch orders each
         assert (1 <= r["orders_per_batch"] <= 500) if r["target"] == "engine" else r["orders_per_batch"] is None
+        # its CPU by thread, the threads named as the service names them (engine.threads)
+        threads = r["service_cpu_us_per_request_by_thread"]
+        if r["target"] == "engine":
+            assert threads["engine_0"] > 0 and "main" in threads
+            # (Linux scales each thread's ticks and the process's apart: they agree within a few per cent)
+            assert sum(threads.values()) == pytest.approx(r["service_cpu_us_per_request"], rel=0.1)
     sent = sum(r["sent"] for r in report["runs"] if r["target"] == "engine") + 150
     z = report["zero_loss"]
     assert z["ok"] and z["orders_sent"] == z["answered"] == sent
