@@ -29,7 +29,7 @@ def table(report: dict[str, Any]) -> None:
               f"{'yes' if r['sustained'] else 'no'}")
     for r in report["runs"]:
         if r["target"] == "engine" and r.get("service_cpu_us_per_request_by_thread"):
-            name = _run_name(report, r)
+            name = f"{_run_name(report, r)} {r['offered_per_s']:,}/s"
             print(f"{name}: the engine's process by thread, us CPU per order: " + ", ".join(
                 f"{k} {v:.0f}" for k, v in r["service_cpu_us_per_request_by_thread"].items()))
     m = report.get("main_runs")
