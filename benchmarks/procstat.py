@@ -19,7 +19,12 @@ def memory_bytes(field: str, pid: int | str = "self") -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _cpu(stat: str) -> float:
+    """User + system CPU from a /proc stat line (its name may hold spaces and parentheses)."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -28,15 +33,13 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     thread's OS name (engine.threads), threads of one name summed; the
     process's first thread (the event loop of `o2o serve`) as "main"."""
     out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except OSError:  # it ended meanwhile
             continue
         name = "main" if task.name == str(pid) else stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0.0) + _cpu(stat)
     return out
 
 
