@@ -66,14 +66,13 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         gc.callbacks.append(collector)
         batches = []  # each batch's wall time: a stall (a checkpoint, a collection) holds every order of it
         progress = []  # (orders done, CPU so far) after each batch
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu_start, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(orders), batch):
             began = time.perf_counter()
             engine.submit_batch(orders[i:i + batch])
             batches.append(time.perf_counter() - began)
             progress.append((min(i + batch, len(orders)), time.process_time()))
-        cpu_start = cpu
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall
         if mark:
             mark("stop")
     finally:
