@@ -108,9 +108,11 @@ class Order(Aggregate):
         at: float
 
         def apply(self, order: "Order") -> None:
+            at = self.at
             for p in self.parts:
-                order.parts[p.node] = PartState(node=p.node, lines=dict(p.lines), eta_at=p.eta_at, status="routed",
-                                                routed_at=self.at)
+                # by position (keywords cost msgspec a lookup each); the part keeps the event's lines,
+                # as the read model's record does: neither changes them
+                order.parts[p.node] = PartState(p.node, p.lines, p.eta_at, "routed", at)
             order.pending = {}
 
     # an order the engine rejects is refunded and rejected in the batch that

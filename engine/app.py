@@ -53,8 +53,7 @@ _EXACT_BELOW = 10 ** 11  # minor units: a float sum of prices x quantities below
 
 def _cost(p: Any) -> dict[str, float]:
     """A part's cost terms as stored; `straight_line: 1` when its ETA is a straight-line guess (engine/travel.py)."""
-    terms = p.cost
-    cost = dict(zip(terms.__struct_fields__, map(float, msgspec.structs.astuple(terms))))
+    cost = msgspec.structs.asdict(p.cost)
     if getattr(p, "straight_line", False):
         cost["straight_line"] = 1.0
     return cost
@@ -739,12 +738,9 @@ class Engine:
         if short is not None:  # only if the view lagged the store; never half-reserve
             self._unserved(uow, order, key, f"stock of {short[1]} changed at {short[0]} while routing", lost, at)
             return
-        order.route(
-            # plain floats: a router may hand back numpy scalars, events must be JSON
-            [RoutedPart(node=p.node, lines=dict(p.lines), eta_at=float(p.eta_at),
-                        cost=_cost(p)) for p in d.parts],
-            lost, at,
-        )
+        # the router's parts carry plain floats and lines of their own (explain.chosen_parts makes
+        # them), which the event keeps; by position: keywords cost msgspec a lookup each
+        order.route([RoutedPart(p.node, p.lines, p.eta_at, _cost(p)) for p in d.parts], lost, at)
 
     def _unserved(self, uow: UnitOfWork, order: Order, key: str, reason: str, lost: list, at: float) -> None:
         """No node can take what is pending: the order is rejected and refunded,

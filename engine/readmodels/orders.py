@@ -153,7 +153,7 @@ class OrderView:
         lines = e.lines
         money = e.money
         self.orders[oid] = OrderRecord(
-            oid, e.channel, e.external_id, e.mode, e.value, dict(lines), e.at, e.promised_at, e.member,
+            oid, e.channel, e.external_id, e.mode, e.value, lines, e.at, e.promised_at, e.member,
             e.pickup_node, pending=dict(lines), paid=money.paid if money else None,
             points_used=money.points_used if money else 0, region=e.region,
         )

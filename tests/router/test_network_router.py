@@ -3,6 +3,7 @@ mode, radius, pickup store, opening hours, the promise, stock and capacity;
 optimal is never worse than greedy; every cheaper node that lost is explained."""
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -67,6 +68,9 @@ def check(orders, state, decisions):
                 assert p.node == o.pickup_node
             else:
                 assert haversine_km(o.lat, o.lon, node.lat, node.lon) <= node.delivery_radius_km * 1.001
+            # plain Python numbers: the engine stores a part's ETA, lines and cost terms as the router gives them
+            assert type(p.eta_at) is float and {type(v) for v in msgspec.structs.astuple(p.cost)} == {float}
+            assert {type(q) for q in p.lines.values()} == {int}
             assert p.eta_at <= o.promised_at + 1e-6, "too late"
             assert (p.eta_at - NOW) / 60 <= until[p.node] + 1e-6, "closed before hand-over"
             for s, q in p.lines.items():
