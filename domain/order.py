@@ -18,7 +18,7 @@ from msgspec import Struct
 from domain import ids
 from domain.errors import Conflict, InvalidInput
 from domain.money import NO_REFUNDS, OrderMoney, Refund, Refunds, refund_of, returned_goods
-from domain.quantities import check_lines, merge_lines
+from domain.quantities import NO_LINES, check_lines, merge_lines
 from domain.trigger import create, trigger
 
 Mode = Literal["delivery", "pickup"]
@@ -113,7 +113,7 @@ class Order(Aggregate):
                 # by position (keywords cost msgspec a lookup each); the part keeps the event's lines,
                 # as the read model's record does: neither changes them
                 order.parts[p.node] = PartState(p.node, p.lines, p.eta_at, "routed", at)
-            order.pending = {}
+            order.pending = NO_LINES
 
     # an order the engine rejects is refunded and rejected in the batch that
     # routed it: triggered directly too (they were @event methods; the same
@@ -174,17 +174,17 @@ class Order(Aggregate):
         self.placed_at = at
         self.pickup_node = pickup_node
         self.member = member
-        self.pending: dict[str, int] = dict(lines)
+        self.pending: dict[str, int] = lines  # the lines until routed: replaced, never changed in place
         self.parts: dict[str, PartState] = {}  # node -> part
-        self.excluded: list[str] = []  # nodes that declined or let it expire
+        self.excluded: tuple[str, ...] = ()  # nodes that declined or let it expire
         self.outcome: str | None = None  # terminal state, once reached
         self.reason: str | None = None
         self.reroutes = 0
         self.money = money
         self.refunds = NO_REFUNDS  # shared until the first refund: most orders have none
-        self.shorted: dict[str, int] = {}  # lines dropped unserved after goods were handed over
+        self.shorted: dict[str, int] = NO_LINES  # lines dropped unserved after goods were handed over
         self.region = region
-        self.regions_tried: list[str] = [region] if region else []  # home, then each region it was moved to
+        self.regions_tried: tuple[str, ...] = (region,) if region else ()  # home, then each region it was moved to
         self.booking: Booking | None = None  # a later slot's booking, kept after routing (capacity is counted by it)
 
     @classmethod
@@ -434,7 +434,7 @@ class Order(Aggregate):
 
     @event("Shorted")
     def _shorted(self, reason: str, lost: list[Loss], lines: dict[str, int], at: float) -> None:
-        self.pending = {}
+        self.pending = NO_LINES
         self.shorted = merge_lines(self.shorted, lines)
         self.reason = reason
         if all(p.status == "handed_over" for p in self.parts.values()):
@@ -461,7 +461,7 @@ class Order(Aggregate):
     def _give_back(self, node: str) -> None:
         part = self.parts.pop(node)
         self.pending = merge_lines(self.pending, part.lines)
-        self.excluded.append(node)
+        self.excluded = (*self.excluded, node)
         self.reroutes += 1
 
     @event("Picked")
@@ -490,7 +490,7 @@ class Order(Aggregate):
     @event("Transferred")
     def _transferred(self, region: str, reason: str, at: float) -> None:
         self.region = region
-        self.regions_tried = [*self.regions_tried, region]
+        self.regions_tried = (*self.regions_tried, region)
 
     @event("Cancelled")
     def _cancelled(self, reason: str, released: list[str], at: float) -> None:

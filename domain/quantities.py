@@ -24,6 +24,11 @@ def check_lines(lines: dict[str, int], field: str = "lines", empty: str = "at le
             require_positive(qty, f"{field}.{sku}.qty")
 
 
+# No lines, shared by every order with none pending or shorted (a dict each took memory per
+# order held): lines are replaced, never changed in place (merge_lines makes a new dict)
+NO_LINES: dict[str, int] = {}
+
+
 def merge_lines(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     """Both sets of lines in one, quantities of a SKU in both added up."""
     out = dict(a)

@@ -268,14 +268,14 @@ def first_decision(r: OrderRecord) -> Decision | None:
     f = r.first
     if f is None:
         return None
-    fparts = f["parts"]  # the Routed event's own parts (engine/readmodels/orders.py); none for a rejection
+    fparts = f.parts  # the Routed event's own parts (engine/readmodels/orders.py); none for a rejection
     cost = {p.node: p.cost for p in fparts}
     return Decision(
-        outcome=f["outcome"],
+        outcome=f.outcome,
         parts=[PartReply(node=p.node, lines=p.lines, eta_at=ts(p.eta_at), status="routed") for p in fparts],
-        lost=[LossReply(**x) for x in f["lost"]],
-        reason=f["reason"],
-        explanation=explain(cost, f["lost"], f["reason"]),
+        lost=[LossReply(**x) for x in f.lost],
+        reason=f.reason,
+        explanation=explain(cost, f.lost, f.reason),
     )
 
 

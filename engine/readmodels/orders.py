@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from domain.order import PROGRESS, Order
-from domain.quantities import merge_lines
+from domain.quantities import NO_LINES, merge_lines
 
 
 class PartRecord(msgspec.Struct, gc=False):
@@ -23,6 +23,16 @@ class PartRecord(msgspec.Struct, gc=False):
     eta_at: float
     status: str
     routed_at: float
+
+
+class FirstAnswer(msgspec.Struct, gc=False):
+    """An order's first routing answer, returned to repeats (a struct: a dict
+    per order took four times the memory; dumped as the same dict)."""
+
+    outcome: str
+    parts: list[Any]  # the Routed event's own parts (frozen: node, lines, eta_at, cost); none for a rejection
+    lost: list[dict[str, str]]
+    reason: str | None
 
 
 class OrderRecord(msgspec.Struct, gc=False):
@@ -45,7 +55,7 @@ class OrderRecord(msgspec.Struct, gc=False):
     lost: list[dict[str, str]] = []  # the latest routing's losing candidates
     cost: dict[str, dict[str, float]] = {}  # node -> cost terms of its routing
     first_answer_at: float | None = None
-    first: dict[str, Any] | None = None  # the first routing answer, returned to repeats
+    first: FirstAnswer | None = None
     handed_over_at: float | None = None
     late: bool = False  # any part handed over after the promise
     distance_km: float = 0.0
@@ -154,7 +164,7 @@ class OrderView:
         money = e.money
         self.orders[oid] = OrderRecord(
             oid, e.channel, e.external_id, e.mode, e.value, lines, e.at, e.promised_at, e.member,
-            e.pickup_node, pending=dict(lines), paid=money.paid if money else None,
+            e.pickup_node, pending=lines, paid=money.paid if money else None,
             points_used=money.points_used if money else 0, region=e.region,
         )
         self.to_route[oid] = None
@@ -203,15 +213,14 @@ class OrderView:
             r.distance_km += cost.get("distance_km", 0.0)
             r.delivery_cost += cost.get("delivery", 0.0)
             awaiting[(key, node)] = at
-        r.pending = {}
+        r.pending = NO_LINES
         r.lost = lost = self._lost(e.lost)
         if len(parts) > r.max_parts:
             r.max_parts = len(parts)
         r.status = _least(parts)
         if r.first is None:
             r.first_answer_at = at
-            # the event's own parts (frozen: node, lines, eta_at, cost), read as such by replies.first_decision
-            r.first = {"outcome": "routed", "parts": e.parts, "lost": lost, "reason": None}
+            r.first = FirstAnswer("routed", e.parts, lost, None)
         self.to_route.pop(key, None)
 
     def _close(self, r: OrderRecord, status: str, reason: str | None, at: float) -> None:
@@ -220,7 +229,7 @@ class OrderView:
         r.status = status
         r.reason = reason
         r.parts = {} if status != "completed" else r.parts
-        r.pending = {}
+        r.pending = NO_LINES
         self.to_route.pop(r.order_id, None)
         if r.first_answer_at is None:
             r.first_answer_at = at
@@ -229,7 +238,7 @@ class OrderView:
         r = self.orders[self._key(e.originator_id)]
         r.lost = self._lost(e.lost)
         if r.first is None:
-            r.first = {"outcome": "rejected", "parts": [], "lost": r.lost, "reason": e.reason}
+            r.first = FirstAnswer("rejected", [], r.lost, e.reason)
         self._close(r, "rejected", e.reason, e.at)
 
     def _refunded(self, e: Any) -> None:
@@ -242,7 +251,7 @@ class OrderView:
     def _shorted(self, e: Any) -> None:
         """The rest dropped after goods were handed over: the order ends with those once its open parts do."""
         r = self.orders[self._key(e.originator_id)]
-        r.pending = {}
+        r.pending = NO_LINES
         r.shorted = merge_lines(r.shorted or {}, e.lines)
         r.reason = e.reason
         r.lost = self._lost(e.lost)
@@ -272,8 +281,7 @@ class OrderView:
         r = self.orders[self._key(e.originator_id)]
         part = r.parts.pop(e.node)
         self.awaiting.pop((r.order_id, e.node), None)
-        for sku, qty in part.lines.items():
-            r.pending[sku] = r.pending.get(sku, 0) + qty
+        r.pending = merge_lines(r.pending, part.lines)
         r.reroutes += 1
         r.status = "placed"
         self.to_route[r.order_id] = None

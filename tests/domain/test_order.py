@@ -52,7 +52,7 @@ def test_a_declined_part_goes_back_to_pending_and_its_node_is_excluded():
     o = placed()
     o.route([part("S1")], [], at=1.0)
     o.decline(None, "too busy", 2.0)
-    assert o.status == "placed" and o.pending == {"A": 2, "B": 1} and o.excluded == ["S1"]
+    assert o.status == "placed" and o.pending == {"A": 2, "B": 1} and o.excluded == ("S1",)
     with pytest.raises(Conflict, match="declined"):
         o.route([part("S1")], [], at=3.0)
     o.route([part("S2")], [], at=3.0)

@@ -45,7 +45,7 @@ def test_orders_that_lost_at_the_same_node_for_the_same_reason_both_report_it():
         views.apply_all(order.collect_events())
     first, second = views.orders.values()
     assert first.lost == second.lost == [{"node": "S2", "reason": "no stock of A"}, {"node": "K1", "reason": "too far"}]
-    assert first.first["lost"] == first.lost
+    assert first.first.lost == first.lost
     assert first.parts["S1"].lines == {"A": 1} and first.cost == {"S1": {"total": 2.0}}
     network = small_network()
     s1 = [n.id for n in network.nodes].index("S1")
