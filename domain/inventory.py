@@ -111,7 +111,7 @@ class NodeInventory(Aggregate):
         """Reserves each order's lines, all or none, as one event."""
         holding = self.holding()
         for order_id, lines in orders.items():
-            short = holding.add(order_id, lines)
+            short = holding.add(order_id, dict(lines))
             if short is not None:
                 left = max(self.atp(short) - holding.held.get(short, 0), 0)
                 raise Conflict(f"lines.{short}", f"only {left} available to promise at {self.node_id}")
@@ -235,7 +235,8 @@ class Holding:
         self.held: dict[str, int] = {}  # SKU -> quantity the orders added hold
 
     def add(self, order_id: str, lines: dict[str, int]) -> str | None:
-        """Holds the order's lines if they fit; else holds nothing and returns the first SKU short."""
+        """Holds the order's lines if they fit; else holds nothing and returns the first SKU short.
+        The reservation keeps `lines` itself (the engine's routed parts, which nothing changes)."""
         check_lines(lines)
         inv = self.inventory
         if order_id in inv.reservations or order_id in self.orders:
@@ -243,7 +244,7 @@ class Holding:
         held = self.held
         short = inv.can_reserve(lines, held)
         if short is None:
-            self.orders[order_id] = dict(lines)
+            self.orders[order_id] = lines
             for sku, qty in lines.items():
                 held[sku] = held.get(sku, 0) + qty
         return short

@@ -150,7 +150,7 @@ def _undiscounted(lines: list, list_price: dict[str, int], currency: str, delive
         gross = (list_price[sku] if line.unit_price is None else line.unit_price) * qty
         if discount > gross:
             raise InvalidInput(f"lines[{k}].discount", f"{discount} is more than the line's {gross}")
-        cash = gross - discount
+        cash = gross - discount if discount else gross  # the same int, not an equal one more held per line
         goods += cash
         m = out.get(sku)
         out[sku] = LineMoney(qty, gross, discount, 0, 0, 0, cash) if m is None else LineMoney(

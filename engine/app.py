@@ -713,13 +713,12 @@ class Engine:
 
     def _requests(self, orders: list[Order], keys: list[str]) -> list[OrderToRoute]:
         members = self.readmodels.members
+        # by position (keywords cost msgspec a lookup each); the order's pending lines as they are, not a
+        # copy: nothing changes lines in place, and an unsplit part (most) keeps them (explain.chosen_parts)
         return [
-            OrderToRoute(
-                key=key, lines=dict(o.pending), mode=o.mode, lat=o.lat, lon=o.lon,
-                placed_at=o.placed_at, promised_at=o.promised_at, value=o.value, pickup_node=o.pickup_node,
-                home_node=members[o.member]["node"] if o.member in members else None,
-                excluded=tuple(o.excluded) + tuple(o.parts),
-            )
+            OrderToRoute(key, o.pending, o.mode, o.lat, o.lon, o.placed_at, o.promised_at, o.value, o.pickup_node,
+                         members[o.member]["node"] if o.member in members else None,
+                         o.excluded + tuple(o.parts) if o.parts else o.excluded)
             for o, key in zip(orders, keys)
         ]
 
