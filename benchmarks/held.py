@@ -1,0 +1,112 @@
+"""What an order keeps in the engine's memory, by the line that made it
+(issue 19: an order costs more the more the engine holds).
+
+`python -m benchmarks.held` runs the engine as `o2o bench engine` does
+(the bench's roomy network and orders, batches of --batch, after a warm
+batch), with tracemalloc on from the warm batch to the end: the bytes and
+objects still allocated after --orders orders, per order, in all and by
+line. --complete takes each routed order through acceptance to hand-over
+(delivered or collected) before the next batch, so the figures are what a
+finished order leaves behind rather than an open one. Caches bounded by
+size (order ids, keys: tens of thousands of entries) count here as if
+they grew for ever; over a long run they do not.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from benchmarks.engine import build
+from benchmarks.load.plan import SCENARIO, demand, roomy
+
+STEPS = {"delivery": ("picked", "dispatched", "delivered"), "pickup": ("picked", "ready", "collected")}
+
+
+def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
+    """The commands taking each routed order of a batch to hand-over at every node it was routed to,
+    and how many parts they complete."""
+    from domain import ids
+    from domain.commands import AcceptOrder, ReportProgress
+
+    out: list[Any] = []
+    parts = 0
+    for cmd, reply in zip(cmds, replies):
+        if getattr(reply, "status", None) != "routed":
+            continue
+        oid = str(ids.order_id(cmd.channel, cmd.external_id))
+        for part in reply.parts:
+            parts += 1
+            out.append(AcceptOrder(order_id=oid, node=part.node))
+            out.extend(ReportProgress(order_id=oid, step=step, node=part.node) for step in STEPS[cmd.mode])
+    return out, parts
+
+
+def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25) -> dict[str, Any]:
+    """Bytes and objects left allocated per order (in all and by line) after `orders` orders."""
+    from engine.memory import keep_long_lived
+
+    network, cmds = demand(scenario, batch + orders)
+    with tempfile.TemporaryDirectory(prefix="o2o-held-") as tmp:
+        engine = build(roomy(network, cmds), f"sqlite:///{tmp}/events.db")
+        threshold = gc.get_threshold()
+        keep_long_lived()  # as `o2o serve` does
+        try:
+            engine.submit_batch(cmds[:batch])
+            gc.collect()
+            tracemalloc.start(1)
+            before = tracemalloc.take_snapshot()
+            completed = 0
+            for i in range(batch, len(cmds), batch):
+                chunk = cmds[i:i + batch]
+                replies = engine.submit_batch(chunk)
+                if complete:
+                    steps, parts = completing(chunk, replies)
+                    errors = [e for e in engine.handle_many(steps) if e is not None]
+                    if errors:
+                        raise RuntimeError(f"taking orders to hand-over failed: {errors[:3]}")
+                    completed += parts
+            gc.collect()
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
+            engine.close()
+    lines = after.compare_to(before, "lineno")
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return {
+        "orders": orders, "batch": batch, "complete": complete, "parts_completed": completed,
+        "bytes_per_order": round(sum(s.size_diff for s in lines) / orders, 1),
+        "objects_per_order": round(sum(s.count_diff for s in lines) / orders, 2),
+        "by_line": [{"where": str(s.traceback).replace(root, ""), "bytes": round(s.size_diff / orders, 1),
+                     "objects": round(s.count_diff / orders, 2)} for s in lines[:top]],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=20_000, help="orders measured (default 20,000)")
+    p.add_argument("--batch", type=int, default=125, help="orders per submit_batch (default 125)")
+    p.add_argument("--complete", action="store_true", help="take every routed order to hand-over")
+    p.add_argument("--scenario", default=str(SCENARIO))
+    p.add_argument("--top", type=int, default=25, help="lines shown (default 25)")
+    p.add_argument("--out", default="", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    r = held(args.orders, args.batch, args.complete, args.scenario, args.top)
+    kind = "completed" if args.complete else "open"
+    print(f"{r['bytes_per_order']:,} bytes and {r['objects_per_order']} objects held per {kind} order "
+          f"({args.orders:,} orders in batches of {args.batch}); by the line that made them:")
+    for x in r["by_line"]:
+        print(f"{x['bytes']:9.1f} B {x['objects']:6.2f}  {x['where']}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(r, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
