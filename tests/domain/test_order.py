@@ -2,6 +2,7 @@ import pytest
 
 from domain.errors import Conflict, InvalidInput
 from domain.order import Order, RoutedPart
+from domain.quantities import NO_LINES
 
 
 def placed(mode="delivery", **kw) -> Order:
@@ -57,6 +58,25 @@ def test_a_declined_part_goes_back_to_pending_and_its_node_is_excluded():
         o.route([part("S1")], [], at=3.0)
     o.route([part("S2")], [], at=3.0)
     assert o.status == "routed" and o.reroutes == 1
+
+
+def test_lines_are_shared_while_unchanged_and_never_changed_in_place():
+    o = placed()
+    lines = o.lines
+    assert o.pending is lines  # placed: its lines wait for a node as they are
+    o.route([part("S1", {"A": 2}), part("S2", {"B": 1})], [], at=1.0)
+    assert o.pending is NO_LINES
+    o.decline("S1", "too busy", 2.0)
+    o.expire("S2", 2.5)
+    assert o.pending == {"A": 2, "B": 1} and o.pending is not NO_LINES
+    o.route([part("S3")], [], at=3.0)
+    o.accept(None, 4.0)
+    o.pick(None, 5.0)
+    o.dispatch(None, 6.0)
+    o.deliver(None, 7.0)
+    assert o.outcome == "completed" and o.shorted is NO_LINES
+    # what every order with none pending or shorted shares is still empty, and the order's lines are as placed
+    assert NO_LINES == {} and lines == {"A": 2, "B": 1}
 
 
 def test_a_routing_must_cover_exactly_the_pending_lines():

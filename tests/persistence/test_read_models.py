@@ -14,6 +14,7 @@ from domain.member import Member
 from domain.sale import Sale
 from domain.benefit import BenefitRules, PartyLedger
 from domain.order import Loss, Order, RoutedPart
+from domain.quantities import NO_LINES
 from engine.store.mapper import MsgspecMapper
 from engine.readmodels import AGGREGATES, ReadModels, UnhandledEvent
 from tests.engine.network_fixture import small_network
@@ -50,6 +51,21 @@ def test_orders_that_lost_at_the_same_node_for_the_same_reason_both_report_it():
     network = small_network()
     s1 = [n.id for n in network.nodes].index("S1")
     assert views.capacity_left(T)[s1] == network.nodes[s1].capacity_per_slot - 2
+
+
+def test_a_part_given_back_waits_again_with_its_lines_and_no_shared_dict_changes():
+    views = ReadModels(small_network())
+    order = Order.place(channel="app", external_id="g1", lines={"A": 1, "B": 2}, value=5.0, mode="delivery",
+                        lat=31.2, lon=121.4, promised_at=T + 2700, at=T)
+    order.route([RoutedPart(node="S1", lines={"A": 1}, eta_at=T + 900, cost={"total": 2.0}),
+                 RoutedPart(node="S2", lines={"B": 2}, eta_at=T + 900, cost={"total": 3.0})], [], T)
+    order.decline("S1", "too busy", T + 60)
+    order.expire("S2", T + 120)
+    views.apply_all(order.collect_events())
+    (r,) = views.orders.values()
+    assert r.status == "placed" and r.pending == {"A": 1, "B": 2} and r.reroutes == 2 and not r.parts
+    assert r.order_id in views.to_route
+    assert NO_LINES == {} and r.lines == {"A": 1, "B": 2}  # the shared empty dict and the placed lines unchanged
 
 
 def test_stock_moves_reach_an_array_set_in_place_of_the_view_s_own():
