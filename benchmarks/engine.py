@@ -48,9 +48,10 @@ def build(network: Any, store: str) -> Any:
 
 
 def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int = 0,
-            mark: Any = None) -> dict[str, float]:
+            mark: Any = None, each: Any = None) -> dict[str, float]:
     """The orders after the first `warm` (submitted first in one batch, not timed) in
-    batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir)."""
+    batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir,
+    benchmarks.held), `each(engine, batch, replies)` after each batch (benchmarks.held)."""
     from engine.memory import keep_long_lived
 
     engine = build(network, store)
@@ -69,7 +70,10 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         cpu_start, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(orders), batch):
             began = time.perf_counter()
-            engine.submit_batch(orders[i:i + batch])
+            chunk = orders[i:i + batch]
+            replies = engine.submit_batch(chunk)
+            if each is not None:
+                each(engine, chunk, replies)
             batches.append(time.perf_counter() - began)
             progress.append((min(i + batch, len(orders)), time.process_time()))
         cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall

@@ -21,17 +21,15 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engine import build
+from benchmarks.engine import one_run
 from benchmarks.load.plan import SCENARIO, demand, roomy
-
-STEPS = {"delivery": ("picked", "dispatched", "delivered"), "pickup": ("picked", "ready", "collected")}
 
 
 def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
     """The commands taking each routed order of a batch to hand-over at every node it was routed to,
     and how many parts they complete."""
     from domain import ids
-    from domain.commands import AcceptOrder, ReportProgress
+    from domain.commands import STEPS, AcceptOrder, ReportProgress
 
     out: list[Any] = []
     parts = 0
@@ -48,35 +46,31 @@ def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
 
 def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25) -> dict[str, Any]:
     """Bytes and objects left allocated per order (in all and by line) after `orders` orders."""
-    from engine.memory import keep_long_lived
-
     network, cmds = demand(scenario, batch + orders)
-    with tempfile.TemporaryDirectory(prefix="o2o-held-") as tmp:
-        engine = build(roomy(network, cmds), f"sqlite:///{tmp}/events.db")
-        threshold = gc.get_threshold()
-        keep_long_lived()  # as `o2o serve` does
-        try:
-            engine.submit_batch(cmds[:batch])
-            gc.collect()
+    snapshots: list[tracemalloc.Snapshot] = []
+    completed = 0
+
+    def mark(when: str) -> None:  # around the measured orders: what the engine holds before and after them
+        gc.collect()
+        if when == "start":
             tracemalloc.start(1)
-            before = tracemalloc.take_snapshot()
-            completed = 0
-            for i in range(batch, len(cmds), batch):
-                chunk = cmds[i:i + batch]
-                replies = engine.submit_batch(chunk)
-                if complete:
-                    steps, parts = completing(chunk, replies)
-                    errors = [e for e in engine.handle_many(steps) if e is not None]
-                    if errors:
-                        raise RuntimeError(f"taking orders to hand-over failed: {errors[:3]}")
-                    completed += parts
-            gc.collect()
-            after = tracemalloc.take_snapshot()
+        snapshots.append(tracemalloc.take_snapshot())
+
+    def finish(engine: Any, chunk: list[Any], replies: list[Any]) -> None:
+        nonlocal completed
+        steps, parts = completing(chunk, replies)
+        errors = [e for e in engine.handle_many(steps) if e is not None]
+        if errors:
+            raise RuntimeError(f"taking orders to hand-over failed: {errors[:3]}")
+        completed += parts
+
+    with tempfile.TemporaryDirectory(prefix="o2o-held-") as tmp:
+        try:
+            one_run(roomy(network, cmds), cmds, batch, f"sqlite:///{tmp}/events.db", warm=batch, mark=mark,
+                    each=finish if complete else None)
         finally:
             tracemalloc.stop()
-            gc.unfreeze()
-            gc.set_threshold(*threshold)
-            engine.close()
+    before, after = snapshots
     lines = after.compare_to(before, "lineno")
     root = str(Path(__file__).resolve().parent.parent) + "/"
     return {

@@ -127,6 +127,8 @@ class DeclineOrder(Command, tag="decline_order"):
 
 
 Progress = Literal["picked", "ready", "dispatched", "delivered", "collected"]
+# what a node reports after accepting a part, in order, up to hand-over, by the order's mode
+STEPS = {"delivery": ("picked", "dispatched", "delivered"), "pickup": ("picked", "ready", "collected")}
 
 
 class ReportProgress(Command, tag="report_progress"):

@@ -26,7 +26,7 @@ from adapters.service import O2OService
 from domain import ids
 from domain.commands import (
     MAX_LINES, AcceptOrder, BindIdentity, DeclineOrder, GetOrder, GetStatement, GetStock, Line, PublishBenefitRules,
-    ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
+    STEPS, ReceiveStock, RedeemPoints, ReportProgress, SellOverCounter, SignUpMember, SubmitOrder,
 )
 from domain.benefit import RoleRate, RuleSet, period_of
 from domain.network import Network
@@ -228,8 +228,7 @@ async def _store_work(world: World, replies: list[dict], rng: random.Random, rep
             return
         counts["accepted"] += 1
         if rng.random() < 0.6:
-            steps = ["picked", "ready", "collected"] if mode == "pickup" else ["picked", "dispatched", "delivered"]
-            for step in steps:
+            for step in STEPS[mode]:
                 await world.ask("o2o.orders.progress", ReportProgress(order_id, step, node))
 
     parts = [(r["order_id"], r["mode"], p["node"]) for r in replies if r["status"] == "routed" for p in r["parts"]]
