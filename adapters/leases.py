@@ -104,12 +104,26 @@ class LeaseBucket:
     async def acquire(self, partition: str, owner: str) -> Lease | None:
         """The lease, if nobody holds it; None if someone does."""
         try:
-            revision = await self.kv.create(partition, _encode(Holder(owner, 0, time.time())))
+            revision = await self._create(partition, _encode(Holder(owner, 0, time.time())))
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
         except nats.js.errors.KeyNotFoundError:  # held when tried, lapsed before nats-py looked again: next time
             return None
         return Lease(partition, owner, revision, revision)
+
+    async def _create(self, key: str, value: bytes, within_s: float = 2.0) -> int:
+        """kv.create, tried again while the write meets no responders: then
+        nothing was stored, so trying again is safe (a timeout is not). A
+        bucket just created can refuse so until every server knows where its
+        stream's leader is (CI, 2026-12-07)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                return await self.kv.create(key, value)
+            except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def renew(self, lease: Lease) -> Lease:
         """Raises LeaseLost when refused; a timeout (nats.errors.TimeoutError) is left to the caller: carry on."""

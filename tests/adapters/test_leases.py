@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import nats
+import nats.js.errors
 import pytest
 
 from adapters.embedded_nats import EmbeddedCluster, server_binary
@@ -88,6 +89,32 @@ def test_a_standby_takes_over_after_the_ttl_and_the_old_owners_late_renewal_is_r
     assert b.epoch > a.epoch
     assert refused.partition == "p1" and "refused" in refused.reason
     assert (held.owner, held.epoch) == ("engine-b", b.epoch)
+
+
+def test_an_acquire_that_meets_no_responders_tries_again_until_the_stream_answers(cluster):
+    """"No responders" means nothing was stored, so acquire tries again (a
+    bucket just created met it once in CI); here the bucket's stream is gone
+    and comes back a moment later."""
+    async def go():
+        nc, leases = await bucket(cluster, ttl=30)
+        js = nc.jetstream()
+        name = (await leases.kv.status()).bucket
+        await js.delete_key_value(name)
+        trying = asyncio.ensure_future(leases.acquire("p1", "engine-a"))
+        await asyncio.sleep(0.5)
+        still_trying = not trying.done()
+        await LeaseBucket.open(js, name, ttl_s=30, replicas=3)
+        a = await trying
+        held = await leases.holder("p1")
+        await js.delete_key_value(name)
+        with pytest.raises(nats.js.errors.NoStreamResponseError):  # not for ever
+            await leases.acquire("p1", "engine-b")
+        await nc.close()
+        return still_trying, a, held
+
+    still_trying, a, held = run(go())
+    assert still_trying
+    assert a is not None and (held.owner, held.epoch) == ("engine-a", a.epoch)
 
 
 def test_a_released_lease_is_taken_at_once_and_a_release_by_a_former_owner_is_refused(cluster):
