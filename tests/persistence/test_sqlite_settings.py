@@ -59,7 +59,7 @@ def test_under_a_busy_writer_the_log_starts_over_and_keeps_every_row(tmp_path):
     log = EventLog(f"sqlite:///{tmp_path}/events.db")
     _write(log, 10)
     log.recorder.checkpointer.restart_pages = 500  # about 2 MB of log
-    for _ in range(200):  # about 190 MB of log if it never started over (measured), 20 if it does
+    for _ in range(200):  # 160 MB of log if it never starts over, 19 if it does (measured)
         _write(log, 200)
         time.sleep(0.01)  # the engine's writer leaves gaps too: it routes the next batch
     restarts = log.recorder.checkpointer.restarts
