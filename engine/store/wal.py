@@ -47,7 +47,7 @@ class Checkpointer:
     def _run(self) -> None:
         name_os_thread()
         while not self._stop.wait(self.every_s):
-            busy, pages, copied = self.checkpoint()
+            busy, pages, _ = self.checkpoint()
             if not busy and pages >= self.restart_pages:
                 # what is left to copy is what the writer added meanwhile: new writes wait that long
                 if self.checkpoint("RESTART")[0] == 0:

@@ -69,5 +69,5 @@ def test_under_a_busy_writer_the_log_starts_over_and_keeps_every_row(tmp_path):
         rows = c.fetchone()[0]
     log.close()
     assert restarts > 0
-    assert wal < 80 << 20
+    assert wal < 120 << 20  # (160 MB without restarts)
     assert rows == 10 + 200 * 200
