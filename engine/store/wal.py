@@ -27,7 +27,7 @@ BACKSTOP_PAGES = 100_000  # the writer's autocheckpoint (SQLite's default 1,000)
 # a busy writer rarely leave: the log grew to the backstop, past which every commit also checkpointed (and
 # synced the database file) in the engine's thread. Past this many pages the thread restarts the log.
 RESTART_PAGES = 16_384  # 64 MiB of log: at 5,000 orders/s about every 1.5 s
-RESTART_WAIT_S = 0.05  # at most this long new writes wait for a restart (readers still in the log): else next time
+RESTART_WAIT_S = 0.0  # no waiting for the writer or the readers: new writes wait only for the copy; else next time
 
 
 class Checkpointer:
