@@ -33,10 +33,12 @@ from engine.threads import name_os_thread
 log = logging.getLogger("o2o.leases")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+# a write no stream took: nothing was stored, so it is safe to try again
+NOT_STORED = (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)
+CREATE_RETRY_S = 2.0  # how long acquire tries again after NOT_STORED (a bucket just created, CI 2026-12-07)
 # what a KV write meets while the bucket's stream elects a leader (tests/adapters/test_leases.py kills one):
 # not a refusal, so the lease may still be ours
-NO_ANSWER = (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError,
-             nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError)
+NO_ANSWER = (nats.errors.TimeoutError, asyncio.TimeoutError, *NOT_STORED, nats.js.errors.ServiceUnavailableError)
 
 
 class LeaseLost(Exception):
@@ -111,16 +113,15 @@ class LeaseBucket:
             return None
         return Lease(partition, owner, revision, revision)
 
-    async def _create(self, key: str, value: bytes, within_s: float = 2.0) -> int:
-        """kv.create, tried again while the write meets no responders: then
-        nothing was stored, so trying again is safe (a timeout is not). A
-        bucket just created can refuse so until every server knows where its
-        stream's leader is (CI, 2026-12-07)."""
-        deadline = time.monotonic() + within_s
+    async def _create(self, key: str, value: bytes) -> int:
+        """kv.create, tried again while the write is NOT_STORED (a timeout is
+        not safe to repeat): a bucket just created can answer so until every
+        server knows where its stream's leader is."""
+        deadline = time.monotonic() + CREATE_RETRY_S
         while True:
             try:
                 return await self.kv.create(key, value)
-            except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+            except NOT_STORED:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)

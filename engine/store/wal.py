@@ -33,9 +33,9 @@ RESTART_WAIT_S = 0.0  # no waiting for the writer or the readers: new writes wai
 class Checkpointer:
     """A daemon thread checkpointing the database file at `path` every `every_s`."""
 
-    def __init__(self, path: str, every_s: float = EVERY_S, restart_pages: int = RESTART_PAGES):
+    def __init__(self, path: str, every_s: float = EVERY_S):
         self.every_s = every_s
-        self.restart_pages = restart_pages
+        self.restart_pages = RESTART_PAGES  # (tests lower it)
         self.runs = 0  # checkpoints done (tests)
         self.restarts = 0  # logs started over (tests)
         self._conn = sqlite3.connect(path, uri=True, check_same_thread=False, isolation_level=None,
@@ -48,10 +48,9 @@ class Checkpointer:
         name_os_thread()
         while not self._stop.wait(self.every_s):
             busy, pages, _ = self.checkpoint()
-            if not busy and pages >= self.restart_pages:
-                # what is left to copy is what the writer added meanwhile: new writes wait that long
-                if self.checkpoint("RESTART")[0] == 0:
-                    self.restarts += 1
+            # a RESTART copies what the writer added meanwhile (new writes wait that long), then starts over
+            if not busy and pages >= self.restart_pages and self.checkpoint("RESTART")[0] == 0:
+                self.restarts += 1
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """(busy, pages in the log, pages copied): SQLite's answer."""
