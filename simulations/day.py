@@ -152,6 +152,7 @@ class Routed:
     """A part just routed to a node, as node behaviour sees it."""
 
     order: str
+    name: str  # the order's channel/external id
     node: str
     mode: str
     eta_at: float  # the router's expected hand-over
@@ -169,11 +170,12 @@ def simulated_parts(s: Scenario) -> PartPlan:
     the node's decision, its progress and maybe the customer's cancellation,
     as (time, command). Work starts when the node accepts; a busy node runs
     late; a delivery waits for its courier. The same draws for the same order
-    and node in every variant (a generator seeded by both)."""
+    and node in every variant (a generator seeded by the order's name, which
+    no change of how ids are made moves, and the node)."""
     b = s.behaviour
 
     def plan(p: Routed) -> list[tuple[float, Any]]:
-        rng = random.Random(f"{s.seed}/{p.order}/{p.node}")
+        rng = random.Random(f"{s.seed}/{p.name}/{p.node}")
         # always the same five draws, so a change of parameters moves no other draw
         u_accept, u_decline, u_cancel = rng.random(), rng.random(), rng.random()
         z_prep, u_courier = rng.gauss(0.0, 1.0), rng.random()
@@ -349,7 +351,7 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 eta = part.eta_at
                 if roads is not None and r.mode == "delivery" and oid in places:
                     eta += _road_shift(roads, node, places[oid], n.prep_minutes, r.cost.get(node, {}))
-                cmds = plan(Routed(oid, node, r.mode, eta, now, fill, n.prep_minutes, part.lines))
+                cmds = plan(Routed(oid, f"{r.channel}/{r.external_id}", node, r.mode, eta, now, fill, n.prep_minutes, part.lines))
                 answer = min((_bucket(t, step_s) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))),
                              default=math.inf)
                 if any(c is TIMER for _, c in cmds):
