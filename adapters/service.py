@@ -27,7 +27,6 @@ from adapters.nats_connection import publish_all
 from adapters.partition_routes import PartitionRoutes
 from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
-from domain.ids import order_id
 from adapters.wire import WireError, decode, encode, encode_into, from_exception, wants_msgpack
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
@@ -137,7 +136,7 @@ class O2OService:
         partition whose owner the order must be forwarded to."""
         request, check, offer = ep.request, self.engine.check_order, self.worker.offer
         clock = time.perf_counter_ns
-        own = self.engine.ownership
+        own, order_of = self.engine.ownership, self.engine.order_of
         handler = COMMANDS[request]
         many, ask = (handler, self.queries.offer) if isinstance(handler, Many) else (None, None)  # quotes
 
@@ -151,7 +150,7 @@ class O2OService:
                     ask(many, cmd, to)  # answered with its batch, by _answer
                 else:
                     # scale-out: an order of another partition goes to its owner before it costs a check and a batch
-                    foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_id(cmd.channel, cmd.external_id)) \
+                    foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_of(cmd.channel, cmd.external_id)) \
                         if own is not None else None
                     if foreign is not None:
                         endpoint._processing_time += clock() - start

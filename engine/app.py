@@ -209,10 +209,11 @@ class Engine:
         version conflict, after catching up); then feeds the read models
         and the commit hooks."""
         own = self.ownership
+        renamed = self.readmodels.order_view.renamed
         if own is not None:
             work = self._stamped(work)
         try:
-            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own), work,
+            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own, renamed), work,
                                                         self.catch_up)
         except PartitionLost as e:
             self._lost(e.partition)
@@ -521,6 +522,13 @@ class Engine:
             self._moved_away(UUID(key), region)
         return results
 
+    def order_of(self, channel: str, external_id: str) -> UUID:
+        """The id of the order of that name: domain.ids.order_id, or the
+        uuid5 it was stored under before that scheme."""
+        oid = ids.order_id(channel, external_id)
+        renamed = self.readmodels.order_view.renamed
+        return renamed.get(oid, oid) if renamed else oid
+
     def _moved_away(self, oid: UUID, region: str) -> None:
         """An order of this engine's regions now served in `region`: forgotten
         here, remembered as moved (a repeat of it is sent there)."""
@@ -552,11 +560,18 @@ class Engine:
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
         orders = self.readmodels.orders
+        order_of = self.order_of
         for i, cmd in enumerate(cmds):
-            oid = ids.order_id(cmd.channel, cmd.external_id)
+            oid = order_of(cmd.channel, cmd.external_id)
             key = ids.text(oid)
             repeat = key in orders or oid in fresh
-            if not repeat:
+            if repeat:
+                first = orders.get(key) or fresh[oid]
+                if first.external_id != cmd.external_id or first.channel != cmd.channel:  # ids.order_id collided
+                    results[i] = Conflict("external_id", f"its order id {key} is the order "
+                                                         f"{first.channel}/{first.external_id}'s: not placed")
+                    continue
+            else:
                 try:
                     if own is not None and oid in own.moved:  # placed here once, served elsewhere now
                         p = own.pmap.of_region(own.moved[oid])
@@ -958,7 +973,8 @@ class Engine:
         return self.quotes.quote_batch(cmds)
 
     def order_status(self, order_id: str) -> OrderReply:
-        record = self.readmodels.orders.get(str(order_uuid(order_id)))
+        oid = order_uuid(order_id)
+        record = self.readmodels.orders.get(str(self.readmodels.order_view.renamed.get(oid, oid)))
         if record is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         return order_reply(record)

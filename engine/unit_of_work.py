@@ -19,13 +19,16 @@ T = TypeVar("T")
 
 
 class UnitOfWork:
-    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], ownership: Any = None):
+    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], ownership: Any = None,
+                 renamed: Mapping[UUID, UUID] = {}):
         """`ownership` (engine.ownership.Ownership), where partitions are owned:
         nodes and orders of other partitions are refused, and a node fenced
-        by a newer owner stops the command (PartitionLost)."""
+        by a newer owner stops the command (PartitionLost). `renamed`: the
+        ids orders stored under an earlier id scheme have (OrderView.renamed)."""
         self.store = store
         self.nodes = nodes
         self.ownership = ownership
+        self.renamed = renamed
         self.touched: dict[UUID, Any] = {}
         self.partitions: set[str] = set()  # the partitions whose keys this command reads or writes
 
@@ -56,7 +59,8 @@ class UnitOfWork:
         return agg
 
     def order(self, order_id: str) -> Order:
-        agg = self._get(order_uuid(order_id))
+        oid = order_uuid(order_id)
+        agg = self._get(self.renamed.get(oid, oid))
         if agg is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         if self.ownership is not None:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain import ids
 from domain.order import PROGRESS, Order
 from domain.quantities import NO_LINES, merge_lines
 
@@ -100,6 +101,8 @@ class OrderView:
         self.to_route: dict[str, None] = {}  # order ids waiting for a node, in arrival order
         self.awaiting: dict[tuple[str, str], float] = {}  # (order, node) -> routed_at
         self._keys: dict[UUID, str] = {}  # order id -> its key in `orders`, for the order's next events
+        # orders stored under the uuid5 ids of before (domain.ids.order_id): the id their name has now -> theirs
+        self.renamed: dict[UUID, UUID] = {}
         self._losses: dict[Any, dict[str, str]] = {}  # Loss -> its record, shared by every order that lost there
         self._due: list[tuple[float, str]] = []  # booked orders by due time (a heap; left ones dropped as met)
         self._due_now: dict[str, None] = {}  # booked orders due, until routed, rejected or cancelled
@@ -159,7 +162,10 @@ class OrderView:
 
     # -- handlers ------------------------------------------------------
     def _placed(self, e: Any) -> None:
-        oid = self._keys.get(e.originator_id) or self._key(e.originator_id)
+        stored = e.originator_id
+        oid = self._keys.get(stored) or self._key(stored)
+        if stored.int >> 76 & 0xF == 5 and (now := ids.order_id(e.channel, e.external_id)) != stored:
+            self.renamed[now] = stored
         lines = e.lines
         money = e.money
         self.orders[oid] = OrderRecord(
