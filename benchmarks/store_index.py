@@ -11,13 +11,16 @@ order and sizes, into fresh SQLite stores made as the engine makes them
 routes and applies the next batch, and the caches cool): the insert and
 the commit timed in CPU time of the writing thread, the checkpoints as
 the rest of the process's CPU, per order. Variants: the library's table
-(PRIMARY KEY (originator_id, originator_version): order ids are
-name-based UUIDs, so each order's rows land on a page of their own in
-that index), the same table without the key, other page sizes, PRAGMAs.
+(PRIMARY KEY (originator_id, originator_version)); the same with the
+orders' ids hashed, as every order id was before domain.ids.order_id
+ordered them by their digits (then each order's rows landed on a page of
+their own in that index); the table without the key; other page sizes,
+PRAGMAs.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sqlite3
@@ -59,6 +62,13 @@ def engine_saves(orders: int, batch: int, scenario: str) -> tuple[list[list[tupl
         engine.close()
     (create,) = recorder.create_table_statements
     return saves, create, recorder.insert_events_statement
+
+
+def hashed_order_ids(saves: list[list[tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+    """The saves with each ordered (version-8) order id replaced by a hash of it: ids as random as uuid5's."""
+    def h(hex_id: str) -> str:
+        return hashlib.sha1(hex_id.encode()).hexdigest()[:32] if hex_id[12] == "8" else hex_id
+    return [[(h(a), b, c, d) for a, b, c, d in rows] for rows in saves]
 
 
 def write(saves: list[list[tuple[Any, ...]]], table: str, insert: str, page_size: int, pace_s: float,
@@ -121,17 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     unkeyed = keyed.replace(KEY, "")
     n_orders, n_rows = args.orders, sum(len(s) for s in saves)
     print(f"{len(saves):,} saves, {n_rows:,} rows ({n_rows / n_orders:.2f} per order)", flush=True)
-    variants = [("primary key", keyed, args.page_sizes[0], ()), ("no key", unkeyed, args.page_sizes[0], ())]
-    variants += [(f"primary key, pages of {ps}", keyed, ps, ()) for ps in args.page_sizes[1:]]
-    variants += [(f"primary key, {pragma}", keyed, args.page_sizes[0], (pragma,)) for pragma in args.pragma]
+    ps = args.page_sizes[0]
+    variants = [("primary key", keyed, ps, (), saves),
+                ("primary key, order ids hashed", keyed, ps, (), hashed_order_ids(saves)),
+                ("no key", unkeyed, ps, (), saves)]
+    variants += [(f"primary key, pages of {p}", keyed, p, (), saves) for p in args.page_sizes[1:]]
+    variants += [(f"primary key, {pragma}", keyed, ps, (pragma,), saves) for pragma in args.pragma]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
     for r in range(args.rounds):
-        for name, table, page_size, pragmas in variants:
-            runs[name].append(write(saves, table, insert, page_size, args.pace_ms / 1000, pragmas))
+        for name, table, page_size, pragmas, rows in variants:
+            runs[name].append(write(rows, table, insert, page_size, args.pace_ms / 1000, pragmas))
     results = []
     print(f"\n{'table':40s} {'insert':>7s} {'commit':>7s} {'ckpt':>7s} {'total':>7s}  us CPU per order "
           f"(median of {args.rounds})")
-    for name, table, page_size, pragmas in variants:
+    for name, table, page_size, pragmas, _ in variants:
         med = {k: statistics.median(run[k] for run in runs[name]) / n_orders * 1e6
                for k in ("insert", "commit", "checkpoint")}
         total = statistics.median(sum(run[k] for k in ("insert", "commit", "checkpoint")) for run in runs[name])
