@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import pytest
+
 from domain import ids
 from domain.commands import CancelOrder, GetOrder, Line, SubmitOrder
 from domain.errors import Conflict
@@ -25,8 +27,9 @@ def before(channel: str, external_id: str) -> UUID:
     return ids.named(f"order/{channel}/{external_id}")
 
 
-def test_orders_stored_under_their_old_ids_are_found_by_their_names(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/events.db"
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_orders_stored_under_their_old_ids_are_found_by_their_names(store, request, tmp_path, monkeypatch):
+    url = request.getfixturevalue("postgres_url") if store == "postgres" else f"sqlite:///{tmp_path}/events.db"
     with monkeypatch.context() as old_code:
         old_code.setattr(ids, "order_id", before)
         first = Engine(small_network(), clock=SimClock(T0), store=url).start()
