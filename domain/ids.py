@@ -51,8 +51,8 @@ def inventory_id(node_id: str) -> UUID:
 # The name splits into (channel, stem, last digits): a 68-bit hash of channel
 # and stem, then the digits' count and value, in the bits a version-8 UUID
 # leaves free, most significant first. A name not ending in a digit keeps the
-# uuid5 every order id was before (engine.readmodels.orders finds orders
-# stored under it by their names).
+# uuid5 every order id was before; orders stored under their uuid5 are found
+# by name through engine.readmodels.orders.OrderView.stored_id.
 _DIGITS = "0123456789"  # ASCII only: int() reads other scripts' digits too
 _MAX_DIGITS = 15  # 10**15 < 2**50
 _VERSION_8 = (8 << 76) | (0x8000 << 48)

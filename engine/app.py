@@ -209,11 +209,11 @@ class Engine:
         version conflict, after catching up); then feeds the read models
         and the commit hooks."""
         own = self.ownership
-        renamed = self.readmodels.order_view.renamed
+        stored_id = self.readmodels.order_view.stored_id
         if own is not None:
             work = self._stamped(work)
         try:
-            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own, renamed), work,
+            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own, stored_id), work,
                                                         self.catch_up)
         except PartitionLost as e:
             self._lost(e.partition)
@@ -525,9 +525,7 @@ class Engine:
     def order_of(self, channel: str, external_id: str) -> UUID:
         """The id of the order of that name: domain.ids.order_id, or the
         uuid5 it was stored under before that scheme."""
-        oid = ids.order_id(channel, external_id)
-        renamed = self.readmodels.order_view.renamed
-        return renamed.get(oid, oid) if renamed else oid
+        return self.readmodels.order_view.stored_id(ids.order_id(channel, external_id))
 
     def _moved_away(self, oid: UUID, region: str) -> None:
         """An order of this engine's regions now served in `region`: forgotten
@@ -568,8 +566,8 @@ class Engine:
             if repeat:
                 first = orders.get(key) or fresh[oid]
                 if first.external_id != cmd.external_id or first.channel != cmd.channel:  # ids.order_id collided
-                    results[i] = Conflict("external_id", f"its order id {key} is the order "
-                                                         f"{first.channel}/{first.external_id}'s: not placed")
+                    results[i] = Conflict("external_id", f"another order ({first.channel}/{first.external_id}) "
+                                                         f"has this one's id {key}: not placed")
                     continue
             else:
                 try:
@@ -973,8 +971,7 @@ class Engine:
         return self.quotes.quote_batch(cmds)
 
     def order_status(self, order_id: str) -> OrderReply:
-        oid = order_uuid(order_id)
-        record = self.readmodels.orders.get(str(self.readmodels.order_view.renamed.get(oid, oid)))
+        record = self.readmodels.orders.get(str(self.readmodels.order_view.stored_id(order_uuid(order_id))))
         if record is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         return order_reply(record)

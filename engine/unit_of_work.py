@@ -3,7 +3,7 @@ command names (a node, an order id, a member) and saved together or not at
 all by the aggregate store."""
 from __future__ import annotations
 
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 from uuid import UUID
 
 from domain import ids
@@ -20,15 +20,15 @@ T = TypeVar("T")
 
 class UnitOfWork:
     def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], ownership: Any = None,
-                 renamed: Mapping[UUID, UUID] = {}):
+                 stored_id: Callable[[UUID], UUID] = lambda order_id: order_id):
         """`ownership` (engine.ownership.Ownership), where partitions are owned:
         nodes and orders of other partitions are refused, and a node fenced
-        by a newer owner stops the command (PartitionLost). `renamed`: the
-        ids orders stored under an earlier id scheme have (OrderView.renamed)."""
+        by a newer owner stops the command (PartitionLost). `stored_id`: the
+        id an order named by its id today is stored under (OrderView.stored_id)."""
         self.store = store
         self.nodes = nodes
         self.ownership = ownership
-        self.renamed = renamed
+        self.stored_id = stored_id
         self.touched: dict[UUID, Any] = {}
         self.partitions: set[str] = set()  # the partitions whose keys this command reads or writes
 
@@ -59,8 +59,7 @@ class UnitOfWork:
         return agg
 
     def order(self, order_id: str) -> Order:
-        oid = order_uuid(order_id)
-        agg = self._get(self.renamed.get(oid, oid))
+        agg = self._get(self.stored_id(order_uuid(order_id)))
         if agg is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         if self.ownership is not None:

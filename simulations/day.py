@@ -351,7 +351,8 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
                 eta = part.eta_at
                 if roads is not None and r.mode == "delivery" and oid in places:
                     eta += _road_shift(roads, node, places[oid], n.prep_minutes, r.cost.get(node, {}))
-                cmds = plan(Routed(oid, f"{r.channel}/{r.external_id}", node, r.mode, eta, now, fill, n.prep_minutes, part.lines))
+                name = f"{r.channel}/{r.external_id}"
+                cmds = plan(Routed(oid, name, node, r.mode, eta, now, fill, n.prep_minutes, part.lines))
                 answer = min((_bucket(t, step_s) for t, c in cmds if isinstance(c, (AcceptOrder, DeclineOrder))),
                              default=math.inf)
                 if any(c is TIMER for _, c in cmds):

@@ -134,6 +134,12 @@ class OrderView:
             keys.clear()
         keys[order_id] = key
 
+    def stored_id(self, order_id: UUID) -> UUID:
+        """The id an order is stored under: `order_id`, or the uuid5 of an
+        order placed before domain.ids.order_id ordered ids (`renamed`)."""
+        renamed = self.renamed
+        return renamed.get(order_id, order_id) if renamed else order_id
+
     def _key(self, order_id: UUID) -> str:
         """str(order_id), made once per order: formatting it again for each
         of the order's events was a measurable share of a replay."""
