@@ -1,15 +1,16 @@
 """The NATS connection every command that talks to a server opens: the
 flags that choose the server and authenticate (`connection_options`), the
 connection they make (`connect`), and the same flags handed on to a child
-process (`connection_argv`, for the relay `o2o serve` starts); and many
-messages written to it at once (`publish_all`)."""
+process (`connection_argv`, for the relay `o2o serve` starts); many
+messages written to it at once (`publish_all`); its reading held for a
+while (`hold_reading`)."""
 from __future__ import annotations
 
 import argparse
 import logging
 import ssl
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import nats
 
@@ -61,6 +62,17 @@ async def connect(args: Any, url: str, **extra: Any) -> nats.NATS:
         user_credentials=args.creds, nkeys_seed=args.nkey, tls=tls, name="o2o",
         max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet, **extra,
     )
+
+
+def hold_reading(nc: Any) -> Callable[[], None] | None:
+    """Stops reading the connection until the returned function is called
+    (None, holding nothing, where its transport cannot pause: a websocket).
+    The transport is looked up each time: a reconnect makes a new one."""
+    transport = getattr(getattr(nc._transport, "_io_writer", None), "transport", None)
+    if transport is None or not nc.is_connected:
+        return None
+    transport.pause_reading()
+    return transport.resume_reading
 
 
 async def publish_all(nc: Any, commands: bytes | bytearray, n: int, size: int) -> bool:

@@ -23,7 +23,7 @@ from adapters.endpoints import CLOCK_ENDPOINTS, ENDPOINTS, Endpoint
 from adapters.engine_worker import EngineWorker, Overloaded
 from adapters.event_publisher import EventPublisher, ForeignStream
 from adapters.intake import Intake
-from adapters.nats_connection import publish_all
+from adapters.nats_connection import hold_reading, publish_all
 from adapters.partition_routes import PartitionRoutes
 from adapters.query_batches import QueryBatches
 from adapters.schemas import all_schemas
@@ -48,7 +48,7 @@ class O2OService:
                  tick_s: float = 1.0):
         self.engine = engine
         self.nc = nc
-        self.worker = EngineWorker(engine, self._answer, batching, backpressure)
+        self.worker = EngineWorker(engine, self._answer, batching, backpressure, lambda: hold_reading(nc))
         self.queries = QueryBatches(self.worker, self._answer, batching.max_batch, backpressure.max_queue)
         self.intake = Intake(nc, self.worker, ack_wait=backpressure.ack_wait_s) if intake else None
         self.publisher = EventPublisher(nc, engine.recorder, self.worker.committed) if publish_events else None

@@ -3,6 +3,7 @@ size) are routed together; a full queue refuses at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -126,3 +127,99 @@ def test_orders_offered_together_are_queued_in_order_and_those_past_a_bound_are_
         assert [str(e) for _, e in worker.offer_many([(order(30), 30, None)])] == ["shutting down"]
 
     asyncio.run(go())
+
+
+def held_worker(engine: Engine, events: list, answer, **kw) -> EngineWorker:
+    """A worker whose `hold_reads` records when reading was held and let go."""
+    def hold():
+        loop = asyncio.get_running_loop()
+        events.append(("held", loop.time()))
+        return lambda: events.append(("resumed", loop.time()))
+
+    route = engine.submit_batch
+
+    def submit_batch(cmds, checked=None):
+        events.append(("batch", len(cmds)))
+        return route(cmds, checked)
+
+    engine.submit_batch = submit_batch
+    return EngineWorker(engine, answer, Batching(**kw), hold_reads=hold)
+
+
+def test_reading_is_held_while_a_batch_is_routed_and_the_first_read_after_it_arrived_meanwhile():
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+    events: list = []
+
+    async def go():
+        done = asyncio.Event()
+        queued = []
+
+        async def answer(batch):
+            if len(events) == 3:  # the first batch answered: what is offered now was read after it
+                worker.offer(order(1), 1)
+                worker.offer(order(2), 2)
+                queued.extend(w[2] for w in worker.waiting)
+            else:
+                done.set()
+
+        worker = held_worker(engine, events, answer, window_ms=50, max_batch=500)
+        worker.start()
+        worker.offer(order(0), 0)
+        await done.wait()
+        await worker.stop()
+        return queued
+
+    queued = asyncio.run(go())
+    assert [e[0] for e in events] == ["held", "batch", "resumed", "held", "batch", "resumed"]
+    assert [e[1] for e in events if e[0] == "batch"] == [1, 2]
+    held_at = events[0][1]
+    assert queued[0] <= held_at < queued[1]  # it waited in the socket since the hold; the next read is its own
+    assert engine.readmodels.kpis()["orders"] == 3
+
+
+def test_a_batch_held_up_lets_reading_go_on_after_the_bound(monkeypatch):
+    monkeypatch.setattr("adapters.engine_worker.HOLD_MAX_S", 0.05)
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+    events: list = []
+    route = engine.submit_batch
+
+    def slow(cmds, checked=None):
+        time.sleep(0.3)  # a store waiting on a lock
+        events.append(("stored", None))
+        return route(cmds, checked)
+
+    engine.submit_batch = slow
+
+    async def go():
+        done = asyncio.Event()
+
+        async def answer(batch):
+            done.set()
+
+        worker = held_worker(engine, events, answer, window_ms=1, max_batch=500)
+        worker.start()
+        worker.offer(order(0), 0)
+        await done.wait()
+        await worker.stop()
+
+    asyncio.run(go())
+    assert [e[0] for e in events] == ["held", "batch", "resumed", "stored", "resumed"]  # let go before it ended
+
+
+def test_a_connection_that_cannot_be_held_is_read_as_ever():
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+
+    async def go():
+        answered = asyncio.Event()
+
+        async def answer(batch):
+            answered.set()
+
+        worker = EngineWorker(engine, answer, Batching(window_ms=1), hold_reads=lambda: None)
+        worker.start()
+        worker.offer(order(0), 0)
+        await answered.wait()
+        await worker.stop()
+        return worker
+
+    assert asyncio.run(go())._held_since is None
