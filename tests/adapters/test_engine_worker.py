@@ -177,6 +177,24 @@ def test_reading_is_held_while_a_batch_is_routed_and_the_first_read_after_it_arr
     assert engine.readmodels.kpis()["orders"] == 3
 
 
+def answered_once(make_worker) -> EngineWorker:
+    """Starts the worker `make_worker(answer)` builds, offers it one order, waits for the answer, stops it."""
+    async def go():
+        answered = asyncio.Event()
+
+        async def answer(batch):
+            answered.set()
+
+        worker = make_worker(answer)
+        worker.start()
+        worker.offer(order(0), 0)
+        await answered.wait()
+        await worker.stop()
+        return worker
+
+    return asyncio.run(go())
+
+
 def test_a_batch_held_up_lets_reading_go_on_after_the_bound(monkeypatch):
     monkeypatch.setattr("adapters.engine_worker.HOLD_MAX_S", 0.05)
     engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
@@ -189,37 +207,11 @@ def test_a_batch_held_up_lets_reading_go_on_after_the_bound(monkeypatch):
         return route(cmds, checked)
 
     engine.submit_batch = slow
-
-    async def go():
-        done = asyncio.Event()
-
-        async def answer(batch):
-            done.set()
-
-        worker = held_worker(engine, events, answer, window_ms=1, max_batch=500)
-        worker.start()
-        worker.offer(order(0), 0)
-        await done.wait()
-        await worker.stop()
-
-    asyncio.run(go())
+    answered_once(lambda answer: held_worker(engine, events, answer, window_ms=1, max_batch=500))
     assert [e[0] for e in events] == ["held", "batch", "resumed", "stored", "resumed"]  # let go before it ended
 
 
 def test_a_connection_that_cannot_be_held_is_read_as_ever():
     engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
-
-    async def go():
-        answered = asyncio.Event()
-
-        async def answer(batch):
-            answered.set()
-
-        worker = EngineWorker(engine, answer, Batching(window_ms=1), hold_reads=lambda: None)
-        worker.start()
-        worker.offer(order(0), 0)
-        await answered.wait()
-        await worker.stop()
-        return worker
-
-    assert asyncio.run(go())._held_since is None
+    worker = answered_once(lambda answer: EngineWorker(engine, answer, Batching(window_ms=1), hold_reads=lambda: None))
+    assert worker._held_since is None and worker.batches == 1
