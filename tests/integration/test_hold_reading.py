@@ -13,12 +13,19 @@ def test_a_held_connection_receives_nothing_until_let_go_then_everything(nats_se
     async def go():
         reader, writer = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
         got: list[bytes] = []
+        probes: list[bytes] = []
 
         async def keep(msg):
-            got.append(msg.data)
+            (probes if msg.subject == "held.probe" else got).append(msg.data)
 
         await reader.subscribe("held.>", cb=keep)
         await reader.flush()
+        for _ in range(250):  # until a message of the writer's gets through (the server's interest can lag)
+            await writer.publish("held.probe", b"probe")
+            await writer.flush()
+            await asyncio.sleep(0.02)
+            if probes:
+                break
         resume = hold_reading(reader)
         assert resume is not None
         for i in range(500):
