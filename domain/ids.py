@@ -13,14 +13,20 @@ _VERSION_5 = (5 << 76) | (0x8000 << 48)
 _new, _setattr, _from_bytes, _to_bytes = object.__new__, object.__setattr__, int.from_bytes, int.to_bytes
 
 
-def named(name: str) -> UUID:
-    """`uuid5(_ROOT, name)` without UUID.__init__'s checks and conversions,
-    for the id made anew for every order (figures in benchmarks/README.md;
-    tests/domain/test_ids.py checks that the two agree)."""
+def _uuid(value: int) -> UUID:
+    """UUID(int=value) without UUID.__init__'s checks and conversions: the
+    version and variant bits are already in `value`."""
     u = _new(UUID)
-    _setattr(u, "int", _from_bytes(sha1(_ROOT_BYTES + name.encode()).digest()[:16]) & _VERSION_CLEAR | _VERSION_5)
+    _setattr(u, "int", value)
     _setattr(u, "is_safe", SafeUUID.unknown)
     return u
+
+
+def named(name: str) -> UUID:
+    """`uuid5(_ROOT, name)`, made by `_uuid`, for the id made anew for every
+    order (figures in benchmarks/README.md; tests/domain/test_ids.py checks
+    that the two agree)."""
+    return _uuid(_from_bytes(sha1(_ROOT_BYTES + name.encode()).digest()[:16]) & _VERSION_CLEAR | _VERSION_5)
 
 
 def plain_hex(u: UUID) -> str:
@@ -74,10 +80,7 @@ def order_id(channel: str, external_id: str) -> UUID:
     if n > _MAX_DIGITS:
         stem, n = external_id[:-_MAX_DIGITS], _MAX_DIGITS
     p = _stem_bits(channel, stem) | n << 50 | int(external_id[-n:])  # 122 bits
-    u = _new(UUID)
-    _setattr(u, "int", (p >> 74) << 80 | ((p >> 62) & 0xFFF) << 64 | (p & _LOW_62) | _VERSION_8)
-    _setattr(u, "is_safe", SafeUUID.unknown)
-    return u
+    return _uuid((p >> 74) << 80 | ((p >> 62) & 0xFFF) << 64 | (p & _LOW_62) | _VERSION_8)
 
 
 @lru_cache(maxsize=65_536)

@@ -558,9 +558,9 @@ class Engine:
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
         orders = self.readmodels.orders
-        order_of = self.order_of
+        stored_id = self.readmodels.order_view.stored_id  # self.order_of, one call fewer per order
         for i, cmd in enumerate(cmds):
-            oid = order_of(cmd.channel, cmd.external_id)
+            oid = stored_id(ids.order_id(cmd.channel, cmd.external_id))
             key = ids.text(oid)
             repeat = key in orders or oid in fresh
             if repeat:

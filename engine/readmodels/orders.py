@@ -170,6 +170,8 @@ class OrderView:
     def _placed(self, e: Any) -> None:
         stored = e.originator_id
         oid = self._keys.get(stored) or self._key(stored)
+        # only a uuid5 (version 5: placed before ordered ids, or a name not ending in digits) can differ from
+        # today's id; the version read from the bits, not UUID.version's variant checks, once per order placed
         if stored.int >> 76 & 0xF == 5 and (now := ids.order_id(e.channel, e.external_id)) != stored:
             self.renamed[now] = stored
         lines = e.lines
