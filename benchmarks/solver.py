@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -246,8 +247,19 @@ def machine() -> dict[str, object]:
     libraries = {name: version(name) for name in ("eventsourcing", "msgspec", "nats-py", "psycopg")}
     return {"cores": os.cpu_count(), "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             "python": platform.python_version(), "platform": platform.platform(),
+            "python_executable": sys.executable, "python_shared_library": _libpython(),
             "ortools": ortools.__version__, "numpy": np.__version__, **libraries, "git_commit": _git_commit(),
             "python_loop_s": python_loop_s()}
+
+
+def _libpython() -> str | None:
+    """The shared libpython the interpreter runs from, None if it is linked in: the same Python
+    version built the two ways cost 9% apart in instructions an order (benchmarks/README.md, issue 19)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return next((line.split()[-1] for line in maps if "/libpython" in line), None)
+    except OSError:
+        return None
 
 
 def python_loop_s() -> float:
