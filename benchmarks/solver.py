@@ -253,8 +253,9 @@ def machine() -> dict[str, object]:
 
 
 def _libpython() -> str | None:
-    """The shared libpython the interpreter runs from, None if it is linked in: the same Python
-    version built the two ways cost 9% apart in instructions an order (benchmarks/README.md, issue 19)."""
+    """The shared libpython the interpreter runs from, None if it is linked into the executable:
+    builds differ (Debian's 3.11, linked in, ran the engine with 9% fewer instructions an order
+    than pyenv's shared one: benchmarks/README.md, issue 19)."""
     try:
         with open("/proc/self/maps") as maps:
             return next((line.split()[-1] for line in maps if "/libpython" in line), None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import sys
 
 import pytest
 
@@ -28,7 +30,12 @@ def test_a_small_run_reports_cpu_wall_and_the_collectors_share_and_restores_the_
     assert gc.get_threshold() == threshold and gc.callbacks == callbacks
     out = capsys.readouterr().out
     assert "collector" in out and "a fixed Python loop in" in out
-    assert json.loads((tmp_path / "engine.json").read_text())["machine"]["python_loop_s"] > 0
+    machine = json.loads((tmp_path / "engine.json").read_text())["machine"]
+    assert machine["python_loop_s"] > 0
+    # the interpreter measured: this one, and its libpython if it runs from a shared one
+    assert machine["python_executable"] == sys.executable
+    lib = machine["python_shared_library"]
+    assert lib is None or ("libpython" in os.path.basename(lib) and os.path.exists(lib))
 
 
 def test_the_cpu_by_fifth_is_each_fifths_cpu_over_its_orders():
