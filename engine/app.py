@@ -213,7 +213,7 @@ class Engine:
         if own is not None:
             work = self._stamped(work)
         try:
-            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, own, stored_id), work,
+            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, stored_id, own), work,
                                                         self.catch_up)
         except PartitionLost as e:
             self._lost(e.partition)

@@ -19,12 +19,13 @@ T = TypeVar("T")
 
 
 class UnitOfWork:
-    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], ownership: Any = None,
-                 stored_id: Callable[[UUID], UUID] = lambda order_id: order_id):
-        """`ownership` (engine.ownership.Ownership), where partitions are owned:
-        nodes and orders of other partitions are refused, and a node fenced
-        by a newer owner stops the command (PartitionLost). `stored_id`: the
-        id an order named by its id today is stored under (OrderView.stored_id)."""
+    def __init__(self, store: AggregateStore, nodes: Mapping[str, Any], stored_id: Callable[[UUID], UUID],
+                 ownership: Any = None):
+        """`stored_id`: the id an order named by its id today is stored under
+        (OrderView.stored_id). `ownership` (engine.ownership.Ownership), where
+        partitions are owned: nodes and orders of other partitions are
+        refused, and a node fenced by a newer owner stops the command
+        (PartitionLost)."""
         self.store = store
         self.nodes = nodes
         self.ownership = ownership
