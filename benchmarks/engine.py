@@ -38,23 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build(network: Any, store: str) -> Any:
-    """The engine as the benches run it: no order waits long enough for a node's answer to expire."""
+def build(network: Any, store: str, engine: dict[str, Any] | None = None) -> Any:
+    """The engine as the benches run it: no order waits long enough for a node's answer to expire.
+    `engine`: other engine settings (config.EngineSettings' fields)."""
     from adapters.bootstrap import build_engine
     from engine.config import Config
 
-    return build_engine(Config().with_overrides({"engine": {"accept_timeout_s": 86_400.0}, "store": {"url": store}}),
-                        network=network)
+    settings = {"accept_timeout_s": 86_400.0, **(engine or {})}
+    return build_engine(Config().with_overrides({"engine": settings, "store": {"url": store}}), network=network)
 
 
 def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int = 0,
-            mark: Any = None, each: Any = None) -> dict[str, float]:
+            mark: Any = None, each: Any = None, settings: dict[str, Any] | None = None) -> dict[str, float]:
     """The orders after the first `warm` (submitted first in one batch, not timed) in
     batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir,
-    benchmarks.held), `each(engine, batch, replies)` after each batch (benchmarks.held)."""
+    benchmarks.held), `each(engine, batch, replies)` after each batch (benchmarks.held);
+    `settings`: engine settings over the bench's."""
     from engine.memory import keep_long_lived
 
-    engine = build(network, store)
+    engine = build(network, store, settings)
     threshold = gc.get_threshold()
     keep_long_lived()  # as `o2o serve` does once its engine is up
     if warm:

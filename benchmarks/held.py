@@ -7,7 +7,8 @@ batch), with tracemalloc on from the warm batch to the end: the bytes and
 objects still allocated after --orders orders, per order, in all and by
 line. --complete takes each routed order through acceptance to hand-over
 (delivered or collected) before the next batch, so the figures are what a
-finished order leaves behind rather than an open one. Caches bounded by
+finished order leaves behind rather than an open one; with --retain-hours
+that short, what it leaves once its record has left memory. Caches bounded by
 size (order ids, keys: tens of thousands of entries) count here as if
 they grew for ever; over a long run they do not.
 """
@@ -44,7 +45,8 @@ def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
     return out, parts
 
 
-def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25) -> dict[str, Any]:
+def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25,
+         retain_hours: float | None = None) -> dict[str, Any]:
     """Bytes and objects left allocated per order (in all and by line) after `orders` orders."""
     network, cmds = demand(scenario, batch + orders)
     snapshots: list[tracemalloc.Snapshot] = []
@@ -67,7 +69,8 @@ def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25) 
     with tempfile.TemporaryDirectory(prefix="o2o-held-") as tmp:
         try:
             one_run(roomy(network, cmds), cmds, batch, f"sqlite:///{tmp}/events.db", warm=batch, mark=mark,
-                    each=finish if complete else None)
+                    each=finish if complete else None,
+                    settings={"retain_finished_hours": retain_hours} if retain_hours is not None else None)
         finally:
             tracemalloc.stop()
     before, after = snapshots
@@ -75,6 +78,7 @@ def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25) 
     root = str(Path(__file__).resolve().parent.parent) + "/"
     return {
         "orders": orders, "batch": batch, "complete": complete, "parts_completed": completed,
+        "retain_hours": retain_hours,
         "bytes_per_order": round(sum(s.size_diff for s in lines) / orders, 1),
         "objects_per_order": round(sum(s.count_diff for s in lines) / orders, 2),
         "by_line": [{"where": str(s.traceback).replace(root, ""), "bytes": round(s.size_diff / orders, 1),
@@ -87,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orders", type=int, default=20_000, help="orders measured (default 20,000)")
     p.add_argument("--batch", type=int, default=125, help="orders per submit_batch (default 125)")
     p.add_argument("--complete", action="store_true", help="take every routed order to hand-over")
+    p.add_argument("--retain-hours", type=float, default=None,
+                   help="engine.retain_finished_hours (default: the configured 72); the bench's orders finish in seconds")
     p.add_argument("--scenario", default=str(SCENARIO))
     p.add_argument("--top", type=int, default=25, help="lines shown (default 25)")
     p.add_argument("--out", default="", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
-    r = held(args.orders, args.batch, args.complete, args.scenario, args.top)
+    r = held(args.orders, args.batch, args.complete, args.scenario, args.top, args.retain_hours)
     kind = "completed" if args.complete else "open"
     print(f"{r['bytes_per_order']:,} bytes and {r['objects_per_order']} objects held per {kind} order "
           f"({args.orders:,} orders in batches of {args.batch}); by the line that made them:")

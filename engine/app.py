@@ -37,7 +37,8 @@ from engine.memory import untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
 from engine.quotes import Quotes, expire_holds, use_hold
-from engine.readmodels import ReadModels
+from engine.readmodels import OrderRecord, ReadModels
+from engine.readmodels.orders import OrderView
 from engine.replies import (
     ts, MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
 )
@@ -148,7 +149,10 @@ class Engine:
             self.log, keep=_kept, max_retries=settings.max_retries,
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
         )
-        self.readmodels = ReadModels(network)
+        retain = settings.retain_finished_hours
+        self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._order_record)
+        self._placing: list[UUID] = []  # the orders the batch in hand places (looked for in the store on a conflict)
+        self._stored: dict[str, OrderRecord] = {}  # of those, the ones the store holds: repeats of retired orders
         self.quotes = Quotes(self)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
@@ -194,6 +198,29 @@ class Engine:
         """The node inventories held in memory, by node (as last saved)."""
         return {a.node_id: a for a in self.store.cached.values() if isinstance(a, NodeInventory)}
 
+    def _after_conflict(self) -> None:
+        """Before a transaction runs again: the read models caught up, and the
+        orders the batch placed that the store already holds (repeats of
+        orders whose records left memory, engine.readmodels.orders) read
+        back, so the next run answers them as repeats."""
+        self.catch_up()
+        placing, self._placing = self._placing, []
+        if placing and self.readmodels.retain_s is not None:
+            view = self.readmodels.order_view
+            for oid in placing:
+                key = str(oid)
+                if (r := view.record(key, oid)) is not None:
+                    self._stored[key] = r
+
+    def _order_record(self, order_id: UUID, upto: int | None) -> OrderRecord | None:
+        """An order's record built from its stored events (up to version
+        `upto`), as the order view builds it live; None if it has none."""
+        view = OrderView()
+        handlers = view.handlers()
+        for e in self.log.events.get(order_id, lte=upto):
+            handlers[type(e)](e)
+        return view.orders.get(str(order_id))
+
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""
         if self.ownership is not None:
@@ -214,7 +241,7 @@ class Engine:
             work = self._stamped(work)
         try:
             result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, stored_id, own), work,
-                                                        self.catch_up)
+                                                        self._after_conflict)
         except PartitionLost as e:
             self._lost(e.partition)
             raise
@@ -514,10 +541,13 @@ class Engine:
         `checked`: each order's `check_order` result if a front end already
         made it (None where not): what it depends on (SKUs, prices, nodes,
         members signed up) never goes back, so it still holds."""
-        results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
-        orders = self.readmodels.orders
-        for i, key, repeat in answered:
-            results[i] = order_reply(orders[key], repeat)
+        try:
+            results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
+            orders, stored = self.readmodels.orders, self._stored
+            for i, key, repeat in answered:
+                results[i] = order_reply(orders.get(key) or stored[key], repeat)
+        finally:
+            self._stored = {}
         for key, region in moved:  # transferred to another partition: its owner answers for it from now on
             self._moved_away(UUID(key), region)
         return results
@@ -558,13 +588,14 @@ class Engine:
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
         orders = self.readmodels.orders
+        stored = self._stored  # repeats of orders whose records left memory, found in the store after a conflict
         stored_id = self.readmodels.order_view.stored_id  # self.order_of, one call fewer per order
         for i, cmd in enumerate(cmds):
             oid = stored_id(ids.order_id(cmd.channel, cmd.external_id))
             key = ids.text(oid)
-            repeat = key in orders or oid in fresh
+            repeat = key in orders or oid in fresh or (stored and key in stored)
             if repeat:
-                first = orders.get(key) or fresh[oid]
+                first = orders.get(key) or fresh.get(oid) or stored[key]
                 if first.external_id != cmd.external_id or first.channel != cmd.channel:  # ids.order_id collided
                     results[i] = Conflict("external_id", f"another order ({first.channel}/{first.external_id}) "
                                                          f"has this one's id {key}: not placed")
@@ -595,6 +626,7 @@ class Engine:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
             answered.append((i, key, repeat))
+        self._placing = list(fresh)
         waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
         if own is None:
             again = [uow.order(k) for k in waiting]
@@ -971,7 +1003,9 @@ class Engine:
         return self.quotes.quote_batch(cmds)
 
     def order_status(self, order_id: str) -> OrderReply:
-        record = self.readmodels.orders.get(str(self.readmodels.order_view.stored_id(order_uuid(order_id))))
+        view = self.readmodels.order_view
+        oid = view.stored_id(order_uuid(order_id))
+        record = view.record(str(oid), oid)
         if record is None:
             raise NotFound("order_id", f"unknown order {order_id}")
         return order_reply(record)

@@ -231,7 +231,9 @@ def simulate(s: Scenario, base: Network, day: Day, v: Variant | None, store: str
     # members signed up before the run: at its start, or evenly over the days before it (the clock starts there)
     before = s.members.signed_up_over_days * 86_400.0 if day.signups and bounds is None else 0.0
     clock = SimClock(t0 - before)
-    config = Config(engine=EngineSettings(router=router), store=StoreSettings(url=store.format(variant=name)))
+    # every order's record kept: the KPIs are read from them at the end
+    config = Config(engine=EngineSettings(router=router, retain_finished_hours=None),
+                    store=StoreSettings(url=store.format(variant=name)))
     routed = PartitionedRouter(make_router(router, travel_of(s, v)), variant_partitions(network, s, v))
     roads = travel_matrix(s.roads) if s.roads else None  # the couriers' true minutes, whatever the router assumes
     places: dict[str, tuple[float, float]] = {}  # order -> delivery place, when roads are simulated

@@ -59,7 +59,11 @@ class UnhandledEvent(TypeError):
 class ReadModels:
     """All read models, fed one event at a time in commit order."""
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, retain_s: float | None = None, recall: Any = None):
+        """`retain_s`, `recall`: how long a finished order's record stays in
+        memory, and how one is read back from the store (engine.readmodels.orders)."""
+        self.retain_s = retain_s
+        self.recall = recall
         self.reset(network)
 
     def reset(self, network: Network | None = None) -> None:
@@ -67,7 +71,7 @@ class ReadModels:
         network = network or self.network
         self.network = network
         self.atp = AtpView([n.id for n in network.nodes], [s.id for s in network.skus])
-        self.order_view = OrderView()
+        self.order_view = OrderView(self.retain_s, self.recall)
         self.capacity = CapacityView(network)
         self.member_view = MemberView()
         self.counter_sales = CounterSales()

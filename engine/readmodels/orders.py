@@ -4,10 +4,17 @@ for their node's decision. Fed by the Order events.
 
 Records keep the event's own dicts where neither side changes them (a
 routed part's lines and cost terms: made for the event, never changed by
-the order)."""
+the order).
+
+With a retention (`retain_s`), an order's record leaves memory that long
+after the order finished (completed, rejected or cancelled), by the
+events' own times, so a replay keeps the same ones. A finished order is
+read back from the store when asked for (`recall`): by a status query, a
+later refund, or a repeat of its submission."""
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import Any, Callable, Iterable
 from uuid import UUID
 
@@ -95,8 +102,17 @@ def _least(parts: dict[str, PartRecord]) -> str:
     return min((p.status for p in parts.values()), key=_RANK.__getitem__)
 
 
+FINISHED = ("completed", "rejected", "cancelled")
+# an order's record read back from the store: (order id, up to that version; None: all of it) -> record or None
+Recall = Callable[[UUID, "int | None"], "OrderRecord | None"]
+
+
 class OrderView:
-    def __init__(self) -> None:
+    def __init__(self, retain_s: float | None = None, recall: Recall | None = None) -> None:
+        self.retain_s = retain_s
+        self.recall = recall
+        self._finished: deque[tuple[float, str]] = deque()  # (when finished, order) while retained, oldest first
+        self.retired = 0  # records that left memory
         self.orders: dict[str, OrderRecord] = {}
         self.to_route: dict[str, None] = {}  # order ids waiting for a node, in arrival order
         self.awaiting: dict[tuple[str, str], float] = {}  # (order, node) -> routed_at
@@ -207,6 +223,38 @@ class OrderView:
         """Moved to another region's partition: still waiting for routing, there."""
         self.orders[self._key(e.originator_id)].region = e.region
 
+    # -- retention -----------------------------------------------------
+    def _retire(self, key: str, at: float) -> None:
+        """`key` finished at `at`: kept `retain_s` more; those finished
+        before `at - retain_s` leave memory (if still finished)."""
+        finished = self._finished
+        finished.append((at, key))
+        horizon = at - self.retain_s
+        orders = self.orders
+        while finished[0][0] < horizon:
+            _, old = finished.popleft()
+            r = orders.get(old)
+            if r is not None and r.status in FINISHED:
+                del orders[old]
+                self.retired += 1
+
+    def record(self, key: str, order_id: UUID) -> OrderRecord | None:
+        """The order's record: in memory, or read back from the store (not
+        kept: a status query of an old order brings nothing back into memory)."""
+        r = self.orders.get(key)
+        if r is None and self.recall is not None:
+            r = self.recall(order_id, None)
+        return r
+
+    def _recalled(self, e: Any, key: str) -> OrderRecord:
+        """The record of an order that left memory, as it stood before event `e`, kept again."""
+        r = self.recall(e.originator_id, e.originator_version - 1) if self.recall is not None else None
+        if r is None:
+            raise KeyError(key)
+        self.orders[key] = r
+        self._finished.append((e.at, key))
+        return r
+
     def forget(self, key: str) -> None:
         """Drops an order this engine no longer answers for (its partition moved, or the order did)."""
         r = self.orders.pop(key, None)
@@ -247,6 +295,8 @@ class OrderView:
         self.to_route.pop(r.order_id, None)
         if r.first_answer_at is None:
             r.first_answer_at = at
+        if self.retain_s is not None:
+            self._retire(r.order_id, at)
 
     def _rejected(self, e: Any) -> None:
         r = self.orders[self._key(e.originator_id)]
@@ -256,7 +306,8 @@ class OrderView:
         self._close(r, "rejected", e.reason, e.at)
 
     def _refunded(self, e: Any) -> None:
-        r = self.orders[self._key(e.originator_id)]
+        key = self._key(e.originator_id)
+        r = self.orders.get(key) or self._recalled(e, key)  # a refund may come after the record left
         r.refunded += sum(e.cash.values()) + e.delivery_fee
         r.points_returned += sum(e.points.values())
         r.refunds = (*r.refunds, e.refund_id)
@@ -271,6 +322,8 @@ class OrderView:
         r.lost = self._lost(e.lost)
         self.to_route.pop(r.order_id, None)
         r.status = "completed" if all(p.status == "handed_over" for p in r.parts.values()) else _least(r.parts)
+        if r.status == "completed" and self.retain_s is not None:
+            self._retire(r.order_id, e.at)
 
     def _cancelled(self, e: Any) -> None:
         self._close(self.orders[self._key(e.originator_id)], "cancelled", e.reason, e.at)
@@ -311,3 +364,5 @@ class OrderView:
             r.handed_over_at = at
         if not r.pending and all(p.status == "handed_over" for p in parts.values()):
             r.status = "completed"
+            if self.retain_s is not None:
+                self._retire(r.order_id, at)

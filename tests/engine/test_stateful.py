@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from uuid import UUID
+
 import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
@@ -67,6 +69,10 @@ class EngineMachine(RuleBasedStateMachine):
         self.n = 0
 
     # -- helpers -------------------------------------------------------
+    def record(self, oid: str):
+        """An order's record: in memory, or read from the store once it left (engine.readmodels.orders)."""
+        return self.engine.readmodels.order_view.record(oid, UUID(oid))
+
     def stored(self) -> int:
         return self.engine.recorder.max_notification_id() or 0
 
@@ -153,7 +159,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), step=st.sampled_from(["accept", "decline", "picked", "ready", "dispatched", "delivered", "collected", "cancel"]))
     def order_step(self, data, step):
         oid = data.draw(st.sampled_from(self.orders))
-        record = self.engine.readmodels.orders[oid]
+        record = self.record(oid)
         node = data.draw(st.sampled_from(sorted(record.parts))) if record.parts else None
         if step == "accept":
             self.attempt(self.engine.accept, AcceptOrder(order_id=oid, node=node))
@@ -173,7 +179,7 @@ class EngineMachine(RuleBasedStateMachine):
     def a_part_is_handed_over(self, data):
         """A part's whole way in one step: split orders' parts get handed over too."""
         oid = data.draw(st.sampled_from(self.orders))
-        record = self.engine.readmodels.orders[oid]
+        record = self.record(oid)
         routed = sorted(node for node, p in record.parts.items() if p.status == "routed")
         if not routed:
             return
@@ -195,12 +201,12 @@ class EngineMachine(RuleBasedStateMachine):
         oid = data.draw(st.sampled_from(self.orders))
         sku, q = data.draw(skus), data.draw(qty)
         self.n += 1
-        record = self.engine.readmodels.orders[oid]
+        record = self.record(oid)
         holding = held(record)
         cmd = RefundOrder(order_id=oid, refund_id=f"rf{self.n}", reason="returned", return_to=back,
                           write_off=back is None and bool(holding), lines=[] if whole else [ReturnLine(sku, q)])
         if self.attempt(self.engine.handle, cmd) is not None and back and holding:  # goods back on a shelf
-            after = held(self.engine.readmodels.orders[oid])
+            after = held(self.record(oid))
             for s, h in holding.items():
                 self.flow[(back, s)] += h - after.get(s, 0)
 
@@ -289,7 +295,7 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def each_order_is_in_exactly_one_known_state(self):
         for oid in self.orders:
-            record = self.engine.readmodels.orders[oid]
+            record = self.record(oid)
             assert record.status in STATES
             assert self.engine.log.repository.get(ids.order_id(record.channel, record.external_id)).status == record.status
 
@@ -298,7 +304,7 @@ class EngineMachine(RuleBasedStateMachine):
         """Per order and sale, to the minor unit: paid = kept + refunded, never more
         refunded than paid or than a line was paid; ended orders keep nothing."""
         for oid in self.orders:
-            r = self.engine.readmodels.orders[oid]
+            r = self.record(oid)
             order = self.engine.log.repository.get(ids.order_id(r.channel, r.external_id))
             m = order.money
             assert m.paid == sum(line.paid for line in m.lines.values()) + m.delivery_fee == r.paid
@@ -358,17 +364,18 @@ class EngineMachine(RuleBasedStateMachine):
             for role, (_, amount, *_rest) in c.roles.items():
                 assert 0 <= c.reversed.get(role, 0) <= amount
             if root.startswith("order/") and sku:  # credited only for goods handed over
-                r = self.engine.readmodels.orders[root.split("/")[1]]
+                r = self.record(root.split("/")[1])
                 assert any(p.status == "handed_over" and sku in p.lines for p in r.parts.values())
             assert sku != "C", "an excluded SKU was credited"
 
     def channel_of(self, root: str) -> tuple[str, str]:
-        r = self.engine.readmodels.orders[root.split("/")[1]]
+        r = self.record(root.split("/")[1])
         return r.channel, r.external_id
 
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
-        rebuilt = ReadModels(self.network)
+        live = self.engine.readmodels
+        rebuilt = ReadModels(self.network, live.retain_s, live.recall)  # with the retention: the same records leave
         for nid, event in self.engine.stored_events():
             rebuilt.apply(event, nid)
         assert rebuilt.state() == self.engine.readmodels.state()

@@ -1,0 +1,126 @@
+"""A finished order's record leaves memory `retain_finished_hours` after it
+finished, and is read back from the store whenever it is asked for: its
+status, a later refund, a repeat of its submission. What the engine answers
+does not change."""
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from domain.commands import Line, SubmitOrder
+from engine.app import Engine, EngineSettings
+from engine.clock import SimClock
+from tests.engine.network_fixture import at_km, small_network
+from tests.engine.test_money import hand_over, refund
+
+T0 = 1_700_000_000.0
+HOUR = 3600.0
+
+
+def order(ext: str, qty: int = 1) -> SubmitOrder:
+    lat, lon = at_km(0.0)
+    return SubmitOrder(channel="app", external_id=ext, lines=[Line("A", qty)], lat=lat, lon=lon)
+
+
+def engine_on(url: str, clock: SimClock, hours: float | None = 1.0) -> Engine:
+    return Engine(small_network(), EngineSettings(retain_finished_hours=hours), clock=clock, store=url).start()
+
+
+def stored(engine: Engine) -> int:
+    return engine.recorder.max_notification_id() or 0
+
+
+def stock(engine: Engine) -> dict[str, int]:
+    return {n.id: engine.stock(n.id, ["A"]).available["A"] for n in engine.network.nodes}
+
+
+def same(a, b) -> bool:
+    return msgspec.json.encode(a) == msgspec.json.encode(b)
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path}/events.db"
+
+
+def finish_two_hours_apart(engine: Engine, clock: SimClock) -> tuple[str, object]:
+    """o1 handed over, then o2 handed over two hours later: o1's record is past a 1-h retention."""
+    first = engine.submit(order("o1"))
+    hand_over(engine, first.order_id)
+    done = engine.order_status(first.order_id)
+    clock.advance_to(clock.now() + 2 * HOUR)
+    second = engine.submit(order("o2"))
+    hand_over(engine, second.order_id)
+    return first.order_id, done
+
+
+def test_a_finished_order_leaves_memory_after_the_retention_and_its_status_is_read_back(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    o1, done = finish_two_hours_apart(engine, clock)
+    assert done.status == "completed"
+    assert o1 not in engine.readmodels.orders and engine.readmodels.order_view.retired == 1
+    assert same(engine.order_status(o1), done)
+    assert o1 not in engine.readmodels.orders  # a status query brings nothing back into memory
+    engine.close()
+
+
+def test_without_a_retention_every_order_stays(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock, hours=None)
+    o1, _ = finish_two_hours_apart(engine, clock)
+    assert o1 in engine.readmodels.orders and engine.readmodels.order_view.retired == 0
+    engine.close()
+
+
+def test_an_open_order_and_a_recently_finished_one_stay(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    still_open = engine.submit(order("open")).order_id
+    o1, _ = finish_two_hours_apart(engine, clock)
+    o2 = engine.order_of("app", "o2")
+    assert still_open in engine.readmodels.orders and str(o2) in engine.readmodels.orders
+    engine.close()
+
+
+def test_a_repeat_of_an_order_that_left_memory_gets_its_first_answer_and_stores_nothing(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    o1, done = finish_two_hours_apart(engine, clock)
+    assert o1 not in engine.readmodels.orders
+    before, available = stored(engine), stock(engine)
+    again = engine.submit(order("o1"))
+    assert again.repeat and same(msgspec.structs.replace(again, repeat=False), done)
+    assert stored(engine) == before and stock(engine) == available
+    engine.close()
+
+
+def test_a_refund_after_the_record_left_counts_from_the_stored_order_and_replays_alike(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    first = engine.submit(order("o1", qty=2))
+    hand_over(engine, first.order_id)
+    clock.advance_to(clock.now() + 2 * HOUR)
+    hand_over(engine, engine.submit(order("o2")).order_id)
+    assert first.order_id not in engine.readmodels.orders
+    one = engine.handle(refund(first.order_id, "r-1", {"A": 1}, write_off=True))
+    assert one.money.refunded == one.money.paid // 2 and one.money.kept == one.money.paid - one.money.refunded
+    two = engine.handle(refund(first.order_id, "r-2", write_off=True))
+    assert two.money.refunded == two.money.paid and two.money.refunds == ["r-1", "r-2"]
+    live = {ext: engine.order_status(str(engine.order_of("app", ext))) for ext in ("o1", "o2")}
+    engine.close()
+    for hours in (1.0, None):  # the store replayed with and without a retention answers the same
+        rebuilt = engine_on(url, clock, hours)
+        assert all(same(rebuilt.order_status(str(rebuilt.order_of("app", ext))), r) for ext, r in live.items())
+        rebuilt.close()
+
+
+def test_a_replay_keeps_only_what_the_retention_keeps(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    finish_two_hours_apart(engine, clock)
+    live = set(engine.readmodels.orders)
+    engine.close()
+    rebuilt = engine_on(url, clock)
+    assert set(rebuilt.readmodels.orders) == live and rebuilt.readmodels.order_view.retired == 1
+    rebuilt.close()
