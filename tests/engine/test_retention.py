@@ -38,9 +38,10 @@ def same(a, b) -> bool:
     return msgspec.json.encode(a) == msgspec.json.encode(b)
 
 
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/events.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    """The stores a record is read back from: SQLite and PostgreSQL."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/events.db"
 
 
 def finish_two_hours_apart(engine: Engine, clock: SimClock) -> tuple[str, object]:
