@@ -1,12 +1,14 @@
 """The library's SQLite and PostgreSQL recorders with what this engine
 needs of them: batched inserts, plain-row reads for replays, and big saves
-that psycopg's pipeline cannot carry."""
+that psycopg's pipeline cannot carry; and its in-memory one, whose
+conflicts name the event."""
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
@@ -128,3 +130,27 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             self._insert_events(curs, stored_events, **kwargs)
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+
+class MemoryEventRecorder(POPOApplicationRecorder):
+    """The library's in-memory recorder. Its conflict message prints each
+    stored event whole, and the engine's are Notifications numbered by the
+    save (engine.store.eventlog), without an id until then: the message
+    raised AttributeError in place of the IntegrityError a conflict is."""
+
+    def _assert_uniqueness(self, stored_events: list[StoredEvent], **_: Any) -> None:
+        index = self._stored_events_index
+        new = set()
+        for s in stored_events:
+            if s.originator_version in index[str(s.originator_id)]:
+                raise IntegrityError(f"Stored event already recorded: {s.originator_id} v{s.originator_version}")
+            new.add((s.originator_id, s.originator_version))
+        if len(new) < len(stored_events):
+            raise IntegrityError(f"Stored events are not unique: {len(stored_events) - len(new)} repeated")
+
+
+class MemoryFactory(POPOFactory):
+    """The library's in-memory store with MemoryEventRecorder (its factory takes no recorder topic)."""
+
+    def application_recorder(self) -> MemoryEventRecorder:
+        return MemoryEventRecorder()

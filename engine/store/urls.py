@@ -27,13 +27,14 @@ POSTGRES_LOCK_TIMEOUT_S = 5
 # by topic, so reading a URL imports no database driver
 SQLITE_RECORDER = "engine.store.recorders:SQLiteEventRecorder"
 POSTGRES_RECORDER = "engine.store.recorders:PostgresEventRecorder"
+MEMORY_STORE = "engine.store.recorders:MemoryFactory"
 
 
 def store_env(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     env: dict[str, str] = {}
     if parts.scheme == "memory":
-        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+        env["PERSISTENCE_MODULE"] = MEMORY_STORE
     elif parts.scheme == "sqlite":
         path = sqlite_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from engine.store.urls import describe, sqlite_path, store_env
 
 
 def test_memory_sqlite_and_postgres_urls_select_the_library_recorders(tmp_path):
-    assert store_env("memory:")["PERSISTENCE_MODULE"] == "eventsourcing.popo"
+    assert store_env("memory:")["PERSISTENCE_MODULE"] == "engine.store.recorders:MemoryFactory"
     env = store_env(f"sqlite:///{tmp_path}/a/events.db")
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite" and env["SQLITE_DBNAME"] == f"{tmp_path}/a/events.db"
     assert (tmp_path / "a").is_dir()
