@@ -60,8 +60,9 @@ class ReadModels:
     """All read models, fed one event at a time in commit order."""
 
     def __init__(self, network: Network, retain_s: float | None = None, recall: Any = None):
-        """`retain_s`, `recall`: how long a finished order's record stays in
-        memory, and how one is read back from the store (engine.readmodels.orders)."""
+        """`retain_s`: how long a finished order's record (and a used or
+        lapsed hold's) stays in memory; `recall`: how an order's is read
+        back from the store (engine.readmodels.orders)."""
         self.retain_s = retain_s
         self.recall = recall
         self.reset(network)
@@ -77,7 +78,7 @@ class ReadModels:
         self.counter_sales = CounterSales()
         self.benefit = BenefitView()
         self.demand = DemandView(self.order_view.orders)  # after the order view: it reads a rejected order's lines
-        self.holds = HoldView()
+        self.holds = HoldView(self.retain_s)
         self.last_notification_id = 0
         self._handlers = _dispatch_table(
             (self.atp, self.order_view, self.capacity, self.member_view, self.counter_sales, self.benefit,

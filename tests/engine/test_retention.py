@@ -133,3 +133,23 @@ def test_a_replay_keeps_only_what_the_retention_keeps(url):
     rebuilt = engine_on(url, clock)
     assert set(rebuilt.readmodels.orders) == live and rebuilt.readmodels.order_view.retired == 1
     rebuilt.close()
+
+
+def test_used_and_lapsed_holds_leave_memory_after_the_retention():
+    from tests.engine.test_quotes import cart
+
+    clock = SimClock(T0)
+    engine = engine_on("memory:", clock)
+    holds = engine.readmodels.holds
+    for q, minutes in (("used", 5), ("lapsed", 1)):
+        engine.quote(msgspec.structs.replace(cart(km=0.0, modes="delivery", A=1), quote_id=q, hold_minutes=minutes))
+    lat, lon = at_km(0.0)
+    engine.submit(SubmitOrder(channel="app", external_id="o1", lines=[Line("A", 1)], lat=lat, lon=lon, hold="used"))
+    clock.advance_to(T0 + 60)
+    engine.expire_due()
+    assert (holds.holds["used"].status, holds.holds["lapsed"].status) == ("used", "lapsed")
+    clock.advance_to(T0 + 2 * HOUR)
+    engine.quote(msgspec.structs.replace(cart(km=0.0, modes="delivery", A=1), quote_id="later", hold_minutes=1))
+    clock.advance_to(T0 + 2 * HOUR + 60)
+    engine.expire_due()  # "later" lapses two hours after the others ended: they leave
+    assert set(holds.holds) == {"later"} and holds.holds["later"].status == "lapsed" and len(holds._ids) == 1
