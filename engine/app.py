@@ -38,7 +38,6 @@ from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
 from engine.quotes import Quotes, expire_holds, use_hold
 from engine.readmodels import OrderRecord, ReadModels
-from engine.readmodels.orders import OrderView
 from engine.replies import (
     ts, MemberReply, NodeStock, OrderReply, QuoteReply, SaleReply, StockNearby, StockReply, member_reply, order_reply,
 )
@@ -150,7 +149,7 @@ class Engine:
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
         )
         retain = settings.retain_finished_hours
-        self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._order_record)
+        self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._events_of)
         self._placing: list[UUID] = []  # the orders the batch in hand places (looked for in the store on a conflict)
         self._stored: dict[str, OrderRecord] = {}  # of those, the ones the store holds: repeats of retired orders
         self.quotes = Quotes(self)
@@ -212,14 +211,9 @@ class Engine:
                 if (r := view.record(key, oid)) is not None:
                     self._stored[key] = r
 
-    def _order_record(self, order_id: UUID, upto: int | None) -> OrderRecord | None:
-        """An order's record built from its stored events (up to version
-        `upto`), as the order view builds it live; None if it has none."""
-        view = OrderView()
-        handlers = view.handlers()
-        for e in self.log.events.get(order_id, lte=upto):
-            handlers[type(e)](e)
-        return view.orders.get(str(order_id))
+    def _events_of(self, aggregate_id: UUID, upto: int | None) -> Iterable[Any]:
+        """An aggregate's stored events (to version `upto`): what the read models build a record that left memory from."""
+        return self.log.events.get(aggregate_id, lte=upto)
 
     def catch_up(self) -> int:
         """Feeds the read models with events stored since they last saw one."""

@@ -59,8 +59,8 @@ class EngineSettings(Struct, frozen=True, forbid_unknown_fields=True):
     phone_salt: str = "o2o-engine-dev-salt"  # set a secret one in production: O2O_PHONE_SALT
     max_retries: Annotated[int, Meta(ge=0)] = 5  # on optimistic-concurrency conflicts
     inventory_snapshot_interval: Annotated[int, Meta(ge=0)] = 200  # 0: no snapshots
-    # a finished order's record stays in memory this long, then is read from the store when asked
-    # for (engine/readmodels/orders.py); None: kept for good (the simulations' KPIs read every order)
+    # a finished order's record (a counter sale's, an ended hold's) stays in memory this long, then is read
+    # from the store when asked for (engine/readmodels/orders.py); None: kept for good (simulations' KPIs)
     retain_finished_hours: Annotated[float, Meta(gt=0)] | None = 72.0
 
 

@@ -59,12 +59,14 @@ class UnhandledEvent(TypeError):
 class ReadModels:
     """All read models, fed one event at a time in commit order."""
 
-    def __init__(self, network: Network, retain_s: float | None = None, recall: Any = None):
-        """`retain_s`: how long a finished order's record (and a used or
-        lapsed hold's) stays in memory; `recall`: how an order's is read
-        back from the store (engine.readmodels.orders)."""
+    def __init__(self, network: Network, retain_s: float | None = None,
+                 events_of: Callable[[UUID, int | None], Iterable[Any]] | None = None):
+        """`retain_s`: how long a finished order's record, a counter sale's
+        and an ended hold's stay in memory; `events_of(aggregate id, up to
+        version)`: the stored events a record that left is built again from
+        (engine.readmodels.orders)."""
         self.retain_s = retain_s
-        self.recall = recall
+        self.events_of = events_of
         self.reset(network)
 
     def reset(self, network: Network | None = None) -> None:
@@ -72,10 +74,10 @@ class ReadModels:
         network = network or self.network
         self.network = network
         self.atp = AtpView([n.id for n in network.nodes], [s.id for s in network.skus])
-        self.order_view = OrderView(self.retain_s, self.recall)
+        self.order_view = OrderView(self.retain_s, self.events_of)
         self.capacity = CapacityView(network)
         self.member_view = MemberView()
-        self.counter_sales = CounterSales()
+        self.counter_sales = CounterSales(self.retain_s, self.events_of)
         self.benefit = BenefitView()
         self.demand = DemandView(self.order_view.orders)  # after the order view: it reads a rejected order's lines
         self.holds = HoldView(self.retain_s)

@@ -1,14 +1,20 @@
 """Sales over the counter (POS): how many, the units they took, and each
 sale's money and refunds. Fed by NodeInventory.SoldOverCounter (which the
-ATP view also takes) and the Sale events."""
+ATP view also takes) and the Sale events.
+
+With a retention (`retain_s`), a sale's record leaves memory that long
+after the sale, by the events' own times; a later refund builds it again
+from the sale's stored events (`events_of`), as the order view does."""
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
 import msgspec
 
 from domain.inventory import NodeInventory
 from domain.sale import Sale
+from engine.readmodels.orders import EventsOf
 
 
 class SaleRecord(msgspec.Struct, gc=False):
@@ -23,7 +29,10 @@ class SaleRecord(msgspec.Struct, gc=False):
 
 
 class CounterSales:
-    def __init__(self) -> None:
+    def __init__(self, retain_s: float | None = None, events_of: EventsOf | None = None) -> None:
+        self.retain_s = retain_s
+        self.events_of = events_of
+        self._made_at: deque[tuple[float, Any]] = deque()  # (when made, sale aggregate id) while retained
         self.counts = {"sales": 0, "units": 0}
         self.sales: dict[str, SaleRecord] = {}  # "node/sale id" -> its money
         self._keys: dict[Any, str] = {}  # sale aggregate id -> its key
@@ -39,9 +48,35 @@ class CounterSales:
     def _made(self, e: Any) -> None:
         key = self._keys[e.originator_id] = f"{e.node}/{e.sale_id}"
         self.sales[key] = SaleRecord(e.node, e.sale_id, e.member, e.money.paid, e.money.points_used)
+        if self.retain_s is not None:
+            self._retire(e.at, e.originator_id)
+
+    def _retire(self, at: float, sale: Any) -> None:
+        """`sale` made (or refunded) at `at`: the sales made `retain_s` before it leave memory."""
+        made = self._made_at
+        made.append((at, sale))
+        horizon = at - self.retain_s
+        while made[0][0] < horizon:
+            key = self._keys.pop(made.popleft()[1], None)
+            if key is not None:
+                del self.sales[key]
 
     def _refunded(self, e: Any) -> None:
-        r = self.sales[self._keys[e.originator_id]]
+        key = self._keys.get(e.originator_id)
+        r = self.sales[key] if key is not None else self._read_back(e)  # a refund may come after the record left
         r.refunded += sum(e.cash.values())
         r.points_returned += sum(e.points.values())
         r.refunds = [*r.refunds, e.refund_id]
+
+    def _read_back(self, e: Any) -> SaleRecord:
+        """The record of a sale that left memory, as it stood before event `e`, kept again."""
+        if self.events_of is None:
+            raise KeyError(e.originator_id)
+        view = CounterSales()
+        handlers = view.handlers()
+        for past in self.events_of(e.originator_id, e.originator_version - 1):
+            handlers[type(past)](past)
+        key = self._keys[e.originator_id] = view._keys[e.originator_id]
+        r = self.sales[key] = view.sales[key]
+        self._made_at.append((e.at, e.originator_id))
+        return r

@@ -9,8 +9,8 @@ the order).
 With a retention (`retain_s`), an order's record leaves memory that long
 after the order finished (completed, rejected or cancelled), by the
 events' own times, so a replay keeps the same ones. A finished order is
-read back from the store when asked for (`recall`): by a status query, a
-later refund, or a repeat of its submission."""
+read back from its stored events (`events_of`) when asked for: by a status
+query, a later refund, or a repeat of its submission."""
 from __future__ import annotations
 
 import heapq
@@ -103,14 +103,14 @@ def _least(parts: dict[str, PartRecord]) -> str:
 
 
 FINISHED = ("completed", "rejected", "cancelled")
-# an order's record read back from the store: (order id, up to that version; None: all of it) -> record or None
-Recall = Callable[[UUID, "int | None"], "OrderRecord | None"]
+# an aggregate's stored events: (its id, up to that version; None: all of them) -> the events, oldest first
+EventsOf = Callable[[UUID, "int | None"], Iterable[Any]]
 
 
 class OrderView:
-    def __init__(self, retain_s: float | None = None, recall: Recall | None = None) -> None:
+    def __init__(self, retain_s: float | None = None, events_of: EventsOf | None = None) -> None:
         self.retain_s = retain_s
-        self.recall = recall
+        self.events_of = events_of
         self._finished: deque[tuple[float, str]] = deque()  # (when finished, order) while retained, oldest first
         self.retired = 0  # records that left memory
         self.orders: dict[str, OrderRecord] = {}
@@ -242,13 +242,21 @@ class OrderView:
         """The order's record: in memory, or read back from the store (not
         kept: a status query of an old order brings nothing back into memory)."""
         r = self.orders.get(key)
-        if r is None and self.recall is not None:
-            r = self.recall(order_id, None)
+        if r is None and self.events_of is not None:
+            r = self._read_back(order_id, None)
         return r
+
+    def _read_back(self, order_id: UUID, upto: int | None) -> OrderRecord | None:
+        """The order's record built from its stored events (to version `upto`), as this view builds it live."""
+        view = OrderView()
+        handlers = view.handlers()
+        for e in self.events_of(order_id, upto):
+            handlers[type(e)](e)
+        return view.orders.get(str(order_id))
 
     def _recalled(self, e: Any, key: str) -> OrderRecord:
         """The record of an order that left memory, as it stood before event `e`, kept again."""
-        r = self.recall(e.originator_id, e.originator_version - 1) if self.recall is not None else None
+        r = self._read_back(e.originator_id, e.originator_version - 1) if self.events_of is not None else None
         if r is None:
             raise KeyError(key)
         self.orders[key] = r

@@ -1,6 +1,7 @@
 """A finished order's record leaves memory `retain_finished_hours` after it
 finished, and is read back from the store whenever it is asked for: its
-status, a later refund, a repeat of its submission. What the engine answers
+status, a later refund, a repeat of its submission. So do counter sales'
+records (read back for a refund) and ended holds'. What the engine answers
 does not change."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from domain.commands import Line, SubmitOrder
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from tests.engine.network_fixture import at_km, small_network
-from tests.engine.test_money import hand_over, refund
+from tests.engine.test_money import hand_over, refund, refund_sale, sell
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -153,3 +154,21 @@ def test_used_and_lapsed_holds_leave_memory_after_the_retention():
     clock.advance_to(T0 + 2 * HOUR + 60)
     engine.expire_due()  # "later" lapses two hours after the others ended: they leave
     assert set(holds.holds) == {"later"} and holds.holds["later"].status == "lapsed" and len(holds._ids) == 1
+
+
+def test_a_counter_sale_leaves_memory_and_a_later_refund_counts_from_the_stored_sale(url):
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    sell(engine, "p1", [Line("A", 2, unit_price=450)], paid=900)
+    clock.advance_to(T0 + 2 * HOUR)
+    sell(engine, "p2", [Line("A", 1)])
+    assert set(engine.readmodels.sales) == {"S1/p2"}
+    one = engine.handle(refund_sale("p1", "r-1", {"A": 1}, write_off=True))
+    assert (one.paid, one.refunded, one.kept, one.refunds) == (900, 450, 450, ["r-1"])
+    two = engine.handle(refund_sale("p1", "r-2", write_off=True))
+    assert (two.refunded, two.kept, two.refunds) == (900, 0, ["r-1", "r-2"])
+    live = engine.readmodels.state()["sales"]
+    engine.close()
+    rebuilt = engine_on(url, clock)  # the same sales leave and come back in a replay
+    assert rebuilt.readmodels.state()["sales"] == live
+    rebuilt.close()

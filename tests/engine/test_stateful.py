@@ -375,7 +375,7 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def replay_reproduces_aggregates_and_read_models(self):
         live = self.engine.readmodels
-        rebuilt = ReadModels(self.network, live.retain_s, live.recall)  # with the retention: the same records leave
+        rebuilt = ReadModels(self.network, live.retain_s, live.events_of)  # with the retention: the same records leave
         for nid, event in self.engine.stored_events():
             rebuilt.apply(event, nid)
         assert rebuilt.state() == self.engine.readmodels.state()
