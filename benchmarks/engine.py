@@ -9,7 +9,10 @@ what the served engine pays. CPU microseconds per order (this process's
 CPU time), the median of --repeat runs, each on a fresh engine and store. The figure to compare
 before and after a change on the order path; bench load gives the
 process's whole cost. Each batch's wall time is reported too (median, p99,
-max): what a stall in the engine's thread costs the orders of its batch."""
+max): what a stall in the engine's thread costs the orders of its batch.
+With --complete every routed order is also taken to hand-over after its
+batch, so the figure is an order's whole life, and what a finished order
+leaves behind (its record, until --retain-hours) weighs on the next."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--orders", type=int, default=20_000, help="orders per run (default 20,000)")
     p.add_argument("--batch", type=int, default=200, help="orders per submit_batch (default 200)")
     p.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh engine (default 3)")
+    p.add_argument("--complete", action="store_true",
+                   help="take every routed order to hand-over after its batch (counted in the CPU per order)")
+    p.add_argument("--retain-hours", type=float, default=None,
+                   help="engine.retain_finished_hours (default: the configured 72; the bench's orders finish in seconds)")
     p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and demand are used")
     p.add_argument("--out", default="bench-results", help="folder for engine.json")
     p.set_defaults(func=run)
@@ -54,7 +61,7 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
     batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir,
     benchmarks.held), `each(engine, batch, replies)` after each batch (benchmarks.held);
     `settings`: engine settings over the bench's."""
-    from engine.memory import keep_long_lived
+    from engine.memory import keep_long_lived, let_go
 
     engine = build(network, store, settings)
     threshold = gc.get_threshold()
@@ -87,6 +94,7 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
         engine.close()
         gc.unfreeze()
         gc.set_threshold(*threshold)
+        let_go()
     n = max(len(orders), 1)
     return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1),
             "gc_us_per_order": round(collector.seconds / n * 1e6, 1), "gc_collections": collector.count,
@@ -95,6 +103,34 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
             "batch_ms": {"median": round(statistics.median(batches) * 1e3, 1) if batches else 0.0,
                          "p99": round(float(np.percentile(batches, 99)) * 1e3, 1) if batches else 0.0,
                          "max": round(max(batches, default=0.0) * 1e3, 1)}}
+
+
+def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
+    """The commands taking each routed order of a batch to hand-over at every node it was routed to,
+    and how many parts they complete."""
+    from domain import ids
+    from domain.commands import STEPS, AcceptOrder, ReportProgress
+
+    out: list[Any] = []
+    parts = 0
+    for cmd, reply in zip(cmds, replies):
+        if getattr(reply, "status", None) != "routed":
+            continue
+        oid = str(ids.order_id(cmd.channel, cmd.external_id))
+        for part in reply.parts:
+            parts += 1
+            out.append(AcceptOrder(order_id=oid, node=part.node))
+            out.extend(ReportProgress(order_id=oid, step=step, node=part.node) for step in STEPS[cmd.mode])
+    return out, parts
+
+
+def take_to_hand_over(engine: Any, chunk: list[Any], replies: list[Any]) -> int:
+    """Each routed order of a batch taken to hand-over; how many parts that completed."""
+    steps, parts = completing(chunk, replies)
+    errors = [e for e in engine.handle_many(steps) if e is not None]
+    if errors:
+        raise RuntimeError(f"taking orders to hand-over failed: {errors[:3]}")
+    return parts
 
 
 def by_fifth(progress: list[tuple[int, float]], start: float) -> list[float]:
@@ -133,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
     for k in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="o2o-bench-engine-") as tmp:
             load = Path("/proc/loadavg").read_text().split()[0]
-            r = one_run(network, orders, args.batch, f"sqlite:///{tmp}/events.db")
+            r = one_run(network, orders, args.batch, f"sqlite:///{tmp}/events.db",
+                        each=take_to_hand_over if args.complete else None,
+                        settings={"retain_finished_hours": args.retain_hours} if args.retain_hours else None)
             r["load_before"] = float(load)
             runs.append(r)
             print(f"run {k + 1}: {r['cpu_us_per_order']} us CPU per order, {r['wall_us_per_order']} us wall, "
@@ -142,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['batch_ms']['p99']} / {r['batch_ms']['max']} ms, by fifth of the orders "
                   f"{' / '.join(str(x) for x in r['cpu_us_per_order_by_fifth'])} us (load {load})", flush=True)
     report = {"machine": machine(), "orders": args.orders, "batch": args.batch, "scenario": args.scenario,
+              "complete": args.complete, "retain_hours": args.retain_hours,
               "runs": runs, "median_cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in runs)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

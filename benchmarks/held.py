@@ -22,27 +22,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engine import one_run
+from benchmarks.engine import one_run, take_to_hand_over
 from benchmarks.load.plan import SCENARIO, demand, roomy
-
-
-def completing(cmds: list[Any], replies: list[Any]) -> tuple[list[Any], int]:
-    """The commands taking each routed order of a batch to hand-over at every node it was routed to,
-    and how many parts they complete."""
-    from domain import ids
-    from domain.commands import STEPS, AcceptOrder, ReportProgress
-
-    out: list[Any] = []
-    parts = 0
-    for cmd, reply in zip(cmds, replies):
-        if getattr(reply, "status", None) != "routed":
-            continue
-        oid = str(ids.order_id(cmd.channel, cmd.external_id))
-        for part in reply.parts:
-            parts += 1
-            out.append(AcceptOrder(order_id=oid, node=part.node))
-            out.extend(ReportProgress(order_id=oid, step=step, node=part.node) for step in STEPS[cmd.mode])
-    return out, parts
 
 
 def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25,
@@ -60,11 +41,7 @@ def held(orders: int, batch: int, complete: bool, scenario: str, top: int = 25,
 
     def finish(engine: Any, chunk: list[Any], replies: list[Any]) -> None:
         nonlocal completed
-        steps, parts = completing(chunk, replies)
-        errors = [e for e in engine.handle_many(steps) if e is not None]
-        if errors:
-            raise RuntimeError(f"taking orders to hand-over failed: {errors[:3]}")
-        completed += parts
+        completed += take_to_hand_over(engine, chunk, replies)
 
     with tempfile.TemporaryDirectory(prefix="o2o-held-") as tmp:
         try:

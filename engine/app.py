@@ -33,7 +33,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import EngineSettings
 from engine.geo import haversine_km
 from engine.handlers import COMMANDS, Batched, Many, Query, Write, release_gift, settle_points
-from engine.memory import untraced
+from engine.memory import collect_if_due, untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
 from engine.quotes import Quotes, expire_holds, use_hold
@@ -252,6 +252,7 @@ class Engine:
             notes = [rec.notification for rec in recordings]
             for hook in self.on_commit:
                 hook(notes)
+        collect_if_due()
         return result
 
     def open_network(self) -> int:

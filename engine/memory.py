@@ -12,6 +12,7 @@ stay short."""
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import contextmanager
 from typing import Iterator, TypeVar
 
@@ -25,7 +26,18 @@ YOUNG = 10_000
 # paused the engine 17-30 ms of CPU each, in twos 4-13 ms, and the collector's CPU per
 # order fell 6.4-7.1 -> 3.8-6.0 us (fewer cache misses; benchmarks/README.md)
 MIDDLE = 2
+# ... and at least this often while the engine works. CPython counts containers made less those freed, old ones
+# included: once finished orders leave memory as fast as new ones come (engine.readmodels.orders), young
+# collections came six times rarer, each walking what was made since, 3 -> 18 ms over 100,000 orders and
+# growing (benchmarks/README.md)
+YOUNG_EVERY_S = 0.1
 E = TypeVar("E", bound=BaseException)
+_last = [0.0]  # when the last collection ended, while keep_long_lived's policy is on (else 0)
+
+
+def _ended(phase: str, info: dict) -> None:
+    if phase == "stop":
+        _last[0] = time.perf_counter()
 
 
 def keep_long_lived() -> None:
@@ -35,6 +47,25 @@ def keep_long_lived() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG, MIDDLE, NEVER)
+    if _ended not in gc.callbacks:
+        gc.callbacks.append(_ended)
+    _last[0] = time.perf_counter()
+
+
+def collect_if_due() -> None:
+    """Called by the engine after each command: under keep_long_lived's
+    policy, a young collection (a middle one when its turn has come, as
+    the counts would pick) if none ran for YOUNG_EVERY_S."""
+    last = _last[0]
+    if last and time.perf_counter() - last >= YOUNG_EVERY_S:
+        gc.collect(1 if gc.get_count()[1] >= MIDDLE else 0)
+
+
+def let_go() -> None:
+    """keep_long_lived's timed collections off again (a bench's run ended)."""
+    if _ended in gc.callbacks:
+        gc.callbacks.remove(_ended)
+    _last[0] = 0.0
 
 
 @contextmanager
