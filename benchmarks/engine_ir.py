@@ -7,8 +7,9 @@ builds it (the bench's roomy network and orders, SQLite, the collector as
 N orders in batches, the counters zeroed before them and dumped after
 (`callgrind_control`); per order = the dump's instructions / N. The
 router's anytime loops run until a wall-clock deadline, and valgrind slows
-them about 50-fold, so here the routing modules read a clock that moves 1
-ms per reading (what they do then is the same from run to run). Hash seeds
+them about 50-fold, so here the routing modules (and engine.memory's timed
+collections) read a clock that moves 1 ms per reading (what they do then
+is the same from run to run). Hash seeds
 are fixed. `--code DIR` measures another checkout (say a `git worktree` of
 the commit before a change) with this interpreter, side by side with this
 one. A few CPU minutes per run; figures in benchmarks/README.md (issue 19).
@@ -58,6 +59,9 @@ def child(orders: int, batch: int, warm: int) -> None:
             continue
         if hasattr(module, "time"):
             module.time = clock
+    import engine.memory  # its young collections by time too: at valgrind's pace one would follow every batch
+
+    engine.memory.time = clock
     from benchmarks.engine import one_run
     from benchmarks.load.plan import SCENARIO, demand, roomy
 
