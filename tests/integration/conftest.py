@@ -36,7 +36,8 @@ BACKPRESSURE = {"max_queue", "max_wait_ms", "ack_wait_s"}
 
 @asynccontextmanager
 async def running_service(url: str, store: str = "memory:", router=None, events: str = "inline",
-                          test_clock: str | None = None, points: dict | None = None, network: str | None = None, **kw):
+                          test_clock: str | None = None, points: dict | None = None, network: str | None = None,
+                          retain_hours: float | None = None, **kw):
     """The engine service in this event loop, started by the composition root
     on the sample city at noon (or on a test clock starting at `test_clock`,
     as `o2o serve --test-clock` does); yields (engine, client connection)."""
@@ -45,7 +46,7 @@ async def running_service(url: str, store: str = "memory:", router=None, events:
         "batching": {k: v for k, v in kw.items() if k in BATCHING},
         "backpressure": {k: v for k, v in kw.items() if k in BACKPRESSURE},
         "clock": {"test": True, "start": test_clock} if test_clock else {},
-        "engine": {"points": points or {}},
+        "engine": {"points": points or {}, **({"retain_finished_hours": retain_hours} if retain_hours else {})},
         "network": {"file": network} if network else {},
     })
     clock = None if test_clock else ShiftedClock(NOON)
