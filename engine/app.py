@@ -208,7 +208,7 @@ class Engine:
             view = self.readmodels.order_view
             for oid in placing:
                 key = str(oid)
-                if (r := view.record(key, oid)) is not None:
+                if key not in view.orders and (r := view.record(key, oid)) is not None:
                     self._stored[key] = r
 
     def _events_of(self, aggregate_id: UUID, upto: int | None) -> Iterable[Any]:
