@@ -1006,7 +1006,12 @@ class Engine:
         return order_reply(record)
 
     def order_reply(self, key: str) -> OrderReply:
-        return order_reply(self.readmodels.orders[key])
+        """The reply to a command on an order: read after its commit, from
+        memory or the store (a repeated refund of an order whose record left)."""
+        r = self.readmodels.order_view.record(key, UUID(key))
+        if r is None:
+            raise NotFound("order_id", f"unknown order {key}")
+        return order_reply(r)
 
     # -- stock ---------------------------------------------------------
     def lines(self, lines: list[Any]) -> dict[str, int]:
@@ -1056,11 +1061,11 @@ class Engine:
                                        available=int(atp[i]), modes=list(n.modes)))
         return StockNearby(sku=q.sku, nodes=found)
 
-    def sale(self, key: str) -> SaleReply:
-        """A counter sale's money, by "node/sale id"."""
-        r = self.readmodels.sales.get(key)
+    def sale(self, node: str, sale_id: str) -> SaleReply:
+        """A counter sale's money: from memory or the store (a repeated refund of a sale whose record left)."""
+        r = self.readmodels.counter_sales.record(node, sale_id)
         if r is None:
-            raise NotFound("sale_id", f"unknown sale {key}")
+            raise NotFound("sale_id", f"unknown sale {node}/{sale_id}")
         return SaleReply(node=r.node, sale_id=r.sale_id, paid=r.paid, refunded=r.refunded, kept=r.paid - r.refunded,
                          points_used=r.points_used, points_returned=r.points_returned, refunds=list(r.refunds))
 

@@ -217,7 +217,7 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
     return cmd.node, list(lines)
 
 
-def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str:
+def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> tuple[str, str]:
     """Money back for a counter sale; the goods come back to a node or are written off."""
     lines = e.lines(cmd.lines)
     if cmd.return_to is not None and cmd.return_to not in e.nodes:
@@ -230,11 +230,11 @@ def refund_sale(e: "Engine", uow: UnitOfWork, cmd: RefundSale, at: float) -> str
                         done, all_back(sale.money, sale.refunds), at)
         if cmd.return_to:
             uow.inventory(cmd.return_to).take_back(f"refund/{sale.id}/{cmd.refund_id}", done.lines, at)
-    return f"{cmd.node}/{cmd.sale_id}"
+    return cmd.node, cmd.sale_id
 
 
-def sale_answer(e: "Engine", cmd: Any, key: str) -> SaleReply:
-    return e.sale(key)
+def sale_answer(e: "Engine", cmd: Any, sale: tuple[str, str]) -> SaleReply:
+    return e.sale(*sale)
 
 
 def get_stock(e: "Engine", q: GetStock) -> StockReply:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from domain import ids
 from domain.inventory import NodeInventory
 from domain.sale import Sale
 from engine.readmodels.orders import EventsOf
@@ -68,15 +69,28 @@ class CounterSales:
         r.points_returned += sum(e.points.values())
         r.refunds = [*r.refunds, e.refund_id]
 
+    def record(self, node: str, sale_id: str) -> SaleRecord | None:
+        """A sale's record: in memory, or built from its stored events (not kept)."""
+        key = f"{node}/{sale_id}"
+        r = self.sales.get(key)
+        if r is None and self.events_of is not None:
+            r = self._replayed(ids.sale_id(node, sale_id), None).sales.get(key)
+        return r
+
     def _read_back(self, e: Any) -> SaleRecord:
         """The record of a sale that left memory, as it stood before event `e`, kept again."""
         if self.events_of is None:
             raise KeyError(e.originator_id)
-        view = CounterSales()
-        handlers = view.handlers()
-        for past in self.events_of(e.originator_id, e.originator_version - 1):
-            handlers[type(past)](past)
+        view = self._replayed(e.originator_id, e.originator_version - 1)
         key = self._keys[e.originator_id] = view._keys[e.originator_id]
         r = self.sales[key] = view.sales[key]
         self._made_at.append((e.at, e.originator_id))
         return r
+
+    def _replayed(self, sale: Any, upto: int | None) -> "CounterSales":
+        """A view of that sale alone, built from its stored events (to version `upto`)."""
+        view = CounterSales()
+        handlers = view.handlers()
+        for e in self.events_of(sale, upto):
+            handlers[type(e)](e)
+        return view

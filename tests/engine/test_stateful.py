@@ -126,12 +126,12 @@ class EngineMachine(RuleBasedStateMachine):
         self.n += 1
         cmd = RefundSale(node=node, sale_id=sale_id, refund_id=f"rf{self.n}", reason="returned",
                          lines=[] if whole else [ReturnLine(sku, q)], return_to=back, write_off=back is None)
-        before = self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded
+        before = self.engine.readmodels.counter_sales.record(node, sale_id).refunded
         sale = self.engine.log.repository.get(ids.sale_id(node, sale_id))
         holding = {s: line.qty - sale.refunds.returned.get(s, 0) for s, line in sale.money.lines.items()}
         if self.attempt(self.engine.handle, cmd) is not None:
             after = self.engine.log.repository.get(ids.sale_id(node, sale_id))
-            assert self.engine.readmodels.sales[f"{node}/{sale_id}"].refunded >= before
+            assert self.engine.readmodels.counter_sales.record(node, sale_id).refunded >= before
             if back:
                 for s, h in holding.items():
                     self.flow[(back, s)] += h - (after.money.lines[s].qty - after.refunds.returned.get(s, 0))
@@ -315,7 +315,7 @@ class EngineMachine(RuleBasedStateMachine):
                 assert order.kept == 0
         for node, sale_id in self.sales:
             sale = self.engine.log.repository.get(ids.sale_id(node, sale_id))
-            record = self.engine.readmodels.sales[f"{node}/{sale_id}"]
+            record = self.engine.readmodels.counter_sales.record(node, sale_id)
             assert 0 <= sale.refunds.total == record.refunded <= sale.money.paid == record.paid
 
     @invariant()
