@@ -150,7 +150,7 @@ class Engine:
         )
         retain = settings.retain_finished_hours
         self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._events_of)
-        self._placing: list[UUID] = []  # the orders the batch in hand places (looked for in the store on a conflict)
+        self._placing: Iterable[UUID] = ()  # the orders the batch in hand places (looked for in the store on a conflict)
         self._stored: dict[str, OrderRecord] = {}  # of those, the ones the store holds: repeats of retired orders
         self.quotes = Quotes(self)
         # called with each commit's notifications, in commit order, after the read models saw them
@@ -203,7 +203,7 @@ class Engine:
         orders whose records left memory, engine.readmodels.orders) read
         back, so the next run answers them as repeats."""
         self.catch_up()
-        placing, self._placing = self._placing, []
+        placing, self._placing = self._placing, ()
         if placing and self.readmodels.retain_s is not None:
             view = self.readmodels.order_view
             for oid in placing:
@@ -621,7 +621,7 @@ class Engine:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
             answered.append((i, key, repeat))
-        self._placing = list(fresh)
+        self._placing = fresh  # its keys; no copy per batch for what only a conflict reads
         waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
         if own is None:
             again = [uow.order(k) for k in waiting]

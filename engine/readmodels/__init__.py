@@ -41,6 +41,7 @@ from engine.readmodels.demand import DemandView
 from engine.readmodels.holds import HoldView
 from engine.readmodels.members import MemberView
 from engine.readmodels.orders import OrderRecord, OrderView, PartRecord
+from engine.readmodels.retention import EventsOf
 
 __all__ = ["AGGREGATES", "AtpView", "OrderRecord", "PartRecord", "ReadModels", "UnhandledEvent"]
 
@@ -60,7 +61,7 @@ class ReadModels:
     """All read models, fed one event at a time in commit order."""
 
     def __init__(self, network: Network, retain_s: float | None = None,
-                 events_of: Callable[[UUID, int | None], Iterable[Any]] | None = None):
+                 events_of: EventsOf | None = None):
         """`retain_s`: how long a finished order's record, a counter sale's
         and an ended hold's stay in memory; `events_of(aggregate id, up to
         version)`: the stored events a record that left is built again from

@@ -7,7 +7,6 @@ after the sale, by the events' own times; a later refund builds it again
 from the sale's stored events (`events_of`), as the order view does."""
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
 import msgspec
@@ -15,7 +14,7 @@ import msgspec
 from domain import ids
 from domain.inventory import NodeInventory
 from domain.sale import Sale
-from engine.readmodels.orders import EventsOf
+from engine.readmodels.retention import EventsOf, replayed, retention
 
 
 class SaleRecord(msgspec.Struct, gc=False):
@@ -31,9 +30,8 @@ class SaleRecord(msgspec.Struct, gc=False):
 
 class CounterSales:
     def __init__(self, retain_s: float | None = None, events_of: EventsOf | None = None) -> None:
-        self.retain_s = retain_s
+        self.retention = retention(retain_s)  # of sales' records, by sale aggregate id
         self.events_of = events_of
-        self._made_at: deque[tuple[float, Any]] = deque()  # (when made, sale aggregate id) while retained
         self.counts = {"sales": 0, "units": 0}
         self.sales: dict[str, SaleRecord] = {}  # "node/sale id" -> its money
         self._keys: dict[Any, str] = {}  # sale aggregate id -> its key
@@ -49,18 +47,11 @@ class CounterSales:
     def _made(self, e: Any) -> None:
         key = self._keys[e.originator_id] = f"{e.node}/{e.sale_id}"
         self.sales[key] = SaleRecord(e.node, e.sale_id, e.member, e.money.paid, e.money.points_used)
-        if self.retain_s is not None:
-            self._retire(e.at, e.originator_id)
-
-    def _retire(self, at: float, sale: Any) -> None:
-        """`sale` made (or refunded) at `at`: the sales made `retain_s` before it leave memory."""
-        made = self._made_at
-        made.append((at, sale))
-        horizon = at - self.retain_s
-        while made[0][0] < horizon:
-            key = self._keys.pop(made.popleft()[1], None)
-            if key is not None:
-                del self.sales[key]
+        if self.retention is not None:
+            for old in self.retention.ended(e.at, e.originator_id):  # made the retention before it
+                key = self._keys.pop(old, None)
+                if key is not None:
+                    del self.sales[key]
 
     def _refunded(self, e: Any) -> None:
         key = self._keys.get(e.originator_id)
@@ -84,13 +75,9 @@ class CounterSales:
         view = self._replayed(e.originator_id, e.originator_version - 1)
         key = self._keys[e.originator_id] = view._keys[e.originator_id]
         r = self.sales[key] = view.sales[key]
-        self._made_at.append((e.at, e.originator_id))
+        self.retention.back(e.at, e.originator_id)
         return r
 
     def _replayed(self, sale: Any, upto: int | None) -> "CounterSales":
         """A view of that sale alone, built from its stored events (to version `upto`)."""
-        view = CounterSales()
-        handlers = view.handlers()
-        for e in self.events_of(sale, upto):
-            handlers[type(e)](e)
-        return view
+        return replayed(CounterSales(), self.events_of(sale, upto))

@@ -4,12 +4,12 @@ With a retention (`retain_s`), a used or lapsed hold's record leaves memory
 that long after, by the events' own times (as finished orders' records do)."""
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
 import msgspec
 
 from domain.hold import Hold
+from engine.readmodels.retention import retention
 
 
 class HoldRecord(msgspec.Struct):
@@ -23,8 +23,7 @@ class HoldRecord(msgspec.Struct):
 
 class HoldView:
     def __init__(self, retain_s: float | None = None) -> None:
-        self.retain_s = retain_s
-        self._ended: deque[tuple[float, str, Any]] = deque()  # (when used or lapsed, quote id, aggregate id)
+        self.retention = retention(retain_s)  # of used and lapsed holds: (quote id, aggregate id)
         self.holds: dict[str, HoldRecord] = {}
         self.open: dict[str, float] = {}  # quote id -> when it lapses, of the holds still held
         self._ids: dict[Any, str] = {}  # hold aggregate id -> quote id
@@ -48,21 +47,17 @@ class HoldView:
         q = self._ids[e.originator_id]
         self.holds[q].status, self.holds[q].order_id = "used", e.order_id
         self.open.pop(q, None)
-        if self.retain_s is not None:
+        if self.retention is not None:
             self._retire(e, q)
 
     def _lapsed(self, e: Any) -> None:
         q = self._ids[e.originator_id]
         self.holds[q].status = "lapsed"
         self.open.pop(q, None)
-        if self.retain_s is not None:
+        if self.retention is not None:
             self._retire(e, q)
 
     def _retire(self, e: Any, q: str) -> None:
-        """Hold `q` ended with `e` (its last event): those that ended `retain_s` before it leave memory."""
-        ended = self._ended
-        ended.append((e.at, q, e.originator_id))
-        horizon = e.at - self.retain_s
-        while ended[0][0] < horizon:
-            _, old, aggregate_id = ended.popleft()
+        """Hold `q` ended with `e` (its last event): those that ended the retention before leave memory."""
+        for old, aggregate_id in self.retention.ended(e.at, (q, e.originator_id)):
             del self.holds[old], self._ids[aggregate_id]

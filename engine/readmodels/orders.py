@@ -14,7 +14,6 @@ query, a later refund, or a repeat of its submission."""
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from typing import Any, Callable, Iterable
 from uuid import UUID
 
@@ -23,6 +22,7 @@ import msgspec
 from domain import ids
 from domain.order import PROGRESS, Order
 from domain.quantities import NO_LINES, merge_lines
+from engine.readmodels.retention import EventsOf, replayed, retention
 
 
 class PartRecord(msgspec.Struct, gc=False):
@@ -103,15 +103,12 @@ def _least(parts: dict[str, PartRecord]) -> str:
 
 
 FINISHED = ("completed", "rejected", "cancelled")
-# an aggregate's stored events: (its id, up to that version; None: all of them) -> the events, oldest first
-EventsOf = Callable[[UUID, "int | None"], Iterable[Any]]
 
 
 class OrderView:
     def __init__(self, retain_s: float | None = None, events_of: EventsOf | None = None) -> None:
-        self.retain_s = retain_s
+        self.retention = retention(retain_s)  # of finished orders' records
         self.events_of = events_of
-        self._finished: deque[tuple[float, str]] = deque()  # (when finished, order) while retained, oldest first
         self.retired = 0  # records that left memory
         self.orders: dict[str, OrderRecord] = {}
         self.to_route: dict[str, None] = {}  # order ids waiting for a node, in arrival order
@@ -225,14 +222,9 @@ class OrderView:
 
     # -- retention -----------------------------------------------------
     def _retire(self, key: str, at: float) -> None:
-        """`key` finished at `at`: kept `retain_s` more; those finished
-        before `at - retain_s` leave memory (if still finished)."""
-        finished = self._finished
-        finished.append((at, key))
-        horizon = at - self.retain_s
+        """`key` finished at `at`: those finished the retention before leave memory (if still finished)."""
         orders = self.orders
-        while finished[0][0] < horizon:
-            _, old = finished.popleft()
+        for old in self.retention.ended(at, key):
             r = orders.get(old)
             if r is not None and r.status in FINISHED:
                 del orders[old]
@@ -248,11 +240,7 @@ class OrderView:
 
     def _read_back(self, order_id: UUID, upto: int | None) -> OrderRecord | None:
         """The order's record built from its stored events (to version `upto`), as this view builds it live."""
-        view = OrderView()
-        handlers = view.handlers()
-        for e in self.events_of(order_id, upto):
-            handlers[type(e)](e)
-        return view.orders.get(str(order_id))
+        return replayed(OrderView(), self.events_of(order_id, upto)).orders.get(str(order_id))
 
     def _recalled(self, e: Any, key: str) -> OrderRecord:
         """The record of an order that left memory, as it stood before event `e`, kept again."""
@@ -260,7 +248,7 @@ class OrderView:
         if r is None:
             raise KeyError(key)
         self.orders[key] = r
-        self._finished.append((e.at, key))
+        self.retention.back(e.at, key)
         return r
 
     def forget(self, key: str) -> None:
@@ -303,7 +291,7 @@ class OrderView:
         self.to_route.pop(r.order_id, None)
         if r.first_answer_at is None:
             r.first_answer_at = at
-        if self.retain_s is not None:
+        if self.retention is not None:
             self._retire(r.order_id, at)
 
     def _rejected(self, e: Any) -> None:
@@ -330,7 +318,7 @@ class OrderView:
         r.lost = self._lost(e.lost)
         self.to_route.pop(r.order_id, None)
         r.status = "completed" if all(p.status == "handed_over" for p in r.parts.values()) else _least(r.parts)
-        if r.status == "completed" and self.retain_s is not None:
+        if r.status == "completed" and self.retention is not None:
             self._retire(r.order_id, e.at)
 
     def _cancelled(self, e: Any) -> None:
@@ -372,5 +360,5 @@ class OrderView:
             r.handed_over_at = at
         if not r.pending and all(p.status == "handed_over" for p in parts.values()):
             r.status = "completed"
-            if self.retain_s is not None:
+            if self.retention is not None:
                 self._retire(r.order_id, at)
