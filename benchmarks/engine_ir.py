@@ -47,8 +47,10 @@ def _callgrind(what: str) -> None:
     subprocess.run(["callgrind_control", *flag, str(os.getpid())], check=True, capture_output=True)
 
 
-def child(orders: int, batch: int, warm: int) -> None:
-    """The measured process: a warm batch, then `orders` orders in batches."""
+def child(orders: int, batch: int, warm: int, complete: bool = False, retain_hours: float | None = None) -> None:
+    """The measured process: a warm batch, then `orders` orders in batches
+    (with `complete`, each routed order then taken to hand-over, as `o2o bench
+    engine --complete` does)."""
     import importlib
 
     clock = _StepClock()
@@ -62,19 +64,22 @@ def child(orders: int, batch: int, warm: int) -> None:
     import engine.memory  # its young collections by time too: at valgrind's pace one would follow every batch
 
     engine.memory.time = clock
-    from benchmarks.engine import one_run
+    from benchmarks.engine import one_run, take_to_hand_over
     from benchmarks.load.plan import SCENARIO, demand, roomy
 
     network, cmds = demand(str(SCENARIO), warm + orders)
     with tempfile.TemporaryDirectory(prefix="o2o-engine-ir-") as tmp:
-        one_run(roomy(network, cmds), cmds, batch, f"sqlite:///{tmp}/events.db", warm=warm, mark=_callgrind)
+        one_run(roomy(network, cmds), cmds, batch, f"sqlite:///{tmp}/events.db", warm=warm, mark=_callgrind,
+                each=take_to_hand_over if complete else None,
+                settings=None if retain_hours is None else {"retain_finished_hours": retain_hours})
 
 
-def start(code: Path, orders: int, batch: int, warm: int, out: Path) -> subprocess.Popen:
-    """One child run under callgrind in the checkout `code`, started."""
+def start(code: Path, orders: int, batch: int, warm: int, out: Path, extra: list[str] = ()) -> subprocess.Popen:
+    """One child run under callgrind in the checkout `code`, started (`extra`: the child's other flags)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(code)}
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
-           "benchmarks.engine_ir", "--child", "--orders", str(orders), "--batch", str(batch), "--warm", str(warm)]
+           "benchmarks.engine_ir", "--child", "--orders", str(orders), "--batch", str(batch), "--warm", str(warm),
+           *extra]
     return subprocess.Popen(cmd, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -96,17 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm", type=int, default=200, help="orders submitted first, in one batch (default 200)")
     p.add_argument("--code", action="append", default=[], help="also measure this checkout (repeatable)")
     p.add_argument("--keep", default="", help="folder to keep the callgrind files in (for callgrind_annotate)")
+    p.add_argument("--complete", action="store_true",
+                   help="take every routed order to hand-over after its batch (counted per order)")
+    p.add_argument("--retain-hours", type=float, default=None,
+                   help="engine.retain_finished_hours (default: the configured 72)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(args.orders, args.batch, args.warm)
+        child(args.orders, args.batch, args.warm, args.complete, args.retain_hours)
         return 0
+    extra = [*(["--complete"] if args.complete else []),
+             *([] if args.retain_hours is None else ["--retain-hours", str(args.retain_hours)])]
     codes = [Path(__file__).resolve().parents[1], *(Path(c).resolve() for c in args.code)]
     with tempfile.TemporaryDirectory(prefix="o2o-engine-ir-") as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         outs = [folder / f"callgrind.{k}" for k in range(len(codes))]
-        runs = [start(code, args.orders, args.batch, args.warm, out) for code, out in zip(codes, outs)]
+        runs = [start(code, args.orders, args.batch, args.warm, out, extra) for code, out in zip(codes, outs)]
         for code, run, out in zip(codes, runs, outs):
             ir = measured(run, out)
             print(f"{code}: {ir / args.orders:,.0f} Ir per order ({ir:,} over {args.orders:,} orders in batches "

@@ -44,6 +44,34 @@ class NodeInventory(Aggregate):
             for order_id, lines in self.orders.items():
                 _hold(inv, order_id, lines)
 
+    class Released(Aggregate.Event):
+        """Triggered directly, as the order's steps are (it was an @event method: the same stored JSON)."""
+
+        order_id: str
+        lines: dict[str, int]
+        reason: str
+        at: float
+
+        def apply(self, inv: "NodeInventory") -> None:
+            del inv.reservations[self.order_id]
+            reserved = inv.reserved
+            for sku, qty in self.lines.items():
+                reserved[sku] -= qty
+
+    class Consumed(Aggregate.Event):
+        """Every served order's goods leaving the shelf: triggered directly, as Released."""
+
+        order_id: str
+        lines: dict[str, int]
+        at: float
+
+        def apply(self, inv: "NodeInventory") -> None:
+            del inv.reservations[self.order_id]
+            reserved, on_hand = inv.reserved, inv.on_hand
+            for sku, qty in self.lines.items():
+                reserved[sku] -= qty
+                on_hand[sku] -= qty
+
     @staticmethod
     def create_id(node_id: str, at: float) -> object:
         return ids.inventory_id(node_id)
@@ -192,18 +220,11 @@ class NodeInventory(Aggregate):
     def _safety_set(self, levels: dict[str, int], at: float) -> None:
         self.safety.update(levels)
 
-    @event("Released")
     def _released(self, order_id: str, lines: dict[str, int], reason: str, at: float) -> None:
-        del self.reservations[order_id]
-        for sku, qty in lines.items():
-            self.reserved[sku] -= qty
+        trigger(self, self.Released, order_id=order_id, lines=lines, reason=reason, at=at)
 
-    @event("Consumed")
     def _consumed(self, order_id: str, lines: dict[str, int], at: float) -> None:
-        del self.reservations[order_id]
-        for sku, qty in lines.items():
-            self.reserved[sku] -= qty
-            self.on_hand[sku] -= qty
+        trigger(self, self.Consumed, order_id=order_id, lines=lines, at=at)
 
     @event("SoldOverCounter")
     def _sold(self, sale_id: str, lines: dict[str, int], at: float) -> None:

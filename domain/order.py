@@ -74,9 +74,10 @@ def check_pickup(mode: str, pickup_node: str | None) -> None:
 
 
 class Order(Aggregate):
-    # The events every order has (placed, routed) are classes of their own,
-    # triggered directly (domain/trigger.py): the @event decorator's argument
-    # handling is costly on the hot path (benchmarks/README.md). The rest use @event.
+    # The events every order has (placed, routed, its steps) are classes of their
+    # own, triggered directly (domain/trigger.py): the @event decorator's argument
+    # handling is costly on the hot path (benchmarks/README.md). The rarer ones
+    # (Shorted, Booked, Transferred) use @event.
     class Placed(Aggregate.Created):
         channel: str
         external_id: str
@@ -146,6 +147,72 @@ class Order(Aggregate):
                 order.refunds = Refunds()
             order.refunds.record(self.refund_id, self.fingerprint, self.lines, self.cash, self.points,
                                  self.delivery_fee)
+
+    # an order's steps at its node (and their alternatives), which every order
+    # that is served goes through: triggered directly too (they were @event
+    # methods; the same topics, fields and stored JSON: tests/domain/test_step_events.py)
+    class Accepted(Aggregate.Event):
+        node: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.parts[self.node].status = "accepted"
+
+    class Declined(Aggregate.Event):
+        node: str
+        reason: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order._give_back(self.node)
+
+    class Expired(Aggregate.Event):
+        node: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order._give_back(self.node)
+
+    class Picked(Aggregate.Event):
+        node: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.parts[self.node].status = "picked"
+
+    class ReadyForPickup(Aggregate.Event):
+        node: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.parts[self.node].status = "ready"
+
+    class Dispatched(Aggregate.Event):
+        node: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.parts[self.node].status = "dispatched"
+
+    class HandedOver(Aggregate.Event):
+        node: str
+        how: str
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.parts[self.node].status = "handed_over"
+            if not order.pending and all(p.status == "handed_over" for p in order.parts.values()):
+                order.outcome = "completed"
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+        released: list[str]
+        at: float
+
+        def apply(self, order: "Order") -> None:
+            order.outcome = "cancelled"
+            order.reason = self.reason
+            order.parts = {}
 
     def __init__(
         self,
@@ -446,17 +513,14 @@ class Order(Aggregate):
         self.booking = Booking(nodes=list(nodes), window_start=window_start, window_end=window_end, due_at=due_at)
         self.promised_at = window_end
 
-    @event("Accepted")
     def _accepted(self, node: str, at: float) -> None:
-        self.parts[node].status = "accepted"
+        trigger(self, self.Accepted, node=node, at=at)
 
-    @event("Declined")
     def _declined(self, node: str, reason: str, at: float) -> None:
-        self._give_back(node)
+        trigger(self, self.Declined, node=node, reason=reason, at=at)
 
-    @event("Expired")
     def _expired(self, node: str, at: float) -> None:
-        self._give_back(node)
+        trigger(self, self.Expired, node=node, at=at)
 
     def _give_back(self, node: str) -> None:
         part = self.parts.pop(node)
@@ -464,23 +528,17 @@ class Order(Aggregate):
         self.excluded = (*self.excluded, node)
         self.reroutes += 1
 
-    @event("Picked")
     def _picked(self, node: str, at: float) -> None:
-        self.parts[node].status = "picked"
+        trigger(self, self.Picked, node=node, at=at)
 
-    @event("ReadyForPickup")
     def _ready(self, node: str, at: float) -> None:
-        self.parts[node].status = "ready"
+        trigger(self, self.ReadyForPickup, node=node, at=at)
 
-    @event("Dispatched")
     def _dispatched(self, node: str, at: float) -> None:
-        self.parts[node].status = "dispatched"
+        trigger(self, self.Dispatched, node=node, at=at)
 
-    @event("HandedOver")
     def _handed_over(self, node: str, how: str, at: float) -> None:
-        self.parts[node].status = "handed_over"
-        if not self.pending and all(p.status == "handed_over" for p in self.parts.values()):
-            self.outcome = "completed"
+        trigger(self, self.HandedOver, node=node, how=how, at=at)
 
     def _refunded(self, refund_id: str, fingerprint: str, reason: str, lines: dict[str, int], cash: dict[str, int],
                   points: dict[str, int], delivery_fee: int, return_to: str | None, write_off: bool, at: float) -> None:
@@ -492,8 +550,5 @@ class Order(Aggregate):
         self.region = region
         self.regions_tried = (*self.regions_tried, region)
 
-    @event("Cancelled")
     def _cancelled(self, reason: str, released: list[str], at: float) -> None:
-        self.outcome = "cancelled"
-        self.reason = reason
-        self.parts = {}
+        trigger(self, self.Cancelled, reason=reason, released=released, at=at)
