@@ -23,11 +23,15 @@ from domain.commands import SubmitOrder
 from engine.app import Engine
 from engine.config import Backpressure, Batching
 from engine.threads import name_os_thread
+from engine.writes import handle_writes
 
 
 # a batch held up longer (a store waiting on a lock) lets reading go on: the queue's bounds then answer
 # 503 at once, and the server never finds this client's socket full long enough to drop it
 HOLD_MAX_S = 0.5
+# write commands in one commit at most: a refused command that had changed something has the rest run
+# again, and a commit this size is a few ms (benchmarks/README.md)
+MAX_WRITES = 500
 
 
 class Overloaded(Exception):
@@ -59,6 +63,10 @@ class EngineWorker:
         self._runner: asyncio.Task | None = None
         self.hold_reads = hold_reads
         self._held_since: float | None = None  # when reading was last held: what is read next arrived after it
+        self._writes: deque[tuple[Any, asyncio.Future]] = deque()  # write commands waiting for the engine's thread
+        self._writer: asyncio.Task | None = None  # takes them there while any wait
+        self.write_groups = 0  # commits of write commands, and the commands in them
+        self.writes = 0
 
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -106,6 +114,49 @@ class EngineWorker:
             return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
         finally:
             self.committed.set()
+
+    def write(self, cmd: Any) -> asyncio.Future:
+        """A write command's outcome, its reply or the error it met (raised
+        by the future). It runs with every write waiting when the engine's
+        thread gets to them, in one transaction and one commit (group commit,
+        engine.writes): none waits for a window, and under load a commit
+        serves many."""
+        fut = asyncio.get_running_loop().create_future()
+        self._writes.append((cmd, fut))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_all(), name="writes")
+        return fut
+
+    async def _write_all(self) -> None:
+        try:
+            while self._writes:
+                try:
+                    done = await self.call(self._write_group)
+                except Exception as e:  # noqa: BLE001 (the engine's thread is gone: nothing queued was stored)
+                    done = [(fut, e) for _, fut in self._writes]
+                    self._writes.clear()
+                for fut, result in done:
+                    if fut.done():  # its caller gave up waiting
+                        continue
+                    if isinstance(result, BaseException):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self._writer = None
+
+    def _write_group(self) -> list[tuple[asyncio.Future, Any]]:
+        """On the engine's thread: the writes queued by now (up to MAX_WRITES), in one commit."""
+        writes, group = self._writes, []
+        while writes and len(group) < MAX_WRITES:
+            group.append(writes.popleft())
+        self.write_groups += 1
+        self.writes += len(group)
+        try:
+            results = handle_writes(self.engine, [cmd for cmd, _ in group])
+        except Exception as e:  # noqa: BLE001 (every caller hears of it)
+            results = [e] * len(group)
+        return list(zip((fut for _, fut in group), results))
 
     async def submit_many(self, cmds: list[SubmitOrder]) -> list[Any]:
         """For callers that already hold a batch (JetStream intake)."""
@@ -181,4 +232,6 @@ class EngineWorker:
         self._enough.set()
         if self._runner is not None:
             await self._runner
+        if self._writer is not None:
+            await self._writer
         self.pool.shutdown(wait=True)

@@ -31,11 +31,12 @@ from adapters.wire import WireError, decode, encode, encode_into, from_exception
 from engine.app import Engine
 from engine.clock import AdvanceClock, ClockReply, TestClock, parse_time
 from engine.config import Backpressure, Batching
-from engine.handlers import COMMANDS, Batched, Many
+from engine.handlers import COMMANDS, Batched, Many, Write
 from engine.memory import untraced
 from engine.ownership import Misdirected
 from engine.replies import ts
 
+WRITES = frozenset(ep.name for ep in ENDPOINTS if isinstance(COMMANDS.get(ep.request), Write))
 log = logging.getLogger("o2o.service")
 
 NAME = "o2o-engine"
@@ -103,6 +104,7 @@ class O2OService:
         handler = COMMANDS[ep.request]
         batched = isinstance(handler, Batched)  # orders go through the micro-batches
         many = handler if isinstance(handler, Many) else None  # quotes: answered many at a time
+        write = isinstance(handler, Write)  # the rest of the writes: committed together (EngineWorker.write)
 
         async def handle(req: Request) -> None:
             mp = wants_msgpack(req.headers)
@@ -115,7 +117,8 @@ class O2OService:
                 if many is not None:
                     self.queries.offer(many, cmd, (ep, req._msg, mp))  # answered with its batch, by _answer
                     return
-                fut = asyncio.ensure_future(self.worker.call(self.engine.handle, cmd))
+                fut = (self.worker.write(cmd) if write else
+                       asyncio.ensure_future(self.worker.call(self.engine.handle, cmd)))
             except Overloaded as e:
                 raise ServiceError("503", f"overloaded: {e}") from None
             except Exception as e:
@@ -453,10 +456,14 @@ class O2OService:
 
     def _stats(self, endpoint: Any) -> dict[str, int] | None:
         """The micro-batches' count and orders, in the submit endpoint's $SRV STATS
-        data (CPU per order depends on their size: `o2o bench load` reports it)."""
-        if endpoint.name != "submit":
-            return None
-        return {"batches": self.worker.batches, "orders": self.worker.batched}
+        data (CPU per order depends on their size: `o2o bench load` reports it);
+        in a write endpoint's, the service's commits of write commands and the
+        commands in them (EngineWorker.write: what a commit served)."""
+        if endpoint.name == "submit":
+            return {"batches": self.worker.batches, "orders": self.worker.batched}
+        if endpoint.name in WRITES:
+            return {"commits": self.worker.write_groups, "writes": self.worker.writes}
+        return None
 
     async def _respond(self, ep: Endpoint, req: Request, mp: bool, result: Any) -> None:
         if isinstance(result, Misdirected) and self.routes and await self.routes.forward(req._msg, result.partition):

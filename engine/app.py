@@ -46,6 +46,7 @@ from engine.scheduling import ScheduleSettings, Slot, next_opening, requested, s
 from engine.store.aggregates import AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog, topic_of as get_topic
 from engine.unit_of_work import UnitOfWork, order_uuid
+from engine.writes import handle_writes
 
 T = TypeVar("T")
 _EXACT_BELOW = 10 ** 11  # minor units: a float sum of prices x quantities below it is far within half a cent
@@ -225,10 +226,11 @@ class Engine:
             n += 1
         return n
 
-    def _transaction(self, work: Callable[[UnitOfWork], T]) -> T:
+    def _transaction(self, work: Callable[[UnitOfWork], T], apply: Callable[[list[Any]], None] | None = None) -> T:
         """Runs `work` and saves what it touched in one save (retried on a
         version conflict, after catching up); then feeds the read models
-        and the commit hooks."""
+        (`apply(recordings)` in place of this, where it does more between
+        them: engine.writes) and the commit hooks."""
         own = self.ownership
         stored_id = self.readmodels.order_view.stored_id
         if own is not None:
@@ -243,8 +245,11 @@ class Engine:
             if own is not None and (lost := self._taken_over()) is not None:
                 raise lost from e  # read models behind a take-over: what it refused was not this engine's to decide
             raise
-        for rec in recordings:
-            self.readmodels.apply(rec.domain_event, rec.notification.id)
+        if apply is None:
+            for rec in recordings:
+                self.readmodels.apply(rec.domain_event, rec.notification.id)
+        else:
+            apply(recordings)
         if own is not None:
             followed = self._followed
             self._own.update(rec.notification.id for rec in recordings if type(rec.domain_event) in followed)
@@ -453,6 +458,11 @@ class Engine:
             return self.submit(cmd)
         key = self._transaction(lambda uow: handler.step(self, uow, cmd, self.clock.now()))
         return handler.reply(self, cmd, key)
+
+    def handle_writes(self, cmds: list[Command]) -> list[Any]:
+        """Write commands in one commit, each as if handled alone: its reply
+        or its error, by position (engine.writes)."""
+        return handle_writes(self, cmds)
 
     def handle_many(self, cmds: list[Command]) -> list[DomainError | None]:
         """Many write commands in one transaction (a simulation's minute of node

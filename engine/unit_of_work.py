@@ -13,7 +13,7 @@ from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order
 from domain.sale import Sale
-from engine.store.aggregates import AggregateStore
+from engine.store.aggregates import AggregateStore, EventOrder
 
 T = TypeVar("T")
 
@@ -32,6 +32,7 @@ class UnitOfWork:
         self.stored_id = stored_id
         self.touched: dict[UUID, Any] = {}
         self.partitions: set[str] = set()  # the partitions whose keys this command reads or writes
+        self.by_command: EventOrder | None = None  # several commands in one unit (engine.writes): their events' order
 
     def add(self, aggregate: T) -> T:
         self.touched[aggregate.id] = aggregate  # type: ignore[attr-defined]

@@ -21,9 +21,45 @@ T = TypeVar("T")
 
 
 class Touched(Protocol):
-    """What a transaction's work hands back to the store: the aggregates it touched."""
+    """What a transaction's work hands back to the store: the aggregates it
+    touched, and (`by_command`, an EventOrder, or None) the order its
+    commands made their events in."""
 
     touched: dict[UUID, Any]
+    by_command: "EventOrder | None"
+
+
+class EventOrder:
+    """The events of a unit of work that runs several commands, in the order
+    the commands made them (command by command; within one, aggregate by
+    aggregate as a save of that command alone stores them), so that they are
+    stored, published and replayed as if each command had been saved alone.
+    `mark` after each command; `counts` is how many events each made."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.counts: list[int] = []
+        self._taken: dict[UUID, int] = {}  # aggregate -> its pending events already in `events`
+
+    def made(self, touched: dict[UUID, Any]) -> bool:
+        """Whether any aggregate holds events since the last mark."""
+        taken = self._taken
+        return any(len(agg.pending_events) > taken.get(agg_id, 0) for agg_id, agg in touched.items())
+
+    def mark(self, touched: dict[UUID, Any]) -> None:
+        """The events made since the last mark: the last command's."""
+        taken, events, n = self._taken, self.events, len(self.events)
+        for agg_id, agg in touched.items():
+            pending = agg.pending_events
+            if len(pending) > taken.get(agg_id, 0):
+                events.extend(pending[taken.get(agg_id, 0):])
+                taken[agg_id] = len(pending)
+        self.counts.append(len(self.events) - n)
+
+    def stored(self, collected: dict[UUID, list[Any]]) -> list[Any]:
+        """The order to store the collected events in: the marked ones, then any made after the last mark."""
+        after = [e for agg_id, new in collected.items() for e in new[self._taken.get(agg_id, 0):]]
+        return self.events + after if after else self.events
 
 
 @dataclass(frozen=True)
@@ -78,7 +114,7 @@ class AggregateStore:
             uow = begin()
             try:
                 result = work(uow)
-                recordings = self.save(uow.touched.values())
+                recordings = self.save(uow.touched.values(), uow.by_command)
             except IntegrityError:
                 self.conflicts += 1
                 self._forget(uow.touched.values(), stale=True)
@@ -91,20 +127,26 @@ class AggregateStore:
             return result, recordings
         raise Conflict("store", f"gave up after {self.max_retries} concurrent-write conflicts")
 
-    def save(self, aggregates: Iterable[Any]) -> list[Any]:
+    def save(self, aggregates: Iterable[Any], by_command: EventOrder | None = None) -> list[Any]:
         """Application.save (eventsourcing is pinned) without its runtime
         Protocol isinstance checks per object, and snapshots taken of the
         aggregate in memory (the library reloads it from the store first).
-        The events are recorded by EventLog.record."""
+        The events are recorded by EventLog.record, aggregate by aggregate,
+        or in `by_command`'s order."""
         events: list[Any] = []
         due = []
         every = self.snapshots.every
         log = self.log
+        collected = {} if by_command is not None else None
         for agg in aggregates:
             new = agg.collect_events()
             events.extend(new)
+            if collected is not None:
+                collected[agg.id] = new
             if new and type(agg) in every and log.snapshots is not None and self._snapshot_due(agg):
                 due.append(agg)
+        if collected is not None:
+            events = by_command.stored(collected)
         recordings = log.record(events)
         if due:
             snapshot_class = self.log.snapshot_class

@@ -1,0 +1,149 @@
+"""Write commands taken together (group commit): the steps nodes report,
+stock moves, counter sales and the rest that arrive while the engine's
+thread is busy run in one transaction and one commit, each as if it had
+been handled alone. A command alone pays a commit (its WAL pages and an
+fsync) and a transaction's set-up (benchmarks/README.md: a step's CPU
+about five times what it is in a group).
+
+"As if alone":
+- each command's events are stored, published and replayed in its turn
+  (engine.store.aggregates.EventOrder);
+- a refused command changes nothing and its refusal is its own;
+- its reply is read after its own events reached the read models, before
+  the next command's;
+- a command whose step reads the read models (`reads_views`: members,
+  benefit credits) does not follow changes of the same transaction, which
+  the read models have not seen yet: it starts the next transaction.
+A refused command that had already made events (a guard after a change)
+has the others run again without it; any other failure (a lost partition,
+the store) has each command handled alone, as `Engine.handle` would."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from domain.commands import (
+    AcceptOrder, AdjustStock, CountStock, DeclineOrder, ReceiveStock, ReportProgress, SellOverCounter, SetSafetyStock,
+)
+from domain.errors import DomainError, InvalidInput, NotFound
+from engine.handlers import COMMANDS, Write
+from engine.memory import untraced
+from engine.ownership import PartitionLost
+from engine.store.aggregates import EventOrder
+
+if TYPE_CHECKING:
+    from engine.app import Engine
+    from engine.unit_of_work import UnitOfWork
+
+
+class _Redo(Exception):
+    """A refused command left events in the unit of work: run the others again without it."""
+
+    def __init__(self, index: int, error: DomainError):
+        super().__init__(index)
+        self.index, self.error = index, error
+
+
+def is_write(cmd: Any) -> bool:
+    return isinstance(COMMANDS.get(type(cmd)), Write)
+
+
+def handle_writes(e: "Engine", cmds: list[Any]) -> list[Any]:
+    """Each write command's reply, or the error (a DomainError, or what
+    `Engine.handle` would have raised) it met, by position."""
+    for cmd in cmds:
+        if not is_write(cmd):
+            raise InvalidInput("type", f"{type(cmd).__name__} is not a write command")
+    results: list[Any] = [None] * len(cmds)
+    todo = list(range(len(cmds)))
+    while todo:
+        try:
+            taken = _together(e, cmds, todo, results)
+        except _Redo as redo:
+            results[redo.index] = redo.error
+            todo.remove(redo.index)
+            continue
+        except Exception:  # noqa: BLE001 (each command then meets its own outcome, alone)
+            for i in todo:
+                results[i] = _alone(e, cmds[i])
+            return results
+        todo = todo[taken:]
+    return results
+
+
+# steps that read nothing but their aggregates and the network
+_OWN_ONLY = (AcceptOrder, DeclineOrder, ReceiveStock, AdjustStock, CountStock, SetSafetyStock)
+HANDED_OVER = ("delivered", "collected")
+
+
+def reads_views(uow: "UnitOfWork", cmd: Any) -> bool:
+    """Whether the command's step reads read models that another write can
+    change: a member's sign-up (the members), credits of benefit sharing (a
+    member's purchase handed over or sold, refunds), closing and paying
+    periods. The steps every order goes through read none."""
+    if isinstance(cmd, _OWN_ONLY):
+        return False
+    if isinstance(cmd, ReportProgress):
+        if cmd.step not in HANDED_OVER:
+            return False
+        try:
+            return uow.order(cmd.order_id).member is not None  # (its credits and points)
+        except NotFound:
+            return False  # the step is refused the same way
+    if isinstance(cmd, SellOverCounter):
+        return cmd.member is not None
+    return True
+
+
+def _alone(e: "Engine", cmd: Any) -> Any:
+    try:
+        return e.handle(cmd)
+    except Exception as err:  # noqa: BLE001 (answered to its caller as handle's would be)
+        return untraced(err)
+
+
+def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any]) -> int:
+    """The first commands of `todo` in one transaction, up to one that must
+    see what they changed; how many it took (at least one)."""
+    run: dict[str, Any] = {}  # the last run's (a version conflict runs the work again)
+
+    def work(uow: "UnitOfWork") -> None:
+        order = uow.by_command = EventOrder()
+        keys: dict[int, Any] = {}
+        refused: dict[int, DomainError] = {}
+        run.update(order=order, keys=keys, refused=refused, taken=0)
+        touched, clock = uow.touched, e.clock
+        for i in todo:
+            cmd = cmds[i]
+            if order.events and reads_views(uow, cmd):
+                break
+            try:
+                keys[i] = COMMANDS[type(cmd)].step(e, uow, cmd, clock.now())
+            except PartitionLost:
+                raise
+            except DomainError as err:
+                if order.made(touched):
+                    raise _Redo(i, untraced(err)) from None
+                refused[i] = untraced(err)
+            order.mark(touched)
+            run["taken"] += 1
+
+    def apply(recordings: list[Any]) -> None:
+        order, keys, refused = run["order"], run["keys"], run["refused"]
+        at, readmodels = 0, e.readmodels
+        for i, n in zip(todo, order.counts):
+            for rec in recordings[at:at + n]:
+                readmodels.apply(rec.domain_event, rec.notification.id)
+            at += n
+            if i in refused:
+                results[i] = refused[i]
+                continue
+            cmd = cmds[i]
+            try:
+                results[i] = COMMANDS[type(cmd)].reply(e, cmd, keys[i])
+            except Exception as err:  # noqa: BLE001 (its events are stored, as with handle)
+                results[i] = untraced(err)
+        for rec in recordings[at:]:  # made after the commands (a partition's fence stamp)
+            readmodels.apply(rec.domain_event, rec.notification.id)
+
+    e._transaction(work, apply)
+    return run["taken"]
