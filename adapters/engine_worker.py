@@ -63,7 +63,7 @@ class EngineWorker:
         self._runner: asyncio.Task | None = None
         self.hold_reads = hold_reads
         self._held_since: float | None = None  # when reading was last held: what is read next arrived after it
-        self._writes: deque[tuple[Any, asyncio.Future]] = deque()  # write commands waiting for the engine's thread
+        self._writes: deque[tuple[Any, Any]] = deque()  # write commands waiting for the engine's thread, (cmd, to)
         self._writer: asyncio.Task | None = None  # takes them there while any wait
         self.write_groups = 0  # commits of write commands, and the commands in them
         self.writes = 0
@@ -117,15 +117,21 @@ class EngineWorker:
 
     def write(self, cmd: Any) -> asyncio.Future:
         """A write command's outcome, its reply or the error it met (raised
-        by the future). It runs with every write waiting when the engine's
-        thread gets to them, in one transaction and one commit (group commit,
-        engine.writes): none waits for a window, and under load a commit
-        serves many."""
+        by the future), as `offer_write` runs it."""
         fut = asyncio.get_running_loop().create_future()
-        self._writes.append((cmd, fut))
+        self.offer_write(cmd, fut)
+        return fut
+
+    def offer_write(self, cmd: Any, to: Any) -> None:
+        """Queues a write command. It runs with every write waiting when the
+        engine's thread gets to them, in one transaction and one commit (group
+        commit, engine.writes): none waits for a window, and under load a
+        commit serves many. Its result (a reply or the error it met) goes,
+        with the rest of its group, to `answer(...)` as `(to, result)`, or
+        to `to` itself where that is a future (`write`)."""
+        self._writes.append((cmd, to))
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_all(), name="writes")
-        return fut
 
     async def _write_all(self) -> None:
         try:
@@ -133,19 +139,24 @@ class EngineWorker:
                 try:
                     done = await self.call(self._write_group)
                 except Exception as e:  # noqa: BLE001 (the engine's thread is gone: nothing queued was stored)
-                    done = [(fut, e) for _, fut in self._writes]
+                    done = [(to, e) for _, to in self._writes]
                     self._writes.clear()
-                for fut, result in done:
-                    if fut.done():  # its caller gave up waiting
+                answers = []
+                for to, result in done:
+                    if not isinstance(to, asyncio.Future):
+                        answers.append((to, result))
+                    elif to.done():  # its caller gave up waiting
                         continue
-                    if isinstance(result, BaseException):
-                        fut.set_exception(result)
+                    elif isinstance(result, BaseException):
+                        to.set_exception(result)
                     else:
-                        fut.set_result(result)
+                        to.set_result(result)
+                if answers:
+                    await self.answer(answers)
         finally:
             self._writer = None
 
-    def _write_group(self) -> list[tuple[asyncio.Future, Any]]:
+    def _write_group(self) -> list[tuple[Any, Any]]:
         """On the engine's thread: the writes queued by now (up to MAX_WRITES), in one commit."""
         writes, group = self._writes, []
         while writes and len(group) < MAX_WRITES:
@@ -156,7 +167,7 @@ class EngineWorker:
             results = handle_writes(self.engine, [cmd for cmd, _ in group])
         except Exception as e:  # noqa: BLE001 (every caller hears of it)
             results = [e] * len(group)
-        return list(zip((fut for _, fut in group), results))
+        return list(zip((to for _, to in group), results))
 
     async def submit_many(self, cmds: list[SubmitOrder]) -> list[Any]:
         """For callers that already hold a batch (JetStream intake)."""

@@ -32,6 +32,7 @@ from domain.commands import (CancelOrder, Command, RefundOrder, RefundSale, Sell
 from domain.errors import DomainError, NotFound
 from engine.handlers import COMMANDS
 from engine.ownership import Misdirected
+from engine.writes import is_write
 
 log = logging.getLogger("o2o.intake")
 
@@ -117,8 +118,8 @@ class Intake:
                 others.append((m, cmd))
         if good:
             await self._orders(good)
-        for m, cmd in others:
-            await self._other(m, cmd)
+        if others:  # queued in their order as they start: the writes among them share commits (EngineWorker.write)
+            await asyncio.gather(*(self._other(m, cmd) for m, cmd in others))
 
     async def _other(self, m: Any, cmd: Command) -> None:
         if type(cmd) not in COMMANDS:  # an engine older than the channel: wait for one that knows it
@@ -127,7 +128,7 @@ class Intake:
             await m.nak(delay=NOT_YET_SUPPORTED_DELAY)
             return
         try:
-            await self.worker.call(self.worker.engine.handle, cmd)
+            await (self.worker.write(cmd) if is_write(cmd) else self.worker.call(self.worker.engine.handle, cmd))
         except Misdirected as e:
             await self._hand_off(m, e)
             return

@@ -84,7 +84,7 @@ class O2OService:
             await self.svc.add_endpoint(name=ep.name, subject=ep.subject, handler=handler,
                                         metadata={"description": ep.doc, "request": ep.request.__name__,
                                                   "reply": ep.reply.__name__})
-            if isinstance(COMMANDS.get(ep.request), (Batched, Many)):
+            if isinstance(COMMANDS.get(ep.request), (Batched, Many, Write)):
                 endpoint = self.svc._endpoints[-1]
                 assert endpoint._name == ep.name and endpoint._subscription is not None
                 # the subscription nats.micro made (subject, queue group, $SRV INFO and STATS stay its),
@@ -131,7 +131,7 @@ class O2OService:
         return handle
 
     def _intake(self, ep: Endpoint, endpoint: Any) -> Callable[[bytes, bool, Any], WireError | str | None]:
-        """An order's (or a quote's) way in, as nats.micro's endpoint and `_handler` take it,
+        """An order's (or a quote's, or a write command's) way in, as nats.micro's endpoint and `_handler` take it,
         without a Request object and a handler coroutine per order: the same
         decode, check and queue, and the endpoint's statistics (requests,
         errors, last error, processing time) kept as nats.micro keeps them.
@@ -142,6 +142,7 @@ class O2OService:
         own, order_of = self.engine.ownership, self.engine.order_of
         handler = COMMANDS[request]
         many, ask = (handler, self.queries.offer) if isinstance(handler, Many) else (None, None)  # quotes
+        write = self.worker.offer_write if isinstance(handler, Write) else None  # committed with others waiting
 
         def take(data: bytes, mp: bool, to: Any) -> WireError | str | None:
             start = clock()
@@ -151,6 +152,8 @@ class O2OService:
                 cmd = decode(data, request, mp)
                 if many is not None:
                     ask(many, cmd, to)  # answered with its batch, by _answer
+                elif write is not None:
+                    write(cmd, to)  # answered with its commit's, by _answer
                 else:
                     # scale-out: an order of another partition goes to its owner before it costs a check and a batch
                     foreign = own.foreign(cmd.lat, cmd.lon, cmd.pickup_node, order_of(cmd.channel, cmd.external_id)) \
@@ -174,11 +177,11 @@ class O2OService:
         """`take` for the orders of one read from the connection, `(data,
         reply)` each: decoded and checked one by one, queued together (one
         `offer_many`), the statistics added once. Returns the outcomes to act
-        on (as `take`'s), by position. Quotes and, with scale-out, orders go
+        on (as `take`'s), by position. Quotes, write commands and, with scale-out, orders go
         one by one through `take`."""
         request, check, offer_many = ep.request, self.engine.check_order, self.worker.offer_many
         clock = time.perf_counter_ns
-        one_by_one = isinstance(COMMANDS[request], Many) or self.engine.ownership is not None
+        one_by_one = isinstance(COMMANDS[request], (Many, Write)) or self.engine.ownership is not None
 
         def take_many(batch: list[tuple[bytes, bytes]]) -> list[tuple[int, WireError | str]]:
             if one_by_one:

@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 BENCHES = ["benchmarks.solver", "benchmarks.load", "benchmarks.store", "benchmarks.engine", "benchmarks.gateway",
-           "benchmarks.benefit", "benchmarks.travel", "benchmarks.quotes", "benchmarks.scaleout",
+           "benchmarks.benefit", "benchmarks.travel", "benchmarks.quotes", "benchmarks.steps", "benchmarks.scaleout",
            "benchmarks.scaleout.border",
            "benchmarks.scaleout.filters", "benchmarks.scaleout.chaos"]
 

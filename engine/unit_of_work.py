@@ -36,6 +36,8 @@ class UnitOfWork:
 
     def add(self, aggregate: T) -> T:
         self.touched[aggregate.id] = aggregate  # type: ignore[attr-defined]
+        if self.by_command is not None:
+            self.by_command.used.append(aggregate)
         return aggregate
 
     def _get(self, aggregate_id: UUID) -> Any | None:
@@ -44,6 +46,8 @@ class UnitOfWork:
             agg = self.store.get(aggregate_id)
             if agg is not None:
                 self.touched[aggregate_id] = agg
+        if self.by_command is not None and agg is not None:
+            self.by_command.used.append(agg)
         return agg
 
     def inventory(self, node: str) -> NodeInventory:

@@ -19,6 +19,7 @@ has the others run again without it; any other failure (a lost partition,
 the store) has each command handled alone, as `Engine.handle` would."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from domain.commands import (
@@ -29,6 +30,8 @@ from engine.handlers import COMMANDS, Write
 from engine.memory import untraced
 from engine.ownership import PartitionLost
 from engine.store.aggregates import EventOrder
+
+log = logging.getLogger("o2o.engine")
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -62,7 +65,9 @@ def handle_writes(e: "Engine", cmds: list[Any]) -> list[Any]:
             results[redo.index] = redo.error
             todo.remove(redo.index)
             continue
-        except Exception:  # noqa: BLE001 (each command then meets its own outcome, alone)
+        except Exception as e:  # noqa: BLE001 (each command then meets its own outcome, alone)
+            log.warning("%d write commands not committed together (%r): each handled alone", len(todo), untraced(e),
+                        exc_info=not isinstance(e, DomainError))
             for i in todo:
                 results[i] = _alone(e, cmds[i])
             return results
@@ -111,7 +116,7 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any])
         keys: dict[int, Any] = {}
         refused: dict[int, DomainError] = {}
         run.update(order=order, keys=keys, refused=refused, taken=0)
-        touched, clock = uow.touched, e.clock
+        clock = e.clock
         for i in todo:
             cmd = cmds[i]
             if order.events and reads_views(uow, cmd):
@@ -121,10 +126,10 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any])
             except PartitionLost:
                 raise
             except DomainError as err:
-                if order.made(touched):
+                if order.made():
                     raise _Redo(i, untraced(err)) from None
                 refused[i] = untraced(err)
-            order.mark(touched)
+            order.mark()
             run["taken"] += 1
 
     def apply(recordings: list[Any]) -> None:

@@ -34,27 +34,31 @@ class EventOrder:
     the commands made them (command by command; within one, aggregate by
     aggregate as a save of that command alone stores them), so that they are
     stored, published and replayed as if each command had been saved alone.
+    The unit of work notes in `used` each aggregate a command reaches for;
     `mark` after each command; `counts` is how many events each made."""
 
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.counts: list[int] = []
+        self.used: list[Any] = []  # aggregates reached for since the last mark (repeats and all)
         self._taken: dict[UUID, int] = {}  # aggregate -> its pending events already in `events`
 
-    def made(self, touched: dict[UUID, Any]) -> bool:
+    def made(self) -> bool:
         """Whether any aggregate holds events since the last mark."""
         taken = self._taken
-        return any(len(agg.pending_events) > taken.get(agg_id, 0) for agg_id, agg in touched.items())
+        return any(len(agg._pending_events) > taken.get(agg.id, 0) for agg in self.used)
 
-    def mark(self, touched: dict[UUID, Any]) -> None:
+    def mark(self) -> None:
         """The events made since the last mark: the last command's."""
         taken, events, n = self._taken, self.events, len(self.events)
-        for agg_id, agg in touched.items():
-            pending = agg.pending_events
-            if len(pending) > taken.get(agg_id, 0):
-                events.extend(pending[taken.get(agg_id, 0):])
-                taken[agg_id] = len(pending)
-        self.counts.append(len(self.events) - n)
+        for agg in {agg.id: agg for agg in self.used}.values():  # each once, in the order first reached
+            pending = agg._pending_events
+            had = taken.get(agg.id, 0)
+            if len(pending) > had:
+                events.extend(pending[had:])
+                taken[agg.id] = len(pending)
+        self.used.clear()
+        self.counts.append(len(events) - n)
 
     def stored(self, collected: dict[UUID, list[Any]]) -> list[Any]:
         """The order to store the collected events in: the marked ones, then any made after the last mark."""

@@ -1,0 +1,216 @@
+"""`o2o bench steps`: what the rest of an order's life costs the engine's
+process: the steps its node reports (accepted, picked, dispatched or made
+ready, handed over) sent over NATS at fixed rates.
+
+`o2o bench load` sends orders only, which nodes never accept there; in
+service every order routed is followed by four write commands, each its
+own request. Starts a nats-server and `o2o serve` on the same roomy
+network as bench load, places the orders (the simulations' demand
+generator) through `o2o.orders.submit`, then, rate by rate, drives the
+steps of every part routed with the open-loop generator of bench load
+(benchmarks/loadgen.py): in rounds (every order's accept, then every
+order's pick, ...), so an order's next step comes a quarter of the run
+after the one before. Per rate: steps answered per second, latency
+p50/p99/max from each step's due time, errors, timeouts, the engine
+process's CPU per step and (from $SRV STATS) how many steps a commit
+served. A rate is sustained as in bench load (no error or timeout, p99
+<= 250 ms, throughput within 2%); the sweep stops at the first that is
+not."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from tqdm import tqdm
+
+from adapters.embedded_nats import EmbeddedNats
+from benchmarks.load.figures import summary
+from benchmarks.load.plan import SCENARIO, Plan, demand, roomy
+from benchmarks.load.processes import drive, start_engine
+from benchmarks.solver import machine
+from domain.commands import STEPS
+from engine.config import Batching
+from engine.routing.types import SOLVERS, RouterSettings
+from engine.store.network_file import dump_network
+
+RATES = (1000, 2000, 5000, 10_000, 20_000)
+SUBMIT, ACCEPT, PROGRESS = "o2o.orders.submit", "o2o.orders.accept", "o2o.orders.progress"
+STEPS_PER_PART = 4  # accepted and the mode's three
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("steps", help="the steps nodes report (accept, pick, ...) over NATS: CPU per step, latency",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rates", type=int, nargs="+", default=list(RATES), help="offered steps/s, one run each")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each run (default 10)")
+    p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and orders are used")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds a step may wait for its reply")
+    p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each")
+    p.add_argument("--out", default="bench-results", help="folder for steps.json")
+    # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
+    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
+    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
+    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
+    p.add_argument("--serve-args", default="", help="more options for o2o serve")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.rates, args.seconds = [500, 2000], 4.0
+    plans = [Plan("warm-up", PROGRESS, 500, 2.0)] + [Plan("steps", PROGRESS, r, args.seconds) for r in args.rates]
+    n = sum(-(-p.count // STEPS_PER_PART) for p in plans) * 11 // 10  # about 1% are rejected, a few split
+    print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
+    base, orders = demand(args.scenario, n)
+    network = roomy(base, orders)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-") as tmp:
+        folder = Path(tmp)
+        network_file = folder / "network.json"
+        dump_network(network, network_file)
+        runs = over_nats(args, plans, orders, network_file, folder)
+    report = {"machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
+              "parameters": {"scenario": Path(args.scenario).name, "rates": args.rates, "seconds": args.seconds,
+                             "orders": n},
+              "runs": runs}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "steps.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    print(table(runs))
+    print(f"wrote {out / 'steps.json'}")
+    return 0
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    lines = ["| run | offered/s | answered/s | p50 ms | p99 ms | errors | timeouts | engine CPU us per step "
+             "| steps per commit | sustained |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        lat = r["latency_ms"] or {}
+        lines.append(f"| {r['name']} | {r['offered_per_s']:,} | {r['achieved_per_s']:,.0f} | {lat.get('p50')} "
+                     f"| {lat.get('p99')} | {sum(r['errors'].values())} | {r['timeouts']} "
+                     f"| {r['service_cpu_us_per_request']} | {r.get('steps_per_commit')} | {r['sustained']} |")
+    return "\n".join(lines)
+
+
+def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], network_file: Path,
+              folder: Path) -> list[dict[str, Any]]:
+    server = EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
+    proc = None
+    runs: list[dict[str, Any]] = []
+    try:
+        print("starting o2o serve on the network", flush=True)
+        proc = start_engine(args, server.url, f"sqlite:///{folder}/events.db", network_file, folder / "serve.log")
+        print(f"placing {len(orders):,} orders", flush=True)
+        parts = asyncio.run(place(server.url, orders))
+        lives = [life for life in parts if life]
+        print(f"{len(lives):,} routed ({sum(len(life) for life in lives):,} parts)", flush=True)
+        with tqdm(total=sum(p.seconds for p in plans), desc="bench steps", unit="s", mininterval=1.0) as bar:
+            for plan in plans:
+                take, lives = taking(lives, plan.count)
+                payloads, subjects = steps_of(take)
+                before = commits(server.url)
+                result, usage = drive(server.url, Plan(plan.name, PROGRESS, plan.rate, len(payloads) / plan.rate),
+                                      payloads, args.timeout, proc.pid, server, folder, bar, subjects)
+                r = summary(plan, result, usage)
+                r["per_second"] = r["per_second"][:120]
+                after = commits(server.url)
+                if before is not None and after is not None and after[0] > before[0]:
+                    r["steps_per_commit"] = round((after[1] - before[1]) / (after[0] - before[0]), 1)
+                runs.append(r)
+                if plan.name == "steps" and not r["sustained"]:
+                    break  # higher rates would only fail the same way
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        server.stop()
+    return runs
+
+
+async def place(url: str, orders: list[Any], in_flight: int = 400) -> list[list[tuple[str, str, str]]]:
+    """Each order placed; the (order id, node, mode) of each part routed (none for one not routed)."""
+    import nats
+
+    nc = await nats.connect(url)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(cmd: Any) -> list[tuple[str, str, str]]:
+        async with gate:
+            msg = await nc.request(SUBMIT, msgspec.json.encode(cmd), timeout=30)
+        reply = json.loads(msg.data) if not (msg.headers or {}).get("Nats-Service-Error") else {}
+        if reply.get("status") != "routed":
+            return []
+        return [(reply["order_id"], p["node"], cmd.mode) for p in reply["parts"]]
+
+    try:
+        return await asyncio.gather(*(one(cmd) for cmd in orders))
+    finally:
+        await nc.close()
+
+
+def taking(lives: list[list[tuple[str, str, str]]], steps: int) -> tuple[list, list]:
+    """The orders whose parts' steps make up about `steps`, and the rest."""
+    n, k = 0, 0
+    while k < len(lives) and n < steps:
+        n += STEPS_PER_PART * len(lives[k])
+        k += 1
+    if n < steps:
+        raise SystemExit(f"not enough routed orders for {steps:,} steps")
+    return lives[:k], lives[k:]
+
+
+def steps_of(lives: list[list[tuple[str, str, str]]]) -> tuple[list[bytes], list[str]]:
+    """Every part's accept, then every part's first step, and so on: the payloads and their subjects."""
+    payloads, subjects = [], []
+    parts = [part for life in lives for part in life]
+    for k in range(STEPS_PER_PART):
+        for oid, node, mode in parts:
+            if k == 0:
+                payloads.append(msgspec.json.encode({"order_id": oid, "node": node}))
+                subjects.append(ACCEPT)
+            else:
+                payloads.append(msgspec.json.encode({"order_id": oid, "node": node, "step": STEPS[mode][k - 1]}))
+                subjects.append(PROGRESS)
+    return payloads, subjects
+
+
+def commits(url: str) -> tuple[int, int] | None:
+    """(commits of write commands, commands in them) so far, from $SRV STATS (None from an engine without them)."""
+    import nats
+
+    from adapters.service import NAME
+
+    async def ask() -> dict:
+        nc = await nats.connect(url)
+        try:
+            return json.loads((await nc.request(f"$SRV.STATS.{NAME}", b"", timeout=2.0)).data)
+        finally:
+            await nc.close()
+
+    try:
+        stats = asyncio.run(ask())
+    except Exception:  # noqa: BLE001 (the figure is left out)
+        return None
+    data = next((e.get("data") for e in stats.get("endpoints", []) if e.get("name") == "accept"), None)
+    return (data["commits"], data["writes"]) if data else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
