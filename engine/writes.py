@@ -2,8 +2,8 @@
 stock moves, counter sales and the rest that arrive while the engine's
 thread is busy run in one transaction and one commit, each as if it had
 been handled alone. A command alone pays a commit (its WAL pages and an
-fsync) and a transaction's set-up (benchmarks/README.md: a step's CPU
-about five times what it is in a group).
+fsync) and a transaction's set-up: several times what a step costs in a
+group (benchmarks/README.md, eighteenth round).
 
 "As if alone":
 - each command's events are stored, published and replayed in its turn
