@@ -1,6 +1,8 @@
 """Runs the engine on one thread (it is the single writer of its nodes) and
 gathers submitted orders into micro-batches by the batching rule
-(engine.config.Batching, the simulations' too). The queue in front is
+(engine.config.Batching, the simulations' too). Other write commands wait
+for no window: those queued while the thread is busy are committed
+together when it gets to them (`offer_write`, engine/writes.py). The queue in front is
 bounded twice: by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would take longer than that to route,
 judged by how fast full batches drained the queue lately). Past either
 bound callers are told at once (503), instead of waiting in a queue longer
