@@ -26,12 +26,10 @@ from tqdm import tqdm
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks.load.figures import summary
 from benchmarks.load.plan import Plan, demand
-from benchmarks.load.processes import drive, start_engine
+from benchmarks.load.processes import drive, serve_arguments, start_engine
 from benchmarks.solver import machine
 from domain.commands import QuoteOrder
 from domain.network import Network, Window
-from engine.config import Batching
-from engine.routing.types import SOLVERS, RouterSettings
 from engine.store.network_file import dump_network
 
 SCENARIO = Path(__file__).resolve().parents[1] / "simulations" / "scenarios" / "big-day.toml"
@@ -50,10 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="5 s, and the in-process part on fewer carts")
     p.add_argument("--out", default="bench-results", help="folder for quotes.json")
     # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
-    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
-    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
-    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
-    p.add_argument("--serve-args", default="", help="more options for o2o serve")
+    serve_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -33,11 +33,9 @@ from tqdm import tqdm
 from adapters.embedded_nats import EmbeddedNats
 from benchmarks.load.figures import summary
 from benchmarks.load.plan import SCENARIO, Plan, demand, roomy
-from benchmarks.load.processes import drive, start_engine
+from benchmarks.load.processes import drive, endpoint_data, serve_arguments, start_engine
 from benchmarks.solver import machine
 from domain.commands import STEPS
-from engine.config import Batching
-from engine.routing.types import SOLVERS, RouterSettings
 from engine.store.network_file import dump_network
 
 RATES = (1000, 2000, 5000, 10_000, 20_000)
@@ -60,10 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each")
     p.add_argument("--out", default="bench-results", help="folder for steps.json")
     # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
-    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
-    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
-    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
-    p.add_argument("--serve-args", default="", help="more options for o2o serve")
+    serve_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,22 +182,7 @@ def steps_of(lives: list[list[tuple[str, str, str]]]) -> tuple[list[bytes], list
 
 def commits(url: str) -> tuple[int, int] | None:
     """(commits of write commands, commands in them) so far, from $SRV STATS (None from an engine without them)."""
-    import nats
-
-    from adapters.service import NAME
-
-    async def ask() -> dict:
-        nc = await nats.connect(url)
-        try:
-            return json.loads((await nc.request(f"$SRV.STATS.{NAME}", b"", timeout=2.0)).data)
-        finally:
-            await nc.close()
-
-    try:
-        stats = asyncio.run(ask())
-    except Exception:  # noqa: BLE001 (the figure is left out)
-        return None
-    data = next((e.get("data") for e in stats.get("endpoints", []) if e.get("name") == "accept"), None)
+    data = endpoint_data(url, "accept")
     return (data["commits"], data["writes"]) if data else None
 
 

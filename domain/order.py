@@ -10,7 +10,7 @@ stock held) and routed at its lead time, when its stock is reserved.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from eventsourcing.domain import Aggregate, event
 from msgspec import Struct
@@ -71,6 +71,18 @@ def check_pickup(mode: str, pickup_node: str | None) -> None:
     """The pickup rule: a pickup order names the store the customer chose."""
     if mode == "pickup" and not pickup_node:
         raise InvalidInput("pickup_node", "a pickup order names the store the customer chose")
+
+
+class PartMoved(Aggregate.Event):
+    """A part moved on at its node (Order.Accepted, Picked, ...): each step's
+    class says the status it moves to."""
+
+    node: str
+    at: float
+    status: ClassVar[str] = ""
+
+    def apply(self, order: "Order") -> None:
+        order.parts[self.node].status = self.status
 
 
 class Order(Aggregate):
@@ -148,15 +160,11 @@ class Order(Aggregate):
             order.refunds.record(self.refund_id, self.fingerprint, self.lines, self.cash, self.points,
                                  self.delivery_fee)
 
-    # an order's steps at its node (and their alternatives), which every order
+    # an order's steps at its node (PartMoved, and the alternatives), which every order
     # that is served goes through: triggered directly too (they were @event
     # methods; the same topics, fields and stored JSON: tests/domain/test_step_events.py)
-    class Accepted(Aggregate.Event):
-        node: str
-        at: float
-
-        def apply(self, order: "Order") -> None:
-            order.parts[self.node].status = "accepted"
+    class Accepted(PartMoved):
+        status = "accepted"
 
     class Declined(Aggregate.Event):
         node: str
@@ -173,26 +181,14 @@ class Order(Aggregate):
         def apply(self, order: "Order") -> None:
             order._give_back(self.node)
 
-    class Picked(Aggregate.Event):
-        node: str
-        at: float
+    class Picked(PartMoved):
+        status = "picked"
 
-        def apply(self, order: "Order") -> None:
-            order.parts[self.node].status = "picked"
+    class ReadyForPickup(PartMoved):
+        status = "ready"
 
-    class ReadyForPickup(Aggregate.Event):
-        node: str
-        at: float
-
-        def apply(self, order: "Order") -> None:
-            order.parts[self.node].status = "ready"
-
-    class Dispatched(Aggregate.Event):
-        node: str
-        at: float
-
-        def apply(self, order: "Order") -> None:
-            order.parts[self.node].status = "dispatched"
+    class Dispatched(PartMoved):
+        status = "dispatched"
 
     class HandedOver(Aggregate.Event):
         node: str

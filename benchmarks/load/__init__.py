@@ -56,11 +56,10 @@ from tqdm import tqdm
 from benchmarks.load.check import all_ok
 from benchmarks.load.figures import P99_TARGET_MS, repeated, sustained
 from benchmarks.load.plan import ECHO_SWEEP, SCENARIO, SUBMIT, SWEEP, Session, demand, roomy, sessions
+from benchmarks.load.processes import serve_arguments
 from benchmarks.load.report import plot, table
 from benchmarks.load.session import session
 from benchmarks.solver import machine
-from engine.config import Batching
-from engine.routing.types import SOLVERS, RouterSettings
 from engine.store.network_file import dump_network
 from engine.store.eventlog import EventLog
 from engine.store.urls import describe
@@ -85,10 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and demand are used")
     p.add_argument("--store", help="event store URL (default: a fresh SQLite file in a temporary folder)")
     p.add_argument("--nats", help="NATS server URL (default: an embedded nats-server)")
-    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
-    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
-    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
-    p.add_argument("--serve-args", default="", help="more options for o2o serve, e.g. '--snapshot-every 1000'")
+    serve_arguments(p, "more options for o2o serve, e.g. '--snapshot-every 1000'")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds an order may wait for its reply")
     p.add_argument("--quick", action="store_true", help="1,000/s for 5 s, a 3-step sweep of 3 s, echo at 2 rates")
     p.add_argument("--out", default="bench-results", help="folder for load.json and load.png")

@@ -18,6 +18,8 @@ from adapters.embedded_nats import EmbeddedNats
 from benchmarks import loadgen
 from benchmarks.load.plan import SUBMIT, Plan
 from benchmarks.procstat import children, cpu_seconds, memory_bytes, thread_cpu_seconds
+from engine.config import Batching
+from engine.routing.types import SOLVERS, RouterSettings
 
 
 def start(args: list[str], log: Path, ready: str, timeout: float = 120,
@@ -41,9 +43,8 @@ def _cpu_since(pid: int, before: float) -> float:
         return 0.0
 
 
-def batches(url: str) -> tuple[int, int] | None:
-    """(micro-batches, orders in them) so far, from the submit endpoint's $SRV
-    STATS data (the first engine to answer); None where none says."""
+def srv_stats(url: str) -> dict | None:
+    """The service's $SRV STATS (the first engine to answer); None where none answers."""
     import nats
 
     from adapters.service import NAME
@@ -56,11 +57,30 @@ def batches(url: str) -> tuple[int, int] | None:
             await nc.close()
 
     try:
-        stats = asyncio.run(ask())
-    except Exception:  # an older engine, or none: the figure is left out
+        return asyncio.run(ask())
+    except Exception:  # noqa: BLE001 (none answered: the figures it gives are left out)
         return None
-    data = next((e.get("data") for e in stats.get("endpoints", []) if e.get("name") == "submit"), None)
+
+
+def endpoint_data(url: str, endpoint: str) -> dict | None:
+    """An endpoint's `data` in $SRV STATS (None from an engine that gives none)."""
+    stats = srv_stats(url) or {}
+    return next((e.get("data") for e in stats.get("endpoints", []) if e.get("name") == endpoint), None)
+
+
+def batches(url: str) -> tuple[int, int] | None:
+    """(micro-batches, orders in them) so far, from the submit endpoint's $SRV
+    STATS data (the first engine to answer); None where none says."""
+    data = endpoint_data(url, "submit")
     return (data["batches"], data["orders"]) if data else None
+
+
+def serve_arguments(p: argparse.ArgumentParser, more: str = "more options for o2o serve") -> None:
+    """The options `start_engine` starts `o2o serve` with."""
+    p.add_argument("--window-ms", type=float, default=Batching().window_ms)
+    p.add_argument("--max-batch", type=int, default=Batching().max_batch)
+    p.add_argument("--solver", choices=SOLVERS, default=RouterSettings().solver)
+    p.add_argument("--serve-args", default="", help=more)
 
 
 def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, log: Path) -> subprocess.Popen:
