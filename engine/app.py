@@ -32,7 +32,7 @@ from domain.quantities import available, check_lines
 from engine.clock import Clock, SystemClock
 from engine.config import EngineSettings
 from engine.geo import haversine_km
-from engine.handlers import COMMANDS, Batched, Many, Query, Write, release_gift, settle_points
+from engine.handlers import COMMANDS, Batched, Many, Query, release_gift, settle_points
 from engine.memory import collect_if_due, untraced
 from engine.ownership import Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
@@ -465,27 +465,15 @@ class Engine:
         return handle_writes(self, cmds)
 
     def handle_many(self, cmds: list[Command]) -> list[DomainError | None]:
-        """Many write commands in one transaction (a simulation's minute of node
-        decisions, a kitchen screen's backlog). Each command's guards run
-        before it changes anything, so a refused one is reported in its slot
-        and the rest are stored."""
-        steps = [COMMANDS[type(cmd)] for cmd in cmds]
-        for cmd, h in zip(cmds, steps):
-            if not isinstance(h, Write):
-                raise InvalidInput("type", f"{type(cmd).__name__} cannot be handled with other commands")
-
-        def work(uow: UnitOfWork) -> list[DomainError | None]:
-            out: list[DomainError | None] = []
-            at = self.clock.now()
-            for cmd, h in zip(cmds, steps):
-                try:
-                    h.step(self, uow, cmd, at)
-                    out.append(None)
-                except DomainError as e:
-                    out.append(untraced(e))
-            return out
-
-        return self._transaction(work)
+        """Many write commands committed together, each as if alone (a
+        simulation's minute of node decisions, a kitchen screen's backlog):
+        a refused one is reported in its slot and the rest are stored
+        (engine.writes, without replies). Another failure is raised."""
+        results = handle_writes(self, cmds, replies=False)
+        failed = next((r for r in results if isinstance(r, Exception) and not isinstance(r, DomainError)), None)
+        if failed is not None:
+            raise failed
+        return results
 
     # one-line facades over the table
     def give_back(self, uow: UnitOfWork, order: Order, why: str, at: float) -> None:

@@ -50,17 +50,18 @@ def is_write(cmd: Any) -> bool:
     return isinstance(COMMANDS.get(type(cmd)), Write)
 
 
-def handle_writes(e: "Engine", cmds: list[Any]) -> list[Any]:
-    """Each write command's reply, or the error (a DomainError, or what
-    `Engine.handle` would have raised) it met, by position."""
+def handle_writes(e: "Engine", cmds: list[Any], replies: bool = True) -> list[Any]:
+    """Each write command's reply (None for each without `replies`), or the
+    error (a DomainError, or what `Engine.handle` would have raised) it met,
+    by position."""
     for cmd in cmds:
         if not is_write(cmd):
-            raise InvalidInput("type", f"{type(cmd).__name__} is not a write command")
+            raise InvalidInput("type", f"{type(cmd).__name__} cannot be handled with other commands")
     results: list[Any] = [None] * len(cmds)
     todo = list(range(len(cmds)))
     while todo:
         try:
-            taken = _together(e, cmds, todo, results)
+            taken = _together(e, cmds, todo, results, replies)
         except _Redo as redo:
             results[redo.index] = redo.error
             todo.remove(redo.index)
@@ -106,7 +107,7 @@ def _alone(e: "Engine", cmd: Any) -> Any:
         return untraced(err)
 
 
-def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any]) -> int:
+def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any], replies: bool) -> int:
     """The first commands of `todo` in one transaction, up to one that must
     see what they changed; how many it took (at least one)."""
     run: dict[str, Any] = {}  # the last run's (a version conflict runs the work again)
@@ -139,8 +140,8 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any])
             for rec in recordings[at:at + n]:
                 readmodels.apply(rec.domain_event, rec.notification.id)
             at += n
-            if i in refused:
-                results[i] = refused[i]
+            if i in refused or not replies:
+                results[i] = refused.get(i)
                 continue
             cmd = cmds[i]
             try:

@@ -152,3 +152,31 @@ def test_only_write_commands_are_taken():
 def test_which_steps_read_the_views(cmd, reads):
     e, _, _ = engine_with_orders()
     assert reads_views(None, cmd) is reads
+
+
+def test_two_parts_of_a_members_purchase_handed_over_in_one_call_credit_the_fixed_amount_once():
+    """Before, `handle_many` ran both hand-overs in one transaction: the second did not see the
+    first's credit in the benefit view and booked the purchase's fixed amount again."""
+    from domain.benefit import RoleRate, RuleSet
+    from domain.commands import GetStatement, PublishBenefitRules
+    from engine.routing.types import RouterSettings
+
+    rules = RuleSet(version="R1", effective_from=T0, window_months=3,
+                    roles={"store": RoleRate(300, fixed=500), "clerk": RoleRate(200)})
+    totals = []
+    for how in ("alone", "node_steps", "handle_writes"):
+        e = Engine(small_network(stock={"S1": {"A": 5}, "S2": {"B": 5}, "S3": {}, "K1": {}}),
+                   EngineSettings(router=RouterSettings(allow_split=True)), clock=SimClock(T0), store="memory:").start()
+        e.handle(PublishBenefitRules(rules=rules))
+        e.sign_up(SignUpMember(member="m1", node="S1", via="clerk", clerk="c7"))
+        lat, lon = at_km(0.0)
+        r = e.submit(SubmitOrder(channel="app", external_id="o1", lat=lat, lon=lon, member="m1",
+                                 lines=[Line("A", 1, unit_price=1000), Line("B", 1, unit_price=1000)]))
+        assert sorted(p.node for p in r.parts) == ["S1", "S2"]
+        steps = [cmd for p in r.parts for cmd in (
+            AcceptOrder(order_id=r.order_id, node=p.node),
+            *(ReportProgress(order_id=r.order_id, node=p.node, step=s) for s in ("picked", "dispatched", "delivered")))]
+        out = alone(e, steps) if how == "alone" else getattr(e, how)(steps)
+        assert not any(isinstance(x, DomainError) for x in out)
+        totals.append({s.party: s.total for s in e.handle(GetStatement(period="2023-11")).statements})
+    assert totals[0] == totals[1] == totals[2] == {"clerk:c7": 40, "store:S1": 560}  # 10% + 30% of 2,000, and 500 once
