@@ -72,6 +72,26 @@ class NodeInventory(Aggregate):
                 reserved[sku] -= qty
                 on_hand[sku] -= qty
 
+    class SoldOverCounter(Aggregate.Event):
+        """A counter sale's goods off the shelf: triggered directly, as Consumed (every sale has one)."""
+
+        sale_id: str
+        lines: dict[str, int]
+        at: float
+
+        def apply(self, inv: "NodeInventory") -> None:
+            # Redeliveries come within minutes; keeping two days bounds the state. The oldest
+            # go first, as long as they are out of the window: a sale uploaded late stays until
+            # those before it in the dict go (a resend of it is refused by the sale itself too).
+            pos = inv.pos_sales
+            pos[self.sale_id] = self.at
+            cutoff = self.at - POS_DEDUP_SECONDS
+            while (oldest := next(iter(pos))) != self.sale_id and pos[oldest] <= cutoff:
+                del pos[oldest]
+            on_hand = inv.on_hand
+            for sku, qty in self.lines.items():
+                on_hand[sku] -= qty
+
     @staticmethod
     def create_id(node_id: str, at: float) -> object:
         return ids.inventory_id(node_id)
@@ -226,13 +246,8 @@ class NodeInventory(Aggregate):
     def _consumed(self, order_id: str, lines: dict[str, int], at: float) -> None:
         trigger(self, self.Consumed, order_id=order_id, lines=lines, at=at)
 
-    @event("SoldOverCounter")
     def _sold(self, sale_id: str, lines: dict[str, int], at: float) -> None:
-        # Redeliveries come within minutes; keeping two days bounds the state.
-        self.pos_sales = {k: t for k, t in self.pos_sales.items() if t > at - POS_DEDUP_SECONDS}
-        self.pos_sales[sale_id] = at
-        for sku, qty in lines.items():
-            self.on_hand[sku] -= qty
+        trigger(self, self.SoldOverCounter, sale_id=sale_id, lines=lines, at=at)
 
 
 def _hold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:

@@ -153,6 +153,7 @@ class Engine:
         self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._events_of)
         self._placing: Iterable[UUID] = ()  # the orders the batch in hand places (looked for in the store on a conflict)
         self._stored: dict[str, OrderRecord] = {}  # of those, the ones the store holds: repeats of retired orders
+        self.rechecking = False  # a transaction runs again after a version conflict (engine.handlers `_sale_known`)
         self.quotes = Quotes(self)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
@@ -204,6 +205,7 @@ class Engine:
         orders whose records left memory, engine.readmodels.orders) read
         back, so the next run answers them as repeats."""
         self.catch_up()
+        self.rechecking = True
         placing, self._placing = self._placing, ()
         if placing and self.readmodels.retain_s is not None:
             view = self.readmodels.order_view
@@ -233,6 +235,7 @@ class Engine:
         them: engine.writes) and the commit hooks."""
         own = self.ownership
         stored_id = self.readmodels.order_view.stored_id
+        self.rechecking = False  # until a version conflict: then what memory misses is read from the store
         if own is not None:
             work = self._stamped(work)
         try:

@@ -107,3 +107,22 @@ def test_triggered_as_the_library_triggers_them(event, fields):
     assert list(va) == list(vb) and va == vb
     state = lambda o: {k: v for k, v in vars(o).items() if k not in ("_created_on", "_modified_on")}  # noqa: E731
     assert state(ours) == state(theirs) and ours.version == theirs.version == 3
+
+
+def test_a_counter_sale_stores_what_the_event_method_stored_and_the_node_keeps_two_days_of_sale_ids():
+    mapper = EventLog("memory:").mapper
+    inv = NodeInventory(node_id="S1", at=0.0)
+    inv.receive({"A": 5}, ref="po", at=1.0)
+    inv.collect_events()
+    inv.sell_over_counter("p1", {"A": 2}, 3.0)
+    (event,) = inv.collect_events()
+    s = mapper.to_stored_event(event)  # c09545f's bytes
+    assert (s.topic, s.state[s.state.index(b'",') + 2:]) == (
+        "domain.inventory:NodeInventory.SoldOverCounter", b'"sale_id":"p1","lines":{"A":2},"at":3.0}')
+    assert inv.on_hand == {"A": 3} and inv.pos_sales == {"p1": 3.0}
+    day = 86_400.0
+    inv.sell_over_counter("late", {"A": 1}, 3.0 - day)  # a till's upload of a sale made the day before
+    inv.sell_over_counter("p2", {"A": 1}, 3.0 + 1.5 * day)  # "late" is out of the window, behind p1 which is not
+    assert list(inv.pos_sales) == ["p1", "late", "p2"]  # it stays until those before it go
+    inv.sell_over_counter("p3", {"A": 1}, 4.0 + 2 * day)  # p1 is over two days old: both go
+    assert list(inv.pos_sales) == ["p2", "p3"] and inv.on_hand == {"A": 0}

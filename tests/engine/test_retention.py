@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from domain.commands import Line, SubmitOrder
+from domain.errors import Conflict
 from engine.app import Engine, EngineSettings
 from engine.clock import SimClock
 from tests.engine.network_fixture import at_km, small_network
@@ -183,3 +184,22 @@ def test_a_counter_sale_leaves_memory_and_a_later_refund_counts_from_the_stored_
     rebuilt = engine_on(url, clock)  # the same sales leave and come back in a replay
     assert rebuilt.readmodels.state()["sales"] == live
     rebuilt.close()
+
+
+def test_a_sale_resent_after_its_record_and_the_nodes_window_left_is_refused_and_stores_nothing(url):
+    """A new sale is not looked up in the store (engine/handlers.py `sell`): one resent after its
+    record left memory meets its stored self at the save, and the run after it reads the store."""
+    clock = SimClock(T0)
+    engine = engine_on(url, clock)
+    sell(engine, "p1", [Line("A", 1)])
+    clock.advance_to(T0 + 3 * 24 * HOUR)  # past the node's two days and the hour's retention
+    sell(engine, "p2", [Line("A", 1)])  # the node forgets p1; its record leaves
+    assert "S1/p1" not in engine.readmodels.sales
+    before, on_hand, conflicts = stored(engine), stock(engine), engine.store.conflicts
+    with pytest.raises(Conflict, match="already recorded"):
+        sell(engine, "p1", [Line("A", 1)])
+    assert stored(engine) == before and stock(engine) == on_hand
+    assert engine.store.conflicts == conflicts + 1
+    sell(engine, "p3", [Line("A", 1)])  # and the next sale is not read from the store again
+    assert engine.store.conflicts == conflicts + 1 and stored(engine) > before
+    engine.close()
