@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each run (default 10)")
     p.add_argument("--scenario", default=str(SCENARIO), help="scenario whose network and orders are used")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a step may wait for its reply")
-    p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each")
+    p.add_argument("--alone", type=int, default=2500,
+                   help="orders whose steps the engine alone takes, and as many counter sales (0: none)")
+    p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each; 500 orders alone")
     p.add_argument("--out", default="bench-results", help="folder for steps.json")
     # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
     serve_arguments(p)
@@ -63,9 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.quick:
-        args.rates, args.seconds = [500, 2000], 4.0
+        args.rates, args.seconds, args.alone = [500, 2000], 4.0, 500
     plans = [Plan("warm-up", PROGRESS, 500, 2.0)] + [Plan("steps", PROGRESS, r, args.seconds) for r in args.rates]
-    n = sum(-(-p.count // STEPS_PER_PART) for p in plans) * 11 // 10  # about 1% are rejected, a few split
+    n = max(sum(-(-p.count // STEPS_PER_PART) for p in plans) * 11 // 10, args.alone)  # about 1% are rejected
     print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
     base, orders = demand(args.scenario, n)
     network = roomy(base, orders)
@@ -75,14 +78,18 @@ def run(args: argparse.Namespace) -> int:
         network_file = folder / "network.json"
         dump_network(network, network_file)
         runs = over_nats(args, plans, orders, network_file, folder)
+    alone = in_process(network, orders, args.alone) if args.alone else []
     report = {"machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "parameters": {"scenario": Path(args.scenario).name, "rates": args.rates, "seconds": args.seconds,
                              "orders": n},
-              "runs": runs}
+              "runs": runs, "in_process": alone}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "steps.json").write_bytes(msgspec.json.format(msgspec.json.encode(report)))
     print(table(runs))
+    if alone:
+        print("engine alone, CPU us a command: " + "; ".join(
+            f"{r['what']} alone {r['alone_us']}, in groups of {r['group']} {r['grouped_us']}" for r in alone))
     print(f"wrote {out / 'steps.json'}")
     return 0
 
@@ -178,6 +185,50 @@ def steps_of(lives: list[list[tuple[str, str, str]]]) -> tuple[list[bytes], list
                 payloads.append(msgspec.json.encode({"order_id": oid, "node": node, "step": STEPS[mode][k - 1]}))
                 subjects.append(PROGRESS)
     return payloads, subjects
+
+
+GROUP = 50
+
+
+def in_process(network: Any, orders: list[Any], n: int) -> list[dict[str, Any]]:
+    """CPU per step and per counter sale of the engine alone (SQLite): half of each
+    handled alone, half in groups of GROUP."""
+    from benchmarks.engine import build, completing
+    from domain.commands import Line, SellOverCounter
+    from engine.memory import keep_long_lived, let_go
+
+    with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-alone-") as tmp:
+        engine = build(network, f"sqlite:///{tmp}/events.db")
+        keep_long_lived()
+        try:
+            steps: list[Any] = []
+            for i in range(0, n, 125):
+                chunk = orders[i:i + 125]
+                steps += completing(chunk, engine.submit_batch(chunk))[0]
+            # the parts' steps in rounds (every accept, then every pick, ...), as the service gets them
+            by_round = [s for k in range(STEPS_PER_PART) for s in steps[k::STEPS_PER_PART]]
+            stores = [node.id for node in network.nodes if node.kind == "store"][:20]
+            sales = [SellOverCounter(node=node, sale_id=f"bench-{i}", lines=[Line(sorted(network.stock[node])[0], 1)])
+                     for i, node in enumerate(stores[i % len(stores)] for i in range(n))]
+            return [_alone_and_grouped(engine, "step", by_round), _alone_and_grouped(engine, "counter sale", sales)]
+        finally:
+            engine.close()
+            let_go()
+
+
+def _alone_and_grouped(engine: Any, what: str, cmds: list[Any]) -> dict[str, Any]:
+    half = len(cmds) // 2
+    c0 = time.process_time()
+    for cmd in cmds[:half]:
+        engine.handle(cmd)
+    c1 = time.process_time()
+    for i in range(half, len(cmds), GROUP):
+        bad = [r for r in engine.handle_writes(cmds[i:i + GROUP]) if isinstance(r, Exception)]
+        if bad:
+            raise RuntimeError(f"a {what} was refused: {bad[0]}")
+    c2 = time.process_time()
+    return {"what": what, "commands": len(cmds), "group": GROUP, "alone_us": round((c1 - c0) / half * 1e6, 1),
+            "grouped_us": round((c2 - c1) / (len(cmds) - half) * 1e6, 1)}
 
 
 def commits(url: str) -> tuple[int, int] | None:
