@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from domain.commands import (
     AcceptOrder, AdjustStock, CountStock, DeclineOrder, ReceiveStock, ReportProgress, SellOverCounter, SetSafetyStock,
 )
-from domain.errors import DomainError, InvalidInput, NotFound
+from domain.errors import DomainError, InvalidInput
 from engine.handlers import COMMANDS, Write
 from engine.memory import untraced
 from engine.ownership import PartitionLost
@@ -66,9 +66,10 @@ def handle_writes(e: "Engine", cmds: list[Any], replies: bool = True) -> list[An
             results[redo.index] = redo.error
             todo.remove(redo.index)
             continue
-        except Exception as e:  # noqa: BLE001 (each command then meets its own outcome, alone)
-            log.warning("%d write commands not committed together (%r): each handled alone", len(todo), untraced(e),
-                        exc_info=not isinstance(e, DomainError))
+        except Exception as err:  # noqa: BLE001 (each command then meets its own outcome, alone)
+            log.warning("%d write commands not committed together (%r): each handled alone", len(todo), err,
+                        exc_info=not isinstance(err, DomainError))
+            untraced(err)
             for i in todo:
                 results[i] = _alone(e, cmds[i])
             return results
@@ -93,8 +94,8 @@ def reads_views(uow: "UnitOfWork", cmd: Any) -> bool:
             return False
         try:
             return uow.order(cmd.order_id).member is not None  # (its credits and points)
-        except NotFound:
-            return False  # the step is refused the same way
+        except DomainError:
+            return False  # the step meets the same
     if isinstance(cmd, SellOverCounter):
         return cmd.member is not None
     return True
