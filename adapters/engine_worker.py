@@ -2,8 +2,9 @@
 gathers submitted orders into micro-batches by the batching rule
 (engine.config.Batching, the simulations' too). Other write commands wait
 for no window: those queued while the thread is busy are committed
-together when it gets to them (`offer_write`, engine/writes.py). The queue in front is
-bounded twice: by count (`max_queue`) and by time (`max_wait_ms`: the orders ahead would take longer than that to route,
+together when it gets to them (`offer_write`, engine/writes.py). The
+orders' queue is bounded twice: by count (`max_queue`) and by time
+(`max_wait_ms`: the orders ahead would take longer than that to route,
 judged by how fast full batches drained the queue lately). Past either
 bound callers are told at once (503), instead of waiting in a queue longer
 than their own timeout and never hearing of the order.
