@@ -61,40 +61,36 @@ def one_run(network: Any, orders: list[Any], batch: int, store: str, warm: int =
     batches; `mark("start")` and `mark("stop")` are called around them (benchmarks.engine_ir,
     benchmarks.held), `each(engine, batch, replies)` after each batch (benchmarks.held);
     `settings`: engine settings over the bench's."""
-    from engine.memory import keep_long_lived, let_go
+    from engine.memory import kept_long_lived
 
     engine = build(network, store, settings)
-    threshold = gc.get_threshold()
-    keep_long_lived()  # as `o2o serve` does once its engine is up
-    if warm:
-        engine.submit_batch(orders[:warm])
-        orders = orders[warm:]
     collector = _Collections()
-    try:
-        if mark:
-            mark("start")
-        gc.callbacks.append(collector)
-        batches = []  # each batch's wall time: a stall (a checkpoint, a collection) holds every order of it
-        progress = []  # (orders done, CPU so far) after each batch
-        cpu_start, wall = time.process_time(), time.perf_counter()
-        for i in range(0, len(orders), batch):
-            began = time.perf_counter()
-            chunk = orders[i:i + batch]
-            replies = engine.submit_batch(chunk)
-            if each is not None:
-                each(engine, chunk, replies)
-            batches.append(time.perf_counter() - began)
-            progress.append((min(i + batch, len(orders)), time.process_time()))
-        cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall
-        if mark:
-            mark("stop")
-    finally:
-        if collector in gc.callbacks:  # (a failed batch must not leave it timing the caller's collections)
-            gc.callbacks.remove(collector)
-        engine.close()
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
-        let_go()
+    with kept_long_lived():  # as `o2o serve` does once its engine is up
+        try:
+            if warm:
+                engine.submit_batch(orders[:warm])
+                orders = orders[warm:]
+            if mark:
+                mark("start")
+            gc.callbacks.append(collector)
+            batches = []  # each batch's wall time: a stall (a checkpoint, a collection) holds every order of it
+            progress = []  # (orders done, CPU so far) after each batch
+            cpu_start, wall = time.process_time(), time.perf_counter()
+            for i in range(0, len(orders), batch):
+                began = time.perf_counter()
+                chunk = orders[i:i + batch]
+                replies = engine.submit_batch(chunk)
+                if each is not None:
+                    each(engine, chunk, replies)
+                batches.append(time.perf_counter() - began)
+                progress.append((min(i + batch, len(orders)), time.process_time()))
+            cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall
+            if mark:
+                mark("stop")
+        finally:
+            if collector in gc.callbacks:  # (a failed batch must not leave it timing the caller's collections)
+                gc.callbacks.remove(collector)
+            engine.close()
     n = max(len(orders), 1)
     return {"cpu_us_per_order": round(cpu / n * 1e6, 1), "wall_us_per_order": round(wall / n * 1e6, 1),
             "gc_us_per_order": round(collector.seconds / n * 1e6, 1), "gc_collections": collector.count,

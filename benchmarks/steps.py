@@ -195,25 +195,25 @@ def in_process(network: Any, orders: list[Any], n: int) -> list[dict[str, Any]]:
     handled alone, half in groups of GROUP."""
     from benchmarks.engine import build, completing
     from domain.commands import Line, SellOverCounter
-    from engine.memory import keep_long_lived, let_go
+    from engine.memory import kept_long_lived
 
     with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-alone-") as tmp:
         engine = build(network, f"sqlite:///{tmp}/events.db")
-        keep_long_lived()
         try:
-            steps: list[Any] = []
-            for i in range(0, n, 125):
-                chunk = orders[i:i + 125]
-                steps += completing(chunk, engine.submit_batch(chunk))[0]
-            # the parts' steps in rounds (every accept, then every pick, ...), as the service gets them
-            by_round = [s for k in range(STEPS_PER_PART) for s in steps[k::STEPS_PER_PART]]
-            stores = [node.id for node in network.nodes if node.kind == "store"][:20]
-            sales = [SellOverCounter(node=node, sale_id=f"bench-{i}", lines=[Line(sorted(network.stock[node])[0], 1)])
-                     for i, node in enumerate(stores[i % len(stores)] for i in range(n))]
-            return [_alone_and_grouped(engine, "step", by_round), _alone_and_grouped(engine, "counter sale", sales)]
+            with kept_long_lived():  # as `o2o serve` sets the collector, then as it was
+                steps: list[Any] = []
+                for i in range(0, n, 125):
+                    chunk = orders[i:i + 125]
+                    steps += completing(chunk, engine.submit_batch(chunk))[0]
+                # the parts' steps in rounds (every accept, then every pick, ...), as the service gets them
+                by_round = [s for k in range(STEPS_PER_PART) for s in steps[k::STEPS_PER_PART]]
+                stores = [node.id for node in network.nodes if node.kind == "store"][:20]
+                sales = [SellOverCounter(node=node, sale_id=f"bench-{i}",
+                                         lines=[Line(sorted(network.stock[node])[0], 1)])
+                         for i, node in enumerate(stores[i % len(stores)] for i in range(n))]
+                return [_alone_and_grouped(engine, "step", by_round), _alone_and_grouped(engine, "counter sale", sales)]
         finally:
             engine.close()
-            let_go()
 
 
 def _alone_and_grouped(engine: Any, what: str, cmds: list[Any]) -> dict[str, Any]:

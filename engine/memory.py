@@ -69,6 +69,20 @@ def let_go() -> None:
 
 
 @contextmanager
+def kept_long_lived() -> Iterator[None]:
+    """keep_long_lived's policy for a while (a bench's run in a process that
+    goes on), then the collector as it was: nothing frozen, full collections back."""
+    threshold = gc.get_threshold()
+    keep_long_lived()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        let_go()
+
+
+@contextmanager
 def young_collections_only() -> Iterator[None]:
     """Full collections paused for a while (also as a decorator), then back."""
     young, middle, full = gc.get_threshold()

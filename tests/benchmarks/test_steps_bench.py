@@ -2,6 +2,7 @@
 are sent and answered, and the commits that served them are reported."""
 from __future__ import annotations
 
+import gc
 import json
 
 from adapters.cli import main
@@ -9,6 +10,7 @@ from benchmarks.steps import STEPS_PER_PART, steps_of
 
 
 def test_a_small_run_answers_every_step_and_reports_the_steps_a_commit_served(tmp_path, capsys):
+    threshold = gc.get_threshold()
     assert main(["bench", "steps", "--rates", "300", "--seconds", "2", "--alone", "250", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "steps.json").read_text())
     runs = report["runs"]
@@ -21,6 +23,7 @@ def test_a_small_run_answers_every_step_and_reports_the_steps_a_commit_served(tm
     alone = {r["what"]: r for r in report["in_process"]}  # the engine alone, each command alone and in groups
     assert set(alone) == {"step", "counter sale"}
     assert all(r["alone_us"] > 0 and r["grouped_us"] > 0 and r["commands"] >= 200 for r in alone.values())
+    assert gc.get_threshold() == threshold and not gc.get_freeze_count()  # the collector as it was
 
 
 def test_steps_come_in_rounds_every_part_accepted_before_any_is_picked():
