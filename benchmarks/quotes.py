@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ from typing import Any
 import msgspec
 from tqdm import tqdm
 
-from adapters.embedded_nats import EmbeddedNats
 from benchmarks.load.figures import summary
 from benchmarks.load.plan import Plan, demand
-from benchmarks.load.processes import drive, serve_arguments, start_engine
+from benchmarks.load.processes import drive, engine_served, serve_arguments
 from benchmarks.solver import machine
 from domain.commands import QuoteOrder
 from domain.network import Network, Window
@@ -109,12 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 def over_nats(args: argparse.Namespace, plans: list[Plan], quotes: list[QuoteOrder], network_file: Path,
               folder: Path) -> list[dict[str, Any]]:
-    server = EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
-    proc = None
     runs = []
-    try:
-        print("starting o2o serve on the network", flush=True)
-        proc = start_engine(args, server.url, f"sqlite:///{folder}/events.db", network_file, folder / "serve.log")
+    with engine_served(args, network_file, folder) as (server, proc):
         offset = 0
         with tqdm(total=sum(p.seconds for p in plans), desc="bench quotes", unit="s", mininterval=1.0) as bar:
             for plan in plans:
@@ -126,11 +120,6 @@ def over_nats(args: argparse.Namespace, plans: list[Plan], quotes: list[QuoteOrd
                 r.pop("sustained")  # bench load's target (250 ms), not this one's
                 r["per_second"] = r["per_second"][:120]
                 runs.append(r)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-        server.stop()
     return runs
 
 

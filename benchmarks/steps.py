@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -31,10 +30,9 @@ from typing import Any
 import msgspec
 from tqdm import tqdm
 
-from adapters.embedded_nats import EmbeddedNats
 from benchmarks.load.figures import summary
 from benchmarks.load.plan import SCENARIO, Plan, demand, roomy
-from benchmarks.load.processes import drive, endpoint_data, serve_arguments, start_engine
+from benchmarks.load.processes import drive, endpoint_data, engine_served, serve_arguments
 from benchmarks.solver import machine
 from domain.commands import STEPS
 from engine.store.network_file import dump_network
@@ -107,12 +105,8 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], network_file: Path,
               folder: Path) -> list[dict[str, Any]]:
-    server = EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
-    proc = None
     runs: list[dict[str, Any]] = []
-    try:
-        print("starting o2o serve on the network", flush=True)
-        proc = start_engine(args, server.url, f"sqlite:///{folder}/events.db", network_file, folder / "serve.log")
+    with engine_served(args, network_file, folder) as (server, proc):
         print(f"placing {len(orders):,} orders", flush=True)
         parts = asyncio.run(place(server.url, orders))
         lives = [life for life in parts if life]
@@ -132,11 +126,6 @@ def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], ne
                 runs.append(r)
                 if plan.name == "steps" and not r["sustained"]:
                     break  # higher rates would only fail the same way
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-        server.stop()
     return runs
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import msgspec
 from tqdm import tqdm
@@ -88,6 +91,22 @@ def start_engine(args: argparse.Namespace, url: str, store: str, network: Path, 
     return start(["-m", "adapters.cli", "serve", "--nats", url, "--store", store, "--network", str(network),
                    "--window-ms", str(args.window_ms), "--max-batch", str(args.max_batch), "--solver", args.solver,
                    "--accept-timeout-s", "86400", *args.serve_args.split()], log, "serving on")
+
+
+@contextlib.contextmanager
+def engine_served(args: argparse.Namespace, network: Path, folder: Path) -> Iterator[tuple[EmbeddedNats, subprocess.Popen]]:
+    """An embedded nats-server and `o2o serve` on a fresh SQLite store in `folder`, stopped after."""
+    server = EmbeddedNats(folder / "nats", log_file=str(folder / "nats.log")).start()
+    proc = None
+    try:
+        print("starting o2o serve on the network", flush=True)
+        proc = start_engine(args, server.url, f"sqlite:///{folder}/events.db", network, folder / "serve.log")
+        yield server, proc
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        server.stop()
 
 
 def drive(url: str, plan: Plan, payloads: list[bytes], timeout: float, pid: int, server: EmbeddedNats | None,
