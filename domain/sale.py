@@ -8,14 +8,28 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.money import NO_REFUNDS, OrderMoney, Refund, Refunds, returned_goods
+from domain.trigger import create
 
 
 class Sale(Aggregate):
+    class Made(Aggregate.Created):
+        """Made directly (`Sale.make`, domain/trigger.py), as Order.Placed: every counter sale has one."""
+
+        node: str
+        sale_id: str
+        member: str | None
+        money: OrderMoney
+        at: float
+
     @staticmethod
     def create_id(node: str, sale_id: str, **_: object) -> object:
         return ids.sale_id(node, sale_id)
 
-    @event("Made")
+    @classmethod
+    def make(cls, node: str, sale_id: str, member: str | None, money: OrderMoney, at: float) -> "Sale":
+        return create(cls, cls.Made, id=ids.sale_id(node, sale_id), node=node, sale_id=sale_id, member=member,
+                      money=money, at=at)
+
     def __init__(self, node: str, sale_id: str, member: str | None, money: OrderMoney, at: float) -> None:
         self.node = node
         self.sale_id = sale_id

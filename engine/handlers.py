@@ -210,7 +210,7 @@ def sell(e: "Engine", uow: UnitOfWork, cmd: SellOverCounter, at: float) -> tuple
         raise Conflict("sale_id", f"POS sale {cmd.sale_id} is already recorded at {cmd.node}")
     if cmd.points_used:
         uow.member(cmd.member).spend(cmd.points_used, f"pos/{cmd.node}/{cmd.sale_id}", at, field="points_used")
-    uow.add(Sale(node=cmd.node, sale_id=cmd.sale_id, member=cmd.member, money=money, at=at))
+    uow.add(Sale.make(cmd.node, cmd.sale_id, cmd.member, money, at))
     sale = f"pos/{cmd.node}/{cmd.sale_id}"
     benefit.credit(e, uow, cmd.member, sale, sale, money, lines, at)
     if cmd.member:
