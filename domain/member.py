@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import ids
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.quantities import require_positive
+from domain.trigger import trigger
 
 SignUpVia = Literal["clerk", "qr", "pos", "online"]
 IdentityKind = Literal["app", "wechat", "alipay", "mini_program", "platform"]
@@ -402,12 +403,16 @@ class Member(Aggregate):
             state["expires_at"] = None
             state["repaid"] = 0
 
-    @event(PointsEarned)
+        def apply(self, member: "Member") -> None:
+            # triggered directly (domain/trigger.py): every member's purchase earns (the same stored JSON)
+            member.owed -= self.repaid
+            member.buckets[self.ref] = Bucket(earned=self.points, earned_at=self.at, available_at=self.available_at,
+                                              expires_at=self.expires_at, left=self.points - self.repaid)
+
     def _earned(self, points: int, ref: str, at: float, available_at: float, expires_at: float | None,
                 repaid: int) -> None:
-        self.owed -= repaid
-        self.buckets[ref] = Bucket(earned=points, earned_at=at, available_at=available_at, expires_at=expires_at,
-                                   left=points - repaid)
+        trigger(self, self.PointsEarned, points=points, ref=ref, at=at, available_at=available_at,
+                expires_at=expires_at, repaid=repaid)
 
     class PointsRedeemed(Aggregate.Event):
         """v1 did not record the buckets (None after the upcast): they are worked out

@@ -43,3 +43,26 @@ def test_an_identity_kind_binds_once_and_rebinding_the_same_id_is_harmless():
     assert len([e for e in m.pending_events if type(e).__name__ == "IdentityBound"]) == 1
     with pytest.raises(Conflict):
         m.bind("wechat", "wx-2", at=3.0)
+
+
+def test_points_earned_triggered_directly_store_what_the_event_method_stored():
+    """Member.PointsEarned is triggered directly (domain/trigger.py): c09545f's bytes, and a replay."""
+    from engine.store.eventlog import EventLog
+
+    mapper = EventLog("memory:").mapper
+    mem = Member(member="m1", node="S1", via="qr", at=1.0, clerk=None, dealer=None, phone_hash=None, manager=None,
+                 region=None)
+    stored = [mapper.to_stored_event(e) for e in mem.collect_events()]
+    mem.earn(40, "order/x/S1", 2.0, available_at=5.0, expires_at=100.0)
+    mem.earn(10, "pos/S1/p1", 3.0)
+    earned = [mapper.to_stored_event(e) for e in mem.collect_events()]
+    assert [(s.topic, s.state[s.state.index(b'",') + 2:]) for s in earned] == [
+        ("domain.member:Member.PointsEarned", b'"points":40,"ref":"order/x/S1","at":2.0,"available_at":5.0,'
+                                              b'"expires_at":100.0,"repaid":0,"class_version":2}'),
+        ("domain.member:Member.PointsEarned", b'"points":10,"ref":"pos/S1/p1","at":3.0,"available_at":3.0,'
+                                              b'"expires_at":null,"repaid":0,"class_version":2}')]
+    copy = None
+    for s in stored + earned:
+        copy = mapper.to_domain_event(s).mutate(copy)
+    state = lambda m: {k: v for k, v in vars(m).items() if k not in ("_created_on", "_modified_on")}  # noqa: E731
+    assert state(copy) == state(mem) and copy.buckets["order/x/S1"].left == 40 and copy.version == 3
