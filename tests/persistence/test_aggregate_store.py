@@ -65,3 +65,19 @@ def test_a_failed_command_leaves_nothing_cached_that_it_changed():
     inv.receive({"A": 1}, ref="not saved", at=T0 + 1)
     store._forget([inv], stale=False)
     assert store.get(inv.id).on_hand == {}  # reloaded as stored, without the unsaved receipt
+
+
+def test_an_aggregate_loaded_from_its_events_is_the_one_the_librarys_repository_builds():
+    """AggregateStore.get folds the events without the library's per-event Protocol check."""
+    log = EventLog("memory:")
+    store = AggregateStore(log, keep=lambda aggregate: False)
+    for aggregates in _commands():
+        store.save(aggregates)
+    member = Member.sign_up(member="m-2", node="S1", via="qr", at=T0)
+    for i in range(3):
+        member.earn(10 + i, f"pos/S1/p{i}", T0 + i)
+    store.save([member])
+    for agg_id in {a.id for aggregates in _commands() for a in aggregates} | {member.id}:
+        ours, theirs = store.get(agg_id), log.repository.get(agg_id)
+        assert type(ours) is type(theirs) and vars(ours) == vars(theirs) and ours.version == theirs.version
+    assert store.get(member.id).buckets["pos/S1/p2"].earned == 12
