@@ -53,10 +53,7 @@ class NodeInventory(Aggregate):
         at: float
 
         def apply(self, inv: "NodeInventory") -> None:
-            del inv.reservations[self.order_id]
-            reserved = inv.reserved
-            for sku, qty in self.lines.items():
-                reserved[sku] -= qty
+            _unhold(inv, self.order_id, self.lines)
 
     class Consumed(Aggregate.Event):
         """Every served order's goods leaving the shelf: triggered directly, as Released."""
@@ -66,10 +63,9 @@ class NodeInventory(Aggregate):
         at: float
 
         def apply(self, inv: "NodeInventory") -> None:
-            del inv.reservations[self.order_id]
-            reserved, on_hand = inv.reserved, inv.on_hand
+            _unhold(inv, self.order_id, self.lines)
+            on_hand = inv.on_hand
             for sku, qty in self.lines.items():
-                reserved[sku] -= qty
                 on_hand[sku] -= qty
 
     class SoldOverCounter(Aggregate.Event):
@@ -255,6 +251,14 @@ def _hold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:
     reserved = inv.reserved
     for sku, qty in lines.items():
         reserved[sku] = reserved.get(sku, 0) + qty
+
+
+def _unhold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:
+    """`_hold` undone: the order's reservation released or consumed."""
+    del inv.reservations[order_id]
+    reserved = inv.reserved
+    for sku, qty in lines.items():
+        reserved[sku] -= qty
 
 
 class Holding:

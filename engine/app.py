@@ -228,18 +228,19 @@ class Engine:
             n += 1
         return n
 
-    def _transaction(self, work: Callable[[UnitOfWork], T], apply: Callable[[list[Any]], None] | None = None) -> T:
-        """Runs `work` and saves what it touched in one save (retried on a
-        version conflict, after catching up); then feeds the read models
-        (`apply(recordings)` in place of this, where it does more between
-        them: engine.writes) and the commit hooks."""
+    def _transaction(self, work: Callable[[UnitOfWork], T], apply: Callable[[list[Any]], None] | None = None,
+                     unit: type[UnitOfWork] = UnitOfWork) -> T:
+        """Runs `work` on a fresh `unit` of work and saves what it touched in
+        one save (retried on a version conflict, after catching up); then
+        feeds the read models (`apply(recordings)` in place of this, where it
+        does more between them: engine.writes) and the commit hooks."""
         own = self.ownership
         stored_id = self.readmodels.order_view.stored_id
         self.rechecking = False  # until a version conflict: then what memory misses is read from the store
         if own is not None:
             work = self._stamped(work)
         try:
-            result, recordings = self.store.transaction(lambda: UnitOfWork(self.store, self.nodes, stored_id, own), work,
+            result, recordings = self.store.transaction(lambda: unit(self.store, self.nodes, stored_id, own), work,
                                                         self._after_conflict)
         except PartitionLost as e:
             self._lost(e.partition)

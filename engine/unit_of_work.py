@@ -32,12 +32,11 @@ class UnitOfWork:
         self.stored_id = stored_id
         self.touched: dict[UUID, Any] = {}
         self.partitions: set[str] = set()  # the partitions whose keys this command reads or writes
-        self.by_command: EventOrder | None = None  # several commands in one unit (engine.writes): their events' order
+
+    by_command: EventOrder | None = None  # GroupedUnitOfWork's: several commands' events in their order
 
     def add(self, aggregate: T) -> T:
         self.touched[aggregate.id] = aggregate  # type: ignore[attr-defined]
-        if self.by_command is not None:
-            self.by_command.used.append(aggregate)
         return aggregate
 
     def _get(self, aggregate_id: UUID) -> Any | None:
@@ -46,8 +45,6 @@ class UnitOfWork:
             agg = self.store.get(aggregate_id)
             if agg is not None:
                 self.touched[aggregate_id] = agg
-        if self.by_command is not None and agg is not None:
-            self.by_command.used.append(agg)
         return agg
 
     def inventory(self, node: str) -> NodeInventory:
@@ -99,6 +96,26 @@ class UnitOfWork:
         agg = self._get(ids.member_id(member))
         if agg is None:
             raise NotFound("member", f"unknown member {member}")
+        return agg
+
+
+class GroupedUnitOfWork(UnitOfWork):
+    """A unit of work several commands run in (engine.writes): it notes each
+    aggregate a command reaches for, so that their events are stored in the
+    commands' order (`by_command`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.by_command = EventOrder()
+
+    def add(self, aggregate: T) -> T:
+        self.by_command.used.append(aggregate)
+        return super().add(aggregate)
+
+    def _get(self, aggregate_id: UUID) -> Any | None:
+        agg = super()._get(aggregate_id)
+        if agg is not None:
+            self.by_command.used.append(agg)
         return agg
 
 

@@ -29,7 +29,7 @@ from domain.errors import DomainError, InvalidInput
 from engine.handlers import COMMANDS, Write
 from engine.memory import untraced
 from engine.ownership import PartitionLost
-from engine.store.aggregates import EventOrder
+from engine.unit_of_work import GroupedUnitOfWork
 
 log = logging.getLogger("o2o.engine")
 
@@ -113,8 +113,8 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any],
     see what they changed; how many it took (at least one)."""
     run: dict[str, Any] = {}  # the last run's (a version conflict runs the work again)
 
-    def work(uow: "UnitOfWork") -> None:
-        order = uow.by_command = EventOrder()
+    def work(uow: GroupedUnitOfWork) -> None:
+        order = uow.by_command
         keys: dict[int, Any] = {}
         refused: dict[int, DomainError] = {}
         run.update(order=order, keys=keys, refused=refused, taken=0)
@@ -152,5 +152,5 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any],
         for rec in recordings[at:]:  # made after the commands (a partition's fence stamp)
             readmodels.apply(rec.domain_event, rec.notification.id)
 
-    e._transaction(work, apply)
+    e._transaction(work, apply, GroupedUnitOfWork)
     return run["taken"]
