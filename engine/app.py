@@ -151,9 +151,9 @@ class Engine:
         )
         retain = settings.retain_finished_hours
         self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._events_of)
-        self._placing: Iterable[UUID] = ()  # the orders the batch in hand places (looked for in the store on a conflict)
-        self._stored: dict[str, OrderRecord] = {}  # of those, the ones the store holds: repeats of retired orders
-        self.rechecking = False  # a transaction runs again after a version conflict (engine.handlers `_sale_known`)
+        # a transaction runs again after a version conflict: what memory misses is then looked for in the store
+        # (a repeat of an order, a sale, whose record left memory: `_submit`, engine.handlers `_sale_known`)
+        self.rechecking = False
         self.quotes = Quotes(self)
         # called with each commit's notifications, in commit order, after the read models saw them
         self.on_commit: list[Callable[[list[Any]], None]] = []
@@ -200,19 +200,10 @@ class Engine:
         return {a.node_id: a for a in self.store.cached.values() if isinstance(a, NodeInventory)}
 
     def _after_conflict(self) -> None:
-        """Before a transaction runs again: the read models caught up, and the
-        orders the batch placed that the store already holds (repeats of
-        orders whose records left memory, engine.readmodels.orders) read
-        back, so the next run answers them as repeats."""
+        """Before a transaction runs again: the read models caught up, and
+        what the run finds missing from memory is looked for in the store."""
         self.catch_up()
         self.rechecking = True
-        placing, self._placing = self._placing, ()
-        if placing and self.readmodels.retain_s is not None:
-            view = self.readmodels.order_view
-            for oid in placing:
-                key = str(oid)
-                if key not in view.orders and (r := view.record(key, oid)) is not None:
-                    self._stored[key] = r
 
     def _events_of(self, aggregate_id: UUID, upto: int | None) -> Iterable[Any]:
         """An aggregate's stored events (to version `upto`): what the read models build a record that left memory from."""
@@ -538,13 +529,10 @@ class Engine:
         `checked`: each order's `check_order` result if a front end already
         made it (None where not): what it depends on (SKUs, prices, nodes,
         members signed up) never goes back, so it still holds."""
-        try:
-            results, answered, moved = self._transaction(lambda uow: self._submit(uow, cmds, checked))
-            orders, stored = self.readmodels.orders, self._stored
-            for i, key, repeat in answered:
-                results[i] = order_reply(orders.get(key) or stored[key], repeat)
-        finally:
-            self._stored = {}
+        results, answered, moved, stored = self._transaction(lambda uow: self._submit(uow, cmds, checked))
+        orders = self.readmodels.orders
+        for i, key, repeat in answered:
+            results[i] = order_reply(orders.get(key) or stored[key], repeat)
         for key, region in moved:  # transferred to another partition: its owner answers for it from now on
             self._moved_away(UUID(key), region)
         return results
@@ -572,7 +560,7 @@ class Engine:
 
     def _submit(self, uow: UnitOfWork, cmds: list[SubmitOrder],
                 checked: list[Any] | None = None) -> tuple[list[Any], list[tuple[int, str, bool]],
-                                                            list[tuple[str, str]]]:
+                                                            list[tuple[str, str]], dict[str, OrderRecord]]:
         at = self.clock.now()
         self._moved: list[tuple[str, str]] = []  # (order, region it went to); set again on a retry
         self._held: dict[str, tuple[str, dict[str, int]]] = {}  # order -> the node and lines a quote's hold kept
@@ -585,12 +573,16 @@ class Engine:
         answered: list[tuple[int, str, bool]] = []  # replies are read from the read models after commit
         known_key = self.readmodels.order_view.known_key
         orders = self.readmodels.orders
-        stored = self._stored  # repeats of orders whose records left memory, found in the store after a conflict
+        stored: dict[str, OrderRecord] = {}  # repeats of orders whose records left memory (read after a conflict)
+        recheck = self.rechecking and self.readmodels.retain_s is not None
+        record = self.readmodels.order_view.record
         stored_id = self.readmodels.order_view.stored_id  # self.order_of, one call fewer per order
         for i, cmd in enumerate(cmds):
             oid = stored_id(ids.order_id(cmd.channel, cmd.external_id))
             key = ids.text(oid)
-            repeat = key in orders or oid in fresh or (stored and key in stored)
+            repeat = key in orders or oid in fresh
+            if not repeat and recheck and (r := record(key, oid)) is not None:
+                stored[key], repeat = r, True
             if repeat:
                 first = orders.get(key) or fresh.get(oid) or stored[key]
                 if first.external_id != cmd.external_id or first.channel != cmd.channel:  # ids.order_id collided
@@ -623,7 +615,6 @@ class Engine:
                     results[i] = untraced(e)  # kept in the results: see engine.memory
                     continue
             answered.append((i, key, repeat))
-        self._placing = fresh  # its keys; no copy per batch for what only a conflict reads
         waiting = [k for k in self.readmodels.to_route if UUID(k) not in fresh]
         if own is None:
             again = [uow.order(k) for k in waiting]
@@ -646,7 +637,7 @@ class Engine:
             self._route_scheduled(uow, batch, at, keys + waiting, slots, later)
         elif batch:
             self._route(uow, batch, at, keys + waiting)
-        return results, answered, self._moved
+        return results, answered, self._moved, stored
 
     def check_order(self, cmd: SubmitOrder) -> tuple[dict[str, int], float, float, OrderMoney]:
         """What can be said of an order without routing it: raises a DomainError
