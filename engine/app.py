@@ -23,6 +23,7 @@ from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from domain.benefit import BenefitRules, PartyLedger
 from domain.hold import Hold
 from domain.inventory import NodeInventory
+from domain.member import Member
 from domain.network import Network, validate
 from domain.partition import PartitionFence
 from domain.sale import Sale
@@ -34,7 +35,7 @@ from engine.config import EngineSettings
 from engine.geo import haversine_km
 from engine.handlers import COMMANDS, Batched, Many, Query, release_gift, settle_points
 from engine.memory import collect_if_due, untraced
-from engine.ownership import Misdirected, Ownership, PartitionLost
+from engine.ownership import SHARED, Misdirected, Ownership, PartitionLost
 from engine.partitions import PartitionMap
 from engine.quotes import Quotes, expire_holds, use_hold
 from engine.readmodels import OrderRecord, ReadModels
@@ -43,7 +44,7 @@ from engine.replies import (
 )
 from engine.routing.types import Decision, NetworkState, OrderToRoute, Router
 from engine.scheduling import ScheduleSettings, Slot, next_opening, requested, slot_after
-from engine.store.aggregates import AggregateStore, SnapshotPolicy
+from engine.store.aggregates import RECENT, AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog, topic_of as get_topic
 from engine.unit_of_work import UnitOfWork, order_uuid
 from engine.writes import handle_writes
@@ -60,11 +61,11 @@ def _cost(p: Any) -> dict[str, float]:
     return cost
 
 
-def _kept(aggregate: Any) -> bool:
+def _kept(aggregate: Any) -> bool | str:
     """What stays in memory between commands: every inventory of the nodes
     this process writes, open orders, and the rule book and the parties'
     ledgers of open periods (booked at every member's hand-over: loading a
-    ledger replays its month); members are loaded when needed."""
+    ledger replays its month); the members used last (RECENT)."""
     cls = type(aggregate)
     if cls is Order:  # most of what a batch saves: no isinstance through the aggregates' ABCMeta
         return aggregate.outcome is None
@@ -74,6 +75,8 @@ def _kept(aggregate: Any) -> bool:
         return True
     if isinstance(aggregate, PartyLedger):
         return aggregate.reference is None  # until paid; a period's close drops its ledgers too
+    if cls is Member:
+        return RECENT
     return isinstance(aggregate, Order) and aggregate.outcome is None
 
 
@@ -146,7 +149,7 @@ class Engine:
         interval = settings.inventory_snapshot_interval
         self.log = EventLog(store, snapshots=interval > 0)
         self.store = AggregateStore(
-            self.log, keep=_kept, max_retries=settings.max_retries,
+            self.log, keep=_kept, max_retries=settings.max_retries, recent_max=settings.members_kept,
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
         )
         retain = settings.retain_finished_hours
@@ -433,8 +436,8 @@ class Engine:
                 return 0
         if own.concerns(event):
             self.readmodels.apply(event, nid)
-            if isinstance(event, BenefitRules.Event):
-                self.store.evict(lambda a: isinstance(a, BenefitRules))  # the cached rule book is stale
+            if isinstance(event, SHARED):  # the rule book, a ledger or a member this engine holds: stale now
+                self.store.drop(event.originator_id)
             return 1
         return 0
 

@@ -62,6 +62,8 @@ class EngineSettings(Struct, frozen=True, forbid_unknown_fields=True):
     # a finished order's record (a counter sale's, an ended hold's) stays in memory this long, then is read
     # from the store when asked for (engine/readmodels/orders.py); None: kept for good (simulations' KPIs)
     retain_finished_hours: Annotated[float, Meta(gt=0)] | None = 72.0
+    # the members used last stay in memory (each purchase loads its member), at most this many; 0: none
+    members_kept: Annotated[int, Meta(ge=0)] = 20_000
 
 
 class Batching(Struct, frozen=True, forbid_unknown_fields=True):

@@ -25,7 +25,9 @@ from domain.partition import PartitionFence
 from domain.sale import Sale
 from engine.partitions import PartitionMap
 
-SHARED = (Member, BenefitRules, PartyLedger)  # aggregates every engine follows, whoever wrote them
+# the events of the aggregates every engine follows, whoever wrote them (the aggregates themselves were named
+# here before, which no event is an instance of: no engine followed another's members, rules or ledgers)
+SHARED = (Member.Event, BenefitRules.Event, PartyLedger.Event)
 
 
 class Misdirected(DomainError):

@@ -11,19 +11,22 @@ group (benchmarks/README.md, eighteenth round).
 - a refused command changes nothing and its refusal is its own;
 - its reply is read after its own events reached the read models, before
   the next command's;
-- a command whose step reads the read models (`reads_views`: members,
-  benefit credits) does not follow changes of the same transaction, which
-  the read models have not seen yet: it starts the next transaction.
+- a command whose step reads what the read models hold of an earlier
+  command's changes (`reads_views`: a member's purchase handed over after
+  an earlier part of it, a sign-up, refunds) does not follow changes of
+  the same transaction, which the read models have not seen yet: it
+  starts the next transaction.
 A refused command that had already made events (a guard after a change)
 has the others run again without it; any other failure (a lost partition,
 the store) has each command handled alone, as `Engine.handle` would."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Container
 
 from domain.commands import (
-    AcceptOrder, AdjustStock, CountStock, DeclineOrder, ReceiveStock, ReportProgress, SellOverCounter, SetSafetyStock,
+    AcceptOrder, AdjustStock, BindIdentity, CancelRedemption, CollectGift, CountStock, DeclineOrder, RebindMember,
+    ReceiveStock, RedeemPoints, RefundOrder, ReportProgress, SellOverCounter, SetSafetyStock,
 )
 from domain.errors import DomainError, InvalidInput
 from engine.handlers import COMMANDS, Write
@@ -78,26 +81,30 @@ def handle_writes(e: "Engine", cmds: list[Any], replies: bool = True) -> list[An
 
 
 # steps that read nothing but their aggregates and the network
-_OWN_ONLY = (AcceptOrder, DeclineOrder, ReceiveStock, AdjustStock, CountStock, SetSafetyStock)
+_OWN_ONLY = (AcceptOrder, DeclineOrder, ReceiveStock, AdjustStock, CountStock, SetSafetyStock, BindIdentity, RebindMember,
+             RedeemPoints, CollectGift, CancelRedemption)
 HANDED_OVER = ("delivered", "collected")
 
 
-def reads_views(uow: "UnitOfWork", cmd: Any) -> bool:
-    """Whether the command's step reads read models that another write can
-    change: a member's sign-up (the members), credits of benefit sharing (a
-    member's purchase handed over or sold, refunds), closing and paying
-    periods. The steps every order goes through read none."""
+def reads_views(uow: "UnitOfWork", cmd: Any, credited: Container[str] = ()) -> bool:
+    """Whether the command's step reads read models that the group's earlier
+    commands may have changed: the benefit credits of a purchase of which a
+    part was handed over or refunded earlier in the group (`credited`: their
+    order ids), the members (a sign-up), refunds, closing and paying periods.
+    The steps every order goes through, and most members' purchases, read none."""
     if isinstance(cmd, _OWN_ONLY):
         return False
     if isinstance(cmd, ReportProgress):
         if cmd.step not in HANDED_OVER:
             return False
         try:
-            return uow.order(cmd.order_id).member is not None  # (its credits and points)
+            order = uow.order(cmd.order_id)
         except DomainError:
             return False  # the step meets the same
+        # a member's purchase is credited once and capped by what the benefit view holds of it
+        return order.member is not None and str(order.id) in credited
     if isinstance(cmd, SellOverCounter):
-        return cmd.member is not None
+        return False  # a new sale: no earlier command of the group credited it (a repeat is refused)
     return True
 
 
@@ -117,11 +124,12 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any],
         order = uow.by_command
         keys: dict[int, Any] = {}
         refused: dict[int, DomainError] = {}
+        credited: set[str] = set()  # orders a part of which was handed over or refunded
         run.update(order=order, keys=keys, refused=refused, taken=0)
         clock = e.clock
         for i in todo:
             cmd = cmds[i]
-            if order.events and reads_views(uow, cmd):
+            if order.events and reads_views(uow, cmd, credited):
                 break
             try:
                 keys[i] = COMMANDS[type(cmd)].step(e, uow, cmd, clock.now())
@@ -131,6 +139,9 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any],
                 if order.made():
                     raise _Redo(i, untraced(err)) from None
                 refused[i] = untraced(err)
+            else:
+                if isinstance(cmd, RefundOrder) or isinstance(cmd, ReportProgress) and cmd.step in HANDED_OVER:
+                    credited.add(keys[i])  # (the order's id)
             order.mark()
             run["taken"] += 1
 

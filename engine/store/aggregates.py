@@ -7,6 +7,7 @@ stores what the library's own `Application.save` stores.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 from uuid import UUID
@@ -18,6 +19,8 @@ from domain.errors import Conflict
 from engine.store.eventlog import EventLog
 
 T = TypeVar("T")
+
+RECENT = "recent"  # what `keep` answers for an aggregate kept while recently used (AggregateStore.recent)
 
 
 class Touched(Protocol):
@@ -80,16 +83,21 @@ class SnapshotPolicy:
 
 class AggregateStore:
     """Aggregates this process writes, kept in memory as last saved (it is
-    their only writer) while `keep(aggregate)` says so; the rest are loaded
-    from the event log when a command needs them."""
+    their only writer) while `keep(aggregate)` says so, or, where it says
+    RECENT, among the `recent_max` used last; the rest are loaded from the
+    event log when a command needs them."""
 
-    def __init__(self, log: EventLog, keep: Callable[[Any], bool] = lambda aggregate: True,
-                 snapshots: SnapshotPolicy = SnapshotPolicy(), max_retries: int = 5):
+    def __init__(self, log: EventLog, keep: Callable[[Any], bool | str] = lambda aggregate: True,
+                 snapshots: SnapshotPolicy = SnapshotPolicy(), max_retries: int = 5, recent_max: int = 0):
         self.log = log
         self.keep = keep
         self.snapshots = snapshots
         self.max_retries = max_retries
         self.cached: dict[UUID, Any] = {}
+        # a member's purchase loads it by replaying its history, about half of its hand-over's step
+        # (benchmarks/README.md, nineteenth round); there can be millions of them, so only the last used stay
+        self.recent: OrderedDict[UUID, Any] = OrderedDict()
+        self.recent_max = recent_max
         self.conflicts = 0  # saves refused for a version another writer took (then retried)
         self._snapshot_at: dict[UUID, int] = {}  # version of the last snapshot taken (or of the aggregate loaded)
 
@@ -98,14 +106,17 @@ class AggregateStore:
         agg = self.cached.get(aggregate_id)
         if agg is not None:
             return agg
+        agg = self.recent.get(aggregate_id)
+        if agg is not None:
+            self.recent.move_to_end(aggregate_id)
+            return agg
         try:
             agg = self.log.repository.get(aggregate_id, projector_func=_project)
         except AggregateNotFoundError:
             return None
         if type(agg) in self.snapshots.every:
             self._snapshot_at.setdefault(agg.id, agg.version)  # or earlier: the next one comes no later
-        if self.keep(agg):
-            self.cached[agg.id] = agg
+        self._remember((agg,))
         return agg
 
     def transaction(self, begin: Callable[[], Touched], work: Callable[[Any], T],
@@ -165,8 +176,14 @@ class AggregateStore:
 
     def evict(self, which: Callable[[Any], bool]) -> None:
         """Drops from memory the aggregates `which` picks: loaded again when needed."""
-        for agg_id in [agg_id for agg_id, agg in self.cached.items() if which(agg)]:
-            del self.cached[agg_id]
+        for kept in (self.cached, self.recent):
+            for agg_id in [agg_id for agg_id, agg in kept.items() if which(agg)]:
+                del kept[agg_id]
+
+    def drop(self, aggregate_id: UUID) -> None:
+        """Drops one aggregate from memory (another writer changed it): loaded again when needed."""
+        self.cached.pop(aggregate_id, None)
+        self.recent.pop(aggregate_id, None)
 
     def _forget(self, touched: Iterable[Any], stale: bool) -> None:
         """Drops what a failed command changed (or, after a version conflict,
@@ -174,14 +191,22 @@ class AggregateStore:
         Guards raise before any change, so a refused command usually drops nothing."""
         for agg in touched:
             if stale or agg.pending_events:
-                self.cached.pop(agg.id, None)
+                self.drop(agg.id)
 
     def _remember(self, touched: Iterable[Any]) -> None:
+        cached, recent = self.cached, self.recent
         for agg in touched:
-            if self.keep(agg):
-                self.cached[agg.id] = agg
+            kept = self.keep(agg)
+            if kept is RECENT:
+                if self.recent_max:
+                    recent[agg.id] = agg
+                    recent.move_to_end(agg.id)
+                    if len(recent) > self.recent_max:
+                        recent.popitem(last=False)
+            elif kept:
+                cached[agg.id] = agg
             else:
-                self.cached.pop(agg.id, None)
+                cached.pop(agg.id, None)
 
 
 def record_events(log: EventLog, events: list[Any]) -> list[Any]:

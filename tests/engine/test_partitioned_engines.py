@@ -351,3 +351,41 @@ def test_a_quotes_hold_lapses_on_the_engine_that_took_its_node_over(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_path):
+    """Members, the rule book and the ledgers are shared: any engine may write them, and every engine
+    follows the others' writes (it followed none before). An engine keeps the members it used last;
+    following another engine's write of one drops it, so its next purchase starts from the store."""
+    from domain.benefit import RoleRate, RuleSet
+    from domain.commands import GetStatement, PublishBenefitRules, SellOverCounter, SignUpMember
+
+    url, network, clock = f"sqlite:///{tmp_path}/events.db", two_region_network(), SimClock(T0)
+    engine = lambda owner: Engine(network, EngineSettings(), clock=clock, store=url,  # noqa: E731
+                                  partitions=declared_map(network, PARTITIONS), owner=owner).start()
+    a, b = engine("a"), engine("b")
+    try:
+        a.take("west", 1)
+        b.take("east", 1)
+        a.handle(PublishBenefitRules(rules=RuleSet(version="R1", effective_from=T0, window_months=3,
+                                                   roles={"store": RoleRate(300, fixed=100)})))
+        a.sign_up(SignUpMember(member="m1", node="S1"))
+        sale = lambda node, n: SellOverCounter(node=node, sale_id=f"p{n}", lines=[Line("A", 1, unit_price=2000)],  # noqa: E731
+                                               member="m1")
+        a.handle(sale("S1", 1))
+        m1 = ids.member_id("m1")
+        assert m1 in a.store.recent
+        b.catch_up()
+        b.handle(sale("S3", 2))  # b earns m1 points a's copy has not seen
+        a.catch_up()
+        assert m1 not in a.store.recent
+        a.handle(sale("S2", 3))
+        assert a.store.conflicts == 0  # a started from the store, not from its stale copy
+        a.catch_up()
+        b.catch_up()
+        assert a.member("m1").points == b.member("m1").points == 60
+        statements = [{s.party: s.total for s in e.handle(GetStatement(period="2023-11")).statements} for e in (a, b)]
+        assert statements[0] == statements[1] == {"store:S1": 3 * (100 + 60)}  # the origin's, whoever sold
+    finally:
+        a.close()
+        b.close()

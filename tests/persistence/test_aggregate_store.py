@@ -10,7 +10,7 @@ from typing import Iterator
 from domain.inventory import NodeInventory
 from domain.member import Member
 from domain.order import Order, RoutedPart
-from engine.store.aggregates import AggregateStore, SnapshotPolicy
+from engine.store.aggregates import RECENT, AggregateStore, SnapshotPolicy
 from engine.store.eventlog import EventLog
 
 T0 = 1_700_000_000.0
@@ -81,3 +81,35 @@ def test_an_aggregate_loaded_from_its_events_is_the_one_the_librarys_repository_
         ours, theirs = store.get(agg_id), log.repository.get(agg_id)
         assert type(ours) is type(theirs) and vars(ours) == vars(theirs) and ours.version == theirs.version
     assert store.get(member.id).buckets["pos/S1/p2"].earned == 12
+
+
+def test_the_members_used_last_stay_in_memory_up_to_the_bound():
+    """keep -> RECENT: kept among the `recent_max` used last (each use counts), loaded again once pushed out;
+    a failed command's changes and a conflict drop it as they drop any other."""
+    log = EventLog("memory:")
+    store = AggregateStore(log, keep=lambda aggregate: RECENT, recent_max=2)
+    members = [Member.sign_up(member=f"m-{i}", node="S1", via="qr", at=T0) for i in range(3)]
+    store.save(members)
+    a, b, c = (m.id for m in members)
+    first_a = store.get(a)
+    assert store.get(a) is first_a  # from memory
+    store.get(b)
+    assert store.get(a) is first_a  # a used again: b is now the oldest
+    store.get(c)
+    assert list(store.recent) == [a, c]
+    assert store.get(b) is not None and list(store.recent) == [c, b]  # b loaded again, a pushed out
+    again = store.get(c)
+    again.earn(5, "pos/S1/p1", T0 + 1)
+    store._forget([again], stale=False)  # not saved
+    assert c not in store.recent and store.get(c).points == 0
+    store._forget([store.get(b)], stale=True)  # another writer took its version
+    assert b not in store.recent
+
+
+def test_no_member_stays_in_memory_with_a_bound_of_zero():
+    log = EventLog("memory:")
+    store = AggregateStore(log, keep=lambda aggregate: RECENT, recent_max=0)
+    m = Member.sign_up(member="m-1", node="S1", via="qr", at=T0)
+    store.save([m])
+    store._remember([m])
+    assert not store.recent and store.get(m.id) is not store.get(m.id)
