@@ -15,7 +15,10 @@ p50/p99/max from each step's due time, errors, timeouts, the engine
 process's CPU per step and (from $SRV STATS) how many steps a commit
 served. A rate is sustained as in bench load (no error or timeout, p99
 <= 250 ms, throughput within 2%); the sweep stops at the first that is
-not."""
+not. With `--members SHARE`, that share of the orders are members'
+purchases (about three a member, each signed up by a clerk at a store,
+under benefit-sharing rules): their hand-overs earn points and credit
+the member's store, clerk, manager and dealer."""
 from __future__ import annotations
 
 import argparse
@@ -34,12 +37,14 @@ from benchmarks.load.figures import summary
 from benchmarks.load.plan import SCENARIO, Plan, demand, roomy
 from benchmarks.load.processes import drive, endpoint_data, engine_served, serve_arguments
 from benchmarks.solver import machine
-from domain.commands import STEPS
+from domain.benefit import RoleRate, RuleSet
+from domain.commands import STEPS, PublishBenefitRules, SignUpMember
 from engine.store.network_file import dump_network
 
 RATES = (1000, 2000, 5000, 10_000, 20_000)
 SUBMIT, ACCEPT, PROGRESS = "o2o.orders.submit", "o2o.orders.accept", "o2o.orders.progress"
 STEPS_PER_PART = 4  # accepted and the mode's three
+ORDERS_PER_MEMBER = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a step may wait for its reply")
     p.add_argument("--alone", type=int, default=2500,
                    help="orders whose steps the engine alone takes, and as many counter sales (0: none)")
+    p.add_argument("--members", type=float, default=0.0, metavar="SHARE",
+                   help="share of the orders (0-1) that are members' purchases (default 0)")
     p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each; 500 orders alone")
     p.add_argument("--out", default="bench-results", help="folder for steps.json")
     # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
@@ -70,16 +77,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
     base, orders = demand(args.scenario, n)
     network = roomy(base, orders)
+    if not 0 <= args.members <= 1:
+        raise SystemExit(f"--members: a share from 0 to 1, not {args.members}")
+    orders, signups = with_members(network, orders, args.members)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-") as tmp:
         folder = Path(tmp)
         network_file = folder / "network.json"
         dump_network(network, network_file)
-        runs = over_nats(args, plans, orders, network_file, folder)
-    alone = in_process(network, orders, args.alone) if args.alone else []
+        runs = over_nats(args, plans, orders, signups, network_file, folder)
+    alone = in_process(network, orders, signups, args.alone) if args.alone else []
     report = {"machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "parameters": {"scenario": Path(args.scenario).name, "rates": args.rates, "seconds": args.seconds,
-                             "orders": n},
+                             "orders": n, "member_share": args.members, "members": len(signups)},
               "runs": runs, "in_process": alone}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +113,71 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], network_file: Path,
-              folder: Path) -> list[dict[str, Any]]:
+def with_members(network: Any, orders: list[Any], share: float) -> tuple[list[Any], list[SignUpMember]]:
+    """`share` of the orders made members' purchases, ORDERS_PER_MEMBER a member, and the members' sign-ups
+    (each by one of three clerks at a store, in turn)."""
+    if not share:
+        return orders, []
+    stores = [node.id for node in network.nodes if node.kind == "store"]
+    out, k = [], 0
+    for i, cmd in enumerate(orders):
+        if int((i + 1) * share) > int(i * share):
+            cmd = msgspec.structs.replace(cmd, member=f"bench-m{k // ORDERS_PER_MEMBER}")
+            k += 1
+        out.append(cmd)
+    members = -(-k // ORDERS_PER_MEMBER)
+    return out, [SignUpMember(member=f"bench-m{m}", node=stores[m % len(stores)], via="clerk", clerk=f"clerk-{m % 3}")
+                 for m in range(members)]
+
+
+def rules(effective_from: float) -> PublishBenefitRules:
+    """benefit-month's R1: 2% to the clerk, 1% the manager, 3% the store, 2% the dealer, for 3 months."""
+    return PublishBenefitRules(rules=RuleSet(
+        version=f"bench-{effective_from:.0f}", effective_from=effective_from, window_months=3, hold_days=7,
+        roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(200)}))
+
+
+async def enrol(url: str, signups: list[SignUpMember], in_flight: int = 200) -> None:
+    """The rules published (in force half a second on) and the members signed up, over NATS."""
+    import nats
+
+    nc = await nats.connect(url)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def ask(subject: str, cmd: Any) -> None:
+        async with gate:
+            msg = await nc.request(subject, msgspec.json.encode(cmd), timeout=30)
+        if (msg.headers or {}).get("Nats-Service-Error"):
+            raise SystemExit(f"{subject} refused: {msg.data.decode()}")
+
+    try:
+        await ask("o2o.benefit.rules.publish", rules(time.time() + 0.5))
+        await asyncio.gather(*(ask("o2o.members.signup", s) for s in signups))
+        await asyncio.sleep(0.5)
+    finally:
+        await nc.close()
+
+
+async def earning(url: str, signups: list[SignUpMember]) -> int:
+    """How many of the members hold points now (their purchases handed over earned them), over NATS."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        replies = await asyncio.gather(*(nc.request("o2o.members.get", msgspec.json.encode({"member": s.member}),
+                                                    timeout=30) for s in signups))
+    finally:
+        await nc.close()
+    return sum(1 for r in replies if json.loads(r.data).get("points", 0) > 0)
+
+
+def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], signups: list[SignUpMember],
+              network_file: Path, folder: Path) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     with engine_served(args, network_file, folder) as (server, proc):
+        if signups:
+            print(f"signing up {len(signups):,} members", flush=True)
+            asyncio.run(enrol(server.url, signups))
         print(f"placing {len(orders):,} orders", flush=True)
         parts = asyncio.run(place(server.url, orders))
         lives = [life for life in parts if life]
@@ -126,6 +197,8 @@ def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], ne
                 runs.append(r)
                 if plan.name == "steps" and not r["sustained"]:
                     break  # higher rates would only fail the same way
+        if signups:
+            runs[-1]["members_earning"] = asyncio.run(earning(server.url, signups))
     return runs
 
 
@@ -179,7 +252,7 @@ def steps_of(lives: list[list[tuple[str, str, str]]]) -> tuple[list[bytes], list
 GROUP = 50
 
 
-def in_process(network: Any, orders: list[Any], n: int) -> list[dict[str, Any]]:
+def in_process(network: Any, orders: list[Any], signups: list[SignUpMember], n: int) -> list[dict[str, Any]]:
     """CPU per step and per counter sale of the engine alone (SQLite): half of each
     handled alone, half in groups of GROUP."""
     from benchmarks.engine import build, completing
@@ -189,6 +262,12 @@ def in_process(network: Any, orders: list[Any], n: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-alone-") as tmp:
         engine = build(network, f"sqlite:///{tmp}/events.db")
         try:
+            if signups:
+                effective = engine.clock.now() + 0.2
+                engine.handle(rules(effective))
+                for s in signups:
+                    engine.handle(s)
+                time.sleep(max(0.0, effective - engine.clock.now()))
             with kept_long_lived():  # as `o2o serve` sets the collector, then as it was
                 steps: list[Any] = []
                 for i in range(0, n, 125):

@@ -27,6 +27,7 @@ from msgspec import Meta, Struct
 from domain import ids
 from domain.errors import Conflict, InvalidInput
 from domain.money import allocate, divide, portion
+from domain.trigger import trigger
 
 Role = Literal["clerk", "manager", "store", "dealer", "region"]
 ROLES: tuple[str, ...] = ("clerk", "manager", "store", "dealer", "region")  # also the tie-break order
@@ -236,14 +237,17 @@ class PartyLedger(Aggregate):
                 seen.add(line.key)
                 new.append(line)
         if new:
-            self._booked_lines(lines=new)
+            trigger(self, self.LinesBooked, lines=new)
         return len(new)
 
-    @event("LinesBooked")
-    def _booked_lines(self, lines: list[LedgerLine]) -> None:
-        for line in lines:
-            self.keys.add(line.key)
-            self.total += line.amount
+    class LinesBooked(Aggregate.Event):
+        # triggered directly (domain/trigger.py): up to four at every member's purchase (the same stored JSON)
+        lines: list[LedgerLine]
+
+        def apply(self, ledger: "PartyLedger") -> None:
+            for line in self.lines:
+                ledger.keys.add(line.key)
+                ledger.total += line.amount
 
     @event("Booked")
     def _booked(self, line: LedgerLine) -> None:  # stores written before lines were booked together

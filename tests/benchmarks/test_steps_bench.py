@@ -6,7 +6,8 @@ import gc
 import json
 
 from adapters.cli import main
-from benchmarks.steps import STEPS_PER_PART, steps_of
+from benchmarks.load.plan import SCENARIO, demand
+from benchmarks.steps import STEPS_PER_PART, steps_of, with_members
 
 
 def test_a_small_run_answers_every_step_and_reports_the_steps_a_commit_served(tmp_path, capsys):
@@ -35,3 +36,23 @@ def test_steps_come_in_rounds_every_part_accepted_before_any_is_picked():
     assert steps == [None] * 3 + ["picked"] * 3 + ["dispatched", "ready", "ready"] + ["delivered", "collected",
                                                                                          "collected"]
     assert [json.loads(p)["node"] for p in payloads[:3]] == ["S1", "S2", "S3"]
+
+
+def test_members_purchases_hand_over_without_errors_and_earn(tmp_path):
+    assert main(["bench", "steps", "--rates", "300", "--seconds", "1.5", "--alone", "100", "--members", "0.5",
+                 "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "steps.json").read_text())
+    assert report["parameters"]["member_share"] == 0.5 and report["parameters"]["members"] > 50
+    for r in report["runs"]:
+        assert r["answered"] == r["sent"] and not r["errors"] and not r["timeouts"], r
+    assert report["runs"][-1]["members_earning"] > 0  # hand-overs in the runs earned points
+
+
+def test_a_share_of_the_orders_are_members_three_each_signed_up_at_stores():
+    network, orders = demand(SCENARIO, 100)
+    mixed, signups = with_members(network, orders, 0.25)
+    members = [o.member for o in mixed if o.member]
+    assert len(members) == 25 and len(signups) == 9 and {s.member for s in signups} == set(members)
+    assert max(members.count(m) for m in set(members)) == 3
+    assert all(network.node(s.node).kind == "store" for s in signups)
+    assert with_members(network, orders, 0.0) == (orders, [])
