@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="travel minutes from an OSRM-compatible table service (env O2O_TRAVEL_URL)")
     p.add_argument("--window-ms", type=float, help=f"micro-batch window (default {Batching().window_ms:g})")
     p.add_argument("--max-batch", type=int, help=f"orders per micro-batch at most (default {Batching().max_batch})")
+    p.add_argument("--write-window-ms", type=float,
+                   help="how long a commit of write commands (node steps, stock, counter sales) waits for more to "
+                        f"join it (default {Batching().write_window_ms:g})")
     p.add_argument("--max-queue", type=int,
                    help=f"orders waiting at most; beyond, 503 at once (default {Backpressure().max_queue})")
     p.add_argument("--max-wait-ms", type=float,
@@ -121,7 +124,7 @@ def serve_config(args: argparse.Namespace) -> Config:
     flags = {
         "engine": {"accept_timeout_s": args.accept_timeout_s, "inventory_snapshot_interval": args.snapshot_every,
                    "router": {"solver": args.solver}},
-        "batching": {"window_ms": args.window_ms, "max_batch": args.max_batch},
+        "batching": {"window_ms": args.window_ms, "max_batch": args.max_batch, "write_window_ms": args.write_window_ms},
         "backpressure": {"max_queue": args.max_queue, "max_wait_ms": args.max_wait_ms, "ack_wait_s": args.ack_wait},
         "nats": {"url": args.nats, "events": args.events,
                  **{flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag, _ in CONNECTION}},

@@ -137,8 +137,11 @@ class EngineWorker:
             self._writer = asyncio.get_running_loop().create_task(self._write_all(), name="writes")
 
     async def _write_all(self) -> None:
+        window = self.batching.write_window_ms / 1000.0
         try:
             while self._writes:
+                if window and len(self._writes) < MAX_WRITES:
+                    await asyncio.sleep(window)  # those arriving meanwhile share the commit (and its fsync)
                 try:
                     done = await self.call(self._write_group)
                 except Exception as e:  # noqa: BLE001 (the engine's thread is gone: nothing queued was stored)

@@ -73,6 +73,9 @@ class Batching(Struct, frozen=True, forbid_unknown_fields=True):
 
     window_ms: Annotated[float, Meta(ge=0)] = 20.0  # 0: orders taken in at the same moment form a batch
     max_batch: Annotated[int, Meta(ge=1)] = 500
+    # write commands (node steps, stock moves, counter sales): a commit waits this long for more to join it (0: it
+    # takes those that queued while the engine was busy and no more). A commit's fsync costs the CPU of several steps
+    write_window_ms: Annotated[float, Meta(ge=0, le=1000)] = 5.0
 
     def closes_at(self, first_arrived: float) -> float:
         """When a batch whose first order arrived then is routed, unless full before."""

@@ -215,3 +215,33 @@ def test_a_connection_that_cannot_be_held_is_read_as_ever():
     engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
     worker = answered_once(lambda answer: EngineWorker(engine, answer, Batching(window_ms=1), hold_reads=lambda: None))
     assert worker._held_since is None and worker.batches == 1
+
+
+def writes_spread(n: int, gap_s: float, **kw) -> tuple[list, int]:
+    """`n` stock receipts offered `gap_s` apart: their replies, and the commits that served them."""
+    from domain.commands import ReceiveStock
+
+    engine = Engine(small_network(), clock=SimClock(1_700_000_000.0)).start()
+
+    async def go():
+        async def answer(batch):
+            raise AssertionError("writes answer their own futures")
+
+        worker = EngineWorker(engine, answer, Batching(**kw))
+        worker.start()
+        futures = []
+        for i in range(n):
+            futures.append(worker.write(ReceiveStock(node="S1", lines=[Line("A", 1)], ref=f"po-{i}")))
+            await asyncio.sleep(gap_s)
+        results = await asyncio.gather(*futures)
+        await worker.stop()
+        return results, worker.write_groups
+
+    return asyncio.run(go())
+
+
+def test_writes_arriving_within_the_write_window_share_one_commit():
+    results, commits = writes_spread(5, 0.01, write_window_ms=300)
+    assert commits == 1 and [r.on_hand for r in results] == [{"A": 6 + i} for i in range(5)]  # each its own reply
+    _, commits = writes_spread(5, 0.01, write_window_ms=0)  # no window: the idle engine takes the first at once
+    assert commits >= 2
