@@ -18,7 +18,11 @@ served. A rate is sustained as in bench load (no error or timeout, p99
 not. With `--members SHARE`, that share of the orders are members'
 purchases (about three a member, each signed up by a clerk at a store,
 under benefit-sharing rules): their hand-overs earn points and credit
-the member's store, clerk, manager and dealer."""
+the member's store, clerk, manager and dealer. With `--lives`, each run
+also places new orders, one for every four steps, in the same stream: an
+engine in steady state, where orders come in as fast as earlier ones
+finish. The run then reports the orders' and the steps' latency apart,
+and the CPU per order's whole life (its placing and four steps)."""
 from __future__ import annotations
 
 import argparse
@@ -31,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 from tqdm import tqdm
 
-from benchmarks.load.figures import summary
+from benchmarks import loadgen
+from benchmarks.load.figures import percentiles, summary
 from benchmarks.load.plan import SCENARIO, Plan, demand, roomy
 from benchmarks.load.processes import drive, endpoint_data, engine_served, serve_arguments
 from benchmarks.solver import machine
@@ -63,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="orders whose steps the engine alone takes, and as many counter sales (0: none)")
     p.add_argument("--members", type=float, default=0.0, metavar="SHARE",
                    help="share of the orders (0-1) that are members' purchases (default 0)")
+    p.add_argument("--lives", action="store_true",
+                   help="each run also places a new order for every four steps (an order's whole life)")
     p.add_argument("--quick", action="store_true", help="rates 500 and 2,000 for 4 s each; 500 orders alone")
     p.add_argument("--out", default="bench-results", help="folder for steps.json")
     # what `o2o serve` is started with (benchmarks/load/processes.py reads these)
@@ -74,22 +82,25 @@ def run(args: argparse.Namespace) -> int:
         args.rates, args.seconds, args.alone = [500, 2000], 4.0, 500
     plans = [Plan("warm-up", PROGRESS, 500, 2.0)] + [Plan("steps", PROGRESS, r, args.seconds) for r in args.rates]
     n = max(sum(-(-p.count // STEPS_PER_PART) for p in plans) * 11 // 10, args.alone)  # about 1% are rejected
-    print(f"drawing {n:,} orders from {Path(args.scenario).name}", flush=True)
-    base, orders = demand(args.scenario, n)
+    fresh = sum(-(-p.count // STEPS_PER_PART) for p in plans) if args.lives else 0
+    print(f"drawing {n + fresh:,} orders from {Path(args.scenario).name}", flush=True)
+    base, orders = demand(args.scenario, n + fresh)
     network = roomy(base, orders)
     if not 0 <= args.members <= 1:
         raise SystemExit(f"--members: a share from 0 to 1, not {args.members}")
     orders, signups = with_members(network, orders, args.members)
+    orders, fresh_orders = orders[:n], orders[n:]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="o2o-bench-steps-") as tmp:
         folder = Path(tmp)
         network_file = folder / "network.json"
         dump_network(network, network_file)
-        runs = over_nats(args, plans, orders, signups, network_file, folder)
+        runs = over_nats(args, plans, orders, signups, network_file, folder, fresh_orders)
     alone = in_process(network, orders, signups, args.alone) if args.alone else []
     report = {"machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "parameters": {"scenario": Path(args.scenario).name, "rates": args.rates, "seconds": args.seconds,
-                             "orders": n, "member_share": args.members, "members": len(signups)},
+                             "orders": n, "member_share": args.members, "members": len(signups),
+                             "lives": args.lives},
               "runs": runs, "in_process": alone}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,14 +114,46 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    lines = ["| run | offered/s | answered/s | p50 ms | p99 ms | errors | timeouts | engine CPU us per step "
-             "| steps per commit | sustained |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lives = any("lives" in r for r in runs)
+    lines = [f"| run | offered/s | answered/s | p50 ms | p99 ms | errors | timeouts | engine CPU us per "
+             f"{'request' if lives else 'step'} | steps per commit | sustained |" + (" orders/s | orders' p99 ms | steps' p99 ms | CPU us a life |"
+                                                    if lives else ""),
+             "| --- " * (14 if lives else 10) + "|"]
     for r in runs:
         lat = r["latency_ms"] or {}
-        lines.append(f"| {r['name']} | {r['offered_per_s']:,} | {r['achieved_per_s']:,.0f} | {lat.get('p50')} "
-                     f"| {lat.get('p99')} | {sum(r['errors'].values())} | {r['timeouts']} "
-                     f"| {r['service_cpu_us_per_request']} | {r.get('steps_per_commit')} | {r['sustained']} |")
+        line = (f"| {r['name']} | {r['offered_per_s']:,} | {r['achieved_per_s']:,.0f} | {lat.get('p50')} "
+                f"| {lat.get('p99')} | {sum(r['errors'].values())} | {r['timeouts']} "
+                f"| {r['service_cpu_us_per_request']} | {r.get('steps_per_commit')} | {r['sustained']} |")
+        if lives:
+            li = r.get("lives") or {}
+            line += (f" {li.get('orders_per_s', '')} | {(li.get('orders_latency_ms') or {}).get('p99', '')} "
+                     f"| {(li.get('steps_latency_ms') or {}).get('p99', '')} | {li.get('cpu_us_per_life', '')} |")
+        lines.append(line)
     return "\n".join(lines)
+
+
+def with_lives(payloads: list[bytes], subjects: list[str], fresh: list[Any]) -> tuple[list[bytes], list[str], int]:
+    """A new order placed before every STEPS_PER_PART steps (as many as `fresh` holds): the payloads, their
+    subjects and how many orders went in."""
+    out, subs, k = [], [], 0
+    for i, (p, s) in enumerate(zip(payloads, subjects)):
+        if i % STEPS_PER_PART == 0 and k < len(fresh):
+            out.append(msgspec.json.encode(fresh[k]))
+            subs.append(SUBMIT)
+            k += 1
+        out.append(p)
+        subs.append(s)
+    return out, subs, k
+
+
+def split(r: dict[str, Any], result: Any, subjects: list[str], orders: int, usage: dict[str, Any]) -> None:
+    """The orders' and the steps' latency apart, and the CPU per order's life, into the run's `lives`."""
+    latency, code, _ = loadgen.arrays(result)
+    is_order = np.array([s == SUBMIT for s in subjects])
+    ok = np.where(code == 0, latency, np.nan)
+    r["lives"] = {"orders": orders, "orders_per_s": round(orders / max(result.seconds, 1e-9), 1),
+                  "orders_latency_ms": percentiles(ok[is_order]), "steps_latency_ms": percentiles(ok[~is_order]),
+                  "cpu_us_per_life": round(1e6 * usage["service_cpu_s"] / max(orders, 1), 1)}
 
 
 def with_members(network: Any, orders: list[Any], share: float) -> tuple[list[Any], list[SignUpMember]]:
@@ -172,7 +215,8 @@ async def earning(url: str, signups: list[SignUpMember]) -> int:
 
 
 def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], signups: list[SignUpMember],
-              network_file: Path, folder: Path) -> list[dict[str, Any]]:
+              network_file: Path, folder: Path, fresh: list[Any]) -> list[dict[str, Any]]:
+    """Each plan's run; `fresh`: orders placed during the runs, one before every four steps (--lives)."""
     runs: list[dict[str, Any]] = []
     with engine_served(args, network_file, folder) as (server, proc):
         if signups:
@@ -186,10 +230,17 @@ def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], si
             for plan in plans:
                 take, lives = taking(lives, plan.count)
                 payloads, subjects = steps_of(take)
+                placing = 0
+                if fresh:
+                    payloads, subjects, placing = with_lives(payloads, subjects, fresh)
+                    fresh = fresh[placing:]
+                rate = plan.rate * len(payloads) // (len(payloads) - placing)  # the steps' rate, and the orders'
                 before = commits(server.url)
-                result, usage = drive(server.url, Plan(plan.name, PROGRESS, plan.rate, len(payloads) / plan.rate),
+                result, usage = drive(server.url, Plan(plan.name, PROGRESS, rate, len(payloads) / rate),
                                       payloads, args.timeout, proc.pid, server, folder, bar, subjects)
-                r = summary(plan, result, usage)
+                r = summary(Plan(plan.name, PROGRESS, rate, plan.seconds), result, usage)
+                if placing:
+                    split(r, result, subjects, placing, usage)
                 r["per_second"] = r["per_second"][:120]
                 after = commits(server.url)
                 if before is not None and after is not None and after[0] > before[0]:

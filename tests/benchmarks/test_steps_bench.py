@@ -7,7 +7,7 @@ import json
 
 from adapters.cli import main
 from benchmarks.load.plan import SCENARIO, demand
-from benchmarks.steps import STEPS_PER_PART, steps_of, with_members
+from benchmarks.steps import STEPS_PER_PART, steps_of, with_lives, with_members
 
 
 def test_a_small_run_answers_every_step_and_reports_the_steps_a_commit_served(tmp_path, capsys):
@@ -38,14 +38,26 @@ def test_steps_come_in_rounds_every_part_accepted_before_any_is_picked():
     assert [json.loads(p)["node"] for p in payloads[:3]] == ["S1", "S2", "S3"]
 
 
-def test_members_purchases_hand_over_without_errors_and_earn(tmp_path):
+def test_members_purchases_and_new_orders_in_the_stream_answered_without_errors(tmp_path):
     assert main(["bench", "steps", "--rates", "300", "--seconds", "1.5", "--alone", "100", "--members", "0.5",
-                 "--out", str(tmp_path)]) == 0
+                 "--lives", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "steps.json").read_text())
     assert report["parameters"]["member_share"] == 0.5 and report["parameters"]["members"] > 50
     for r in report["runs"]:
         assert r["answered"] == r["sent"] and not r["errors"] and not r["timeouts"], r
+        lives = r["lives"]  # an order placed for every four steps, its latency apart
+        assert lives["orders"] == -(-(r["sent"] - lives["orders"]) // STEPS_PER_PART)
+        assert lives["orders_latency_ms"]["p99"] > 0 and lives["steps_latency_ms"]["p99"] > 0
+        assert lives["cpu_us_per_life"] > r["service_cpu_us_per_request"]
     assert report["runs"][-1]["members_earning"] > 0  # hand-overs in the runs earned points
+
+
+def test_a_new_order_goes_before_every_four_steps_while_there_are_any():
+    payloads, subjects = [b"s%d" % i for i in range(10)], ["o2o.orders.progress"] * 10
+    out, subs, placed = with_lives(payloads, subjects, [{"external_id": "n1"}, {"external_id": "n2"}])
+    assert placed == 2 and len(out) == 12
+    assert subs[0] == subs[5] == "o2o.orders.submit" and subs.count("o2o.orders.submit") == 2
+    assert [p for p, s in zip(out, subs) if s != "o2o.orders.submit"] == payloads
 
 
 def test_a_share_of_the_orders_are_members_three_each_signed_up_at_stores():
