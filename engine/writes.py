@@ -80,9 +80,10 @@ def handle_writes(e: "Engine", cmds: list[Any], replies: bool = True) -> list[An
     return results
 
 
-# steps that read nothing but their aggregates and the network
-_OWN_ONLY = (AcceptOrder, DeclineOrder, ReceiveStock, AdjustStock, CountStock, SetSafetyStock, BindIdentity, RebindMember,
-             RedeemPoints, CollectGift, CancelRedemption)
+# steps that read nothing but their aggregates and the network. Commands are told apart by their exact type:
+# isinstance with these classes costs about 70 ns a class: with eleven, 3% of an order's whole life (engine_ir --complete)
+_OWN_ONLY = frozenset({AcceptOrder, DeclineOrder, ReceiveStock, AdjustStock, CountStock, SetSafetyStock, BindIdentity,
+                       RebindMember, RedeemPoints, CollectGift, CancelRedemption})
 HANDED_OVER = ("delivered", "collected")
 
 
@@ -92,9 +93,10 @@ def reads_views(uow: "UnitOfWork", cmd: Any, credited: Container[str] = ()) -> b
     part was handed over or refunded earlier in the group (`credited`: their
     order ids), the members (a sign-up), refunds, closing and paying periods.
     The steps every order goes through, and most members' purchases, read none."""
-    if isinstance(cmd, _OWN_ONLY):
+    kind = type(cmd)
+    if kind in _OWN_ONLY:
         return False
-    if isinstance(cmd, ReportProgress):
+    if kind is ReportProgress:
         if cmd.step not in HANDED_OVER:
             return False
         try:
@@ -103,7 +105,7 @@ def reads_views(uow: "UnitOfWork", cmd: Any, credited: Container[str] = ()) -> b
             return False  # the step meets the same
         # a member's purchase is credited once and capped by what the benefit view holds of it
         return order.member is not None and str(order.id) in credited
-    if isinstance(cmd, SellOverCounter):
+    if kind is SellOverCounter:
         return False  # a new sale: no earlier command of the group credited it (a repeat is refused)
     return True
 
@@ -140,7 +142,8 @@ def _together(e: "Engine", cmds: list[Any], todo: list[int], results: list[Any],
                     raise _Redo(i, untraced(err)) from None
                 refused[i] = untraced(err)
             else:
-                if isinstance(cmd, RefundOrder) or isinstance(cmd, ReportProgress) and cmd.step in HANDED_OVER:
+                kind = type(cmd)
+                if kind is ReportProgress and cmd.step in HANDED_OVER or kind is RefundOrder:
                     credited.add(keys[i])  # (the order's id)
             order.mark()
             run["taken"] += 1
