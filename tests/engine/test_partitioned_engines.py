@@ -326,9 +326,9 @@ def test_two_engines_on_one_postgres_store_keep_every_promise():
     run_machine(postgres_schema, examples=10, every_case=False)  # what differs here is the store; SQLite covers the cases
 
 
-def test_a_quotes_hold_lapses_on_the_engine_that_took_its_node_over(tmp_path):
-    from domain.commands import QuoteOrder
-
+@contextlib.contextmanager
+def west_and_east(tmp_path):
+    """Engines a (holding west) and b (east) on one SQLite store, and their clock."""
     url, network, clock = f"sqlite:///{tmp_path}/events.db", two_region_network(), SimClock(T0)
     engine = lambda owner: Engine(network, EngineSettings(), clock=clock, store=url,  # noqa: E731
                                   partitions=declared_map(network, PARTITIONS), owner=owner).start()
@@ -336,6 +336,16 @@ def test_a_quotes_hold_lapses_on_the_engine_that_took_its_node_over(tmp_path):
     try:
         a.take("west", 1)
         b.take("east", 1)
+        yield a, b, clock
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_quotes_hold_lapses_on_the_engine_that_took_its_node_over(tmp_path):
+    from domain.commands import QuoteOrder
+
+    with west_and_east(tmp_path) as (a, b, clock):
         lat, lon = at_km(0.0)
         q = a.quote(QuoteOrder(lines=[Line("C", 1)], lat=lat, lon=lon, modes="delivery", quote_id="q1", hold_minutes=5))
         assert q.hold is not None and q.hold.node == "S1"
@@ -348,9 +358,6 @@ def test_a_quotes_hold_lapses_on_the_engine_that_took_its_node_over(tmp_path):
         b.store.evict(lambda agg: True)
         assert not any("q1" in k for k in s1(b).reservations)
         assert b.readmodels.holds.holds["q1"].status != "held"
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_path):
@@ -360,13 +367,7 @@ def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_p
     from domain.benefit import RoleRate, RuleSet
     from domain.commands import GetStatement, PublishBenefitRules, SellOverCounter, SignUpMember
 
-    url, network, clock = f"sqlite:///{tmp_path}/events.db", two_region_network(), SimClock(T0)
-    engine = lambda owner: Engine(network, EngineSettings(), clock=clock, store=url,  # noqa: E731
-                                  partitions=declared_map(network, PARTITIONS), owner=owner).start()
-    a, b = engine("a"), engine("b")
-    try:
-        a.take("west", 1)
-        b.take("east", 1)
+    with west_and_east(tmp_path) as (a, b, _):
         a.handle(PublishBenefitRules(rules=RuleSet(version="R1", effective_from=T0, window_months=3,
                                                    roles={"store": RoleRate(300, fixed=100)})))
         a.sign_up(SignUpMember(member="m1", node="S1"))
@@ -386,6 +387,3 @@ def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_p
         assert a.member("m1").points == b.member("m1").points == 60
         statements = [{s.party: s.total for s in e.handle(GetStatement(period="2023-11")).statements} for e in (a, b)]
         assert statements[0] == statements[1] == {"store:S1": 3 * (100 + 60)}  # the origin's, whoever sold
-    finally:
-        a.close()
-        b.close()
