@@ -146,11 +146,12 @@ class Engine:
             Decimal(str(s.price)).scaleb(network.minor_units) == self.list_price[s.id] for s in network.skus)
         self.schedule = schedule
         self._tz = ZoneInfo(network.timezone)
-        interval = settings.inventory_snapshot_interval
-        self.log = EventLog(store, snapshots=interval > 0)
+        interval, members = settings.inventory_snapshot_interval, settings.member_snapshot_interval
+        self.log = EventLog(store, snapshots=interval > 0 or members > 0)
         self.store = AggregateStore(
             self.log, keep=_kept, max_retries=settings.max_retries, recent_max=settings.members_kept,
-            snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries),
+            snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries,
+                                     {Member: members} if members > 0 else {}),
         )
         retain = settings.retain_finished_hours
         self.readmodels = ReadModels(network, retain * 3600.0 if retain is not None else None, self._events_of)

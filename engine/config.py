@@ -64,6 +64,7 @@ class EngineSettings(Struct, frozen=True, forbid_unknown_fields=True):
     retain_finished_hours: Annotated[float, Meta(gt=0)] | None = 72.0
     # the members used last stay in memory (each purchase loads its member), at most this many; 0: none
     members_kept: Annotated[int, Meta(ge=0)] = 20_000
+    member_snapshot_interval: Annotated[int, Meta(ge=0)] = 20  # a member's events between snapshots (0: none)
 
 
 class Batching(Struct, frozen=True, forbid_unknown_fields=True):

@@ -79,6 +79,9 @@ class SnapshotPolicy:
 
     every: dict[type, int] = field(default_factory=dict)
     size: Callable[[Any], int] = lambda aggregate: 0
+    # or each time a save takes an aggregate of that type past a multiple of this many versions: nothing is
+    # recorded per aggregate, for types with millions of them (members)
+    multiples: dict[type, int] = field(default_factory=dict)
 
 
 class AggregateStore:
@@ -150,7 +153,7 @@ class AggregateStore:
         or in `by_command`'s order."""
         events: list[Any] = []
         due = []
-        every = self.snapshots.every
+        every, multiples = self.snapshots.every, self.snapshots.multiples
         log = self.log
         collected = {} if by_command is not None else None
         for agg in aggregates:
@@ -158,8 +161,11 @@ class AggregateStore:
             events.extend(new)
             if collected is not None:
                 collected[agg.id] = new
-            if new and type(agg) in every and log.snapshots is not None and self._snapshot_due(agg):
-                due.append(agg)
+            if new and log.snapshots is not None:
+                kind = type(agg)
+                if kind in every and self._snapshot_due(agg) or (
+                        kind in multiples and agg.version // multiples[kind] > (agg.version - len(new)) // multiples[kind]):
+                    due.append(agg)
         if collected is not None:
             events = by_command.stored(collected)
         recordings = log.record(events)
@@ -167,7 +173,8 @@ class AggregateStore:
             snapshot_class = self.log.snapshot_class
             self.log.snapshots.put([getattr(type(agg), "Snapshot", snapshot_class).take(agg) for agg in due])
             for agg in due:
-                self._snapshot_at[agg.id] = agg.version
+                if type(agg) in every:
+                    self._snapshot_at[agg.id] = agg.version
         return recordings
 
     def _snapshot_due(self, agg: Any) -> bool:

@@ -113,3 +113,32 @@ def test_no_member_stays_in_memory_with_a_bound_of_zero():
     store.save([m])
     store._remember([m])
     assert not store.recent and store.get(m.id) is not store.get(m.id)
+
+
+def test_a_member_is_snapshotted_at_multiples_of_its_interval_and_loads_from_the_last_one():
+    """SnapshotPolicy.multiples: a snapshot each time a save takes the member past a multiple of the
+    interval, nothing recorded per member; loading it (snapshot, then the events after it) gives the
+    aggregate its whole history gives, its buckets, spends and holds as the dataclasses they were."""
+    from engine.store.aggregates import _project
+
+    log = EventLog("memory:", snapshots=True)
+    store = AggregateStore(log, keep=lambda aggregate: False, snapshots=SnapshotPolicy(multiples={Member: 10}))
+    member = Member.sign_up(member="m-1", node="S1", via="clerk", at=T0, clerk="c1")
+    store.save([member])
+    for i in range(12):  # one event a save (versions 2 to 13), then eight in one (to 21)
+        member.earn(40 + i, f"order/{i}", T0 + i, expires_at=T0 + 10**6 + i)
+        store.save([member])
+    member.spend(30, "order/x", T0 + 20)
+    member.reserve(20, "g1", T0 + 21, gift="mug", node="S1", sku="A", until=T0 + 9000)
+    member.rebind("S2", "c2", None, "moved", T0 + 22)
+    for i in range(5):
+        member.earn(10, f"pos/S1/p{i}", T0 + 23 + i)
+    store.save([member])
+    assert [s.originator_version for s in log.snapshots.get(member.id)] == [10, 21]
+    assert not store._snapshot_at  # nothing kept per member
+    loaded = store.get(member.id)
+    whole = _project(None, log.events.get(member.id))
+    assert {k: v for k, v in vars(loaded).items() if k != "_pending_events"} == \
+        {k: v for k, v in vars(whole).items() if k != "_pending_events"}
+    assert loaded.version == 21 and type(loaded.buckets["order/3"]).__name__ == "Bucket"
+    assert loaded.holds["g1"].points == 20 and loaded.available(T0 + 30) == whole.available(T0 + 30)
