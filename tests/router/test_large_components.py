@@ -296,19 +296,29 @@ def test_with_the_budget_spent_before_the_priced_lp_the_priced_answer_is_repaire
 
 def test_a_large_must_assign_component_searches_until_three_quarters_of_the_budget():
     # the last quarter bought little on C-E 40 x 1000 and absorbs what runs past the deadline under load
+    from engine.routing import optimal as module
+
     problem = to_problem(gap("D", 40, 1000, 1))
     calls = []  # (when the rounds were called, the deadline they were given)
+    components = []  # (when each component started, the deadline it was given)
+    solve_component = module._solve_component
 
     def rounds(local, chosen, deadline, first_by=None):
         calls.append((time.perf_counter(), deadline))
         return improve_in_rounds(local, chosen, deadline, first_by)
 
+    def component(work, orders, large, parts, stock, capacity, deadline, *args, **kwargs):
+        components.append((time.perf_counter(), deadline))
+        return solve_component(work, orders, large, parts, stock, capacity, deadline, *args, **kwargs)
+
     # 2 s, not the router's 0.2: on a loaded machine the repair before the rounds may take a second
-    end = time.perf_counter() + 2.0
-    with patch("engine.routing.optimal.improve_in_rounds", side_effect=rounds):
+    with patch("engine.routing.optimal.improve_in_rounds", side_effect=rounds), \
+            patch("engine.routing.optimal._solve_component", side_effect=component):
         optimal = solve_optimal(problem, time_limit_s=2.0)
-    # the share is of the time left when the component starts, which is no later than the rounds' call
+    # the share is of the time left when the component starts, which is no later than the rounds' call; of the
+    # component's own deadline (a component past the budget on a loaded machine still gets its minimum)
     called, deadline = calls[0]
+    end = [given for started, given in components if started <= called][-1]
     assert end - deadline >= (1 - SEARCH_SHARE) * (end - called) - 1e-6
     assert optimal.status == "feasible"
     assert violations(problem, optimal.parts) == []
