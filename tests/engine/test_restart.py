@@ -71,6 +71,34 @@ def test_inventories_are_snapshotted_and_load_from_the_snapshot(durable_url):
 
 
 @durable
+def test_members_are_snapshotted_and_a_restarted_engine_loads_them_from_the_snapshot(durable_url):
+    from domain.commands import SellOverCounter, SignUpMember
+
+    settings = EngineSettings(member_snapshot_interval=5)
+    network = small_network(stock={"S1": {"A": 5}, "S2": {"B": 50}, "S3": {}, "K1": {}})
+    engine = Engine(network, settings, clock=SimClock(T0), store=durable_url).start()
+    try:
+        engine.sign_up(SignUpMember(member="m1", node="S1"))
+        for i in range(12):  # one PointsEarned a sale
+            engine.handle(SellOverCounter(node="S2", sale_id=f"p{i}", lines=[Line("B", 1, unit_price=1000)],
+                                          member="m1"))
+        points = engine.member("m1").points
+    finally:
+        engine.close()
+    again = Engine(network, settings, clock=SimClock(T0), store=durable_url).start()
+    try:
+        member_id = ids.member_id("m1")
+        assert [s.originator_version for s in again.log.snapshots.get(member_id)] == [5, 10]
+        loaded = again.store.get(member_id)
+        replayed = project_aggregate(None, again.log.events.get(member_id))
+        assert vars(loaded) == vars(replayed) and loaded.version == 13 and points == 12 * 10
+        again.handle(SellOverCounter(node="S2", sale_id="p12", lines=[Line("B", 1, unit_price=1000)], member="m1"))
+        assert again.member("m1").points == points + 10
+    finally:
+        again.close()
+
+
+@durable
 def test_an_inventory_holding_many_open_reservations_is_snapshotted_less_often(durable_url):
     """Snapshots every `interval` events, or every as many events as the node holds open reservations."""
     network = small_network(stock={"S1": {"A": 1000}})
