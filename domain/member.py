@@ -289,7 +289,7 @@ class Member(Aggregate):
         require_positive(points, field)
         if self._repeat(ref, points):
             return
-        self._spent(points=points, ref=ref, at=at, buckets=self._take(points, at, field, "spend"))
+        trigger(self, self.PointsSpent, points=points, ref=ref, at=at, buckets=self._take(points, at, field, "spend"))
 
     def redeem(self, points: int, gift: str, ref: str, at: float) -> None:
         """Points for a gift sent to the member: a spend that names the gift."""
@@ -454,9 +454,16 @@ class Member(Aggregate):
             buckets = fefo(self._usable(at), points)
         self._spend(ref, points, buckets)
 
-    @event("PointsSpent")
-    def _spent(self, points: int, ref: str, at: float, buckets: dict[str, int]) -> None:
-        self._spend(ref, points, buckets)
+    class PointsSpent(Aggregate.Event):
+        # triggered directly (domain/trigger.py): points used at a checkout, online or at the counter (the same
+        # stored JSON)
+        points: int
+        ref: str
+        at: float
+        buckets: dict[str, int]
+
+        def apply(self, member: "Member") -> None:
+            member._spend(self.ref, self.points, self.buckets)
 
     def _spend(self, ref: str, points: int, buckets: dict[str, int]) -> None:
         for k, n in buckets.items():

@@ -66,3 +66,23 @@ def test_points_earned_triggered_directly_store_what_the_event_method_stored():
         copy = mapper.to_domain_event(s).mutate(copy)
     state = lambda m: {k: v for k, v in vars(m).items() if k not in ("_created_on", "_modified_on")}  # noqa: E731
     assert state(copy) == state(mem) and copy.buckets["order/x/S1"].left == 40 and copy.version == 3
+
+
+def test_points_spent_triggered_directly_store_what_the_event_method_stored():
+    """Member.PointsSpent is triggered directly too: b8a2b92's bytes, and a replay."""
+    from engine.store.eventlog import EventLog
+
+    log = EventLog("memory:")
+    mem = Member.sign_up(member="m-1", node="S1", via="clerk", at=1000.0, clerk="c1")
+    mem.earn(40, "order/1", 1001.0, expires_at=90000.0)
+    mem.earn(30, "order/2", 1002.0)
+    mem.spend(50, "order/3", 1003.0)
+    mem.spend(50, "order/3", 1003.0)  # a repeat: nothing
+    log.save(mem)
+    rows = list(log.recorder.select_notifications(1, 10))
+    assert [(n.topic, n.state[n.state.index(b'"points"'):]) for n in rows if n.topic.endswith("Spent")] == [
+        ("domain.member:Member.PointsSpent", b'"points":50,"ref":"order/3","at":1003.0,"buckets":{"order/1":40,'
+                                             b'"order/2":10}}')]
+    again = log.repository.get(mem.id)
+    assert again.version == 4 and {k: b.left for k, b in again.buckets.items()} == {"order/1": 0, "order/2": 20}
+    assert again.spends == mem.spends
