@@ -150,6 +150,7 @@ class Engine:
         self.log = EventLog(store, snapshots=interval > 0 or members > 0)
         self.store = AggregateStore(
             self.log, keep=_kept, max_retries=settings.max_retries, recent_max=settings.members_kept,
+            absent_kept=frozenset({ids.BENEFIT_RULES_ID}),
             snapshots=SnapshotPolicy({NodeInventory: interval} if interval > 0 else {}, _open_entries,
                                      {Member: members} if members > 0 else {}),
         )

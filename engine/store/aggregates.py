@@ -91,7 +91,11 @@ class AggregateStore:
     event log when a command needs them."""
 
     def __init__(self, log: EventLog, keep: Callable[[Any], bool | str] = lambda aggregate: True,
-                 snapshots: SnapshotPolicy = SnapshotPolicy(), max_retries: int = 5, recent_max: int = 0):
+                 snapshots: SnapshotPolicy = SnapshotPolicy(), max_retries: int = 5, recent_max: int = 0,
+                 absent_kept: frozenset[UUID] = frozenset()):
+        """`absent_kept`: ids whose absence from the store is remembered once seen, until dropped (the rule
+        book: every member's purchase asks for it, and many stores never have one). They must be of
+        aggregates `keep` keeps: once saved, memory answers for them first."""
         self.log = log
         self.keep = keep
         self.snapshots = snapshots
@@ -101,6 +105,8 @@ class AggregateStore:
         # (benchmarks/README.md, nineteenth round); there can be millions of them, so only the last used stay
         self.recent: OrderedDict[UUID, Any] = OrderedDict()
         self.recent_max = recent_max
+        self.absent_kept = absent_kept
+        self.absent: set[UUID] = set()  # of absent_kept, those looked up and not found
         self.conflicts = 0  # saves refused for a version another writer took (then retried)
         self._snapshot_at: dict[UUID, int] = {}  # version of the last snapshot taken (or of the aggregate loaded)
 
@@ -113,9 +119,13 @@ class AggregateStore:
         if agg is not None:
             self.recent.move_to_end(aggregate_id)
             return agg
+        if aggregate_id in self.absent:
+            return None
         try:
             agg = self.log.repository.get(aggregate_id, projector_func=_project)
         except AggregateNotFoundError:
+            if aggregate_id in self.absent_kept:
+                self.absent.add(aggregate_id)
             return None
         if type(agg) in self.snapshots.every:
             self._snapshot_at.setdefault(agg.id, agg.version)  # or earlier: the next one comes no later
@@ -191,6 +201,7 @@ class AggregateStore:
         """Drops one aggregate from memory (another writer changed it): loaded again when needed."""
         self.cached.pop(aggregate_id, None)
         self.recent.pop(aggregate_id, None)
+        self.absent.discard(aggregate_id)
 
     def _forget(self, touched: Iterable[Any], stale: bool) -> None:
         """Drops what a failed command changed (or, after a version conflict,

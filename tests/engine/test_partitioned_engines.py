@@ -368,11 +368,15 @@ def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_p
     from domain.commands import GetStatement, PublishBenefitRules, SellOverCounter, SignUpMember
 
     with west_and_east(tmp_path) as (a, b, _):
-        a.handle(PublishBenefitRules(rules=RuleSet(version="R1", effective_from=T0, window_months=3,
-                                                   roles={"store": RoleRate(300, fixed=100)})))
-        a.sign_up(SignUpMember(member="m1", node="S1"))
         sale = lambda node, n: SellOverCounter(node=node, sale_id=f"p{n}", lines=[Line("A", 1, unit_price=2000)],  # noqa: E731
                                                member="m1")
+        a.sign_up(SignUpMember(member="m1", node="S1"))
+        b.catch_up()
+        b.handle(sale("S3", 0))  # no rule book yet: b remembers its absence
+        assert ids.BENEFIT_RULES_ID in b.store.absent
+        a.handle(PublishBenefitRules(rules=RuleSet(version="R1", effective_from=T0, window_months=3,
+                                                   roles={"store": RoleRate(300, fixed=100)})))
+        a.catch_up()  # b's sale changed m1
         a.handle(sale("S1", 1))
         m1 = ids.member_id("m1")
         assert m1 in a.store.recent
@@ -384,6 +388,7 @@ def test_a_member_kept_in_memory_is_dropped_when_another_engine_changes_it(tmp_p
         assert a.store.conflicts == 0  # a started from the store, not from its stale copy
         a.catch_up()
         b.catch_up()
-        assert a.member("m1").points == b.member("m1").points == 60
+        assert a.member("m1").points == b.member("m1").points == 80
         statements = [{s.party: s.total for s in e.handle(GetStatement(period="2023-11")).statements} for e in (a, b)]
-        assert statements[0] == statements[1] == {"store:S1": 3 * (100 + 60)}  # the origin's, whoever sold
+        # the origin's, whoever sold: three sales under the rules (b's after it followed a's publication), one before
+        assert statements[0] == statements[1] == {"store:S1": 3 * (100 + 60)}

@@ -142,3 +142,26 @@ def test_a_member_is_snapshotted_at_multiples_of_its_interval_and_loads_from_the
         {k: v for k, v in vars(whole).items() if k != "_pending_events"}
     assert loaded.version == 21 and type(loaded.buckets["order/3"]).__name__ == "Bucket"
     assert loaded.holds["g1"].points == 20 and loaded.available(T0 + 30) == whole.available(T0 + 30)
+
+
+def test_an_absence_kept_is_looked_up_once_and_forgotten_when_dropped():
+    """absent_kept: the rule book's absence is remembered (a store lookup at every member's purchase
+    before); once saved it is found in memory, and a drop (another engine wrote it) forgets the absence."""
+    from domain import ids
+    from domain.benefit import BenefitRules
+
+    log = EventLog("memory:")
+    store = AggregateStore(log, absent_kept=frozenset({ids.BENEFIT_RULES_ID}))
+    lookups = []
+    get = log.repository.get
+    log.repository.get = lambda *a, **k: lookups.append(a[0]) or get(*a, **k)
+    assert store.get(ids.BENEFIT_RULES_ID) is None and store.get(ids.BENEFIT_RULES_ID) is None
+    assert lookups == [ids.BENEFIT_RULES_ID]  # once
+    other = Member.sign_up(member="m-9", node="S1", via="qr", at=T0)
+    assert store.get(other.id) is None and store.get(other.id) is None and lookups.count(other.id) == 2  # not kept
+    book = BenefitRules(at=T0)
+    store.save([book])
+    store._remember([book])
+    assert store.get(ids.BENEFIT_RULES_ID) is book
+    store.drop(ids.BENEFIT_RULES_ID)
+    assert store.get(ids.BENEFIT_RULES_ID).id == book.id and lookups.count(ids.BENEFIT_RULES_ID) == 2
