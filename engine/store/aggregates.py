@@ -99,6 +99,7 @@ class AggregateStore:
         self.log = log
         self.keep = keep
         self.snapshots = snapshots
+        self._snapshotted = frozenset(snapshots.every) | frozenset(snapshots.multiples)
         self.max_retries = max_retries
         self.cached: dict[UUID, Any] = {}
         # a member's purchase loads it by replaying its history, about half of its hand-over's step
@@ -163,7 +164,7 @@ class AggregateStore:
         or in `by_command`'s order."""
         events: list[Any] = []
         due = []
-        every, multiples = self.snapshots.every, self.snapshots.multiples
+        every, multiples, snapshotted = self.snapshots.every, self.snapshots.multiples, self._snapshotted
         log = self.log
         collected = {} if by_command is not None else None
         for agg in aggregates:
@@ -171,7 +172,7 @@ class AggregateStore:
             events.extend(new)
             if collected is not None:
                 collected[agg.id] = new
-            if new and log.snapshots is not None:
+            if new and type(agg) in snapshotted and log.snapshots is not None:  # (one lookup for an order)
                 kind = type(agg)
                 if kind in every and self._snapshot_due(agg) or (
                         kind in multiples and agg.version // multiples[kind] > (agg.version - len(new)) // multiples[kind]):
