@@ -1,8 +1,8 @@
 """Runs the engine on one thread (it is the single writer of its nodes) and
 gathers submitted orders into micro-batches by the batching rule
 (engine.config.Batching, the simulations' too). Other write commands wait
-for no window: those queued while the thread is busy are committed
-together when it gets to them (`offer_write`, engine/writes.py). The
+`write_window_ms` for more, then all that queued by then are committed
+together (`offer_write`, engine/writes.py). The
 orders' queue is bounded twice: by count (`max_queue`) and by time
 (`max_wait_ms`: the orders ahead would take longer than that to route,
 judged by how fast full batches drained the queue lately). Past either
@@ -26,7 +26,6 @@ from domain.commands import SubmitOrder
 from engine.app import Engine
 from engine.config import Backpressure, Batching
 from engine.threads import name_os_thread
-from engine.writes import handle_writes
 
 
 # a batch held up longer (a store waiting on a lock) lets reading go on: the queue's bounds then answer
@@ -126,10 +125,9 @@ class EngineWorker:
         return fut
 
     def offer_write(self, cmd: Any, to: Any) -> None:
-        """Queues a write command. It runs with every write waiting when the
-        engine's thread gets to them, in one transaction and one commit (group
-        commit, engine.writes): none waits for a window, and under load a
-        commit serves many. Its result (a reply or the error it met) goes,
+        """Queues a write command. After the write window it runs with every
+        write waiting by then, in one transaction and one commit (group
+        commit, engine.writes): under load a commit serves many. Its result (a reply or the error it met) goes,
         with the rest of its group, to `answer(...)` as `(to, result)`, or
         to `to` itself where that is a future (`write`)."""
         self._writes.append((cmd, to))
@@ -170,7 +168,7 @@ class EngineWorker:
         self.write_groups += 1
         self.writes += len(group)
         try:
-            results = handle_writes(self.engine, [cmd for cmd, _ in group])
+            results = self.engine.handle_writes([cmd for cmd, _ in group])
         except Exception as e:  # noqa: BLE001 (every caller hears of it)
             results = [e] * len(group)
         return list(zip((to for _, to in group), results))

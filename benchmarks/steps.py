@@ -180,38 +180,40 @@ def rules(effective_from: float) -> PublishBenefitRules:
         roles={"clerk": RoleRate(200), "manager": RoleRate(100), "store": RoleRate(300), "dealer": RoleRate(200)}))
 
 
-async def enrol(url: str, signups: list[SignUpMember], in_flight: int = 200) -> None:
-    """The rules published (in force half a second on) and the members signed up, over NATS."""
+async def ask_all(url: str, asks: list[tuple[str, Any]], in_flight: int = 400) -> list[tuple[bool, Any]]:
+    """Each (subject, command) asked over NATS, `in_flight` at a time, in order: (False, its reply's JSON),
+    or (True, the service's error) where it was refused."""
     import nats
 
     nc = await nats.connect(url)
     gate = asyncio.Semaphore(in_flight)
 
-    async def ask(subject: str, cmd: Any) -> None:
+    async def one(subject: str, cmd: Any) -> tuple[bool, Any]:
         async with gate:
             msg = await nc.request(subject, msgspec.json.encode(cmd), timeout=30)
-        if (msg.headers or {}).get("Nats-Service-Error"):
-            raise SystemExit(f"{subject} refused: {msg.data.decode()}")
+        error = (msg.headers or {}).get("Nats-Service-Error")
+        return (True, error) if error else (False, json.loads(msg.data))
 
     try:
-        await ask("o2o.benefit.rules.publish", rules(time.time() + 0.5))
-        await asyncio.gather(*(ask("o2o.members.signup", s) for s in signups))
-        await asyncio.sleep(0.5)
+        return await asyncio.gather(*(one(subject, cmd) for subject, cmd in asks))
     finally:
         await nc.close()
+
+
+async def enrol(url: str, signups: list[SignUpMember]) -> None:
+    """The rules published (in force half a second on) and the members signed up, over NATS."""
+    for asks in ([("o2o.benefit.rules.publish", rules(time.time() + 0.5))],
+                 [("o2o.members.signup", s) for s in signups]):
+        refused = next((reply for (no, reply) in await ask_all(url, asks) if no), None)
+        if refused is not None:
+            raise SystemExit(f"{asks[0][0]} refused: {refused}")
+    await asyncio.sleep(0.5)
 
 
 async def earning(url: str, signups: list[SignUpMember]) -> int:
     """How many of the members hold points now (their purchases handed over earned them), over NATS."""
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        replies = await asyncio.gather(*(nc.request("o2o.members.get", msgspec.json.encode({"member": s.member}),
-                                                    timeout=30) for s in signups))
-    finally:
-        await nc.close()
-    return sum(1 for r in replies if json.loads(r.data).get("points", 0) > 0)
+    replies = await ask_all(url, [("o2o.members.get", {"member": s.member}) for s in signups])
+    return sum(1 for refused, reply in replies if not refused and reply.get("points", 0) > 0)
 
 
 def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], signups: list[SignUpMember],
@@ -253,25 +255,12 @@ def over_nats(args: argparse.Namespace, plans: list[Plan], orders: list[Any], si
     return runs
 
 
-async def place(url: str, orders: list[Any], in_flight: int = 400) -> list[list[tuple[str, str, str]]]:
+async def place(url: str, orders: list[Any]) -> list[list[tuple[str, str, str]]]:
     """Each order placed; the (order id, node, mode) of each part routed (none for one not routed)."""
-    import nats
-
-    nc = await nats.connect(url)
-    gate = asyncio.Semaphore(in_flight)
-
-    async def one(cmd: Any) -> list[tuple[str, str, str]]:
-        async with gate:
-            msg = await nc.request(SUBMIT, msgspec.json.encode(cmd), timeout=30)
-        reply = json.loads(msg.data) if not (msg.headers or {}).get("Nats-Service-Error") else {}
-        if reply.get("status") != "routed":
-            return []
-        return [(reply["order_id"], p["node"], cmd.mode) for p in reply["parts"]]
-
-    try:
-        return await asyncio.gather(*(one(cmd) for cmd in orders))
-    finally:
-        await nc.close()
+    replies = await ask_all(url, [(SUBMIT, cmd) for cmd in orders])
+    return [[(reply["order_id"], p["node"], cmd.mode) for p in reply["parts"]]
+            if not refused and reply.get("status") == "routed" else []
+            for cmd, (refused, reply) in zip(orders, replies)]
 
 
 def taking(lives: list[list[tuple[str, str, str]]], steps: int) -> tuple[list, list]:

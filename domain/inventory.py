@@ -64,9 +64,7 @@ class NodeInventory(Aggregate):
 
         def apply(self, inv: "NodeInventory") -> None:
             _unhold(inv, self.order_id, self.lines)
-            on_hand = inv.on_hand
-            for sku, qty in self.lines.items():
-                on_hand[sku] -= qty
+            _off_shelf(inv, self.lines)
 
     class SoldOverCounter(Aggregate.Event):
         """A counter sale's goods off the shelf: triggered directly, as Consumed (every sale has one)."""
@@ -84,9 +82,7 @@ class NodeInventory(Aggregate):
             cutoff = self.at - POS_DEDUP_SECONDS
             while (oldest := next(iter(pos))) != self.sale_id and pos[oldest] <= cutoff:
                 del pos[oldest]
-            on_hand = inv.on_hand
-            for sku, qty in self.lines.items():
-                on_hand[sku] -= qty
+            _off_shelf(inv, self.lines)
 
     @staticmethod
     def create_id(node_id: str, at: float) -> object:
@@ -259,6 +255,13 @@ def _unhold(inv: NodeInventory, order_id: str, lines: dict[str, int]) -> None:
     reserved = inv.reserved
     for sku, qty in lines.items():
         reserved[sku] -= qty
+
+
+def _off_shelf(inv: NodeInventory, lines: dict[str, int]) -> None:
+    """Goods gone from the node: handed over (Consumed) or sold at the counter."""
+    on_hand = inv.on_hand
+    for sku, qty in lines.items():
+        on_hand[sku] -= qty
 
 
 class Holding:

@@ -85,6 +85,24 @@ class PartMoved(Aggregate.Event):
         order.parts[self.node].status = self.status
 
 
+class PartGivenBack(Aggregate.Event):
+    """A part its node gave back (Order.Declined, Expired): routed again elsewhere."""
+
+    def apply(self, order: "Order") -> None:
+        order._give_back(self.node)  # type: ignore[attr-defined]
+
+
+class OrderEnded(Aggregate.Event):
+    """The order ended without being served (Order.Rejected, Cancelled): each class says its outcome."""
+
+    outcome: ClassVar[str] = ""
+
+    def apply(self, order: "Order") -> None:
+        order.outcome = self.outcome
+        order.reason = self.reason  # type: ignore[attr-defined]
+        order.parts = {}
+
+
 class Order(Aggregate):
     # The events every order has (placed, routed, its steps) are classes of their
     # own, triggered directly (domain/trigger.py): the @event decorator's argument
@@ -131,16 +149,12 @@ class Order(Aggregate):
     # an order the engine rejects is refunded and rejected in the batch that
     # routed it: triggered directly too (they were @event methods; the same
     # topics, fields and stored JSON)
-    class Rejected(Aggregate.Event):
+    class Rejected(OrderEnded):
         reason: str
         lost: list[Loss]
         released: list[str]
         at: float
-
-        def apply(self, order: "Order") -> None:
-            order.outcome = "rejected"
-            order.reason = self.reason
-            order.parts = {}
+        outcome = "rejected"
 
     class Refunded(Aggregate.Event):
         refund_id: str
@@ -166,20 +180,14 @@ class Order(Aggregate):
     class Accepted(PartMoved):
         status = "accepted"
 
-    class Declined(Aggregate.Event):
+    class Declined(PartGivenBack):
         node: str
         reason: str
         at: float
 
-        def apply(self, order: "Order") -> None:
-            order._give_back(self.node)
-
-    class Expired(Aggregate.Event):
+    class Expired(PartGivenBack):
         node: str
         at: float
-
-        def apply(self, order: "Order") -> None:
-            order._give_back(self.node)
 
     class Picked(PartMoved):
         status = "picked"
@@ -200,15 +208,11 @@ class Order(Aggregate):
             if not order.pending and all(p.status == "handed_over" for p in order.parts.values()):
                 order.outcome = "completed"
 
-    class Cancelled(Aggregate.Event):
+    class Cancelled(OrderEnded):
         reason: str
         released: list[str]
         at: float
-
-        def apply(self, order: "Order") -> None:
-            order.outcome = "cancelled"
-            order.reason = self.reason
-            order.parts = {}
+        outcome = "cancelled"
 
     def __init__(
         self,

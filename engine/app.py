@@ -71,12 +71,12 @@ def _kept(aggregate: Any) -> bool | str:
         return aggregate.outcome is None
     if cls is NodeInventory:
         return True
+    if cls is Member:
+        return RECENT
     if isinstance(aggregate, (NodeInventory, BenefitRules)):
         return True
     if isinstance(aggregate, PartyLedger):
         return aggregate.reference is None  # until paid; a period's close drops its ledgers too
-    if cls is Member:
-        return RECENT
     return isinstance(aggregate, Order) and aggregate.outcome is None
 
 
